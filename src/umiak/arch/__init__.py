@@ -1,0 +1,1 @@
+"""Architecture support: how guest CPU structures look in memory."""

@@ -1,0 +1,86 @@
+"""4-level x86-64 page tables kept in guest RAM and edited by the host.
+
+Rules that PVM's shadow MMU imposes (see ARCHITECTURE.md): non-leaf entries are
+written once and never changed, page-table pages are never freed or reused, and
+a leaf change that lowers permissions must be followed by an invalidation of the
+frames involved (the platform's job, not this module's).
+"""
+
+from collections.abc import Callable
+
+PTE_P = 1
+PTE_RW = 1 << 1
+PTE_US = 1 << 2
+PTE_A = 1 << 5
+PTE_D = 1 << 6
+PTE_NX = 1 << 63
+ADDR_MASK = 0x000F_FFFF_FFFF_F000
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+
+# Non-leaf entries allow everything; the leaf decides.
+_TABLE_BITS = PTE_P | PTE_RW | PTE_US | PTE_A
+
+
+def pte_bits(prot: int, user: bool = True) -> int:
+    """Leaf bits for mmap protections; 0 (not present) for PROT_NONE.
+
+    Accessed and dirty are preset so the CPU never has to write them back.
+    """
+    if not prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+        return 0
+    bits = PTE_P | PTE_A | PTE_D
+    if user:
+        bits |= PTE_US
+    if prot & PROT_WRITE:
+        bits |= PTE_RW
+    if not prot & PROT_EXEC:
+        bits |= PTE_NX
+    return bits
+
+
+class PageTables:
+    """The guest's one address space: a PML4 and the tables under it."""
+
+    def __init__(self, ram_q: memoryview, alloc_table: Callable[[], int]):
+        # ram_q: guest RAM cast to 64-bit words; alloc_table returns the guest
+        # physical address of a fresh zeroed page that is never given back.
+        self._q = ram_q
+        self._alloc = alloc_table
+        self.root = alloc_table()
+        self._leaf_tables: dict[int, int] = {}  # va >> 21 -> word index of its PT
+
+    def _leaf_table(self, va: int, create: bool) -> int | None:
+        key = va >> 21
+        idx = self._leaf_tables.get(key)
+        if idx is not None:
+            return idx
+        q = self._q
+        table = self.root
+        for shift in (39, 30, 21):
+            slot = table // 8 + ((va >> shift) & 511)
+            entry = q[slot]
+            if not entry & PTE_P:
+                if not create:
+                    return None
+                new = self._alloc()
+                q[slot] = new | _TABLE_BITS
+                table = new
+            else:
+                table = entry & ADDR_MASK
+        idx = table // 8
+        self._leaf_tables[key] = idx
+        return idx
+
+    def set(self, va: int, pa: int, bits: int) -> int:
+        """Point the 4 KiB page at va to frame pa with the given leaf bits; returns the old entry."""
+        idx = self._leaf_table(va, True) + ((va >> 12) & 511)
+        old = self._q[idx]
+        self._q[idx] = (pa | bits) if bits else 0
+        return old
+
+    def get(self, va: int) -> int:
+        idx = self._leaf_table(va, False)
+        if idx is None:
+            return 0
+        return self._q[idx + ((va >> 12) & 511)]

@@ -1,0 +1,54 @@
+"""CPU platforms: the guest CPU and guest memory behind one interface.
+
+`kvm` runs guest code natively under hardware virtualization; `emu` runs it on
+Unicorn's software CPU. Nothing above this package knows which one runs.
+"""
+
+from umiak.platform.base import ExitKind, Fault, Platform, Vcpu
+
+__all__ = ["ExitKind", "Fault", "Platform", "Vcpu", "open_platform", "available_platforms"]
+
+PLATFORM_NAMES = ("kvm", "emu")
+
+
+def _problem(name: str) -> str | None:
+    if name == "kvm":
+        from umiak.platform.kvm.device import kvm_problem
+        return kvm_problem()
+    if name == "emu":
+        from umiak.platform.emu import emu_problem
+        return emu_problem()
+    return f"unknown platform {name!r} (choose from {', '.join(PLATFORM_NAMES)}, auto)"
+
+
+def available_platforms() -> dict[str, str | None]:
+    """Each platform name mapped to None when usable here, else why not."""
+    return {name: _problem(name) for name in PLATFORM_NAMES}
+
+
+def choose_platform(name: str = "auto") -> tuple[str, str]:
+    """Resolve 'auto' (kvm when usable, else emu); returns (name, reason)."""
+    from umiak.errors import PlatformUnavailable
+    if name != "auto":
+        problem = _problem(name)
+        if problem:
+            raise PlatformUnavailable(f"platform {name}: {problem}")
+        return name, f"{name} requested"
+    kvm = _problem("kvm")
+    if kvm is None:
+        return "kvm", "auto: /dev/kvm is usable"
+    emu = _problem("emu")
+    if emu is None:
+        return "emu", f"auto: kvm unusable ({kvm})"
+    raise PlatformUnavailable(f"no platform can run here: kvm: {kvm}; emu: {emu}")
+
+
+def open_platform(name: str, mem_size: int) -> Platform:
+    """Create a fresh VM of the named platform with mem_size bytes of guest RAM."""
+    if name == "kvm":
+        from umiak.platform.kvm.machine import KvmPlatform
+        return KvmPlatform(mem_size)
+    if name == "emu":
+        from umiak.platform.emu.machine import EmuPlatform
+        return EmuPlatform(mem_size)
+    raise ValueError(name)

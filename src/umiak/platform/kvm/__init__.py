@@ -1,0 +1,1 @@
+"""KVM platform: guest code runs natively under hardware virtualization (or PVM)."""

@@ -1,0 +1,379 @@
+"""The KVM platform: one VM, guest RAM in one host mapping, vCPUs driven by sync regs.
+
+Every exit a guest makes is an MMIO store from a stub (see arch/x86_64/stubs.py);
+registers travel through kvm_run's sync-regs area, so a syscall costs one
+KVM_RUN and no other ioctl.
+"""
+
+import ctypes
+import fcntl
+import mmap
+import os
+import struct
+
+from umiak.arch.x86_64 import cpu, descriptors, stubs
+from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
+from umiak.errors import PlatformUnavailable, UmiakError
+from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault
+from umiak.platform.kvm import api
+from umiak.platform.kvm.device import flavour, open_kvm
+
+PAGE = 4096
+MASK64 = (1 << 64) - 1
+# Kernel area: guest-virtual, lower canonical half (PVM faults on upper-half kernels).
+KBASE = 0x4000_0000_0000
+MMIO_VA = KBASE + 0x8000_0000
+# Guest-physical layout of the reserved low region.
+GDT_PA = 0x1000
+TSS_PA = 0x1800
+IDT_PA = 0x2000
+STUBS_PA = 0x3000
+IST_PA, IST_TOP_PA = 0x4000, 0x8000
+TABLES_PA = 0x8000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+
+
+def _ioctl(fd: int, req: int, arg) -> int:
+    ret = _libc.ioctl(fd, req, ctypes.byref(arg) if arg is not None else None)
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
+def _runs(frames: list[int]):
+    """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
+    start = prev = None
+    for pa in sorted(frames):
+        if start is None:
+            start = prev = pa
+        elif pa == prev + PAGE:
+            prev = pa
+        elif pa != prev:
+            yield start, prev + PAGE - start
+            start = prev = pa
+    if start is not None:
+        yield start, prev + PAGE - start
+
+
+class KvmPlatform:
+    """A KVM virtual machine with guest RAM, page tables and the kernel stubs mapped."""
+
+    name = "kvm"
+
+    def __init__(self, mem_size: int):
+        self.flavour = flavour()
+        self.mem_size = mem_size
+        self._kvm = open_kvm()
+        self._vcpus: list["KvmVcpu"] = []
+        try:
+            self._setup(mem_size)
+        except OSError as e:
+            self.close()
+            raise PlatformUnavailable(f"KVM refused to create the VM: {e.strerror}") from None
+
+    def _setup(self, mem_size: int) -> None:
+        if fcntl.ioctl(self._kvm, api.KVM_GET_API_VERSION, 0) != api.KVM_API_VERSION:
+            raise PlatformUnavailable("unsupported KVM API version")
+        if not fcntl.ioctl(self._kvm, api.KVM_CHECK_EXTENSION, api.KVM_CAP_SYNC_REGS):
+            raise PlatformUnavailable("KVM lacks KVM_CAP_SYNC_REGS")
+        self._vm = fcntl.ioctl(self._kvm, api.KVM_CREATE_VM, 0)
+        self._run_size = fcntl.ioctl(self._kvm, api.KVM_GET_VCPU_MMAP_SIZE, 0)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
+        self._mem = mmap.mmap(-1, mem_size, flags=flags)
+        self.ram = memoryview(self._mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
+        _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
+        self._cpuid = self._supported_cpuid()
+
+        # Page tables get a pool of their own that is never given back.
+        reserved = max(4 << 20, (mem_size // 128) & ~(PAGE - 1))
+        if mem_size < reserved + (4 << 20):
+            raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
+        self._next_table, self._tables_end = TABLES_PA, reserved
+        self.usable = (reserved, mem_size)
+        self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
+
+        mmio_gpa = (mem_size + (1 << 30) - 1) & ~((1 << 30) - 1)
+        self._mmio_syscall = mmio_gpa
+        self._mmio_exception = mmio_gpa + 8
+        code, self.syscall_entry, exc_entries = stubs.build_stubs(
+            KBASE + STUBS_PA, MMIO_VA, MMIO_VA + 8)
+        self.ram[STUBS_PA:STUBS_PA + len(code)] = code
+        gdt = descriptors.gdt_image(KBASE + TSS_PA)
+        self._gdt_limit = len(gdt) - 1
+        self.ram[GDT_PA:GDT_PA + len(gdt)] = gdt
+        self.ram[TSS_PA:TSS_PA + 104] = descriptors.tss_image(KBASE + IST_TOP_PA)
+        idt = descriptors.idt_image(exc_entries)
+        self.ram[IDT_PA:IDT_PA + len(idt)] = idt
+        kdata = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX
+        for pa in range(GDT_PA, IST_TOP_PA, PAGE):
+            self.pt.set(KBASE + pa, pa, kdata)
+        # The entry stub and the exit page are reachable from CPL3: under PVM the
+        # `syscall` instruction does not leave ring 3.
+        self.pt.set(KBASE + STUBS_PA, STUBS_PA, pte_bits(5))
+        self.pt.set(MMIO_VA, mmio_gpa, pte_bits(3))
+
+    def _alloc_table(self) -> int:
+        pa = self._next_table
+        if pa >= self._tables_end:
+            raise MemoryError("guest page-table pool exhausted")
+        self._next_table = pa + PAGE
+        return pa
+
+    def _supported_cpuid(self):
+        n = 256
+        buf = api.cpuid2_type(n)()
+        buf.nent = n
+        _ioctl(self._kvm, api.KVM_GET_SUPPORTED_CPUID, buf)
+        return buf
+
+    def xcr0(self) -> int:
+        """x87|SSE|AVX and the AVX-512 states when the CPU has them."""
+        supported = 0
+        for i in range(self._cpuid.nent):
+            e = self._cpuid.entries[i]
+            if e.function == 0xD and e.index == 0:
+                supported = e.eax | (e.edx << 32)
+        return supported & 0xE7 or 3
+
+    # -- memory -------------------------------------------------------------
+    def map_page(self, va: int, pa: int, prot: int) -> None:
+        self.pt.set(va, pa, pte_bits(prot))
+
+    def unmap_page(self, va: int) -> None:
+        self.pt.set(va, 0, 0)
+
+    def invalidate(self, frames: list[int]) -> None:
+        """Drop cached translations of these frames after lowering permissions.
+
+        Changing the host protection of the backing pages makes KVM zap every
+        shadow/EPT entry for them (an MMU-notifier invalidation), which under PVM
+        is the only host-side action that is seen; under VMX/SVM the zap also
+        flushes the guest's TLB. The contents are kept.
+        """
+        for start, length in _runs(frames):
+            addr = self._hva + start
+            _libc.mprotect(addr, length, mmap.PROT_READ)
+            _libc.mprotect(addr, length, mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def discard(self, frames: list[int]) -> None:
+        """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
+        for start, length in _runs(frames):
+            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+
+    # -- vCPUs --------------------------------------------------------------
+    def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
+        vcpu = KvmVcpu(self, len(self._vcpus), entry, stack)
+        self._vcpus.append(vcpu)
+        return vcpu
+
+    def describe(self) -> str:
+        return f"kvm ({'PVM' if self.flavour == 'pvm' else 'VMX/SVM'})"
+
+    def close(self) -> None:
+        for v in self._vcpus:
+            v.close()
+        self._vcpus.clear()
+        for attr in ("_vm", "_kvm"):
+            fd = getattr(self, attr, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, attr, None)
+        # ram is exported to ctypes (for the memory slot), so the mmap cannot be
+        # closed explicitly; dropping the references frees it.
+        self.ram = None
+        self._mem = None
+
+
+def _user_segment(code: bool) -> api.Segment:
+    if code:
+        return api.Segment(0, 0xFFFFFFFF, cpu.USER_CS, 11, 1, 3, 0, 1, 1, 1, 0, 0, 0)
+    return api.Segment(0, 0xFFFFFFFF, cpu.USER_DS, 3, 1, 3, 1, 1, 0, 1, 0, 0, 0)
+
+
+class KvmVcpu:
+    """One vCPU. Its state is read and written through kvm_run's sync-regs area."""
+
+    def __init__(self, plat: KvmPlatform, index: int, entry: int, stack: int):
+        self.plat = plat
+        self.error = ""
+        self._pvm = plat.flavour == "pvm"
+        self.fd = fcntl.ioctl(plat._vm, api.KVM_CREATE_VCPU, index)
+        self._run = mmap.mmap(self.fd, plat._run_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._q = memoryview(self._run).cast("Q")
+        self._regs = self._q[api.RUN_SYNC_REGS // 8: api.RUN_SYNC_REGS // 8 + 18]
+        self._dirty = api.RUN_DIRTY_REGS // 8
+        self._fs = (api.RUN_SYNC_SREGS + api.SREGS_FS) // 8
+        self._gs = (api.RUN_SYNC_SREGS + api.SREGS_GS) // 8
+        self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
+        self._state = 0
+        self._init_state(entry, stack)
+
+    def _init_state(self, entry: int, stack: int) -> None:
+        p = self.plat
+        _ioctl(self.fd, api.KVM_SET_CPUID2, p._cpuid)  # before SREGS, or CR4.OSXSAVE is refused
+        s = api.Sregs()
+        _ioctl(self.fd, api.KVM_GET_SREGS, s)
+        s.cr0 = cpu.CR0_PE | cpu.CR0_MP | cpu.CR0_ET | cpu.CR0_NE | cpu.CR0_WP | cpu.CR0_AM | cpu.CR0_PG
+        s.cr4 = cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | cpu.CR4_OSXSAVE
+        s.cr3 = p.pt.root
+        s.efer = cpu.EFER_SCE | cpu.EFER_LME | cpu.EFER_LMA | cpu.EFER_NXE
+        s.cs = _user_segment(True)
+        s.ss = s.ds = s.es = _user_segment(False)
+        s.fs = _user_segment(False)
+        s.gs = _user_segment(False)
+        s.fs.selector = s.gs.selector = 0
+        s.tr = api.Segment(KBASE + TSS_PA, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+        s.ldt = api.Segment(0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
+        s.gdt.base, s.gdt.limit = KBASE + GDT_PA, p._gdt_limit
+        s.idt.base, s.idt.limit = KBASE + IDT_PA, stubs.NUM_VECTORS * 16 - 1
+        _ioctl(self.fd, api.KVM_SET_SREGS, s)
+        xcrs = api.Xcrs()
+        xcrs.nr_xcrs = 1
+        xcrs.xcrs[0].xcr = 0
+        xcrs.xcrs[0].value = p.xcr0()
+        _ioctl(self.fd, api.KVM_SET_XCRS, xcrs)
+        msrs = api.msrs_type(4)()
+        msrs.nmsrs = 4
+        values = [(cpu.MSR_STAR, (cpu.KERNEL_CS << 32) | ((cpu.USER32_CS & ~3) << 48)),
+                  (cpu.MSR_LSTAR, p.syscall_entry), (cpu.MSR_CSTAR, p.syscall_entry),
+                  (cpu.MSR_SFMASK, cpu.SYSCALL_FLAG_MASK)]
+        for i, (idx, val) in enumerate(values):
+            msrs.entries[i].index, msrs.entries[i].data = idx, val
+        if _ioctl(self.fd, api.KVM_SET_MSRS, msrs) != 4:
+            raise PlatformUnavailable("KVM refused the syscall MSRs")
+        r = api.Regs()
+        r.rip, r.rsp, r.rflags = entry, stack, cpu.RFLAGS_RESERVED
+        _ioctl(self.fd, api.KVM_SET_REGS, r)
+        # Seed the sync area with the current state so later partial edits are valid.
+        ctypes.memmove(ctypes.addressof(ctypes.c_char.from_buffer(self._run, api.RUN_SYNC_REGS)),
+                       ctypes.addressof(r), ctypes.sizeof(r))
+        ctypes.memmove(ctypes.addressof(ctypes.c_char.from_buffer(self._run, api.RUN_SYNC_SREGS)),
+                       ctypes.addressof(s), ctypes.sizeof(s))
+        self._q[api.RUN_VALID_REGS // 8] = api.KVM_SYNC_X86_REGS | api.KVM_SYNC_X86_SREGS
+        self._q[self._dirty] = 0
+
+    # -- running ------------------------------------------------------------
+    def run(self) -> ExitKind:
+        fd, q = self.fd, self._q
+        try:
+            fcntl.ioctl(fd, api.KVM_RUN, 0)
+        except InterruptedError:
+            self._run[api.RUN_IMMEDIATE_EXIT] = 0
+            self._state = 0
+            return ExitKind.INTERRUPTED
+        reason = q[1] & 0xFFFFFFFF
+        if reason == api.KVM_EXIT_MMIO:
+            phys = q[4]
+            if phys == self.plat._mmio_syscall:
+                self._state = 1
+                return ExitKind.SYSCALL
+            if phys == self.plat._mmio_exception:
+                self._state = 2
+                return ExitKind.FAULT
+            self.error = f"store to unbacked guest-physical address {phys:#x}"
+        elif reason == api.KVM_EXIT_INTR:
+            self._state = 0
+            return ExitKind.INTERRUPTED
+        elif reason == api.KVM_EXIT_INTERNAL_ERROR:
+            sub = q[4] & 0xFFFFFFFF
+            self.error = f"KVM internal error (suberror {sub}) at rip {self._regs[RIP]:#x}"
+        elif reason == api.KVM_EXIT_SHUTDOWN:
+            self.error = f"triple fault (guest shutdown) near rip {self._regs[RIP]:#x}"
+        else:
+            self.error = f"unexpected KVM exit {api.EXIT_NAMES.get(reason, reason)} at rip {self._regs[RIP]:#x}"
+        self._state = 0
+        return ExitKind.HALT
+
+    def syscall_args(self):
+        r = self._regs
+        return r[0], r[5], r[4], r[3], r[10], r[8], r[9]
+
+    def set_syscall_result(self, value: int) -> None:
+        r = self._regs
+        r[0] = value & MASK64
+        if self._pvm:
+            # PVM: the stub stays at CPL3 and cannot sysretq; return for it.
+            r[RIP] = r[RCX]
+            r[RFLAGS] = r[R11]
+        # VMX/SVM: the stub continues with its own sysretq.
+        self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+
+    # -- user-visible register state -----------------------------------------
+    def _frame_index(self) -> int:
+        # The exception stub's frame on the IST stack: vector, error, rip, cs, rflags, rsp, ss.
+        return (self._regs[RSP] - KBASE) // 8
+
+    def get_regs(self) -> list[int]:
+        regs = list(self._regs)
+        if self._state == 1:
+            regs[RIP], regs[RFLAGS] = regs[RCX], regs[R11]
+        elif self._state == 2:
+            ram = self.plat.ram.cast("Q")
+            f = self._frame_index()
+            regs[RIP], regs[RFLAGS], regs[RSP] = ram[f + 2], ram[f + 4], ram[f + 5]
+        return regs
+
+    def set_regs(self, regs: list[int]) -> None:
+        if self._state == 2:
+            ram = self.plat.ram.cast("Q")
+            f = self._frame_index()
+            ram[f + 2], ram[f + 4], ram[f + 5] = regs[RIP], regs[RFLAGS], regs[RSP]
+            ram[f + 3], ram[f + 6] = cpu.USER_CS | 0, cpu.USER_DS
+            stub_rsp, stub_rip, stub_flags = self._regs[RSP], self._regs[RIP], self._regs[RFLAGS]
+            self._regs[:] = memoryview(struct.pack("<18Q", *regs)).cast("Q")
+            self._regs[RSP], self._regs[RIP], self._regs[RFLAGS] = stub_rsp, stub_rip, stub_flags
+        else:
+            self._regs[:] = memoryview(struct.pack("<18Q", *regs)).cast("Q")
+            if self._state == 1 and not self._pvm:
+                self._enter_user_via_sregs()
+        self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+        self._state = 0
+
+    def _enter_user_via_sregs(self) -> None:
+        """VMX/SVM only: leave the CPL0 stub by loading user CS/SS instead of sysretq."""
+        base = api.RUN_SYNC_SREGS
+        for off, seg in ((0, _user_segment(True)), (0x50, _user_segment(False))):
+            self._run[base + off: base + off + api.SEGMENT_SIZE] = bytes(seg)
+        self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
+
+    def fault(self) -> Fault:
+        ram = self.plat.ram.cast("Q")
+        f = self._frame_index()
+        vector, err, rip = ram[f], ram[f + 1], ram[f + 2]
+        addr = self._q[self._cr2] if vector == cpu.VEC_PF else 0
+        return Fault(vector, err, addr, rip)
+
+    def resume_fault(self) -> None:
+        """Continue after a handled fault: the stub's iretq re-runs the instruction."""
+        self._state = 0
+
+    def get_fs_base(self) -> int:
+        return self._q[self._fs]
+
+    def set_fs_base(self, value: int) -> None:
+        self._q[self._fs] = value
+        self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
+
+    def get_gs_base(self) -> int:
+        return self._q[self._gs]
+
+    def set_gs_base(self, value: int) -> None:
+        self._q[self._gs] = value
+        self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
+
+    def kick(self) -> None:
+        self._run[api.RUN_IMMEDIATE_EXIT] = 1
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self._regs.release()
+            self._q.release()
+            self._run.close()
+            os.close(self.fd)
+            self.fd = None
