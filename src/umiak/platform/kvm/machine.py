@@ -96,6 +96,7 @@ class KvmPlatform:
             raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
         self._next_table, self._tables_end = TABLES_PA, reserved
         self.usable = (reserved, mem_size)
+        self.reserved_va = [(KBASE, KBASE + (1 << 32))]  # guest-virtual range user mappings must avoid
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
 
         mmio_gpa = (mem_size + (1 << 30) - 1) & ~((1 << 30) - 1)
@@ -140,6 +141,14 @@ class KvmPlatform:
             if e.function == 0xD and e.index == 0:
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
+
+    def cpu_features(self) -> dict[str, int]:
+        """What the auxiliary vector tells the program about this CPU."""
+        leaf = {(e.function, e.index): e for e in (self._cpuid.entries[i] for i in range(self._cpuid.nent))}
+        hwcap = leaf[(1, 0)].edx if (1, 0) in leaf else 0
+        xsave = leaf[(0xD, 0)].ebx if (0xD, 0) in leaf else 512 + 64
+        # Linux: the signal frame (xsave area + rt_sigframe) rounded as the kernel reports it.
+        return {"hwcap": hwcap, "hwcap2": 0, "minsigstksz": max(2048, xsave + 1024)}
 
     # -- memory -------------------------------------------------------------
     def map_page(self, va: int, pa: int, prot: int) -> None:

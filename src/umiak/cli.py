@@ -1,0 +1,101 @@
+"""The `umiak` command: `umiak run [options] PROGRAM [ARGS]`, `umiak platforms`."""
+
+import argparse
+import sys
+
+from umiak.errors import EXIT_UMIAK_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="umiak", description="Run Linux x86-64 programs in a micro-VM whose kernel is Python.")
+    from umiak import __version__
+    p.add_argument("--version", action="version", version=f"umiak {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run a program in a fresh micro-VM",
+                       description="Run PROGRAM in a fresh micro-VM. The exit status is the program's "
+                                   "(128+N when killed by signal N); 125 means umiak itself failed.")
+    r.add_argument("program", metavar="PROGRAM")
+    r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    r.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"],
+                   help="CPU platform: kvm (hardware virtualization), emu (Unicorn software CPU) or auto")
+    r.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM, e.g. 256M, 2G (default 1G)")
+    r.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set a guest environment variable (K alone copies it from the host)")
+    r.add_argument("--cwd", metavar="DIR", help="guest working directory (default: the current one)")
+    r.add_argument("--hostname", default="umiak", help="the guest's host name (uname nodename)")
+    r.add_argument("--no-aslr", action="store_true", help="load at fixed addresses, as with setarch -R")
+    r.add_argument("-c", "--cpus", type=int, metavar="N", help="vCPUs the guest may use (default: host cores)")
+    r.add_argument("--strace", action="store_true", help="print one strace-style line per system call on stderr")
+    r.add_argument("--trace", metavar="GLOBS", help="only trace matching calls, e.g. 'mmap|brk|open*'")
+    r.add_argument("--strace-file", metavar="PATH", help="write strace lines to PATH instead of stderr")
+    r.add_argument("-r", "--strace-timestamps", action="store_true", help="relative timestamps on strace lines")
+    r.add_argument("--syscall-summary", action="store_true", help="a table of calls, errors and time at exit (like strace -c)")
+    r.add_argument("-v", "--verbose", action="store_true", help="say which platform runs and why; details of faults")
+    sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "platforms":
+            return _platforms()
+        _parser().print_help()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line for the user, never a traceback
+        from umiak.errors import UmiakError
+        if isinstance(e, UmiakError):
+            print(f"umiak: {e}", file=sys.stderr)
+            return e.status
+        if isinstance(e, MemoryError):
+            print("umiak: out of host memory", file=sys.stderr)
+            return EXIT_UMIAK_FAILURE
+        import traceback
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"umiak: internal error: {type(e).__name__}: {e} (run with --verbose for details)", file=sys.stderr)
+        return EXIT_UMIAK_FAILURE
+
+
+def _run(args) -> int:
+    import os
+
+    from umiak.errors import UmiakError
+    from umiak.machine import Machine
+    from umiak.options import RunOptions, parse_size
+    try:
+        mem = parse_size(args.memory)
+    except ValueError:
+        raise UmiakError(f"bad memory size {args.memory!r} (use e.g. 256M or 2G)") from None
+    env = {}
+    for item in args.env:
+        k, sep, v = item.partition("=")
+        if not k:
+            raise UmiakError(f"bad --env {item!r} (use K=V)")
+        if sep:
+            env[k] = v
+        elif k in os.environ:
+            env[k] = os.environ[k]
+    opts = RunOptions(mem_size=mem, platform=args.platform, env=env, cwd=args.cwd, aslr=not args.no_aslr,
+                      hostname=args.hostname, verbose=args.verbose, strace=args.strace or bool(args.trace),
+                      strace_file=args.strace_file, trace_filter=args.trace,
+                      strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
+                      cpus=args.cpus)
+    sys.stdout.flush()
+    return Machine(opts).run([args.program, *args.args])
+
+
+def _platforms() -> int:
+    from umiak.platform import available_platforms, choose_platform
+    for name, problem in available_platforms().items():
+        print(f"{name:5} {'available' if problem is None else 'unavailable: ' + problem}")
+    try:
+        chosen, why = choose_platform("auto")
+        print(f"auto -> {chosen} ({why})")
+    except Exception as e:  # noqa: BLE001
+        print(f"auto -> none ({e})")
+    return 0

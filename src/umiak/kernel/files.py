@@ -1,0 +1,357 @@
+"""Open file descriptions and the per-process descriptor table.
+
+A `File` is what an fd points at (Linux's struct file): its offset and status
+flags are shared by every fd dup'ed from it. Concrete files (host files,
+devices, pipes, directories) override what they support; the defaults give
+the errno Linux gives for an operation the object lacks.
+"""
+
+import os
+import stat as _stat
+from dataclasses import dataclass
+
+from umiak.kernel import abi
+from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
+                                 ESPIPE, SyscallError)
+
+
+@dataclass
+class Stat:
+    """What stat(2) reports about a file that has no host file behind it (same names as os.stat_result)."""
+    st_mode: int
+    st_ino: int = 0
+    st_dev: int = 0
+    st_nlink: int = 1
+    st_uid: int = 0
+    st_gid: int = 0
+    st_size: int = 0
+    st_rdev: int = 0
+    st_blksize: int = 4096
+    st_blocks: int = 0
+    st_atime_ns: int = 0
+    st_mtime_ns: int = 0
+    st_ctime_ns: int = 0
+
+
+def oserror(e: OSError) -> SyscallError:
+    return SyscallError(e.errno or EINVAL)
+
+
+class File:
+    """Base open file description."""
+
+    path = ""          # guest path, for /proc/self/fd and strace
+    flags = abi.O_RDONLY
+    loc = None         # where the file sits in the VFS (vfs.core.Loc), None for pipes and stdio
+
+    def readable(self) -> bool:
+        return (self.flags & abi.O_ACCMODE) != abi.O_WRONLY and not self.flags & abi.O_PATH
+
+    def writable(self) -> bool:
+        return (self.flags & abi.O_ACCMODE) in (abi.O_WRONLY, abi.O_RDWR) and not self.flags & abi.O_PATH
+
+    def read(self, n: int) -> bytes:
+        raise SyscallError(EINVAL)
+
+    def write(self, data: bytes) -> int:
+        raise SyscallError(EINVAL)
+
+    def pread(self, offset: int, n: int) -> bytes:
+        raise SyscallError(ESPIPE)
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        raise SyscallError(ESPIPE)
+
+    def lseek(self, offset: int, whence: int) -> int:
+        raise SyscallError(ESPIPE)
+
+    def stat(self):
+        raise SyscallError(EBADF)
+
+    def size(self) -> int:
+        return self.stat().st_size
+
+    def ioctl(self, task, req: int, arg: int) -> int:
+        raise SyscallError(ENOTTY)
+
+    def dir_entries(self) -> list[tuple[int, int, str]]:
+        """All entries as (inode, d_type, name), '.' and '..' first; for directories only.
+        getdents(2) walks them with `dir_pos`, which lseek resets."""
+        raise SyscallError(ENOTDIR)
+
+    def truncate(self, length: int) -> None:
+        raise SyscallError(EINVAL)
+
+    def available(self) -> int:
+        """Bytes readable without blocking (FIONREAD)."""
+        raise SyscallError(ENOTTY)
+
+    def link_text(self) -> str:
+        """What readlink("/proc/self/fd/N") shows."""
+        return self.loc.path if self.loc is not None else self.path
+
+    def reopen(self, flags: int) -> "File":
+        """open("/proc/self/fd/N") of a file that has no path in the VFS (pipes, stdio)."""
+        raise SyscallError(ENXIO)
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class HostFile(File):
+    """A host file descriptor: the guest's stdin/stdout/stderr (not owned: never closed),
+    and regular files of host-backed file systems (owned)."""
+
+    def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None):
+        self.fd = fd
+        self.flags = flags
+        self.path = path
+        self.owned = owned
+        self.loc = loc
+        self._regular = None
+
+    def _is_regular(self) -> bool:
+        if self._regular is None:
+            try:
+                self._regular = _stat.S_ISREG(os.fstat(self.fd).st_mode)
+            except OSError:
+                self._regular = False
+        return self._regular
+
+    def _would_block(self, events: int) -> bool:
+        """O_NONBLOCK is the guest's flag, never set on a shared host fd: emulate it with poll."""
+        import select
+        p = select.poll()
+        p.register(self.fd, events)
+        return not p.poll(0)
+
+    def read(self, n: int) -> bytes:
+        if self.flags & abi.O_NONBLOCK and not self._is_regular():
+            import select
+            if self._would_block(select.POLLIN):
+                raise SyscallError(EAGAIN)
+        try:
+            return os.read(self.fd, n)
+        except IsADirectoryError:
+            raise SyscallError(EISDIR) from None
+        except OSError as e:
+            raise oserror(e) from None
+
+    def write(self, data: bytes) -> int:
+        if self.flags & abi.O_NONBLOCK and not self._is_regular():
+            import select
+            if self._would_block(select.POLLOUT):
+                raise SyscallError(EAGAIN)
+        try:
+            return os.write(self.fd, data)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def pread(self, offset: int, n: int) -> bytes:
+        try:
+            return os.pread(self.fd, n, offset)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        try:
+            return os.pwrite(self.fd, data, offset)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def lseek(self, offset: int, whence: int) -> int:
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def stat(self):
+        try:
+            return os.fstat(self.fd)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def available(self) -> int:
+        import fcntl
+        import termios
+        try:
+            out = fcntl.ioctl(self.fd, termios.FIONREAD, bytes(4))
+        except OSError as e:
+            raise oserror(e) from None
+        return int.from_bytes(out, "little", signed=True)
+
+    def truncate(self, length: int) -> None:
+        try:
+            os.ftruncate(self.fd, length)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as e:
+            if self.owned:
+                raise oserror(e) from None
+            # stdio on a pipe or terminal: Linux gives EINVAL for fsync of those
+            raise oserror(e) from None
+
+    def link_text(self) -> str:
+        if self.loc is not None:
+            return self.loc.path
+        try:
+            return os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return self.path
+
+    def reopen(self, flags: int) -> File:
+        """A new open file description of the same host object, as Linux's /proc/self/fd/N open."""
+        host_flags = (flags & (abi.O_ACCMODE | abi.O_APPEND | abi.O_TRUNC)) | os.O_CLOEXEC | os.O_NOCTTY
+        try:
+            fd = os.open(f"/proc/self/fd/{self.fd}", host_flags)
+        except OSError as e:
+            raise oserror(e) from None
+        return HostFile(fd, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC),
+                        self.link_text(), owned=True)
+
+    def mmap_file(self):
+        return MappedHostFile(self)
+
+    def ioctl(self, task, req: int, arg: int) -> int:
+        import fcntl
+        if req in (abi.TCGETS, abi.TIOCGWINSZ, abi.TIOCGPGRP):
+            size = {abi.TCGETS: 60, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
+            try:
+                out = fcntl.ioctl(self.fd, req, bytes(size))
+            except OSError as e:
+                raise oserror(e) from None
+            if req == abi.TIOCGPGRP:
+                out = task.process.pgid.to_bytes(4, "little")
+            task.mm.write(arg, out)
+            return 0
+        if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
+            size = 8 if req == abi.TIOCSWINSZ else 60
+            data = task.mm.read(arg, size)
+            try:
+                fcntl.ioctl(self.fd, req, data)
+            except OSError as e:
+                raise oserror(e) from None
+            return 0
+        if req == abi.FIONREAD:
+            n = self.available()
+            task.mm.write_u32(arg, n)
+            return 0
+        raise SyscallError(ENOTTY)
+
+    def close(self) -> None:
+        if self.owned and self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+
+
+class MappedHostFile:
+    """What a file mapping holds (mm's Vma.file): its own host fd, so the mapping
+    outlives close(2) of the descriptor as on Linux."""
+
+    def __init__(self, f: HostFile):
+        self.fd = os.dup(f.fd)
+        self.path = f.path
+        self.writable = f.writable()
+
+    def pread(self, offset: int, n: int) -> bytes:
+        try:
+            return os.pread(self.fd, n, offset)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        if not self.writable:
+            return len(data)
+        try:
+            return os.pwrite(self.fd, data, offset)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError, TypeError):
+            pass
+
+
+class FdTable:
+    """fd number -> (File, close-on-exec flag)."""
+
+    def __init__(self, limit: int = 1024):
+        self.files: dict[int, File] = {}
+        self.cloexec: set[int] = set()
+        self.limit = limit
+
+    def get(self, fd: int) -> File:
+        f = self.files.get(fd)
+        if f is None:
+            raise SyscallError(EBADF)
+        return f
+
+    def get_io(self, fd: int) -> File:
+        """The file for an I/O call: EBADF also for O_PATH descriptors, as Linux."""
+        f = self.files.get(fd)
+        if f is None or f.flags & abi.O_PATH:
+            raise SyscallError(EBADF)
+        return f
+
+    def install(self, f: File, cloexec: bool = False, lowest: int = 0) -> int:
+        fd = lowest
+        files = self.files
+        while fd in files:
+            fd += 1
+        if fd >= self.limit:
+            raise SyscallError(EMFILE)
+        files[fd] = f
+        if cloexec:
+            self.cloexec.add(fd)
+        else:
+            self.cloexec.discard(fd)
+        return fd
+
+    def install_at(self, fd: int, f: File, cloexec: bool = False) -> None:
+        if fd >= self.limit or fd < 0:
+            raise SyscallError(EBADF)
+        old = self.files.get(fd)
+        self.files[fd] = f
+        if cloexec:
+            self.cloexec.add(fd)
+        else:
+            self.cloexec.discard(fd)
+        if old is not None and old is not f:
+            self._drop(old)
+
+    def close(self, fd: int) -> None:
+        f = self.files.pop(fd, None)
+        if f is None:
+            raise SyscallError(EBADF)
+        self.cloexec.discard(fd)
+        self._drop(f)
+
+    def _drop(self, f: File) -> None:
+        if not any(g is f for g in self.files.values()):
+            f.close()
+
+    def close_all(self) -> None:
+        for fd in list(self.files):
+            self.close(fd)
+
+
+def is_dir_mode(mode: int) -> bool:
+    return _stat.S_ISDIR(mode)
+
+
+__all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "EISDIR", "is_dir_mode", "oserror"]

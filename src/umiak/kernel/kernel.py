@@ -1,0 +1,248 @@
+"""The kernel: the syscall dispatch table, the run loop of a task, faults and exit.
+
+One Kernel serves one VM (one Machine). Handlers are `sys_<name>(task, *args)`
+functions in `kernel/syscalls/<family>.py`, found through the one table in
+`syscalls/table.py`, and receive raw 64-bit register values.
+"""
+
+import importlib
+import os
+import sys
+import time
+
+from umiak.kernel import abi
+from umiak.kernel.errors import ENOSYS, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.frames import FrameAllocator
+from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
+from umiak.platform.base import ExitKind
+
+# CPU exception vector -> (signal, si_code) when user code faults.
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
+FAULT_SIGNALS = {
+    0: (abi.SIGFPE, 1), 16: (abi.SIGFPE, 0), 19: (abi.SIGFPE, 0),
+    1: (abi.SIGTRAP, 2), 3: (abi.SIGTRAP, 0x80),
+    6: (abi.SIGILL, 2), 13: (abi.SIGSEGV, 0x80), 12: (abi.SIGBUS, 0x80),
+    17: (abi.SIGBUS, 1), 14: (abi.SIGSEGV, SEGV_MAPERR),
+}
+
+
+def _adapt(handler):
+    """Give every handler the (task, a0..a5) shape, so dispatch never slices."""
+    n = handler.__code__.co_argcount - 1
+    if handler.__code__.co_flags & 0x04 or n >= 6:   # *args or all six
+        return handler
+    return {
+        0: lambda t, a, b, c, d, e, f: handler(t),
+        1: lambda t, a, b, c, d, e, f: handler(t, a),
+        2: lambda t, a, b, c, d, e, f: handler(t, a, b),
+        3: lambda t, a, b, c, d, e, f: handler(t, a, b, c),
+        4: lambda t, a, b, c, d, e, f: handler(t, a, b, c, d),
+        5: lambda t, a, b, c, d, e, f: handler(t, a, b, c, d, e),
+    }[n]
+
+
+class Kernel:
+    def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
+        self.options = options
+        self.platform = platform
+        self.stdio = stdio
+        self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
+        self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
+        self.boot_time = time.time()
+        self.boot_monotonic = time.monotonic()
+        self.hostname = options.hostname
+        self.unimplemented: dict[str, int] = {}
+        self.tracer = None
+        self.processes: dict[int, object] = {}
+        self.handlers = self._build_dispatch()
+        self._vfs = None
+        self.exit_signal = 0
+        self.ncpus = options.cpus or os.cpu_count() or 1
+        self.cpu_features = platform.cpu_features()
+
+    def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str]):
+        """Create the program's process and first task, loaded and ready to run."""
+        from umiak.kernel.files import FdTable, HostFile
+        from umiak.kernel.mm import AddressSpace
+        from umiak.kernel.process import Process, Task
+        from umiak.loader.exec import exec_program, setup_address_space
+        opts = self.options
+        mm = AddressSpace(self.platform, self.frames, 0, list(self.platform.reserved_va))
+        setup_address_space(mm, opts.aslr)
+        fds = FdTable()
+        import fcntl
+        for i, hfd in enumerate(self.stdio):
+            try:
+                mode = fcntl.fcntl(hfd, fcntl.F_GETFL) & (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK)
+            except OSError:
+                continue  # closed on the host: closed in the guest too
+            fds.install_at(i, HostFile(hfd, mode, f"/dev/fd/{i}"))
+        cwd = opts.cwd or os.getcwd()
+        proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
+        proc.ppid = 0
+        proc.exe = host_path
+        proc.comm = os.path.basename(host_path).encode()[:15]
+        proc.creds.uid = proc.creds.euid = opts.uid
+        proc.creds.gid = proc.creds.egid = opts.gid
+        proc.start_time = time.monotonic()
+        self.processes[proc.pid] = proc
+        envp = [f"{k}={v}".encode() for k, v in env.items()]
+        entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr)
+        task = Task(proc, proc.pid)
+        task.vcpu = self.platform.create_vcpu(entry, sp)
+        return task
+
+    def _read_interp(self, path: str) -> bytes:
+        from umiak.errors import ExecFormatError
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise ExecFormatError(f"interpreter {path}: {e.strerror}") from None
+
+    def shutdown(self) -> None:
+        """Release what the VM held on the host (files it opened)."""
+        for proc in self.processes.values():
+            for fd in list(proc.fds.files):
+                try:
+                    proc.fds.close(fd)
+                except Exception:  # noqa: BLE001 - closing must go on
+                    pass
+
+    @property
+    def vfs(self):
+        """The mount table (built on first use: most of it is lazy)."""
+        if self._vfs is None:
+            from umiak.kernel.vfs import build_vfs
+            self._vfs = build_vfs(self)
+        return self._vfs
+
+    # -- dispatch ---------------------------------------------------------------
+    def _build_dispatch(self) -> list:
+        table = [None] * MAX_NR
+        modules: dict[str, object] = {}
+        for nr, (name, family, status, _note) in SYSCALLS.items():
+            handler = None
+            if family:
+                mod = modules.get(family)
+                if mod is None:
+                    mod = modules[family] = importlib.import_module(f"umiak.kernel.syscalls.{family}")
+                handler = getattr(mod, f"sys_{name}", None)
+            table[nr] = _adapt(handler) if handler else self._enosys_handler(name, status == ABSENT)
+        return table
+
+    def _enosys_handler(self, name: str, on_purpose: bool):
+        if on_purpose:
+            return lambda task, a, b, c, d, e, f: -ENOSYS
+
+        def enosys(task, a, b, c, d, e, f):
+            n = self.unimplemented.get(name, 0)
+            if n == 0:
+                self.warn(f"unimplemented syscall {name}: returning -ENOSYS")
+            self.unimplemented[name] = n + 1
+            return -ENOSYS
+        return enosys
+
+    def unknown_syscall(self, task, nr: int) -> int:
+        name = f"syscall_{nr}"
+        if name not in self.unimplemented:
+            self.warn(f"unknown syscall number {nr}: returning -ENOSYS")
+        self.unimplemented[name] = self.unimplemented.get(name, 0) + 1
+        return -ENOSYS
+
+    def warn(self, msg: str) -> None:
+        try:
+            self.err_out.write(f"umiak: {msg}\n")
+            self.err_out.flush()
+        except (OSError, ValueError):
+            pass
+
+    # -- running ----------------------------------------------------------------
+    def run_task(self, task) -> int:
+        """Run a task until the program ends; returns the wait status as a shell reports it."""
+        vcpu = task.vcpu
+        run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
+        handlers = self.handlers
+        tracer = self.tracer
+        SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
+        try:
+            while True:
+                kind = run()
+                if kind is SYSCALL:
+                    nr, a, b, c, d, e, f = args()
+                    if tracer is not None:
+                        ret = tracer.call(task, nr, (a, b, c, d, e, f), handlers)
+                    elif nr < MAX_NR:
+                        try:
+                            ret = handlers[nr](task, a, b, c, d, e, f)
+                        except SyscallError as err:
+                            ret = -err.errno
+                    else:
+                        ret = self.unknown_syscall(task, nr)
+                    set_result(ret)
+                elif kind is FAULT:
+                    self.handle_fault(task)
+                elif kind == ExitKind.INTERRUPTED:
+                    continue
+                else:
+                    self.warn(f"guest stopped: {vcpu.error}")
+                    raise ExitGroup(abi.SIGKILL + 128, abi.SIGKILL)
+        except ExitGroup as eg:
+            if tracer is not None:
+                tracer.exited(task, eg.status, eg.signal)
+            self.exit_signal = eg.signal
+            return eg.status
+        except ThreadExit as te:
+            if tracer is not None:
+                tracer.exited(task, te.code & 0xFF, 0)
+            return te.code & 0xFF
+
+    def handle_fault(self, task) -> None:
+        vcpu = task.vcpu
+        fault = vcpu.fault()
+        if fault.vector == 14:
+            err = fault.error_code
+            if task.mm.handle_fault(fault.address, bool(err & 2), bool(err & 16)):
+                vcpu.resume_fault()
+                return
+            code = 2 if err & 1 else 1  # SEGV_ACCERR / SEGV_MAPERR
+            self.fatal_signal(task, abi.SIGSEGV, code, fault.address, fault.rip)
+        signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
+        self.fatal_signal(task, signo, code, fault.address, fault.rip)
+
+    def fatal_signal(self, task, signo: int, code: int, addr: int, rip: int) -> None:
+        """A signal the program does not handle ends it as Linux would (128+signal)."""
+        if self.tracer is not None:
+            self.tracer.signal(task, signo, code, addr)
+        if self.options.verbose:
+            name = abi.SIGNAL_NAMES.get(signo, str(signo))
+            self.warn(f"{name} in task {task.tid}: fault address {addr:#x}, rip {rip:#x}")
+        raise ExitGroup(128 + signo, signo)
+
+    def finish(self, status: int, signal: int) -> None:
+        """Flush what the guest wrote, print the shell's message for a fatal signal, list ENOSYS calls."""
+        for proc in self.processes.values():
+            try:
+                proc.mm.sync_all()
+            except Exception:  # noqa: BLE001 - never lose the exit status over a flush
+                pass
+        if signal:
+            desc = abi.SIGNAL_DESCRIPTIONS.get(signal, f"Killed by signal {signal}")
+            if desc:
+                try:
+                    self.err_out.write(desc + "\n")
+                    self.err_out.flush()
+                except (OSError, ValueError):
+                    pass
+        if self.unimplemented:
+            calls = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.unimplemented.items()))
+            self.warn(f"unimplemented syscalls returned -ENOSYS: {calls}")
+        if self.tracer is not None:
+            self.tracer.finish()
+
+
+def getpid_of(task) -> int:
+    return task.process.pid
+
+
+__all__ = ["Kernel", "os"]

@@ -1,0 +1,479 @@
+"""A process's address space: VMAs, the pages behind them, and guest-memory access.
+
+`pages` maps a virtual page number to its frame's guest-physical address with
+the page's protection in the low bits (frames are page aligned). Frames are
+given to small mappings at once and to large ones on first touch, a chunk at a
+time, so a program may reserve far more than the VM's RAM as Linux allows.
+Handlers touch guest memory only through read/write/read_cstr/read_struct,
+which raise EFAULT exactly where the program itself would fault.
+"""
+
+import bisect
+import struct
+from dataclasses import dataclass
+
+from umiak.kernel import abi
+from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
+                              MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
+from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, SyscallError
+
+PAGE = 4096
+PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
+EAGER_PAGES = 256        # mappings up to 1 MiB get their frames at once
+FAULT_CHUNK = 256        # larger ones get 1 MiB (aligned) per first touch
+TASK_SIZE = 0x7FFF_FFFF_F000
+MMAP_MIN_ADDR = 0x10000
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    prot: int
+    flags: int
+    name: str = ""        # "[heap]", "[stack]", or the guest path of a mapped file
+    file: object = None   # an open file with pread(offset, size) -> bytes, for file mappings
+    offset: int = 0
+
+    def split_copy(self, start: int, end: int) -> "Vma":
+        off = self.offset + (start - self.start) if self.file is not None else 0
+        return Vma(start, end, self.prot, self.flags, self.name, self.file, off)
+
+
+class AddressSpace:
+    def __init__(self, platform, frames, mmap_top: int, reserved: list[tuple[int, int]]):
+        self.platform = platform
+        self.frames = frames
+        self.ram = platform.ram
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.pages: dict[int, int] = {}
+        self.mmap_top = mmap_top
+        self.reserved = reserved   # [start, end) ranges the kernel keeps for itself
+        self.brk_start = self.brk_end = 0
+        self.stack_vma: Vma | None = None
+
+    # -- VMA bookkeeping ------------------------------------------------------
+    def find_vma(self, addr: int) -> Vma | None:
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            v = self.vmas[i]
+            if addr < v.end:
+                return v
+        return None
+
+    def _insert(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+
+    def _split_at(self, addr: int) -> None:
+        v = self.find_vma(addr)
+        if v is None or v.start == addr:
+            return
+        right = v.split_copy(addr, v.end)
+        v.end = addr
+        self._insert(right)
+
+    def _range_vmas(self, start: int, end: int) -> list[Vma]:
+        """Split so that [start, end) is covered by whole VMAs, and return those."""
+        self._split_at(start)
+        self._split_at(end)
+        i = bisect.bisect_left(self._starts, start)
+        out = []
+        while i < len(self.vmas) and self.vmas[i].start < end:
+            out.append(self.vmas[i])
+            i += 1
+        return out
+
+    def _is_free(self, start: int, end: int) -> bool:
+        if start < MMAP_MIN_ADDR or end > TASK_SIZE or start >= end:
+            return False
+        for rs, re in self.reserved:
+            if start < re and rs < end:
+                return False
+        i = bisect.bisect_left(self._starts, end) - 1
+        return i < 0 or self.vmas[i].end <= start
+
+    def find_free(self, length: int, top: int | None = None) -> int:
+        """Top-down first fit below mmap_top, as Linux's default layout does."""
+        end = min(top or self.mmap_top, self.mmap_top)
+        i = bisect.bisect_left(self._starts, end) - 1
+        while True:
+            # Gap between the VMA at i (or nothing) and `end`.
+            lo = self.vmas[i].end if i >= 0 else MMAP_MIN_ADDR
+            if end - lo >= length:
+                start = end - length
+                if self._is_free(start, end):
+                    return start
+                end = min((rs for rs, re in self.reserved if rs < end and re > start), default=start)
+                i = bisect.bisect_left(self._starts, end) - 1
+                continue
+            if i < 0:
+                raise SyscallError(ENOMEM)
+            end = self.vmas[i].start
+            i -= 1
+
+    # -- mapping --------------------------------------------------------------
+    def mmap(self, addr: int, length: int, prot: int, flags: int,
+             file=None, offset: int = 0, name: str = "") -> int:
+        """mmap(2) after argument checks; file is an open file for file-backed mappings."""
+        if length == 0 or addr & (PAGE - 1) and flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            raise SyscallError(EINVAL)
+        length = abi.page_up(length)
+        if length == 0 or length > TASK_SIZE:
+            raise SyscallError(ENOMEM)
+        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            if addr + length > TASK_SIZE or addr < MMAP_MIN_ADDR or not self._outside_reserved(addr, addr + length):
+                raise SyscallError(ENOMEM if addr + length > TASK_SIZE else EPERM_OR(addr))
+            if flags & MAP_FIXED_NOREPLACE and not self._is_free(addr, addr + length):
+                raise SyscallError(EEXIST)
+            self.munmap(addr, length)
+            start = addr
+        else:
+            addr = abi.page_down(addr)
+            if addr and self._is_free(addr, addr + length):
+                start = addr
+            else:
+                start = self.find_free(length)
+        vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
+        self._insert(vma)
+        if file is not None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
+            self._populate(vma, start, start + length)
+        return start
+
+    def _outside_reserved(self, start: int, end: int) -> bool:
+        return all(not (start < re and rs < end) for rs, re in self.reserved)
+
+    def _populate(self, vma: Vma, start: int, end: int) -> None:
+        """Give frames to the not-yet-backed pages of [start, end) in vma."""
+        pages, frames, plat = self.pages, self.frames, self.platform
+        prot = vma.prot & PROT_MASK
+        data = None
+        if vma.file is not None:
+            data = vma.file.pread(vma.offset + (start - vma.start), end - start)
+        ram = self.ram
+        for va in range(start, end, PAGE):
+            vpn = va >> 12
+            if vpn in pages:
+                continue
+            pa = frames.alloc()
+            if data is not None:
+                chunk = data[va - start: va - start + PAGE]
+                if chunk:
+                    ram[pa:pa + len(chunk)] = chunk
+            pages[vpn] = pa | prot
+            if prot:
+                plat.map_page(va, pa, prot)
+
+    def munmap(self, addr: int, length: int) -> None:
+        if addr & (PAGE - 1) or length == 0:
+            raise SyscallError(EINVAL)
+        end = addr + abi.page_up(length)
+        if end > TASK_SIZE:
+            raise SyscallError(EINVAL)
+        pages, plat = self.pages, self.platform
+        dead = []
+        for vma in self._range_vmas(addr, end):
+            self._flush_shared(vma, vma.start, vma.end)
+            for va in range(vma.start, vma.end, PAGE):
+                e = pages.pop(va >> 12, None)
+                if e is not None:
+                    if e & PROT_MASK:
+                        plat.unmap_page(va)
+                    dead.append(e & ~0xFFF)
+            i = bisect.bisect_left(self._starts, vma.start)
+            del self.vmas[i]
+            del self._starts[i]
+        if dead:
+            alive = self.frames.release(dead)
+            if alive:
+                plat.invalidate(alive)
+
+    def zap(self, addr: int, length: int) -> None:
+        """MADV_DONTNEED: drop the pages; the next touch gets zeros (or the file's data)."""
+        pages, plat = self.pages, self.platform
+        dead = []
+        end = addr + length
+        va = addr
+        while va < end:
+            vma = self.find_vma(va)
+            if vma is None:
+                raise SyscallError(ENOMEM)
+            stop = min(end, vma.end)
+            self._flush_shared(vma, va, stop)
+            for p in range(va, stop, PAGE):
+                e = pages.pop(p >> 12, None)
+                if e is not None:
+                    if e & PROT_MASK:
+                        plat.unmap_page(p)
+                    dead.append(e & ~0xFFF)
+            va = stop
+        if dead:
+            alive = self.frames.release(dead)
+            if alive:
+                plat.invalidate(alive)
+
+    def msync(self, addr: int, length: int) -> None:
+        end = addr + length
+        va = addr
+        while va < end:
+            vma = self.find_vma(va)
+            if vma is None:
+                raise SyscallError(ENOMEM)
+            stop = min(end, vma.end)
+            self._flush_shared(vma, va, stop)
+            va = stop
+
+    def mremap(self, old: int, old_size: int, new_size: int, flags: int, new_addr: int) -> int:
+        """mremap(2): shrink in place, grow in place when the space is free, else move."""
+        from umiak.kernel.abi import MREMAP_FIXED, MREMAP_MAYMOVE
+        if old & (PAGE - 1) or flags & ~7 or (flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE):
+            raise SyscallError(EINVAL)
+        old_size, new_size = abi.page_up(old_size), abi.page_up(new_size)
+        if new_size == 0:
+            raise SyscallError(EINVAL)
+        vma = self.find_vma(old)
+        if vma is None or old + old_size > vma.end:
+            raise SyscallError(EFAULT)
+        if not flags & MREMAP_FIXED:
+            if new_size <= old_size:
+                if new_size < old_size:
+                    self.munmap(old + new_size, old_size - new_size)
+                return old
+            if old + old_size == vma.end and self._is_free(vma.end, old + new_size):
+                vma.end = old + new_size
+                return old
+            if not flags & MREMAP_MAYMOVE:
+                raise SyscallError(ENOMEM)
+            dest = self.find_free(new_size)
+        else:
+            dest = new_addr
+            if dest & (PAGE - 1):
+                raise SyscallError(EINVAL)
+            self.munmap(dest, new_size)
+        self._range_vmas(old, old + old_size)
+        moved = Vma(
+            dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
+            vma.offset + (old - vma.start) if vma.file is not None else 0)
+        pages, plat = self.pages, self.platform
+        keep = min(old_size, new_size)
+        moving = []
+        for i in range(0, keep, PAGE):
+            e = pages.pop((old + i) >> 12, None)
+            if e is not None:
+                moving.append((i, e))
+                if e & PROT_MASK:
+                    plat.unmap_page(old + i)
+        if moving:
+            plat.invalidate([e & ~0xFFF for _, e in moving])
+        self.munmap(old, old_size)
+        self._insert(moved)
+        for i, e in moving:
+            pages[(dest + i) >> 12] = e
+            if e & PROT_MASK:
+                plat.map_page(dest + i, e & ~0xFFF, e & PROT_MASK)
+        return dest
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        if addr & (PAGE - 1):
+            raise SyscallError(EINVAL)
+        end = addr + abi.page_up(length)
+        if end < addr:
+            raise SyscallError(ENOMEM)
+        if end == addr:
+            return
+        # Linux: ENOMEM if any part of the range is unmapped.
+        va = addr
+        while va < end:
+            v = self.find_vma(va)
+            if v is None:
+                raise SyscallError(ENOMEM)
+            va = v.end
+        prot &= PROT_MASK
+        pages, plat = self.pages, self.platform
+        lowered = []
+        for vma in self._range_vmas(addr, end):
+            if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
+                    and not getattr(vma.file, "writable", True):
+                raise SyscallError(EACCES)
+            old = vma.prot & PROT_MASK
+            vma.prot = prot | (vma.prot & ~PROT_MASK)
+            for va in range(vma.start, vma.end, PAGE):
+                vpn = va >> 12
+                e = pages.get(vpn)
+                if e is None:
+                    continue
+                pa = e & ~0xFFF
+                pages[vpn] = pa | prot
+                if prot:
+                    plat.map_page(va, pa, prot)
+                elif e & PROT_MASK:
+                    plat.unmap_page(va)
+                if (e & PROT_MASK) & ~prot:
+                    lowered.append(pa)
+            del old
+        if lowered:
+            plat.invalidate(lowered)
+
+    def brk(self, new: int) -> int:
+        """brk(2): returns the new break, or the old one when the request fails."""
+        if new < self.brk_start:
+            return self.brk_end
+        old_top, new_top = abi.page_up(self.brk_end), abi.page_up(new)
+        if new_top > old_top:
+            if not self._is_free(old_top, new_top):
+                return self.brk_end
+            heap = self.find_vma(old_top - 1) if old_top > self.brk_start else None
+            if heap is not None and heap.name == "[heap]":
+                heap.end = new_top
+            else:
+                heap = Vma(old_top, new_top, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, "[heap]")
+                self._insert(heap)
+            try:
+                if (new_top - old_top) // PAGE <= EAGER_PAGES:
+                    self._populate(heap, old_top, new_top)
+            except SyscallError:
+                self.munmap(old_top, new_top - old_top)
+                return self.brk_end
+        elif new_top < old_top:
+            self.munmap(new_top, old_top - new_top)
+        self.brk_end = new
+        return new
+
+    def _flush_shared(self, vma: Vma, start: int, end: int) -> None:
+        """Write back MAP_SHARED file pages (munmap, msync, exit)."""
+        if not (vma.flags & MAP_SHARED and vma.file is not None and hasattr(vma.file, "pwrite")):
+            return
+        for va in range(start, end, PAGE):
+            e = self.pages.get(va >> 12)
+            if e is not None:
+                pa = e & ~0xFFF
+                off = vma.offset + (va - vma.start)
+                size = getattr(vma.file, "size", lambda: off + PAGE)()
+                n = min(PAGE, size - off)
+                if n > 0:
+                    vma.file.pwrite(off, bytes(self.ram[pa:pa + n]))
+
+    def sync_all(self) -> None:
+        for v in list(self.vmas):
+            self._flush_shared(v, v.start, v.end)
+
+    # -- faults -----------------------------------------------------------------
+    def handle_fault(self, addr: int, write: bool, execute: bool) -> bool:
+        """Back a touched page of a lazily-mapped VMA; False means a real fault (SIGSEGV)."""
+        vma = self.find_vma(addr)
+        if vma is None:
+            return False
+        need = PROT_WRITE if write else (PROT_EXEC if execute else PROT_READ)
+        if not vma.prot & need:
+            return False
+        if (addr >> 12) in self.pages:
+            return False  # present with these protections: a genuine violation
+        chunk = FAULT_CHUNK * PAGE
+        start = max(vma.start, addr & ~(chunk - 1))
+        end = min(vma.end, start + chunk)
+        self._populate(vma, start, end)
+        return True
+
+    # -- guest memory access ----------------------------------------------------
+    def _page(self, va: int, need: int) -> int:
+        """Guest-physical address of the page holding va, checked for `need` access."""
+        e = self.pages.get(va >> 12)
+        if e is None:
+            if not self.handle_fault(va, need == PROT_WRITE, False):
+                raise SyscallError(EFAULT)
+            e = self.pages[va >> 12]
+        if need and not e & need:
+            raise SyscallError(EFAULT)
+        return e & ~0xFFF
+
+    def read(self, addr: int, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        off = addr & 0xFFF
+        if off + n <= PAGE:
+            e = self.pages.get(addr >> 12)
+            if e is not None and e & PROT_READ:
+                pa = (e & ~0xFFF) + off
+                return bytes(self.ram[pa:pa + n])
+        if addr + n > TASK_SIZE or addr < 0:
+            raise SyscallError(EFAULT)
+        out = bytearray()
+        va, end = addr, addr + n
+        while va < end:
+            pa = self._page(va, PROT_READ)
+            o = va & 0xFFF
+            take = min(PAGE - o, end - va)
+            out += self.ram[pa + o:pa + o + take]
+            va += take
+        return bytes(out)
+
+    def write(self, addr: int, data, force: bool = False) -> None:
+        """Copy to guest memory; force ignores protections (the loader writing read-only text)."""
+        n = len(data)
+        if n == 0:
+            return
+        off = addr & 0xFFF
+        if off + n <= PAGE:
+            e = self.pages.get(addr >> 12)
+            if e is not None and (force or e & PROT_WRITE):
+                pa = (e & ~0xFFF) + off
+                self.ram[pa:pa + n] = data
+                return
+        if addr + n > TASK_SIZE or addr < 0:
+            raise SyscallError(EFAULT)
+        mv = memoryview(data).cast("B")
+        va, end, i = addr, addr + n, 0
+        while va < end:
+            pa = self._page(va, 0 if force else PROT_WRITE)
+            o = va & 0xFFF
+            take = min(PAGE - o, end - va)
+            self.ram[pa + o:pa + o + take] = mv[i:i + take]
+            va += take
+            i += take
+
+    def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string; ENAMETOOLONG past limit (PATH_MAX for paths)."""
+        from umiak.kernel.errors import ENAMETOOLONG
+        out = bytearray()
+        va = addr
+        while len(out) < limit:
+            pa = self._page(va, PROT_READ)
+            o = va & 0xFFF
+            chunk = self.ram[pa + o:pa + PAGE]
+            j = bytes(chunk).find(b"\0")
+            if j >= 0:
+                out += chunk[:j]
+                if len(out) >= limit:
+                    break
+                return bytes(out)
+            out += chunk
+            va += PAGE - o
+        raise SyscallError(ENAMETOOLONG)
+
+    def read_struct(self, addr: int, st: struct.Struct) -> tuple:
+        return st.unpack(self.read(addr, st.size))
+
+    def write_struct(self, addr: int, st: struct.Struct, *values) -> None:
+        self.write(addr, st.pack(*values))
+
+    def read_u64(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def write_u64(self, addr: int, v: int) -> None:
+        self.write(addr, (v & abi.MASK64).to_bytes(8, "little"))
+
+    def read_u32(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    def write_u32(self, addr: int, v: int) -> None:
+        self.write(addr, (v & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def resident_bytes(self) -> int:
+        return len(self.pages) * PAGE
+
+
+def EPERM_OR(addr: int) -> int:
+    from umiak.kernel.errors import EPERM
+    return EPERM if addr < MMAP_MIN_ADDR else ENOMEM

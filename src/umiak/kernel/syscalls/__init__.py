@@ -1,0 +1,1 @@
+"""Syscall handlers, one module per family; `table` is the one list of them all."""

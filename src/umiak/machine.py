@@ -1,0 +1,132 @@
+"""The embeddable API: one `Machine` runs one program in its own micro-VM.
+
+    from umiak import Machine
+    status = Machine(mem_size=256 << 20).run(["./hello", "world"])
+    result = Machine().run_captured(["./hello"])   # .status, .stdout, .stderr
+
+Each run creates a fresh VM (platform), kernel and process; nothing is shared
+between runs, so many machines can run one after another in one process.
+"""
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from umiak.errors import UmiakError
+from umiak.options import RunOptions
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class RunResult:
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+def resolve_program(name: str, search_path: str | None = None) -> str:
+    """The host path of the program, searched in PATH like a shell when it has no '/'."""
+    if "/" in name:
+        return os.path.abspath(name)
+    for d in (search_path or os.environ.get("PATH", DEFAULT_PATH)).split(":"):
+        cand = os.path.join(d or ".", name)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
+    raise UmiakError(f"{name}: command not found")
+
+
+def default_environment(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {"PATH": DEFAULT_PATH, "HOME": "/root"}
+    for k in ("TERM", "LANG", "LC_ALL", "TZ"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Machine:
+    """A micro-VM factory with fixed options; each run() boots a fresh VM."""
+
+    def __init__(self, options: RunOptions | None = None, **overrides):
+        self.options = options or RunOptions()
+        for k, v in overrides.items():
+            if not hasattr(self.options, k):
+                raise TypeError(f"unknown option {k!r}")
+            setattr(self.options, k, v)
+        self.platform_name: str | None = None
+        self.platform_reason = ""
+        self.last_kernel = None
+
+    def run(self, argv: list[str], stdio: tuple[int, int, int] | None = None, err_out=None) -> int:
+        """Run argv[0] with argv; returns the exit status as a shell would report it."""
+        from umiak.kernel.errors import ExitGroup
+        from umiak.kernel.kernel import Kernel
+        from umiak.platform import choose_platform, open_platform
+        opts = self.options
+        if not argv:
+            raise UmiakError("no program given")
+        host_path = resolve_program(argv[0])
+        data = _read_program(host_path, argv[0])
+        from umiak.loader.elf import parse_elf
+        image = parse_elf(data, argv[0])
+        self.platform_name, self.platform_reason = choose_platform(opts.platform)
+        platform = open_platform(self.platform_name, opts.mem_size)
+        err_out = err_out if err_out is not None else sys.stderr
+        kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
+        self.last_kernel = kernel
+        if opts.verbose:
+            kernel.warn(f"platform {platform.describe()} ({self.platform_reason}), "
+                        f"{opts.mem_size >> 20} MiB guest RAM")
+        status, signal = 0, 0
+        try:
+            if opts.strace or opts.syscall_summary:
+                from umiak.trace import make_tracer
+                kernel.tracer = make_tracer(opts, err_out)
+            task = kernel.spawn(image, host_path, [a.encode() if isinstance(a, str) else a for a in argv],
+                                default_environment(opts.env))
+            status = kernel.run_task(task)
+            signal = kernel.exit_signal
+        except ExitGroup as eg:
+            status, signal = eg.status, eg.signal
+        finally:
+            try:
+                kernel.finish(status, signal)
+            finally:
+                kernel.shutdown()
+                platform.close()
+        return status
+
+    def run_captured(self, argv: list[str], input: bytes = b"") -> RunResult:
+        """Run with stdin from `input` and stdout/stderr captured (umiak's own messages go to stderr too)."""
+        with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, \
+                tempfile.TemporaryFile() as ferr:
+            fin.write(input)
+            fin.seek(0)
+            err_stream = open(os.dup(ferr.fileno()), "w", closefd=True)
+            try:
+                status = self.run(argv, (fin.fileno(), fout.fileno(), ferr.fileno()), err_stream)
+            finally:
+                err_stream.flush()
+                err_stream.close()
+            fout.seek(0)
+            ferr.seek(0)
+            return RunResult(status, fout.read(), ferr.read())
+
+
+def _read_program(host_path: str, name: str) -> bytes:
+    try:
+        if os.path.isdir(host_path):
+            raise UmiakError(f"{name}: Is a directory")
+        if not os.access(host_path, os.X_OK) and os.path.exists(host_path):
+            raise UmiakError(f"{name}: Permission denied (not executable)")
+        with open(host_path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise UmiakError(f"{name}: No such file or directory") from None
+    except PermissionError:
+        raise UmiakError(f"{name}: Permission denied") from None
+    except OSError as e:
+        raise UmiakError(f"{name}: {e.strerror}") from None

@@ -1,0 +1,34 @@
+"""Everything that shapes one run, as given on the command line or to `Machine`."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunOptions:
+    mem_size: int = 1 << 30            # guest RAM in bytes (-m)
+    platform: str = "auto"             # kvm | emu | auto
+    env: dict[str, str] | None = None  # guest environment; None = a clean default
+    cwd: str | None = None             # guest working directory; None = the host's
+    aslr: bool = True
+    hostname: str = "umiak"
+    verbose: bool = False
+    strace: bool = False
+    strace_file: str | None = None
+    trace_filter: str | None = None    # globs separated by ',' or '|'
+    strace_timestamps: bool = False    # relative timestamps on each strace line
+    syscall_summary: bool = False
+    # Host fds the guest gets as 0, 1, 2 (None: umiak's own stdin/stdout/stderr).
+    stdio: tuple[int, int, int] | None = None
+    cpus: int | None = None            # vCPUs the guest may use (default: the host's cores)
+    uid: int = 0
+    gid: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def parse_size(text: str) -> int:
+    """'256M', '1G', '65536', '512k' -> bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("ib").rstrip("b") if text.strip().lower().endswith(("ib", "b")) else text.strip().lower()
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
