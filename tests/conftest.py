@@ -1,0 +1,76 @@
+"""pytest wiring: which platforms to test, and the build-variant parameter.
+
+A test that takes a `platform` argument runs once per platform:
+  --platform=kvm,emu  or  UMIAK_TEST_PLATFORMS=kvm,emu   (explicit: must be usable)
+  default: every platform umiak knows, skipped with the reason where unusable here.
+A test that takes a `variant` argument runs once per build variant of the guest
+programs (harness.VARIANTS).
+"""
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
+
+import harness  # noqa: E402  (tests/ is on sys.path: rootdir-relative conftest)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--platform", action="store", default=None,
+                     help="comma-separated umiak platforms to test (kvm, emu); "
+                          "default: $UMIAK_TEST_PLATFORMS or every usable platform")
+
+
+@lru_cache(maxsize=None)
+def platform_problems() -> dict[str, str | None]:
+    """platform name -> None when usable here, else why not (umiak's own words)."""
+    try:
+        from umiak.platform import PLATFORM_NAMES, _problem
+    except Exception as e:  # umiak not importable at all: every test will say so
+        return {"kvm": f"umiak.platform not importable: {e}"}
+    problems = {}
+    for name in PLATFORM_NAMES:
+        try:
+            problems[name] = _problem(name)
+        except Exception as e:  # a platform still being written
+            problems[name] = f"{type(e).__name__}: {e}"
+    return problems
+
+
+def requested_platforms(config) -> list[str] | None:
+    text = config.getoption("--platform") or os.environ.get("UMIAK_TEST_PLATFORMS")
+    if not text:
+        return None
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def pytest_generate_tests(metafunc):
+    if "platform" in metafunc.fixturenames:
+        wanted = requested_platforms(metafunc.config)
+        names = wanted if wanted else list(platform_problems())
+        metafunc.parametrize("platform", names, indirect=True)
+    if "variant" in metafunc.fixturenames:
+        metafunc.parametrize("variant", list(harness.VARIANTS))
+
+
+@pytest.fixture
+def platform(request):
+    name = request.param
+    problem = platform_problems().get(name, f"unknown platform {name!r}")
+    if problem:
+        if requested_platforms(request.config):
+            pytest.fail(f"platform {name} was requested but is not usable: {problem}")
+        pytest.skip(f"platform {name} not usable here: {problem}")
+    return name
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A temporary directory with files for guests to read (the host fs is visible read-only)."""
+    return tmp_path

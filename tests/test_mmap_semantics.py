@@ -1,0 +1,29 @@
+"""brk, mmap, munmap and mprotect: the results Linux gives, and the faults it raises.
+
+mm_semantics checks everything that must not crash; mem_fault makes one bad
+access per run (one program per expected crash, no signal handler, no fork) and
+must die of SIGSEGV exactly as natively: status 139 and "Segmentation fault".
+"""
+
+import pytest
+
+from harness import build, compare
+
+FAULTS = ["null", "unmapped-write", "after-munmap", "munmap-middle", "prot-none-read",
+          "readonly-write", "mprotect-none", "mprotect-readonly", "write-code", "exec-data",
+          "noncanonical", "kernel-half"]
+
+
+def test_mm_semantics(platform, variant):
+    compare(platform, [build("mm_semantics", variant)])
+
+
+def test_mm_semantics_small_guest_memory(platform, variant):
+    """512 MiB touched sparsely still fits in a 256 MiB guest: memory is lazily backed."""
+    compare(platform, [build("mm_semantics", variant)], options=["-m", "256M"])
+
+
+@pytest.mark.parametrize("case", FAULTS)
+def test_memory_fault_kills_with_sigsegv(platform, variant, case):
+    native = compare(platform, [build("mem_fault", variant), case])
+    assert native.status == -11, "the guest program itself is wrong: " + native.describe()
