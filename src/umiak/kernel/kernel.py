@@ -41,6 +41,33 @@ def _adapt(handler):
     }[n]
 
 
+def _enosys(name: str, on_purpose: bool):
+    if on_purpose:
+        return lambda task, a, b, c, d, e, f: -ENOSYS
+    return lambda task, a, b, c, d, e, f: task.kernel.note_enosys(name)
+
+
+_DISPATCH: list = []
+
+
+def _dispatch_table() -> list:
+    """nr -> handler(task, a0..a5), built once per host process (it holds no state)."""
+    if _DISPATCH:
+        return _DISPATCH
+    table = [None] * MAX_NR
+    modules: dict[str, object] = {}
+    for nr, (name, family, status, _note) in SYSCALLS.items():
+        handler = None
+        if family:
+            mod = modules.get(family)
+            if mod is None:
+                mod = modules[family] = importlib.import_module(f"umiak.kernel.syscalls.{family}")
+            handler = getattr(mod, f"sys_{name}", None)
+        table[nr] = _adapt(handler) if handler else _enosys(name, status == ABSENT)
+    _DISPATCH[:] = table
+    return _DISPATCH
+
+
 class Kernel:
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
@@ -119,29 +146,14 @@ class Kernel:
 
     # -- dispatch ---------------------------------------------------------------
     def _build_dispatch(self) -> list:
-        table = [None] * MAX_NR
-        modules: dict[str, object] = {}
-        for nr, (name, family, status, _note) in SYSCALLS.items():
-            handler = None
-            if family:
-                mod = modules.get(family)
-                if mod is None:
-                    mod = modules[family] = importlib.import_module(f"umiak.kernel.syscalls.{family}")
-                handler = getattr(mod, f"sys_{name}", None)
-            table[nr] = _adapt(handler) if handler else self._enosys_handler(name, status == ABSENT)
-        return table
+        return _dispatch_table()
 
-    def _enosys_handler(self, name: str, on_purpose: bool):
-        if on_purpose:
-            return lambda task, a, b, c, d, e, f: -ENOSYS
-
-        def enosys(task, a, b, c, d, e, f):
-            n = self.unimplemented.get(name, 0)
-            if n == 0:
-                self.warn(f"unimplemented syscall {name}: returning -ENOSYS")
-            self.unimplemented[name] = n + 1
-            return -ENOSYS
-        return enosys
+    def note_enosys(self, name: str) -> int:
+        n = self.unimplemented.get(name, 0)
+        if n == 0:
+            self.warn(f"unimplemented syscall {name}: returning -ENOSYS")
+        self.unimplemented[name] = n + 1
+        return -ENOSYS
 
     def unknown_syscall(self, task, nr: int) -> int:
         name = f"syscall_{nr}"
@@ -196,6 +208,26 @@ class Kernel:
             if tracer is not None:
                 tracer.exited(task, te.code & 0xFF, 0)
             return te.code & 0xFF
+        except (MemoryError, SyscallError):
+            # Frames or page tables ran out while backing a touched page: Linux's
+            # OOM killer would end the program with SIGKILL.
+            self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
+            self.exit_signal = abi.SIGKILL
+            return 128 + abi.SIGKILL
+        except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
+            return self._internal_error(task, exc)
+
+    def _internal_error(self, task, exc: Exception) -> int:
+        from umiak.errors import EXIT_UMIAK_FAILURE
+        nr = task.vcpu.syscall_args()[0] if task.vcpu is not None else -1
+        from umiak.kernel.syscalls.table import NAMES
+        where = f" in {NAMES.get(nr, nr)}()" if nr in NAMES else ""
+        self.warn(f"internal error{where}: {type(exc).__name__}: {exc}"
+                  + ("" if self.options.verbose else " (run with --verbose for details)"))
+        if self.options.verbose:
+            import traceback
+            traceback.print_exception(exc, file=self.err_out)
+        return EXIT_UMIAK_FAILURE
 
     def handle_fault(self, task) -> None:
         vcpu = task.vcpu

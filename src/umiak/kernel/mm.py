@@ -19,8 +19,9 @@ from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, SyscallE
 
 PAGE = 4096
 PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
-EAGER_PAGES = 256        # mappings up to 1 MiB get their frames at once
-FAULT_CHUNK = 256        # larger ones get 1 MiB (aligned) per first touch
+EAGER_PAGES = 64         # mappings up to 256 KiB get their frames at once
+FAULT_CHUNK_MIN = 16     # larger ones get 64 KiB at the first touch, doubling with
+FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 MMAP_MIN_ADDR = 0x10000
 
@@ -34,6 +35,7 @@ class Vma:
     name: str = ""        # "[heap]", "[stack]", or the guest path of a mapped file
     file: object = None   # an open file with pread(offset, size) -> bytes, for file mappings
     offset: int = 0
+    chunk: int = FAULT_CHUNK_MIN  # pages given at the next first-touch fault
 
     def split_copy(self, start: int, end: int) -> "Vma":
         off = self.offset + (start - self.start) if self.file is not None else 0
@@ -370,9 +372,10 @@ class AddressSpace:
             return False
         if (addr >> 12) in self.pages:
             return False  # present with these protections: a genuine violation
-        chunk = FAULT_CHUNK * PAGE
+        chunk = vma.chunk * PAGE
+        vma.chunk = min(vma.chunk * 2, FAULT_CHUNK_MAX)
         start = max(vma.start, addr & ~(chunk - 1))
-        end = min(vma.end, start + chunk)
+        end = min(vma.end, (addr & ~(chunk - 1)) + chunk)
         self._populate(vma, start, end)
         return True
 

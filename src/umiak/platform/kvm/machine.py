@@ -44,6 +44,29 @@ def _ioctl(fd: int, req: int, arg) -> int:
     return ret
 
 
+_closer = None
+
+
+def _close_later(fds: list[int]) -> None:
+    """Close fds on a background thread (one per host process; it holds no VM state)."""
+    global _closer
+    if _closer is None:
+        import queue
+        import threading
+        q = queue.SimpleQueue()
+
+        def loop():
+            while True:
+                for fd in q.get():
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        threading.Thread(target=loop, name="umiak-vm-close", daemon=True).start()
+        _closer = q
+    _closer.put(fds)
+
+
 def _runs(frames: list[int]):
     """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
     start = prev = None
@@ -185,14 +208,18 @@ class KvmPlatform:
         return f"kvm ({'PVM' if self.flavour == 'pvm' else 'VMX/SVM'})"
 
     def close(self) -> None:
+        """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
+        close happens on a background thread and a finished run returns at once."""
+        fds = []
         for v in self._vcpus:
-            v.close()
+            fds.append(v.close(defer=True))
         self._vcpus.clear()
         for attr in ("_vm", "_kvm"):
             fd = getattr(self, attr, None)
             if fd is not None:
-                os.close(fd)
+                fds.append(fd)
                 setattr(self, attr, None)
+        _close_later([fd for fd in fds if fd is not None])
         # ram is exported to ctypes (for the memory slot), so the mmap cannot be
         # closed explicitly; dropping the references frees it.
         self.ram = None
@@ -379,10 +406,15 @@ class KvmVcpu:
     def kick(self) -> None:
         self._run[api.RUN_IMMEDIATE_EXIT] = 1
 
-    def close(self) -> None:
-        if self.fd is not None:
-            self._regs.release()
-            self._q.release()
-            self._run.close()
-            os.close(self.fd)
-            self.fd = None
+    def close(self, defer: bool = False) -> int | None:
+        """Release the vCPU; with defer the fd is returned for the caller to close."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return None
+        self._regs.release()
+        self._q.release()
+        self._run.close()
+        if defer:
+            return fd
+        os.close(fd)
+        return None
