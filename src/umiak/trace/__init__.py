@@ -1,0 +1,26 @@
+"""strace-style tracing and per-syscall statistics (imported only when asked for).
+
+`make_tracer(options, err_stream)` builds the tracer the kernel calls for every
+syscall (see tracer.py), or returns None when neither --strace nor
+--syscall-summary was given.
+"""
+
+
+def make_tracer(options, err_stream):
+    """A Tracer for these RunOptions (strace, strace_file, trace_filter,
+    strace_timestamps, syscall_summary), writing to --strace-file or err_stream."""
+    strace = bool(getattr(options, "strace", False))
+    summary = bool(getattr(options, "syscall_summary", False))
+    if not strace and not summary:
+        return None
+    from umiak.trace.tracer import Tracer
+    path = getattr(options, "strace_file", None)
+    out, close = err_stream, False
+    if path:
+        out, close = open(path, "w", encoding="utf-8", errors="backslashreplace"), True
+    return Tracer(out, strace=strace, trace_filter=getattr(options, "trace_filter", None),
+                  timestamps=bool(getattr(options, "strace_timestamps", False)),
+                  summary=summary, close_out=close)
+
+
+__all__ = ["make_tracer"]

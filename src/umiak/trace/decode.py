@@ -1,0 +1,980 @@
+"""Syscall arguments and results in Linux strace's notation.
+
+Each syscall has a tuple of argument kinds in SPECS (``"fd"``, ``"path"``,
+``"buf_out:ret"`` ...); a kind names a formatter ``k_<kind>(c, value, param)``.
+Kinds in OUT_KINDS describe memory the kernel fills in: they, and every
+argument after the first of them, are printed after the call returns (as
+strace does). A formatter may return None to leave its argument out (the mode
+of openat without O_CREAT, the timeout of FUTEX_WAKE). Guest memory is read
+through ``task.mm`` only; a pointer that cannot be read prints as its address.
+"""
+
+import os
+import struct
+import time
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32, s64
+from umiak.kernel.errors import SyscallError, errno_name
+
+MAX_STRLEN = 32        # strace -s default: bytes of a buffer shown before "..."
+MAX_ARRAY = 32         # elements of an array shown before "..."
+PATH_MAX = 4096
+
+
+class Call:
+    """One syscall being formatted: the task, raw arguments and (after it returns) the result."""
+
+    __slots__ = ("task", "nr", "name", "args", "ret")
+
+    def __init__(self, task, nr: int, name: str, args, ret=None):
+        self.task, self.nr, self.name, self.args, self.ret = task, nr, name, args, ret
+
+    @property
+    def failed(self) -> bool:
+        return self.ret is not None and -4096 < self.ret < 0
+
+
+# -- strings --------------------------------------------------------------------
+
+_ESC = {0x22: '\\"', 0x5C: "\\\\", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v"}
+
+
+def quote(data: bytes, hexall: bool = False) -> str:
+    """Bytes in double quotes, escaped as strace escapes them."""
+    if hexall:
+        return '"' + "".join(f"\\x{b:02x}" for b in data) + '"'
+    out = ['"']
+    n = len(data)
+    for i, b in enumerate(data):
+        e = _ESC.get(b)
+        if e is not None:
+            out.append(e)
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        elif i + 1 < n and 0x30 <= data[i + 1] <= 0x39:
+            out.append(f"\\{b:03o}")   # a digit follows: all three octal digits
+        else:
+            out.append(f"\\{b:o}")
+    out.append('"')
+    return "".join(out)
+
+
+def ptr(v: int) -> str:
+    return "NULL" if v == 0 else f"{v:#x}"
+
+
+def buf(c: Call, addr: int, n: int, hexall: bool = False) -> str:
+    """n bytes at addr (strace's printstrn): the first MAX_STRLEN, then "..." if cut."""
+    if addr == 0 and n:
+        return "NULL"
+    try:
+        data = c.task.mm.read(addr, min(n, MAX_STRLEN))
+    except SyscallError:
+        return ptr(addr)
+    return quote(data, hexall) + ("..." if n > MAX_STRLEN else "")
+
+
+def cstr(c: Call, addr: int, limit: int = MAX_STRLEN) -> str:
+    """A NUL-terminated string, cut after limit bytes with "..."."""
+    if addr == 0:
+        return "NULL"
+    try:
+        s = c.task.mm.read_cstr(addr, limit + 1)
+    except SyscallError as err:
+        if err.errno != abi_ENAMETOOLONG:
+            return ptr(addr)
+        try:
+            return quote(c.task.mm.read(addr, limit)) + "..."
+        except SyscallError:
+            return ptr(addr)
+    if len(s) > limit:
+        return quote(s[:limit]) + "..."
+    return quote(s)
+
+
+abi_ENAMETOOLONG = 36
+
+
+def path(c: Call, addr: int) -> str:
+    return cstr(c, addr, PATH_MAX - 1)
+
+
+# -- numbers and flags ------------------------------------------------------------
+
+def _table(*names: str, ns=abi) -> list[tuple[int, str]]:
+    """[(value, name)] for names defined in abi, in the given order."""
+    return [(getattr(ns, n), n) for n in names]
+
+
+def flags(v: int, table, zero: str = "0") -> str:
+    """Names of the bits set in v, in table order, with leftover bits in hex."""
+    parts = []
+    for bit, name in table:
+        if bit and v & bit == bit:
+            parts.append(name)
+            v &= ~bit
+    if v:
+        parts.append(f"{v:#x}")
+    return "|".join(parts) if parts else zero
+
+
+def xlat(v: int, names: dict, fallback: str | None = None) -> str:
+    name = names.get(v)
+    if name is not None:
+        return name
+    return fallback if fallback is not None else f"{v:#x} /* ??? */"
+
+
+def octal(v: int) -> str:
+    """C's %#03o: 0644, 000, 007."""
+    return ("0%o" % v if v else "0").rjust(3, "0")
+
+
+def signame(sig: int) -> str:
+    if sig == 32:
+        return "SIGRTMIN"
+    if 32 < sig <= abi.NSIG:
+        return f"SIGRT_{sig - 32}"
+    return abi.SIGNAL_NAMES.get(sig, str(sig))
+
+
+def sigset(mask: int, nbits: int = 64) -> str:
+    """[INT TERM], or ~[...] listing the missing signals when more than half are set."""
+    mask &= (1 << nbits) - 1
+    pre = ""
+    if bin(mask).count("1") * 2 > nbits:
+        pre, mask = "~", ~mask & ((1 << nbits) - 1)
+    names = [signame(i + 1)[3:] for i in range(nbits) if mask >> i & 1]
+    return pre + "[" + " ".join(names) + "]"
+
+
+OPEN_ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR", 3: "O_ACCMODE"}
+OPEN_FLAGS = _table("O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
+                    "O_SYNC", "O_DSYNC", "O_ASYNC", "O_DIRECT", "O_LARGEFILE", "O_TMPFILE",
+                    "O_DIRECTORY", "O_NOFOLLOW", "O_NOATIME", "O_CLOEXEC", "O_PATH")
+
+
+def open_flags(v: int) -> str:
+    v &= 0xFFFFFFFF
+    rest = flags(v & ~abi.O_ACCMODE, OPEN_FLAGS, zero="")
+    return OPEN_ACCMODE[v & abi.O_ACCMODE] + ("|" + rest if rest else "")
+
+
+AT_FLAGS = _table("AT_SYMLINK_NOFOLLOW", "AT_REMOVEDIR", "AT_SYMLINK_FOLLOW", "AT_NO_AUTOMOUNT",
+                  "AT_EMPTY_PATH")
+AT_FLAGS_EACCESS = [(abi.AT_EACCESS, "AT_EACCESS")] + [t for t in AT_FLAGS if t[1] != "AT_REMOVEDIR"]
+PROT_FLAGS = _table("PROT_READ", "PROT_WRITE", "PROT_EXEC", "PROT_SEM", "PROT_GROWSDOWN", "PROT_GROWSUP")
+MAP_TYPES = {1: "MAP_SHARED", 2: "MAP_PRIVATE", 3: "MAP_SHARED_VALIDATE"}
+MAP_FLAGS = _table("MAP_FIXED", "MAP_ANONYMOUS", "MAP_32BIT", "MAP_GROWSDOWN", "MAP_DENYWRITE",
+                   "MAP_EXECUTABLE", "MAP_LOCKED", "MAP_NORESERVE", "MAP_POPULATE", "MAP_NONBLOCK",
+                   "MAP_STACK", "MAP_HUGETLB", "MAP_SYNC", "MAP_FIXED_NOREPLACE", "MAP_UNINITIALIZED")
+MREMAP_FLAGS = _table("MREMAP_MAYMOVE", "MREMAP_FIXED", "MREMAP_DONTUNMAP")
+MADVISE = {getattr(abi, n): n for n in dir(abi) if n.startswith("MADV_")}
+SEEK = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
+ACCESS_MODES = [(4, "R_OK"), (2, "W_OK"), (1, "X_OK")]
+CLOCKS = {getattr(abi, n): n for n in ("CLOCK_REALTIME", "CLOCK_MONOTONIC", "CLOCK_PROCESS_CPUTIME_ID",
+                                       "CLOCK_THREAD_CPUTIME_ID", "CLOCK_MONOTONIC_RAW",
+                                       "CLOCK_REALTIME_COARSE", "CLOCK_MONOTONIC_COARSE",
+                                       "CLOCK_BOOTTIME", "CLOCK_REALTIME_ALARM",
+                                       "CLOCK_BOOTTIME_ALARM", "CLOCK_TAI")}
+RLIMITS = {getattr(abi, n): n for n in dir(abi) if n.startswith("RLIMIT_")}
+ARCH_PRCTL = {getattr(abi, n): n for n in ("ARCH_SET_GS", "ARCH_SET_FS", "ARCH_GET_FS", "ARCH_GET_GS",
+                                           "ARCH_GET_CPUID", "ARCH_SET_CPUID")}
+GRND_FLAGS = _table("GRND_NONBLOCK", "GRND_RANDOM", "GRND_INSECURE")
+SA_FLAGS = _table("SA_RESTORER", "SA_ONSTACK", "SA_RESTART", "SA_NODEFER", "SA_RESETHAND",
+                  "SA_SIGINFO", "SA_NOCLDSTOP", "SA_NOCLDWAIT")
+SIGPROCMASK_HOW = {0: "SIG_BLOCK", 1: "SIG_UNBLOCK", 2: "SIG_SETMASK"}
+FCNTL_CMDS = {getattr(abi, n): n for n in (
+    "F_DUPFD", "F_GETFD", "F_SETFD", "F_GETFL", "F_SETFL", "F_GETLK", "F_SETLK", "F_SETLKW",
+    "F_SETOWN", "F_GETOWN", "F_DUPFD_CLOEXEC", "F_SETPIPE_SZ", "F_GETPIPE_SZ", "F_ADD_SEALS",
+    "F_GET_SEALS", "F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW")}
+IOCTLS = {getattr(abi, n): n for n in (
+    "TCGETS", "TCSETS", "TCSETSW", "TCSETSF", "TIOCGPGRP", "TIOCSPGRP", "TIOCGWINSZ", "TIOCSWINSZ",
+    "FIONREAD", "FIONBIO", "FIOCLEX", "FIONCLEX", "FIOASYNC", "TIOCGPTN")}
+S_IFMT_NAMES = {getattr(abi, n): n for n in ("S_IFSOCK", "S_IFLNK", "S_IFREG", "S_IFBLK", "S_IFDIR",
+                                             "S_IFCHR", "S_IFIFO")}
+STATX_MASKS = _table("STATX_ALL", "STATX_BASIC_STATS", "STATX_TYPE", "STATX_MODE", "STATX_NLINK",
+                     "STATX_UID", "STATX_GID", "STATX_ATIME", "STATX_MTIME", "STATX_CTIME", "STATX_INO",
+                     "STATX_SIZE", "STATX_BLOCKS", "STATX_BTIME", "STATX_MNT_ID", "STATX_DIOALIGN")
+STATX_SYNC = {0: "AT_STATX_SYNC_AS_STAT", 0x2000: "AT_STATX_FORCE_SYNC", 0x4000: "AT_STATX_DONT_SYNC",
+              0x6000: "AT_STATX_SYNC_TYPE"}
+FUTEX_OPS = {getattr(abi, n): n for n in dir(abi) if n.startswith("FUTEX_") and n[6:].isupper()
+             and n not in ("FUTEX_PRIVATE_FLAG", "FUTEX_CLOCK_REALTIME", "FUTEX_BITSET_MATCH_ANY",
+                           "FUTEX_CMD_MASK")}
+CLONE_FLAGS = sorted(((getattr(abi, n), n) for n in dir(abi) if n.startswith("CLONE_")),
+                     key=lambda t: t[0])
+SS_FLAGS = _table("SS_ONSTACK", "SS_DISABLE", "SS_AUTODISARM")
+
+
+def mode_t(mode: int) -> str:
+    """st_mode as strace prints it: S_IFREG|0644."""
+    parts = []
+    t = mode & abi.S_IFMT
+    if t:
+        parts.append(S_IFMT_NAMES.get(t, f"{t:#o}"))
+    for bit, name in ((0o4000, "S_ISUID"), (0o2000, "S_ISGID"), (0o1000, "S_ISVTX")):
+        if mode & bit:
+            parts.append(name)
+    parts.append(octal(mode & 0o777))
+    return "|".join(parts)
+
+
+def makedev(dev: int) -> str:
+    major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+    minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+    return f"makedev({hexnum(major)}, {hexnum(minor)})"
+
+
+def hexnum(v: int) -> str:
+    """C's %#x: 0x88, but 0."""
+    return f"{v:#x}" if v else "0"
+
+
+def rlim(v: int) -> str:
+    if v == abi.RLIM_INFINITY:
+        return "RLIM64_INFINITY"
+    if v and v % 1024 == 0:
+        return f"{v // 1024}*1024"
+    return str(v)
+
+
+# -- argument kinds ------------------------------------------------------------------
+# k_<kind>(c, v, p): c is the Call, v the raw 64-bit argument, p the kind's parameter.
+
+def k_int(c, v, p):
+    return str(s32(v))
+
+
+def k_long(c, v, p):
+    return str(s64(v))
+
+
+def k_ulong(c, v, p):
+    return str(v)
+
+
+def k_hex(c, v, p):
+    return f"{v:#x}" if v else "0"
+
+
+def k_ptr(c, v, p):
+    return ptr(v)
+
+
+def k_dirfd(c, v, p):
+    v = s32(v)
+    return "AT_FDCWD" if v == abi.AT_FDCWD else str(v)
+
+
+def k_octal(c, v, p):
+    return octal(v & 0xFFFFFFFF)
+
+
+def k_path(c, v, p):
+    return path(c, v)
+
+
+def k_str(c, v, p):
+    return cstr(c, v)
+
+
+def k_buf_in(c, v, p):
+    """Bytes the call reads; p is the index of the length argument."""
+    return buf(c, v, c.args[int(p)])
+
+
+def k_buf_out(c, v, p):
+    """Bytes the call wrote: as many as it returned (p == "ret") or arg p."""
+    n = c.ret if p == "ret" else c.args[int(p)]
+    return buf(c, v, n, hexall=c.name == "getrandom")
+
+
+def k_cstr_out(c, v, p):
+    return path(c, v)
+
+
+def k_open_flags(c, v, p):
+    return open_flags(v)
+
+
+def k_open_mode(c, v, p):
+    """openat's mode, shown only when the flags create a file."""
+    fl = c.args[int(p)]
+    if fl & abi.O_CREAT or fl & abi.O_TMPFILE == abi.O_TMPFILE:
+        return octal(v & 0o7777)
+    return None
+
+
+def k_at_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, AT_FLAGS_EACCESS if p == "eaccess" else AT_FLAGS)
+
+
+def k_access_mode(c, v, p):
+    return flags(v & 0xFFFFFFFF, ACCESS_MODES, zero="F_OK")
+
+
+def k_prot(c, v, p):
+    return flags(v & 0xFFFFFFFF, PROT_FLAGS, zero="PROT_NONE")
+
+
+def k_map_flags(c, v, p):
+    v &= 0xFFFFFFFF
+    t = MAP_TYPES.get(v & abi.MAP_TYPE)
+    rest = flags(v & ~abi.MAP_TYPE if t else v, MAP_FLAGS, zero="")
+    return "|".join(x for x in (t, rest) if x) or "0"
+
+
+def k_mremap_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, MREMAP_FLAGS)
+
+
+def k_mremap_new(c, v, p):
+    return ptr(v) if c.args[3] & abi.MREMAP_FIXED else None
+
+
+def k_madvise(c, v, p):
+    return xlat(s32(v), MADVISE, f"{s32(v)} /* MADV_??? */")
+
+
+def k_whence(c, v, p):
+    return xlat(s32(v), SEEK, f"{s32(v)} /* SEEK_??? */")
+
+
+def k_clock(c, v, p):
+    return xlat(s32(v), CLOCKS, str(s32(v)))
+
+
+def k_timer_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(abi.TIMER_ABSTIME, "TIMER_ABSTIME")])
+
+
+def k_signo(c, v, p):
+    v = s32(v)
+    return signame(v) if 0 < v <= abi.NSIG else str(v)
+
+
+def k_sighow(c, v, p):
+    return xlat(s32(v), SIGPROCMASK_HOW, f"{v:#x} /* SIG_??? */")
+
+
+def k_rlimit_res(c, v, p):
+    return xlat(s32(v), RLIMITS, f"{v:#x} /* RLIMIT_??? */")
+
+
+def k_arch_prctl_code(c, v, p):
+    return xlat(s32(v), ARCH_PRCTL, f"{v:#x} /* ARCH_??? */")
+
+
+def k_arch_prctl_addr(c, v, p):
+    if c.args[0] in (abi.ARCH_GET_FS, abi.ARCH_GET_GS) and c.ret == 0:
+        try:
+            return f"[{c.task.mm.read_u64(v):#x}]"
+        except SyscallError:
+            pass
+    return ptr(v)
+
+
+def k_grnd(c, v, p):
+    return flags(v & 0xFFFFFFFF, GRND_FLAGS)
+
+
+def k_cloexec(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(abi.O_CLOEXEC, "O_CLOEXEC"), (abi.O_NONBLOCK, "O_NONBLOCK"),
+                                  (abi.O_DIRECT, "O_DIRECT")])
+
+
+def k_fcntl_cmd(c, v, p):
+    return xlat(s32(v), FCNTL_CMDS, f"{v:#x} /* F_??? */")
+
+
+def k_fcntl_arg(c, v, p):
+    cmd = s32(c.args[1])
+    if cmd in (abi.F_GETFD, abi.F_GETFL, abi.F_GETOWN, abi.F_GETPIPE_SZ, abi.F_GET_SEALS):
+        return None
+    if cmd == abi.F_SETFD:
+        return flags(v & 0xFFFFFFFF, [(abi.FD_CLOEXEC, "FD_CLOEXEC")])
+    if cmd == abi.F_SETFL:
+        return open_flags(v)
+    if cmd in (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_SETOWN, abi.F_SETPIPE_SZ):
+        return str(s32(v))
+    return ptr(v)
+
+
+def k_ioctl_cmd(c, v, p):
+    v &= 0xFFFFFFFF
+    return xlat(v, IOCTLS, f"{v:#x}")
+
+
+def k_ioctl_arg(c, v, p):
+    req = c.args[1] & 0xFFFFFFFF
+    mm = c.task.mm
+    try:
+        if req in (abi.FIONBIO, abi.FIOASYNC) or (req in (abi.FIONREAD, abi.TIOCGPGRP, abi.TIOCGPTN)
+                                                 and not c.failed):
+            return f"[{s32(mm.read_u32(v))}]"
+        if req in (abi.FIOCLEX, abi.FIONCLEX):
+            return None
+        if c.failed:
+            return ptr(v)
+        if req in (abi.TIOCGWINSZ, abi.TIOCSWINSZ):
+            row, col, xp, yp = struct.unpack("<4H", mm.read(v, 8))
+            return f"{{ws_row={row}, ws_col={col}, ws_xpixel={xp}, ws_ypixel={yp}}}"
+        if req in (abi.TCGETS, abi.TCSETS, abi.TCSETSW, abi.TCSETSF):
+            return termios(mm.read(v, 36))
+    except SyscallError:
+        pass
+    return ptr(v)
+
+
+BAUD = {0o17: "B38400", 0o15: "B9600", 0o10002: "B115200", 0o14: "B4800", 0o16: "B19200",
+        0o10001: "B57600", 0o10003: "B230400", 0o10004: "B460800", 0: "B0"}
+
+
+def termios(raw: bytes) -> str:
+    """The short form strace prints: {B38400 opost isig icanon echo ...}."""
+    iflag, oflag, cflag, lflag = struct.unpack_from("<4I", raw)
+    words = [BAUD.get(cflag & 0o10017, f"B{cflag & 0o10017:#o}")]
+    if oflag & 1:
+        words.append("opost")
+    for bit, name in ((1, "isig"), (2, "icanon"), (8, "echo")):
+        if lflag & bit:
+            words.append(name)
+    return "{" + " ".join(words) + " ...}"
+
+
+def k_stat_out(c, v, p):
+    try:
+        st = abi.STAT.unpack(c.task.mm.read(v, abi.STAT.size))
+    except SyscallError:
+        return ptr(v)
+    mode, rdev, size = st[3], st[7], st[8]
+    t = mode & abi.S_IFMT
+    extra = f"st_rdev={makedev(rdev)}" if t in (abi.S_IFCHR, abi.S_IFBLK) else f"st_size={size}"
+    return f"{{st_mode={mode_t(mode)}, {extra}, ...}}"
+
+
+def k_statx_flags(c, v, p):
+    v &= 0xFFFFFFFF
+    sync = STATX_SYNC[v & abi.AT_STATX_SYNC_TYPE]
+    rest = flags(v & ~abi.AT_STATX_SYNC_TYPE, AT_FLAGS, zero="")
+    return sync + ("|" + rest if rest else "")
+
+
+def k_statx_mask(c, v, p):
+    return flags(v & 0xFFFFFFFF, STATX_MASKS)
+
+
+def k_statx_out(c, v, p):
+    try:
+        sx = abi.STATX.unpack(c.task.mm.read(v, abi.STATX.size))
+    except SyscallError:
+        return ptr(v)
+    mask, attrs, mode, size = sx[0], sx[2], sx[6], sx[9]
+    return (f"{{stx_mask={flags(mask, STATX_MASKS)}, stx_attributes={attrs:#x}, "
+            f"stx_mode={mode_t(mode)}, stx_size={size}, ...}}").replace("stx_attributes=0x0,", "stx_attributes=0,")
+
+
+def timespec(c, v, usec: bool = False) -> str:
+    if v == 0:
+        return "NULL"
+    try:
+        sec, frac = abi.TIMESPEC.unpack(c.task.mm.read(v, 16))
+    except SyscallError:
+        return ptr(v)
+    return f"{{tv_sec={sec}, {'tv_usec' if usec else 'tv_nsec'}={frac}}}"
+
+
+def k_timespec(c, v, p):
+    return timespec(c, v)
+
+
+def k_timeval(c, v, p):
+    return timespec(c, v, usec=True)
+
+
+def k_rlimit(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        cur, mx = abi.RLIMIT.unpack(c.task.mm.read(v, 16))
+    except SyscallError:
+        return ptr(v)
+    inf = "RLIM64_INFINITY" if c.name == "prlimit64" else "RLIM_INFINITY"
+    return f"{{rlim_cur={rlim(cur).replace('RLIM64_INFINITY', inf)}, rlim_max={rlim(mx).replace('RLIM64_INFINITY', inf)}}}"
+
+
+def k_sigset(c, v, p):
+    """A sigset_t whose size is argument p."""
+    if v == 0:
+        return "NULL"
+    size = c.args[int(p)] if p else 8
+    if size == 0 or size > 128 or size % 4:
+        return ptr(v)
+    try:
+        raw = c.task.mm.read(v, min(size, 8))
+    except SyscallError:
+        return ptr(v)
+    return sigset(int.from_bytes(raw, "little"), 8 * len(raw))
+
+
+def k_sigaction(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        handler, fl, restorer, mask = abi.SIGACTION.unpack(c.task.mm.read(v, abi.SIGACTION.size))
+    except SyscallError:
+        return ptr(v)
+    h = {abi.SIG_DFL: "SIG_DFL", abi.SIG_IGN: "SIG_IGN"}.get(handler, f"{handler:#x}")
+    s = f"{{sa_handler={h}, sa_mask={sigset(mask)}, sa_flags={flags(fl & 0xFFFFFFFF, SA_FLAGS)}"
+    if fl & abi.SA_RESTORER:
+        s += f", sa_restorer={ptr(restorer)}"
+    return s + "}"
+
+
+def k_stack_t(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        sp, fl, size = struct.unpack("<Qi4xQ", c.task.mm.read(v, 24))
+    except SyscallError:
+        return ptr(v)
+    return f"{{ss_sp={ptr(sp)}, ss_flags={flags(fl & 0xFFFFFFFF, SS_FLAGS)}, ss_size={size}}}"
+
+
+def k_uname(c, v, p):
+    try:
+        raw = c.task.mm.read(v, 65 * 2)
+    except SyscallError:
+        return ptr(v)
+    sysname, node = raw[:65].split(b"\0")[0], raw[65:].split(b"\0")[0]
+    return f"{{sysname={quote(sysname)}, nodename={quote(node)}, ...}}"
+
+
+SYSINFO = struct.Struct("<q3Q6QH6xQQI")
+
+
+def k_sysinfo(c, v, p):
+    try:
+        f = SYSINFO.unpack(c.task.mm.read(v, SYSINFO.size))
+    except SyscallError:
+        return ptr(v)
+    return (f"{{uptime={f[0]}, loads=[{f[1]}, {f[2]}, {f[3]}], totalram={f[4]}, freeram={f[5]}, "
+            f"sharedram={f[6]}, bufferram={f[7]}, totalswap={f[8]}, freeswap={f[9]}, procs={f[10]}, "
+            f"totalhigh={f[11]}, freehigh={f[12]}, mem_unit={f[13]}}}")
+
+
+def k_iovec(c, v, p):
+    """An iovec array with count in arg p; for reads, the bytes returned spread over it."""
+    n = c.args[int(p)]
+    if n == 0 or n > 1024:
+        return ptr(v) if n else "[]"
+    try:
+        raw = c.task.mm.read(v, 16 * min(n, MAX_ARRAY))
+    except SyscallError:
+        return ptr(v)
+    reading = c.name in ("readv", "preadv", "preadv2")
+    left = c.ret if reading else None
+    items = []
+    for i in range(min(n, MAX_ARRAY)):
+        base, ln = abi.IOVEC.unpack_from(raw, 16 * i)
+        show = ln if left is None else max(0, min(ln, left))
+        if left is not None:
+            left -= show
+        items.append(f"{{iov_base={buf(c, base, show)}, iov_len={ln}}}")
+    return "[" + ", ".join(items) + (", ..." if n > MAX_ARRAY else "") + "]"
+
+
+def k_dirents(c, v, p):
+    """getdents64's buffer: its address and how many entries the call returned."""
+    n, off = 0, 0
+    try:
+        raw = c.task.mm.read(v, c.ret)
+        while off + 19 <= len(raw):
+            reclen = struct.unpack_from("<H", raw, off + 16)[0]
+            if reclen == 0:
+                break
+            off += reclen
+            n += 1
+    except SyscallError:
+        return ptr(v)
+    return f"{ptr(v)} /* {n} entries */"
+
+
+def k_int_pair(c, v, p):
+    try:
+        a, b = struct.unpack("<ii", c.task.mm.read(v, 8))
+    except SyscallError:
+        return ptr(v)
+    return f"[{a}, {b}]"
+
+
+def k_cpuset(c, v, p):
+    try:
+        raw = c.task.mm.read(v, c.ret)
+    except SyscallError:
+        return ptr(v)
+    bits = int.from_bytes(raw, "little")
+    return "[" + " ".join(str(i) for i in range(8 * len(raw)) if bits >> i & 1) + "]"
+
+
+def k_futex_op(c, v, p):
+    v &= 0xFFFFFFFF
+    cmd = v & abi.FUTEX_CMD_MASK
+    s = FUTEX_OPS.get(cmd, f"{cmd:#x}")
+    if v & abi.FUTEX_PRIVATE_FLAG:
+        s += "_PRIVATE"
+    if v & abi.FUTEX_CLOCK_REALTIME:
+        s += "|FUTEX_CLOCK_REALTIME"
+    return s
+
+
+def _futex_cmd(c) -> int:
+    return c.args[1] & abi.FUTEX_CMD_MASK
+
+
+# How futex's arguments 3 to 6 print for each operation (strace's choice):
+# u: val as unsigned, t: timeout, n: val2 as a count, a: uaddr2, v: val3, b: bitset, -: left out.
+FUTEX_ARGS = {0: "ut--", 1: "u---", 2: "u---", 3: "una-", 4: "unav", 5: "unav", 6: "-t--", 7: "----",
+              8: "----", 9: "ut-b", 10: "u--b", 11: "uta-", 12: "unav", 13: "-t--"}
+
+
+def k_futex_arg(c, v, p):
+    """futex's third to sixth arguments, as far as the operation uses them."""
+    i = int(p)
+    use = FUTEX_ARGS.get(_futex_cmd(c))
+    if use is None:
+        return f"{v:#x}"
+    kind = use[i - 2]
+    if kind == "-":
+        return None
+    if kind in "un":
+        return str(v & 0xFFFFFFFF)
+    if kind == "t":
+        return timespec(c, v)
+    if kind == "v":
+        return str(s32(v)) if _futex_cmd(c) != 5 else f"{v & 0xFFFFFFFF:#x}"
+    if kind == "b":
+        v &= 0xFFFFFFFF
+        return "FUTEX_BITSET_MATCH_ANY" if v == 0xFFFFFFFF else f"{v:#x}"
+    return ptr(v)
+
+
+def k_clone_flags(c, v, p):
+    sig = v & 0xFF
+    rest = flags(v & ~0xFF, CLONE_FLAGS, zero="")
+    parts = [x for x in (rest, signame(sig) if sig else "") if x]
+    return "|".join(parts) or "0"
+
+
+def k_clone3(c, v, p):
+    try:
+        f = struct.unpack("<11Q", c.task.mm.read(v, 88))
+    except SyscallError:
+        return ptr(v)
+    fl, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = f[:8]
+    s = [f"flags={flags(fl, CLONE_FLAGS)}"]
+    if fl & abi.CLONE_PIDFD:
+        s.append(f"pidfd={ptr(pidfd)}")
+    if fl & (abi.CLONE_CHILD_SETTID | abi.CLONE_CHILD_CLEARTID):
+        s.append(f"child_tid={ptr(child_tid)}")
+    if fl & abi.CLONE_PARENT_SETTID:
+        s.append(f"parent_tid={ptr(parent_tid)}")
+    s.append(f"exit_signal={signame(exit_signal) if exit_signal else 0}")
+    s.append(f"stack={ptr(stack)}")
+    s.append(f"stack_size={stack_size:#x}")
+    if fl & abi.CLONE_SETTLS:
+        s.append(f"tls={ptr(tls)}")
+    out = "{" + ", ".join(s) + "}"
+    if fl & abi.CLONE_PARENT_SETTID and c.ret is not None and not c.failed and c.ret > 0:
+        try:
+            out += f" => {{parent_tid=[{s32(c.task.mm.read_u32(parent_tid))}]}}"
+        except SyscallError:
+            pass
+    return out
+
+
+def k_strv(c, v, p):
+    """A NULL-terminated array of strings (execve's argv)."""
+    if v == 0:
+        return "NULL"
+    items = []
+    try:
+        for i in range(MAX_ARRAY + 1):
+            a = c.task.mm.read_u64(v + 8 * i)
+            if a == 0:
+                break
+            if i == MAX_ARRAY:
+                items.append("...")
+                break
+            items.append(cstr(c, a))
+    except SyscallError:
+        return ptr(v)
+    return "[" + ", ".join(items) + "]"
+
+
+def k_envp(c, v, p):
+    if v == 0:
+        return "NULL"
+    n = 0
+    try:
+        while c.task.mm.read_u64(v + 8 * n):
+            n += 1
+    except SyscallError:
+        return ptr(v)
+    return f"{ptr(v)} /* {n} var{'s' if n != 1 else ''} */"
+
+
+def k_exit_sig(c, v, p):
+    return k_signo(c, v, p) if s32(v) else "0"
+
+
+KINDS = {name[2:]: fn for name, fn in globals().items() if name.startswith("k_")}
+
+# Kinds that describe memory the kernel fills in: printed after the call.
+OUT_KINDS = frozenset({"buf_out", "cstr_out", "stat_out", "statx_out", "dirents", "int_pair", "cpuset",
+                       "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3"})
+# Out kinds that take their own look at a failed call (the others print the address).
+OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3"})
+# A timespec / rlimit / sigaction / sigset / stack_t written by the kernel: "<kind>_out".
+
+SPECS: dict[str, tuple[str, ...]] = {
+    "read": ("int", "buf_out:ret", "ulong"),
+    "write": ("int", "buf_in:2", "ulong"),
+    "open": ("path", "open_flags", "open_mode:1"),
+    "close": ("int",),
+    "stat": ("path", "stat_out"),
+    "fstat": ("int", "stat_out"),
+    "lstat": ("path", "stat_out"),
+    "poll": ("ptr", "ulong", "int"),
+    "lseek": ("int", "long", "whence"),
+    "mmap": ("ptr", "ulong", "prot", "map_flags", "int", "hex"),
+    "mprotect": ("ptr", "ulong", "prot"),
+    "munmap": ("ptr", "ulong"),
+    "brk": ("ptr",),
+    "rt_sigaction": ("signo", "sigaction", "sigaction_out", "ulong"),
+    "rt_sigprocmask": ("sighow", "sigset:3", "sigset_out:3", "ulong"),
+    "rt_sigreturn": (),
+    "ioctl": ("int", "ioctl_cmd", "ioctl_arg"),
+    "pread64": ("int", "buf_out:ret", "ulong", "long"),
+    "pwrite64": ("int", "buf_in:2", "ulong", "long"),
+    "readv": ("int", "iovec_out:2", "int"),
+    "writev": ("int", "iovec:2", "int"),
+    "access": ("path", "access_mode"),
+    "pipe": ("int_pair",),
+    "select": ("int", "ptr", "ptr", "ptr", "ptr"),
+    "sched_yield": (),
+    "mremap": ("ptr", "ulong", "ulong", "mremap_flags", "mremap_new"),
+    "msync": ("ptr", "ulong", "hex"),
+    "mincore": ("ptr", "ulong", "ptr"),
+    "madvise": ("ptr", "ulong", "madvise"),
+    "dup": ("int",),
+    "dup2": ("int", "int"),
+    "pause": (),
+    "nanosleep": ("timespec", "timespec_out"),
+    "getpid": (),
+    "exit": ("int",),
+    "wait4": ("int", "ptr", "hex", "ptr"),
+    "kill": ("int", "exit_sig"),
+    "uname": ("uname",),
+    "fcntl": ("int", "fcntl_cmd", "fcntl_arg"),
+    "flock": ("int", "int"),
+    "fsync": ("int",),
+    "fdatasync": ("int",),
+    "truncate": ("path", "long"),
+    "ftruncate": ("int", "long"),
+    "getdents64": ("int", "dirents", "ulong"),
+    "getcwd": ("cstr_out", "ulong"),
+    "chdir": ("path",),
+    "fchdir": ("int",),
+    "rename": ("path", "path"),
+    "mkdir": ("path", "octal"),
+    "rmdir": ("path",),
+    "link": ("path", "path"),
+    "unlink": ("path",),
+    "symlink": ("path", "path"),
+    "readlink": ("path", "buf_out:ret", "ulong"),
+    "chmod": ("path", "octal"),
+    "fchmod": ("int", "octal"),
+    "chown": ("path", "int", "int"),
+    "fchown": ("int", "int", "int"),
+    "umask": ("octal",),
+    "gettimeofday": ("timeval_out", "ptr"),
+    "getrlimit": ("rlimit_res", "rlimit_out"),
+    "sysinfo": ("sysinfo",),
+    "getuid": (), "getgid": (), "geteuid": (), "getegid": (), "getppid": (), "getpgrp": (),
+    "setsid": (), "gettid": (),
+    "setuid": ("int",), "setgid": ("int",), "setpgid": ("int", "int"), "getpgid": ("int",),
+    "getsid": ("int",),
+    "sigaltstack": ("stack_t", "stack_t_out"),
+    "arch_prctl": ("arch_prctl_code", "arch_prctl_addr"),
+    "setrlimit": ("rlimit_res", "rlimit"),
+    "sched_getaffinity": ("int", "ulong", "cpuset"),
+    "set_tid_address": ("ptr",),
+    "time": ("ptr",),
+    "futex": ("ptr", "futex_op", "futex_arg:2", "futex_arg:3", "futex_arg:4", "futex_arg:5"),
+    "clock_gettime": ("clock", "timespec_out"),
+    "clock_getres": ("clock", "timespec_out"),
+    "clock_nanosleep": ("clock", "timer_flags", "timespec", "timespec_out"),
+    "exit_group": ("int",),
+    "tgkill": ("int", "int", "exit_sig"),
+    "tkill": ("int", "exit_sig"),
+    "openat": ("dirfd", "path", "open_flags", "open_mode:2"),
+    "mkdirat": ("dirfd", "path", "octal"),
+    "newfstatat": ("dirfd", "path", "stat_out", "at_flags"),
+    "unlinkat": ("dirfd", "path", "at_flags"),
+    "renameat": ("dirfd", "path", "dirfd", "path"),
+    "renameat2": ("dirfd", "path", "dirfd", "path", "hex"),
+    "readlinkat": ("dirfd", "path", "buf_out:ret", "ulong"),
+    "fchmodat": ("dirfd", "path", "octal"),
+    "faccessat": ("dirfd", "path", "access_mode"),
+    "faccessat2": ("dirfd", "path", "access_mode", "at_flags:eaccess"),
+    "set_robust_list": ("ptr", "ulong"),
+    "dup3": ("int", "int", "cloexec"),
+    "pipe2": ("int_pair", "cloexec"),
+    "prlimit64": ("int", "rlimit_res", "rlimit", "rlimit_out"),
+    "getrandom": ("buf_out:ret", "ulong", "grnd"),
+    "statx": ("dirfd", "path", "statx_flags", "statx_mask", "statx_out"),
+    "rseq": ("ptr", "hex", "int", "hex"),
+    "clone": ("clone_flags", "ptr", "ptr", "ptr", "ptr"),
+    "clone3": ("clone3", "ulong"),
+    "execve": ("path", "strv", "envp"),
+    "getpriority": ("int", "int"),
+    "sched_getscheduler": ("int",),
+}
+
+# The "<kind>_out" forms: the same formatter, printed after the call.
+for _k in ("timespec", "timeval", "rlimit", "sigaction", "sigset", "stack_t", "iovec"):
+    KINDS[_k + "_out"] = KINDS[_k]
+OUT_KINDS = OUT_KINDS | {k + "_out" for k in ("timespec", "timeval", "rlimit", "sigaction", "sigset",
+                                               "stack_t", "iovec")}
+
+RETURNS = {
+    "mmap": "hex", "brk": "hex", "mremap": "hex", "shmat": "hex",
+    "exit": "none", "exit_group": "none", "rt_sigreturn": "int",
+    "fcntl": "fcntl", "time": "time", "umask": "octal",
+}
+
+
+# -- putting a call together -----------------------------------------------------------
+
+def compile_spec(spec: tuple[str, ...]):
+    """("fd", "buf_out:ret") -> [(formatter, param, is_out)], and the index of the first out kind."""
+    out = []
+    first_out = len(spec)
+    for i, kind in enumerate(spec):
+        name, _, param = kind.partition(":")
+        is_out = name in OUT_KINDS
+        if is_out and first_out == len(spec):
+            first_out = i
+        out.append((KINDS[name], param, is_out, name in OUT_ON_ERROR))
+    return out, first_out
+
+
+_COMPILED: dict[str, tuple] = {}
+
+
+def compiled(name: str):
+    got = _COMPILED.get(name)
+    if got is None:
+        spec = SPECS.get(name)
+        got = _COMPILED[name] = compile_spec(spec) if spec is not None else None
+    return got
+
+
+def _fmt_args(c: Call, kinds, lo: int, hi: int) -> list[str]:
+    parts = []
+    for i in range(lo, hi):
+        fn, param, is_out, on_error = kinds[i]
+        v = c.args[i]
+        if is_out and c.ret is not None and c.failed and not on_error:
+            s = ptr(v)
+        else:
+            try:
+                s = fn(c, v, param)
+            except SyscallError:
+                s = ptr(v)
+        if s is not None:
+            parts.append(s)
+    return parts
+
+
+def entry_args(c: Call) -> tuple[list[str], int]:
+    """The arguments printed when the call starts, and where the rest begins."""
+    comp = compiled(c.name)
+    if comp is None:
+        return [f"{a:#x}" if a else "0" for a in c.args], 6
+    kinds, first_out = comp
+    return _fmt_args(c, kinds, 0, first_out), first_out
+
+
+def exit_args(c: Call, start: int) -> list[str]:
+    comp = compiled(c.name)
+    if comp is None:
+        return []
+    kinds, _ = comp
+    return _fmt_args(c, kinds, start, len(kinds))
+
+
+ERRNO_NAMES = {35: "EDEADLK", 95: "EOPNOTSUPP", 11: "EAGAIN"}
+RESTART = {512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+           513: ("ERESTARTNOINTR", "To be restarted"),
+           514: ("ERESTARTNOHAND", "To be restarted if no handler"),
+           516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal")}
+FD_FLAGS = [(abi.FD_CLOEXEC, "FD_CLOEXEC")]
+
+
+def errno_text(e: int) -> str:
+    return f"{ERRNO_NAMES.get(e) or errno_name(e)} ({os.strerror(e)})"
+
+
+def result(c: Call) -> str:
+    """What follows "= ": 3, 0x7f..., -1 ENOENT (No such file or directory), ?"""
+    ret = c.ret
+    if -4096 < ret < 0:
+        e = -ret
+        if e in RESTART:
+            name, desc = RESTART[e]
+            return f"? {name} ({desc})"
+        return f"-1 {errno_text(e)}"
+    kind = RETURNS.get(c.name, "int")
+    if kind == "hex":
+        return f"{ret & abi.MASK64:#x}"
+    if kind == "octal":
+        return octal(ret)
+    if kind == "fcntl":
+        cmd = s32(c.args[1])
+        if cmd == abi.F_GETFL:
+            return f"{ret:#x} (flags {open_flags(ret)})"
+        if cmd == abi.F_GETFD and ret:
+            return f"{ret:#x} (flags {flags(ret, FD_FLAGS)})"
+    if kind == "time" and ret >= 0:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ret))
+        return f"{ret} ({stamp})"
+    return str(s64(ret))
+
+
+# -- signals --------------------------------------------------------------------------
+
+SI_CODES = {
+    abi.SIGSEGV: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR"},
+    abi.SIGBUS: {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR", 4: "BUS_MCEERR_AR", 5: "BUS_MCEERR_AO"},
+    abi.SIGILL: {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP", 5: "ILL_PRVOPC",
+                 6: "ILL_PRVREG", 7: "ILL_COPROC", 8: "ILL_BADSTK"},
+    abi.SIGFPE: {1: "FPE_INTDIV", 2: "FPE_INTOVF", 3: "FPE_FLTDIV", 4: "FPE_FLTOVF", 5: "FPE_FLTUND",
+                 6: "FPE_FLTRES", 7: "FPE_FLTINV", 8: "FPE_FLTSUB"},
+    abi.SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
+}
+SI_GENERIC = {0: "SI_USER", 0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER", -3: "SI_MESGQ",
+              -4: "SI_ASYNCIO", -5: "SI_SIGIO", -6: "SI_TKILL"}
+FAULT_SIGNALS = frozenset(SI_CODES)
+
+
+def siginfo(signo: int, code: int, addr: int) -> str:
+    """--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---"""
+    name = signame(signo)
+    cname = SI_GENERIC.get(code) if code <= 0 or code == 0x80 else SI_CODES.get(signo, {}).get(code)
+    s = f"{{si_signo={name}, si_code={cname or code}"
+    if signo in FAULT_SIGNALS and (code > 0):
+        s += f", si_addr={ptr(addr)}"
+    return f"--- {name} {s}}} ---"

@@ -1,0 +1,344 @@
+"""strace output of umiak (--strace, --trace, --syscall-summary) against Linux strace's format.
+
+Two halves: the formatter on its own, fed by a fake task whose memory is a dict
+of byte strings (pure formatting, no VM), and whole programs compiled at test
+time, run natively under /usr/bin/strace and under `umiak run --strace`, whose
+lines for the calls that matter must agree once addresses, pids and values
+that legitimately differ are normalised.
+"""
+
+import errno
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from umiak.kernel import abi
+from umiak.kernel.errors import ExitGroup, SyscallError
+from umiak.kernel.syscalls.table import NAMES
+from umiak.trace import make_tracer
+from umiak.trace.tracer import Tracer
+
+NR = {name: nr for nr, name in NAMES.items()}
+
+
+# -- a fake task: guest memory as a dict of regions ------------------------------------
+
+class FakeMM:
+    def __init__(self, regions: dict[int, bytes]):
+        self.regions = {a: bytearray(b) for a, b in regions.items()}
+
+    def _find(self, addr, n):
+        for base, data in self.regions.items():
+            if base <= addr and addr + n <= base + len(data):
+                return data, addr - base
+        raise SyscallError(errno.EFAULT)
+
+    def read(self, addr, n):
+        if n <= 0:
+            return b""
+        data, off = self._find(addr, n)
+        return bytes(data[off:off + n])
+
+    def write(self, addr, b):
+        data, off = self._find(addr, len(b))
+        data[off:off + len(b)] = b
+
+    def read_cstr(self, addr, limit=4096):
+        data, off = self._find(addr, 1)
+        end = data.find(b"\0", off)
+        if end < 0:
+            raise SyscallError(errno.EFAULT)
+        if end - off >= limit:
+            raise SyscallError(errno.ENAMETOOLONG)
+        return bytes(data[off:end])
+
+    def read_u64(self, addr):
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def read_u32(self, addr):
+        return struct.unpack("<I", self.read(addr, 4))[0]
+
+
+class FakeKernel:
+    def unknown_syscall(self, task, nr):
+        return -errno.ENOSYS
+
+
+class FakeProcess:
+    def __init__(self):
+        self.tasks = {}
+
+
+class FakeTask:
+    def __init__(self, regions=None, tid=100, process=None):
+        self.mm = FakeMM(regions or {})
+        self.tid = tid
+        self.kernel = FakeKernel()
+        self.process = process or FakeProcess()
+        self.process.tasks[tid] = self
+
+
+def handlers_returning(table: dict):
+    """A dispatch list whose entries return (or raise) what `table` says, by syscall name."""
+    hs = [None] * (max(NAMES) + 1)
+    for nr, name in NAMES.items():
+        def h(task, a, b, c, d, e, f, name=name):
+            v = table.get(name, 0)
+            if callable(v):
+                return v(task, a, b, c, d, e, f)
+            if isinstance(v, BaseException):
+                raise v
+            return v
+        hs[nr] = h
+    return hs
+
+
+def trace(task, calls, results, **kw):
+    """Run calls [(name, args...)] through a Tracer; return its output lines."""
+    out = io.StringIO()
+    t = Tracer(out, **kw)
+    hs = handlers_returning(results)
+    for name, *args in calls:
+        nr = NR[name] if isinstance(name, str) else name
+        args = [a & abi.MASK64 for a in args] + [0] * (6 - len(args))
+        try:
+            t.call(task, nr, tuple(args), hs)
+        except ExitGroup as eg:
+            t.exited(task, eg.status, eg.signal)
+    t.finish()
+    return out.getvalue().splitlines()
+
+
+def one(task, name, *args, ret=0, results=None):
+    r = dict(results or {})
+    r.setdefault(name, ret)
+    return trace(task, [(name, *args)], r)[0]
+
+
+def L(call: str, result: str) -> str:
+    """A line as strace aligns it: the result at column 40."""
+    return (call + " ").ljust(40) + "= " + result
+
+
+STR = 0x1000
+BUF = 0x2000
+
+
+# -- the formatter --------------------------------------------------------------------
+
+def test_write_escapes_like_strace():
+    t = FakeTask({STR: b'a\tb\0c\x01\x7f\xff"\\'})
+    assert one(t, "write", 3, STR, 10, ret=10) == 'write(3, "a\\tb\\0c\\1\\177\\377\\"\\\\", 10)   = 10'
+
+
+def test_octal_escape_before_a_digit_and_control_chars():
+    t = FakeTask({STR: b"\x011\f\v\r\x1b[0m\xc3\xa9\0"})
+    assert one(t, "write", 1, STR, 12, ret=12) == 'write(1, "\\0011\\f\\v\\r\\33[0m\\303\\251\\0", 12) = 12'
+
+
+def test_buffer_cut_at_32_bytes():
+    t = FakeTask({STR: b"0123456789012345678901234567890123456789\n"})
+    line = one(t, "write", 1, STR, 41, ret=41)
+    assert line == 'write(1, "01234567890123456789012345678901"..., 41) = 41'
+
+
+def test_read_shows_the_returned_length_after_the_call():
+    t = FakeTask({BUF: bytes(4096)})
+    data = b"root:x:0:0:root:/root:/bin/bash\nmore"
+
+    def read(task, fd, buf, n, *_):
+        task.mm.write(buf, data)
+        return len(data)
+    line = trace(t, [("read", 3, BUF, 4096)], {"read": read})[0]
+    assert line == 'read(3, "root:x:0:0:root:/root:/bin/bash\\n"..., 4096) = 36'
+    short = trace(t, [("read", 3, BUF, 4096)], {"read": lambda task, fd, buf, *_: (task.mm.write(buf, b"ab\n"), 3)[1]})[0]
+    assert short == L('read(3, "ab\\n", 4096)', "3")
+
+
+def test_openat_flags_mode_and_errno():
+    t = FakeTask({STR: b"/etc/passwd\0"})
+    assert one(t, "openat", abi.AT_FDCWD, STR, abi.O_RDONLY | abi.O_CLOEXEC, ret=3) == \
+        'openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC) = 3'
+    assert one(t, "openat", abi.AT_FDCWD, STR, 0, ret=-errno.ENOENT) == \
+        'openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = -1 ENOENT (No such file or directory)'
+    fl = abi.O_RDWR | abi.O_CREAT | abi.O_EXCL | abi.O_APPEND
+    assert one(t, "openat", abi.AT_FDCWD, STR, fl, 0o600, ret=7) == \
+        'openat(AT_FDCWD, "/etc/passwd", O_RDWR|O_CREAT|O_EXCL|O_APPEND, 0600) = 7'
+
+
+def test_bad_pointers_print_as_addresses():
+    t = FakeTask()
+    assert one(t, "openat", abi.AT_FDCWD, 0x10, 0, ret=-errno.EFAULT) == \
+        "openat(AT_FDCWD, 0x10, O_RDONLY)        = -1 EFAULT (Bad address)"
+    assert one(t, "write", 1, 0x10, 5, ret=-errno.EFAULT) == \
+        "write(1, 0x10, 5)                       = -1 EFAULT (Bad address)"
+    assert one(t, "brk", 0, ret=0x4000) == "brk(NULL)                               = 0x4000"
+
+
+def test_syscall_error_raised_by_a_handler_becomes_minus_errno():
+    t = FakeTask({STR: b"/x\0"})
+    lines = trace(t, [("access", STR, 4 | 2)], {"access": SyscallError(errno.EACCES)})
+    assert lines == ['access("/x", R_OK|W_OK)                 = -1 EACCES (Permission denied)']
+
+
+def test_mmap_mprotect_madvise():
+    t = FakeTask()
+    assert one(t, "mmap", 0, 8192, 3, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS, -1, 0, ret=0x7F77C4550000) == \
+        "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f77c4550000"
+    assert one(t, "mmap", 0x10000000, 4096, 5, 0x32, -1, 0, ret=0x10000000) == \
+        "mmap(0x10000000, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_ANONYMOUS, -1, 0) = 0x10000000"
+    assert one(t, "mmap", 0, 4096, 1, 0x802, 3, 0x1000, ret=-errno.ENOMEM) == \
+        "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_DENYWRITE, 3, 0x1000) = -1 ENOMEM (Cannot allocate memory)"
+    assert one(t, "mprotect", 0x4A1000, 16384, 0) == L("mprotect(0x4a1000, 16384, PROT_NONE)", "0")
+    assert one(t, "madvise", 0x7000, 8192, 4) == L("madvise(0x7000, 8192, MADV_DONTNEED)", "0")
+
+
+def test_stat_structs():
+    st = abi.STAT.pack(1, 2, 1, abi.S_IFREG | 0o644, 0, 0, 0, 0, 123, 4096, 8, *([0] * 6))
+    chr_ = abi.STAT.pack(1, 2, 1, abi.S_IFCHR | 0o620, 0, 5, 0, 0x8800, 0, 1024, 0, *([0] * 6))
+    t = FakeTask({STR: b"/x\0", BUF: st, 0x3000: chr_, 0x4000: b"\0"})
+    assert one(t, "newfstatat", abi.AT_FDCWD, STR, BUF, 0) == \
+        'newfstatat(AT_FDCWD, "/x", {st_mode=S_IFREG|0644, st_size=123, ...}, 0) = 0'
+    assert one(t, "newfstatat", 1, 0x4000, 0x3000, abi.AT_EMPTY_PATH) == \
+        'newfstatat(1, "", {st_mode=S_IFCHR|0620, st_rdev=makedev(0x88, 0), ...}, AT_EMPTY_PATH) = 0'
+    assert one(t, "fstat", 1, 0x3000) == "fstat(1, {st_mode=S_IFCHR|0620, st_rdev=makedev(0x88, 0), ...}) = 0"
+    assert one(t, "newfstatat", abi.AT_FDCWD, STR, BUF, 0, ret=-errno.ENOENT) == \
+        'newfstatat(AT_FDCWD, "/x", 0x2000, 0)   = -1 ENOENT (No such file or directory)'
+
+
+def test_signals_and_sigsets():
+    act = abi.SIGACTION.pack(1, abi.SA_RESTORER, 0x408850, 0)
+    t = FakeTask({BUF: act, 0x3000: bytes(32), 0x4000: struct.pack("<Q", (1 << 1) | (1 << 14)),
+                  0x5000: struct.pack("<Q", 0xFFFFFFFE7FFFFFFF)})
+    assert one(t, "rt_sigaction", abi.SIGINT, BUF, 0, 8) == \
+        "rt_sigaction(SIGINT, {sa_handler=SIG_IGN, sa_mask=[], sa_flags=SA_RESTORER, sa_restorer=0x408850}, NULL, 8) = 0"
+    assert one(t, "rt_sigaction", abi.SIGTERM, 0, 0x3000, 8) == \
+        "rt_sigaction(SIGTERM, NULL, {sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}, 8) = 0"
+    assert one(t, "rt_sigprocmask", abi.SIG_BLOCK, 0x4000, 0x3000, 8) == \
+        "rt_sigprocmask(SIG_BLOCK, [INT TERM], [], 8) = 0"
+    assert one(t, "rt_sigprocmask", abi.SIG_SETMASK, 0x5000, 0, 8) == \
+        "rt_sigprocmask(SIG_SETMASK, ~[RTMIN RT_1], NULL, 8) = 0"
+
+
+def test_process_setup_calls_of_static_glibc():
+    rl = abi.RLIMIT.pack(8 << 20, abi.RLIM_INFINITY)
+    t = FakeTask({STR: b"/proc/self/exe\0", BUF: b"/tmp/st/h" + bytes(100), 0x3000: rl,
+                  0x4000: bytes.fromhex("ede76789ac8137ba")})
+    assert one(t, "arch_prctl", abi.ARCH_SET_FS, 0x36EE8380) == "arch_prctl(ARCH_SET_FS, 0x36ee8380)     = 0"
+    assert one(t, "set_tid_address", 0x36EE8650, ret=4559) == "set_tid_address(0x36ee8650)             = 4559"
+    assert one(t, "set_robust_list", 0x36EE8660, 24) == "set_robust_list(0x36ee8660, 24)         = 0"
+    assert one(t, "rseq", 0x36EE8CA0, 0x20, 0, 0x53053053, ret=-errno.ENOSYS) == \
+        "rseq(0x36ee8ca0, 0x20, 0, 0x53053053)   = -1 ENOSYS (Function not implemented)"
+    assert one(t, "prlimit64", 0, abi.RLIMIT_STACK, 0, 0x3000) == \
+        "prlimit64(0, RLIMIT_STACK, NULL, {rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}) = 0"
+    assert one(t, "readlink", STR, BUF, 4096, ret=9) == 'readlink("/proc/self/exe", "/tmp/st/h", 4096) = 9'
+    assert one(t, "getrandom", 0x4000, 8, abi.GRND_NONBLOCK, ret=8) == \
+        'getrandom("\\xed\\xe7\\x67\\x89\\xac\\x81\\x37\\xba", 8, GRND_NONBLOCK) = 8'
+
+
+def test_misc_structs():
+    uts = b"Linux".ljust(65, b"\0") + b"umiak".ljust(65, b"\0") + bytes(65 * 4)
+    ts = abi.TIMESPEC.pack(677, 440673647)
+    t = FakeTask({BUF: uts, 0x3000: ts, 0x4000: struct.pack("<i", 1), 0x5000: struct.pack("<ii", 5, 6),
+                  0x6000: struct.pack("<QQ", 0x7000, 3) + struct.pack("<QQ", 0x7100, 100),
+                  0x7000: b"vm\n", 0x7100: bytes(100)})
+    assert one(t, "uname", BUF) == 'uname({sysname="Linux", nodename="umiak", ...}) = 0'
+    assert one(t, "clock_gettime", 1, 0x3000) == "clock_gettime(CLOCK_MONOTONIC, {tv_sec=677, tv_nsec=440673647}) = 0"
+    assert one(t, "ioctl", 0, abi.FIONBIO, 0x4000) == "ioctl(0, FIONBIO, [1])                  = 0"
+    assert one(t, "ioctl", 1, abi.TCGETS, 0x7FFDE44F0610, ret=-errno.ENOTTY) == \
+        "ioctl(1, TCGETS, 0x7ffde44f0610)        = -1 ENOTTY (Inappropriate ioctl for device)"
+    assert one(t, "pipe2", 0x5000, abi.O_CLOEXEC) == "pipe2([5, 6], O_CLOEXEC)                = 0"
+    assert one(t, "readv", 3, 0x6000, 2, ret=3) == \
+        'readv(3, [{iov_base="vm\\n", iov_len=3}, {iov_base="", iov_len=100}], 2) = 3'
+    assert one(t, "fcntl", 3, abi.F_GETFL, ret=0x18000) == \
+        "fcntl(3, F_GETFL)                       = 0x18000 (flags O_RDONLY|O_LARGEFILE|O_DIRECTORY)"
+    assert one(t, "fcntl", 3, abi.F_SETFD, abi.FD_CLOEXEC) == "fcntl(3, F_SETFD, FD_CLOEXEC)           = 0"
+    assert one(t, "lseek", 3, -5, 2, ret=-errno.EINVAL) == "lseek(3, -5, SEEK_END)                  = -1 EINVAL (Invalid argument)"
+    assert one(t, "futex", 0x7F00, 0x81, 1) == "futex(0x7f00, FUTEX_WAKE_PRIVATE, 1)    = 0"
+    assert one(t, "futex", 0x7F00, 0x109, 4642, 0, 0, 0xFFFFFFFF) == \
+        "futex(0x7f00, FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME, 4642, NULL, FUTEX_BITSET_MATCH_ANY) = 0"
+    assert one(t, "getpid", ret=5369) == "getpid()                                = 5369"
+
+
+def test_unknown_syscall_and_exit_group():
+    t = FakeTask()
+    lines = trace(t, [(500, 1, 2), ("exit_group", 3)], {"exit_group": ExitGroup(3)})
+    assert lines == [
+        "syscall_0x1f4(0x1, 0x2, 0, 0, 0, 0)     = -1 ENOSYS (Function not implemented)",
+        "exit_group(3)                           = ?",
+        "+++ exited with 3 +++",
+    ]
+
+
+def test_fatal_signal_lines():
+    out = io.StringIO()
+    t = Tracer(out)
+    task = FakeTask()
+    t.signal(task, abi.SIGSEGV, 1, 0x10)
+    t.exited(task, 139, abi.SIGSEGV)
+    assert out.getvalue().splitlines() == [
+        "--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---",
+        "+++ killed by SIGSEGV +++",
+    ]
+
+
+def test_trace_filter_globs_and_negation():
+    t = FakeTask()
+    calls = [("brk", 0), ("mmap", 0, 4096, 3, 0x22, -1, 0), ("openat", -100, 0, 0), ("getpid",), ("close", 3)]
+    lines = trace(t, calls, {}, trace_filter="mmap|brk,open*")
+    assert [ln.split("(")[0] for ln in lines] == ["brk", "mmap", "openat"]
+    lines = trace(t, calls, {}, trace_filter="!getpid|close")
+    assert [ln.split("(")[0] for ln in lines] == ["brk", "mmap", "openat"]
+    lines = trace(t, calls, {}, trace_filter="%memory")
+    assert [ln.split("(")[0] for ln in lines] == ["brk", "mmap"]
+
+
+def test_thread_prefix_and_unfinished_calls():
+    proc = FakeProcess()
+    main, child = FakeTask(tid=10, process=proc), FakeTask(tid=11, process=proc)
+    out = io.StringIO()
+    t = Tracer(out)
+
+    def futex(task, *a):   # while main waits, the child thread writes
+        t.call(child, NR["write"], (1, 0, 0, 0, 0, 0), hs)
+        return 0
+    hs = handlers_returning({"futex": futex})
+    t.call(main, NR["futex"], (0x7F00, 0x80, 2, 0, 0, 0), hs)
+    assert out.getvalue().splitlines() == [
+        "[pid    10] futex(0x7f00, FUTEX_WAIT_PRIVATE, 2, NULL <unfinished ...>",
+        L('[pid    11] write(1, "", 0)', "0"),
+        "[pid    10] <... futex resumed>)        = 0",
+    ]
+
+
+def test_relative_timestamps():
+    lines = trace(FakeTask(), [("getpid",), ("getpid",)], {}, timestamps=True)
+    assert all(re.fullmatch(r" {5}0\.\d{6} getpid\(\) +=  ?0", ln) for ln in lines), lines
+
+
+def test_summary_table():
+    t = FakeTask()
+    lines = trace(t, [("getpid",), ("close", 3), ("close", 4)], {"close": -errno.EBADF},
+                  strace=False, summary=True)
+    assert lines[1] == "% time     seconds  usecs/call     calls    errors syscall"
+    assert lines[2] == lines[-2] == "------ ----------- ----------- --------- --------- ----------------"
+    body = {ln.split()[-1]: ln.split() for ln in lines[3:-2]}
+    assert body["close"][3:5] == ["2", "2"] and body["getpid"][3] == "1"
+    assert re.fullmatch(r"100\.00 +\d+\.\d{6} +\d+ +3 +2 total", lines[-1])
+
+
+def test_make_tracer(tmp_path):
+    from umiak.options import RunOptions
+    assert make_tracer(RunOptions(), sys.stderr) is None
+    f = tmp_path / "trace.txt"
+    tr = make_tracer(RunOptions(strace=True, strace_file=str(f)), sys.stderr)
+    tr.call(FakeTask(), NR["getpid"], (0,) * 6, handlers_returning({"getpid": 42}))
+    tr.finish()
+    assert f.read_text() == "getpid()                                = 42\n"
