@@ -342,3 +342,143 @@ def test_make_tracer(tmp_path):
     tr.call(FakeTask(), NR["getpid"], (0,) * 6, handlers_returning({"getpid": 42}))
     tr.finish()
     assert f.read_text() == "getpid()                                = 42\n"
+
+
+# -- whole programs: native strace versus umiak --strace --------------------------------
+
+ROOT = Path(__file__).resolve().parent
+BUILD = ROOT / ".build"
+STRACE = shutil.which("strace")
+GCC = shutil.which("gcc")
+needs_tools = pytest.mark.skipif(not (STRACE and GCC), reason="needs gcc and strace (apt-get install strace)")
+
+
+def build(name: str) -> Path:
+    """tests/guest/<name>.c -> tests/.build/<name> (static glibc), rebuilt when the source changes."""
+    src = ROOT / "guest" / f"{name}.c"
+    exe = BUILD / name
+    if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        BUILD.mkdir(exist_ok=True)
+        subprocess.run([GCC, "-static", "-O1", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+def native_strace(exe: Path, args: list[str], tmp: Path, *opts: str) -> tuple[list[str], subprocess.CompletedProcess]:
+    out = tmp / "native.strace"
+    p = subprocess.run([STRACE, "-o", str(out), *opts, str(exe), *args], capture_output=True)
+    return out.read_text().splitlines(), p
+
+
+def umiak(exe: Path, args: list[str], *opts: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT.parent / "src"))
+    return subprocess.run([sys.executable, "-m", "umiak", "run", *opts, str(exe), *args],
+                          capture_output=True, env=env, timeout=120)
+
+
+def umiak_strace(exe: Path, args: list[str], tmp: Path, *opts: str) -> tuple[list[str], subprocess.CompletedProcess]:
+    out = tmp / "umiak.strace"
+    p = umiak(exe, args, "--strace", "--strace-file", str(out), *opts)
+    assert out.exists(), p.stderr.decode()
+    return out.read_text().splitlines(), p
+
+
+def normalise(lines: list[str], start: str | None = None) -> list[str]:
+    """Drop pids and long addresses; keep the lines from the first one starting with `start`."""
+    out = []
+    for ln in lines:
+        ln = re.sub(r"^\d+ +", "", ln)                     # strace -o prints the pid
+        ln = re.sub(r"0x[0-9a-f]{6,}", "0xADDR", ln)
+        ln = re.sub(r"\) +=", ") =", ln)                   # columns move with the addresses
+        out.append(ln)
+    if start is not None:
+        first = next(i for i, ln in enumerate(out) if ln.startswith(start))
+        out = out[first:]
+    return out
+
+
+@pytest.fixture()
+def datafile(tmp_path):
+    f = tmp_path / "data.txt"
+    f.write_text("root:x:0:0:root:/root:/bin/bash\nline two\n")
+    return f
+
+
+@needs_tools
+def test_file_calls_match_linux_strace(tmp_path, datafile):
+    exe = build("strace_files")
+    native, np_ = native_strace(exe, [str(datafile)], tmp_path)
+    ours, up = umiak_strace(exe, [str(datafile)], tmp_path)
+    assert up.returncode == np_.returncode == 3, up.stderr.decode()
+    assert up.stdout == np_.stdout
+    start = 'write(1, "hello\\n", 6)'
+    assert normalise(ours, start) == normalise(native, start)
+
+
+@needs_tools
+def test_alignment_matches_linux_strace(tmp_path, datafile):
+    """The result column: short lines padded so '= ' starts at column 40, as strace pads them."""
+    exe = build("strace_files")
+    native, _ = native_strace(exe, [str(datafile)], tmp_path)
+    ours, _ = umiak_strace(exe, [str(datafile)], tmp_path)
+    pick = ("write(1, \"hello", "close(3)", "exit_group(3)", "+++")
+    strip = [re.sub(r"^\d+ +", "", ln) for ln in native]
+    assert [ln for ln in ours if ln.startswith(pick)] == [ln for ln in strip if ln.startswith(pick)]
+
+
+@needs_tools
+def test_trace_filter_matches_strace_e_trace(tmp_path, datafile):
+    exe = build("strace_files")
+    native, _ = native_strace(exe, [str(datafile)], tmp_path, "-e", "trace=openat,close")
+    ours, _ = umiak_strace(exe, [str(datafile)], tmp_path, "--trace", "openat|clo*")
+    assert normalise(ours) == normalise(native)
+    ours, _ = umiak_strace(exe, [str(datafile)], tmp_path, "--trace", "!write,brk,mmap,mprotect")
+    assert not any(ln.startswith(("write(", "brk(")) for ln in ours)
+    assert any(ln.startswith("openat(") for ln in ours)
+
+
+@needs_tools
+def test_relative_timestamps_end_to_end(tmp_path, datafile):
+    exe = build("strace_files")
+    ours, _ = umiak_strace(exe, [str(datafile)], tmp_path, "--strace-timestamps")
+    assert ours and all(re.match(r" {5}\d\.\d{6} \S", ln) for ln in ours), ours[:3]
+
+
+def summary_rows(text: str) -> dict[str, list[str]]:
+    rows, on = {}, False
+    for ln in text.splitlines():
+        if ln.startswith("------"):
+            on = not on if ln else on
+            continue
+        if on and ln.strip():
+            parts = ln.split()
+            rows[parts[-1]] = parts
+    return rows
+
+
+@needs_tools
+def test_syscall_summary_counts_like_strace_c(tmp_path, datafile):
+    exe = build("strace_files")
+    native, _ = native_strace(exe, [str(datafile)], tmp_path, "-c")
+    p = umiak(exe, [str(datafile)], "--syscall-summary")
+    text = p.stderr.decode()
+    assert "% time     seconds  usecs/call     calls    errors syscall" in text
+    ours, theirs = summary_rows(text), summary_rows("\n".join(native))
+
+    def counts(rows, name):   # calls and errors (blank errors = 0)
+        r = rows[name]
+        return r[3], (r[4] if len(r) == 6 else "0")
+    for name in ("write", "openat", "close", "read", "lseek", "pread64", "newfstatat", "access"):
+        assert counts(ours, name) == counts(theirs, name), name
+    assert ours["total"][0] == "100.00"
+
+
+@needs_tools
+def test_fatal_signal_lines_match(tmp_path):
+    exe = build("strace_segv")
+    native, np_ = native_strace(exe, [], tmp_path)
+    ours, up = umiak_strace(exe, [], tmp_path)
+    assert up.returncode == 139
+    assert normalise(ours)[-2:] == normalise(native)[-2:] == [
+        "--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---",
+        "+++ killed by SIGSEGV +++",
+    ]
