@@ -87,7 +87,7 @@ class Machine:
                 kernel.tracer = make_tracer(opts, err_out)
             task = kernel.spawn(image, host_path, [a.encode() if isinstance(a, str) else a for a in argv],
                                 default_environment(opts.env))
-            status = kernel.run_task(task)
+            status = kernel.run(task)
             signal = kernel.exit_signal
         except ExitGroup as eg:
             status, signal = eg.status, eg.signal

@@ -68,6 +68,9 @@ def _dispatch_table() -> list:
     return _DISPATCH
 
 
+REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
+
+
 class Kernel:
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
@@ -84,6 +87,9 @@ class Kernel:
         self.handlers = self._build_dispatch()
         self._vfs = None
         self.exit_signal = 0
+        import threading
+        self.lock = threading.Lock()   # the kernel lock: see process.py
+        self.next_tid = 2
         self.ncpus = options.cpus or os.cpu_count() or 1
         self.cpu_features = platform.cpu_features()
 
@@ -116,6 +122,7 @@ class Kernel:
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr)
         task = Task(proc, proc.pid)
+        proc.leader = task
         task.vcpu = self.platform.create_vcpu(entry, sp)
         return task
 
@@ -170,18 +177,104 @@ class Kernel:
             pass
 
     # -- running ----------------------------------------------------------------
-    def run_task(self, task) -> int:
-        """Run a task until the program ends; returns the wait status as a shell reports it."""
+    def run(self, task) -> int:
+        """Run the program whose first task is `task` on the calling thread until every
+        task has ended; returns the exit status as a shell reports it."""
+        proc = task.process
+        self._task_main(task)
+        while not proc.done.wait(0.2):   # other threads still run; stay responsive to Ctrl-C
+            pass
+        for t in list(proc.threads):
+            t.join(timeout=2)
+        self.exit_signal = proc.exit_signal
+        return proc.exit_status
+
+    def start_thread(self, task) -> None:
+        """Give a new task its own host thread (its vCPU must already exist)."""
+        import threading
+        t = threading.Thread(target=self._task_main, args=(task,), name=f"umiak-task-{task.tid}", daemon=True)
+        task.process.threads.append(t)
+        t.start()
+
+    def _task_main(self, task) -> None:
+        from umiak.kernel.process import TaskKilled
+        status, signal, whole = 0, 0, False
+        try:
+            self._loop(task)
+        except ExitGroup as eg:
+            status, signal, whole = eg.status, eg.signal, True
+        except ThreadExit as te:
+            status = te.code & 0xFF
+        except TaskKilled:
+            pass
+        except (MemoryError, SyscallError):
+            # Frames or page tables ran out while backing a touched page: Linux's
+            # OOM killer would end the program with SIGKILL.
+            self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
+            status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
+        except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
+            status, whole = self._internal_error(task, exc), True
+        self._task_ended(task, status, signal, whole)
+
+    def _task_ended(self, task, status: int, signal: int, whole: bool) -> None:
+        proc = task.process
+        with self.lock:
+            if whole and not proc.exiting:
+                proc.exiting = True
+                proc.exit_status, proc.exit_signal = status, signal
+                if self.tracer is not None:
+                    self.tracer.exited(task, status, signal)
+                for t in proc.tasks.values():
+                    if t is not task:
+                        t.interrupt()
+            elif not whole and not proc.exiting:
+                from umiak.kernel.syscalls.futex import exit_robust_list, wake
+                exit_robust_list(task)
+                if task.clear_child_tid:
+                    try:
+                        task.mm.write_u32(task.clear_child_tid, 0)
+                        wake(task, task.clear_child_tid, 1)
+                    except SyscallError:
+                        pass
+            proc.tasks.pop(task.tid, None)
+            if not proc.tasks:
+                if not proc.exiting:
+                    proc.exit_status = status
+                    if self.tracer is not None:
+                        self.tracer.exited(task, status, 0)
+                proc.done.set()
+        if task.vcpu is not None and task is not proc.leader:
+            task.vcpu.close()
+
+    def _loop(self, task) -> None:
+        """The life of one task: run its vCPU, serve what stops it, deliver signals."""
+        from umiak.kernel.errors import ERESTARTSYS, EINTR
+        from umiak.kernel.process import TaskKilled
+        from umiak.kernel.signals import deliver
+        import threading
         vcpu = task.vcpu
         run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
         handlers = self.handlers
         tracer = self.tracer
+        lock = self.lock
+        proc = task.process
+        task.host_thread = threading.get_ident()
         SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
-        try:
-            while True:
-                kind = run()
-                if kind is SYSCALL:
-                    nr, a, b, c, d, e, f = args()
+        if task.has_signal:
+            deliver(task)
+        while True:
+            task.in_guest = True
+            if task.has_signal:
+                task.in_guest = False
+                if proc.exiting:
+                    raise TaskKilled()
+                deliver(task)
+                continue
+            kind = run()
+            task.in_guest = False
+            if kind is SYSCALL:
+                nr, a, b, c, d, e, f = args()
+                with lock:
                     if tracer is not None:
                         ret = tracer.call(task, nr, (a, b, c, d, e, f), handlers)
                     elif nr < MAX_NR:
@@ -191,31 +284,28 @@ class Kernel:
                             ret = -err.errno
                     else:
                         ret = self.unknown_syscall(task, nr)
-                    set_result(ret)
-                elif kind is FAULT:
-                    self.handle_fault(task)
-                elif kind == ExitKind.INTERRUPTED:
+                if ret is REGS_SET:
                     continue
-                else:
-                    self.warn(f"guest stopped: {vcpu.error}")
-                    raise ExitGroup(abi.SIGKILL + 128, abi.SIGKILL)
-        except ExitGroup as eg:
-            if tracer is not None:
-                tracer.exited(task, eg.status, eg.signal)
-            self.exit_signal = eg.signal
-            return eg.status
-        except ThreadExit as te:
-            if tracer is not None:
-                tracer.exited(task, te.code & 0xFF, 0)
-            return te.code & 0xFF
-        except (MemoryError, SyscallError):
-            # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL.
-            self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
-            self.exit_signal = abi.SIGKILL
-            return 128 + abi.SIGKILL
-        except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
-            return self._internal_error(task, exc)
+                if ret == -ERESTARTSYS:
+                    task.restart_nr = nr
+                    ret = -EINTR
+                set_result(ret)
+                if task.has_signal:
+                    deliver(task)
+                task.restart_nr = None
+            elif kind is FAULT:
+                with lock:
+                    self.handle_fault(task)
+                if task.has_signal:
+                    deliver(task)
+            elif kind == ExitKind.INTERRUPTED:
+                if proc.exiting:
+                    raise TaskKilled()
+                if task.has_signal and vcpu.at_user():
+                    deliver(task)
+            else:
+                self.warn(f"guest stopped: {vcpu.error}")
+                raise ExitGroup(abi.SIGKILL + 128, abi.SIGKILL)
 
     def _internal_error(self, task, exc: Exception) -> int:
         from umiak.errors import EXIT_UMIAK_FAILURE
@@ -230,17 +320,34 @@ class Kernel:
         return EXIT_UMIAK_FAILURE
 
     def handle_fault(self, task) -> None:
+        """A CPU exception in user code: back a lazily mapped page, or raise the signal."""
+        from umiak.kernel.signals import make_siginfo
         vcpu = task.vcpu
         fault = vcpu.fault()
+        addr = 0
         if fault.vector == 14:
             err = fault.error_code
             if task.mm.handle_fault(fault.address, bool(err & 2), bool(err & 16)):
                 vcpu.resume_fault()
                 return
-            code = 2 if err & 1 else 1  # SEGV_ACCERR / SEGV_MAPERR
-            self.fatal_signal(task, abi.SIGSEGV, code, fault.address, fault.rip)
-        signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
-        self.fatal_signal(task, signo, code, fault.address, fault.rip)
+            signo, code = abi.SIGSEGV, (SEGV_ACCERR if err & 1 else SEGV_MAPERR)
+            addr = fault.address
+        else:
+            signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
+            if signo in (abi.SIGFPE, abi.SIGILL, abi.SIGBUS, abi.SIGTRAP) and fault.vector != 3:
+                addr = fault.rip
+        task.fault_error, task.fault_trapno = fault.error_code, fault.vector
+        self.force_signal(task, signo, make_siginfo(signo, code, addr=addr), addr, fault.rip)
+
+    def force_signal(self, task, signo: int, info: bytes, addr: int, rip: int) -> None:
+        """A synchronous signal from a fault: delivered to its handler if it has one,
+        else (or if blocked or ignored, as Linux's force_sig) the program ends."""
+        from umiak.kernel.signals import bit, send
+        proc = task.process
+        handler = proc.sigactions.get(signo, (abi.SIG_DFL,))[0]
+        if handler in (abi.SIG_DFL, abi.SIG_IGN) or task.sigmask & bit(signo):
+            self.fatal_signal(task, signo, int.from_bytes(info[8:12], "little", signed=True), addr, rip)
+        send(self, proc, signo, info, task)
 
     def fatal_signal(self, task, signo: int, code: int, addr: int, rip: int) -> None:
         """A signal the program does not handle ends it as Linux would (128+signal)."""

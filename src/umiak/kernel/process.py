@@ -1,6 +1,15 @@
 """Processes and tasks (threads). umiak runs one program per VM, so there is one
-process; it may have many tasks, each with its own vCPU."""
+process; it may have many tasks, each with its own vCPU and host thread.
 
+Locking: one kernel lock (`kernel.lock`, a plain Lock) guards all kernel state;
+the run loop holds it while a syscall or fault is handled and drops it while
+the vCPU runs guest code. A task that must wait does so on its own condition
+(`task.cond`, bound to the kernel lock) through `Task.wait`, so every blocking
+call sleeps, times out and is interrupted by signals the same way.
+"""
+
+import threading
+import time
 from dataclasses import dataclass, field
 
 from umiak.kernel import abi
@@ -50,6 +59,14 @@ class Process:
         self.tasks: dict[int, "Task"] = {}
         self.comm = b""
         self.start_time = 0.0
+        self.pending = 0                       # process-directed pending signals
+        self.siginfo: dict[int, list[bytes]] = {}
+        self.exiting = False                   # exit_group or a fatal signal is under way
+        self.exit_status = 0
+        self.exit_signal = 0
+        self.done = threading.Event()          # set when the last task has ended
+        self.threads: list[threading.Thread] = []
+        self.leader: "Task | None" = None
 
 
 class Task:
@@ -67,4 +84,58 @@ class Task:
         self.robust_list = (0, 0)
         self.sigaltstack = (0, 2, 0)  # sp, flags (SS_DISABLE), size
         self.comm = process.comm
+        self.pending = 0              # thread-directed pending signals
+        self.siginfo: dict[int, list[bytes]] = {}
+        self.has_signal = False       # a deliverable signal is pending (checked after each syscall)
+        self.fault_error = 0          # error code and vector of the last fault, for sigcontext
+        self.fault_trapno = 0
+        self.cond = threading.Condition(process.kernel.lock)
+        self.in_guest = False
+        self.host_thread = None       # threading ident of the host thread driving the vCPU
+        self.cpu_start = 0.0
+        self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
+        self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
         process.tasks[tid] = self
+
+    # -- signals --------------------------------------------------------------
+    def recompute_pending(self) -> None:
+        """Refresh has_signal. Caller holds the kernel lock."""
+        p = self.process
+        blockable = ~self.sigmask | (1 << 8) | (1 << 18)  # SIGKILL, SIGSTOP cannot be blocked
+        self.has_signal = bool((self.pending | p.pending) & blockable) or p.exiting
+
+    def set_sigmask(self, mask: int) -> None:
+        self.sigmask = mask & ~((1 << 8) | (1 << 18))
+        self.recompute_pending()
+
+    def interrupt(self) -> None:
+        """Make the task notice a signal or an exit: wake its wait, kick its vCPU.
+
+        Caller holds the kernel lock."""
+        self.recompute_pending()
+        self.cond.notify_all()
+        if self.in_guest and self.vcpu is not None:
+            self.vcpu.kick()
+
+    def wait(self, ready, timeout: float | None = None, interruptible: bool = True) -> bool:
+        """Sleep until ready() is true; False on timeout. EINTR (as ERESTARTSYS) when a
+        signal arrives. Caller holds the kernel lock; it is released while asleep."""
+        from umiak.kernel.errors import ERESTARTSYS, SyscallError
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not ready():
+            if self.process.exiting:
+                raise TaskKilled()
+            if interruptible and self.has_signal:
+                raise SyscallError(ERESTARTSYS)
+            if deadline is None:
+                self.cond.wait()
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+
+class TaskKilled(BaseException):
+    """The process is ending (exit_group or a fatal signal in another thread): unwind this task."""

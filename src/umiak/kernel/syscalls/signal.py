@@ -1,9 +1,8 @@
-"""Signal syscalls. Actions and masks are recorded; delivery of asynchronous signals
-comes with threads (issue 4). A fault with no handler ends the program as Linux would."""
+"""Signal syscalls: actions, masks, sending, waiting; delivery lives in kernel/signals.py."""
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EINVAL, ESRCH, ExitGroup, SyscallError
+from umiak.kernel.errors import EINVAL, ESRCH, SyscallError
 
 _UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -41,17 +40,18 @@ def sys_rt_sigprocmask(task, how, nset, oset, sigsetsize):
             mask = s
         else:
             raise SyscallError(EINVAL)
-        task.sigmask = mask & ~_UNBLOCKABLE
+        task.set_sigmask(mask & ~_UNBLOCKABLE)
     if oset:
         task.mm.write_u64(oset, old)
     return 0
 
 
 def sys_rt_sigpending(task, set_ptr, sigsetsize):
-    """rt_sigpending(2): nothing is ever pending before delivery exists."""
+    """rt_sigpending(2)"""
     if sigsetsize > 8:
         raise SyscallError(EINVAL)
-    task.mm.write(set_ptr, bytes(sigsetsize))
+    pend = (task.pending | task.process.pending) & task.sigmask
+    task.mm.write(set_ptr, pend.to_bytes(8, "little")[:sigsetsize])
     return 0
 
 
@@ -74,21 +74,15 @@ def sys_sigaltstack(task, ss, old_ss):
     return 0
 
 
-def _send(task, signo: int) -> int:
+def _send(task, signo: int, target=None) -> int:
+    from umiak.kernel.signals import SI_TKILL, SI_USER, make_siginfo, send
     if signo == 0:
         return 0
     if not 1 <= signo <= abi.NSIG:
         raise SyscallError(EINVAL)
-    handler = task.process.sigactions.get(signo, (0,))[0]
-    if handler == abi.SIG_IGN or (handler == abi.SIG_DFL and signo in abi.IGNORED_BY_DEFAULT):
-        return 0
-    if handler == abi.SIG_DFL or signo in (abi.SIGKILL, abi.SIGSTOP):
-        if signo in (abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU):
-            return 0  # stopping is treated as ignoring: nothing can continue the VM
-        if task.kernel.tracer is not None:
-            task.kernel.tracer.signal(task, signo, 0, 0)
-        raise ExitGroup(128 + signo, signo)
-    task.kernel.warn(f"signal {signo} to a handler is not delivered yet")
+    code = SI_USER if target is None else SI_TKILL
+    info = make_siginfo(signo, code, pid=task.process.pid, uid=task.process.creds.uid)
+    send(task.kernel, task.process, signo, info, target)
     return 0
 
 
@@ -100,20 +94,96 @@ def sys_kill(task, pid, signo):
     return _send(task, s32(signo))
 
 
+def _thread(task, tid: int):
+    t = task.process.tasks.get(tid)
+    if t is None:
+        raise SyscallError(ESRCH if tid > 0 else EINVAL)
+    return t
+
+
 def sys_tgkill(task, tgid, tid, signo):
     """tgkill(2)"""
-    if s32(tgid) != task.process.pid or s32(tid) not in task.process.tasks:
-        raise SyscallError(ESRCH if s32(tgid) > 0 and s32(tid) > 0 else EINVAL)
-    return _send(task, s32(signo))
+    if s32(tgid) <= 0 or s32(tid) <= 0:
+        raise SyscallError(EINVAL)
+    if s32(tgid) != task.process.pid:
+        raise SyscallError(ESRCH)
+    return _send(task, s32(signo), _thread(task, s32(tid)))
 
 
 def sys_tkill(task, tid, signo):
     """tkill(2)"""
-    if s32(tid) not in task.process.tasks:
-        raise SyscallError(ESRCH if s32(tid) > 0 else EINVAL)
-    return _send(task, s32(signo))
+    return _send(task, s32(signo), _thread(task, s32(tid)))
 
 
 def sys_rt_sigreturn(task):
-    """rt_sigreturn(2): without delivered signals there is no frame to return from."""
-    task.kernel.fatal_signal(task, abi.SIGSEGV, 0x80, 0, task.vcpu.get_regs()[16])
+    """rt_sigreturn(2)"""
+    from umiak.kernel.kernel import REGS_SET
+    from umiak.kernel.signals import sigreturn
+    sigreturn(task)
+    return REGS_SET
+
+
+def sys_rt_sigsuspend(task, mask, sigsetsize):
+    """rt_sigsuspend(2): wait for a signal with a temporary mask; always EINTR."""
+    from umiak.kernel.errors import EINTR
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    new = task.mm.read_u64(mask)
+    old = task.sigmask
+    task.set_sigmask(new)
+    try:
+        task.wait(lambda: False)
+    except SyscallError:
+        pass
+    # The handler runs with the temporary mask; its frame holds the old one.
+    task.saved_sigmask = old
+    raise SyscallError(EINTR)
+
+
+def sys_pause(task):
+    """pause(2)"""
+    from umiak.kernel.errors import EINTR
+    try:
+        task.wait(lambda: False)
+    except SyscallError:
+        pass
+    raise SyscallError(EINTR)
+
+
+def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):
+    """rt_sigtimedwait(2)"""
+    from umiak.kernel.errors import EAGAIN
+    from umiak.kernel.signals import bit
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    want = task.mm.read_u64(uthese) & ~(bit(abi.SIGKILL) | bit(abi.SIGSTOP))
+    timeout = None
+    if uts:
+        sec, nsec = task.mm.read_struct(uts, abi.TIMESPEC)
+        if abi.s64(sec) < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SyscallError(EINVAL)
+        timeout = sec + nsec / 1e9
+    proc = task.process
+
+    def ready():
+        return bool((task.pending | proc.pending) & want)
+    # Signals being waited for are not "deliverable interruptions" of this wait.
+    old = task.sigmask
+    task.set_sigmask(old | want)
+    try:
+        if not task.wait(ready, timeout):
+            raise SyscallError(EAGAIN)
+    finally:
+        task.set_sigmask(old)
+    pend = (task.pending | proc.pending) & want
+    signo = (pend & -pend).bit_length()
+    owner = task if task.pending & bit(signo) else proc
+    infos = owner.siginfo.get(signo, [])
+    info = infos.pop(0) if infos else bytes(128)
+    if not infos:
+        owner.siginfo.pop(signo, None)
+        owner.pending &= ~bit(signo)
+    task.recompute_pending()
+    if uinfo:
+        task.mm.write(uinfo, info)
+    return signo

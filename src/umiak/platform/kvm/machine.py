@@ -9,7 +9,9 @@ import ctypes
 import fcntl
 import mmap
 import os
+import signal
 import struct
+import threading
 
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
@@ -42,6 +44,16 @@ def _ioctl(fd: int, req: int, arg) -> int:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
     return ret
+
+
+# A host signal that interrupts KVM_RUN on another thread (its handler does nothing).
+KICK_SIGNAL = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+
+
+def _install_kick_handler() -> None:
+    if signal.getsignal(KICK_SIGNAL) in (signal.SIG_DFL, None) and \
+            threading.current_thread() is threading.main_thread():
+        signal.signal(KICK_SIGNAL, lambda signo, frame: None)
 
 
 _closer = None
@@ -112,6 +124,7 @@ class KvmPlatform:
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
         self._cpuid = self._supported_cpuid()
+        _install_kick_handler()
 
         # Page tables get a pool of their own that is never given back.
         reserved = max(4 << 20, (mem_size // 128) & ~(PAGE - 1))
@@ -164,6 +177,17 @@ class KvmPlatform:
             if e.function == 0xD and e.index == 0:
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
+
+    @property
+    def xsave_size(self) -> int:
+        """Bytes of XSAVE state for the features in XCR0 (CPUID 0xD.0 EBX reports the maximum)."""
+        size = 576
+        xcr0 = self.xcr0()
+        for i in range(self._cpuid.nent):
+            e = self._cpuid.entries[i]
+            if e.function == 0xD and 2 <= e.index < 64 and xcr0 >> e.index & 1:
+                size = max(size, e.ebx + e.eax)
+        return size
 
     def cpu_features(self) -> dict[str, int]:
         """What the auxiliary vector tells the program about this CPU."""
@@ -248,6 +272,7 @@ class KvmVcpu:
         self._gs = (api.RUN_SYNC_SREGS + api.SREGS_GS) // 8
         self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
         self._state = 0
+        self._thread = None
         self._init_state(entry, stack)
 
     def _init_state(self, entry: int, stack: int) -> None:
@@ -297,6 +322,8 @@ class KvmVcpu:
     # -- running ------------------------------------------------------------
     def run(self) -> ExitKind:
         fd, q = self.fd, self._q
+        if self._thread is None:
+            self._thread = threading.get_ident()
         try:
             fcntl.ioctl(fd, api.KVM_RUN, 0)
         except InterruptedError:
@@ -403,8 +430,30 @@ class KvmVcpu:
         self._q[self._gs] = value
         self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
 
+    def at_user(self) -> bool:
+        """True when the vCPU stopped in user code (not inside a kernel stub)."""
+        return self._state != 0 or self._regs[RIP] < KBASE
+
     def kick(self) -> None:
+        """Make run() return INTERRUPTED soon; safe from any thread."""
         self._run[api.RUN_IMMEDIATE_EXIT] = 1
+        if self._thread is not None:
+            try:
+                signal.pthread_kill(self._thread, KICK_SIGNAL)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def get_fpu(self) -> bytes:
+        """The XSAVE image of the FPU/SSE/AVX state (the size the CPU uses for XCR0)."""
+        buf = (ctypes.c_char * 4096)()
+        _ioctl(self.fd, api.KVM_GET_XSAVE, buf)
+        return bytes(buf)[:self.plat.xsave_size]
+
+    def set_fpu(self, image: bytes) -> None:
+        buf = (ctypes.c_char * 4096)()
+        _ioctl(self.fd, api.KVM_GET_XSAVE, buf)
+        ctypes.memmove(buf, image, min(len(image), self.plat.xsave_size))
+        _ioctl(self.fd, api.KVM_SET_XSAVE, buf)
 
     def close(self, defer: bool = False) -> int | None:
         """Release the vCPU; with defer the fd is returned for the caller to close."""

@@ -1,0 +1,217 @@
+"""Signal delivery: pending sets, the x86-64 rt_sigframe, sigreturn, default actions.
+
+A signal is made pending on a task (thread-directed) or on the process, the
+chosen task is woken (its wait is interrupted, its vCPU kicked out of the
+guest), and it is delivered at the task's next safe point: after a syscall,
+after a fault, or after a kick. Stop signals are treated as ignore: nothing
+outside the VM could continue it.
+"""
+
+import struct
+
+from umiak.kernel import abi
+from umiak.kernel.errors import ExitGroup
+from umiak.platform.base import R8, R9, R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RFLAGS, RIP, RSI, RSP
+
+SIGINFO_SIZE = 128
+UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
+FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+SI_USER, SI_TKILL, SI_TIMER, SI_KERNEL = 0, -6, -2, 0x80
+_STOP = frozenset({abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU})
+
+# struct sigcontext order of the general registers
+_SC_ORDER = (R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP, RIP, RFLAGS)
+_SIGCONTEXT = struct.Struct("<18QHHHHQQQQQ64x")   # ... cs gs fs ss err trapno oldmask cr2 fpstate reserved
+_UC_HEAD = struct.Struct("<QQQi4xQ")               # uc_flags, uc_link, ss_sp, ss_flags, ss_size
+
+
+def bit(signo: int) -> int:
+    return 1 << (signo - 1)
+
+
+def make_siginfo(signo: int, code: int, pid: int = 0, uid: int = 0, addr: int | None = None,
+                 extra: bytes = b"") -> bytes:
+    """struct siginfo: kill-style (pid, uid), fault-style (addr) or raw extra union bytes."""
+    head = struct.pack("<iii4x", signo, 0, code)
+    if addr is not None:
+        body = struct.pack("<Q", addr)
+    elif extra:
+        body = extra
+    else:
+        body = struct.pack("<iI", pid, uid)
+    return (head + body).ljust(SIGINFO_SIZE, b"\0")
+
+
+def action(process, signo: int) -> tuple[int, int, int, int]:
+    return process.sigactions.get(signo, (abi.SIG_DFL, 0, 0, 0))
+
+
+def is_ignored(process, signo: int) -> bool:
+    handler = action(process, signo)[0]
+    if handler == abi.SIG_IGN:
+        return signo not in (abi.SIGKILL, abi.SIGSTOP)
+    return handler == abi.SIG_DFL and (signo in abi.IGNORED_BY_DEFAULT or signo in _STOP)
+
+
+def send(kernel, process, signo: int, info: bytes, task=None) -> None:
+    """Make signo pending (on task, or on the process) and wake whoever can take it.
+
+    Caller holds kernel.lock."""
+    if signo == 0 or is_ignored(process, signo):
+        return
+    b = bit(signo)
+    if task is not None:
+        if not (task.pending & b and signo < 32):
+            task.pending |= b
+            task.siginfo.setdefault(signo, []).append(info)
+        targets = [task]
+    else:
+        if not (process.pending & b and signo < 32):
+            process.pending |= b
+            process.siginfo.setdefault(signo, []).append(info)
+        targets = [t for t in process.tasks.values() if not t.sigmask & b] or list(process.tasks.values())[:1]
+    if signo == abi.SIGKILL or (action(process, signo)[0] == abi.SIG_DFL and signo not in _STOP):
+        # A fatal default action: any thread may act on it at once.
+        targets = list(process.tasks.values())
+    for t in targets[:1] if task is None and len(targets) > 1 and signo != abi.SIGKILL else targets:
+        t.interrupt()
+
+
+def next_signal(task) -> tuple[int, bytes] | None:
+    """Dequeue the lowest-numbered deliverable signal. Caller holds kernel.lock."""
+    proc = task.process
+    ready = (task.pending | proc.pending) & ~task.sigmask
+    ready |= (task.pending | proc.pending) & (bit(abi.SIGKILL) | bit(abi.SIGSTOP))
+    if not ready:
+        return None
+    signo = (ready & -ready).bit_length()
+    b = bit(signo)
+    owner_pending, owner_info = (task, task.siginfo) if task.pending & b else (proc, proc.siginfo)
+    infos = owner_info.get(signo) or [make_siginfo(signo, SI_KERNEL)]
+    info = infos.pop(0)
+    if not infos:
+        owner_info.pop(signo, None)
+        owner_pending.pending &= ~b
+    return signo, info
+
+
+def deliver(task) -> None:
+    """Deliver every deliverable pending signal to task (user state is at a safe point)."""
+    kernel = task.kernel
+    while True:
+        with kernel.lock:
+            got = next_signal(task)
+            task.recompute_pending()
+        if got is None:
+            if task.restart_nr is not None:   # interrupted by a signal that was not handled
+                _restart(task)
+            if task.saved_sigmask is not None:
+                task.set_sigmask(task.saved_sigmask)
+                task.saved_sigmask = None
+            return
+        signo, info = got
+        handler, flags, restorer, mask = action(task.process, signo)
+        if handler == abi.SIG_IGN and signo != abi.SIGKILL:
+            continue
+        if handler == abi.SIG_DFL or signo == abi.SIGKILL:
+            if signo in abi.IGNORED_BY_DEFAULT or signo in _STOP:
+                continue
+            if kernel.tracer is not None:
+                kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0)
+            raise ExitGroup(128 + signo, signo)
+        if kernel.tracer is not None:
+            kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0],
+                                 struct.unpack_from("<Q", info, 16)[0])
+        if task.restart_nr is not None:
+            if flags & abi.SA_RESTART:
+                _restart(task)
+            task.restart_nr = None
+        setup_frame(task, signo, info, handler, flags, restorer, mask)
+
+
+def _restart(task) -> None:
+    """Re-execute the interrupted `syscall` instruction with its number restored."""
+    regs = task.vcpu.get_regs()
+    regs[RIP] -= 2
+    regs[RAX] = task.restart_nr
+    task.vcpu.set_regs(regs)
+    task.restart_nr = None
+
+
+def setup_frame(task, signo: int, info: bytes, handler: int, flags: int, restorer: int, mask: int) -> None:
+    """Build an rt_sigframe on the user (or alternate) stack and enter the handler."""
+    vcpu, mm = task.vcpu, task.mm
+    regs = vcpu.get_regs()
+    sp = regs[RSP]
+    alt_sp, alt_flags, alt_size = task.sigaltstack
+    on_alt = not alt_flags & SS_DISABLE and alt_sp <= sp < alt_sp + alt_size
+    if flags & abi.SA_ONSTACK and not alt_flags & SS_DISABLE and not on_alt:
+        sp = alt_sp + alt_size
+        if alt_flags & SS_AUTODISARM:
+            task.sigaltstack = (0, SS_DISABLE, 0)
+    else:
+        sp -= 128  # the red zone
+    xsave = vcpu.get_fpu()
+    fp_size = len(xsave) + 4
+    sp = (sp - fp_size) & ~63
+    fpstate = sp
+    frame_size = 8 + _UC_HEAD.size + _SIGCONTEXT.size + 8 + SIGINFO_SIZE
+    sp = ((sp - frame_size) & ~15) - 8   # as on function entry: (rsp + 8) % 16 == 0
+    uc = sp + 8
+    sc = uc + _UC_HEAD.size
+    info_addr = sc + _SIGCONTEXT.size + 8
+    fault_addr = struct.unpack_from("<Q", info, 16)[0] if signo in (abi.SIGSEGV, abi.SIGBUS) else 0
+    # The xsave image with Linux's software-reserved bytes, so libc may inspect it.
+    xs = bytearray(xsave)
+    if len(xs) >= 512:
+        struct.pack_into("<IIQI", xs, 464, FP_XSTATE_MAGIC1, fp_size, _xfeatures(xs), len(xs))
+    mm.write(fpstate, bytes(xs) + struct.pack("<I", FP_XSTATE_MAGIC2))
+    scvals = [regs[i] for i in _SC_ORDER]
+    frame_mask = task.sigmask if task.saved_sigmask is None else task.saved_sigmask
+    task.saved_sigmask = None
+    mm.write(sc, _SIGCONTEXT.pack(*scvals, 0x33, 0, 0, 0x2B, task.fault_error, task.fault_trapno,
+                                  frame_mask, fault_addr, fpstate))
+    mm.write(uc, _UC_HEAD.pack(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0,
+                               alt_sp, (SS_ONSTACK if on_alt else 0) | (alt_flags & SS_DISABLE), alt_size))
+    mm.write_u64(sc + _SIGCONTEXT.size, frame_mask)  # uc_sigmask
+    mm.write(info_addr, info)
+    mm.write_u64(sp, restorer)
+    new = list(regs)
+    new[RDI], new[RSI], new[RDX], new[RAX] = signo, info_addr, uc, 0
+    new[RSP], new[RIP] = sp, handler
+    new[RFLAGS] = regs[RFLAGS] & ~(0x100 | 0x400 | 0x40000)  # TF, DF, AC
+    vcpu.set_regs(new)
+    newmask = task.sigmask | mask
+    if not flags & abi.SA_NODEFER:
+        newmask |= bit(signo)
+    task.set_sigmask(newmask)
+    if flags & abi.SA_RESETHAND:
+        task.process.sigactions[signo] = (abi.SIG_DFL, 0, 0, 0)
+
+
+def _xfeatures(xs: bytearray) -> int:
+    return struct.unpack_from("<Q", xs, 512)[0] if len(xs) >= 520 else 3
+
+
+def sigreturn(task) -> None:
+    """rt_sigreturn(2): restore registers, mask, FPU state and the alternate stack."""
+    vcpu, mm = task.vcpu, task.mm
+    regs = vcpu.get_regs()
+    uc = regs[RSP]  # the restorer's `syscall` runs with rsp = frame + 8 = &uc
+    sc = uc + _UC_HEAD.size
+    vals = _SIGCONTEXT.unpack(mm.read(sc, _SIGCONTEXT.size))
+    new = list(regs)
+    for i, idx in enumerate(_SC_ORDER):
+        new[idx] = vals[i]
+    new[RFLAGS] = (new[RFLAGS] & 0x254DD5) | 2   # the flags user code may change, as Linux's FIX_EFLAGS
+    fpstate = vals[26]
+    if fpstate:
+        size = len(vcpu.get_fpu())
+        vcpu.set_fpu(mm.read(fpstate, size))
+    mask = mm.read_u64(sc + _SIGCONTEXT.size)
+    _, ss_sp, ss_flags, ss_size = _UC_HEAD.unpack(mm.read(uc, _UC_HEAD.size))[1:]
+    if not ss_flags & SS_ONSTACK:
+        task.sigaltstack = (ss_sp, ss_flags & ~SS_ONSTACK, ss_size) if ss_size else task.sigaltstack
+    vcpu.set_regs(new)
+    task.set_sigmask(mask)
