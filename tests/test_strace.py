@@ -267,6 +267,14 @@ def test_misc_structs():
     assert one(t, "getpid", ret=5369) == "getpid()                                = 5369"
 
 
+def test_termios_like_strace():
+    tio = struct.pack("<4I", 0o2400, 0o5, 0o277, 0o105073) + bytes(20)
+    t = FakeTask({BUF: tio})
+    assert one(t, "ioctl", 1, abi.TCGETS, BUF) == (
+        "ioctl(1, TCGETS, {c_iflag=ICRNL|IXON, c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|OPOST|ONLCR, "
+        "c_cflag=B38400|CS8|CREAD, c_lflag=ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN|ECHOCTL|ECHOKE, ...}) = 0")
+
+
 def test_unknown_syscall_and_exit_group():
     t = FakeTask()
     lines = trace(t, [(500, 1, 2), ("exit_group", 3)], {"exit_group": ExitGroup(3)})

@@ -427,20 +427,51 @@ def k_ioctl_arg(c, v, p):
     return ptr(v)
 
 
-BAUD = {0o17: "B38400", 0o15: "B9600", 0o10002: "B115200", 0o14: "B4800", 0o16: "B19200",
-        0o10001: "B57600", 0o10003: "B230400", 0o10004: "B460800", 0: "B0"}
+BAUDS = ["B0", "B50", "B75", "B110", "B134", "B150", "B200", "B300", "B600", "B1200", "B1800", "B2400",
+         "B4800", "B9600", "B19200", "B38400"]
+BAUDS_HIGH = ["BOTHER", "B57600", "B115200", "B230400", "B460800", "B500000", "B576000", "B921600",
+              "B1000000", "B1152000", "B1500000", "B2000000", "B2500000", "B3000000", "B3500000", "B4000000"]
+
+
+def _bits(names: str) -> list[tuple[int, str]]:
+    """'A B C' -> [(1, 'A'), (2, 'B'), (4, 'C')]; '-' skips a bit."""
+    return [(1 << i, n) for i, n in enumerate(names.split()) if n != "-"]
+
+
+# Linux's termios bits (asm-generic/termbits.h); printed in strace's order.
+TERM_IFLAGS = _bits("IGNBRK BRKINT IGNPAR PARMRK INPCK ISTRIP INLCR IGNCR ICRNL IUCLC IXON IXANY IXOFF "
+                    "IMAXBEL IUTF8")
+TERM_OFLAGS = _bits("OPOST OLCUC ONLCR OCRNL ONOCR ONLRET OFILL OFDEL")
+TERM_CFLAGS = [(0o100, "CSTOPB"), (0o200, "CREAD"), (0o400, "PARENB"), (0o1000, "PARODD"),
+               (0o2000, "HUPCL"), (0o4000, "CLOCAL"), (0o10000000000, "CMSPAR"), (0o20000000000, "CRTSCTS")]
+_LFLAG_BITS = dict((n, b) for b, n in _bits("ISIG ICANON XCASE ECHO ECHOE ECHOK ECHONL NOFLSH TOSTOP ECHOCTL "
+                                            "ECHOPRT ECHOKE FLUSHO - PENDIN IEXTEN EXTPROC"))
+TERM_LFLAGS = [(_LFLAG_BITS[n], n) for n in ("ISIG ICANON XCASE ECHO ECHOE ECHOK ECHONL NOFLSH IEXTEN ECHOCTL "
+                                             "ECHOPRT ECHOKE FLUSHO PENDIN TOSTOP EXTPROC").split()]
+# (mask, shift, names) of the delay fields in c_oflag
+TERM_ODELAYS = [(0o400, 8, ("NL0", "NL1")), (0o3000, 9, ("CR0", "CR1", "CR2", "CR3")),
+                (0o14000, 11, ("TAB0", "TAB1", "TAB2", "TAB3")), (0o20000, 13, ("BS0", "BS1")),
+                (0o40000, 14, ("VT0", "VT1")), (0o100000, 15, ("FF0", "FF1"))]
+
+
+def _baud(v: int) -> str:
+    return BAUDS[v & 0o17] if not v & 0o10000 else BAUDS_HIGH[v & 0o17]
 
 
 def termios(raw: bytes) -> str:
-    """The short form strace prints: {B38400 opost isig icanon echo ...}."""
+    """struct termios as strace prints it, without c_line and c_cc."""
     iflag, oflag, cflag, lflag = struct.unpack_from("<4I", raw)
-    words = [BAUD.get(cflag & 0o10017, f"B{cflag & 0o10017:#o}")]
-    if oflag & 1:
-        words.append("opost")
-    for bit, name in ((1, "isig"), (2, "icanon"), (8, "echo")):
-        if lflag & bit:
-            words.append(name)
-    return "{" + " ".join(words) + " ...}"
+    odelay = [names[(oflag & mask) >> shift] for mask, shift, names in TERM_ODELAYS]
+    rest = flags(oflag & ~sum(m for m, _, _ in TERM_ODELAYS), TERM_OFLAGS, zero="")
+    o = "|".join(odelay + ([rest] if rest else []))
+    c = [_baud(cflag & 0o10017), ("CS5", "CS6", "CS7", "CS8")[(cflag >> 4) & 3]]
+    if cflag >> 16 & 0o10017:
+        c.append(_baud(cflag >> 16 & 0o10017) + "<<IBSHIFT")
+    rest = flags(cflag & ~(0o10017 | 0o60 | (0o10017 << 16)), TERM_CFLAGS, zero="")
+    if rest:
+        c.append(rest)
+    return (f"{{c_iflag={flags(iflag, TERM_IFLAGS)}, c_oflag={o}, c_cflag={'|'.join(c)}, "
+            f"c_lflag={flags(lflag, TERM_LFLAGS)}, ...}}")
 
 
 def k_stat_out(c, v, p):
