@@ -109,7 +109,25 @@ DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 
 STAT = struct.Struct("<QQQIIIiQqqqqqqqqq24x")
 assert STAT.size == 144
 # struct statx: 256 bytes
-STATX = struct.Struct("<IIQIIIHH" "Q" "QQQQ" "qI4x" "qI4x" "qI4x" "qI4x" "IIII" "QQ" "IIQ" "96x")
+# mask, blksize, attributes, nlink, uid, gid, mode, pad, ino, size, blocks, attributes_mask,
+# atime, btime, ctime, mtime (sec, nsec), rdev major/minor, dev major/minor, mnt_id,
+# dio_mem_align, dio_offset_align, reserved
+STATX = struct.Struct("<IIQIIIHH" "QQQQ" "qI4x" "qI4x" "qI4x" "qI4x" "IIII" "QII" "96x")
+assert STATX.size == 256
+STATX__RESERVED = 0x80000000
+STATX_ATTR_MOUNT_ROOT = 0x2000
+# struct statfs: type, bsize, blocks, bfree, bavail, files, ffree, fsid[2], namelen, frsize, flags, spare[4]
+STATFS = struct.Struct("<qqQQQQQiiqqq32x")
+assert STATFS.size == 120
+ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_RELATIME = 1, 2, 4, 8, 0x400
+# struct open_how (openat2): flags, mode, resolve
+OPEN_HOW = struct.Struct("<QQQ")
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
+F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND = 1, 2, 4, 8, 0x10
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 STATX_TYPE, STATX_MODE, STATX_NLINK, STATX_UID, STATX_GID = 1, 2, 4, 8, 0x10
 STATX_ATIME, STATX_MTIME, STATX_CTIME, STATX_INO, STATX_SIZE, STATX_BLOCKS = 0x20, 0x40, 0x80, 0x100, 0x200, 0x400
 STATX_BASIC_STATS = 0x7FF

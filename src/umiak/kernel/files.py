@@ -95,7 +95,10 @@ class File:
         raise SyscallError(ENXIO)
 
     def sync(self) -> None:
-        pass
+        """fsync(2): files with nothing to write back say EINVAL, as Linux's pipes and devices."""
+        raise SyscallError(EINVAL)
+
+    full_reads = False   # read(2) may loop to fill the buffer (regular files), else one call
 
     def close(self) -> None:
         pass
@@ -193,10 +196,11 @@ class HostFile(File):
         try:
             os.fsync(self.fd)
         except OSError as e:
-            if self.owned:
-                raise oserror(e) from None
-            # stdio on a pipe or terminal: Linux gives EINVAL for fsync of those
             raise oserror(e) from None
+
+    @property
+    def full_reads(self) -> bool:
+        return self._is_regular()
 
     def link_text(self) -> str:
         if self.loc is not None:
@@ -218,6 +222,18 @@ class HostFile(File):
 
     def mmap_file(self):
         return MappedHostFile(self)
+
+    def set_host_flags(self, flags: int) -> None:
+        """F_SETFL: O_APPEND must reach a host fd we own (the host keeps the offset);
+        O_NONBLOCK stays the guest's (emulated), never set on a shared host fd."""
+        if not self.owned:
+            return
+        import fcntl
+        try:
+            cur = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, (cur & ~os.O_APPEND) | (flags & os.O_APPEND))
+        except OSError as e:
+            raise oserror(e) from None
 
     def ioctl(self, task, req: int, arg: int) -> int:
         import fcntl

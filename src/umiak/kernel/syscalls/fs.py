@@ -1,63 +1,353 @@
-"""File-descriptor and file-system syscalls: read(2), write(2), open(2) and their family."""
+"""File-descriptor and file-system syscalls: read(2), write(2), open(2) and their family.
+
+Paths are resolved by the VFS (`kernel.vfs`), never by the host. The root file
+system is read-only for now: every change to it gives EROFS, after the errors
+Linux checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
+"""
 
 import os
+import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
-from umiak.kernel.errors import EBADF, EFAULT, EINVAL, SyscallError
+from umiak.kernel.errors import (E2BIG, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT,
+                                 ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ERANGE, EROFS, EXDEV,
+                                 SyscallError)
+from umiak.kernel.vfs.core import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, PATH_MAX
 
-MAX_RW = 0x7FFFF000  # Linux caps one read/write at this many bytes
+MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
+CHUNK = 1 << 20          # bytes copied per step between a file and guest memory
+NS = 1_000_000_000
+UIO_MAXIOV = 1024
 
+# f_flags kept by an open file (F_GETFL shows them); O_CLOEXEC lives in the fd table
+OPEN_KEEP = (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK | abi.O_DSYNC | abi.O_ASYNC | abi.O_DIRECT
+             | abi.O_LARGEFILE | abi.O_DIRECTORY | abi.O_NOFOLLOW | abi.O_NOATIME | abi.O_SYNC | abi.O_PATH)
+SETFL_MASK = abi.O_APPEND | abi.O_NONBLOCK | abi.O_ASYNC | abi.O_DIRECT | abi.O_NOATIME
+O_PATH_KEEP = abi.O_PATH | abi.O_DIRECTORY | abi.O_NOFOLLOW
+VALID_OPEN = 0o37777777 & ~0o10   # every flag Linux knows (openat2 refuses the rest)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def _path(task, addr) -> str:
+    """A path argument: EFAULT for a bad pointer, ENAMETOOLONG at PATH_MAX."""
+    return os.fsdecode(task.mm.read_cstr(addr, PATH_MAX))
+
+
+def _vfs(task):
+    return task.kernel.vfs
+
+
+def _nofile(task) -> int:
+    lim = task.process.rlimits.get(abi.RLIMIT_NOFILE, [1024])[0]
+    task.fds.limit = min(lim, 1 << 20)
+    return task.fds.limit
+
+
+def encode_stat(st) -> bytes:
+    a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+    return abi.STAT.pack(
+        st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0,
+        getattr(st, "st_rdev", 0), st.st_size, getattr(st, "st_blksize", 4096),
+        getattr(st, "st_blocks", 0), a // NS, a % NS, m // NS, m % NS, c // NS, c % NS)
+
+
+def encode_statx(st, mask: int, mount_root: bool = False) -> bytes:
+    a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+    rdev = getattr(st, "st_rdev", 0)
+    attrs = abi.STATX_ATTR_MOUNT_ROOT if mount_root else 0
+    return abi.STATX.pack(
+        abi.STATX_BASIC_STATS | abi.STATX_MNT_ID, getattr(st, "st_blksize", 4096), attrs,
+        st.st_nlink, st.st_uid, st.st_gid, st.st_mode & 0xFFFF, 0,
+        st.st_ino, st.st_size, getattr(st, "st_blocks", 0), abi.STATX_ATTR_MOUNT_ROOT,
+        a // NS, a % NS, 0, 0, c // NS, c % NS, m // NS, m % NS,
+        os.major(rdev), os.minor(rdev), os.major(st.st_dev), os.minor(st.st_dev),
+        1, 0, 0)
+
+
+def _io_file(task, fd):
+    """The file of an I/O call (EBADF also for O_PATH descriptors)."""
+    return task.fds.get_io(s32(fd))
+
+
+def _read_into(task, f, buf, count, reader) -> int:
+    """Copy what reader(n) gives into guest memory; regular files loop until count or EOF."""
+    count = min(count, MAX_RW)
+    if count == 0:
+        return 0
+    total = 0
+    full = f.full_reads
+    while total < count:
+        n = min(count - total, CHUNK)
+        data = reader(total, n)
+        if not data:
+            break
+        try:
+            task.mm.write(buf + total, data)
+        except SyscallError:
+            if total:
+                return total
+            raise
+        total += len(data)
+        if len(data) < n or not full:
+            break
+    return total
+
+
+def _write_from(task, f, buf, count, writer) -> int:
+    count = min(count, MAX_RW)
+    total = 0
+    while total < count:
+        n = min(count - total, CHUNK)
+        try:
+            data = task.mm.read(buf + total, n)
+        except SyscallError:
+            if total:
+                return total
+            raise
+        try:
+            done = writer(total, data)
+        except SyscallError:
+            if total:
+                return total
+            raise
+        total += done
+        if done < n:
+            break
+    return total
+
+
+def _check_readable(f):
+    if not f.readable():
+        raise SyscallError(EBADF)
+
+
+def _check_writable(f):
+    if not f.writable():
+        raise SyscallError(EBADF)
+
+
+# -- read and write ---------------------------------------------------------------
 
 def sys_read(task, fd, buf, count):
     """read(2)"""
-    f = task.fds.get(s32(fd))
-    if not f.readable():
-        raise SyscallError(EBADF)
-    data = f.read(min(count, MAX_RW, 1 << 20))
-    task.mm.write(buf, data)
-    return len(data)
+    f = _io_file(task, fd)
+    _check_readable(f)
+    return _read_into(task, f, buf, count, lambda done, n: f.read(n))
 
 
 def sys_write(task, fd, buf, count):
-    """write(2)"""
-    f = task.fds.get(s32(fd))
-    if not f.writable():
-        raise SyscallError(EBADF)
-    return f.write(task.mm.read(buf, min(count, MAX_RW)))
+    """write(2): EPIPE on a pipe without readers (SIGPIPE is not sent yet)."""
+    f = _io_file(task, fd)
+    _check_writable(f)
+    if count == 0:
+        return 0
+    return _write_from(task, f, buf, count, lambda done, data: f.write(data))
+
+
+def sys_pread64(task, fd, buf, count, pos):
+    """pread64(2)"""
+    pos = s64(pos)
+    if pos < 0:
+        raise SyscallError(EINVAL)
+    f = _io_file(task, fd)
+    _check_readable(f)
+    return _read_into(task, f, buf, count, lambda done, n: f.pread(pos + done, n))
+
+
+def sys_pwrite64(task, fd, buf, count, pos):
+    """pwrite64(2)"""
+    pos = s64(pos)
+    if pos < 0:
+        raise SyscallError(EINVAL)
+    f = _io_file(task, fd)
+    _check_writable(f)
+    if count == 0:
+        return 0
+    return _write_from(task, f, buf, count, lambda done, data: f.pwrite(pos + done, data))
 
 
 def _iovecs(task, iov, iovcnt):
-    if iovcnt > 1024:
+    iovcnt = s32(iovcnt)
+    if iovcnt < 0 or iovcnt > UIO_MAXIOV:
         raise SyscallError(EINVAL)
+    if iovcnt == 0:
+        return []
     raw = task.mm.read(iov, 16 * iovcnt)
-    return [abi.IOVEC.unpack_from(raw, 16 * i) for i in range(iovcnt)]
+    vecs = [abi.IOVEC.unpack_from(raw, 16 * i) for i in range(iovcnt)]
+    total = 0
+    for _, ln in vecs:
+        if ln >> 63:
+            raise SyscallError(EINVAL)
+        total += ln
+    if total > MAX_RW:   # Linux truncates the total to MAX_RW
+        out, left = [], MAX_RW
+        for base, ln in vecs:
+            out.append((base, min(ln, left)))
+            left -= out[-1][1]
+        vecs = out
+    return vecs
 
 
-def sys_writev(task, fd, iov, iovcnt):
-    """writev(2): one write of the gathered buffers, so lines stay whole."""
-    f = task.fds.get(s32(fd))
-    if not f.writable():
-        raise SyscallError(EBADF)
-    data = b"".join(task.mm.read(base, ln) for base, ln in _iovecs(task, iov, iovcnt))
-    return f.write(data) if data else 0
+def _readv(task, f, vecs, reader) -> int:
+    done = 0
+    for base, ln in vecs:
+        if ln == 0:
+            continue
+        got = _read_into(task, f, base, ln, lambda d, n, off=done: reader(off + d, n))
+        done += got
+        if got < ln:
+            break
+    return done
+
+
+def _writev(task, f, vecs, writer) -> int:
+    # gathered into one write so that lines reach a pipe or terminal whole
+    parts = []
+    for base, ln in vecs:
+        if ln:
+            try:
+                parts.append(task.mm.read(base, ln))
+            except SyscallError:
+                if not parts:
+                    raise
+                break
+    data = b"".join(parts)
+    if not data:
+        return 0
+    done = 0
+    while done < len(data):
+        n = writer(done, data[done:done + CHUNK * 16])
+        done += n
+        if n == 0:
+            break
+        if not getattr(f, "full_reads", False):
+            break
+    return done
 
 
 def sys_readv(task, fd, iov, iovcnt):
     """readv(2)"""
-    f = task.fds.get(s32(fd))
-    if not f.readable():
-        raise SyscallError(EBADF)
+    f = _io_file(task, fd)
+    _check_readable(f)
+    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n))
+
+
+def sys_writev(task, fd, iov, iovcnt):
+    """writev(2): one write of the gathered buffers, so lines stay whole."""
+    f = _io_file(task, fd)
+    _check_writable(f)
+    return _writev(task, f, _iovecs(task, iov, iovcnt), lambda off, data: f.write(data))
+
+
+def _rwf(flags):
+    if flags & ~(abi.RWF_HIPRI | abi.RWF_DSYNC | abi.RWF_SYNC | abi.RWF_NOWAIT | abi.RWF_APPEND):
+        raise SyscallError(EOPNOTSUPP)
+
+
+def sys_preadv(task, fd, iov, iovcnt, pos_l, pos_h):
+    """preadv(2)"""
+    return sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, 0)
+
+
+def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
+    """pwritev(2)"""
+    return sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, 0)
+
+
+def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """preadv2(2): the RWF_* hints are accepted and ignored; offset -1 reads at the file position."""
+    pos = s64(pos_l)
+    f = _io_file(task, fd)
+    _rwf(flags & 0xFFFFFFFF)
+    if pos < -1:
+        raise SyscallError(EINVAL)
+    _check_readable(f)
     vecs = _iovecs(task, iov, iovcnt)
-    data = f.read(sum(ln for _, ln in vecs))
-    done = 0
-    for base, ln in vecs:
-        part = data[done:done + ln]
-        if not part:
-            break
-        task.mm.write(base, part)
-        done += len(part)
-    return done
+    if pos == -1:
+        return _readv(task, f, vecs, lambda off, n: f.read(n))
+    f.pread(pos, 0)          # ESPIPE for pipes before anything is read
+    return _readv(task, f, vecs, lambda off, n: f.pread(pos + off, n))
+
+
+def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """pwritev2(2): the RWF_* hints are accepted and ignored; offset -1 writes at the file position."""
+    pos = s64(pos_l)
+    f = _io_file(task, fd)
+    _rwf(flags & 0xFFFFFFFF)
+    if pos < -1:
+        raise SyscallError(EINVAL)
+    _check_writable(f)
+    vecs = _iovecs(task, iov, iovcnt)
+    if pos == -1:
+        return _writev(task, f, vecs, lambda off, data: f.write(data))
+    f.pwrite(pos, b"")
+    return _writev(task, f, vecs, lambda off, data: f.pwrite(pos + off, data))
+
+
+# -- open and close ------------------------------------------------------------------
+
+def _do_open(task, dirfd, path_addr, flags, mode, resolve=0):
+    path = _path(task, path_addr)
+    if flags & abi.O_CREAT and flags & abi.O_DIRECTORY and (flags & abi.O_TMPFILE) != abi.O_TMPFILE:
+        raise SyscallError(EINVAL)
+    if (flags & abi.O_TMPFILE) == abi.O_TMPFILE and not flags & (abi.O_WRONLY | abi.O_RDWR):
+        raise SyscallError(EINVAL)
+    if flags & abi.O_PATH:
+        flags &= O_PATH_KEEP | abi.O_CLOEXEC
+    else:
+        flags |= abi.O_LARGEFILE
+    nofile = _nofile(task)
+    if len(task.fds.files) >= nofile and all(i in task.fds.files for i in range(nofile)):
+        raise SyscallError(EMFILE)    # Linux takes the fd number before it looks up the path
+    f = _vfs(task).open(task, dirfd, path, flags, mode, resolve)
+    f.flags = flags & (O_PATH_KEEP if flags & abi.O_PATH else OPEN_KEEP)
+    try:
+        return task.fds.install(f, bool(flags & abi.O_CLOEXEC))
+    except SyscallError:
+        f.close()
+        raise
+
+
+def sys_open(task, path, flags, mode):
+    """open(2)"""
+    return _do_open(task, abi.AT_FDCWD, path, s32(flags), mode & 0xFFFFFFFF)
+
+
+def sys_openat(task, dirfd, path, flags, mode):
+    """openat(2)"""
+    return _do_open(task, s32(dirfd), path, s32(flags), mode & 0xFFFFFFFF)
+
+
+def sys_creat(task, path, mode):
+    """creat(2)"""
+    return _do_open(task, abi.AT_FDCWD, path, abi.O_CREAT | abi.O_WRONLY | abi.O_TRUNC, mode & 0xFFFFFFFF)
+
+
+def sys_openat2(task, dirfd, path, how, size):
+    """openat2(2): RESOLVE_CACHED is ignored (the walk never needs to block)."""
+    if size < abi.OPEN_HOW.size:
+        raise SyscallError(EINVAL)
+    if size > abi.PAGE_SIZE:
+        raise SyscallError(E2BIG)
+    raw = task.mm.read(how, size)
+    if any(raw[abi.OPEN_HOW.size:]):
+        raise SyscallError(E2BIG)
+    flags, mode, resolve = abi.OPEN_HOW.unpack_from(raw)
+    if flags & ~VALID_OPEN or flags >> 32:
+        raise SyscallError(EINVAL)
+    if resolve & ~abi.RESOLVE_NO_XDEV & ~abi.RESOLVE_NO_MAGICLINKS & ~abi.RESOLVE_NO_SYMLINKS \
+            & ~abi.RESOLVE_BENEATH & ~abi.RESOLVE_IN_ROOT & ~abi.RESOLVE_CACHED:
+        raise SyscallError(EINVAL)
+    creating = flags & abi.O_CREAT or (flags & abi.O_TMPFILE) == abi.O_TMPFILE
+    if (mode and not creating) or mode & ~0o7777:
+        raise SyscallError(EINVAL)
+    if resolve & abi.RESOLVE_BENEATH and resolve & abi.RESOLVE_IN_ROOT:
+        raise SyscallError(EINVAL)
+    if flags & abi.O_PATH and flags & ~(O_PATH_KEEP | abi.O_CLOEXEC | abi.O_LARGEFILE):
+        raise SyscallError(EINVAL)
+    return _do_open(task, s32(dirfd), path, flags, mode, resolve)
 
 
 def sys_close(task, fd):
@@ -66,20 +356,31 @@ def sys_close(task, fd):
     return 0
 
 
+def sys_close_range(task, first, last, flags):
+    """close_range(2): CLOSE_RANGE_UNSHARE has nothing to unshare (one fd table)."""
+    first &= 0xFFFFFFFF
+    last &= 0xFFFFFFFF
+    if flags & ~(abi.CLOSE_RANGE_UNSHARE | abi.CLOSE_RANGE_CLOEXEC) or first > last:
+        raise SyscallError(EINVAL)
+    fds = task.fds
+    for fd in sorted(n for n in fds.files if first <= n <= last):
+        if flags & abi.CLOSE_RANGE_CLOEXEC:
+            fds.cloexec.add(fd)
+        else:
+            fds.close(fd)
+    return 0
+
+
 def sys_lseek(task, fd, offset, whence):
     """lseek(2)"""
-    return task.fds.get(s32(fd)).lseek(s64(offset), s32(whence))
+    f = _io_file(task, fd)
+    whence = whence & 0xFFFFFFFF
+    if whence > abi.SEEK_HOLE:
+        raise SyscallError(EINVAL)
+    return f.lseek(s64(offset), whence)
 
 
-def encode_stat(st: os.stat_result) -> bytes:
-    return abi.STAT.pack(
-        st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0,
-        getattr(st, "st_rdev", 0), st.st_size, getattr(st, "st_blksize", 4096),
-        getattr(st, "st_blocks", 0),
-        int(st.st_atime), st.st_atime_ns % 1_000_000_000,
-        int(st.st_mtime), st.st_mtime_ns % 1_000_000_000,
-        int(st.st_ctime), st.st_ctime_ns % 1_000_000_000)
-
+# -- stat -------------------------------------------------------------------------------
 
 def sys_fstat(task, fd, statbuf):
     """fstat(2)"""
@@ -88,21 +389,728 @@ def sys_fstat(task, fd, statbuf):
     return 0
 
 
-def sys_ioctl(task, fd, req, arg):
-    """ioctl(2): terminal requests are passed to host terminals; FIONBIO/FIOCLEX here."""
+def _stat_path(task, dirfd, path_addr, statbuf, flags):
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    path = _path(task, path_addr)
+    st = _vfs(task).stat(task, dirfd, path, flags)
+    task.mm.write(statbuf, encode_stat(st))
+    return 0
+
+
+def sys_stat(task, path, statbuf):
+    """stat(2)"""
+    return _stat_path(task, abi.AT_FDCWD, path, statbuf, 0)
+
+
+def sys_lstat(task, path, statbuf):
+    """lstat(2)"""
+    return _stat_path(task, abi.AT_FDCWD, path, statbuf, abi.AT_SYMLINK_NOFOLLOW)
+
+
+def sys_newfstatat(task, dirfd, path, statbuf, flags):
+    """newfstatat(2)"""
+    return _stat_path(task, s32(dirfd), path, statbuf, s32(flags))
+
+
+def sys_statx(task, dirfd, path, flags, mask, buf):
+    """statx(2): no birth time (the host's is not read)."""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH | abi.AT_STATX_SYNC_TYPE):
+        raise SyscallError(EINVAL)
+    if flags & abi.AT_STATX_SYNC_TYPE == abi.AT_STATX_SYNC_TYPE:
+        raise SyscallError(EINVAL)
+    if mask & abi.STATX__RESERVED:
+        raise SyscallError(EINVAL)
+    p = _path(task, path) if path else ""
+    if not path and not flags & abi.AT_EMPTY_PATH:
+        raise SyscallError(EFAULT)
+    vfs = _vfs(task)
+    loc, f = vfs.resolve_fd_or_path(task, s32(dirfd), p, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                                    bool(flags & abi.AT_EMPTY_PATH))
+    if f is not None:
+        st, loc = f.stat(), f.loc
+    else:
+        st = loc.node.stat()
+    mount_root = loc is not None and loc.path == loc.mount.path
+    task.mm.write(buf, encode_statx(st, mask, mount_root))
+    return 0
+
+
+# -- directories ----------------------------------------------------------------------
+
+def _getdents(task, fd, dirp, count, wide: bool):
+    f = task.fds.get_io(s32(fd))
+    entries = f.dir_entries()
+    count &= 0xFFFFFFFF
+    out = bytearray()
+    pos = getattr(f, "dir_pos", 0)
+    while pos < len(entries):
+        ino, dtype, name = entries[pos]
+        bname = os.fsencode(name)
+        if wide:
+            reclen = (19 + len(bname) + 1 + 7) & ~7
+            rec = ino.to_bytes(8, "little") + (pos + 1).to_bytes(8, "little") + reclen.to_bytes(2, "little") \
+                + bytes([dtype]) + bname
+        else:
+            reclen = (18 + len(bname) + 2 + 7) & ~7
+            rec = ino.to_bytes(8, "little") + (pos + 1).to_bytes(8, "little") + reclen.to_bytes(2, "little") + bname
+        rec = rec + bytes(reclen - len(rec))
+        if not wide:
+            rec = rec[:-1] + bytes([dtype])
+        if len(out) + reclen > count:
+            if not out:
+                raise SyscallError(EINVAL)
+            break
+        out += rec
+        pos += 1
+    task.mm.write(dirp, bytes(out))
+    f.dir_pos = pos
+    return len(out)
+
+
+def sys_getdents64(task, fd, dirp, count):
+    """getdents64(2): d_off is the index of the next entry."""
+    return _getdents(task, fd, dirp, count, True)
+
+
+def sys_getdents(task, fd, dirp, count):
+    """getdents(2)"""
+    return _getdents(task, fd, dirp, count, False)
+
+
+def sys_readlink(task, path, buf, bufsiz):
+    """readlink(2)"""
+    return sys_readlinkat(task, abi.AT_FDCWD & abi.MASK64, path, buf, bufsiz)
+
+
+def sys_readlinkat(task, dirfd, path, buf, bufsiz):
+    """readlinkat(2)"""
+    bufsiz = s32(bufsiz)
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
+    p = _path(task, path)
+    dirfd = s32(dirfd)
+    vfs = _vfs(task)
+    if not p:
+        if dirfd == abi.AT_FDCWD:
+            raise SyscallError(ENOENT)
+        f = task.fds.get(dirfd)
+        if f.loc is None or not _stat.S_ISLNK(f.loc.node.mode):
+            raise SyscallError(ENOENT)
+        target = f.loc.node.readlink()
+    else:
+        target = vfs.readlink(task, dirfd, p)
+    data = os.fsencode(target)[:bufsiz]
+    task.mm.write(buf, data)
+    return len(data)
+
+
+def sys_getcwd(task, buf, size):
+    """getcwd(2)"""
+    data = os.fsencode(task.process.cwd) + b"\0"
+    if size < len(data):
+        raise SyscallError(ERANGE)
+    task.mm.write(buf, data)
+    return len(data)
+
+
+def sys_chdir(task, path):
+    """chdir(2)"""
+    vfs = _vfs(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, _path(task, path), True)
+    if not loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    vfs.check_access(task, loc, abi.X_OK)
+    task.process.cwd = loc.path
+    return 0
+
+
+def sys_fchdir(task, fd):
+    """fchdir(2)"""
     f = task.fds.get(s32(fd))
+    if f.loc is None or not f.loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    _vfs(task).check_access(task, f.loc, abi.X_OK)
+    task.process.cwd = f.loc.path
+    return 0
+
+
+def _access(task, dirfd, path_addr, mode, flags):
+    if mode & ~7:
+        raise SyscallError(EINVAL)
+    if flags & ~(abi.AT_EACCESS | abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    vfs = _vfs(task)
+    loc, f = vfs.resolve_fd_or_path(task, dirfd, _path(task, path_addr),
+                                    not flags & abi.AT_SYMLINK_NOFOLLOW, bool(flags & abi.AT_EMPTY_PATH))
+    if f is not None:
+        loc = f.loc
+        if loc is None:
+            return 0
+    if mode:
+        vfs.check_access(task, loc, mode, effective=bool(flags & abi.AT_EACCESS))
+    return 0
+
+
+def sys_access(task, path, mode):
+    """access(2)"""
+    return _access(task, abi.AT_FDCWD, path, s32(mode), 0)
+
+
+def sys_faccessat(task, dirfd, path, mode):
+    """faccessat(2)"""
+    return _access(task, s32(dirfd), path, s32(mode), 0)
+
+
+def sys_faccessat2(task, dirfd, path, mode, flags):
+    """faccessat2(2)"""
+    return _access(task, s32(dirfd), path, s32(mode), s32(flags))
+
+
+# -- descriptors -------------------------------------------------------------------------
+
+def sys_ioctl(task, fd, req, arg):
+    """ioctl(2): terminal requests go to host terminals only; FIONBIO/FIOCLEX/FIONREAD here."""
+    fd = s32(fd)
+    f = task.fds.get_io(fd)
     req &= 0xFFFFFFFF
     if req == abi.FIOCLEX:
-        task.fds.cloexec.add(s32(fd))
+        task.fds.cloexec.add(fd)
         return 0
     if req == abi.FIONCLEX:
-        task.fds.cloexec.discard(s32(fd))
+        task.fds.cloexec.discard(fd)
         return 0
     if req == abi.FIONBIO:
         on = task.mm.read_u32(arg)
         f.flags = (f.flags | abi.O_NONBLOCK) if on else (f.flags & ~abi.O_NONBLOCK)
         return 0
+    if req == abi.FIOASYNC:
+        on = task.mm.read_u32(arg)
+        f.flags = (f.flags | abi.O_ASYNC) if on else (f.flags & ~abi.O_ASYNC)
+        return 0
+    if req == abi.FIONREAD:
+        n = f.available()
+        task.mm.write_u32(arg, n)
+        return 0
     return f.ioctl(task, req, arg)
 
 
-__all__ = ["EFAULT"]
+def sys_dup(task, fd):
+    """dup(2)"""
+    f = task.fds.get(s32(fd))
+    _nofile(task)
+    return task.fds.install(f)
+
+
+def sys_dup2(task, oldfd, newfd):
+    """dup2(2)"""
+    oldfd, newfd = s32(oldfd), s32(newfd)
+    if oldfd == newfd:
+        task.fds.get(oldfd)
+        return newfd
+    return sys_dup3(task, oldfd, newfd, 0)
+
+
+def sys_dup3(task, oldfd, newfd, flags):
+    """dup3(2)"""
+    oldfd, newfd, flags = s32(oldfd), newfd & 0xFFFFFFFF, s32(flags)
+    if flags & ~abi.O_CLOEXEC:
+        raise SyscallError(EINVAL)
+    if oldfd == newfd:
+        raise SyscallError(EINVAL)
+    if newfd >= _nofile(task):
+        raise SyscallError(EBADF)
+    f = task.fds.get(oldfd)
+    task.fds.install_at(newfd, f, bool(flags & abi.O_CLOEXEC))
+    return newfd
+
+
+FLOCK = __import__("struct").Struct("<hhqqi4x")
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_GETFL)
+
+
+def sys_fcntl(task, fd, cmd, arg):
+    """fcntl(2): record locks always succeed (one process: nobody to conflict with);
+    F_SETOWN/F_GETOWN are recorded only."""
+    fd, cmd = s32(fd), s32(cmd)
+    fds = task.fds
+    f = fds.get(fd)
+    if f.flags & abi.O_PATH and cmd not in PATH_FCNTL:
+        raise SyscallError(EBADF)
+    if cmd in (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC):
+        lim = _nofile(task)
+        if arg >= lim:
+            raise SyscallError(EINVAL)
+        return fds.install(f, cmd == abi.F_DUPFD_CLOEXEC, lowest=arg)
+    if cmd == abi.F_GETFD:
+        return abi.FD_CLOEXEC if fd in fds.cloexec else 0
+    if cmd == abi.F_SETFD:
+        if arg & abi.FD_CLOEXEC:
+            fds.cloexec.add(fd)
+        else:
+            fds.cloexec.discard(fd)
+        return 0
+    if cmd == abi.F_GETFL:
+        return f.flags & ~abi.O_CLOEXEC
+    if cmd == abi.F_SETFL:
+        arg = s32(arg)
+        new = (f.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+        setfl = getattr(f, "set_host_flags", None)
+        if setfl is not None:
+            setfl(new)
+        f.flags = new
+        return 0
+    if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW):
+        l_type, whence, start, length, pid = task.mm.read_struct(arg, FLOCK)
+        if l_type not in (F_RDLCK, F_WRLCK, F_UNLCK) or whence > abi.SEEK_END:
+            raise SyscallError(EINVAL)
+        if cmd in (abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW) and pid != 0:
+            raise SyscallError(EINVAL)
+        if cmd in (abi.F_GETLK, abi.F_OFD_GETLK):
+            if l_type == F_UNLCK:
+                raise SyscallError(EINVAL)
+            task.mm.write_struct(arg, FLOCK, F_UNLCK, whence, start, length, pid)
+            return 0
+        if l_type == F_RDLCK and not f.readable() or l_type == F_WRLCK and not f.writable():
+            raise SyscallError(EBADF)
+        return 0
+    if cmd in (abi.F_GETPIPE_SZ, abi.F_SETPIPE_SZ):
+        pipe = getattr(f, "pipe", None)
+        if pipe is None:
+            raise SyscallError(EBADF)
+        if cmd == abi.F_SETPIPE_SZ:
+            size = arg & 0xFFFFFFFF
+            if size > 1 << 30:
+                raise SyscallError(EINVAL)
+            want = max(4096, 1 << max(0, (size - 1).bit_length()))
+            if want < len(pipe.buf):
+                raise SyscallError(EBUSY)
+            pipe.capacity = want
+        return pipe.capacity
+    if cmd == abi.F_GETOWN:
+        return getattr(f, "owner", 0)
+    if cmd == abi.F_SETOWN:
+        f.owner = s32(arg)
+        return 0
+    if cmd in (abi.F_ADD_SEALS, abi.F_GET_SEALS):
+        raise SyscallError(EINVAL)
+    raise SyscallError(EINVAL)
+
+
+def _pipe(task, fdsaddr, flags):
+    flags = s32(flags)
+    if flags & ~(abi.O_CLOEXEC | abi.O_NONBLOCK | abi.O_DIRECT):
+        raise SyscallError(EINVAL)
+    from umiak.kernel.vfs.pipe import make_pipe
+    c = task.process.creds
+    r, w = make_pipe(task.kernel, flags, c.euid, c.egid)
+    _nofile(task)
+    cloexec = bool(flags & abi.O_CLOEXEC)
+    fds = task.fds
+    rfd = fds.install(r, cloexec)
+    try:
+        wfd = fds.install(w, cloexec)
+    except SyscallError:
+        fds.close(rfd)
+        raise
+    try:
+        task.mm.write(fdsaddr, rfd.to_bytes(4, "little") + wfd.to_bytes(4, "little"))
+    except SyscallError:
+        fds.close(rfd)
+        fds.close(wfd)
+        raise
+    return 0
+
+
+def sys_pipe(task, fds):
+    """pipe(2): see vfs/pipe.py for what an empty pipe does with one thread."""
+    return _pipe(task, fds, 0)
+
+
+def sys_pipe2(task, fds, flags):
+    """pipe2(2)"""
+    return _pipe(task, fds, flags)
+
+
+# -- file systems and syncing ----------------------------------------------------------------
+
+def _statfs(task, loc, buf):
+    info, readonly = _vfs(task).statfs(loc)
+    flags = info.get("f_flags", abi.ST_RELATIME) | (abi.ST_RDONLY if readonly else 0)
+    fsid = info.get("f_fsid", (0, 0))
+    task.mm.write(buf, abi.STATFS.pack(
+        info["f_type"], info["f_bsize"], info["f_blocks"], info["f_bfree"], info["f_bavail"],
+        info["f_files"], info["f_ffree"], fsid[0], fsid[1], info["f_namelen"], info["f_frsize"], flags))
+    return 0
+
+
+def sys_statfs(task, path, buf):
+    """statfs(2): a read-only mount has ST_RDONLY in f_flags."""
+    loc = _vfs(task).resolve(task, abi.AT_FDCWD, _path(task, path), True)
+    return _statfs(task, loc, buf)
+
+
+def sys_fstatfs(task, fd, buf):
+    """fstatfs(2)"""
+    f = task.fds.get(s32(fd))
+    if f.loc is None:
+        from umiak.kernel.vfs.hostfs import host_statfs
+        fd_ = getattr(f, "fd", None)
+        info = host_statfs(fd_) if fd_ is not None else dict(
+            f_type=0x50495045, f_bsize=4096, f_blocks=0, f_bfree=0, f_bavail=0, f_files=0,
+            f_ffree=0, f_namelen=255, f_frsize=4096)
+        flags = info.get("f_flags", 0)
+        fsid = info.get("f_fsid", (0, 0))
+        task.mm.write(buf, abi.STATFS.pack(
+            info["f_type"], info["f_bsize"], info["f_blocks"], info["f_bfree"], info["f_bavail"],
+            info["f_files"], info["f_ffree"], fsid[0], fsid[1], info["f_namelen"], info["f_frsize"], flags))
+        return 0
+    return _statfs(task, f.loc, buf)
+
+
+def sys_sync(task):
+    """sync(2)"""
+    return 0
+
+
+def sys_syncfs(task, fd):
+    """syncfs(2)"""
+    task.fds.get(s32(fd))
+    return 0
+
+
+def sys_fsync(task, fd):
+    """fsync(2)"""
+    _io_file(task, fd).sync()
+    return 0
+
+
+def sys_fdatasync(task, fd):
+    """fdatasync(2)"""
+    _io_file(task, fd).sync()
+    return 0
+
+
+# -- changes to the tree (EROFS on the read-only root, after Linux's earlier errors) ---------
+
+def _exists(vfs, parent, name) -> bool:
+    try:
+        vfs.child(parent, name)
+        return True
+    except SyscallError as e:
+        if e.errno in (ENOENT,):
+            return False
+        raise
+
+
+def _fs_op(loc, op: str):
+    """The file system's method for a change, EROFS on a read-only mount, EPERM if it has none."""
+    if loc.mount.readonly:
+        raise SyscallError(EROFS)
+    fn = getattr(loc.node, op, None)
+    if fn is None:
+        raise SyscallError(EPERM)
+    return fn
+
+
+def _create_at(task, dirfd, path, must_not_exist=True):
+    """Linux's filename_create: the parent must exist; EEXIST before EROFS."""
+    vfs = _vfs(task)
+    parent, name, kind = vfs.resolve_parent(task, dirfd, path)
+    if kind != LAST_NORM:
+        raise SyscallError(EEXIST)
+    if _exists(vfs, parent, name):
+        raise SyscallError(EEXIST)
+    if path.endswith("/"):
+        raise SyscallError(ENOENT)
+    return parent, name
+
+
+def sys_mkdirat(task, dirfd, path, mode):
+    """mkdirat(2)"""
+    vfs = _vfs(task)
+    p = _path(task, path)
+    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
+    if kind != LAST_NORM or _exists(vfs, parent, name):
+        raise SyscallError(EEXIST)
+    fn = _fs_op(parent, "mkdir")
+    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
+    fn(name, (mode & 0o7777) & ~task.process.umask)
+    return 0
+
+
+def sys_mkdir(task, path, mode):
+    """mkdir(2)"""
+    return sys_mkdirat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+
+
+def sys_mknodat(task, dirfd, path, mode, dev):
+    """mknodat(2)"""
+    mode &= 0xFFFFFFFF
+    p = _path(task, path)
+    ftype = mode & abi.S_IFMT
+    if ftype not in (0, abi.S_IFREG, abi.S_IFCHR, abi.S_IFBLK, abi.S_IFIFO, abi.S_IFSOCK):
+        raise SyscallError(EINVAL)
+    if ftype == abi.S_IFDIR:
+        raise SyscallError(EPERM)
+    parent, name = _create_at(task, s32(dirfd), p)
+    fn = _fs_op(parent, "mknod")
+    fn(name, mode & ~task.process.umask, dev)
+    return 0
+
+
+def sys_mknod(task, path, mode, dev):
+    """mknod(2)"""
+    return sys_mknodat(task, abi.AT_FDCWD & abi.MASK64, path, mode, dev)
+
+
+def sys_symlinkat(task, target, dirfd, path):
+    """symlinkat(2)"""
+    t = _path(task, target)
+    p = _path(task, path)
+    if not t:
+        raise SyscallError(ENOENT)
+    parent, name = _create_at(task, s32(dirfd), p)
+    _fs_op(parent, "symlink")(name, t)
+    return 0
+
+
+def sys_symlink(task, target, path):
+    """symlink(2)"""
+    return sys_symlinkat(task, target, abi.AT_FDCWD & abi.MASK64, path)
+
+
+def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """linkat(2)"""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_FOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    vfs = _vfs(task)
+    op = _path(task, oldpath)
+    np_ = _path(task, newpath)
+    old, f = vfs.resolve_fd_or_path(task, s32(olddirfd), op, bool(flags & abi.AT_SYMLINK_FOLLOW),
+                                    bool(flags & abi.AT_EMPTY_PATH))
+    if f is not None:
+        old = f.loc
+        if old is None:
+            raise SyscallError(ENOENT)
+    if old.is_dir:
+        raise SyscallError(EPERM)
+    parent, name = _create_at(task, s32(newdirfd), np_)
+    fn = _fs_op(parent, "link")
+    if parent.mount is not old.mount:
+        raise SyscallError(EXDEV)
+    fn(name, old.node)
+    return 0
+
+
+def sys_link(task, oldpath, newpath):
+    """link(2)"""
+    at = abi.AT_FDCWD & abi.MASK64
+    return sys_linkat(task, at, oldpath, at, newpath, 0)
+
+
+def sys_unlinkat(task, dirfd, path, flags):
+    """unlinkat(2)"""
+    flags = s32(flags)
+    if flags & ~abi.AT_REMOVEDIR:
+        raise SyscallError(EINVAL)
+    vfs = _vfs(task)
+    p = _path(task, path)
+    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
+    if flags & abi.AT_REMOVEDIR:
+        if kind == LAST_DOT:
+            raise SyscallError(EINVAL)
+        if kind == LAST_DOTDOT:
+            raise SyscallError(ENOTEMPTY)
+        if kind == LAST_ROOT:
+            raise SyscallError(EBUSY)
+        if parent.mount.readonly:
+            raise SyscallError(EROFS)
+        loc = vfs.child(parent, name)
+        if not loc.is_dir:
+            raise SyscallError(ENOTDIR)
+        if loc.mount is not parent.mount:
+            raise SyscallError(EBUSY)
+        _fs_op(parent, "rmdir")(name)
+        return 0
+    if kind != LAST_NORM:
+        raise SyscallError(EISDIR)
+    if parent.mount.readonly:
+        raise SyscallError(EROFS)
+    loc = vfs.child(parent, name)
+    if p.endswith("/"):
+        raise SyscallError(EISDIR if loc.is_dir else ENOTDIR)
+    if loc.is_dir:
+        raise SyscallError(EISDIR)
+    if loc.mount is not parent.mount:
+        raise SyscallError(EBUSY)
+    _fs_op(parent, "unlink")(name)
+    return 0
+
+
+def sys_unlink(task, path):
+    """unlink(2)"""
+    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, 0)
+
+
+def sys_rmdir(task, path):
+    """rmdir(2)"""
+    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, abi.AT_REMOVEDIR)
+
+
+def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """renameat2(2)"""
+    flags &= 0xFFFFFFFF
+    if flags & ~(abi.RENAME_NOREPLACE | abi.RENAME_EXCHANGE | abi.RENAME_WHITEOUT):
+        raise SyscallError(EINVAL)
+    if flags & abi.RENAME_NOREPLACE and flags & abi.RENAME_EXCHANGE:
+        raise SyscallError(EINVAL)
+    vfs = _vfs(task)
+    op = _path(task, oldpath)
+    np_ = _path(task, newpath)
+    oparent, oname, okind = vfs.resolve_parent(task, s32(olddirfd), op)
+    nparent, nname, nkind = vfs.resolve_parent(task, s32(newdirfd), np_)
+    if oparent.mount is not nparent.mount:
+        raise SyscallError(EXDEV)
+    if okind != LAST_NORM:
+        raise SyscallError(EBUSY)
+    if nkind != LAST_NORM:
+        raise SyscallError(EEXIST if flags & abi.RENAME_NOREPLACE else EBUSY)
+    if oparent.mount.readonly:
+        raise SyscallError(EROFS)
+    old = vfs.child(oparent, oname)
+    if flags & abi.RENAME_NOREPLACE and _exists(vfs, nparent, nname):
+        raise SyscallError(EEXIST)
+    _fs_op(oparent, "rename")(oname, nparent.node, nname, flags)
+    del old
+    return 0
+
+
+def sys_renameat(task, olddirfd, oldpath, newdirfd, newpath):
+    """renameat(2)"""
+    return sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, 0)
+
+
+def sys_rename(task, oldpath, newpath):
+    """rename(2)"""
+    at = abi.AT_FDCWD & abi.MASK64
+    return sys_renameat2(task, at, oldpath, at, newpath, 0)
+
+
+def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str):
+    vfs = _vfs(task)
+    loc, f = vfs.resolve_fd_or_path(task, dirfd, _path(task, path_addr), follow, empty_ok)
+    if f is not None:
+        return _change_file(f, op)
+    return _fs_op(loc, op)
+
+
+def _change_file(f, op: str):
+    loc = f.loc
+    if loc is None:
+        return lambda *a: None          # pipes and stdio: Linux changes their inode; nothing to keep
+    return _fs_op(loc, op) if loc.mount.readonly or hasattr(loc.node, op) else (lambda *a: None)
+
+
+def sys_fchmodat(task, dirfd, path, mode):
+    """fchmodat(2)"""
+    _change_loc(task, s32(dirfd), path, True, False, "chmod")(mode & 0o7777)
+    return 0
+
+
+def sys_chmod(task, path, mode):
+    """chmod(2)"""
+    return sys_fchmodat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+
+
+def sys_fchmod(task, fd, mode):
+    """fchmod(2)"""
+    _change_file(task.fds.get_io(s32(fd)), "chmod")(mode & 0o7777)
+    return 0
+
+
+def sys_fchownat(task, dirfd, path, uid, gid, flags):
+    """fchownat(2)"""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                bool(flags & abi.AT_EMPTY_PATH), "chown")(s32(uid), s32(gid))
+    return 0
+
+
+def sys_chown(task, path, uid, gid):
+    """chown(2)"""
+    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, 0)
+
+
+def sys_lchown(task, path, uid, gid):
+    """lchown(2)"""
+    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, abi.AT_SYMLINK_NOFOLLOW)
+
+
+def sys_fchown(task, fd, uid, gid):
+    """fchown(2)"""
+    _change_file(task.fds.get_io(s32(fd)), "chown")(s32(uid), s32(gid))
+    return 0
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def sys_utimensat(task, dirfd, path, times, flags):
+    """utimensat(2)"""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    ts = None
+    if times:
+        raw = task.mm.read(times, 32)
+        ts = [abi.TIMESPEC.unpack_from(raw, 0), abi.TIMESPEC.unpack_from(raw, 16)]
+        for _, nsec in ts:
+            if not (0 <= nsec < NS) and nsec not in (UTIME_NOW, UTIME_OMIT):
+                raise SyscallError(EINVAL)
+        if all(n == UTIME_OMIT for _, n in ts):
+            return 0
+    if not path:
+        fn = _change_file(task.fds.get(s32(dirfd)), "utime")
+    else:
+        fn = _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                         bool(flags & abi.AT_EMPTY_PATH), "utime")
+    fn(ts)
+    return 0
+
+
+def sys_truncate(task, path, length):
+    """truncate(2)"""
+    length = s64(length)
+    if length < 0:
+        raise SyscallError(EINVAL)
+    vfs = _vfs(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, _path(task, path), True)
+    if loc.is_dir:
+        raise SyscallError(EISDIR)
+    if not _stat.S_ISREG(loc.node.mode):
+        raise SyscallError(EINVAL)
+    fn = _fs_op(loc, "truncate")
+    vfs.check_access(task, loc, abi.W_OK)
+    fn(length)
+    return 0
+
+
+def sys_ftruncate(task, fd, length):
+    """ftruncate(2)"""
+    length = s64(length)
+    if length < 0:
+        raise SyscallError(EINVAL)
+    f = _io_file(task, fd)
+    if not f.writable() or not _stat.S_ISREG(f.stat().st_mode):
+        raise SyscallError(EINVAL)
+    f.truncate(length)
+    return 0
+
+
+__all__ = ["EFAULT", "encode_stat", "LAST_ROOT", "LAST_DOTDOT"]

@@ -1,0 +1,118 @@
+"""pipe(2): an in-memory byte queue with a read end and a write end.
+
+Until threads can block and wake each other (the wait queues come with
+threads), a pipe never makes the VM wait:
+- a blocking write that would fill the pipe is taken whole (the buffer grows
+  past its 64 KiB capacity instead of blocking; O_NONBLOCK writes still get
+  EAGAIN or a short write at the capacity, as Linux);
+- a blocking read of an empty pipe whose write end is still open can only
+  wait for another thread; with one thread Linux would sleep forever, so umiak
+  says so once on stderr and returns EAGAIN (O_NONBLOCK reads get EAGAIN silently).
+"""
+
+import stat as _stat
+
+from umiak.kernel import abi
+from umiak.kernel.errors import EAGAIN, EPIPE, SyscallError
+from umiak.kernel.files import File, Stat
+from umiak.kernel.vfs.nodes import makedev
+
+PIPE_CAPACITY = 65536
+PIPE_BUF = 4096
+PIPEFS_DEV = makedev(0, 14)
+_next_ino = [0x4000]
+
+
+class Pipe:
+    def __init__(self, kernel=None, uid: int = 0, gid: int = 0):
+        self.kernel = kernel
+        self.buf = bytearray()
+        self.readers = 0
+        self.writers = 0
+        self.capacity = PIPE_CAPACITY
+        _next_ino[0] += 1
+        self.ino = _next_ino[0]
+        self.uid = uid
+        self.gid = gid
+        import time
+        self.time_ns = time.time_ns()
+        self.warned = False
+
+
+class PipeEnd(File):
+    def __init__(self, pipe: Pipe, flags: int, reading: bool):
+        self.pipe = pipe
+        self.flags = flags
+        self.reading = reading
+        if reading:
+            pipe.readers += 1
+        else:
+            pipe.writers += 1
+        self.closed = False
+
+    @property
+    def path(self) -> str:
+        return f"pipe:[{self.pipe.ino}]"
+
+    def link_text(self) -> str:
+        return self.path
+
+    def readable(self) -> bool:
+        return self.reading and not self.flags & abi.O_PATH
+
+    def writable(self) -> bool:
+        return not self.reading and not self.flags & abi.O_PATH
+
+    def read(self, n: int) -> bytes:
+        p = self.pipe
+        if p.buf:
+            out = bytes(p.buf[:n])
+            del p.buf[:n]
+            return out
+        if p.writers == 0 or n == 0:
+            return b""
+        if not self.flags & abi.O_NONBLOCK and not p.warned and p.kernel is not None:
+            p.warned = True
+            p.kernel.warn("read of an empty pipe would wait forever (no other thread can write it): EAGAIN")
+        raise SyscallError(EAGAIN)
+
+    def write(self, data: bytes) -> int:
+        p = self.pipe
+        if p.readers == 0:
+            raise SyscallError(EPIPE)   # SIGPIPE is the signal code's to send
+        if self.flags & abi.O_NONBLOCK:
+            room = p.capacity - len(p.buf)
+            if room <= 0 or (len(data) <= PIPE_BUF and room < len(data)):
+                raise SyscallError(EAGAIN)
+            data = data[:room]
+        p.buf += data
+        return len(data)
+
+    def available(self) -> int:
+        return len(self.pipe.buf)
+
+    def stat(self):
+        p = self.pipe
+        return Stat(st_mode=_stat.S_IFIFO | 0o600, st_ino=p.ino, st_dev=PIPEFS_DEV, st_nlink=1,
+                    st_uid=p.uid, st_gid=p.gid, st_size=0, st_blksize=4096,
+                    st_atime_ns=p.time_ns, st_mtime_ns=p.time_ns, st_ctime_ns=p.time_ns)
+
+    def reopen(self, flags: int) -> File:
+        acc = flags & abi.O_ACCMODE
+        return PipeEnd(self.pipe, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC),
+                       acc != abi.O_WRONLY)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.reading:
+            self.pipe.readers -= 1
+        else:
+            self.pipe.writers -= 1
+
+
+def make_pipe(kernel, flags: int, uid: int = 0, gid: int = 0) -> tuple[PipeEnd, PipeEnd]:
+    p = Pipe(kernel, uid, gid)
+    fl = flags & (abi.O_NONBLOCK | abi.O_DIRECT)
+    return PipeEnd(p, abi.O_RDONLY | fl, True), PipeEnd(p, abi.O_WRONLY | fl, False)
