@@ -87,7 +87,8 @@ class Machine:
                 kernel.tracer = make_tracer(opts, err_out)
             task = kernel.spawn(image, host_path, [a.encode() if isinstance(a, str) else a for a in argv],
                                 default_environment(opts.env))
-            status = kernel.run(task)
+            with _forward_host_signals(kernel, task.process):
+                status = kernel.run(task)
             signal = kernel.exit_signal
         except ExitGroup as eg:
             status, signal = eg.status, eg.signal
@@ -114,6 +115,64 @@ class Machine:
             fout.seek(0)
             ferr.seek(0)
             return RunResult(status, fout.read(), ferr.read())
+
+
+class _forward_host_signals:
+    """While the guest runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT to umiak go to the guest.
+
+    A second Ctrl-C within a second kills the VM (status 130), so a guest that
+    ignores SIGINT or is deadlocked can always be stopped.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self, kernel, process):
+        self.kernel, self.process = kernel, process
+        self.saved = {}
+        self.last_int = 0.0
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            signo = getattr(signal, name)
+            self.saved[signo] = signal.signal(signo, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for signo, old in self.saved.items():
+            signal.signal(signo, old)
+        return False
+
+    def _handler(self, signo, frame):
+        import threading
+        import time
+        now = time.monotonic()
+        force = signo == 2 and now - self.last_int < 1.0
+        if signo == 2:
+            self.last_int = now
+        # The handler may run while this thread holds the kernel lock: act from another thread.
+        threading.Thread(target=self._deliver, args=(signo, force), daemon=True).start()
+
+    def _deliver(self, signo: int, force: bool) -> None:
+        from umiak.kernel.signals import make_siginfo, send
+        k, p = self.kernel, self.process
+        with k.lock:
+            if p.exiting:
+                return
+            if force:
+                k.warn("second interrupt: stopping the VM")
+                p.exiting = True
+                p.exit_status, p.exit_signal = 128 + signo, 0
+                for t in p.tasks.values():
+                    t.interrupt()
+                if not p.tasks:
+                    p.done.set()
+                return
+            send(k, p, signo, make_siginfo(signo, 0x80))
 
 
 def _read_program(host_path: str, name: str) -> bytes:

@@ -90,6 +90,7 @@ class Kernel:
         import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
+        self._timers = None
         self.ncpus = options.cpus or os.cpu_count() or 1
         self.cpu_features = platform.cpu_features()
 
@@ -135,13 +136,23 @@ class Kernel:
             raise ExecFormatError(f"interpreter {path}: {e.strerror}") from None
 
     def shutdown(self) -> None:
-        """Release what the VM held on the host (files it opened)."""
+        """Release what the VM held on the host (files it opened, the timer thread)."""
+        if self._timers is not None:
+            self._timers.stop()
         for proc in self.processes.values():
             for fd in list(proc.fds.files):
                 try:
                     proc.fds.close(fd)
                 except Exception:  # noqa: BLE001 - closing must go on
                     pass
+
+    @property
+    def timers(self):
+        """The VM's timer thread (started on first use)."""
+        if self._timers is None:
+            from umiak.kernel.timers import TimerQueue
+            self._timers = TimerQueue(self.lock)
+        return self._timers
 
     @property
     def vfs(self):

@@ -1,5 +1,6 @@
 """Clocks and sleeping: clock_gettime(2), gettimeofday(2), nanosleep(2)..."""
 
+import struct as _struct
 import time as _time
 
 from umiak.kernel import abi
@@ -70,25 +71,240 @@ def _read_timespec(task, addr) -> int:
     return sec * 1_000_000_000 + nsec
 
 
+__all__ = ["EFAULT"]
+
+
+# -- sleeping that signals interrupt -------------------------------------------------
+
+def _sleep(task, seconds: float) -> float:
+    """Sleep; returns the time left when a signal interrupted it (0.0 when it did not)."""
+    end = _time.monotonic() + seconds
+    try:
+        task.wait(lambda: False, seconds)
+    except SyscallError:
+        return max(0.0, end - _time.monotonic())
+    return 0.0
+
+
+def _interrupted(task, left: float, rem: int) -> None:
+    from umiak.kernel.errors import EINTR
+    if rem:
+        ns = int(left * 1e9)
+        task.mm.write(rem, abi.TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
+    raise SyscallError(EINTR)
+
+
 def sys_nanosleep(task, req, rem):
-    """nanosleep(2)"""
+    """nanosleep(2): EINTR with the time left in rem when a signal handler runs."""
     ns = _read_timespec(task, req)
-    _time.sleep(ns / 1e9)
+    left = _sleep(task, ns / 1e9)
+    if left:
+        _interrupted(task, left, rem)
     return 0
 
 
 def sys_clock_nanosleep(task, clock, flags, req, rem):
     """clock_nanosleep(2) with TIMER_ABSTIME."""
-    c = s32(clock)
-    if c in (abi.CLOCK_THREAD_CPUTIME_ID,):
+    if s32(clock) == abi.CLOCK_THREAD_CPUTIME_ID:
         raise SyscallError(EINVAL)
     hc = _host_clock(clock)
     ns = _read_timespec(task, req)
-    if flags & abi.TIMER_ABSTIME:
+    absolute = bool(flags & abi.TIMER_ABSTIME)
+    if absolute:
         ns -= _time.clock_gettime_ns(hc)
     if ns > 0:
-        _time.sleep(ns / 1e9)
+        left = _sleep(task, ns / 1e9)
+        if left:
+            _interrupted(task, left, 0 if absolute else rem)
     return 0
 
 
-__all__ = ["EFAULT"]
+# -- interval timers and POSIX timers ------------------------------------------------
+
+ITIMERVAL = _struct.Struct("<qqqq")      # interval (sec, usec), value (sec, usec)
+ITIMERSPEC = _struct.Struct("<qqqq")     # interval (sec, nsec), value (sec, nsec)
+SIGEVENT = _struct.Struct("<Qii i44x")   # sigev_value, signo, notify, tid (union)
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+
+
+class GuestTimer:
+    """A timer that makes a signal pending when it expires (and re-arms if periodic)."""
+
+    def __init__(self, task, signo: int, notify: int, target_tid: int, value: int, timer_id: int):
+        self.kernel = task.kernel
+        self.process = task.process
+        self.signo, self.notify, self.target_tid = signo, notify, target_tid
+        self.value, self.timer_id = value, timer_id
+        self.interval = 0.0
+        self.deadline: float | None = None
+        self.handle = None
+        self.overrun = 0
+        self.pending = False
+        self.clock = _time.CLOCK_MONOTONIC
+
+    def arm(self, value: float, interval: float) -> None:
+        """value seconds from now (0 disarms), then every interval. Caller holds the kernel lock."""
+        self.kernel.timers.cancel(self.handle)
+        self.handle, self.deadline, self.interval = None, None, interval
+        if value > 0:
+            self.deadline = _time.monotonic() + value
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - _time.monotonic()) if self.deadline else 0.0
+
+    def _fire(self) -> None:
+        from umiak.kernel.signals import SI_TIMER, make_siginfo, send
+        if self.interval > 0:
+            self.deadline += self.interval
+            now = _time.monotonic()
+            if self.deadline < now:   # missed periods count as overruns
+                missed = int((now - self.deadline) / self.interval) + 1
+                self.overrun += missed
+                self.deadline += missed * self.interval
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+        else:
+            self.deadline, self.handle = None, None
+        if self.notify == SIGEV_NONE or self.process.exiting:
+            return
+        if self.timer_id < 0:   # setitimer/alarm: a plain kernel signal
+            info = make_siginfo(self.signo, 0x80)
+        else:
+            info = make_siginfo(self.signo, SI_TIMER, extra=_struct.pack("<iiQ", self.timer_id, self.overrun,
+                                                                              self.value))
+            self.overrun = 0
+        target = self.process.tasks.get(self.target_tid) if self.notify & SIGEV_THREAD_ID else None
+        send(self.kernel, self.process, self.signo, info, target)
+
+
+def _itimers(task) -> dict:
+    p = task.process
+    if not hasattr(p, "itimers"):
+        p.itimers = {}
+    return p.itimers
+
+
+def _itimer(task, which: int) -> GuestTimer:
+    timers = _itimers(task)
+    t = timers.get(which)
+    if t is None:
+        signo = {ITIMER_REAL: abi.SIGALRM, ITIMER_VIRTUAL: abi.SIGVTALRM, ITIMER_PROF: abi.SIGPROF}[which]
+        t = timers[which] = GuestTimer(task, signo, SIGEV_SIGNAL, 0, 0, -1)
+    return t
+
+
+def _tv(seconds: float) -> tuple[int, int]:
+    us = int(round(seconds * 1e6))
+    return us // 1_000_000, us % 1_000_000
+
+
+def sys_getitimer(task, which, value):
+    """getitimer(2). ITIMER_VIRTUAL and ITIMER_PROF count wall-clock time, not CPU time."""
+    which = s32(which)
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        raise SyscallError(EINVAL)
+    t = _itimer(task, which)
+    task.mm.write(value, ITIMERVAL.pack(*_tv(t.interval), *_tv(t.remaining())))
+    return 0
+
+
+def sys_setitimer(task, which, new, old):
+    """setitimer(2). ITIMER_VIRTUAL and ITIMER_PROF count wall-clock time, not CPU time."""
+    which = s32(which)
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        raise SyscallError(EINVAL)
+    t = _itimer(task, which)
+    vals = ITIMERVAL.unpack(task.mm.read(new, ITIMERVAL.size)) if new else (0, 0, 0, 0)
+    for usec in (vals[1], vals[3]):
+        if not 0 <= usec < 1_000_000:
+            raise SyscallError(EINVAL)
+    if old:
+        task.mm.write(old, ITIMERVAL.pack(*_tv(t.interval), *_tv(t.remaining())))
+    t.arm(vals[2] + vals[3] / 1e6, vals[0] + vals[1] / 1e6)
+    return 0
+
+
+def sys_alarm(task, seconds):
+    """alarm(2)"""
+    t = _itimer(task, ITIMER_REAL)
+    left = t.remaining()
+    t.arm(float(seconds & 0xFFFFFFFF), 0.0)
+    return int(left + 0.999999) if left else 0
+
+
+def _posix_timers(task) -> dict:
+    p = task.process
+    if not hasattr(p, "posix_timers"):
+        p.posix_timers = {}
+    return p.posix_timers
+
+
+def sys_timer_create(task, clock, sevp, timerid):
+    """timer_create(2): SIGEV_SIGNAL, SIGEV_THREAD_ID and SIGEV_NONE (glibc builds SIGEV_THREAD on these)."""
+    _host_clock(clock)
+    timers = _posix_timers(task)
+    tid = 0
+    while tid in timers:
+        tid += 1
+    if sevp:
+        value, signo, notify, target = SIGEVENT.unpack(task.mm.read(sevp, SIGEVENT.size))
+        if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID):
+            raise SyscallError(EINVAL)
+        if notify != SIGEV_NONE and not 1 <= signo <= abi.NSIG:
+            raise SyscallError(EINVAL)
+        if notify == SIGEV_THREAD_ID and target not in task.process.tasks:
+            raise SyscallError(EINVAL)
+    else:
+        value, signo, notify, target = tid, abi.SIGALRM, SIGEV_SIGNAL, 0
+    task.mm.write_u32(timerid, tid)
+    timers[tid] = GuestTimer(task, signo, notify, target, value, tid)
+    timers[tid].clock = _host_clock(clock)
+    return 0
+
+
+def _timer(task, timerid) -> GuestTimer:
+    t = _posix_timers(task).get(s32(timerid))
+    if t is None:
+        raise SyscallError(EINVAL)
+    return t
+
+
+def _ts(seconds: float) -> tuple[int, int]:
+    ns = int(round(seconds * 1e9))
+    return ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def sys_timer_settime(task, timerid, flags, new, old):
+    """timer_settime(2) with TIMER_ABSTIME."""
+    t = _timer(task, timerid)
+    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(new, ITIMERSPEC.size))
+    if not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000) or isec < 0 or vsec < 0:
+        raise SyscallError(EINVAL)
+    if old:
+        task.mm.write(old, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    value = vsec + vnsec / 1e9
+    if flags & abi.TIMER_ABSTIME and value:
+        value = max(1e-9, value - _time.clock_gettime(t.clock))
+    t.arm(value, isec + insec / 1e9)
+    return 0
+
+
+def sys_timer_gettime(task, timerid, cur):
+    """timer_gettime(2)"""
+    t = _timer(task, timerid)
+    task.mm.write(cur, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    return 0
+
+
+def sys_timer_getoverrun(task, timerid):
+    """timer_getoverrun(2)"""
+    return _timer(task, timerid).overrun
+
+
+def sys_timer_delete(task, timerid):
+    """timer_delete(2)"""
+    t = _timer(task, timerid)
+    t.arm(0, 0)
+    del _posix_timers(task)[s32(timerid)]
+    return 0

@@ -1,0 +1,68 @@
+"""One host thread per VM that fires guest timers (alarm, setitimer, timer_create, timerfd).
+
+Callbacks run on the timer thread with the kernel lock held; they only make
+signals pending or bump counters and wake waiters, never block.
+"""
+
+import heapq
+import itertools
+import threading
+import time
+
+
+class TimerQueue:
+    def __init__(self, lock: threading.Lock):
+        self._lock = lock                      # the kernel lock, held while callbacks run
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, object]] = []
+        self._live: dict[int, tuple] = {}
+        self._ids = itertools.count(1)
+        self._thread = None
+        self._stopped = False
+
+    def add(self, deadline: float, callback) -> int:
+        """Call callback() at time.monotonic() == deadline; returns a handle for cancel()."""
+        with self._cond:
+            tid = next(self._ids)
+            entry = (deadline, tid, callback)
+            self._live[tid] = entry
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return tid
+
+    def cancel(self, handle: int | None) -> None:
+        if handle is None:
+            return
+        with self._cond:
+            self._live.pop(handle, None)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    while self._heap and self._heap[0][1] not in self._live:
+                        heapq.heappop(self._heap)
+                    if self._heap:
+                        wait = self._heap[0][0] - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if self._stopped:
+                    return
+                _, tid, cb = heapq.heappop(self._heap)
+                self._live.pop(tid, None)
+            with self._lock:
+                try:
+                    cb()
+                except Exception:  # noqa: BLE001 - a timer must not kill the timer thread
+                    pass
