@@ -1,0 +1,461 @@
+"""The emu platform: guest code runs on Unicorn's software x86-64 CPU (QEMU TCG).
+
+Design (measured with unicorn 2.1.4, see tests/test_platform_emu.py):
+
+* Memory is the KVM platform's, unchanged. Guest RAM is one host mmap, given to
+  Unicorn as *physical* memory at 0 with `mem_map_ptr`; the CPU runs with
+  CR0.PG, CR4.PAE, EFER.LME|NXE and CR3 pointing at the same 4-level page
+  tables (arch/x86_64/paging.py) that KVM uses. So permissions, NX, aliases of
+  one frame at two addresses (shared mappings, JIT double maps) and guest
+  writes to code (TCG invalidates its translations by physical page) behave
+  as on hardware. Mapping the guest-virtual pages one by one with
+  mem_map_ptr/mem_protect instead would create one QEMU memory region per
+  page and could not express aliases or NX faults.
+* TLB: any page-table edit that lowers permissions or removes a page marks
+  Unicorn's TLB stale; it is flushed (UC_CTL_TLB_FLUSH) before the next run.
+  `invalidate` does the same; nothing depends on the kernel calling it.
+* Translated code: writes the *host* makes into guest RAM are not seen by TCG.
+  A frame that was ever mapped executable may have translations, so when it is
+  discarded its contents are zeroed through `uc_mem_write` (which drops the
+  translations of that physical range) before MADV_DONTNEED returns it.
+* Privilege: Unicorn's register API cannot load CS with CPL 3 in 64-bit mode,
+  so each vCPU starts in a tiny CPL0 stub that sets XCR0 (x87|SSE) and does
+  `iretq` into user mode. From then on the CPU stays at CPL3: Unicorn never
+  delivers exceptions through the IDT nor runs a real `syscall`, so privileged
+  instructions fault (#GP) and user/supervisor page checks apply as on Linux.
+* Exits: `syscall` is caught with UC_HOOK_INSN (Unicorn then skips it, RIP is
+  past it) and stops emulation; CPU exceptions arrive in UC_HOOK_INTR with the
+  vector and RIP at the faulting instruction (after it for int3/into), CR2
+  holds the page-fault address; an invalid opcode makes emu_start fail with
+  UC_ERR_INSN_INVALID, reported as #UD. Vectors >= 32 (`int N`) become #GP
+  with the IDT error code, as Linux (no such gate for user mode) reports them.
+* Page-fault error code: Unicorn does not expose it, so it is rebuilt from
+  the page tables: P from the leaf entry; a fetch fault when the faulting
+  address lies in the instruction at RIP on a page that is not executable;
+  W=1 for a present page (reads of a present user page never fault); for a
+  not-present page W is 1 only for a stack push just below RSP, else 0 — a
+  write to a page the kernel then maps read-only faults again, present, W=1.
+* CPUID: Unicorn's default CPU (a Haswell model filtered to what TCG runs)
+  reports SSE up to SSE4.2, POPCNT, AES, PCLMUL, MOVBE, BMI1/2, XSAVE, and no
+  AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked.
+* kick(): emu_stop() from another thread; a kick that lands between runs is
+  kept in a flag and makes the next run() return INTERRUPTED at once.
+
+Threads (future): all vCPUs of one platform share the one Unicorn engine
+(one QEMU CPU), so atomic instructions stay atomic between guest threads; a
+vCPU that runs loads its registers into the engine (`_engine_owner`), and
+preemption between runnable vCPUs will use emu_stop from a timer. Only one
+vCPU is supported today.
+"""
+
+import ctypes
+import mmap
+import struct
+import time
+
+from umiak.arch.x86_64 import cpu, descriptors
+from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
+from umiak.errors import PlatformUnavailable, UmiakError
+from umiak.platform.base import RAX, RIP, RSP, ExitKind, Fault
+
+PAGE = 4096
+MASK64 = (1 << 64) - 1
+KBASE = 0x4000_0000_0000     # kernel area, supervisor-only pages (as in the KVM platform)
+GDT_PA = 0x1000
+STUB_PA = 0x2000             # boot stub: set XCR0, iretq to user mode
+BOOT_STACK_PA = 0x3000       # iretq frame of the boot stub
+BOOT_USER_PA = 0x4000        # user-mode landing page of the boot stub: `syscall`
+TABLES_PA = 0x8000
+# emu_start's `until` is ignored: exits are switched to an empty set (UC_CTL_UC_USE_EXITS),
+# because Unicorn translates until-1 after every run, which faults (and leaves QEMU
+# believing an exception is in flight) when nothing executable is mapped there.
+UNTIL = 0
+MSR_EFER = 0xC0000080
+
+# xor ecx,ecx; mov eax,3; xor edx,edx; xsetbv; iretq
+_BOOT_STUB = bytes.fromhex("31c9b80300000031d20f01d148cf")
+_BOOT_STUB_INSNS = 5
+
+# Exit reasons recorded by the hooks.
+_NONE, _SYSCALL, _INTR = 0, 1, 2
+
+
+def _unicorn():
+    try:
+        import unicorn
+        from unicorn import x86_const
+        from unicorn.unicorn_py3 import unicorn as binding
+    except ImportError as e:
+        raise PlatformUnavailable(f"the unicorn package is not usable ({e}): pip install unicorn==2.1.4") from None
+    return unicorn, x86_const, binding.uclib
+
+
+class _ExceptionState:
+    """Unicorn's hidden exception bookkeeping, reached through a saved CPU context.
+
+    Unicorn hands exceptions to UC_HOOK_INTR without delivering them, so QEMU's
+    `old_exception` ("an exception is in flight") is never cleared: the next
+    #DE/#GP/#PF would become a double fault, then a silent triple-fault stop.
+    The page-fault error code (`error_code`) is not a register either. Both
+    live in CPUX86State, which uc_context_save copies verbatim; they are found
+    next to the debug registers, whose reset values are a unique pattern:
+    error_code, exception_is_int, exception_next_eip, dr[8], 4 pointers,
+    old_exception.
+    """
+
+    _PATTERN = struct.pack("<8Q4Qi", 0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400, 0, 0, 0, 0, -1)
+
+    def __init__(self, lib, h):
+        self._lib, self._h = lib, h
+        self._ctx = ctypes.c_void_p()
+        if lib.uc_context_alloc(h, ctypes.byref(self._ctx)):
+            raise UmiakError("unicorn: cannot allocate a CPU context")
+        size = lib.uc_context_size(h)
+        lib.uc_context_save(h, self._ctx)
+        blob = ctypes.string_at(self._ctx.value, size)
+        at = blob.find(self._PATTERN)
+        if at < 0 or blob.find(self._PATTERN, at + 1) >= 0:
+            raise PlatformUnavailable("this unicorn build has an unknown CPU state layout: pip install unicorn==2.1.4")
+        base = self._ctx.value + at - 16
+        self._error_code = ctypes.c_int.from_address(base)
+        self._old_exception = ctypes.c_int.from_address(base + 16 + 64 + 32)
+
+    def take(self) -> int:
+        """The last exception's error code; marks the exception as delivered."""
+        lib, h = self._lib, self._h
+        lib.uc_context_save(h, self._ctx)
+        err = self._error_code.value & 0xFFFFFFFF
+        self._old_exception.value = -1
+        lib.uc_context_restore(h, self._ctx)
+        return err
+
+    def close(self) -> None:
+        if self._ctx:
+            self._lib.uc_context_free(self._ctx)
+            self._ctx = ctypes.c_void_p()
+
+
+def _runs(frames: list[int]):
+    """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
+    start = prev = None
+    for pa in sorted(frames):
+        if start is None:
+            start = prev = pa
+        elif pa == prev + PAGE:
+            prev = pa
+        elif pa != prev:
+            yield start, prev + PAGE - start
+            start = prev = pa
+    if start is not None:
+        yield start, prev + PAGE - start
+
+
+class EmuPlatform:
+    """One Unicorn engine whose physical memory is the guest RAM buffer."""
+
+    name = "emu"
+
+    def __init__(self, mem_size: int):
+        self._unicorn, self._x86, self._lib = _unicorn()
+        uc_mod = self._unicorn
+        self.mem_size = mem_size
+        reserved = max(4 << 20, (mem_size // 128) & ~(PAGE - 1))
+        if mem_size < reserved + (4 << 20) or mem_size % PAGE:
+            raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
+        self._mem = mmap.mmap(-1, mem_size, flags=flags)
+        self.ram = memoryview(self._mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        self._next_table, self._tables_end = TABLES_PA, reserved
+        self.usable = (reserved, mem_size)
+        self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
+        self._tlb_stale = False
+        self._exec_frames: set[int] = set()  # frames ever mapped executable (may hold translations)
+        self._vcpus: list[EmuVcpu] = []
+        self._engine_owner: EmuVcpu | None = None
+
+        self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
+        self._h = self.uc._uch
+        self.uc.mem_map_ptr(0, mem_size, uc_mod.UC_PROT_ALL, self._hva)
+
+        gdt = descriptors.gdt_image(0)  # no TSS is ever loaded
+        self._gdt_limit = len(gdt) - 1
+        self.ram[GDT_PA:GDT_PA + len(gdt)] = gdt
+        self.ram[STUB_PA:STUB_PA + len(_BOOT_STUB)] = _BOOT_STUB
+        kdata = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX
+        self.pt.set(KBASE + GDT_PA, GDT_PA, kdata)
+        self.pt.set(KBASE + BOOT_STACK_PA, BOOT_STACK_PA, kdata)
+        self.pt.set(KBASE + STUB_PA, STUB_PA, PTE_P | PTE_A)
+        self.ram[BOOT_USER_PA:BOOT_USER_PA + 2] = b"\x0f\x05"
+        self._setup_cpu()
+
+    def _alloc_table(self) -> int:
+        pa = self._next_table
+        if pa >= self._tables_end:
+            raise MemoryError("guest page-table pool exhausted")
+        self._next_table = pa + PAGE
+        return pa
+
+    def _setup_cpu(self) -> None:
+        x, uc = self._x86, self.uc
+        uc.reg_write(x.UC_X86_REG_GDTR, (0, KBASE + GDT_PA, self._gdt_limit, 0))
+        uc.reg_write(x.UC_X86_REG_CR4, cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | cpu.CR4_OSXSAVE)
+        efer = cpu.EFER_SCE | cpu.EFER_LME | cpu.EFER_LMA | cpu.EFER_NXE
+        uc.reg_write(x.UC_X86_REG_MSR, (MSR_EFER, efer))
+        uc.reg_write(x.UC_X86_REG_CR3, self.pt.root)
+        uc.reg_write(x.UC_X86_REG_CR0, cpu.CR0_PE | cpu.CR0_MP | cpu.CR0_ET | cpu.CR0_NE
+                     | cpu.CR0_WP | cpu.CR0_AM | cpu.CR0_PG)
+        U = self._unicorn
+        uc.ctl_exits_enabled(True)
+        uc.ctl_set_exits([])
+        self._hooks = [
+            uc.hook_add(U.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x.UC_X86_INS_SYSCALL),
+            uc.hook_add(U.UC_HOOK_INTR, self._on_interrupt),
+        ]
+        self._exc_state = _ExceptionState(self._lib, self._h)
+
+    # -- hooks (run on the emulating thread, inside emu_start) --------------------
+    def _on_syscall(self, uc, _data) -> None:
+        self._lib.uc_emu_stop(self._h)
+        self._engine_owner._stop = _SYSCALL
+
+    def _on_interrupt(self, uc, intno, _data) -> None:
+        self._lib.uc_emu_stop(self._h)
+        v = self._engine_owner
+        v._stop, v._intno = _INTR, intno
+
+    # -- memory -------------------------------------------------------------
+    def map_page(self, va: int, pa: int, prot: int) -> None:
+        bits = pte_bits(prot)
+        if bits and not bits & PTE_NX:
+            self._exec_frames.add(pa)
+        old = self.pt.set(va, pa, bits)
+        if old & PTE_P and (old & ~bits & (PTE_P | PTE_RW) or (bits & ~old & PTE_NX)
+                            or (old ^ pa) & ~0xFFF & 0x000F_FFFF_FFFF_F000):
+            self._tlb_stale = True
+
+    def unmap_page(self, va: int) -> None:
+        if self.pt.set(va, 0, 0) & PTE_P:
+            self._tlb_stale = True
+
+    def invalidate(self, frames: list[int]) -> None:
+        """Drop cached translations after lowering permissions (Unicorn: flush its TLB)."""
+        self._tlb_stale = True
+
+    def discard(self, frames: list[int]) -> None:
+        """Freed frames read as zero afterwards; their translated code is dropped."""
+        lib, h = self._lib, self._h
+        for start, length in _runs(frames):
+            code = [pa for pa in range(start, start + length, PAGE) if pa in self._exec_frames]
+            for pa in code:
+                lib.uc_mem_write(h, pa, _ZERO_PAGE, PAGE)  # through TCG: invalidates its translations
+                self._exec_frames.discard(pa)
+            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+        self._tlb_stale = True
+
+    def _flush_tlb(self) -> None:
+        U = self._unicorn
+        self.uc.ctl(U.UC_CTL_TLB_FLUSH, U.UC_CTL_IO_WRITE)
+        self._tlb_stale = False
+
+    # -- vCPUs --------------------------------------------------------------
+    def create_vcpu(self, entry: int, stack: int) -> "EmuVcpu":
+        if self._vcpus:
+            raise UmiakError("the emu platform runs one vCPU per VM for now")
+        vcpu = EmuVcpu(self, entry, stack)
+        self._vcpus.append(vcpu)
+        return vcpu
+
+    def describe(self) -> str:
+        return f"emu (unicorn {self._unicorn.__version__}, software x86-64 CPU)"
+
+    def close(self) -> None:
+        for v in self._vcpus:
+            v.close()
+        self._vcpus.clear()
+        self._engine_owner = None
+        uc = getattr(self, "uc", None)
+        if uc is not None:
+            for hk in getattr(self, "_hooks", ()):
+                uc.hook_del(hk)
+            self._hooks = []
+            self.uc = None
+            del uc  # the engine is freed with its last reference (before the RAM below)
+        self.ram = None
+        self._mem = None
+
+
+_ZERO_PAGE = bytes(PAGE)
+
+
+class EmuVcpu:
+    """The one guest CPU. Registers live in the Unicorn engine."""
+
+    def __init__(self, plat: EmuPlatform, entry: int, stack: int):
+        self.plat = plat
+        self.error = ""
+        self._h = plat._h
+        self._lib = plat._lib
+        self._stop = _NONE
+        self._intno = 0
+        self._kicked = False
+        self._running = False
+        self._runs = 0
+        self._emu_start = plat._lib.uc_emu_start
+        self._read_batch = plat._lib.uc_reg_read_batch
+        self._fault: Fault | None = None
+        x = plat._x86
+        ids = (x.UC_X86_REG_RAX, x.UC_X86_REG_RBX, x.UC_X86_REG_RCX, x.UC_X86_REG_RDX,
+               x.UC_X86_REG_RSI, x.UC_X86_REG_RDI, x.UC_X86_REG_RSP, x.UC_X86_REG_RBP,
+               x.UC_X86_REG_R8, x.UC_X86_REG_R9, x.UC_X86_REG_R10, x.UC_X86_REG_R11,
+               x.UC_X86_REG_R12, x.UC_X86_REG_R13, x.UC_X86_REG_R14, x.UC_X86_REG_R15,
+               x.UC_X86_REG_RIP, x.UC_X86_REG_RFLAGS)
+        self._ids = (ctypes.c_int * 18)(*ids)
+        self._vals = (ctypes.c_uint64 * 18)()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * 18)(*[base + 8 * i for i in range(18)])
+        # syscall exit: rax rdi rsi rdx r10 r8 r9 rip in one batch read
+        sc = (0, 5, 4, 3, 10, 8, 9, 16)
+        self._sc_ids = (ctypes.c_int * 8)(*[ids[i] for i in sc])
+        self._sc_vals = (ctypes.c_uint64 * 8)()
+        base = ctypes.addressof(self._sc_vals)
+        self._sc_ptrs = (ctypes.c_void_p * 8)(*[base + 8 * i for i in range(8)])
+        self._one = ctypes.c_uint64()
+        self._one_ref = ctypes.byref(self._one)
+        self._rax_id, self._rip_id = x.UC_X86_REG_RAX, x.UC_X86_REG_RIP
+        self._cr2_id = x.UC_X86_REG_CR2
+        self._fs_id, self._gs_id = x.UC_X86_REG_FS_BASE, x.UC_X86_REG_GS_BASE
+        self._rip = entry
+        self._boot(entry, stack)
+
+    def _boot(self, entry: int, stack: int) -> None:
+        """Run the CPL0 stub once: XCR0 = x87|SSE, then iretq to CPL3 at entry."""
+        p = self.plat
+        frame = memoryview(p.ram)[BOOT_STACK_PA:BOOT_STACK_PA + 40].cast("Q")
+        landing = KBASE + BOOT_USER_PA
+        frame[0:5] = memoryview(bytearray(
+            b"".join(v.to_bytes(8, "little") for v in (landing, cpu.USER_CS, cpu.RFLAGS_RESERVED, stack, cpu.USER_DS))
+        )).cast("Q")
+        p._engine_owner = self
+        uc, x = p.uc, p._x86
+        uc.reg_write(x.UC_X86_REG_RSP, KBASE + BOOT_STACK_PA)
+        p.pt.set(landing, BOOT_USER_PA, pte_bits(5))
+        p._flush_tlb()
+        uc.emu_start(KBASE + STUB_PA, UNTIL)
+        if uc.reg_read(x.UC_X86_REG_RIP) != landing + 2 or self._stop != _SYSCALL:
+            raise UmiakError(f"emu: could not enter user mode (stopped at {uc.reg_read(x.UC_X86_REG_RIP):#x})")
+        p.pt.set(landing, 0, 0)
+        p._tlb_stale = True
+        frame[0:5] = memoryview(bytearray(40)).cast("Q")
+        self.set_regs([0] * 6 + [stack, 0] + [0] * 8 + [entry, cpu.RFLAGS_RESERVED])
+
+    # -- running ------------------------------------------------------------
+    def run(self) -> ExitKind:
+        p = self.plat
+        self._running = True  # before the check: see kick()
+        if self._kicked:
+            self._running = self._kicked = False
+            return ExitKind.INTERRUPTED
+        if p._tlb_stale:
+            p._flush_tlb()
+        self._stop = _NONE
+        err = self._emu_start(self._h, self._rip, UNTIL, 0, 0)
+        self._running = False
+        self._runs += 1
+        stop = self._stop
+        if stop == _SYSCALL:
+            self._read_batch(self._h, self._sc_ids, self._sc_ptrs, 8)
+            self._rip = self._sc_vals[7]
+            return ExitKind.SYSCALL  # a kick that came meanwhile is reported by the next run
+        self._rip = self._read(self._rip_id)
+        if stop == _INTR:
+            return self._exception(self._intno)
+        if err == self.plat._unicorn.UC_ERR_INSN_INVALID:
+            self._fault = Fault(cpu.VEC_UD, 0, 0, self._rip)
+            return ExitKind.FAULT
+        if err:
+            self.error = f"unicorn: {self.plat._unicorn.UcError(err)} at rip {self._rip:#x}"
+            return ExitKind.HALT
+        if self._kicked:
+            self._kicked = False
+            return ExitKind.INTERRUPTED
+        self.error = f"emulation stopped for no known reason at rip {self._rip:#x}"
+        return ExitKind.HALT
+
+    def _exception(self, vec: int) -> ExitKind:
+        rip = self._rip
+        if vec >= 32:
+            # `int N` with no user-callable gate: #GP with the IDT selector, as Linux reports.
+            self._rip = rip - 2
+            self._fault = Fault(cpu.VEC_GP, (vec << 3) | 2, 0, rip - 2)
+            return ExitKind.FAULT
+        err = self.plat._exc_state.take()
+        if vec not in cpu.VECTORS_WITH_ERROR_CODE:
+            err = 0
+        addr = self._read(self._cr2_id) if vec == cpu.VEC_PF else 0
+        self._fault = Fault(vec, err, addr, rip)
+        return ExitKind.FAULT
+
+    def _read(self, reg_id: int) -> int:
+        self._lib.uc_reg_read(self._h, reg_id, self._one_ref)
+        return self._one.value
+
+    def _write(self, reg_id: int, value: int) -> None:
+        self._one.value = value & MASK64
+        self._lib.uc_reg_write(self._h, reg_id, self._one_ref)
+
+    def syscall_args(self):
+        return tuple(self._sc_vals[:7])
+
+    def set_syscall_result(self, value: int) -> None:
+        self._write(self._rax_id, value)
+
+    # -- user-visible register state -----------------------------------------
+    def get_regs(self) -> list[int]:
+        self._lib.uc_reg_read_batch(self._h, self._ids, self._ptrs, 18)
+        regs = list(self._vals)
+        regs[RIP] = self._rip
+        return regs
+
+    def set_regs(self, regs: list[int]) -> None:
+        vals = self._vals
+        for i, v in enumerate(regs):
+            vals[i] = v & MASK64
+        self._lib.uc_reg_write_batch(self._h, self._ids, self._ptrs, 18)
+        self._rip = regs[RIP] & MASK64
+
+    def fault(self) -> Fault:
+        return self._fault
+
+    def resume_fault(self) -> None:
+        """Re-run the faulting instruction: RIP already points at it."""
+        self._fault = None
+
+    def get_fs_base(self) -> int:
+        return self._read(self._fs_id)
+
+    def set_fs_base(self, value: int) -> None:
+        self._write(self._fs_id, value)
+
+    def get_gs_base(self) -> int:
+        return self._read(self._gs_id)
+
+    def set_gs_base(self, value: int) -> None:
+        self._write(self._gs_id, value)
+
+    def kick(self) -> None:
+        """Make a running (or the next) run() return INTERRUPTED; callable from any thread.
+
+        emu_start clears Unicorn's stop request when it begins, so a stop that
+        lands just before it would be lost: repeat it until that run has ended.
+        """
+        self._kicked = True
+        runs = self._runs
+        for _ in range(1000):
+            if not self._running or self._runs != runs:
+                return
+            self._lib.uc_emu_stop(self._h)
+            time.sleep(0.0002)
+
+    def close(self) -> None:
+        self._h = None
