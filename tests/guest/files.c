@@ -42,7 +42,8 @@ int main(int argc, char **argv)
     printf("lseek CUR -3: %ld\n", (long)lseek(fd, -3, SEEK_CUR));
     n = pread(fd, buf, 4, 1);
     printf("pread 4 at 1: [%.*s], offset still %ld\n", (int)n, buf, (long)lseek(fd, 0, SEEK_CUR));
-    printf("lseek past EOF: %ld, read there %zd\n", (long)lseek(fd, 1000000, SEEK_SET), read(fd, buf, 1));
+    long off = (long)lseek(fd, 1000000, SEEK_SET);
+    printf("lseek past EOF: %ld, read there %zd\n", off, read(fd, buf, 1));
     printf("FD_CLOEXEC set: %s\n", fcntl(fd, F_GETFD) & FD_CLOEXEC ? "yes" : "no");
     fcntl(fd, F_SETFD, 0);
     printf("FD_CLOEXEC cleared: %s\n", fcntl(fd, F_GETFD) & FD_CLOEXEC ? "no" : "yes");
@@ -52,7 +53,8 @@ int main(int argc, char **argv)
     lseek(fd, 2, SEEK_SET);
     printf("dup shares offset: %s\n", lseek(d, 0, SEEK_CUR) == 2 ? "yes" : "no");
     printf("dup2 to 10: %d\n", dup2(fd, 10));
-    printf("close dup: %d, close 10: %d, close again: %d\n", close(d), close(10), close(10));
+    int c1 = close(d), c2 = close(10), c3 = close(10);
+    printf("close dup: %d, close 10: %d, close again: %d\n", c1, c2, c3);
 
     struct stat st, ls, ds;
     fstat(fd, &st);
@@ -94,8 +96,8 @@ int main(int argc, char **argv)
     n = read(fd2, buf, 5);
     printf("openat relative to a dir fd: [%.*s]\n", (int)(n > 0 ? n : 0), buf);
     struct stat at;
-    printf("fstatat: %d, size matches: %s\n", fstatat(dfd, base, &at, 0),
-           at.st_size == st.st_size ? "yes" : "no");
+    int r = fstatat(dfd, base, &at, 0);
+    printf("fstatat: %d, size matches: %s\n", r, at.st_size == st.st_size ? "yes" : "no");
 
     /* /proc/self/exe names the program itself. */
     char exe[4096];

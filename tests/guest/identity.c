@@ -21,6 +21,7 @@ int main(void)
     printf("sysname=%s machine=%s\n", u.sysname, u.machine);
     printf("release non-empty: %s, version non-empty: %s, nodename non-empty: %s\n",
            u.release[0] ? "yes" : "no", u.version[0] ? "yes" : "no", u.nodename[0] ? "yes" : "no");
+    int r;
     pid_t pid = getpid();
     printf("getpid > 0: %s\n", pid > 0 ? "yes" : "no");
     printf("gettid == getpid: %s\n", syscall(SYS_gettid) == pid ? "yes" : "no");
@@ -28,12 +29,13 @@ int main(void)
     printf("uid=%d euid=%d gid=%d egid=%d\n", getuid(), geteuid(), getgid(), getegid());
 
     struct sysinfo si;
-    printf("sysinfo: %d, uptime > 0: %s, totalram > 0: %s, mem_unit >= 1: %s\n", sysinfo(&si),
+    r = sysinfo(&si);
+    printf("sysinfo: %d, uptime > 0: %s, totalram > 0: %s, mem_unit >= 1: %s\n", r,
            si.uptime > 0 ? "yes" : "no", si.totalram > 0 ? "yes" : "no", si.mem_unit >= 1 ? "yes" : "no");
 
     cpu_set_t set;
     CPU_ZERO(&set);
-    int r = sched_getaffinity(0, sizeof set, &set);
+    r = sched_getaffinity(0, sizeof set, &set);
     printf("sched_getaffinity: %d, at least one cpu: %s\n", r, CPU_COUNT(&set) >= 1 ? "yes" : "no");
     printf("sched_yield: %d\n", sched_yield());
 
@@ -42,10 +44,10 @@ int main(void)
     printf("getrandom GRND_NONBLOCK 16: %zd\n", getrandom(rnd, 16, GRND_NONBLOCK));
 
     struct rlimit rl;
-    printf("getrlimit STACK: %d, soft > 0: %s\n", getrlimit(RLIMIT_STACK, &rl),
-           rl.rlim_cur > 0 ? "yes" : "no");
-    printf("getrlimit NOFILE: %d, soft >= 3: %s\n", getrlimit(RLIMIT_NOFILE, &rl),
-           rl.rlim_cur >= 3 ? "yes" : "no");
+    r = getrlimit(RLIMIT_STACK, &rl);
+    printf("getrlimit STACK: %d, soft > 0: %s\n", r, rl.rlim_cur > 0 ? "yes" : "no");
+    r = getrlimit(RLIMIT_NOFILE, &rl);
+    printf("getrlimit NOFILE: %d, soft >= 3: %s\n", r, rl.rlim_cur >= 3 ? "yes" : "no");
     char cwd[4096];
     printf("getcwd works: %s\n", getcwd(cwd, sizeof cwd) && cwd[0] == '/' ? "yes" : "no");
     printf("isatty(1): %d\n", isatty(1));

@@ -1,7 +1,7 @@
 /* mm_semantics: brk, mmap, munmap and mprotect as Linux defines them, without crashing.
  * Each check prints one line "name: result"; results are booleans or errno names,
  * never addresses (they differ between runs).
- * Probes: brk growth/shrink and zero fill, anonymous mmap zero fill, hints,
+ * Probes: brk growth/shrink/refusal and zero fill, anonymous mmap zero fill, hints,
  * MAP_FIXED replacing a mapping, MAP_FIXED_NOREPLACE -> EEXIST, munmap of a page
  * in the middle, mprotect down and back up, EINVAL/ENOMEM cases, a 512 MiB
  * mapping touched sparsely, an impossible size -> ENOMEM, mremap-free realloc. */
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -48,20 +49,23 @@ static void *map(void *hint, size_t len, int prot, int flags)
 
 int main(void)
 {
-    /* brk */
-    char *b0 = sbrk(0);
-    check("sbrk(0) is not NULL", b0 != (char *)-1 && b0 != NULL);
-    char *b1 = sbrk(3 * PAGE + 100);
-    check("sbrk grows", b1 == b0);
-    check("new brk memory is zero", all_zero((unsigned char *)b1, 3 * PAGE + 100));
-    memset(b1, 0x5a, 3 * PAGE + 100);
-    check("brk memory is writable", b1[3 * PAGE + 99] == 0x5a);
-    check("sbrk(0) moved", (char *)sbrk(0) == b0 + 3 * PAGE + 100);
-    check("brk shrinks", brk(b0) == 0 && sbrk(0) == b0);
-    check("brk regrows", sbrk(2 * PAGE) == b0);
+    /* brk, through the raw system call (musl's sbrk only supports sbrk(0)):
+     * brk(addr) returns the new break, or the old one when it refuses. */
+    char *b0 = (char *)syscall(SYS_brk, 0);
+    check("brk(0) is not NULL", b0 != NULL);
+    char *b1 = (char *)syscall(SYS_brk, b0 + 3 * PAGE + 100);
+    check("brk grows", b1 == b0 + 3 * PAGE + 100);
+    check("new brk memory is zero", all_zero((unsigned char *)b0, 3 * PAGE + 100));
+    memset(b0, 0x5a, 3 * PAGE + 100);
+    check("brk memory is writable", b0[3 * PAGE + 99] == 0x5a);
+    check("brk(0) reports it", (char *)syscall(SYS_brk, 0) == b1);
+    check("brk shrinks", (char *)syscall(SYS_brk, b0) == b0);
+    check("brk regrows", (char *)syscall(SYS_brk, b0 + 2 * PAGE) == b0 + 2 * PAGE);
     check("regrown brk is zero again", all_zero((unsigned char *)b0, 2 * PAGE));
-    check("brk(huge) fails", brk((void *)0x7ffffffff000UL) != 0);
-    brk(b0);
+    check("brk(huge) refused, break unchanged",
+          (char *)syscall(SYS_brk, 0x7ffffffff000UL) == b0 + 2 * PAGE);
+    check("brk below its start refused", (char *)syscall(SYS_brk, b0 - (64 << 20)) == b0 + 2 * PAGE);
+    syscall(SYS_brk, b0);
 
     /* anonymous mmap */
     unsigned char *a = map(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, 0);

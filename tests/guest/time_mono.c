@@ -36,10 +36,10 @@ int main(void)
     printf("time() agrees with realtime: %s\n", t - rt.tv_sec <= 1 && t >= rt.tv_sec ? "yes" : "no");
     printf("gettimeofday agrees: %s\n", tv.tv_sec - rt.tv_sec <= 1 && tv.tv_sec >= rt.tv_sec ? "yes" : "no");
     struct timespec res;
-    printf("clock_getres MONOTONIC: %d, %ld.%09ld\n", clock_getres(CLOCK_MONOTONIC, &res),
-           (long)res.tv_sec, res.tv_nsec);
-    printf("clock_getres REALTIME: %d, %ld.%09ld\n", clock_getres(CLOCK_REALTIME, &res),
-           (long)res.tv_sec, res.tv_nsec);
+    int rr = clock_getres(CLOCK_MONOTONIC, &res);
+    printf("clock_getres MONOTONIC: %d, %ld.%09ld\n", rr, (long)res.tv_sec, res.tv_nsec);
+    rr = clock_getres(CLOCK_REALTIME, &res);
+    printf("clock_getres REALTIME: %d, %ld.%09ld\n", rr, (long)res.tv_sec, res.tv_nsec);
     struct timespec cpu;
     printf("CLOCK_PROCESS_CPUTIME_ID works: %s\n",
            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0 && secs(cpu) >= 0 ? "yes" : "no");
