@@ -25,10 +25,11 @@ PATH_MAX = 4096
 class Call:
     """One syscall being formatted: the task, raw arguments and (after it returns) the result."""
 
-    __slots__ = ("task", "nr", "name", "args", "ret")
+    __slots__ = ("task", "nr", "name", "args", "ret", "before")
 
     def __init__(self, task, nr: int, name: str, args, ret=None):
         self.task, self.nr, self.name, self.args, self.ret = task, nr, name, args, ret
+        self.before = None   # {pointer: value} read before the call, for "[112 => 16]"
 
     @property
     def failed(self) -> bool:
@@ -760,13 +761,366 @@ def k_exit_sig(c, v, p):
     return k_signo(c, v, p) if s32(v) else "0"
 
 
+# -- sockets -----------------------------------------------------------------------
+
+AF_NAMES = {getattr(abi, n): n for n in ("AF_UNSPEC", "AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK",
+                                         "AF_PACKET")}
+SOCK_TYPES = {getattr(abi, n): n for n in ("SOCK_STREAM", "SOCK_DGRAM", "SOCK_RAW", "SOCK_RDM",
+                                           "SOCK_SEQPACKET", "SOCK_PACKET")}
+IPPROTOS = {getattr(abi, n): n for n in ("IPPROTO_IP", "IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP",
+                                         "IPPROTO_IPV6", "IPPROTO_ICMPV6", "IPPROTO_RAW")}
+SOL_NAMES = {abi.SOL_SOCKET: "SOL_SOCKET", abi.SOL_IP: "SOL_IP", abi.SOL_TCP: "SOL_TCP",
+             abi.SOL_UDP: "SOL_UDP", abi.SOL_IPV6: "SOL_IPV6"}
+SO_NAMES = {getattr(abi, n): n for n in dir(abi) if n.startswith("SO_")}
+TCP_NAMES = {getattr(abi, n): n for n in ("TCP_NODELAY", "TCP_MAXSEG", "TCP_CORK", "TCP_KEEPIDLE",
+                                          "TCP_KEEPINTVL", "TCP_KEEPCNT")}
+MSG_FLAGS = _table("MSG_OOB", "MSG_PEEK", "MSG_DONTROUTE", "MSG_CTRUNC", "MSG_TRUNC", "MSG_DONTWAIT",
+                   "MSG_EOR", "MSG_WAITALL", "MSG_NOSIGNAL", "MSG_MORE", "MSG_CMSG_CLOEXEC")
+SOCK_FLAGS = _table("SOCK_CLOEXEC", "SOCK_NONBLOCK")
+SHUT = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
+
+
+def k_af(c, v, p):
+    return xlat(s32(v), AF_NAMES, f"{s32(v)} /* AF_??? */")
+
+
+def k_sock_type(c, v, p):
+    v &= 0xFFFFFFFF
+    t = SOCK_TYPES.get(v & 0xF, f"{v & 0xF:#x} /* SOCK_??? */")
+    rest = flags(v & ~0xF, SOCK_FLAGS, zero="")
+    return t + ("|" + rest if rest else "")
+
+
+def k_sock_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, SOCK_FLAGS)
+
+
+def k_sock_proto(c, v, p):
+    if s32(c.args[0]) in (abi.AF_INET, abi.AF_INET6):
+        return xlat(s32(v), IPPROTOS, str(s32(v)))
+    return str(s32(v))
+
+
+def k_msg_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, MSG_FLAGS)
+
+
+def k_shut(c, v, p):
+    return xlat(s32(v), SHUT, str(s32(v)))
+
+
+def k_sol(c, v, p):
+    return xlat(s32(v), SOL_NAMES, str(s32(v)))
+
+
+def k_sockopt(c, v, p):
+    level = s32(c.args[1])
+    names = SO_NAMES if level == abi.SOL_SOCKET else TCP_NAMES if level == abi.SOL_TCP else {}
+    return xlat(s32(v), names, str(s32(v)))
+
+
+def k_sockopt_val(c, v, p):
+    """An option value of length arg p (int-sized ones print as [1])."""
+    n = c.args[int(p)] if p.isdigit() else None
+    if n is None:   # getsockopt: the length is behind a pointer
+        try:
+            n = c.task.mm.read_u32(c.args[4])
+        except SyscallError:
+            return ptr(v)
+    if n == 4:
+        try:
+            return f"[{s32(c.task.mm.read_u32(v))}]"
+        except SyscallError:
+            return ptr(v)
+    return buf(c, v, n)
+
+
+def sockaddr(c: Call, addr: int, n: int) -> str:
+    if addr == 0:
+        return "NULL"
+    try:
+        raw = c.task.mm.read(addr, min(n, 128))
+    except SyscallError:
+        return ptr(addr)
+    if len(raw) < 2:
+        return "{sa_family=AF_UNSPEC}" if not raw else ptr(addr)
+    fam = struct.unpack_from("<H", raw)[0]
+    head = f"{{sa_family={AF_NAMES.get(fam, str(fam))}"
+    if fam == abi.AF_UNIX:
+        p = raw[2:]
+        if p[:1] == b"\0" and len(p) > 1:
+            return head + f", sun_path=@{quote(p[1:])}}}"
+        return head + (f", sun_path={quote(p.split(bytes(1))[0])}}}" if p else "}")
+    if fam == abi.AF_INET and len(raw) >= 8:
+        port = struct.unpack_from(">H", raw, 2)[0]
+        ip = ".".join(str(b) for b in raw[4:8])
+        return head + f", sin_port=htons({port}), sin_addr=inet_addr(\"{ip}\")}}"
+    if fam == abi.AF_INET6 and len(raw) >= 24:
+        import ipaddress
+        port, flow = struct.unpack_from(">HI", raw, 2)
+        ip = ipaddress.IPv6Address(raw[8:24])
+        scope = struct.unpack_from("<I", raw, 24)[0] if len(raw) >= 28 else 0
+        return head + (f", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
+                       f"inet_pton(AF_INET6, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}")
+    return head + f", sa_data={quote(raw[2:])}}}"
+
+
+def k_sockaddr(c, v, p):
+    """A socket address whose length is argument p."""
+    return sockaddr(c, v, c.args[int(p)])
+
+
+def k_sockaddr_out(c, v, p):
+    """A socket address the call fills in; its length is behind the pointer in argument p."""
+    lp = c.args[int(p)]
+    if v == 0 or lp == 0:
+        return ptr(v)
+    try:
+        n = c.task.mm.read_u32(lp)
+    except SyscallError:
+        return ptr(v)
+    return sockaddr(c, v, n)
+
+
+def k_socklen_out(c, v, p):
+    """[16], or [112 => 16] when the call changed the length."""
+    if v == 0:
+        return "NULL"
+    try:
+        after = c.task.mm.read_u32(v)
+    except SyscallError:
+        return ptr(v)
+    before = c.before.get(v) if c.before else None
+    return f"[{before} => {after}]" if before is not None and before != after else f"[{after}]"
+
+
+def k_buf_out_len(c, v, p):
+    """recvfrom's buffer: the bytes received."""
+    return buf(c, v, c.ret)
+
+
+# -- poll / epoll --------------------------------------------------------------------
+
+POLL_FLAGS = _table("POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDNORM",
+                    "POLLRDBAND", "POLLWRNORM", "POLLWRBAND", "POLLMSG", "POLLRDHUP")
+EPOLL_FLAGS = _table("EPOLLIN", "EPOLLPRI", "EPOLLOUT", "EPOLLERR", "EPOLLHUP", "EPOLLRDHUP",
+                     "EPOLLEXCLUSIVE", "EPOLLWAKEUP", "EPOLLONESHOT", "EPOLLET")
+EPOLL_OPS = {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}
+
+
+def pollfds(c: Call, addr: int, n: int, revents: bool) -> str:
+    try:
+        raw = c.task.mm.read(addr, abi.POLLFD.size * min(n, MAX_ARRAY))
+    except SyscallError:
+        return ptr(addr)
+    items = []
+    for i in range(min(n, MAX_ARRAY)):
+        fd, ev, rev = abi.POLLFD.unpack_from(raw, abi.POLLFD.size * i)
+        if revents:
+            if rev:
+                items.append(f"{{fd={fd}, revents={flags(rev & 0xFFFF, POLL_FLAGS)}}}")
+        else:
+            items.append(f"{{fd={fd}, events={flags(ev & 0xFFFF, POLL_FLAGS)}}}")
+    return "[" + ", ".join(items) + (", ..." if n > MAX_ARRAY and not revents else "") + "]"
+
+
+def k_pollfds(c, v, p):
+    return pollfds(c, v, c.args[1], False)
+
+
+def epoll_event(raw: bytes, off: int) -> str:
+    ev, data = abi.EPOLL_EVENT.unpack_from(raw, off)
+    return f"{{events={flags(ev, EPOLL_FLAGS)}, data={{u32={data & 0xFFFFFFFF}, u64={data}}}}}"
+
+
+def k_epoll_op(c, v, p):
+    return xlat(s32(v), EPOLL_OPS, str(s32(v)))
+
+
+def k_epoll_event(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        return epoll_event(c.task.mm.read(v, abi.EPOLL_EVENT.size), 0)
+    except SyscallError:
+        return ptr(v)
+
+
+def k_epoll_events(c, v, p):
+    n = c.ret
+    sz = abi.EPOLL_EVENT.size
+    try:
+        raw = c.task.mm.read(v, sz * min(n, MAX_ARRAY))
+    except SyscallError:
+        return ptr(v)
+    items = [epoll_event(raw, sz * i) for i in range(min(n, MAX_ARRAY))]
+    return "[" + ", ".join(items) + (", ..." if n > MAX_ARRAY else "") + "]"
+
+
+def k_epoll_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(abi.EPOLL_CLOEXEC, "EPOLL_CLOEXEC")])
+
+
+def k_efd_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(abi.EFD_SEMAPHORE, "EFD_SEMAPHORE"), (abi.EFD_CLOEXEC, "EFD_CLOEXEC"),
+                                  (abi.EFD_NONBLOCK, "EFD_NONBLOCK")])
+
+
+# -- processes ------------------------------------------------------------------------
+
+WAIT_FLAGS = _table("WNOHANG", "WUNTRACED", "WEXITED", "WCONTINUED", "WNOWAIT")
+PRCTL = {getattr(abi, n): n for n in dir(abi) if n.startswith("PR_")}
+
+
+def k_wait_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, WAIT_FLAGS)
+
+
+def k_wstatus(c, v, p):
+    """wait4's status: [{WIFEXITED(s) && WEXITSTATUS(s) == 0}]."""
+    if v == 0:
+        return "NULL"
+    if c.ret == 0:
+        return ptr(v)
+    try:
+        st = c.task.mm.read_u32(v)
+    except SyscallError:
+        return ptr(v)
+    sig = st & 0x7F
+    if sig == 0:
+        return f"[{{WIFEXITED(s) && WEXITSTATUS(s) == {st >> 8 & 0xFF}}}]"
+    if sig == 0x7F:
+        return f"[{{WIFSTOPPED(s) && WSTOPSIG(s) == {signame(st >> 8 & 0xFF)}}}]"
+    core = " && WCOREDUMP(s)" if st & 0x80 else ""
+    return f"[{{WIFSIGNALED(s) && WTERMSIG(s) == {signame(sig)}{core}}}]"
+
+
+def k_prctl_op(c, v, p):
+    return xlat(s32(v), PRCTL, f"{s32(v)} /* PR_??? */")
+
+
+def k_prctl_arg(c, v, p):
+    op, i = s32(c.args[0]), int(p)
+    if op in (abi.PR_SET_NAME, abi.PR_GET_NAME):
+        if i != 1:
+            return None
+        return cstr(c, v) if op == abi.PR_SET_NAME or not c.failed else ptr(v)
+    if op in (abi.PR_GET_DUMPABLE, abi.PR_GET_NO_NEW_PRIVS, abi.PR_GET_TIMERSLACK, abi.PR_GET_SECCOMP,
+              abi.PR_GET_THP_DISABLE):
+        return None
+    if op in (abi.PR_SET_DUMPABLE, abi.PR_SET_NO_NEW_PRIVS, abi.PR_SET_TIMERSLACK, abi.PR_CAPBSET_READ,
+              abi.PR_SET_CHILD_SUBREAPER, abi.PR_SET_THP_DISABLE):
+        return str(v) if i == 1 else None
+    if op == abi.PR_SET_PDEATHSIG:
+        return (signame(s32(v)) if v else "0") if i == 1 else None
+    return f"{v:#x}" if v else "0"
+
+
+def k_rusage(c, v, p):
+    try:
+        f = struct.unpack("<4q14q", c.task.mm.read(v, 144))
+    except SyscallError:
+        return ptr(v)
+    return (f"{{ru_utime={{tv_sec={f[0]}, tv_usec={f[1]}}}, ru_stime={{tv_sec={f[2]}, tv_usec={f[3]}}}, "
+            "...}")
+
+
+def k_tms(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        f = struct.unpack("<4q", c.task.mm.read(v, 32))
+    except SyscallError:
+        return ptr(v)
+    return f"{{tms_utime={f[0]}, tms_stime={f[1]}, tms_cutime={f[2]}, tms_cstime={f[3]}}}"
+
+
+def k_ids_out(c, v, p):
+    """getresuid's [0]."""
+    try:
+        return f"[{c.task.mm.read_u32(v)}]"
+    except SyscallError:
+        return ptr(v)
+
+
+def k_groups(c, v, p):
+    n = c.ret if c.name == "getgroups" else c.args[0]
+    if c.name == "getgroups" and c.args[0] == 0:
+        return ptr(v)
+    try:
+        raw = c.task.mm.read(v, 4 * min(n, MAX_ARRAY))
+    except SyscallError:
+        return ptr(v)
+    return "[" + ", ".join(str(x) for x in struct.unpack(f"<{len(raw) // 4}I", raw)) + "]"
+
+
+def k_cpuset_in(c, v, p):
+    try:
+        raw = c.task.mm.read(v, min(c.args[1], 128))
+    except SyscallError:
+        return ptr(v)
+    bits = int.from_bytes(raw, "little")
+    return "[" + " ".join(str(i) for i in range(8 * len(raw)) if bits >> i & 1) + "]"
+
+
+def k_long_out(c, v, p):
+    """[value] of a long the call stored (get_robust_list)."""
+    try:
+        return f"[{c.task.mm.read_u64(v):#x}]" if p == "hex" else f"[{c.task.mm.read_u64(v)}]"
+    except SyscallError:
+        return ptr(v)
+
+
+def k_personality(c, v, p):
+    v &= 0xFFFFFFFF
+    return "PER_LINUX" if v == 0 else "0xffffffff" if v == 0xFFFFFFFF else f"{v:#x}"
+
+
+def k_fd_close_range_max(c, v, p):
+    v &= 0xFFFFFFFF
+    return "~0" if v == 0xFFFFFFFF else str(v)
+
+
+def k_close_range_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(2, "CLOSE_RANGE_UNSHARE"), (4, "CLOSE_RANGE_CLOEXEC")])
+
+
+def k_mfd_flags(c, v, p):
+    return flags(v & 0xFFFFFFFF, [(1, "MFD_CLOEXEC"), (2, "MFD_ALLOW_SEALING"), (4, "MFD_HUGETLB")])
+
+
+def k_off_ptr(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        return f"[{s64(c.task.mm.read_u64(v))}]"
+    except SyscallError:
+        return ptr(v)
+
+
+def k_utimes(c, v, p):
+    if v == 0:
+        return "NULL"
+    try:
+        a = abi.TIMESPEC.unpack(c.task.mm.read(v, 16))
+        b = abi.TIMESPEC.unpack(c.task.mm.read(v + 16, 16))
+    except SyscallError:
+        return ptr(v)
+
+    def one(t):
+        return {(1 << 30) - 1: "UTIME_NOW", (1 << 30) - 2: "UTIME_OMIT"}.get(t[1], f"{{tv_sec={t[0]}, tv_nsec={t[1]}}}")
+    return f"[{one(a)}, {one(b)}]"
+
+
 KINDS = {name[2:]: fn for name, fn in globals().items() if name.startswith("k_")}
 
 # Kinds that describe memory the kernel fills in: printed after the call.
 OUT_KINDS = frozenset({"buf_out", "cstr_out", "stat_out", "statx_out", "dirents", "int_pair", "cpuset",
-                       "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3"})
+                       "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3", "sockaddr_out",
+                       "socklen_out", "buf_out_len", "epoll_events", "wstatus", "rusage", "tms", "ids_out",
+                       "groups", "long_out", "prctl_arg", "sockopt_val_out"})
 # Out kinds that take their own look at a failed call (the others print the address).
-OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3"})
+OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3", "prctl_arg"})
 # A timespec / rlimit / sigaction / sigset / stack_t written by the kernel: "<kind>_out".
 
 SPECS: dict[str, tuple[str, ...]] = {
@@ -805,7 +1159,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "nanosleep": ("timespec", "timespec_out"),
     "getpid": (),
     "exit": ("int",),
-    "wait4": ("int", "ptr", "hex", "ptr"),
+    "wait4": ("int", "wstatus", "wait_flags", "ptr"),
     "kill": ("int", "exit_sig"),
     "uname": ("uname",),
     "fcntl": ("int", "fcntl_cmd", "fcntl_arg"),
@@ -872,18 +1226,85 @@ SPECS: dict[str, tuple[str, ...]] = {
     "execve": ("path", "strv", "envp"),
     "getpriority": ("int", "int"),
     "sched_getscheduler": ("int",),
+    "fork": (), "vfork": (),
+    "getrusage": ("int", "rusage"),
+    "times": ("tms",),
+    "getgroups": ("int", "groups"),
+    "setgroups": ("int", "groups"),
+    "getresuid": ("ids_out", "ids_out", "ids_out"),
+    "getresgid": ("ids_out", "ids_out", "ids_out"),
+    "rt_sigpending": ("sigset_out:1", "ulong"),
+    "rt_sigtimedwait": ("sigset:3", "ptr", "timespec", "ulong"),
+    "rt_sigsuspend": ("sigset:1", "ulong"),
+    "rt_sigqueueinfo": ("int", "signo", "ptr"),
+    "personality": ("personality",),
+    "setpriority": ("int", "int", "int"),
+    "mlock": ("ptr", "ulong"), "munlock": ("ptr", "ulong"), "mlock2": ("ptr", "ulong", "hex"),
+    "mlockall": ("hex",), "munlockall": (),
+    "prctl": ("prctl_op", "prctl_arg:1", "prctl_arg:2", "prctl_arg:3", "prctl_arg:4"),
+    "sched_setaffinity": ("int", "ulong", "cpuset_in"),
+    "get_robust_list": ("int", "long_out:hex", "long_out"),
+    "socket": ("af", "sock_type", "sock_proto"),
+    "socketpair": ("af", "sock_type", "sock_proto", "int_pair"),
+    "connect": ("int", "sockaddr:2", "ulong"),
+    "bind": ("int", "sockaddr:2", "ulong"),
+    "listen": ("int", "int"),
+    "accept": ("int", "sockaddr_out:2", "socklen_out"),
+    "accept4": ("int", "sockaddr_out:2", "socklen_out", "sock_flags"),
+    "getsockname": ("int", "sockaddr_out:2", "socklen_out"),
+    "getpeername": ("int", "sockaddr_out:2", "socklen_out"),
+    "sendto": ("int", "buf_in:2", "ulong", "msg_flags", "sockaddr:5", "ulong"),
+    "recvfrom": ("int", "buf_out_len", "ulong", "msg_flags", "sockaddr_out:5", "socklen_out"),
+    "sendmsg": ("int", "ptr", "msg_flags"),
+    "recvmsg": ("int", "ptr", "msg_flags"),
+    "shutdown": ("int", "shut"),
+    "setsockopt": ("int", "sol", "sockopt", "sockopt_val:4", "ulong"),
+    "getsockopt": ("int", "sol", "sockopt", "sockopt_val_out", "socklen_out"),
+    "poll": ("pollfds", "ulong", "int"),
+    "ppoll": ("pollfds", "ulong", "timespec", "sigset:4", "ulong"),
+    "epoll_create": ("int",),
+    "epoll_create1": ("epoll_flags",),
+    "epoll_ctl": ("int", "epoll_op", "int", "epoll_event"),
+    "epoll_wait": ("int", "epoll_events", "int", "int"),
+    "epoll_pwait": ("int", "epoll_events", "int", "int", "sigset:5", "ulong"),
+    "eventfd": ("ulong",),
+    "eventfd2": ("ulong", "efd_flags"),
+    "memfd_create": ("str", "mfd_flags"),
+    "close_range": ("int", "fd_close_range_max", "close_range_flags"),
+    "sendfile": ("int", "int", "off_ptr", "ulong"),
+    "utimensat": ("dirfd", "path", "utimes", "at_flags"),
+    "fchownat": ("dirfd", "path", "int", "int", "at_flags"),
+    "linkat": ("dirfd", "path", "dirfd", "path", "at_flags"),
+    "symlinkat": ("path", "dirfd", "path"),
+    "fallocate": ("int", "int", "long", "long"),
+    "fadvise64": ("int", "long", "long", "int"),
+    "sync": (), "syncfs": ("int",),
+    "alarm": ("ulong",),
+    "waitid": ("int", "int", "ptr", "wait_flags", "ptr"),
+    "execveat": ("dirfd", "path", "strv", "envp", "at_flags"),
+    "membarrier": ("hex", "hex", "int"),
+    "sched_get_priority_max": ("int",), "sched_get_priority_min": ("int",),
+    "pidfd_open": ("int", "hex"),
+    "copy_file_range": ("int", "off_ptr", "int", "off_ptr", "ulong", "hex"),
+    "splice": ("int", "off_ptr", "int", "off_ptr", "ulong", "hex"),
+    "chroot": ("path",),
+    "statfs": ("path", "ptr"), "fstatfs": ("int", "ptr"),
+    "getxattr": ("path", "str", "ptr", "ulong"), "lgetxattr": ("path", "str", "ptr", "ulong"),
+    "fgetxattr": ("int", "str", "ptr", "ulong"),
+    "sethostname": ("buf_in:1", "ulong"),
+    "getcpu": ("ptr", "ptr", "ptr"),
 }
 
 # The "<kind>_out" forms: the same formatter, printed after the call.
-for _k in ("timespec", "timeval", "rlimit", "sigaction", "sigset", "stack_t", "iovec"):
+for _k in ("timespec", "timeval", "rlimit", "sigaction", "sigset", "stack_t", "iovec", "sockopt_val"):
     KINDS[_k + "_out"] = KINDS[_k]
 OUT_KINDS = OUT_KINDS | {k + "_out" for k in ("timespec", "timeval", "rlimit", "sigaction", "sigset",
-                                               "stack_t", "iovec")}
+                                               "stack_t", "iovec", "sockopt_val")}
 
 RETURNS = {
     "mmap": "hex", "brk": "hex", "mremap": "hex", "shmat": "hex",
     "exit": "none", "exit_group": "none", "rt_sigreturn": "int",
-    "fcntl": "fcntl", "time": "time", "umask": "octal",
+    "fcntl": "fcntl", "time": "time", "umask": "octal", "poll": "poll", "ppoll": "poll",
 }
 
 
@@ -898,7 +1319,7 @@ def compile_spec(spec: tuple[str, ...]):
         is_out = name in OUT_KINDS
         if is_out and first_out == len(spec):
             first_out = i
-        out.append((KINDS[name], param, is_out, name in OUT_ON_ERROR))
+        out.append((KINDS[name], param, is_out, name in OUT_ON_ERROR, name))
     return out, first_out
 
 
@@ -916,7 +1337,7 @@ def compiled(name: str):
 def _fmt_args(c: Call, kinds, lo: int, hi: int) -> list[str]:
     parts = []
     for i in range(lo, hi):
-        fn, param, is_out, on_error = kinds[i]
+        fn, param, is_out, on_error, _ = kinds[i]
         v = c.args[i]
         if is_out and c.ret is not None and c.failed and not on_error:
             s = ptr(v)
@@ -930,12 +1351,29 @@ def _fmt_args(c: Call, kinds, lo: int, hi: int) -> list[str]:
     return parts
 
 
+def _read_u32(c: Call, v: int):
+    try:
+        return c.task.mm.read_u32(v)
+    except SyscallError:
+        return None
+
+
+# Out kinds that need a value from before the call.
+BEFORE = {"socklen_out": _read_u32}
+
+
 def entry_args(c: Call) -> tuple[list[str], int]:
     """The arguments printed when the call starts, and where the rest begins."""
     comp = compiled(c.name)
     if comp is None:
         return [f"{a:#x}" if a else "0" for a in c.args], 6
     kinds, first_out = comp
+    for i in range(first_out, len(kinds)):
+        grab = BEFORE.get(kinds[i][4])
+        if grab is not None and c.args[i]:
+            if c.before is None:
+                c.before = {}
+            c.before[c.args[i]] = grab(c, c.args[i])
     return _fmt_args(c, kinds, 0, first_out), first_out
 
 
@@ -979,6 +1417,8 @@ def result(c: Call) -> str:
             return f"{ret:#x} (flags {open_flags(ret)})"
         if cmd == abi.F_GETFD and ret:
             return f"{ret:#x} (flags {flags(ret, FD_FLAGS)})"
+    if kind == "poll" and ret > 0:
+        return f"{ret} ({pollfds(c, c.args[0], c.args[1], True)})"
     if kind == "time" and ret >= 0:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ret))
         return f"{ret} ({stamp})"
