@@ -91,6 +91,7 @@ class Kernel:
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
         self._timers = None
+        self._current = threading.local()
         self.ncpus = options.cpus or os.cpu_count() or 1
         self.cpu_features = platform.cpu_features()
 
@@ -145,6 +146,10 @@ class Kernel:
                     proc.fds.close(fd)
                 except Exception:  # noqa: BLE001 - closing must go on
                     pass
+
+    def current_task(self):
+        """The task whose host thread is calling (None off the task threads)."""
+        return getattr(self._current, "task", None)
 
     @property
     def timers(self):
@@ -248,6 +253,9 @@ class Kernel:
                     except SyscallError:
                         pass
             proc.tasks.pop(task.tid, None)
+            if task._wake_fd is not None:
+                os.close(task._wake_fd)
+                task._wake_fd = None
             if not proc.tasks:
                 if not proc.exiting:
                     proc.exit_status = status
@@ -270,6 +278,7 @@ class Kernel:
         lock = self.lock
         proc = task.process
         task.host_thread = threading.get_ident()
+        self._current.task = task
         SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
         if task.has_signal:
             deliver(task)

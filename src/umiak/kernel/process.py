@@ -8,6 +8,7 @@ the vCPU runs guest code. A task that must wait does so on its own condition
 call sleeps, times out and is interrupted by signals the same way.
 """
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,8 @@ class Task:
         self.cpu_start = 0.0
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
+        self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
+        self._polling = False
         process.tasks[tid] = self
 
     # -- signals --------------------------------------------------------------
@@ -113,13 +116,21 @@ class Task:
 
         Caller holds the kernel lock."""
         self.recompute_pending()
-        self.cond.notify_all()
+        self.wake()
         if self.in_guest and self.vcpu is not None:
             self.vcpu.kick()
 
-    def wait(self, ready, timeout: float | None = None, interruptible: bool = True) -> bool:
-        """Sleep until ready() is true; False on timeout. EINTR (as ERESTARTSYS) when a
-        signal arrives. Caller holds the kernel lock; it is released while asleep."""
+    def wake(self) -> None:
+        """Wake the task from Task.wait. Caller holds the kernel lock."""
+        self.cond.notify_all()
+        if self._polling:
+            os.eventfd_write(self._wake_fd, 1)
+
+    def wait(self, ready, timeout: float | None = None, interruptible: bool = True,
+             host_fds: list[tuple[int, int]] | None = None) -> bool:
+        """Sleep until ready() is true (or a host fd in host_fds is ready); False on
+        timeout. EINTR (as ERESTARTSYS) when a signal arrives. Caller holds the kernel
+        lock; it is released while asleep."""
         from umiak.kernel.errors import ERESTARTSYS, SyscallError
         deadline = None if timeout is None else time.monotonic() + timeout
         while not ready():
@@ -127,14 +138,47 @@ class Task:
                 raise TaskKilled()
             if interruptible and self.has_signal:
                 raise SyscallError(ERESTARTSYS)
-            if deadline is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if host_fds:
+                if self._poll_host(host_fds, left):
+                    return True
+            elif left is None:
                 self.cond.wait()
             else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
                 self.cond.wait(left)
         return True
+
+    def _poll_host(self, host_fds: list[tuple[int, int]], left: float | None) -> bool:
+        """Poll host fds plus this task's wake fd with the kernel lock released."""
+        import select
+        if self._wake_fd is None:
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        p = select.poll()
+        for fd, ev in host_fds:
+            p.register(fd, ev)
+        p.register(self._wake_fd, select.POLLIN)
+        lock = self.kernel.lock
+        self._polling = True
+        lock.release()
+        try:
+            got = p.poll(None if left is None else max(0, int(left * 1000 + 0.999)))
+        except InterruptedError:
+            got = []
+        finally:
+            lock.acquire()
+            self._polling = False
+        woke = False
+        for fd, _ in got:
+            if fd == self._wake_fd:
+                try:
+                    os.eventfd_read(self._wake_fd)
+                except BlockingIOError:
+                    pass
+            else:
+                woke = True
+        return woke
 
 
 class TaskKilled(BaseException):

@@ -76,6 +76,10 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
         targets = list(process.tasks.values())
     for t in targets[:1] if task is None and len(targets) > 1 and signo != abi.SIGKILL else targets:
         t.interrupt()
+    for sf in getattr(process, "signalfds", ()):
+        if sf.mask & b:
+            from umiak.kernel.waiting import waitq
+            waitq(sf).notify()
 
 
 def next_signal(task) -> tuple[int, bytes] | None:

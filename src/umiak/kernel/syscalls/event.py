@@ -1,0 +1,244 @@
+"""Files that carry events: eventfd(2), timerfd_create(2), signalfd(2)."""
+
+import struct
+import time as _time
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32
+from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
+from umiak.kernel.files import File, Stat
+from umiak.kernel.waiting import POLLIN, POLLOUT, blocking, waitq
+
+EFD_SEMAPHORE = 1
+TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
+U64_MAX = (1 << 64) - 1
+
+
+class _AnonFile(File):
+    def __init__(self, kind: str, flags: int):
+        self.path = f"anon_inode:[{kind}]"
+        self.flags = abi.O_RDWR | (flags & (abi.O_NONBLOCK | abi.O_CLOEXEC))
+
+    def link_text(self) -> str:
+        return self.path
+
+    def stat(self):
+        return Stat(st_mode=0o600)
+
+
+class EventFd(_AnonFile):
+    def __init__(self, initval: int, flags: int):
+        super().__init__("eventfd", flags)
+        self.count = initval
+        self.semaphore = bool(flags & EFD_SEMAPHORE)
+
+    def poll_mask(self) -> int:
+        return (POLLIN if self.count else 0) | (POLLOUT if self.count < U64_MAX - 1 else 0)
+
+    def read(self, n: int) -> bytes:
+        if n < 8:
+            raise SyscallError(EINVAL)
+        if not self.count:
+            raise SyscallError(EAGAIN)
+        v = 1 if self.semaphore else self.count
+        self.count -= v
+        waitq(self).notify()
+        return v.to_bytes(8, "little")
+
+    def write(self, data: bytes) -> int:
+        if len(data) < 8:
+            raise SyscallError(EINVAL)
+        v = int.from_bytes(data[:8], "little")
+        if v == U64_MAX:
+            raise SyscallError(EINVAL)
+        if self.count + v > U64_MAX - 1:
+            raise SyscallError(EAGAIN)
+        self.count += v
+        waitq(self).notify()
+        return 8
+
+
+def sys_eventfd2(task, initval, flags):
+    """eventfd2(2)"""
+    flags = s32(flags)
+    if flags & ~(EFD_SEMAPHORE | abi.O_NONBLOCK | abi.O_CLOEXEC):
+        raise SyscallError(EINVAL)
+    return task.fds.install(EventFd(initval & 0xFFFFFFFF, flags), cloexec=bool(flags & abi.O_CLOEXEC))
+
+
+def sys_eventfd(task, initval):
+    """eventfd(2)"""
+    return sys_eventfd2(task, initval, 0)
+
+
+class TimerFd(_AnonFile):
+    def __init__(self, kernel, clock: int, flags: int):
+        super().__init__("timerfd", flags)
+        self.kernel, self.clock = kernel, clock
+        self.expirations = 0
+        self.interval = 0.0
+        self.deadline: float | None = None
+        self.handle = None
+
+    def poll_mask(self) -> int:
+        return POLLIN if self.expirations else 0
+
+    def arm(self, value: float, interval: float) -> None:
+        self.kernel.timers.cancel(self.handle)
+        self.handle, self.deadline, self.interval, self.expirations = None, None, interval, 0
+        if value > 0:
+            self.deadline = _time.monotonic() + value
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - _time.monotonic()) if self.deadline else 0.0
+
+    def _fire(self) -> None:
+        self.expirations += 1
+        if self.interval > 0:
+            self.deadline += self.interval
+            now = _time.monotonic()
+            if self.deadline < now:
+                missed = int((now - self.deadline) / self.interval) + 1
+                self.expirations += missed
+                self.deadline += missed * self.interval
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+        else:
+            self.deadline, self.handle = None, None
+        waitq(self).notify()
+
+    def read(self, n: int) -> bytes:
+        if n < 8:
+            raise SyscallError(EINVAL)
+        if not self.expirations:
+            raise SyscallError(EAGAIN)
+        v, self.expirations = self.expirations, 0
+        return v.to_bytes(8, "little")
+
+    def close(self) -> None:
+        self.kernel.timers.cancel(self.handle)
+
+
+ITIMERSPEC = struct.Struct("<qqqq")
+
+
+def sys_timerfd_create(task, clock, flags):
+    """timerfd_create(2)"""
+    from umiak.kernel.syscalls.time import _host_clock
+    flags = s32(flags)
+    if flags & ~(abi.O_NONBLOCK | abi.O_CLOEXEC):
+        raise SyscallError(EINVAL)
+    c = s32(clock)
+    if c not in (abi.CLOCK_REALTIME, abi.CLOCK_MONOTONIC, abi.CLOCK_BOOTTIME,
+                 abi.CLOCK_REALTIME_ALARM, abi.CLOCK_BOOTTIME_ALARM):
+        raise SyscallError(EINVAL)
+    return task.fds.install(TimerFd(task.kernel, _host_clock(clock), flags), cloexec=bool(flags & abi.O_CLOEXEC))
+
+
+def _timerfd(task, fd) -> TimerFd:
+    f = task.fds.get(s32(fd))
+    if not isinstance(f, TimerFd):
+        raise SyscallError(EINVAL)
+    return f
+
+
+def _ts(seconds: float) -> tuple[int, int]:
+    ns = int(round(seconds * 1e9))
+    return ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def sys_timerfd_settime(task, fd, flags, new, old):
+    """timerfd_settime(2)"""
+    t = _timerfd(task, fd)
+    if flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
+        raise SyscallError(EINVAL)
+    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(new, ITIMERSPEC.size))
+    if isec < 0 or vsec < 0 or not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000):
+        raise SyscallError(EINVAL)
+    if old:
+        task.mm.write(old, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    value = vsec + vnsec / 1e9
+    if flags & TFD_TIMER_ABSTIME and value:
+        value = max(1e-9, value - _time.clock_gettime(t.clock))
+    t.arm(value, isec + insec / 1e9)
+    return 0
+
+
+def sys_timerfd_gettime(task, fd, cur):
+    """timerfd_gettime(2)"""
+    t = _timerfd(task, fd)
+    task.mm.write(cur, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    return 0
+
+
+class SignalFd(_AnonFile):
+    """Reads dequeue pending signals in `mask` of the reading thread or the process."""
+
+    def __init__(self, kernel, mask: int, flags: int):
+        super().__init__("signalfd", flags)
+        self.kernel, self.mask = kernel, mask
+
+    def _task(self):
+        return self.kernel.current_task()
+
+    def poll_mask(self) -> int:
+        t = self._task()
+        if t is None:
+            return 0
+        return POLLIN if (t.pending | t.process.pending) & self.mask else 0
+
+    def read(self, n: int) -> bytes:
+        from umiak.kernel.signals import bit
+        if n < 128:
+            raise SyscallError(EINVAL)
+        t = self._task()
+        out = b""
+        while len(out) + 128 <= n:
+            pend = (t.pending | t.process.pending) & self.mask
+            if not pend:
+                break
+            signo = (pend & -pend).bit_length()
+            owner = t if t.pending & bit(signo) else t.process
+            infos = owner.siginfo.get(signo, [])
+            info = infos.pop(0) if infos else struct.pack("<i", signo).ljust(128, b"\0")
+            if not infos:
+                owner.siginfo.pop(signo, None)
+                owner.pending &= ~bit(signo)
+            signo_, errno_, code = struct.unpack_from("<iii", info)
+            pid, uid = struct.unpack_from("<iI", info, 16)
+            # struct signalfd_siginfo: signo, errno, code, pid, uid, fd, tid, band, overrun, trapno,
+            # status, int, ptr, utime, stime, addr ...
+            out += struct.pack("<IiiIIiIIIIiiQQQQ", signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
+                               0, 0, 0, struct.unpack_from("<Q", info, 16)[0]).ljust(128, b"\0")
+        t.recompute_pending()
+        if not out:
+            raise SyscallError(EAGAIN)
+        return out
+
+
+def sys_signalfd4(task, fd, mask, sizemask, flags):
+    """signalfd4(2)"""
+    from umiak.kernel.signals import bit
+    flags = s32(flags)
+    if sizemask != 8 or flags & ~(abi.O_NONBLOCK | abi.O_CLOEXEC):
+        raise SyscallError(EINVAL)
+    m = task.mm.read_u64(mask) & ~(bit(abi.SIGKILL) | bit(abi.SIGSTOP))
+    fd = s32(fd)
+    if fd != -1:
+        f = task.fds.get(fd)
+        if not isinstance(f, SignalFd):
+            raise SyscallError(EINVAL)
+        f.mask = m
+        return fd
+    sf = SignalFd(task.kernel, m, flags)
+    task.process.signalfds = getattr(task.process, "signalfds", [])
+    task.process.signalfds.append(sf)
+    return task.fds.install(sf, cloexec=bool(flags & abi.O_CLOEXEC))
+
+
+def sys_signalfd(task, fd, mask, sizemask):
+    """signalfd(2)"""
+    return sys_signalfd4(task, fd, mask, sizemask, 0)
+
+
+__all__ = ["blocking"]

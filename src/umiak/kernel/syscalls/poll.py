@@ -1,0 +1,290 @@
+"""Waiting on many files: poll(2), ppoll(2), select(2), pselect6(2) and epoll(7)."""
+
+import struct
+import time
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32, s64
+from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ENOENT, EPERM, ERESTARTSYS, SyscallError
+from umiak.kernel.files import File, Stat
+from umiak.kernel.waiting import POLLERR, POLLHUP, POLLNVAL, poll_mask, wait_for, waitq
+
+POLLFD = struct.Struct("<ihh")
+EPOLL_EVENT = struct.Struct("<IQ")   # packed on x86-64
+EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP = 0x1, 0x4, 0x8, 0x10
+EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 1 << 31
+EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
+ALWAYS = POLLERR | POLLHUP
+
+
+def _timeout_ms(ms: int) -> float | None:
+    ms = s32(ms)
+    return None if ms < 0 else ms / 1000.0
+
+
+def _timespec(task, addr) -> float | None:
+    if not addr:
+        return None
+    sec, nsec = task.mm.read_struct(addr, abi.TIMESPEC)
+    if s64(sec) < 0 or not 0 <= nsec < 1_000_000_000:
+        raise SyscallError(EINVAL)
+    return sec + nsec / 1e9
+
+
+def _with_sigmask(task, sigmask: int, fn):
+    """ppoll/pselect/epoll_pwait: run fn with a temporary signal mask, as Linux does."""
+    if not sigmask:
+        return fn()
+    old = task.sigmask
+    task.set_sigmask(task.mm.read_u64(sigmask))
+    try:
+        ret = fn()
+    except SyscallError as e:
+        if e.errno in (ERESTARTSYS, EINTR):
+            task.saved_sigmask = old   # the handler runs with the temporary mask
+            raise SyscallError(EINTR) from None
+        task.set_sigmask(old)
+        raise
+    task.set_sigmask(old)
+    return ret
+
+
+def _do_poll(task, entries: list[tuple[int, int]], timeout: float | None) -> list[int]:
+    """revents for each (fd, events); waits until one is non-zero or timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        out, items = [], []
+        for fd, events in entries:
+            if fd < 0:
+                out.append(0)
+                continue
+            f = task.fds.files.get(fd)
+            if f is None:
+                out.append(POLLNVAL)
+                continue
+            out.append(poll_mask(f) & (events | ALWAYS))
+            items.append((f, events | ALWAYS))
+        if any(out):
+            return out
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return out
+        try:
+            if not wait_for(task, items, left) and deadline is not None and time.monotonic() >= deadline:
+                return out
+        except SyscallError as e:
+            if e.errno == ERESTARTSYS:
+                raise SyscallError(EINTR) from None   # poll is never restarted
+            raise
+
+
+def _poll(task, fds, nfds, timeout):
+    if nfds > task.fds.limit:
+        raise SyscallError(EINVAL)
+    raw = task.mm.read(fds, POLLFD.size * nfds)
+    entries = [POLLFD.unpack_from(raw, i * POLLFD.size)[:2] for i in range(nfds)]
+    revents = _do_poll(task, entries, timeout)
+    out = bytearray(raw)
+    for i, r in enumerate(revents):
+        struct.pack_into("<h", out, i * POLLFD.size + 6, r if r < 0x8000 else r - 0x10000)
+    task.mm.write(fds, bytes(out))
+    return sum(1 for r in revents if r)
+
+
+def sys_poll(task, fds, nfds, timeout):
+    """poll(2)"""
+    return _poll(task, fds, nfds, _timeout_ms(timeout))
+
+
+def sys_ppoll(task, fds, nfds, tsp, sigmask, sigsetsize):
+    """ppoll(2)"""
+    timeout = _timespec(task, tsp)
+    return _with_sigmask(task, sigmask, lambda: _poll(task, fds, nfds, timeout))
+
+
+def _select(task, nfds, rp, wp, ep, timeout):
+    nfds = s32(nfds)
+    if nfds < 0 or nfds > task.fds.limit:
+        raise SyscallError(EINVAL)
+    nbytes = ((nfds + 63) // 64) * 8
+    sets = [int.from_bytes(task.mm.read(p, nbytes), "little") if p else 0 for p in (rp, wp, ep)]
+    entries = []
+    for fd in range(nfds):
+        ev = (abi_in(sets[0], fd) and 0x1) | (abi_in(sets[1], fd) and 0x4) | (abi_in(sets[2], fd) and 0x2)
+        if ev:
+            if fd not in task.fds.files:
+                raise SyscallError(EBADF)
+            entries.append((fd, ev))
+    revents = _do_poll(task, entries, timeout)
+    res = [0, 0, 0]
+    count = 0
+    for (fd, ev), r in zip(entries, revents):
+        hits = [ev & 1 and r & (0x1 | POLLHUP | POLLERR), ev & 4 and r & (0x4 | POLLERR), ev & 2 and r & 0x2]
+        for i, h in enumerate(hits):
+            if h:
+                res[i] |= 1 << fd
+                count += 1
+    for p, v in zip((rp, wp, ep), res):
+        if p:
+            task.mm.write(p, v.to_bytes(nbytes, "little"))
+    return count
+
+
+def abi_in(bits: int, fd: int) -> bool:
+    return bool(bits >> fd & 1)
+
+
+def sys_select(task, nfds, rp, wp, ep, tvp):
+    """select(2): the timeout is not updated with the time left."""
+    timeout = None
+    if tvp:
+        sec, usec = task.mm.read_struct(tvp, abi.TIMEVAL)
+        if s64(sec) < 0 or not 0 <= usec < 1_000_000:
+            raise SyscallError(EINVAL)
+        timeout = sec + usec / 1e6
+    return _select(task, nfds, rp, wp, ep, timeout)
+
+
+def sys_pselect6(task, nfds, rp, wp, ep, tsp, sig):
+    """pselect6(2)"""
+    timeout = _timespec(task, tsp)
+    sigmask = 0
+    if sig:
+        sigmask_ptr, size = struct.unpack("<QQ", task.mm.read(sig, 16))
+        sigmask = sigmask_ptr if size == 8 else 0
+    return _with_sigmask(task, sigmask, lambda: _select(task, nfds, rp, wp, ep, timeout))
+
+
+# -- epoll ---------------------------------------------------------------------------
+
+class EpollFile(File):
+    """An epoll instance: the interest list and what was last reported (for EPOLLET)."""
+
+    path = "anon_inode:[eventpoll]"
+
+    def __init__(self, flags: int):
+        self.flags = abi.O_RDWR | (flags & abi.O_CLOEXEC)
+        self.interest: dict[int, list] = {}   # fd -> [file, events, data, last_seq, disabled]
+
+    def link_text(self) -> str:
+        return self.path
+
+    def stat(self):
+        return Stat(st_mode=0o600)
+
+    def poll_mask(self) -> int:
+        return 0x1 if self.ready(peek=True) else 0
+
+    def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
+        out = []
+        for fd, ent in list(self.interest.items()):
+            f, events, data, last_seq, disabled = ent
+            if disabled:
+                continue
+            mask = poll_mask(f) & (events | ALWAYS)
+            if not mask:
+                continue
+            if events & EPOLLET:
+                seq = waitq(f).seq
+                if seq == last_seq and getattr(f, "poll_mask", None) is not None:
+                    continue
+                if not peek:
+                    ent[3] = seq
+            if not peek and events & EPOLLONESHOT:
+                ent[4] = True
+            out.append((mask, data))
+            if len(out) >= maxevents:
+                break
+        return out
+
+
+def sys_epoll_create(task, size):
+    """epoll_create(2)"""
+    if s32(size) <= 0:
+        raise SyscallError(EINVAL)
+    return task.fds.install(EpollFile(0))
+
+
+def sys_epoll_create1(task, flags):
+    """epoll_create1(2)"""
+    if flags & ~abi.O_CLOEXEC:
+        raise SyscallError(EINVAL)
+    return task.fds.install(EpollFile(flags), cloexec=bool(flags & abi.O_CLOEXEC))
+
+
+def _epoll(task, epfd) -> EpollFile:
+    f = task.fds.get(s32(epfd))
+    if not isinstance(f, EpollFile):
+        raise SyscallError(EINVAL)
+    return f
+
+
+def sys_epoll_ctl(task, epfd, op, fd, event):
+    """epoll_ctl(2)"""
+    ep = _epoll(task, epfd)
+    fd, op = s32(fd), s32(op)
+    target = task.fds.get(fd)
+    if target is ep:
+        raise SyscallError(EINVAL)
+    if getattr(target, "loc", None) is not None and getattr(target, "_is_regular", lambda: False)():
+        raise SyscallError(EPERM)   # regular files cannot be polled
+    if op == EPOLL_CTL_DEL:
+        if fd not in ep.interest:
+            raise SyscallError(ENOENT)
+        del ep.interest[fd]
+        return 0
+    events, data = EPOLL_EVENT.unpack(task.mm.read(event, EPOLL_EVENT.size))
+    if op == EPOLL_CTL_ADD:
+        if fd in ep.interest:
+            raise SyscallError(EEXIST)
+        ep.interest[fd] = [target, events, data, -1, False]
+    elif op == EPOLL_CTL_MOD:
+        if fd not in ep.interest:
+            raise SyscallError(ENOENT)
+        if events & EPOLLEXCLUSIVE:
+            raise SyscallError(EINVAL)
+        ep.interest[fd] = [target, events, data, -1, False]
+    else:
+        raise SyscallError(EINVAL)
+    waitq(ep).notify()
+    return 0
+
+
+def _epoll_wait(task, epfd, events, maxevents, timeout: float | None):
+    ep = _epoll(task, epfd)
+    maxevents = s32(maxevents)
+    if maxevents <= 0 or maxevents > (1 << 31) // EPOLL_EVENT.size:
+        raise SyscallError(EINVAL)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        got = ep.ready(maxevents=maxevents)
+        if got:
+            task.mm.write(events, b"".join(EPOLL_EVENT.pack(m, d) for m, d in got))
+            return len(got)
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return 0
+        items = [(ent[0], ent[1] | ALWAYS) for ent in ep.interest.values() if not ent[4]]
+        items.append((ep, 0x1))
+        try:
+            wait_for(task, items, left)
+        except SyscallError as e:
+            if e.errno == ERESTARTSYS:
+                raise SyscallError(EINTR) from None
+            raise
+
+
+def sys_epoll_wait(task, epfd, events, maxevents, timeout):
+    """epoll_wait(2)"""
+    return _epoll_wait(task, epfd, events, maxevents, _timeout_ms(timeout))
+
+
+def sys_epoll_pwait(task, epfd, events, maxevents, timeout, sigmask, sigsetsize):
+    """epoll_pwait(2)"""
+    return _with_sigmask(task, sigmask, lambda: _epoll_wait(task, epfd, events, maxevents, _timeout_ms(timeout)))
+
+
+def sys_epoll_pwait2(task, epfd, events, maxevents, timeout, sigmask, sigsetsize):
+    """epoll_pwait2(2)"""
+    t = _timespec(task, timeout)
+    return _with_sigmask(task, sigmask, lambda: _epoll_wait(task, epfd, events, maxevents, t))
