@@ -275,6 +275,57 @@ def test_termios_like_strace():
         "c_cflag=B38400|CS8|CREAD, c_lflag=ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN|ECHOCTL|ECHOKE, ...}) = 0")
 
 
+def test_sockets_poll_epoll_like_strace():
+    sin = struct.pack("<H", abi.AF_INET) + struct.pack(">H", 8080) + bytes([127, 0, 0, 1]) + bytes(8)
+    sun = struct.pack("<H", abi.AF_UNIX) + b"/tmp/nonexist.sock".ljust(108, b"\0")
+    sin6 = struct.pack("<H", abi.AF_INET6) + struct.pack(">HI", 53, 0) + bytes(15) + b"\x01" + bytes(4)
+    pfd = abi.POLLFD.pack(7, abi.POLLIN, abi.POLLIN) + abi.POLLFD.pack(6, abi.POLLOUT, abi.POLLOUT)
+    ev = abi.EPOLL_EVENT.pack(abi.EPOLLIN | abi.EPOLLET, 7)
+    t = FakeTask({0x1000: sin, 0x2000: sun, 0x3000: sin6, 0x4000: struct.pack("<i", 1),
+                  0x5000: struct.pack("<I", 16), 0x6000: pfd, 0x7000: ev, 0x8000: b"hi",
+                  0x9000: struct.pack("<ii", 6, 7)})
+    assert one(t, "socket", abi.AF_INET, abi.SOCK_STREAM | abi.SOCK_CLOEXEC, abi.IPPROTO_TCP, ret=3) == \
+        "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3"
+    assert one(t, "socket", abi.AF_INET6, abi.SOCK_DGRAM, 0, ret=5) == "socket(AF_INET6, SOCK_DGRAM, IPPROTO_IP) = 5"
+    assert one(t, "setsockopt", 3, abi.SOL_SOCKET, abi.SO_REUSEADDR, 0x4000, 4) == \
+        "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0"
+    assert one(t, "bind", 3, 0x1000, 16) == \
+        'bind(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = 0'
+    assert one(t, "connect", 4, 0x2000, 110, ret=-errno.ENOENT) == \
+        'connect(4, {sa_family=AF_UNIX, sun_path="/tmp/nonexist.sock"}, 110) = -1 ENOENT (No such file or directory)'
+    assert one(t, "sendto", 5, 0x8000, 2, abi.MSG_DONTWAIT, 0x3000, 28, ret=2) == (
+        'sendto(5, "hi", 2, MSG_DONTWAIT, {sa_family=AF_INET6, sin6_port=htons(53), sin6_flowinfo=htonl(0), '
+        'inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 2')
+
+    def getsockname(task, fd, addr, lenp, *_):
+        task.mm.write(lenp, struct.pack("<I", 16))
+        return 0
+    t.mm.write(0x5000, struct.pack("<I", 64))
+    assert trace(t, [("getsockname", 3, 0x1000, 0x5000)], {"getsockname": getsockname})[0] == \
+        'getsockname(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, [64 => 16]) = 0'
+    assert one(t, "socketpair", abi.AF_UNIX, abi.SOCK_STREAM, 0, 0x9000) == \
+        "socketpair(AF_UNIX, SOCK_STREAM, 0, [6, 7]) = 0"
+    assert one(t, "poll", 0x6000, 2, 100, ret=2) == \
+        "poll([{fd=7, events=POLLIN}, {fd=6, events=POLLOUT}], 2, 100) = 2 ([{fd=7, revents=POLLIN}, {fd=6, revents=POLLOUT}])"
+    assert one(t, "recvfrom", 7, 0x8000, 1, 0, 0, 0, ret=1) == L('recvfrom(7, "h", 1, 0, NULL, NULL)', "1")
+    assert one(t, "epoll_create1", abi.EPOLL_CLOEXEC, ret=8) == L("epoll_create1(EPOLL_CLOEXEC)", "8")
+    assert one(t, "epoll_ctl", 8, abi.EPOLL_CTL_ADD, 7, 0x7000) == \
+        "epoll_ctl(8, EPOLL_CTL_ADD, 7, {events=EPOLLIN|EPOLLET, data={u32=7, u64=7}}) = 0"
+    assert one(t, "shutdown", 6, abi.SHUT_WR) == L("shutdown(6, SHUT_WR)", "0")
+
+
+def test_process_calls_like_strace():
+    t = FakeTask({0x1000: b"worker\0", 0x2000: struct.pack("<I", 5 << 8), 0x3000: struct.pack("<I", 0)})
+    assert one(t, "prctl", abi.PR_SET_NAME, 0x1000) == L('prctl(PR_SET_NAME, "worker")', "0")
+    assert one(t, "prctl", abi.PR_SET_PDEATHSIG, abi.SIGKILL) == L("prctl(PR_SET_PDEATHSIG, SIGKILL)", "0")
+    assert one(t, "wait4", 20674, 0x2000, 0, 0, ret=20674) == \
+        "wait4(20674, [{WIFEXITED(s) && WEXITSTATUS(s) == 5}], 0, NULL) = 20674"
+    assert one(t, "getresuid", 0x3000, 0x3000, 0x3000) == L("getresuid([0], [0], [0])", "0")
+    fl = abi.CLONE_CHILD_CLEARTID | abi.CLONE_CHILD_SETTID | abi.SIGCHLD
+    assert one(t, "clone", fl, 0, 0, 0x2B533650, 0, ret=20674) == \
+        "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x2b533650) = 20674"
+
+
 def test_unknown_syscall_and_exit_group():
     t = FakeTask()
     lines = trace(t, [(500, 1, 2), ("exit_group", 3)], {"exit_group": ExitGroup(3)})

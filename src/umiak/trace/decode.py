@@ -1025,6 +1025,29 @@ def k_rusage(c, v, p):
             "...}")
 
 
+def k_rusage_who(c, v, p):
+    return {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}.get(s32(v), str(s32(v)))
+
+
+def k_clone(c, v, p):
+    """clone(2) on x86-64: flags, stack, parent_tid, child_tid, tls, printed by name as strace does."""
+    fl, stack, parent_tid, child_tid, tls = c.args[:5]
+    s = [f"child_stack={ptr(stack)}", f"flags={k_clone_flags(c, fl, '')}"]
+    if fl & abi.CLONE_PARENT_SETTID:
+        shown = ptr(parent_tid)
+        if c.ret is not None and not c.failed:
+            try:
+                shown = f"[{s32(c.task.mm.read_u32(parent_tid))}]"
+            except SyscallError:
+                pass
+        s.append(f"parent_tid={shown}")
+    if fl & (abi.CLONE_CHILD_SETTID | abi.CLONE_CHILD_CLEARTID):
+        s.append(f"child_tidptr={ptr(child_tid)}")
+    if fl & abi.CLONE_SETTLS:
+        s.append(f"tls={ptr(tls)}")
+    return ", ".join(s)
+
+
 def k_tms(c, v, p):
     if v == 0:
         return "NULL"
@@ -1118,9 +1141,9 @@ KINDS = {name[2:]: fn for name, fn in globals().items() if name.startswith("k_")
 OUT_KINDS = frozenset({"buf_out", "cstr_out", "stat_out", "statx_out", "dirents", "int_pair", "cpuset",
                        "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3", "sockaddr_out",
                        "socklen_out", "buf_out_len", "epoll_events", "wstatus", "rusage", "tms", "ids_out",
-                       "groups", "long_out", "prctl_arg", "sockopt_val_out"})
+                       "groups", "long_out", "prctl_arg", "sockopt_val_out", "clone"})
 # Out kinds that take their own look at a failed call (the others print the address).
-OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3", "prctl_arg"})
+OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3", "prctl_arg", "clone"})
 # A timespec / rlimit / sigaction / sigset / stack_t written by the kernel: "<kind>_out".
 
 SPECS: dict[str, tuple[str, ...]] = {
@@ -1221,13 +1244,13 @@ SPECS: dict[str, tuple[str, ...]] = {
     "getrandom": ("buf_out:ret", "ulong", "grnd"),
     "statx": ("dirfd", "path", "statx_flags", "statx_mask", "statx_out"),
     "rseq": ("ptr", "hex", "int", "hex"),
-    "clone": ("clone_flags", "ptr", "ptr", "ptr", "ptr"),
+    "clone": ("clone",),
     "clone3": ("clone3", "ulong"),
     "execve": ("path", "strv", "envp"),
     "getpriority": ("int", "int"),
     "sched_getscheduler": ("int",),
     "fork": (), "vfork": (),
-    "getrusage": ("int", "rusage"),
+    "getrusage": ("rusage_who", "rusage"),
     "times": ("tms",),
     "getgroups": ("int", "groups"),
     "setgroups": ("int", "groups"),
