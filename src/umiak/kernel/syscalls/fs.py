@@ -1114,3 +1114,79 @@ def sys_ftruncate(task, fd, length):
 
 
 __all__ = ["EFAULT", "encode_stat", "LAST_ROOT", "LAST_DOTDOT"]
+
+
+# -- copying between files ------------------------------------------------------------------
+
+def _copy(task, fin, fout, pos_in, pos_out, count) -> tuple[int, int, int]:
+    """Copy up to count bytes; pos None means the file's own offset. Returns (n, pos_in, pos_out)."""
+    total = 0
+    full = fin.full_reads
+    while total < count:
+        n = min(count - total, CHUNK)
+        data = fin.read(n) if pos_in is None else fin.pread(pos_in, n)
+        if not data:
+            break
+        try:
+            done = fout.write(data) if pos_out is None else fout.pwrite(pos_out, data)
+        except SyscallError:
+            if total:
+                break
+            raise
+        if pos_in is not None:
+            pos_in += done
+        elif done < len(data):
+            fin.lseek(done - len(data), abi.SEEK_CUR)
+        if pos_out is not None:
+            pos_out += done
+        total += done
+        if done < len(data) or len(data) < n or not full:
+            break
+    return total, pos_in, pos_out
+
+
+def sys_sendfile(task, out_fd, in_fd, offset, count):
+    """sendfile(2)"""
+    fin = _io_file(task, in_fd)
+    _check_readable(fin)
+    pos = None
+    if offset:
+        pos = s64(task.mm.read_u64(offset))
+        fin.pread(0, 0)          # ESPIPE for pipes
+        if pos < 0:
+            raise SyscallError(EINVAL)
+    fout = _io_file(task, out_fd)
+    _check_writable(fout)
+    if fin.stat() is not None and _stat.S_ISDIR(fin.stat().st_mode):
+        raise SyscallError(EINVAL)
+    n, pos, _ = _copy(task, fin, fout, pos, None, min(count, MAX_RW))
+    if offset:
+        task.mm.write_u64(offset, pos)
+    return n
+
+
+def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
+    """copy_file_range(2)"""
+    if flags & 0xFFFFFFFF:
+        raise SyscallError(EINVAL)
+    fin = _io_file(task, fd_in)
+    fout = _io_file(task, fd_out)
+    _check_readable(fin)
+    _check_writable(fout)
+    if fout.flags & abi.O_APPEND:
+        raise SyscallError(EBADF)
+    min_, mout = fin.stat().st_mode, fout.stat().st_mode
+    if _stat.S_ISDIR(min_) or _stat.S_ISDIR(mout):
+        raise SyscallError(EISDIR)
+    if not _stat.S_ISREG(min_) or not _stat.S_ISREG(mout):
+        raise SyscallError(EINVAL)
+    pin = s64(task.mm.read_u64(off_in)) if off_in else None
+    pout = s64(task.mm.read_u64(off_out)) if off_out else None
+    if (pin is not None and pin < 0) or (pout is not None and pout < 0):
+        raise SyscallError(EINVAL)
+    n, pin, pout = _copy(task, fin, fout, pin, pout, min(length, MAX_RW))
+    if off_in:
+        task.mm.write_u64(off_in, pin)
+    if off_out:
+        task.mm.write_u64(off_out, pout)
+    return n
