@@ -269,33 +269,6 @@ def sys_umask(task, mask):
     return old
 
 
-def sys_sched_getaffinity(task, pid, size, mask):
-    """sched_getaffinity(2): one CPU per vCPU the VM may use."""
-    if s32(pid) not in (0, task.process.pid, task.tid) and s32(pid) not in task.process.tasks:
-        raise SyscallError(ESRCH)
-    ncpu = task.kernel.ncpus
-    nbytes = max(8, ((ncpu + 63) // 64) * 8)
-    if size < nbytes or size & 7:
-        raise SyscallError(EINVAL)
-    bits = (1 << ncpu) - 1
-    task.mm.write(mask, bits.to_bytes(nbytes, "little"))
-    return nbytes
-
-
-def sys_sched_setaffinity(task, pid, size, mask):
-    """sched_setaffinity(2): accepted; vCPUs are scheduled by the host."""
-    if s32(pid) not in (0, task.process.pid) and s32(pid) not in task.process.tasks:
-        raise SyscallError(ESRCH)
-    task.mm.read(mask, min(size, 128))
-    return 0
-
-
-def sys_sched_yield(task):
-    """sched_yield(2)"""
-    os.sched_yield()
-    return 0
-
-
 def sys_prctl(task, option, a2, a3, a4, a5):
     """prctl(2): names, dumpable, no_new_privs, VMA names; others EINVAL."""
     option = s32(option)
@@ -325,16 +298,6 @@ def sys_prctl(task, option, a2, a3, a4, a5):
 
 def sys_personality(task, persona):
     """personality(2): only PER_LINUX; a query returns it."""
-    return 0
-
-
-def sys_getpriority(task, which, who):
-    """getpriority(2): returns 20 - nice, as the raw syscall does."""
-    return 20
-
-
-def sys_setpriority(task, which, who, prio):
-    """setpriority(2): accepted."""
     return 0
 
 
