@@ -75,7 +75,13 @@ MSR_EFER = 0xC0000080
 
 # xor ecx,ecx; mov eax,3; xor edx,edx; xsetbv; iretq
 _BOOT_STUB = bytes.fromhex("31c9b80300000031d20f01d148cf")
-_BOOT_STUB_INSNS = 5
+# CPUID probe, run once at CPL0, ends with hlt (which stops Unicorn):
+#   rdi = KBASE+BOOT_STACK_PA+0x800; [rdi] = 1.EDX, [rdi+4] = 1.ECX, [rdi+8] = 0xD.0.EBX, [rdi+12] = 7.0.EBX
+PROBE_OFF = 0x40
+_PROBE_STUB = bytes.fromhex("48bf0038000000400000b80100000031c90fa28917894f04b80d00000031c90fa2895f08"
+                            "b80700000031c90fa2895f0cf4")
+PROBE_OUT_PA = BOOT_STACK_PA + 0x800
+XSAVE_SIZE = 576  # legacy area + XSAVE header: XCR0 is x87|SSE
 
 # Exit reasons recorded by the hooks.
 _NONE, _SYSCALL, _INTR = 0, 1, 2
@@ -198,6 +204,8 @@ class EmuPlatform:
         self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
         self._next_table, self._tables_end = TABLES_PA, reserved
         self.usable = (reserved, mem_size)
+        self.reserved_va = [(KBASE, KBASE + (1 << 32))]  # guest-virtual range user mappings must avoid
+        self.xsave_size = XSAVE_SIZE
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
         self._tlb_stale = False
         self._exec_frames: set[int] = set()  # frames ever mapped executable (may hold translations)
@@ -215,12 +223,14 @@ class EmuPlatform:
         self._gdt_limit = len(gdt) - 1
         self.ram[GDT_PA:GDT_PA + len(gdt)] = gdt
         self.ram[STUB_PA:STUB_PA + len(_BOOT_STUB)] = _BOOT_STUB
+        self.ram[STUB_PA + PROBE_OFF:STUB_PA + PROBE_OFF + len(_PROBE_STUB)] = _PROBE_STUB
         kdata = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX
         self.pt.set(KBASE + GDT_PA, GDT_PA, kdata)
         self.pt.set(KBASE + BOOT_STACK_PA, BOOT_STACK_PA, kdata)
         self.pt.set(KBASE + STUB_PA, STUB_PA, PTE_P | PTE_A)
         self.ram[BOOT_USER_PA:BOOT_USER_PA + 2] = b"\x0f\x05"
         self._setup_cpu()
+        self._cpuid = self._probe_cpuid()
 
     def _alloc_table(self) -> int:
         pa = self._next_table
@@ -259,6 +269,20 @@ class EmuPlatform:
             self._hooks.append(hh.value)
             self._syscall_flag = self._native.flag
         self._exc_state = _ExceptionState(self._lib, self._h)
+
+    def _probe_cpuid(self) -> tuple[int, int, int, int]:
+        """(1.EDX, 1.ECX, 0xD.0.EBX, 7.0.EBX) as the emulated CPU reports them to the guest."""
+        uc, x = self.uc, self._x86
+        uc.emu_start(KBASE + STUB_PA + PROBE_OFF, UNTIL)
+        out = struct.unpack_from("<4I", self.ram, PROBE_OUT_PA)
+        self.ram[PROBE_OUT_PA:PROBE_OUT_PA + 16] = bytes(16)
+        uc.reg_write(x.UC_X86_REG_RDI, 0)
+        return out
+
+    def cpu_features(self) -> dict[str, int]:
+        """What the auxiliary vector tells the program about this CPU."""
+        # CR4.FSGSBASE stays clear, so HWCAP2_FSGSBASE is not offered (as on KVM here).
+        return {"hwcap": self._cpuid[0], "hwcap2": 0, "minsigstksz": max(2048, XSAVE_SIZE + 1024)}
 
     # -- hooks (run on the emulating thread, inside emu_start) --------------------
     def _on_syscall(self, uc, _data) -> None:
@@ -320,19 +344,30 @@ class EmuPlatform:
             v.close()
         self._vcpus.clear()
         self._engine_owner = None
-        uc = getattr(self, "uc", None)
-        if uc is not None:
-            for hk in getattr(self, "_hooks", ()):
-                uc.hook_del(hk)
-            self._hooks = []
-            self.uc = None
-            del uc  # the engine is freed with its last reference (before the RAM below)
+        if getattr(self, "_exc_state", None) is not None:
+            self._exc_state.close()
+            self._exc_state = None
+        # The engine is freed with its last reference, before the RAM it points into.
+        self.uc = None
+        self._h = None
         self.ram = None
         self._mem = None
 
 
 _ZERO_PAGE = bytes(PAGE)
 _ZERO64 = ctypes.c_uint64(0)
+
+
+class _FpuRegs:
+    """Buffers for one batch read/write of the x87/SSE registers."""
+
+    def __init__(self, x):
+        regs = [(x.UC_X86_REG_FPCW, 2), (x.UC_X86_REG_FPSW, 2), (x.UC_X86_REG_FPTAG, 2), (x.UC_X86_REG_MXCSR, 4)]
+        regs += [(getattr(x, f"UC_X86_REG_ST{i}"), 10) for i in range(8)]
+        regs += [(getattr(x, f"UC_X86_REG_XMM{i}"), 16) for i in range(16)]
+        self.ids = (ctypes.c_int * len(regs))(*[r for r, _ in regs])
+        self.bufs = [(ctypes.c_char * 16)() for _ in regs]
+        self.ptrs = (ctypes.c_void_p * len(regs))(*[ctypes.addressof(b) for b in self.bufs])
 
 
 class EmuVcpu:
@@ -377,6 +412,7 @@ class EmuVcpu:
         self._rax_id, self._rip_id = x.UC_X86_REG_RAX, x.UC_X86_REG_RIP
         self._cr2_id = x.UC_X86_REG_CR2
         self._fs_id, self._gs_id = x.UC_X86_REG_FS_BASE, x.UC_X86_REG_GS_BASE
+        self._fpu = _FpuRegs(x)
         self._rip = entry
         self._boot(entry, stack)
 
@@ -499,6 +535,46 @@ class EmuVcpu:
     def set_gs_base(self, value: int) -> None:
         self._write(self._gs_id, value)
 
+    def at_user(self) -> bool:
+        """Always: the emulated CPU never stops inside kernel code."""
+        return True
+
+    def get_fpu(self) -> bytes:
+        """The XSAVE image (legacy FXSAVE area + header) of the x87/SSE state."""
+        f = self._fpu
+        self._read_batch(self._h, f.ids, f.ptrs, len(f.ids))
+        img = bytearray(XSAVE_SIZE)
+        tag = int.from_bytes(f.bufs[2], "little")
+        abridged = sum(1 << i for i in range(8) if (tag >> (2 * i)) & 3 != 3)
+        struct.pack_into("<HHBxH", img, 0, int.from_bytes(f.bufs[0], "little"),
+                         int.from_bytes(f.bufs[1], "little"), abridged, 0)
+        struct.pack_into("<II", img, 24, int.from_bytes(f.bufs[3], "little"), 0xFFFF)
+        for i in range(8):
+            img[32 + 16 * i:32 + 16 * i + 10] = bytes(f.bufs[4 + i])[:10]
+        for i in range(16):
+            img[160 + 16 * i:176 + 16 * i] = bytes(f.bufs[12 + i])
+        struct.pack_into("<Q", img, 512, 3)  # XSTATE_BV: x87 | SSE
+        return bytes(img)
+
+    def set_fpu(self, image: bytes) -> None:
+        f = self._fpu
+        img = bytes(image).ljust(512, b"\0")
+        fcw, fsw, abridged = struct.unpack_from("<HHB", img, 0)
+        tag = 0
+        for i in range(8):
+            tag |= (0 if abridged >> i & 1 else 3) << (2 * i)
+        for buf, val in ((0, fcw), (1, fsw), (2, tag)):
+            ctypes.memmove(f.bufs[buf], val.to_bytes(2, "little"), 2)
+        ctypes.memmove(f.bufs[3], img[24:28], 4)
+        # ST registers are written before FPSW's TOP would reorder them: write all,
+        # then FPSW again, so ST(i) lands where the image says.
+        for i in range(8):
+            ctypes.memmove(f.bufs[4 + i], img[32 + 16 * i:42 + 16 * i], 10)
+        for i in range(16):
+            ctypes.memmove(f.bufs[12 + i], img[160 + 16 * i:176 + 16 * i], 16)
+        self._write_batch(self._h, f.ids, f.ptrs, len(f.ids))
+        self._write_batch(self._h, f.ids, f.ptrs, 2)  # FPCW, FPSW last (TOP), as above
+
     def kick(self) -> None:
         """Make a running (or the next) run() return INTERRUPTED; callable from any thread.
 
@@ -513,5 +589,6 @@ class EmuVcpu:
             self._lib.uc_emu_stop(self._h)
             time.sleep(0.0002)
 
-    def close(self) -> None:
+    def close(self, defer: bool = False) -> None:
         self._h = None
+        return None
