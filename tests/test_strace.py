@@ -342,9 +342,12 @@ def test_fatal_signal_lines():
     task = FakeTask()
     t.signal(task, abi.SIGSEGV, 1, 0x10)
     t.exited(task, 139, abi.SIGSEGV)
+    info = struct.pack("<iii4xII", abi.SIGUSR1, 0, -6, 23896, 0).ljust(128, b"\0")
+    t.signal(task, abi.SIGUSR1, -6, 0, info)
     assert out.getvalue().splitlines() == [
         "--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---",
         "+++ killed by SIGSEGV +++",
+        "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=23896, si_uid=0} ---",
     ]
 
 
@@ -412,13 +415,13 @@ GCC = shutil.which("gcc")
 needs_tools = pytest.mark.skipif(not (STRACE and GCC), reason="needs gcc and strace (apt-get install strace)")
 
 
-def build(name: str) -> Path:
+def build(name: str, *flags: str) -> Path:
     """tests/guest/<name>.c -> tests/.build/<name> (static glibc), rebuilt when the source changes."""
     src = ROOT / "guest" / f"{name}.c"
     exe = BUILD / name
     if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
         BUILD.mkdir(exist_ok=True)
-        subprocess.run([GCC, "-static", "-O1", "-o", str(exe), str(src)], check=True)
+        subprocess.run([GCC, "-static", "-O1", *flags, "-o", str(exe), str(src)], check=True)
     return exe
 
 
@@ -542,3 +545,45 @@ def test_fatal_signal_lines_match(tmp_path):
         "--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---",
         "+++ killed by SIGSEGV +++",
     ]
+
+
+def _pids(lines: list[str]) -> list[str]:
+    lines = [re.sub(r"si_pid=\d+", "si_pid=PID", ln) for ln in lines]
+    return [re.sub(r"\[pid +\d+\] ", "[pid N] ", ln) for ln in lines]
+
+
+@needs_tools
+def test_handled_signal_lines_match(tmp_path):
+    exe = build("strace_signal")
+    native, _ = native_strace(exe, [], tmp_path)
+    ours, up = umiak_strace(exe, [], tmp_path)
+    assert up.returncode == 0 and up.stdout == b"sig\n"
+    start = "--- SIGUSR1"
+    assert _pids(normalise(ours, start)) == _pids(normalise(native, start)) == [
+        "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=PID, si_uid=0} ---",
+        'write(1, "sig\\n", 4) = 4',
+        "rt_sigreturn({mask=[]}) = 0",
+        "exit_group(0) = ?",
+        "+++ exited with 0 +++",
+    ]
+
+
+@needs_tools
+def test_thread_lines_carry_the_thread_id(tmp_path):
+    exe = build("strace_thread", "-pthread")
+    ours, up = umiak_strace(exe, [], tmp_path)
+    assert up.returncode == 0, up.stderr.decode()
+    clone = next(ln for ln in ours if ln.startswith("clone3("))
+    child = int(re.search(r"=> \{parent_tid=\[(\d+)\]\}, 88\) += (\d+)$", clone).group(2))
+    assert f'[pid {child:5d}] write(1, "t\\n", 2)' in "\n".join(ours)
+    assert ours[-2:] == [L("exit_group(0)", "?"), "+++ exited with 0 +++"]
+
+
+@needs_tools
+def test_thread_exit_line(tmp_path):
+    """strace -f prints '[pid N] +++ exited with 0 +++' when a thread ends (the kernel must tell the tracer)."""
+    exe = build("strace_thread", "-pthread")
+    native, _ = native_strace(exe, [], tmp_path, "-f")
+    ours, _ = umiak_strace(exe, [], tmp_path)
+    assert [ln for ln in _pids(ours) if "+++" in ln] == ["[pid N] +++ exited with 0 +++", "+++ exited with 0 +++"]
+    assert [re.sub(r"^\d+ +", "", ln) for ln in native if "+++" in ln] == ["+++ exited with 0 +++"] * 2

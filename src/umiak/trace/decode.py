@@ -33,7 +33,7 @@ class Call:
 
     @property
     def failed(self) -> bool:
-        return self.ret is not None and -4096 < self.ret < 0
+        return isinstance(self.ret, int) and -4096 < self.ret < 0
 
 
 # -- strings --------------------------------------------------------------------
@@ -1048,6 +1048,12 @@ def k_clone(c, v, p):
     return ", ".join(s)
 
 
+def k_sigreturn(c, v, p):
+    """rt_sigreturn's {mask=[...]}: the mask it restored."""
+    mask = getattr(c.task, "sigmask", None)
+    return None if mask is None else f"{{mask={sigset(mask)}}}"
+
+
 def k_tms(c, v, p):
     if v == 0:
         return "NULL"
@@ -1141,7 +1147,7 @@ KINDS = {name[2:]: fn for name, fn in globals().items() if name.startswith("k_")
 OUT_KINDS = frozenset({"buf_out", "cstr_out", "stat_out", "statx_out", "dirents", "int_pair", "cpuset",
                        "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3", "sockaddr_out",
                        "socklen_out", "buf_out_len", "epoll_events", "wstatus", "rusage", "tms", "ids_out",
-                       "groups", "long_out", "prctl_arg", "sockopt_val_out", "clone"})
+                       "groups", "long_out", "prctl_arg", "sockopt_val_out", "clone", "sigreturn"})
 # Out kinds that take their own look at a failed call (the others print the address).
 OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3", "prctl_arg", "clone"})
 # A timespec / rlimit / sigaction / sigset / stack_t written by the kernel: "<kind>_out".
@@ -1162,7 +1168,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "brk": ("ptr",),
     "rt_sigaction": ("signo", "sigaction", "sigaction_out", "ulong"),
     "rt_sigprocmask": ("sighow", "sigset:3", "sigset_out:3", "ulong"),
-    "rt_sigreturn": (),
+    "rt_sigreturn": ("sigreturn",),
     "ioctl": ("int", "ioctl_cmd", "ioctl_arg"),
     "pread64": ("int", "buf_out:ret", "ulong", "long"),
     "pwrite64": ("int", "buf_in:2", "ulong", "long"),
@@ -1423,6 +1429,11 @@ def errno_text(e: int) -> str:
 def result(c: Call) -> str:
     """What follows "= ": 3, 0x7f..., -1 ENOENT (No such file or directory), ?"""
     ret = c.ret
+    if not isinstance(ret, int):   # the handler replaced every register (rt_sigreturn, execve)
+        try:
+            ret = c.ret = s64(c.task.vcpu.get_regs()[0])
+        except Exception:  # noqa: BLE001 - no registers to show
+            return "?"
     if -4096 < ret < 0:
         e = -ret
         if e in RESTART:
@@ -1464,11 +1475,18 @@ SI_GENERIC = {0: "SI_USER", 0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER", -
 FAULT_SIGNALS = frozenset(SI_CODES)
 
 
-def siginfo(signo: int, code: int, addr: int) -> str:
-    """--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---"""
+def siginfo(signo: int, code: int, addr: int, info: bytes | None = None) -> str:
+    """--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---
+
+    info is the raw siginfo_t if the kernel has it; without it, addr stands for its
+    bytes 16..23 (si_addr of a fault, or si_pid and si_uid of a signal sent by kill)."""
     name = signame(signo)
     cname = SI_GENERIC.get(code) if code <= 0 or code == 0x80 else SI_CODES.get(signo, {}).get(code)
     s = f"{{si_signo={name}, si_code={cname or code}"
-    if signo in FAULT_SIGNALS and (code > 0):
+    if info is not None and len(info) >= 24:
+        addr = struct.unpack_from("<Q", info, 16)[0]
+    if signo in FAULT_SIGNALS and code > 0:
         s += f", si_addr={ptr(addr)}"
+    elif code in (0, -1, -6) and (addr or info is not None):   # SI_USER, SI_QUEUE, SI_TKILL
+        s += f", si_pid={addr & 0xFFFFFFFF}, si_uid={addr >> 32}"
     return f"--- {name} {s}}} ---"

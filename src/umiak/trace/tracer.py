@@ -155,15 +155,16 @@ class Tracer:
                 self._finish_line(task, c, None, rest_at)
             raise
         if self.summary:
-            self._count(nr, time.perf_counter() - t0, -4096 < ret < 0)
+            self._count(nr, time.perf_counter() - t0, isinstance(ret, int) and -4096 < ret < 0)
         if show:
             c.ret = ret
             self._finish_line(task, c, ret, rest_at)
         return ret
 
-    def signal(self, task, signo: int, code: int, addr: int) -> None:
+    def signal(self, task, signo: int, code: int, addr: int, info: bytes | None = None) -> None:
+        """A signal being delivered (or killing the program); info is the raw siginfo_t if known."""
         if self.strace:
-            self._line(task, decode.siginfo(signo, code, addr))
+            self._line(task, decode.siginfo(signo, code, addr, info))
 
     def exited(self, task, status: int, signal: int) -> None:
         if not self.strace:
@@ -221,8 +222,8 @@ class Tracer:
     def _finish_line(self, task, c, ret, rest_at: int) -> None:
         with self.lock:
             name, entry, unfinished, parts = self.inflight.pop(task.tid)
-            more = decode.exit_args(c, rest_at) if ret is not None else []
             res = decode.result(c) if ret is not None else "?"
+            more = decode.exit_args(c, rest_at) if ret is not None else []
             if unfinished:
                 head = self._prefix(task) + f"<... {name} resumed>"
                 if more:
