@@ -27,3 +27,12 @@ def test_mm_semantics_small_guest_memory(platform, variant):
 def test_memory_fault_kills_with_sigsegv(platform, variant, case):
     native = compare(platform, [build("mem_fault", variant), case])
     assert native.status == -11, "the guest program itself is wrong: " + native.describe()
+
+
+def test_stack_grows_to_six_mib(platform, variant):
+    compare(platform, [build("stack_growth", variant)])
+
+
+def test_stack_overflow_kills_with_sigsegv(platform, variant):
+    native = compare(platform, [build("stack_growth", variant), "overflow"])
+    assert native.status == -11, "the guest program itself is wrong: " + native.describe()

@@ -3,12 +3,14 @@
  * Probes: open/openat, read in small chunks, lseek (SET/CUR/END), pread, fstat
  * and stat (size, type, mode, nlink), lstat of a symlink, readlink, fopen/fgets
  * (stdio buffering), dup/dup2 sharing the offset, close, fcntl(F_GETFD/F_SETFD),
- * O_CLOEXEC, access(R_OK), and reading /proc/self/exe through readlink. */
+ * O_CLOEXEC, access(R_OK), mmap of the file (shared view and private copy-on-write,
+ * zero fill past EOF), and reading /proc/self/exe through readlink. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +78,39 @@ int main(int argc, char **argv)
     stat(dir, &ds);
     printf("stat dir: %s\n", ftype(ds.st_mode));
     printf("access R_OK: %d\n", access(file, R_OK));
+
+    /* mmap: the file's bytes, zeros after EOF within the last page, private writes stay private */
+    char *m = mmap(NULL, st.st_size + 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("mmap file: %s\n", m != MAP_FAILED ? "ok" : strerror(errno));
+    if (m != MAP_FAILED) {
+        char head[16];
+        pread(fd, head, sizeof head, 0);
+        printf("mmap matches read: %s\n", !memcmp(m, head, sizeof head) ? "yes" : "no");
+        long tail = 4096 - st.st_size % 4096;
+        int zero = 1;
+        for (long i = 0; i < tail && st.st_size % 4096; i++)
+            zero &= m[st.st_size + i] == 0;
+        printf("zero past EOF: %s\n", zero ? "yes" : "no");
+        munmap(m, st.st_size + 4096);
+    }
+    char *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 4096);
+    if (w != MAP_FAILED) {
+        char before = w[0];
+        w[0] = before ^ 0x20;
+        char now;
+        pread(fd, &now, 1, 4096);
+        printf("private write stays private: %s, offset 4096 mapped: [%.10s]\n",
+               now == before ? "yes" : "no", w + 1);
+        munmap(w, 4096);
+    } else {
+        printf("mmap at offset 4096: %s\n", strerror(errno));
+    }
+    errno = 0;
+    printf("mmap unaligned offset: %s\n",
+           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED && errno == EINVAL ? "EINVAL" : "other");
+    errno = 0;
+    printf("mmap O_RDONLY fd MAP_SHARED|PROT_WRITE: %s\n",
+           mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EACCES ? "EACCES" : "other");
     close(fd);
 
     FILE *f = fopen(file, "r");
