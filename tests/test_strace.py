@@ -168,6 +168,8 @@ def test_openat_flags_mode_and_errno():
         'openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC) = 3'
     assert one(t, "openat", abi.AT_FDCWD, STR, 0, ret=-errno.ENOENT) == \
         'openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = -1 ENOENT (No such file or directory)'
+    assert one(t, "openat", abi.AT_FDCWD, STR, abi.O_NONBLOCK | abi.O_CLOEXEC | abi.O_DIRECTORY, ret=3) == \
+        'openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY) = 3'
     fl = abi.O_RDWR | abi.O_CREAT | abi.O_EXCL | abi.O_APPEND
     assert one(t, "openat", abi.AT_FDCWD, STR, fl, 0o600, ret=7) == \
         'openat(AT_FDCWD, "/etc/passwd", O_RDWR|O_CREAT|O_EXCL|O_APPEND, 0600) = 7'

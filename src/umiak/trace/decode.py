@@ -151,9 +151,10 @@ def sigset(mask: int, nbits: int = 64) -> str:
 
 
 OPEN_ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR", 3: "O_ACCMODE"}
-OPEN_FLAGS = _table("O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
-                    "O_SYNC", "O_DSYNC", "O_ASYNC", "O_DIRECT", "O_LARGEFILE", "O_TMPFILE",
-                    "O_DIRECTORY", "O_NOFOLLOW", "O_NOATIME", "O_CLOEXEC", "O_PATH")
+# strace's order (O_CLOEXEC before O_DIRECTORY), compounds before their parts; O_ASYNC is FASYNC.
+OPEN_FLAGS = _table("O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK", "O_SYNC",
+                    "O_DSYNC", "O_DIRECT", "O_LARGEFILE", "O_NOFOLLOW", "O_NOATIME", "O_CLOEXEC", "O_PATH",
+                    "O_TMPFILE", "O_DIRECTORY") + [(abi.O_ASYNC, "FASYNC")]
 
 
 def open_flags(v: int) -> str:
@@ -1054,6 +1055,21 @@ def k_sigreturn(c, v, p):
     return None if mask is None else f"{{mask={sigset(mask)}}}"
 
 
+def k_time_out(c, v, p):
+    """time(2)'s pointer: [1795382668 /* 2026-11-22T21:24:28+0000 */]."""
+    if v == 0:
+        return "NULL"
+    try:
+        t = s64(c.task.mm.read_u64(v))
+    except SyscallError:
+        return ptr(v)
+    return f"[{t} /* {_date(t)} */]"
+
+
+def _date(t: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
 def k_tms(c, v, p):
     if v == 0:
         return "NULL"
@@ -1147,7 +1163,7 @@ KINDS = {name[2:]: fn for name, fn in globals().items() if name.startswith("k_")
 OUT_KINDS = frozenset({"buf_out", "cstr_out", "stat_out", "statx_out", "dirents", "int_pair", "cpuset",
                        "uname", "sysinfo", "arch_prctl_addr", "ioctl_arg", "clone3", "sockaddr_out",
                        "socklen_out", "buf_out_len", "epoll_events", "wstatus", "rusage", "tms", "ids_out",
-                       "groups", "long_out", "prctl_arg", "sockopt_val_out", "clone", "sigreturn"})
+                       "groups", "long_out", "prctl_arg", "sockopt_val_out", "clone", "sigreturn", "time_out"})
 # Out kinds that take their own look at a failed call (the others print the address).
 OUT_ON_ERROR = frozenset({"ioctl_arg", "arch_prctl_addr", "clone3", "prctl_arg", "clone"})
 # A timespec / rlimit / sigaction / sigset / stack_t written by the kernel: "<kind>_out".
@@ -1225,7 +1241,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "setrlimit": ("rlimit_res", "rlimit"),
     "sched_getaffinity": ("int", "ulong", "cpuset"),
     "set_tid_address": ("ptr",),
-    "time": ("ptr",),
+    "time": ("time_out",),
     "futex": ("ptr", "futex_op", "futex_arg:2", "futex_arg:3", "futex_arg:4", "futex_arg:5"),
     "clock_gettime": ("clock", "timespec_out"),
     "clock_getres": ("clock", "timespec_out"),
@@ -1373,7 +1389,7 @@ def _fmt_args(c: Call, kinds, lo: int, hi: int) -> list[str]:
         else:
             try:
                 s = fn(c, v, param)
-            except SyscallError:
+            except Exception:  # noqa: BLE001 - a bad pointer or a decoder bug shows the raw value
                 s = ptr(v)
         if s is not None:
             parts.append(s)
@@ -1454,8 +1470,7 @@ def result(c: Call) -> str:
     if kind == "poll" and ret > 0:
         return f"{ret} ({pollfds(c, c.args[0], c.args[1], True)})"
     if kind == "time" and ret >= 0:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ret))
-        return f"{ret} ({stamp})"
+        return f"{ret} ({_date(ret)})"
     return str(s64(ret))
 
 

@@ -222,7 +222,10 @@ class Tracer:
     def _finish_line(self, task, c, ret, rest_at: int) -> None:
         with self.lock:
             name, entry, unfinished, parts = self.inflight.pop(task.tid)
-            res = decode.result(c) if ret is not None else "?"
+            try:
+                res = decode.result(c) if ret is not None else "?"
+            except Exception:  # noqa: BLE001 - never let a decoder bug stop the program
+                res = str(ret)
             more = decode.exit_args(c, rest_at) if ret is not None else []
             if unfinished:
                 head = self._prefix(task) + f"<... {name} resumed>"
