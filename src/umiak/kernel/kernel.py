@@ -280,11 +280,12 @@ class Kernel:
         task.host_thread = threading.get_ident()
         self._current.task = task
         SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
-        if task.has_signal:
-            deliver(task)
+        at_user = vcpu.at_user
         while True:
             task.in_guest = True
-            if task.has_signal:
+            # A signal is delivered only where the user state is at hand: not while the
+            # vCPU sits inside a kernel stub (it leaves the stub at its next exit).
+            if task.has_signal and (proc.exiting or at_user()):
                 task.in_guest = False
                 if proc.exiting:
                     raise TaskKilled()

@@ -391,6 +391,8 @@ class KvmVcpu:
             stub_rsp, stub_rip, stub_flags = self._regs[RSP], self._regs[RIP], self._regs[RFLAGS]
             self._regs[:] = memoryview(struct.pack("<18Q", *regs)).cast("Q")
             self._regs[RSP], self._regs[RIP], self._regs[RFLAGS] = stub_rsp, stub_rip, stub_flags
+            self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+            return  # still in the fault frame: the stub's iretq enters the new state
         else:
             self._regs[:] = memoryview(struct.pack("<18Q", *regs)).cast("Q")
             if self._state == 1 and not self._pvm:
@@ -413,8 +415,10 @@ class KvmVcpu:
         return Fault(vector, err, addr, rip)
 
     def resume_fault(self) -> None:
-        """Continue after a handled fault: the stub's iretq re-runs the instruction."""
-        self._state = 0
+        """Continue after a handled fault: the stub's iretq re-runs the instruction.
+
+        The state stays "in a fault frame" until the next run(), so a signal
+        delivered now edits the frame the stub will return through."""
 
     def get_fs_base(self) -> int:
         return self._q[self._fs]
