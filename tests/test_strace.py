@@ -398,6 +398,12 @@ def test_summary_table():
     assert re.fullmatch(r"100\.00 +\d+\.\d{6} +\d+ +3 +2 total", lines[-1])
 
 
+def test_exec_line():
+    out = io.StringIO()
+    Tracer(out).exec(FakeTask(), "./h", [b"./h", b"arg one"], 0x7FFD89E48148, 35)
+    assert out.getvalue() == 'execve("./h", ["./h", "arg one"], 0x7ffd89e48148 /* 35 vars */) = 0\n'
+
+
 def test_make_tracer(tmp_path):
     from umiak.options import RunOptions
     assert make_tracer(RunOptions(), sys.stderr) is None
@@ -406,6 +412,9 @@ def test_make_tracer(tmp_path):
     tr.call(FakeTask(), NR["getpid"], (0,) * 6, handlers_returning({"getpid": 42}))
     tr.finish()
     assert f.read_text() == "getpid()                                = 42\n"
+    from umiak.errors import UmiakError
+    with pytest.raises(UmiakError, match="cannot write the strace file"):
+        make_tracer(RunOptions(strace=True, strace_file=str(tmp_path / "no" / "such")), sys.stderr)
 
 
 # -- whole programs: native strace versus umiak --strace --------------------------------

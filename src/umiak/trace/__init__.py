@@ -17,7 +17,11 @@ def make_tracer(options, err_stream):
     path = getattr(options, "strace_file", None)
     out, close = err_stream, False
     if path:
-        out, close = open(path, "w", encoding="utf-8", errors="backslashreplace"), True
+        try:
+            out, close = open(path, "w", encoding="utf-8", errors="backslashreplace"), True
+        except OSError as err:
+            from umiak.errors import UmiakError
+            raise UmiakError(f"cannot write the strace file {path}: {err.strerror}") from None
     return Tracer(out, strace=strace, trace_filter=getattr(options, "trace_filter", None),
                   timestamps=bool(getattr(options, "strace_timestamps", False)),
                   summary=summary, close_out=close)

@@ -161,6 +161,19 @@ class Tracer:
             self._finish_line(task, c, ret, rest_at)
         return ret
 
+    def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
+        """strace's first line, for the program umiak starts: execve("./prog", ["./prog"], 0x7ff... /* 3 vars */) = 0."""
+        if not self.strace or not self.selected(59):
+            return
+        items = [decode.quote(a[:decode.MAX_STRLEN]) + ("..." if len(a) > decode.MAX_STRLEN else "")
+                 for a in argv[:decode.MAX_ARRAY]]
+        if len(argv) > decode.MAX_ARRAY:
+            items.append("...")
+        env = f"{decode.ptr(envp_addr)} /* {nenv} var{'s' if nenv != 1 else ''} */"
+        line = f"{self._prefix(task)}execve({decode.quote(path.encode())}, [{', '.join(items)}], {env}) "
+        with self.lock:
+            self._emit(task.tid, line.ljust(COLUMN) + "= 0\n")
+
     def signal(self, task, signo: int, code: int, addr: int, info: bytes | None = None) -> None:
         """A signal being delivered (or killing the program); info is the raw siginfo_t if known."""
         if self.strace:
