@@ -14,10 +14,10 @@ Design (measured with unicorn 2.1.4, see tests/test_platform_emu.py):
 * TLB: any page-table edit that lowers permissions or removes a page marks
   Unicorn's TLB stale; it is flushed (UC_CTL_TLB_FLUSH) before the next run.
   `invalidate` does the same; nothing depends on the kernel calling it.
-* Translated code: writes the *host* makes into guest RAM are not seen by TCG.
-  A frame that was ever mapped executable may have translations, so when it is
-  discarded its contents are zeroed through `uc_mem_write` (which drops the
-  translations of that physical range) before MADV_DONTNEED returns it.
+* Translated code: writes the *host* makes into guest RAM are not seen by TCG
+  (guest writes are). When an executable page is unmapped or remapped, its
+  translations are dropped (UC_CTL_TB_REMOVE_CACHE) while the old mapping is
+  still there to find the frame, so a frame reused for new code runs it.
 * Privilege: Unicorn's register API cannot load CS with CPL 3 in 64-bit mode,
   so each vCPU starts in a tiny CPL0 stub that sets XCR0 (x87|SSE) and does
   `iretq` into user mode. From then on the CPU stays at CPL3: Unicorn never
@@ -55,9 +55,9 @@ import sys
 import time
 
 from umiak.arch.x86_64 import cpu, descriptors
-from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
+from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RAX, RIP, RSP, ExitKind, Fault
+from umiak.platform.base import RIP, ExitKind, Fault
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -208,7 +208,6 @@ class EmuPlatform:
         self.xsave_size = XSAVE_SIZE
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
         self._tlb_stale = False
-        self._exec_frames: set[int] = set()  # frames ever mapped executable (may hold translations)
         self._vcpus: list[EmuVcpu] = []
         self._engine_owner: EmuVcpu | None = None
 
@@ -297,29 +296,40 @@ class EmuPlatform:
     # -- memory -------------------------------------------------------------
     def map_page(self, va: int, pa: int, prot: int) -> None:
         bits = pte_bits(prot)
-        if bits and not bits & PTE_NX:
-            self._exec_frames.add(pa)
-        old = self.pt.set(va, pa, bits)
-        if old & PTE_P and (old & ~bits & (PTE_P | PTE_RW) or (bits & ~old & PTE_NX)
-                            or (old ^ pa) & ~0xFFF & 0x000F_FFFF_FFFF_F000):
+        old = self.pt.get(va)
+        if old & PTE_P and not old & PTE_NX and (old ^ pa) & ADDR_MASK | (bits & PTE_NX):
+            self._drop_code(va)
+        self.pt.set(va, pa, bits)
+        if old & PTE_P and (old & ~bits & (PTE_P | PTE_RW) or bits & ~old & PTE_NX or (old ^ pa) & ADDR_MASK):
             self._tlb_stale = True
 
     def unmap_page(self, va: int) -> None:
-        if self.pt.set(va, 0, 0) & PTE_P:
+        old = self.pt.get(va)
+        if old & PTE_P:
+            if not old & PTE_NX:
+                self._drop_code(va)
+            self.pt.set(va, 0, 0)
             self._tlb_stale = True
+
+    def _drop_code(self, va: int) -> None:
+        """Forget TCG's translations of the executable page at va (still mapped).
+
+        Host writes to guest RAM bypass TCG, so a frame reused for other code
+        (exec, dlopen, a JIT's munmap + mmap) would run stale translations.
+        UC_CTL_TB_REMOVE_CACHE looks va up through the live page tables.
+        """
+        if self._tlb_stale:
+            self._flush_tlb()
+        U = self._unicorn
+        self.uc.ctl(U.UC_CTL_TB_REMOVE_CACHE, U.UC_CTL_IO_WRITE, ctypes.c_uint64(va), ctypes.c_uint64(va + PAGE))
 
     def invalidate(self, frames: list[int]) -> None:
         """Drop cached translations after lowering permissions (Unicorn: flush its TLB)."""
         self._tlb_stale = True
 
     def discard(self, frames: list[int]) -> None:
-        """Freed frames read as zero afterwards; their translated code is dropped."""
-        lib, h = self._lib, self._h
+        """Freed frames read as zero afterwards (their code was dropped when unmapped)."""
         for start, length in _runs(frames):
-            code = [pa for pa in range(start, start + length, PAGE) if pa in self._exec_frames]
-            for pa in code:
-                lib.uc_mem_write(h, pa, _ZERO_PAGE, PAGE)  # through TCG: invalidates its translations
-                self._exec_frames.discard(pa)
             self._mem.madvise(mmap.MADV_DONTNEED, start, length)
         self._tlb_stale = True
 
@@ -354,7 +364,6 @@ class EmuPlatform:
         self._mem = None
 
 
-_ZERO_PAGE = bytes(PAGE)
 _ZERO64 = ctypes.c_uint64(0)
 
 

@@ -1,0 +1,487 @@
+"""The platform contract, driven with raw x86-64 snippets (no kernel, no loader).
+
+Every test that takes `platform` runs on kvm and emu (skipped where unusable),
+so the software CPU is held to the behaviour of the hardware one. The snippets
+are assembled at test time with GNU as (binutils).
+"""
+
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from umiak.platform import ExitKind, open_platform
+
+CODE, DATA, STACK_TOP = 0x400000, 0x600000, 0x800000
+PROT_R, PROT_W, PROT_X = 1, 2, 4
+
+pytestmark = pytest.mark.skipif(shutil.which("as") is None or shutil.which("objcopy") is None,
+                                reason="GNU as/objcopy (binutils) are needed to assemble the test snippets")
+
+
+def asm(tmp_path, source: str) -> bytes:
+    src = tmp_path / "snippet.s"
+    src.write_text(".intel_syntax noprefix\n.globl _start\n_start:\n" + source + "\n")
+    subprocess.run(["as", "--64", "-o", tmp_path / "snippet.o", src], check=True)
+    subprocess.run(["objcopy", "-O", "binary", "-j", ".text", tmp_path / "snippet.o", tmp_path / "snippet.bin"],
+                   check=True)
+    return (tmp_path / "snippet.bin").read_bytes()
+
+
+class Guest:
+    """A platform with the snippet at CODE (r-x), one stack page (rw-) and free frames to hand out."""
+
+    def __init__(self, name: str, code: bytes):
+        self.code = code
+        self.pending = False
+        self.p = open_platform(name, 64 << 20)
+        self.next = self.p.usable[0]
+        self.code_pa = self.frame(code)
+        for i in range(0, len(code), 4096):
+            self.p.map_page(CODE + i, self.code_pa + i, PROT_R | PROT_X)
+        self.stack_pa = self.frame()
+        self.p.map_page(STACK_TOP - 4096, self.stack_pa, PROT_R | PROT_W)
+        self.v = self.p.create_vcpu(CODE, STACK_TOP)
+
+    def frame(self, data: bytes = b"") -> int:
+        pa = self.next
+        n = max(1, (len(data) + 4095) // 4096)
+        self.next += n * 4096
+        self.p.ram[pa:pa + len(data)] = data
+        return pa
+
+    def syscall(self):
+        """Run to the next syscall (answering a previous one with 0 unless ret() did)."""
+        if self.pending:
+            self.ret(0)
+        kind = self.v.run()
+        assert kind == ExitKind.SYSCALL, (kind, getattr(self.v, "error", ""), self._fault())
+        self.pending = True
+        return self.v.syscall_args()
+
+    def ret(self, value: int) -> None:
+        self.v.set_syscall_result(value)
+        self.pending = False
+
+    def fault(self):
+        if self.pending:
+            self.ret(0)
+        kind = self.v.run()
+        assert kind == ExitKind.FAULT, (kind, self.v.error)
+        return self.v.fault()
+
+    def _fault(self):
+        try:
+            return self.v.fault()
+        except Exception:  # noqa: BLE001 - only for the assertion message
+            return None
+
+    def close(self):
+        self.p.close()
+
+
+@pytest.fixture
+def guest(platform, tmp_path):
+    made = []
+
+    def make(source: str) -> Guest:
+        g = Guest(platform, asm(tmp_path, source))
+        made.append(g)
+        return g
+    yield make
+    for g in made:
+        g.close()
+
+
+# -- syscalls -----------------------------------------------------------------
+def test_syscall_args_result_and_user_rip(guest):
+    g = guest("""
+        mov eax, 39
+        mov rdi, 1
+        mov rsi, 2
+        mov rdx, 3
+        mov r10, 4
+        mov r8, 5
+        mov r9, 6
+        syscall
+    after:
+        mov rdi, rax
+        mov eax, 60
+        syscall
+    """)
+    assert g.syscall() == (39, 1, 2, 3, 4, 5, 6)
+    regs = g.v.get_regs()
+    assert regs[16] == CODE + g.code.index(b"\x0f\x05") + 2  # after the first syscall instruction
+    assert regs[6] == STACK_TOP
+    g.ret(1234)
+    nr, rdi, *_ = g.syscall()
+    assert (nr, rdi) == (60, 1234)
+
+
+def test_set_regs_moves_execution(guest):
+    g = guest("""
+        mov eax, 1
+        syscall
+        mov eax, 2
+        syscall
+    there:
+        mov rdi, rbx
+        mov eax, 3
+        syscall
+    """)
+    assert g.syscall()[0] == 1
+    regs = g.v.get_regs()
+    regs[16] = CODE + 14  # `there`
+    regs[1] = 0xABCDEF
+    g.v.set_regs(regs)
+    g.pending = False  # set_regs replaced the whole user state
+    assert g.syscall()[:2] == (3, 0xABCDEF)
+
+
+def test_negative_result_is_64_bit(guest):
+    g = guest("mov eax, 1\nsyscall\nmov rdi, rax\nmov eax, 2\nsyscall")
+    g.syscall()
+    g.ret(-38)
+    assert g.syscall()[1] == (1 << 64) - 38
+
+
+# -- faults -----------------------------------------------------------------
+def test_read_of_unmapped_page_then_resume(guest):
+    g = guest(f"""
+        mov rax, [{DATA + 8:#x}]
+        mov rdi, rax
+        mov eax, 1
+        syscall
+    """)
+    f = g.fault()
+    assert (f.vector, f.error_code, f.address, f.rip) == (14, 4, DATA + 8, CODE)
+    pa = g.frame((0).to_bytes(8, "little") + (777).to_bytes(8, "little"))
+    g.p.map_page(DATA, pa, PROT_R)
+    g.v.resume_fault()
+    assert g.syscall()[:2] == (1, 777)
+
+
+def test_write_to_unmapped_page(guest):
+    g = guest(f"mov qword ptr [{DATA:#x}], 1")
+    f = g.fault()
+    assert (f.vector, f.error_code, f.address) == (14, 6, DATA)
+
+
+def test_write_after_lowering_to_read_only(guest):
+    g = guest(f"""
+        mov qword ptr [{DATA:#x}], 5
+        mov eax, 1
+        syscall
+        mov qword ptr [{DATA:#x}], 6
+        mov eax, 2
+        syscall
+    """)
+    pa = g.frame()
+    g.p.map_page(DATA, pa, PROT_R | PROT_W)
+    assert g.syscall()[0] == 1
+    g.p.map_page(DATA, pa, PROT_R)
+    g.p.invalidate([pa])
+    f = g.fault()
+    assert (f.vector, f.error_code, f.address) == (14, 7, DATA)
+    assert g.p.ram[pa] == 5
+    g.p.map_page(DATA, pa, PROT_R | PROT_W)
+    g.v.resume_fault()
+    assert g.syscall()[0] == 2
+    assert g.p.ram[pa] == 6
+
+
+def test_unmap_is_seen(guest):
+    g = guest(f"""
+        mov rax, [{DATA:#x}]
+        mov eax, 1
+        syscall
+        mov rax, [{DATA:#x}]
+    """)
+    pa = g.frame()
+    g.p.map_page(DATA, pa, PROT_R)
+    g.syscall()
+    g.p.unmap_page(DATA)
+    g.p.invalidate([pa])
+    f = g.fault()
+    assert (f.vector, f.error_code, f.address) == (14, 4, DATA)
+
+
+def test_execute_non_executable_page(guest):
+    g = guest(f"mov rax, {DATA:#x}\njmp rax")
+    g.p.map_page(DATA, g.frame(b"\x90"), PROT_R | PROT_W)
+    f = g.fault()
+    assert (f.vector, f.error_code, f.address, f.rip) == (14, 0x15, DATA, DATA)
+
+
+def test_kernel_area_is_not_user_accessible(guest):
+    g = guest("mov rax, 0x400000000000\nmov rax, [rax]")
+    f = g.fault()
+    assert f.vector == 14 and f.error_code & 4 and f.address == 0x400000000000
+
+
+@pytest.mark.parametrize("source, vector", [
+    ("ud2", 6),
+    ("xor ecx, ecx\ndiv ecx", 0),
+    ("cli", 13),
+    ("hlt", 13),
+    ("mov rax, 0x123456789abcdef0\nmov rax, [rax]", 13),  # non-canonical
+])
+def test_cpu_exceptions(guest, source, vector):
+    g = guest(source)
+    f = g.fault()
+    assert f.vector == vector
+    assert f.rip == g.v.get_regs()[16]
+
+
+def test_int3_reports_rip_after_it(guest):
+    g = guest("nop\nint3\nmov eax, 9\nsyscall")
+    f = g.fault()
+    assert (f.vector, f.rip) == (3, CODE + 2)
+    g.v.resume_fault()
+    assert g.syscall()[0] == 9
+
+
+def test_many_faults_in_a_row(guest):
+    """Exceptions the host handles must not pile up (Unicorn: into a double fault)."""
+    g = guest(f"""
+        mov rbx, {DATA:#x}
+        mov rcx, 40
+    1:  mov rax, [rbx]
+        xor edx, edx
+        div rdx
+        add rbx, 4096
+        dec rcx
+        jnz 1b
+        mov eax, 1
+        syscall
+    """)
+    pa = g.frame()
+    for i in range(40):
+        f = g.fault()
+        assert (f.vector, f.address) == (14, DATA + i * 4096)
+        g.p.map_page(DATA + i * 4096, pa, PROT_R)
+        g.v.resume_fault()
+        f = g.fault()
+        assert f.vector == 0
+        regs = g.v.get_regs()
+        regs[16] += 3  # skip `div rdx`
+        g.v.set_regs(regs)
+    assert g.syscall()[0] == 1
+
+
+# -- segment bases ------------------------------------------------------------
+def test_fs_and_gs_base(guest):
+    g = guest("""
+        mov rdi, fs:[0]
+        mov rsi, gs:[8]
+        mov eax, 1
+        syscall
+    """)
+    pa = g.frame((1111).to_bytes(8, "little") + (2222).to_bytes(8, "little"))
+    g.p.map_page(DATA, pa, PROT_R)
+    g.v.set_fs_base(DATA)
+    g.v.set_gs_base(DATA)
+    assert (g.v.get_fs_base(), g.v.get_gs_base()) == (DATA, DATA)
+    assert g.syscall()[:3] == (1, 1111, 2222)
+
+
+# -- memory: aliases, discard, code changes -------------------------------------
+def test_shared_frame_at_two_addresses(guest):
+    g = guest(f"""
+        mov qword ptr [{DATA:#x}], 42
+        mov rdi, [{DATA + 0x10000:#x}]
+        mov eax, 1
+        syscall
+    """)
+    pa = g.frame()
+    g.p.map_page(DATA, pa, PROT_R | PROT_W)
+    g.p.map_page(DATA + 0x10000, pa, PROT_R)
+    assert g.syscall()[:2] == (1, 42)
+
+
+def test_discarded_frame_reads_zero_and_new_code_runs(guest, tmp_path):
+    """A frame freed and reused for other code at the same address runs the new code."""
+    g = guest(f"""
+        mov rax, {DATA:#x}
+        call rax
+        mov eax, 2
+        syscall
+        mov rax, {DATA:#x}
+        call rax
+        mov eax, 3
+        syscall
+    """)
+    first = asm(tmp_path, "mov edi, 111\nmov eax, 1\nsyscall\nret")
+    second = asm(tmp_path, "mov edi, 222\nmov eax, 1\nsyscall\nret")
+    pa = g.frame(first)
+    g.p.map_page(DATA, pa, PROT_R | PROT_X)
+    assert g.syscall()[:2] == (1, 111)
+    assert g.syscall()[0] == 2
+    g.p.unmap_page(DATA)
+    g.p.discard([pa])
+    assert bytes(g.p.ram[pa:pa + 4096]) == bytes(4096)
+    g.p.ram[pa:pa + len(second)] = second
+    g.p.map_page(DATA, pa, PROT_R | PROT_X)
+    assert g.syscall()[:2] == (1, 222)
+    assert g.syscall()[0] == 3
+
+
+def test_self_modifying_code(guest):
+    """The guest patches an instruction it already ran (a JIT does this)."""
+    g = guest(f"""
+        mov rbx, {DATA:#x}
+        call rbx
+        mov byte ptr [rbx + 1], 77
+        call rbx
+        mov eax, 2
+        syscall
+    """)
+    pa = g.frame(b"\xbf\x05\x00\x00\x00" + b"\xb8\x01\x00\x00\x00" + b"\x0f\x05" + b"\xc3")  # mov edi,5; mov eax,1; syscall; ret
+    g.p.map_page(DATA, pa, PROT_R | PROT_W | PROT_X)
+    assert g.syscall()[:2] == (1, 5)
+    assert g.syscall()[:2] == (1, 77)
+
+
+# -- FPU state ----------------------------------------------------------------
+def test_fpu_image_round_trip(guest):
+    g = guest(f"""
+        mov rax, 0x1122334455667788
+        movq xmm3, rax
+        mov eax, 1
+        syscall
+        movq rdi, xmm3
+        mov eax, 2
+        syscall
+    """)
+    g.syscall()
+    img = bytearray(g.v.get_fpu())
+    assert len(img) >= 576
+    assert int.from_bytes(img[160 + 3 * 16:168 + 3 * 16], "little") == 0x1122334455667788
+    img[160 + 3 * 16:168 + 3 * 16] = (0x0102030405060708).to_bytes(8, "little")
+    g.v.set_fpu(bytes(img))
+    assert g.syscall()[:2] == (2, 0x0102030405060708)
+
+
+# -- kick -----------------------------------------------------------------------
+def test_kick_interrupts_a_running_loop(guest):
+    g = guest("1: jmp 1b")
+    timer = threading.Timer(0.2, g.v.kick)
+    timer.start()
+    t = time.monotonic()
+    assert g.v.run() == ExitKind.INTERRUPTED
+    assert time.monotonic() - t < 5
+    timer.join()
+
+
+def test_kick_before_run(guest):
+    g = guest("mov eax, 1\nsyscall")
+    g.v.kick()
+    assert g.v.run() == ExitKind.INTERRUPTED
+    assert g.syscall()[0] == 1
+
+
+# -- emu only: what the software CPU claims ---------------------------------------
+@pytest.fixture
+def emu_guest(tmp_path):
+    from umiak.platform import available_platforms
+    problem = available_platforms()["emu"]
+    if problem:
+        pytest.skip(f"emu platform not usable: {problem}")
+    made = []
+
+    def make(source: str) -> Guest:
+        g = Guest("emu", asm(tmp_path, source))
+        made.append(g)
+        return g
+    yield make
+    for g in made:
+        g.close()
+
+
+def test_emu_avx_is_not_claimed_and_faults(emu_guest):
+    g = emu_guest("""
+        mov eax, 1
+        xor ecx, ecx
+        cpuid
+        mov edi, ecx
+        mov eax, 7
+        xor ecx, ecx
+        cpuid
+        mov esi, ebx
+        mov eax, 1
+        syscall
+        vaddps ymm0, ymm1, ymm2
+    """)
+    _, ecx1, ebx7, *_ = g.syscall()
+    assert not ecx1 & (1 << 28), "AVX claimed"
+    assert not ecx1 & (1 << 12), "FMA claimed"
+    assert not ebx7 & (1 << 5), "AVX2 claimed"
+    assert not ebx7 & (1 << 16), "AVX-512F claimed"
+    assert g.fault().vector == 6
+
+
+# Each CPUID bit the emulated CPU reports, with an instruction that needs it.
+CLAIMED = [
+    ("1.ecx", 0, "SSE3", "haddps xmm0, xmm1"),
+    ("1.ecx", 9, "SSSE3", "pshufb xmm0, xmm1"),
+    ("1.ecx", 19, "SSE4.1", "pblendw xmm0, xmm1, 3"),
+    ("1.ecx", 20, "SSE4.2", "pcmpistri xmm0, xmm1, 0"),
+    ("1.ecx", 23, "POPCNT", "popcnt rax, rbx"),
+    ("1.ecx", 22, "MOVBE", "movbe rax, [rsp - 8]"),
+    ("1.ecx", 25, "AES", "aesenc xmm0, xmm1"),
+    ("1.ecx", 1, "PCLMUL", "pclmulqdq xmm0, xmm1, 0"),
+    ("1.ecx", 13, "CX16", "lea rdi, [rsp - 64]\nand rdi, -16\ncmpxchg16b [rdi]"),
+    ("1.ecx", 30, "RDRAND", "rdrand rax"),
+    ("7.ebx", 3, "BMI1", "andn rax, rbx, rcx"),
+    ("7.ebx", 8, "BMI2", "pdep rax, rbx, rcx"),
+    ("1.ecx", 26, "XSAVE", "xgetbv"),
+]
+
+
+@pytest.mark.parametrize("leaf, bit, name, insn", CLAIMED, ids=[c[2] for c in CLAIMED])
+def test_emu_claimed_features_run(emu_guest, leaf, bit, name, insn):
+    g = emu_guest(f"""
+        mov eax, {leaf.split('.')[0]}
+        xor ecx, ecx
+        cpuid
+        mov edi, {'ecx' if leaf.endswith('ecx') else 'ebx'}
+        mov eax, 1
+        syscall
+        xor ecx, ecx
+        {insn}
+        mov eax, 2
+        syscall
+    """)
+    reg = g.syscall()[1]
+    if not reg >> bit & 1:
+        pytest.skip(f"{name} not claimed by this CPU model")
+    g.ret(0)
+    kind = g.v.run()
+    assert kind == ExitKind.SYSCALL, f"{name} is claimed but faults: {g.v.fault() if kind == ExitKind.FAULT else g.v.error}"
+
+
+def test_emu_syscall_round_trip_speed(emu_guest, capsys):
+    """20000 syscalls from a raw loop; prints the round trip (the figure, not a strict gate)."""
+    n = 20000
+    g = emu_guest(f"""
+        mov r12, {n}
+    1:  mov eax, 110
+        syscall
+        dec r12
+        jnz 1b
+        mov eax, 60
+        syscall
+    """)
+    v = g.v
+    t = time.perf_counter()
+    for _ in range(n):
+        v.run()
+        v.syscall_args()
+        v.set_syscall_result(1)
+    per = (time.perf_counter() - t) / n * 1e6
+    assert g.syscall()[0] == 60
+    with capsys.disabled():
+        print(f"\n[emu] syscall round trip: {per:.2f} us")
+    assert per < 200
