@@ -362,6 +362,12 @@ def test_trace_filter_globs_and_negation():
     assert [ln.split("(")[0] for ln in lines] == ["brk", "mmap", "openat"]
     lines = trace(t, calls, {}, trace_filter="%memory")
     assert [ln.split("(")[0] for ln in lines] == ["brk", "mmap"]
+    lines = trace(t, calls, {}, trace_filter="%file")
+    assert [ln.split("(")[0] for ln in lines] == ["openat"]
+    lines = trace(t, calls, {}, trace_filter="%desc")
+    assert [ln.split("(")[0] for ln in lines] == ["mmap", "openat", "close"]   # mmap: strace counts its fd too
+    with pytest.raises(ValueError, match="unknown syscall class"):
+        Tracer(io.StringIO(), trace_filter="%nonsense")
 
 
 def test_thread_prefix_and_unfinished_calls():

@@ -22,9 +22,15 @@ def make_tracer(options, err_stream):
         except OSError as err:
             from umiak.errors import UmiakError
             raise UmiakError(f"cannot write the strace file {path}: {err.strerror}") from None
-    return Tracer(out, strace=strace, trace_filter=getattr(options, "trace_filter", None),
-                  timestamps=bool(getattr(options, "strace_timestamps", False)),
-                  summary=summary, close_out=close)
+    try:
+        return Tracer(out, strace=strace, trace_filter=getattr(options, "trace_filter", None),
+                      timestamps=bool(getattr(options, "strace_timestamps", False)),
+                      summary=summary, close_out=close)
+    except ValueError as err:   # a --trace expression we cannot read
+        if close:
+            out.close()
+        from umiak.errors import UmiakError
+        raise UmiakError(f"--trace: {err}") from None
 
 
 __all__ = ["make_tracer"]

@@ -46,10 +46,10 @@ def _file_class() -> set[str]:
 
 
 def _desc_class() -> set[str]:
-    return {n for n, spec in decode.SPECS.items()
-            if spec and spec[0] in ("int",) and n not in CLASSES["process"] and n not in CLASSES["signal"]
-            and n not in ("exit_group", "exit", "umask", "setuid", "setgid", "setpgid", "getpgid", "getsid",
-                          "flock_", "kill")} | {"dup", "dup2", "dup3", "pipe", "pipe2"}
+    """%desc: calls that take a file descriptor."""
+    return {n for n, spec in decode.SPECS.items() if any(k.partition(":")[0] in ("fd", "dirfd") for k in spec)} | \
+        {"pipe", "pipe2", "epoll_create", "epoll_create1", "eventfd", "eventfd2", "memfd_create", "socket",
+         "socketpair"}
 
 
 class Filter:
