@@ -507,8 +507,8 @@ def sys_readlinkat(task, dirfd, path, buf, bufsiz):
 
 
 def sys_getcwd(task, buf, size):
-    """getcwd(2)"""
-    data = os.fsencode(task.process.cwd) + b"\0"
+    """getcwd(2): the working directory with symlinks resolved, as the kernel keeps it."""
+    data = os.fsencode(_vfs(task).cwd(task).path) + b"\0"
     if size < len(data):
         raise SyscallError(ERANGE)
     task.mm.write(buf, data)
