@@ -133,6 +133,14 @@ BUF = 0x2000
 
 # -- the formatter --------------------------------------------------------------------
 
+def test_every_spec_names_known_kinds_and_syscalls():
+    from umiak.trace import decode
+    known = set(NAMES.values())
+    for name, spec in decode.SPECS.items():
+        assert name in known, name
+        decode.compile_spec(spec)   # KeyError for a kind with no formatter
+
+
 def test_write_escapes_like_strace():
     t = FakeTask({STR: b'a\tb\0c\x01\x7f\xff"\\'})
     assert one(t, "write", 3, STR, 10, ret=10) == 'write(3, "a\\tb\\0c\\1\\177\\377\\"\\\\", 10)   = 10'

@@ -128,9 +128,8 @@ class Tracer:
         self.stats: dict[int, Stat] = {}
         self.lock = threading.RLock()
         self.last_stamp: float | None = None
-        # tid -> [name, entry text (with prefix), shown as <unfinished ...>]
+        # tid -> [name, entry text (with prefix), shown as <unfinished ...> yet, entry arguments]
         self.inflight: dict[int, list] = {}
-        self.multi = False   # the program has had more than one thread: prefix [pid N]
 
     # -- the kernel's interface -------------------------------------------------------
     def call(self, task, nr: int, args, handlers) -> int:
@@ -219,11 +218,8 @@ class Tracer:
 
     # -- lines -----------------------------------------------------------------------
     def _prefix(self, task, stamp: float | None = None) -> str:
-        pre = ""
-        if self.multi or len(getattr(task.process, "tasks", ())) > 1:
-            self.multi = len(task.process.tasks) > 1
-            if self.multi:
-                pre = f"[pid {task.tid:5d}] "
+        """[pid  N] while the program has more than one thread, then -r's relative time."""
+        pre = f"[pid {task.tid:5d}] " if len(getattr(task.process, "tasks", ())) > 1 else ""
         if self.timestamps:
             if stamp is None:
                 stamp = time.monotonic()
