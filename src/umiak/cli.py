@@ -81,7 +81,7 @@ def _run(args) -> int:
         elif k in os.environ:
             env[k] = os.environ[k]
     opts = RunOptions(mem_size=mem, platform=args.platform, env=env, cwd=args.cwd, aslr=not args.no_aslr,
-                      hostname=args.hostname, verbose=args.verbose, strace=args.strace or bool(args.trace),
+                      hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
                       cpus=args.cpus)

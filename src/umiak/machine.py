@@ -71,6 +71,7 @@ class Machine:
         host_path = resolve_program(argv[0])
         data = _read_program(host_path, argv[0])
         from umiak.loader.elf import parse_elf
+        host_path = os.path.realpath(host_path)   # /proc/self/exe is the resolved path, as on Linux
         image = parse_elf(data, argv[0])
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
         platform = open_platform(self.platform_name, opts.mem_size)

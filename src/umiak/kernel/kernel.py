@@ -91,6 +91,7 @@ class Kernel:
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
         self._timers = None
+        self.vdso = None
         self._current = threading.local()
         self.ncpus = options.cpus or os.cpu_count() or 1
         self.cpu_features = platform.cpu_features()
@@ -122,10 +123,23 @@ class Kernel:
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
         envp = [f"{k}={v}".encode() for k, v in env.items()]
-        entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr)
         task = Task(proc, proc.pid)
         proc.leader = task
-        task.vcpu = self.platform.create_vcpu(entry, sp)
+        task.vcpu = self.platform.create_vcpu(0, 0)
+        self.vdso = None
+        tsc_clock = getattr(self.platform, "tsc_clock", None)
+        clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
+        if clock is not None:
+            from umiak.loader.vdso import VdsoClock
+            self.vdso = VdsoClock(self, mm)
+        entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr)
+        regs = [0] * 18
+        regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
+        task.vcpu.set_regs(regs)
+        if self.tracer is not None:
+            self.tracer.exec(task, host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
+        if clock is not None:
+            self.vdso.start(*clock)
         return task
 
     def _read_interp(self, path: str) -> bytes:
@@ -244,6 +258,8 @@ class Kernel:
                     if t is not task:
                         t.interrupt()
             elif not whole and not proc.exiting:
+                if self.tracer is not None and len(proc.tasks) > 1:
+                    self.tracer.exited(task, status, 0)
                 from umiak.kernel.syscalls.futex import exit_robust_list, wake
                 exit_robust_list(task)
                 if task.clear_child_tid:

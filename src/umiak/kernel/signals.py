@@ -122,11 +122,11 @@ def deliver(task) -> None:
             if signo in abi.IGNORED_BY_DEFAULT or signo in _STOP:
                 continue
             if kernel.tracer is not None:
-                kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0)
+                kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0, info)
             raise ExitGroup(128 + signo, signo)
         if kernel.tracer is not None:
             kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0],
-                                 struct.unpack_from("<Q", info, 16)[0])
+                                 struct.unpack_from("<Q", info, 16)[0], info)
         if task.restart_nr is not None:
             if flags & abi.SA_RESTART:
                 _restart(task)

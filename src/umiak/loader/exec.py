@@ -110,7 +110,7 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
         (abi.AT_GID, process.creds.gid),
         (abi.AT_EGID, process.creds.egid),
         (abi.AT_SECURE, 0),
-    ])
+    ] + ([(abi.AT_SYSINFO_EHDR, kernel.vdso.base)] if kernel.vdso is not None else []))
     return start, sp
 
 

@@ -197,6 +197,24 @@ class KvmPlatform:
         # Linux: the signal frame (xsave area + rt_sigframe) rounded as the kernel reports it.
         return {"hwcap": hwcap, "hwcap2": 0, "minsigstksz": max(2048, xsave + 1024)}
 
+    def tsc_clock(self, vcpu: "KvmVcpu") -> tuple[int, int] | None:
+        """(guest TSC kHz, guest TSC - host TSC), read before the vCPU first runs; guest code
+        reads the TSC natively, so a vDSO can serve clocks without exits."""
+        from umiak.arch.x86_64.tsc import host_rdtsc
+        try:
+            khz = fcntl.ioctl(vcpu.fd, api.KVM_GET_TSC_KHZ, 0)
+            msrs = api.msrs_type(1)()
+            msrs.nmsrs = 1
+            msrs.entries[0].index = 0x10   # IA32_TSC
+            before = host_rdtsc()
+            _ioctl(vcpu.fd, api.KVM_GET_MSRS, msrs)
+            after = host_rdtsc()
+        except OSError:
+            return None
+        if khz <= 0:
+            return None
+        return khz, msrs.entries[0].data - (before + after) // 2
+
     # -- memory -------------------------------------------------------------
     def map_page(self, va: int, pa: int, prot: int) -> None:
         self.pt.set(va, pa, pte_bits(prot))

@@ -1,0 +1,76 @@
+"""The vDSO: clocks read inside the VM from the TSC, so clock_gettime costs no exit.
+
+The image (vdso.so, built from vdso.S by build.sh, all beside this file) is mapped
+with its [vvar] page just below it. The host writes the clock parameters into
+[vvar] under a sequence lock at start and once a second after that.
+"""
+
+import struct
+import time
+from importlib import resources
+
+from umiak.kernel import abi
+from umiak.kernel.abi import MAP_ANONYMOUS, MAP_PRIVATE
+
+VVAR = struct.Struct("<I4xQQqq")   # seq, base_tsc, mult (32.32), base_ns, realtime offset
+REFRESH_S = 1.0
+
+
+def vdso_image() -> bytes:
+    return resources.files(__name__).joinpath("vdso.so").read_bytes()
+
+
+class VdsoClock:
+    """Keeps one VM's [vvar] page in step with the host's clocks."""
+
+    def __init__(self, kernel, mm):
+        self.kernel = kernel
+        image = vdso_image()
+        size = abi.page_up(len(image))
+        base = mm.find_free(size + 4096) + 4096
+        mm.mmap(base - 4096, 4096, abi.PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED, name="[vvar]")
+        mm.mmap(base, size, abi.PROT_READ | abi.PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED,
+                name="[vdso]")
+        mm.write(base, image, force=True)
+        self.base = base
+        self.vvar_pa = mm.pages[(base - 4096) >> 12] & ~0xFFF
+        self.ram = mm.ram
+        self.seq = 0
+        self.mult = 0
+        self.first = None     # (host tsc, monotonic ns) at the first refresh, to measure the rate
+        self.last = None      # (guest tsc, guest ns) published last
+
+    def start(self, khz: int, offset: int) -> None:
+        """khz: the guest TSC rate; offset: guest TSC minus host TSC."""
+        self.offset = offset
+        self.mult = (1_000_000 << 32) // khz
+        self.refresh()
+
+    def refresh(self) -> None:
+        from umiak.arch.x86_64.tsc import host_rdtsc
+        tsc = host_rdtsc()
+        mono = time.monotonic_ns()
+        real = time.time_ns()
+        if self.first is None:
+            self.first = (tsc, mono)
+        elif mono - self.first[1] > 2_000_000_000:
+            # Measure the real rate against the host's monotonic clock.
+            self.mult = ((mono - self.first[1]) << 32) // max(1, tsc - self.first[0])
+        gtsc = tsc + self.offset
+        if self.last is not None:
+            # Never let the guest's clock step back: continue from where it would be now.
+            ltsc, lns = self.last
+            guest_now = lns + (((gtsc - ltsc) * self.mult) >> 32)
+            mono = max(mono, guest_now)
+        self.last = (gtsc, mono)
+        self._publish(gtsc, mono, real - time.monotonic_ns())
+        k = self.kernel
+        k.timers.add(time.monotonic() + REFRESH_S, self.refresh)
+
+    def _publish(self, base_tsc: int, base_ns: int, rt_offset: int) -> None:
+        ram, pa = self.ram, self.vvar_pa
+        self.seq += 1
+        ram[pa:pa + 4] = (self.seq & 0xFFFFFFFF).to_bytes(4, "little")   # odd: being written
+        ram[pa + 8:pa + VVAR.size] = VVAR.pack(0, base_tsc & abi.MASK64, self.mult, base_ns, rt_offset)[8:]
+        self.seq += 1
+        ram[pa:pa + 4] = (self.seq & 0xFFFFFFFF).to_bytes(4, "little")

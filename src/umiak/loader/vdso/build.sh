@@ -1,0 +1,7 @@
+#!/bin/sh
+# Rebuild vdso.so from vdso.S (the committed vdso.so is this script's output).
+set -e
+cd "$(dirname "$0")"
+gcc -nostdlib -shared -fPIC -Wl,-T,vdso.lds -Wl,--version-script=vdso.map \
+    -Wl,--hash-style=both -Wl,-soname=linux-vdso.so.1 -Wl,--build-id=none \
+    -Wl,-z,max-page-size=4096 -o "${1:-vdso.so}" vdso.S

@@ -1,0 +1,27 @@
+"""Threads, signals, timers and polling (issue 4), compared with Linux.
+
+Each guest program runs natively and under umiak with identical stdout,
+stderr and exit status required.
+"""
+
+import pytest
+
+from harness import build, compare
+
+PTHREAD = ("-pthread",)
+
+
+def test_threads_create_join_mutex_condvar_barrier(platform, variant):
+    compare(platform, [build("threads_basic", variant, PTHREAD)])
+
+
+def test_signal_suite(platform, variant):
+    compare(platform, [build("signals_suite", variant, PTHREAD)])
+
+
+def test_crash_in_a_thread_ends_the_program(platform, variant):
+    compare(platform, [build("thread_crash", variant, PTHREAD)])
+
+
+def test_polling_epoll_eventfd_timerfd_signalfd_pipes(platform, variant):
+    compare(platform, [build("polling", variant, PTHREAD)])
