@@ -36,3 +36,10 @@ def test_stack_grows_to_six_mib(platform, variant):
 def test_stack_overflow_kills_with_sigsegv(platform, variant):
     native = compare(platform, [build("stack_growth", variant), "overflow"])
     assert native.status == -11, "the guest program itself is wrong: " + native.describe()
+
+
+def test_file_mapping_past_eof_is_sigbus(platform, variant, workdir):
+    small = workdir / "small"
+    small.write_text("less than a page\n")
+    native = compare(platform, [build("mem_fault", variant), "past-eof", small])
+    assert native.status == -7, "the guest program itself is wrong: " + native.describe()

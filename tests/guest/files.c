@@ -93,8 +93,11 @@ int main(int argc, char **argv)
         printf("zero past EOF: %s\n", zero ? "yes" : "no");
         munmap(m, st.st_size + 4096);
     }
-    char *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 4096);
-    if (w != MAP_FAILED) {
+    char *w = st.st_size > 4096 + 16 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 4096)
+                                     : NULL;  /* a page wholly past EOF would be SIGBUS */
+    if (w == NULL) {
+        printf("file too small for a mapping at offset 4096\n");
+    } else if (w != MAP_FAILED) {
         char before = w[0];
         w[0] = before ^ 0x20;
         char now;

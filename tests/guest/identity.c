@@ -1,6 +1,6 @@
 /* identity: who and where the process is, printing only what is stable.
  * Probes: uname (sysname, machine; release/version/nodename exist), getpid/
- * gettid/getppid, uid/gid family, sysinfo, sched_getaffinity, getrandom,
+ * gettid/getppid, uid/gid family, sysinfo (uptime = CLOCK_BOOTTIME), sched_getaffinity, getrandom,
  * prlimit/getrlimit (stack), sched_yield, umask, getpgrp/getsid exist. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 int main(void)
@@ -29,9 +30,12 @@ int main(void)
     printf("uid=%d euid=%d gid=%d egid=%d\n", getuid(), geteuid(), getgid(), getegid());
 
     struct sysinfo si;
+    struct timespec boot;
     r = sysinfo(&si);
-    printf("sysinfo: %d, uptime > 0: %s, totalram > 0: %s, mem_unit >= 1: %s\n", r,
-           si.uptime > 0 ? "yes" : "no", si.totalram > 0 ? "yes" : "no", si.mem_unit >= 1 ? "yes" : "no");
+    clock_gettime(CLOCK_BOOTTIME, &boot);  /* Linux: uptime is CLOCK_BOOTTIME in whole seconds */
+    long skew = (long)si.uptime - (long)boot.tv_sec;
+    printf("sysinfo: %d, uptime agrees with CLOCK_BOOTTIME: %s, totalram > 0: %s, mem_unit >= 1: %s\n", r,
+           skew >= -1 && skew <= 1 ? "yes" : "no", si.totalram > 0 ? "yes" : "no", si.mem_unit >= 1 ? "yes" : "no");
 
     cpu_set_t set;
     CPU_ZERO(&set);

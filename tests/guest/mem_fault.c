@@ -3,7 +3,10 @@
  * One program per expected crash, no signal handler, no fork.
  * Probes: page faults and #GP for unmapped, PROT_NONE, read-only, munmap'd and
  * mprotect-lowered memory (the permission-lowering paths need a TLB/shadow-MMU
- * flush under KVM), NX data, read-only code, non-canonical addresses. */
+ * flush under KVM), NX data, read-only code, non-canonical addresses.
+ * "past-eof" (argv[2] = a file shorter than a page) touches a mapped page that lies
+ * wholly beyond the end of the file: SIGBUS (status 135, "Bus error"), not SIGSEGV. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -72,6 +75,12 @@ int main(int argc, char **argv)
     } else if (!strcmp(c, "noncanonical")) {
         p = (volatile unsigned char *)0x8000000000000000UL;  /* #GP, not #PF */
         x = *p;
+    } else if (!strcmp(c, "past-eof") && argc > 2) {
+        int fd = open(argv[2], O_RDONLY);
+        p = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+        x = p[0];
+        say("first page ok");
+        x = p[PAGE];
     } else if (!strcmp(c, "kernel-half")) {
         p = (volatile unsigned char *)0xffffffffff600400UL;  /* not the vsyscall page */
         *p = 1;
