@@ -125,14 +125,16 @@ class HostFile(File):
         return self._regular
 
     def _would_block(self, events: int) -> bool:
-        """O_NONBLOCK is the guest's flag, never set on a shared host fd: emulate it with poll."""
+        """Never block the VM inside a host read or write: a terminal or pipe that is not
+        ready gives EAGAIN, and the syscall layer waits (with the kernel lock released)
+        unless the guest asked for O_NONBLOCK, which is never set on the shared host fd."""
         import select
         p = select.poll()
         p.register(self.fd, events)
         return not p.poll(0)
 
     def read(self, n: int) -> bytes:
-        if self.flags & abi.O_NONBLOCK and not self._is_regular():
+        if not self._is_regular():
             import select
             if self._would_block(select.POLLIN):
                 raise SyscallError(EAGAIN)
@@ -144,7 +146,7 @@ class HostFile(File):
             raise oserror(e) from None
 
     def write(self, data: bytes) -> int:
-        if self.flags & abi.O_NONBLOCK and not self._is_regular():
+        if not self._is_regular():
             import select
             if self._would_block(select.POLLOUT):
                 raise SyscallError(EAGAIN)

@@ -10,9 +10,10 @@ import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
-from umiak.kernel.errors import (E2BIG, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT,
+from umiak.kernel.errors import (E2BIG, EAGAIN, EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT,
                                  ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, ERANGE, EROFS, EXDEV,
                                  SyscallError)
+from umiak.kernel.waiting import POLLIN, POLLOUT
 from umiak.kernel.vfs.core import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, PATH_MAX
 
 MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
@@ -71,6 +72,20 @@ def _io_file(task, fd):
     return task.fds.get_io(s32(fd))
 
 
+def _wait_io(task, f, events, op, deadlock):
+    """op(), waiting while it raises EAGAIN unless O_NONBLOCK (umiak.kernel.waiting).
+    An internal pipe with one thread in the program can never become ready: deadlock()."""
+    try:
+        return op()
+    except SyscallError as e:
+        if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
+            raise
+    if getattr(f, "pipe", None) is not None and len(task.process.tasks) <= 1:
+        return deadlock()
+    from umiak.kernel.waiting import blocking
+    return blocking(task, f, events, op)
+
+
 def _read_into(task, f, buf, count, reader) -> int:
     """Copy what reader(n) gives into guest memory; regular files loop until count or EOF."""
     count = min(count, MAX_RW)
@@ -80,7 +95,10 @@ def _read_into(task, f, buf, count, reader) -> int:
     full = f.full_reads
     while total < count:
         n = min(count - total, CHUNK)
-        data = reader(total, n)
+        if total == 0 and not full:
+            data = _wait_io(task, f, POLLIN, lambda: reader(0, n), lambda: f.read_deadlock())
+        else:
+            data = reader(total, n)
         if not data:
             break
         try:
@@ -95,8 +113,27 @@ def _read_into(task, f, buf, count, reader) -> int:
     return total
 
 
+def _write_all(task, f, data: bytes, writer) -> int:
+    """A blocking write to a pipe, terminal or device: all of it, waiting for room between parts."""
+    total = 0
+    while total < len(data):
+        try:
+            n = _wait_io(task, f, POLLOUT, lambda: writer(total, data[total:]),
+                         lambda: f.write_unbounded(data[total:]))
+        except SyscallError:
+            if total:
+                return total
+            raise
+        total += n
+        if n == 0 or f.flags & abi.O_NONBLOCK:
+            break
+    return total
+
+
 def _write_from(task, f, buf, count, writer) -> int:
     count = min(count, MAX_RW)
+    if not f.full_reads:
+        return _write_all(task, f, task.mm.read(buf, count), writer)
     total = 0
     while total < count:
         n = min(count - total, CHUNK)
@@ -191,6 +228,19 @@ def _iovecs(task, iov, iovcnt):
 
 
 def _readv(task, f, vecs, reader) -> int:
+    if not f.full_reads:       # one read (one wait) for all the buffers, then scatter
+        want = sum(ln for _, ln in vecs)
+        if want == 0:
+            return 0
+        data = _wait_io(task, f, POLLIN, lambda: reader(0, want), lambda: f.read_deadlock())
+        done = 0
+        for base, ln in vecs:
+            part = data[done:done + ln]
+            if not part:
+                break
+            task.mm.write(base, part)
+            done += len(part)
+        return done
     done = 0
     for base, ln in vecs:
         if ln == 0:
@@ -216,13 +266,13 @@ def _writev(task, f, vecs, writer) -> int:
     data = b"".join(parts)
     if not data:
         return 0
+    if not f.full_reads:
+        return _write_all(task, f, data, writer)
     done = 0
     while done < len(data):
         n = writer(done, data[done:done + CHUNK * 16])
         done += n
         if n == 0:
-            break
-        if not getattr(f, "full_reads", False):
             break
     return done
 

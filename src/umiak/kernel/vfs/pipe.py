@@ -1,13 +1,13 @@
 """pipe(2): an in-memory byte queue with a read end and a write end.
 
-Until threads can block and wake each other (the wait queues come with
-threads), a pipe never makes the VM wait:
+A read of an empty pipe or a write to a full one raises EAGAIN here; the
+syscall layer then waits (umiak.kernel.waiting) unless O_NONBLOCK. With one
+thread in the program nobody could ever fill or drain the pipe, and Linux
+would sleep forever; umiak does not hang the VM instead:
 - a blocking write that would fill the pipe is taken whole (the buffer grows
-  past its 64 KiB capacity instead of blocking; O_NONBLOCK writes still get
-  EAGAIN or a short write at the capacity, as Linux);
-- a blocking read of an empty pipe whose write end is still open can only
-  wait for another thread; with one thread Linux would sleep forever, so umiak
-  says so once on stderr and returns EAGAIN (O_NONBLOCK reads get EAGAIN silently).
+  past its capacity);
+- a blocking read of an empty pipe whose write end is still open says so once
+  on stderr and returns EAGAIN.
 """
 
 import stat as _stat
@@ -16,6 +16,7 @@ from umiak.kernel import abi
 from umiak.kernel.errors import EAGAIN, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import makedev
+from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
 
 PIPE_CAPACITY = 65536
 PIPE_BUF = 4096
@@ -37,6 +38,7 @@ class Pipe:
         import time
         self.time_ns = time.time_ns()
         self.warned = False
+        self.waitq = WaitQueue()
 
 
 class PipeEnd(File):
@@ -63,30 +65,63 @@ class PipeEnd(File):
     def writable(self) -> bool:
         return not self.reading and not self.flags & abi.O_PATH
 
+    @property
+    def _waitq(self) -> WaitQueue:
+        return self.pipe.waitq
+
     def read(self, n: int) -> bytes:
         p = self.pipe
         if p.buf:
             out = bytes(p.buf[:n])
             del p.buf[:n]
+            p.waitq.notify()
             return out
         if p.writers == 0 or n == 0:
             return b""
-        if not self.flags & abi.O_NONBLOCK and not p.warned and p.kernel is not None:
-            p.warned = True
-            p.kernel.warn("read of an empty pipe would wait forever (no other thread can write it): EAGAIN")
         raise SyscallError(EAGAIN)
 
     def write(self, data: bytes) -> int:
         p = self.pipe
         if p.readers == 0:
             raise SyscallError(EPIPE)   # SIGPIPE is the signal code's to send
-        if self.flags & abi.O_NONBLOCK:
-            room = p.capacity - len(p.buf)
-            if room <= 0 or (len(data) <= PIPE_BUF and room < len(data)):
-                raise SyscallError(EAGAIN)
-            data = data[:room]
+        room = p.capacity - len(p.buf)
+        if room <= 0 or (len(data) <= PIPE_BUF and room < len(data)):
+            raise SyscallError(EAGAIN)  # writes up to PIPE_BUF are atomic
+        data = data[:room]
         p.buf += data
+        p.waitq.notify()
         return len(data)
+
+    def write_unbounded(self, data: bytes) -> int:
+        """A blocking write that nobody could ever drain (one thread): taken whole."""
+        p = self.pipe
+        if p.readers == 0:
+            raise SyscallError(EPIPE)
+        p.buf += data
+        p.waitq.notify()
+        return len(data)
+
+    def read_deadlock(self) -> None:
+        p = self.pipe
+        if not p.warned and p.kernel is not None:
+            p.warned = True
+            p.kernel.warn("read of an empty pipe would wait forever (no other thread can write it): EAGAIN")
+        raise SyscallError(EAGAIN)
+
+    def poll_mask(self) -> int:
+        p = self.pipe
+        mask = 0
+        if self.reading:
+            if p.buf:
+                mask |= POLLIN | POLLRDNORM
+            if p.writers == 0:
+                mask |= POLLHUP
+        else:
+            if p.readers == 0:
+                mask |= POLLERR
+            elif len(p.buf) < p.capacity:
+                mask |= POLLOUT | POLLWRNORM
+        return mask
 
     def available(self) -> int:
         return len(self.pipe.buf)
@@ -110,6 +145,7 @@ class PipeEnd(File):
             self.pipe.readers -= 1
         else:
             self.pipe.writers -= 1
+        self.pipe.waitq.notify()
 
 
 def make_pipe(kernel, flags: int, uid: int = 0, gid: int = 0) -> tuple[PipeEnd, PipeEnd]:
