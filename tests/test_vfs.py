@@ -105,3 +105,163 @@ def test_read_only_root(platform, variant, workdir):
     res = run_umiak(platform, [build("vfs_rofs", variant), workdir])
     assert (res.status, res.stdout.decode(), res.stderr) == (0, READ_ONLY_ROOT, b""), res.describe()
     assert sorted(os.listdir(workdir)) == before and (workdir / "file").read_text() == "content\n"
+
+
+# -- the VFS in-process (no VM): confinement, mounts, loops, openat2, open_exec --------------
+
+class _Kernel:
+    """Just what build_vfs and the resolver use."""
+
+    def __init__(self, **opts):
+        from umiak.options import RunOptions
+        self.options = RunOptions(**opts)
+        self.processes = {}
+        self._vfs = None
+        self.warnings = []
+
+    @property
+    def vfs(self):
+        if self._vfs is None:
+            from umiak.kernel.vfs import build_vfs
+            self._vfs = build_vfs(self)
+        return self._vfs
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def _task(kernel, cwd="/"):
+    from types import SimpleNamespace
+
+    from umiak.kernel.files import FdTable
+    from umiak.kernel.process import Credentials
+    proc = SimpleNamespace(pid=1, ppid=0, cwd=cwd, umask=0o022, exe="", creds=Credentials(), fds=FdTable(),
+                           argv=[], envp=[], comm=b"t", tasks={}, mm=None, kernel=kernel,
+                           rlimits={7: [1024, 1024]})
+    kernel.processes[1] = proc
+    task = SimpleNamespace(process=proc, fds=proc.fds, kernel=kernel, tid=1, mm=None)
+    proc.tasks[1] = task
+    return task
+
+
+def _errno(fn, *args, **kw):
+    from umiak.kernel.errors import SyscallError, errno_name
+    try:
+        fn(*args, **kw)
+    except SyscallError as e:
+        return errno_name(e.errno)
+    return "OK"
+
+
+def _read_all(f) -> bytes:
+    f.lseek(0, 0)
+    return f.read(1 << 20)
+
+
+def test_root_confines_symlinks_and_dotdot(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("guest passwd\n")
+    os.symlink("/etc/passwd", root / "abs")
+    os.symlink("../../../../../etc/passwd", root / "climb")
+    os.symlink("/../../..", root / "up")
+    k = _Kernel(root=str(root))
+    t = _task(k)
+    vfs = k.vfs
+    for path in ("/etc/passwd", "/abs", "/climb", "/../../etc/passwd", "/up/etc/passwd", "/etc/../../etc/passwd"):
+        f = vfs.open(t, -100, path, 0)
+        assert _read_all(f) == b"guest passwd\n", path
+        f.close()
+    assert vfs.resolve(t, -100, "/up/..").path == "/"
+    assert vfs.resolve(t, -100, "/climb").path == "/etc/passwd"     # the guest path, symlinks resolved
+
+
+def test_symlink_loops_and_name_limits(tmp_path):
+    d = tmp_path
+    (d / "target").write_text("x")
+    prev = "target"
+    for i in range(40):
+        os.symlink(prev, d / f"l{i}")
+        prev = f"l{i}"
+    os.symlink(prev, d / "l40")
+    k = _Kernel()
+    t = _task(k)
+    vfs = k.vfs
+    assert vfs.resolve(t, -100, str(d / "l39")).path == str(d / "target")   # 40 links: fine
+    assert _errno(vfs.resolve, t, -100, str(d / "l40")) == "ELOOP"          # 41: ELOOP
+    assert _errno(vfs.resolve, t, -100, "/" + "x" * 256) == "ENAMETOOLONG"
+    assert _errno(vfs.resolve, t, -100, "/" + "x" * 255) == "ENOENT"
+    assert _errno(vfs.resolve, t, -100, "/a" * 2048) == "ENAMETOOLONG"
+    assert _errno(vfs.resolve, t, -100, "") == "ENOENT"
+
+
+def test_volumes_and_dotdot_across_mounts(tmp_path):
+    root, vol = tmp_path / "root", tmp_path / "vol"
+    (root / "data").mkdir(parents=True)
+    (root / "secret").write_text("root's\n")
+    (root / "data" / "hidden").write_text("under the mount\n")
+    vol.mkdir()
+    (vol / "x").write_text("volume\n")
+    os.symlink("/secret", vol / "abs")
+    os.symlink("../secret", vol / "rel")
+    k = _Kernel(root=str(root), volumes=[f"{vol}:/data:ro"])
+    t = _task(k)
+    vfs = k.vfs
+    assert _read_all(vfs.open(t, -100, "/data/x", 0)) == b"volume\n"
+    assert _errno(vfs.open, t, -100, "/data/hidden", 0) == "ENOENT"          # the mount hides it
+    assert _read_all(vfs.open(t, -100, "/data/abs", 0)) == b"root's\n"       # guest root, not host /
+    assert _read_all(vfs.open(t, -100, "/data/rel", 0)) == b"root's\n"       # .. leaves the mount
+    assert vfs.resolve(t, -100, "/data/..").path == "/"
+    assert vfs.resolve(t, -100, "/data/../data/../..").path == "/"
+    assert _errno(vfs.open, t, -100, "/data/x", 1) == "EROFS"
+    names = sorted(n for _, _, n in vfs.open(t, -100, "/data", 0).dir_entries())
+    assert names == [".", "..", "abs", "rel", "x"]
+
+
+def test_openat2_resolve_flags(tmp_path):
+    from umiak.kernel import abi
+    d = tmp_path
+    (d / "sub").mkdir()
+    (d / "sub" / "f").write_text("f")
+    (d / "top").write_text("top")
+    os.symlink("f", d / "sub" / "link")
+    os.symlink("/top", d / "sub" / "abslink")
+    (d / "top2").write_text("outside")
+    os.symlink("../top", d / "sub" / "uplink")
+    k = _Kernel()
+    t = _task(k)
+    vfs = k.vfs
+    dirfd = t.fds.install(vfs.open(t, -100, str(d / "sub"), abi.O_DIRECTORY))
+    B, R = abi.RESOLVE_BENEATH, abi.RESOLVE_IN_ROOT
+    assert _errno(vfs.open, t, dirfd, "f", 0, 0, B) == "OK"
+    assert _errno(vfs.open, t, dirfd, "link", 0, 0, B) == "OK"
+    assert _errno(vfs.open, t, dirfd, "../top", 0, 0, B) == "EXDEV"
+    assert _errno(vfs.open, t, dirfd, "uplink", 0, 0, B) == "EXDEV"
+    assert _errno(vfs.open, t, dirfd, "/etc/passwd", 0, 0, B) == "EXDEV"
+    assert _errno(vfs.open, t, dirfd, "abslink", 0, 0, B) == "EXDEV"
+    assert _errno(vfs.open, t, dirfd, "link", 0, 0, abi.RESOLVE_NO_SYMLINKS) == "ELOOP"
+    assert _errno(vfs.open, t, -100, "/proc/self/exe", 0, 0, abi.RESOLVE_NO_MAGICLINKS) == "ELOOP"
+    assert _errno(vfs.open, t, -100, "/proc/self/fd", 0, 0, abi.RESOLVE_NO_XDEV) == "EXDEV"
+    # IN_ROOT: '/' and '..' stop at the dirfd
+    assert vfs.resolve(t, dirfd, "/f", resolve_flags=R).path == str(d / "sub" / "f")
+    assert vfs.resolve(t, dirfd, "../../f", resolve_flags=R).path == str(d / "sub" / "f")
+    assert _errno(vfs.resolve, t, dirfd, "abslink", resolve_flags=R) == "ENOENT"   # /top inside sub
+
+
+def test_open_exec(tmp_path):
+    d = tmp_path
+    (d / "prog").write_bytes(b"\x7fELF" + bytes(60))
+    os.chmod(d / "prog", 0o755)
+    (d / "data").write_bytes(b"not executable")
+    os.chmod(d / "data", 0o644)
+    os.symlink("prog", d / "alias")
+    k = _Kernel()
+    t = _task(k)
+    vfs = k.vfs
+    f = vfs.open_exec(t, str(d / "alias"))
+    assert f.pread(0, 4) == b"\x7fELF" and f.size() == 64
+    assert f.path == str(d / "prog")          # what /proc/self/exe shows
+    assert _errno(vfs.open_exec, t, str(d / "data")) == "EACCES"
+    assert _errno(vfs.open_exec, t, str(d)) == "EACCES"
+    assert _errno(vfs.open_exec, t, str(d / "missing")) == "ENOENT"
+    assert _errno(vfs.open_exec, None, "/dev/null") == "EACCES"

@@ -22,6 +22,10 @@ class RunOptions:
     cpus: int | None = None            # vCPUs the guest may use (default: the host's cores)
     vdso: bool = True                  # serve clocks from a vDSO inside the guest when the CPU allows
     max_threads: int = 4096            # clone beyond this gives EAGAIN
+    # File systems (umiak.kernel.vfs): the guest's root (None: the host's /, read-only) and
+    # volumes "HOST:GUEST[:ro]" (or (host, guest, readonly) tuples) mounted over it.
+    root: str | None = None
+    volumes: list = field(default_factory=list)
     uid: int = 0
     gid: int = 0
     extra: dict = field(default_factory=dict)
