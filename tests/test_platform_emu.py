@@ -364,6 +364,20 @@ def test_fpu_image_round_trip(guest):
     assert g.syscall()[:2] == (2, 0x0102030405060708)
 
 
+def test_initial_fpu_state_is_linux(guest):
+    """FCW 0x37f (64-bit precision, exceptions masked) and MXCSR 0x1f80, as execve leaves them."""
+    g = guest("""
+        sub rsp, 16
+        fnstcw [rsp]
+        stmxcsr [rsp + 4]
+        movzx edi, word ptr [rsp]
+        mov esi, [rsp + 4]
+        mov eax, 1
+        syscall
+    """)
+    assert g.syscall()[:3] == (1, 0x37F, 0x1F80)
+
+
 # -- kick -----------------------------------------------------------------------
 def test_kick_interrupts_a_running_loop(guest):
     g = guest("1: jmp 1b")

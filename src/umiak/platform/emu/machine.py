@@ -445,6 +445,11 @@ class EmuVcpu:
         p.pt.set(landing, 0, 0)
         p._tlb_stale = True
         frame[0:5] = memoryview(bytearray(40)).cast("Q")
+        # The FPU state Linux gives a new program (Unicorn's reset leaves FCW at 0,
+        # i.e. single precision, which breaks x87 long double math).
+        uc.reg_write(x.UC_X86_REG_FPCW, 0x37F)
+        uc.reg_write(x.UC_X86_REG_FPTAG, 0xFFFF)
+        uc.reg_write(x.UC_X86_REG_MXCSR, 0x1F80)
         self.set_regs([0] * 6 + [stack, 0] + [0] * 8 + [entry, cpu.RFLAGS_RESERVED])
 
     # -- running ------------------------------------------------------------
