@@ -14,6 +14,7 @@ from umiak.kernel.errors import ExitGroup
 from umiak.platform.base import R8, R9, R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RFLAGS, RIP, RSI, RSP
 
 SIGINFO_SIZE = 128
+FIX_EFLAGS = 0x50DD5   # AC OF DF TF SF ZF AF PF CF RF
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
@@ -103,10 +104,14 @@ def next_signal(task) -> tuple[int, bytes] | None:
 def deliver(task) -> None:
     """Deliver every deliverable pending signal to task (user state is at a safe point)."""
     kernel = task.kernel
+    with kernel.lock:   # frames are written to guest memory other threads may be remapping
+        _deliver_locked(task, kernel)
+
+
+def _deliver_locked(task, kernel) -> None:
     while True:
-        with kernel.lock:
-            got = next_signal(task)
-            task.recompute_pending()
+        got = next_signal(task)
+        task.recompute_pending()
         if got is None:
             if task.restart_nr is not None:   # interrupted by a signal that was not handled
                 _restart(task)
@@ -208,7 +213,8 @@ def sigreturn(task) -> None:
     new = list(regs)
     for i, idx in enumerate(_SC_ORDER):
         new[idx] = vals[i]
-    new[RFLAGS] = (new[RFLAGS] & 0x254DD5) | 2   # the flags user code may change, as Linux's FIX_EFLAGS
+    # Only the flags user code may change come from the frame (Linux's FIX_EFLAGS).
+    new[RFLAGS] = (regs[RFLAGS] & ~FIX_EFLAGS) | (new[RFLAGS] & FIX_EFLAGS) | 2
     fpstate = vals[26]
     if fpstate:
         size = len(vcpu.get_fpu())

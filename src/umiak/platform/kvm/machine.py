@@ -6,6 +6,7 @@ KVM_RUN and no other ioctl.
 """
 
 import ctypes
+import errno
 import fcntl
 import mmap
 import os
@@ -26,11 +27,11 @@ MASK64 = (1 << 64) - 1
 KBASE = 0x4000_0000_0000
 MMIO_VA = KBASE + 0x8000_0000
 # Guest-physical layout of the reserved low region.
-GDT_PA = 0x1000
-TSS_PA = 0x1800
+# Each vCPU has a page of its own (from the table pool) holding its GDT, its TSS and
+# the IST stack its exceptions are delivered on: vCPUs must never share a fault frame.
+CPU_GDT_OFF, CPU_TSS_OFF = 0x000, 0x100
 IDT_PA = 0x2000
 STUBS_PA = 0x3000
-IST_PA, IST_TOP_PA = 0x4000, 0x8000
 TABLES_PA = 0x8000
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -141,15 +142,10 @@ class KvmPlatform:
         code, self.syscall_entry, exc_entries = stubs.build_stubs(
             KBASE + STUBS_PA, MMIO_VA, MMIO_VA + 8)
         self.ram[STUBS_PA:STUBS_PA + len(code)] = code
-        gdt = descriptors.gdt_image(KBASE + TSS_PA)
-        self._gdt_limit = len(gdt) - 1
-        self.ram[GDT_PA:GDT_PA + len(gdt)] = gdt
-        self.ram[TSS_PA:TSS_PA + 104] = descriptors.tss_image(KBASE + IST_TOP_PA)
         idt = descriptors.idt_image(exc_entries)
         self.ram[IDT_PA:IDT_PA + len(idt)] = idt
         kdata = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX
-        for pa in range(GDT_PA, IST_TOP_PA, PAGE):
-            self.pt.set(KBASE + pa, pa, kdata)
+        self.pt.set(KBASE + IDT_PA, IDT_PA, kdata)
         # The entry stub and the exit page are reachable from CPL3: under PVM the
         # `syscall` instruction does not leave ring 3.
         self.pt.set(KBASE + STUBS_PA, STUBS_PA, pte_bits(5))
@@ -241,6 +237,17 @@ class KvmPlatform:
             self._mem.madvise(mmap.MADV_DONTNEED, start, length)
 
     # -- vCPUs --------------------------------------------------------------
+    def _cpu_page(self) -> int:
+        """A vCPU's own page: GDT at +0, TSS at +0x100, IST stack up to the page's end."""
+        pa = self._alloc_table()
+        va = KBASE + pa
+        gdt = descriptors.gdt_image(va + CPU_TSS_OFF)
+        self.ram[pa + CPU_GDT_OFF:pa + CPU_GDT_OFF + len(gdt)] = gdt
+        self.ram[pa + CPU_TSS_OFF:pa + CPU_TSS_OFF + 104] = descriptors.tss_image(va + PAGE)
+        self.pt.set(va, pa, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX)
+        self._gdt_limit = len(gdt) - 1
+        return pa
+
     def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
         vcpu = KvmVcpu(self, len(self._vcpus), entry, stack)
         self._vcpus.append(vcpu)
@@ -307,9 +314,13 @@ class KvmVcpu:
         s.fs = _user_segment(False)
         s.gs = _user_segment(False)
         s.fs.selector = s.gs.selector = 0
-        s.tr = api.Segment(KBASE + TSS_PA, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+        try:
+            cpu_pa = p._cpu_page()
+        except MemoryError:
+            raise PlatformUnavailable("no room for another vCPU in the page-table pool") from None
+        s.tr = api.Segment(KBASE + cpu_pa + CPU_TSS_OFF, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
         s.ldt = api.Segment(0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
-        s.gdt.base, s.gdt.limit = KBASE + GDT_PA, p._gdt_limit
+        s.gdt.base, s.gdt.limit = KBASE + cpu_pa + CPU_GDT_OFF, p._gdt_limit
         s.idt.base, s.idt.limit = KBASE + IDT_PA, stubs.NUM_VECTORS * 16 - 1
         _ioctl(self.fd, api.KVM_SET_SREGS, s)
         xcrs = api.Xcrs()
@@ -348,6 +359,13 @@ class KvmVcpu:
             self._run[api.RUN_IMMEDIATE_EXIT] = 0
             self._state = 0
             return ExitKind.INTERRUPTED
+        except OSError as e:
+            if e.errno == errno.EFAULT:
+                # The guest touched a page whose host protection another thread is
+                # changing for an instant (see invalidate): just run again.
+                self._state = 0
+                return ExitKind.INTERRUPTED
+            raise
         reason = q[1] & 0xFFFFFFFF
         if reason == api.KVM_EXIT_MMIO:
             phys = q[4]

@@ -1,0 +1,3 @@
+module umiaktest
+
+go 1.19

@@ -1,0 +1,3 @@
+module umiakcgo
+
+go 1.19
