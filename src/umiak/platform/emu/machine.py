@@ -20,32 +20,41 @@ Design (measured with unicorn 2.1.4, see tests/test_platform_emu.py):
   still there to find the frame, so a frame reused for new code runs it.
 * Privilege: Unicorn's register API cannot load CS with CPL 3 in 64-bit mode,
   so each vCPU starts in a tiny CPL0 stub that sets XCR0 (x87|SSE) and does
-  `iretq` into user mode. From then on the CPU stays at CPL3: Unicorn never
+  `iretq` to a user page holding `syscall`, whose hook stops emulation (using
+  emu_start's instruction `count` instead leaves Unicorn unable to report
+  exceptions later). From then on the CPU stays at CPL3: Unicorn never
   delivers exceptions through the IDT nor runs a real `syscall`, so privileged
   instructions fault (#GP) and user/supervisor page checks apply as on Linux.
+  FCW/MXCSR are set to Linux's 0x37f/0x1f80 (Unicorn leaves FCW at 0).
 * Exits: `syscall` is caught with UC_HOOK_INSN (Unicorn then skips it, RIP is
   past it) and stops emulation; CPU exceptions arrive in UC_HOOK_INTR with the
   vector and RIP at the faulting instruction (after it for int3/into), CR2
   holds the page-fault address; an invalid opcode makes emu_start fail with
   UC_ERR_INSN_INVALID, reported as #UD. Vectors >= 32 (`int N`) become #GP
   with the IDT error code, as Linux (no such gate for user mode) reports them.
-* Page-fault error code: Unicorn does not expose it, so it is rebuilt from
-  the page tables: P from the leaf entry; a fetch fault when the faulting
-  address lies in the instruction at RIP on a page that is not executable;
-  W=1 for a present page (reads of a present user page never fault); for a
-  not-present page W is 1 only for a stack push just below RSP, else 0 — a
-  write to a page the kernel then maps read-only faults again, present, W=1.
+* Exception bookkeeping: Unicorn exposes neither the error code nor QEMU's
+  "exception in flight" marker, which it never clears (the second fault would
+  become a double fault, the third a silent stop). Both are reached through a
+  saved CPU context (see _ExceptionState): the error code is exact (P, W, U,
+  I/D bits for page faults).
 * CPUID: Unicorn's default CPU (a Haswell model filtered to what TCG runs)
   reports SSE up to SSE4.2, POPCNT, AES, PCLMUL, MOVBE, BMI1/2, XSAVE, and no
   AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked.
-* kick(): emu_stop() from another thread; a kick that lands between runs is
-  kept in a flag and makes the next run() return INTERRUPTED at once.
+* kick(): emu_stop() from another thread (repeated until that run ends, as
+  emu_start clears a stop request that lands just before it); a kick between
+  runs is kept in a flag and makes the next run() return INTERRUPTED at once.
+* Cost: a syscall round trip is emu_start (~2-3 us, with a 15-byte native
+  hook that stops emulation, see _NativeStopHook) plus one batch register
+  read and one write through prototype-less ctypes calls: about 5 us.
 
-Threads (future): all vCPUs of one platform share the one Unicorn engine
-(one QEMU CPU), so atomic instructions stay atomic between guest threads; a
-vCPU that runs loads its registers into the engine (`_engine_owner`), and
-preemption between runnable vCPUs will use emu_stop from a timer. Only one
-vCPU is supported today.
+Threads (not yet): all vCPUs of one platform are to share the one Unicorn
+engine (one QEMU CPU), so atomic instructions stay atomic between guest
+threads. A vCPU's registers would live in its own uc_context while it does not
+run; run() takes the engine (a fair lock), swaps contexts when the previous
+owner was another vCPU (`_engine_owner`, which the hooks already use), and a
+vCPU waiting for the engine longer than a time slice emu_stop()s the owner,
+whose run() then hands over and waits its turn without returning. Only one
+vCPU per platform today: create_vcpu refuses a second (clone gets EAGAIN).
 """
 
 import ctypes
@@ -84,7 +93,7 @@ PROBE_OUT_PA = BOOT_STACK_PA + 0x800
 XSAVE_SIZE = 576  # legacy area + XSAVE header: XCR0 is x87|SSE
 
 # Exit reasons recorded by the hooks.
-_NONE, _SYSCALL, _INTR = 0, 1, 2
+_NONE, _INTR = 0, 2
 
 
 def _unicorn():
