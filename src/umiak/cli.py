@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--hostname", default="umiak", help="the guest's host name (uname nodename)")
     r.add_argument("--no-aslr", action="store_true", help="load at fixed addresses, as with setarch -R")
     r.add_argument("-c", "--cpus", type=int, metavar="N", help="vCPUs the guest may use (default: host cores)")
+    r.add_argument("--max-threads", type=int, default=4096, metavar="N",
+                   help="threads the program may have; more gives EAGAIN (default 4096)")
     r.add_argument("--strace", action="store_true", help="print one strace-style line per system call on stderr")
     r.add_argument("--trace", metavar="GLOBS", help="only trace matching calls, e.g. 'mmap|brk|open*'")
     r.add_argument("--strace-file", metavar="PATH", help="write strace lines to PATH instead of stderr")
@@ -84,7 +86,7 @@ def _run(args) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus)
+                      cpus=args.cpus, max_threads=args.max_threads)
     sys.stdout.flush()
     return Machine(opts).run([args.program, *args.args])
 

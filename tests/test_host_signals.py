@@ -1,0 +1,71 @@
+"""Signals from the host to the guest, and limits: Ctrl-C and SIGTERM reach the
+program; a deadlocked guest still ends on a second Ctrl-C; --max-threads gives EAGAIN."""
+
+import signal
+import subprocess
+import time
+
+from harness import build, run_umiak, umiak_command, umiak_env
+
+
+def _start(platform, argv):
+    proc = subprocess.Popen(umiak_command(platform, argv), env=umiak_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    assert line == b"ready\n", (line, proc.stderr.read() if proc.poll() is not None else b"")
+    time.sleep(0.2)
+    return proc
+
+
+def _finish(proc, timeout=20):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("umiak did not end after the signal")
+    return proc.returncode, out, err
+
+
+def test_sigint_and_sigterm_reach_the_handler(platform):
+    prog = build("wait_signal", "glibc-static", ("-pthread",))
+    for sig, name in ((signal.SIGINT, b"SIGINT"), (signal.SIGTERM, b"SIGTERM")):
+        proc = _start(platform, [prog])
+        proc.send_signal(sig)
+        status, out, err = _finish(proc)
+        assert (status, out) == (5, b"got " + name + b"\n"), err
+
+
+def test_default_action_of_a_host_signal(platform):
+    prog = build("wait_signal", "glibc-static", ("-pthread",))
+    proc = _start(platform, [prog, "default"])
+    proc.send_signal(signal.SIGTERM)
+    status, out, err = _finish(proc)
+    assert status == 128 + signal.SIGTERM
+    assert err.endswith(b"Terminated\n")
+
+
+def test_second_ctrl_c_stops_a_deadlocked_guest(platform):
+    prog = build("wait_signal", "glibc-static", ("-pthread",))
+    proc = _start(platform, [prog, "deadlock"])
+    # The program does not handle SIGINT, so the first one ends it, as on Linux.
+    proc.send_signal(signal.SIGINT)
+    status, _, _ = _finish(proc)
+    assert status == 128 + signal.SIGINT
+    # With SIGINT ignored, a second Ctrl-C within a second stops the VM.
+    proc = _start(platform, ["/usr/bin/python3", "-c",
+                             "import signal, threading; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+                             "print('ready', flush=True); threading.Lock().acquire(); l = threading.Lock();"
+                             "l.acquire(); l.acquire()"])
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    status, _, err = _finish(proc)
+    assert status == 130, err
+    assert b"second interrupt" in err
+
+
+def test_max_threads_gives_eagain(platform):
+    prog = build("many_threads", "glibc-static", ("-pthread",))
+    r = run_umiak(platform, [prog, "50"], options=["--max-threads=11"])
+    assert r.stdout == b"created 10, then Resource temporarily unavailable\n", r.describe()
+    assert r.status == 0
