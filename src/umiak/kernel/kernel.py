@@ -364,10 +364,14 @@ class Kernel:
         addr = 0
         if fault.vector == 14:
             err = fault.error_code
-            if task.mm.handle_fault(fault.address, bool(err & 2), bool(err & 16)):
+            done = task.mm.handle_fault(fault.address, bool(err & 2), bool(err & 16))
+            if done is True:
                 vcpu.resume_fault()
                 return
-            signo, code = abi.SIGSEGV, (SEGV_ACCERR if err & 1 else SEGV_MAPERR)
+            if done:   # past the end of a mapped file
+                signo, code = abi.SIGBUS, 2   # BUS_ADRERR
+            else:
+                signo, code = abi.SIGSEGV, (SEGV_ACCERR if err & 1 else SEGV_MAPERR)
             addr = fault.address
         else:
             signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))

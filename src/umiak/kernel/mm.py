@@ -23,6 +23,7 @@ EAGER_PAGES = 64         # mappings up to 256 KiB get their frames at once
 FAULT_CHUNK_MIN = 16     # larger ones get 64 KiB at the first touch, doubling with
 FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
+BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
 
 
@@ -35,7 +36,8 @@ class Vma:
     name: str = ""        # "[heap]", "[stack]", or the guest path of a mapped file
     file: object = None   # an open file with pread(offset, size) -> bytes, for file mappings
     offset: int = 0
-    chunk: int = FAULT_CHUNK_MIN  # pages given at the next first-touch fault
+    chunk: int = FAULT_CHUNK_MIN  # pages given at the last first-touch fault
+    next_fault: int = -1          # where a sequential toucher faults next
 
     def split_copy(self, start: int, end: int) -> "Vma":
         off = self.offset + (start - self.start) if self.file is not None else 0
@@ -141,7 +143,11 @@ class AddressSpace:
         vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
         self._insert(vma)
         if file is not None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
-            self._populate(vma, start, start + length)
+            try:
+                self._populate(vma, start, start + length)
+            except SyscallError:
+                self.munmap(start, length)   # out of guest memory: leave nothing behind
+                raise
         return start
 
     def _outside_reserved(self, start: int, end: int) -> bool:
@@ -153,6 +159,9 @@ class AddressSpace:
         prot = vma.prot & PROT_MASK
         data = None
         if vma.file is not None:
+            # Pages wholly past the end of the file stay unbacked: touching them is SIGBUS.
+            size = vma.file.size()
+            end = min(end, max(start, vma.start + abi.page_up(max(0, size - vma.offset))))
             data = vma.file.pread(vma.offset + (start - vma.start), end - start)
         ram = self.ram
         for va in range(start, end, PAGE):
@@ -362,8 +371,9 @@ class AddressSpace:
             self._flush_shared(v, v.start, v.end)
 
     # -- faults -----------------------------------------------------------------
-    def handle_fault(self, addr: int, write: bool, execute: bool) -> bool:
-        """Back a touched page of a lazily-mapped VMA; False means a real fault (SIGSEGV)."""
+    def handle_fault(self, addr: int, write: bool, execute: bool) -> int:
+        """Back a touched page of a lazily-mapped VMA: True when done, False for a real
+        fault (SIGSEGV), BUS_ERROR past the end of a mapped file (SIGBUS)."""
         vma = self.find_vma(addr)
         if vma is None:
             return False
@@ -372,11 +382,20 @@ class AddressSpace:
             return False
         if (addr >> 12) in self.pages:
             return False  # present with these protections: a genuine violation
+        if vma.file is not None and vma.offset + (addr & ~(PAGE - 1)) - vma.start >= vma.file.size():
+            return BUS_ERROR
+        # Sequential first touches (the fault lands where the last chunk ended) double
+        # the chunk, up to 2 MiB; a touch anywhere else starts again at 64 KiB, so
+        # sparse use of a huge mapping costs little guest memory, as on Linux.
+        if vma.next_fault <= addr < vma.next_fault + vma.chunk * PAGE:
+            vma.chunk = min(vma.chunk * 2, FAULT_CHUNK_MAX)
+        else:
+            vma.chunk = FAULT_CHUNK_MIN
         chunk = vma.chunk * PAGE
-        vma.chunk = min(vma.chunk * 2, FAULT_CHUNK_MAX)
         start = max(vma.start, addr & ~(chunk - 1))
         end = min(vma.end, (addr & ~(chunk - 1)) + chunk)
         self._populate(vma, start, end)
+        vma.next_fault = end
         return True
 
     # -- guest memory access ----------------------------------------------------
@@ -384,7 +403,7 @@ class AddressSpace:
         """Guest-physical address of the page holding va, checked for `need` access."""
         e = self.pages.get(va >> 12)
         if e is None:
-            if not self.handle_fault(va, need == PROT_WRITE, False):
+            if self.handle_fault(va, need == PROT_WRITE, False) is not True:
                 raise SyscallError(EFAULT)
             e = self.pages[va >> 12]
         if need and not e & need:
