@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     printf("AT_PAGESZ=%lu\n", getauxval(AT_PAGESZ));
     printf("AT_PHENT=%lu\n", getauxval(AT_PHENT));
     printf("AT_PHNUM=%lu\n", getauxval(AT_PHNUM));
-    printf("AT_BASE=%lu\n", getauxval(AT_BASE));
+    printf("AT_BASE is %s\n", getauxval(AT_BASE) ? "set (an interpreter was loaded)" : "0");  /* an address when dynamic */
     printf("AT_FLAGS=%lu\n", getauxval(AT_FLAGS));
     printf("AT_UID=%lu AT_EUID=%lu AT_GID=%lu AT_EGID=%lu\n", getauxval(AT_UID),
            getauxval(AT_EUID), getauxval(AT_GID), getauxval(AT_EGID));
