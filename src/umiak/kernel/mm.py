@@ -380,8 +380,15 @@ class AddressSpace:
         need = PROT_WRITE if write else (PROT_EXEC if execute else PROT_READ)
         if not vma.prot & need:
             return False
-        if (addr >> 12) in self.pages:
-            return False  # present with these protections: a genuine violation
+        e = self.pages.get(addr >> 12)
+        if e is not None:
+            # Present already: another thread backed it while this fault waited for
+            # the kernel lock (retry), or the access is truly not allowed.
+            if e & need:
+                # Drop whatever translation the CPU may still cache, then retry.
+                self.platform.invalidate([e & ~0xFFF])
+                return True
+            return False
         if vma.file is not None and vma.offset + (addr & ~(PAGE - 1)) - vma.start >= vma.file.size():
             return BUS_ERROR
         # Sequential first touches (the fault lands where the last chunk ended) double
