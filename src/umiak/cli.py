@@ -32,7 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--strace-file", metavar="PATH", help="write strace lines to PATH instead of stderr")
     r.add_argument("-r", "--strace-timestamps", action="store_true", help="relative timestamps on strace lines")
     r.add_argument("--syscall-summary", action="store_true", help="a table of calls, errors and time at exit (like strace -c)")
-    r.add_argument("-v", "--verbose", action="store_true", help="say which platform runs and why; details of faults")
+    r.add_argument("--net", default="host", choices=["host", "private", "none"],
+                   help="network: host (share the host's), private (own namespace with loopback and -p ports), "
+                        "none (own loopback only)")
+    r.add_argument("-p", "--publish", action="append", default=[], metavar="HOST:GUEST[/udp]",
+                   help="with --net=private: forward the host's 127.0.0.1:HOST (or ADDR:HOST:GUEST) to the guest's GUEST port")
+    r.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
+                   help="mount a host directory or file in the guest; writes reach the host unless :ro")
+    r.add_argument("--root", metavar="DIR", help="the guest's / is this host directory (default: the host's /, read-only)")
+    r.add_argument("--verbose", action="store_true", help="say which platform runs and why; details of faults")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     return p
 
@@ -86,9 +94,26 @@ def _run(args) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus, max_threads=args.max_threads)
+                      cpus=args.cpus, max_threads=args.max_threads, net=args.net, publish=_publish(args))
     sys.stdout.flush()
     return Machine(opts).run([args.program, *args.args])
+
+
+def _publish(args) -> list:
+    """-p specs, checked now so a typo is an error before the VM starts."""
+    from umiak.errors import UmiakError
+    if args.publish and args.net != "private":
+        raise UmiakError("-p needs --net=private (with --net=host the guest's ports are the host's already)")
+    from umiak.kernel.net.stack import namespace_problem, parse_publish
+    try:
+        specs = [parse_publish(p) for p in args.publish]
+    except ValueError as e:
+        raise UmiakError(str(e)) from None
+    if args.net != "host":
+        problem = namespace_problem()
+        if problem:
+            raise UmiakError(f"--net={args.net} needs root or user namespaces: {problem}")
+    return specs
 
 
 def _platforms() -> int:

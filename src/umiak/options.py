@@ -26,6 +26,8 @@ class RunOptions:
     # volumes "HOST:GUEST[:ro]" (or (host, guest, readonly) tuples) mounted over it.
     root: str | None = None
     volumes: list = field(default_factory=list)
+    net: str = "host"                  # host | private | none (--net)
+    publish: list = field(default_factory=list)   # (host addr, host port, guest port, "tcp"|"udp") (-p)
     uid: int = 0
     gid: int = 0
     extra: dict = field(default_factory=dict)

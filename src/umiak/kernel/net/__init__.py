@@ -17,17 +17,38 @@
 
 
 def vm_stack(kernel):
-    """The VM's NetStack (made on first use)."""
+    """The VM's NetStack (made on first use; the private modes start at once)."""
     st = getattr(kernel, "_net", None)
     if st is None:
         from umiak.kernel.net.stack import NetStack
         st = kernel._net = NetStack(kernel.options, kernel.warn)
+        if st.mode != "host":
+            start(kernel)
     return st
 
 
 def start(kernel) -> None:
-    """Make the VM's network now (private modes: the namespace and published ports)."""
-    vm_stack(kernel).start()
+    """Make the VM's network now: in the private modes the namespace, the published
+    ports and the guest's /etc/resolv.conf and /etc/hosts. Kernel.spawn should call
+    it when options.net != "host" (else it happens at the first socket call)."""
+    from umiak.errors import UmiakError
+    from umiak.kernel.errors import EACCES, SyscallError
+    st = vm_stack(kernel)
+    if st._started:
+        return
+    try:
+        st.start()
+    except UmiakError as e:
+        kernel.warn(str(e))
+        raise SyscallError(EACCES) from None
+    files = st.etc_files()
+    if files:
+        from umiak.kernel.vfs.nodes import SynthFile, SynthFS
+        for path, data in files.items():
+            fs = SynthFS(0x2F)
+            fs.readonly = True
+            fs.root = SynthFile(fs, lambda task, d=data: d, 0o644)
+            kernel.vfs.mount(path, fs, readonly=True)
 
 
 def stop(kernel) -> None:

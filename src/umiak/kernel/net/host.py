@@ -78,6 +78,31 @@ def _oserror(e: OSError) -> SyscallError:
     return SyscallError(e.errno or EINVAL)
 
 
+def interface_ioctl(task, fd: int, req: int, arg: int) -> int:
+    """The SIOCGIF* requests that only read (names, flags, addresses, index, SIOCGIFCONF),
+    asked of the host socket fd (a socket of the VM's namespace)."""
+    if req in IFREQ_GET:
+        ifr = task.mm.read(arg, 40)
+        try:
+            out = fcntl.ioctl(fd, req, ifr)
+        except OSError as e:
+            raise _oserror(e) from None
+        task.mm.write(arg, out)
+        return 0
+    length, ptr = struct.unpack("<i4xQ", task.mm.read(arg, 16))
+    if length < 0:
+        raise SyscallError(EINVAL)
+    buf = ctypes.create_string_buffer(max(length, 1))
+    ifc = ctypes.create_string_buffer(struct.pack("<i4xQ", length, ctypes.addressof(buf) if ptr else 0), 16)
+    if libc().ioctl(fd, req, ifc) < 0:
+        _fail()
+    got = struct.unpack_from("<i", ifc.raw)[0]
+    if ptr:
+        task.mm.write(ptr, buf.raw[:got])
+    task.mm.write_u32(arg, got)
+    return 0
+
+
 class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
@@ -123,27 +148,8 @@ class HostSocket(Socket):
         return int.from_bytes(out, "little", signed=True)
 
     def ioctl(self, task, req: int, arg: int) -> int:
-        if req in IFREQ_GET:
-            ifr = task.mm.read(arg, 40)
-            try:
-                out = fcntl.ioctl(self.fd, req, ifr)
-            except OSError as e:
-                raise _oserror(e) from None
-            task.mm.write(arg, out)
-            return 0
-        if req == SIOCGIFCONF:
-            length, ptr = struct.unpack("<i4xQ", task.mm.read(arg, 16))
-            if length < 0:
-                raise SyscallError(EINVAL)
-            buf = ctypes.create_string_buffer(max(length, 1))
-            ifc = ctypes.create_string_buffer(struct.pack("<i4xQ", length, ctypes.addressof(buf) if ptr else 0), 16)
-            if libc().ioctl(self.fd, req, ifc) < 0:
-                _fail()
-            got = struct.unpack_from("<i", ifc.raw)[0]
-            if ptr:
-                task.mm.write(ptr, buf.raw[:got])
-            task.mm.write_u32(arg, got)
-            return 0
+        if req in IFREQ_GET or req == SIOCGIFCONF:
+            return interface_ioctl(task, self.fd, req, arg)
         return super().ioctl(task, req, arg)
 
     # -- connections -------------------------------------------------------------
@@ -239,10 +245,8 @@ class HostSocket(Socket):
         return n
 
     def recvmsg(self, task, n: int, flags: int, controllen: int, want_addr: bool = False):
-        if not want_addr and not controllen:
-            data = self.recv(n, flags & ~abi.MSG_TRUNC)
-            if flags & abi.MSG_TRUNC and self.type != abi.SOCK_STREAM:
-                return self._recvmsg(n, flags, 0)
+        if not want_addr and not controllen and (self.type == abi.SOCK_STREAM or not flags & abi.MSG_TRUNC):
+            data = self.recv(n, flags)
             return data, None, b"", 0, len(data)
         return self._recvmsg(n, flags, controllen)
 

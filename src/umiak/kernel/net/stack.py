@@ -78,6 +78,7 @@ class NetStack:
         self._lock = threading.Lock()
         self._forwarders: list = []
         self._started = False
+        self._probe = None
 
     def start(self) -> None:
         if self._started:
@@ -114,6 +115,12 @@ class NetStack:
         with self._lock:
             return self._namespace().socket(family, stype, proto)
 
+    def probe_fd(self) -> int:
+        """A host datagram socket of the VM's namespace, for interface ioctls."""
+        if self._probe is None:
+            self._probe = self.host_socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
+        return self._probe.fileno()
+
     def etc_files(self) -> dict[str, bytes]:
         """Guest files that differ from the host's in this mode (mounted over /etc)."""
         if self.mode == "host":
@@ -121,6 +128,9 @@ class NetStack:
         return {"/etc/resolv.conf": RESOLV_CONF, "/etc/hosts": HOSTS % self.hostname.encode()}
 
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         for f in self._forwarders:
             f.close()
         self._forwarders.clear()
