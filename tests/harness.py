@@ -30,7 +30,7 @@ BUILD = TESTS / ".build"
 
 # The one switch for dynamic programs: flip when umiak supports PT_INTERP (next issue).
 # UMIAK_TEST_DYNAMIC=1 runs them anyway, to see how far support has come.
-DYNAMIC_SUPPORTED = False or os.environ.get("UMIAK_TEST_DYNAMIC") == "1"
+DYNAMIC_SUPPORTED = True or os.environ.get("UMIAK_TEST_DYNAMIC") == "1"
 DYNAMIC_SKIP_REASON = "dynamic programs (PT_INTERP/ld.so) come with the next issue"
 
 # Build variant -> (compiler, flags). Order is the order of test ids.

@@ -52,8 +52,8 @@ CASES = {
     # name: (make(tmp_path) -> path, expected substring of the one stderr line; {p} = path)
     "text-file": (lambda d: write_exec(d / "notes.txt", b"just some text\n"),
                   "{p}: not an ELF executable"),
-    "script": (lambda d: write_exec(d / "script.sh", b"#!/bin/sh\necho hi\n"),
-               "{p}: is a script"),
+    "script-missing-interpreter": (lambda d: write_exec(d / "script.sh", b"#!/nonexistent/sh -e\necho hi\n"),
+                                   "/nonexistent/sh: No such file or directory"),
     "empty-file": (lambda d: write_exec(d / "empty", b""), "{p}: not an ELF executable"),
     "elf-magic-only": (lambda d: write_exec(d / "tiny", b"\x7fELF\x02\x01\x01"),
                        "{p}: truncated ELF file"),
@@ -83,6 +83,13 @@ def test_bad_program(platform, tmp_path, case):
     text = r.stderr.decode()
     assert want in text, f"expected {want!r} in stderr\n" + r.describe()
     assert "Traceback" not in text and len(text.strip().splitlines()) == 1, r.describe()
+
+
+def test_script_runs_through_its_interpreter(platform, tmp_path):
+    """#! scripts run as Linux runs them: [interpreter, optional arg, script, args...]."""
+    from harness import compare
+    script = write_exec(tmp_path / "s.sh", b"#!/bin/sh -e\necho \"$0 $*\"\nexec /bin/echo replaced\n")
+    compare(platform, [script, "a", "b c"])
 
 
 def test_relocatable_object(platform, tmp_path):

@@ -68,11 +68,14 @@ class Machine:
         opts = self.options
         if not argv:
             raise UmiakError("no program given")
-        host_path = resolve_program(argv[0])
-        data = _read_program(host_path, argv[0])
-        from umiak.loader.elf import parse_elf
-        host_path = os.path.realpath(host_path)   # /proc/self/exe is the resolved path, as on Linux
-        image = parse_elf(data, argv[0])
+        from umiak.loader.binfmt import resolve_program as resolve_binary
+        execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
+        path = resolve_program(argv[0])
+        argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
+        image, elf_path, argv_b = resolve_binary(
+            lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
+        host_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
+        _check_volumes(opts)
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
         platform = open_platform(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
@@ -86,8 +89,7 @@ class Machine:
             if opts.strace or opts.syscall_summary:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
-            task = kernel.spawn(image, host_path, [a.encode() if isinstance(a, str) else a for a in argv],
-                                default_environment(opts.env))
+            task = kernel.spawn(image, host_path, argv_b, default_environment(opts.env), execfn)
             with _forward_host_signals(kernel, task.process):
                 status = kernel.run(task)
             signal = kernel.exit_signal
@@ -174,6 +176,20 @@ class _forward_host_signals:
                     p.done.set()
                 return
             send(k, p, signo, make_siginfo(signo, 0x80))
+
+
+def _check_volumes(opts) -> None:
+    """A volume whose host side is missing is an error before the VM starts."""
+    from umiak.kernel.vfs import parse_volume
+    for spec in opts.volumes:
+        try:
+            host, guest, _ro = parse_volume(spec) if isinstance(spec, str) else spec
+        except ValueError as e:
+            raise UmiakError(str(e)) from None
+        if not os.path.exists(host):
+            raise UmiakError(f"volume {spec}: {host}: No such file or directory")
+    if opts.root is not None and not os.path.isdir(opts.root):
+        raise UmiakError(f"--root {opts.root}: not a directory")
 
 
 def _read_program(host_path: str, name: str) -> bytes:

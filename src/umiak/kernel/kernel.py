@@ -68,6 +68,15 @@ def _dispatch_table() -> list:
     return _DISPATCH
 
 
+def initial_fpu(image: bytes) -> bytes:
+    """An XSAVE image of the FPU state a new program starts with (FCW 0x37f, MXCSR 0x1f80)."""
+    fresh = bytearray(len(image))
+    fresh[0:2] = (0x37F).to_bytes(2, "little")
+    fresh[24:28] = (0x1F80).to_bytes(4, "little")
+    fresh[28:32] = image[28:32]   # MXCSR_MASK is the CPU's
+    return bytes(fresh)
+
+
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
 
 
@@ -96,7 +105,7 @@ class Kernel:
         self.ncpus = options.cpus or os.cpu_count() or 1
         self.cpu_features = platform.cpu_features()
 
-    def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str]):
+    def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
         from umiak.kernel.files import FdTable, HostFile
         from umiak.kernel.mm import AddressSpace
@@ -132,23 +141,73 @@ class Kernel:
         if clock is not None:
             from umiak.loader.vdso import VdsoClock
             self.vdso = VdsoClock(self, mm)
-        entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr)
+        entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr, execfn)
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
         task.vcpu.set_regs(regs)
         if self.tracer is not None:
-            self.tracer.exec(task, host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
+            self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:
             self.vdso.start(*clock)
         return task
 
     def _read_interp(self, path: str) -> bytes:
+        """The program interpreter (PT_INTERP), read through the guest's file system."""
         from umiak.errors import ExecFormatError
+        task = self.current_task() or next(iter(self.processes[1].tasks.values()), None)
         try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise ExecFormatError(f"interpreter {path}: {e.strerror}") from None
+            f = self.vfs.open_exec(task, path)
+            try:
+                return f.pread(0, f.size())
+            finally:
+                f.close()
+        except SyscallError as e:
+            raise ExecFormatError(f"interpreter {path}: {os.strerror(e.errno)}") from None
+
+    def exec_image(self, task, image, exe_path: str, execfn: str, argv: list[bytes], envp: list[bytes]) -> None:
+        """execve's point of no return: this task alone, a fresh address space, the new program.
+        Caller holds the kernel lock."""
+        from umiak.loader.exec import exec_program, setup_address_space
+        proc = task.process
+        others = [t for t in proc.tasks.values() if t is not task]
+        for t in others:
+            t.killed = True
+            t.interrupt()
+        task.wait(lambda: len(proc.tasks) == 1, interruptible=False)
+        if task is not proc.leader:
+            del proc.tasks[task.tid]
+            task.tid = proc.pid
+            proc.tasks[task.tid] = task
+            proc.leader = task
+        mm = proc.mm
+        mm.clear()
+        setup_address_space(mm, self.options.aslr)
+        if self.vdso is not None:
+            from umiak.loader.vdso import VdsoClock
+            clock = self.vdso.clock
+            self.vdso.stop()
+            self.vdso = VdsoClock(self, mm)
+        for fd in sorted(proc.fds.cloexec):
+            if fd in proc.fds.files:
+                proc.fds.close(fd)
+        for signo, act in list(proc.sigactions.items()):
+            if act[0] != abi.SIG_IGN:
+                del proc.sigactions[signo]
+        task.sigaltstack = (0, 2, 0)
+        task.clear_child_tid, task.robust_list = 0, (0, 0)
+        entry, sp = exec_program(self, proc, image, exe_path, argv, envp, self._read_interp,
+                                 self.options.aslr, execfn)
+        vcpu = task.vcpu
+        regs = [0] * 18
+        regs[16], regs[6], regs[17] = entry, sp, 2
+        vcpu.set_regs(regs)
+        vcpu.set_fs_base(0)
+        vcpu.set_gs_base(0)
+        vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
+        proc.exe = exe_path
+        proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
+        if self.vdso is not None:
+            self.vdso.start(*clock)
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
@@ -269,6 +328,8 @@ class Kernel:
                     except SyscallError:
                         pass
             proc.tasks.pop(task.tid, None)
+            for t in proc.tasks.values():   # an execve may be waiting for the others to go
+                t.wake()
             if task._wake_fd is not None:
                 os.close(task._wake_fd)
                 task._wake_fd = None
@@ -301,9 +362,9 @@ class Kernel:
             task.in_guest = True
             # A signal is delivered only where the user state is at hand: not while the
             # vCPU sits inside a kernel stub (it leaves the stub at its next exit).
-            if task.has_signal and (proc.exiting or at_user()):
+            if task.has_signal and (proc.exiting or task.killed or at_user()):
                 task.in_guest = False
-                if proc.exiting:
+                if proc.exiting or task.killed:
                     raise TaskKilled()
                 deliver(task)
                 continue
@@ -336,7 +397,7 @@ class Kernel:
                 if task.has_signal:
                     deliver(task)
             elif kind == ExitKind.INTERRUPTED:
-                if proc.exiting:
+                if proc.exiting or task.killed:
                     raise TaskKilled()
                 if task.has_signal and vcpu.at_user():
                     deliver(task)

@@ -366,6 +366,14 @@ class AddressSpace:
                 if n > 0:
                     vma.file.pwrite(off, bytes(self.ram[pa:pa + n]))
 
+    def clear(self) -> None:
+        """Unmap everything (execve)."""
+        self.sync_all()
+        for v in list(self.vmas):
+            self.munmap(v.start, v.end - v.start)
+        self.brk_start = self.brk_end = 0
+        self.stack_vma = None
+
     def sync_all(self) -> None:
         for v in list(self.vmas):
             self._flush_shared(v, v.start, v.end)

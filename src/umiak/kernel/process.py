@@ -95,6 +95,7 @@ class Task:
         self.host_thread = None       # threading ident of the host thread driving the vCPU
         self.cpu_start = 0.0
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
+        self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
         self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
         self._polling = False
@@ -105,7 +106,7 @@ class Task:
         """Refresh has_signal. Caller holds the kernel lock."""
         p = self.process
         blockable = ~self.sigmask | (1 << 8) | (1 << 18)  # SIGKILL, SIGSTOP cannot be blocked
-        self.has_signal = bool((self.pending | p.pending) & blockable) or p.exiting
+        self.has_signal = bool((self.pending | p.pending) & blockable) or p.exiting or self.killed
 
     def set_sigmask(self, mask: int) -> None:
         self.sigmask = mask & ~((1 << 8) | (1 << 18))
@@ -134,7 +135,7 @@ class Task:
         from umiak.kernel.errors import ERESTARTSYS, SyscallError
         deadline = None if timeout is None else time.monotonic() + timeout
         while not ready():
-            if self.process.exiting:
+            if self.process.exiting or self.killed:
                 raise TaskKilled()
             if interruptible and self.has_signal:
                 raise SyscallError(ERESTARTSYS)

@@ -60,7 +60,7 @@ def _dyn_base(mm, image: ElfImage) -> int:
 
 
 def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[bytes], envp: list[bytes],
-                 open_interp, aslr: bool) -> tuple[int, int]:
+                 open_interp, aslr: bool, execfn: str | None = None) -> tuple[int, int]:
     """Load image (and its interpreter via open_interp(path) -> bytes) into process.mm.
 
     Returns (entry, stack pointer) for the first thread.
@@ -97,7 +97,7 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
         start = entry
 
     top = mm.stack_top
-    sp = _build_stack(kernel, process, top, argv, envp, exe_path, [
+    sp = _build_stack(kernel, process, top, argv, envp, execfn or exe_path, [
         (abi.AT_PHDR, _phdr_addr(image, bias)),
         (abi.AT_PHENT, image.phentsize),
         (abi.AT_PHNUM, image.phnum),

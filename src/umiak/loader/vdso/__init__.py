@@ -39,9 +39,13 @@ class VdsoClock:
         self.mult = 0
         self.first = None     # (host tsc, monotonic ns) at the first refresh, to measure the rate
         self.last = None      # (guest tsc, guest ns) published last
+        self.stopped = False
+        self.handle = None
+        self.clock = None
 
     def start(self, khz: int, offset: int) -> None:
         """khz: the guest TSC rate; offset: guest TSC minus host TSC."""
+        self.clock = (khz, offset)
         self.offset = offset
         self.mult = (1_000_000 << 32) // khz
         self.refresh()
@@ -64,8 +68,13 @@ class VdsoClock:
             mono = max(mono, guest_now)
         self.last = (gtsc, mono)
         self._publish(gtsc, mono, real - time.monotonic_ns())
-        k = self.kernel
-        k.timers.add(time.monotonic() + REFRESH_S, self.refresh)
+        if not self.stopped:
+            self.handle = self.kernel.timers.add(time.monotonic() + REFRESH_S, self.refresh)
+
+    def stop(self) -> None:
+        """The address space is going away (execve): no more refreshes."""
+        self.stopped = True
+        self.kernel.timers.cancel(self.handle)
 
     def _publish(self, base_tsc: int, base_ns: int, rt_offset: int) -> None:
         ram, pa = self.ram, self.vvar_pa
