@@ -103,6 +103,10 @@ def interface_ioctl(task, fd: int, req: int, arg: int) -> int:
     return 0
 
 
+def _never_ready() -> int:
+    return 0
+
+
 class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
@@ -132,6 +136,7 @@ class HostSocket(Socket):
     def close(self) -> None:
         if self.fd >= 0:
             self.fd = -1
+            self.poll_mask = _never_ready   # released: nothing to poll (epoll sets may still hold it)
             self.sock.close()
 
     def available(self) -> int:

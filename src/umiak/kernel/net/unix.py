@@ -107,6 +107,8 @@ class UnixSocket(Socket):
         return p.rx_bytes < p.rcvbuf
 
     def poll_mask(self) -> int:
+        if self.closed:
+            return 0              # released: epoll forgets it (Linux drops it from every epoll set)
         if self.listening:
             return POLLIN | POLLRDNORM if self.backlog else 0
         m = 0
