@@ -265,3 +265,23 @@ def test_open_exec(tmp_path):
     assert _errno(vfs.open_exec, t, str(d)) == "EACCES"
     assert _errno(vfs.open_exec, t, str(d / "missing")) == "ENOENT"
     assert _errno(vfs.open_exec, None, "/dev/null") == "EACCES"
+
+
+def test_writable_volume_changes_reach_the_host(tmp_path):
+    from umiak.kernel import abi
+    root, vol = tmp_path / "root", tmp_path / "vol"
+    root.mkdir()
+    vol.mkdir()
+    k = _Kernel(root=str(root), volumes=[(str(vol), "/out", False)])
+    t = _task(k)
+    vfs = k.vfs
+    f = vfs.open(t, -100, "/out/new", abi.O_CREAT | abi.O_WRONLY | abi.O_TRUNC, 0o644)
+    assert f.write(b"data") == 4
+    f.close()
+    assert (vol / "new").read_bytes() == b"data"
+    parent, name, _ = vfs.resolve_parent(t, -100, "/out/dir")
+    parent.node.mkdir(name, 0o755)
+    parent.node.rename("new", vfs.resolve(t, -100, "/out/dir").node, "moved", 0)
+    assert (vol / "dir" / "moved").read_bytes() == b"data"
+    assert _errno(vfs.open, t, -100, "/new-on-root", abi.O_CREAT | abi.O_WRONLY, 0o644) == "EROFS"
+    assert not (root / "new-on-root").exists()

@@ -442,7 +442,8 @@ def sys_fstat(task, fd, statbuf):
 def _stat_path(task, dirfd, path_addr, statbuf, flags):
     if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
-    path = _path(task, path_addr)
+    # a NULL path with AT_EMPTY_PATH is the dirfd itself (Linux 6.11)
+    path = "" if not path_addr and flags & abi.AT_EMPTY_PATH else _path(task, path_addr)
     st = _vfs(task).stat(task, dirfd, path, flags)
     task.mm.write(statbuf, encode_stat(st))
     return 0

@@ -10,7 +10,7 @@ import os
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EINVAL, ENOENT, ENOTDIR, SyscallError
+from umiak.kernel.errors import EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP, SyscallError
 from umiak.kernel.files import HostFile, oserror
 from umiak.kernel.vfs.nodes import DirFile, dtype
 
@@ -50,6 +50,13 @@ class HostFS:
         self._dirfds[rel] = fd
         return fd
 
+    def forget(self) -> None:
+        """Directories were renamed or removed: drop the cached fds (they follow the inode)."""
+        for k, v in list(self._dirfds.items()):
+            if k:
+                os.close(v)
+        self._dirfds = {(): self.root_fd}
+
     def statfs(self, node: "HostNode") -> dict:
         fd = self.dirfd(node.rel) if _stat.S_ISDIR(node.mode) else self.dirfd(node.rel[:-1])
         return host_statfs(fd)
@@ -63,7 +70,106 @@ class HostFS:
         self._dirfds = {}
 
 
-class HostNode:
+class _Changes:
+    """Changes to a writable host directory (volumes). Every name is one component in a
+    directory held open; the object of chmod/chown/utime/truncate is reached through an
+    O_PATH|O_NOFOLLOW fd, so no host symlink is ever followed."""
+
+    __slots__ = ()
+
+    def _dirfd(self) -> int:
+        return self.fs.dirfd(self.rel)
+
+    def _host(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except OSError as e:
+            raise oserror(e) from None
+
+    def create(self, name: str, mode: int) -> "HostNode":
+        fd = self._host(os.open, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        mode, dir_fd=self._dirfd())
+        os.close(fd)
+        return self.lookup(name)
+
+    def mkdir(self, name: str, mode: int) -> None:
+        self._host(os.mkdir, name, mode, dir_fd=self._dirfd())
+
+    def mknod(self, name: str, mode: int, dev: int) -> None:
+        self._host(os.mknod, name, mode, dev, dir_fd=self._dirfd())
+
+    def symlink(self, name: str, target: str) -> None:
+        self._host(os.symlink, target, name, dir_fd=self._dirfd())
+
+    def link(self, name: str, old: "HostNode") -> None:
+        self._host(os.link, old.rel[-1], name, src_dir_fd=old.fs.dirfd(old.rel[:-1]),
+                   dst_dir_fd=self._dirfd(), follow_symlinks=False)
+
+    def unlink(self, name: str) -> None:
+        self._host(os.unlink, name, dir_fd=self._dirfd())
+
+    def rmdir(self, name: str) -> None:
+        self._host(os.rmdir, name, dir_fd=self._dirfd())
+        self.fs.forget()
+
+    def rename(self, name: str, new_parent: "HostNode", new_name: str, flags: int) -> None:
+        src, dst = self._dirfd(), new_parent.fs.dirfd(new_parent.rel)
+        if flags:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.renameat2(src, os.fsencode(name), dst, os.fsencode(new_name), flags) != 0:
+                raise SyscallError(ctypes.get_errno() or EINVAL)
+        else:
+            self._host(os.rename, name, new_name, src_dir_fd=src, dst_dir_fd=dst)
+        self.fs.forget()
+
+    def _self_fd(self) -> int:
+        if not self.rel:
+            return os.dup(self.fs.root_fd)
+        return self._host(os.open, self.rel[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=self.fs.dirfd(self.rel[:-1]))
+
+    def _via_fd(self, fn, *args, **kw):
+        fd = self._self_fd()
+        try:
+            return self._host(fn, f"/proc/self/fd/{fd}", *args, **kw)
+        finally:
+            os.close(fd)
+
+    def chmod(self, mode: int) -> None:
+        if _stat.S_ISLNK(self.mode):
+            raise SyscallError(EOPNOTSUPP)
+        self._via_fd(os.chmod, mode)
+
+    def chown(self, uid: int, gid: int) -> None:
+        if _stat.S_ISLNK(self.mode):
+            fd = self.fs.dirfd(self.rel[:-1])
+            self._host(os.chown, self.rel[-1], uid, gid, dir_fd=fd, follow_symlinks=False)
+            return
+        self._via_fd(os.chown, uid, gid)
+
+    def utime(self, ts) -> None:
+        import time
+        if ts is None:
+            self._via_fd(os.utime)
+            return
+        st = self.stat()
+        now = time.time_ns()
+        out = []
+        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns)):
+            out.append(now if nsec == (1 << 30) - 1 else old if nsec == (1 << 30) - 2 else sec * 10**9 + nsec)
+        self._via_fd(os.utime, ns=tuple(out))
+
+    def truncate(self, length: int) -> None:
+        fd = self._host(os.open, self.rel[-1], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                        dir_fd=self.fs.dirfd(self.rel[:-1]))
+        try:
+            self._host(os.ftruncate, fd, length)
+        finally:
+            os.close(fd)
+
+
+class HostNode(_Changes):
     __slots__ = ("fs", "rel", "st", "mode")
 
     def __init__(self, fs: HostFS, rel: tuple[str, ...], st: os.stat_result):
