@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                    help="mount a host directory or file in the guest; writes reach the host unless :ro")
     r.add_argument("--root", metavar="DIR", help="the guest's / is this host directory (default: the host's /, read-only)")
+    r.add_argument("--tmpfs", action="append", default=[], metavar="PATH",
+                   help="mount an in-memory file system at PATH (/tmp has one already)")
+    r.add_argument("--user", metavar="UID:GID", help="run the program as this uid and gid (default 0:0)")
     r.add_argument("--verbose", action="store_true", help="say which platform runs and why; details of faults")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     return p
@@ -94,9 +97,27 @@ def _run(args) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus, max_threads=args.max_threads, net=args.net, publish=_publish(args))
+                      cpus=args.cpus, max_threads=args.max_threads, net=args.net, publish=_publish(args),
+                      volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
+                      **_user(args.user))
     sys.stdout.flush()
     return Machine(opts).run([args.program, *args.args])
+
+
+def _user(text: str | None) -> dict:
+    """--user UID[:GID] -> RunOptions fields (GID left out: the same number as UID)."""
+    from umiak.errors import UmiakError
+    if not text:
+        return {}
+    uid, _, gid = text.partition(":")
+    try:
+        u = int(uid)
+        g = int(gid) if gid else u
+    except ValueError:
+        raise UmiakError(f"bad --user {text!r} (use numeric UID:GID)") from None
+    if not (0 <= u < 1 << 32 and 0 <= g < 1 << 32) or u == 0xFFFFFFFF or g == 0xFFFFFFFF:
+        raise UmiakError(f"bad --user {text!r}: ids must be 0..4294967294")
+    return {"uid": u, "gid": g}
 
 
 def _publish(args) -> list:

@@ -26,6 +26,7 @@ class RunOptions:
     # volumes "HOST:GUEST[:ro]" (or (host, guest, readonly) tuples) mounted over it.
     root: str | None = None
     volumes: list = field(default_factory=list)
+    tmpfs: list = field(default_factory=list)     # guest paths of extra tmpfs mounts (/tmp always has one)
     net: str = "host"                  # host | private | none (--net)
     publish: list = field(default_factory=list)   # (host addr, host port, guest port, "tcp"|"udp") (-p)
     uid: int = 0
