@@ -360,7 +360,8 @@ class FdTable:
         self._drop(f)
 
     def _drop(self, f: File) -> None:
-        if not any(g is f for g in self.files.values()):
+        # A file in flight in an SCM_RIGHTS message stays open until it is received.
+        if not any(g is f for g in self.files.values()) and not getattr(f, "inflight", 0):
             f.close()
 
     def close_all(self) -> None:

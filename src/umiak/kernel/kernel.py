@@ -131,6 +131,9 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
+        if getattr(opts, "net", "host") != "host":
+            from umiak.kernel import net
+            net.start(self)   # before the program reads /etc/resolv.conf
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
@@ -138,7 +141,8 @@ class Kernel:
         self.vdso = None
         tsc_clock = getattr(self.platform, "tsc_clock", None)
         clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
-        if clock is not None:
+        if opts.vdso:
+            # Without a TSC clock the vDSO's functions fall back to the real syscalls.
             from umiak.loader.vdso import VdsoClock
             self.vdso = VdsoClock(self, mm)
         entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr, execfn)
@@ -187,6 +191,8 @@ class Kernel:
             clock = self.vdso.clock
             self.vdso.stop()
             self.vdso = VdsoClock(self, mm)
+        else:
+            clock = None
         for fd in sorted(proc.fds.cloexec):
             if fd in proc.fds.files:
                 proc.fds.close(fd)
@@ -206,13 +212,16 @@ class Kernel:
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
         proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
-        if self.vdso is not None:
+        if clock is not None:
             self.vdso.start(*clock)
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
         if self._timers is not None:
             self._timers.stop()
+        if getattr(self, "_net", None) is not None:
+            from umiak.kernel import net
+            net.stop(self)
         for proc in self.processes.values():
             for fd in list(proc.fds.files):
                 try:

@@ -93,7 +93,7 @@ def wait_for(task, items: list[tuple[object, int]], timeout: float | None) -> bo
     for f, events in items:
         fd = host_fd(f) if getattr(f, "poll_mask", None) is None else None
         if fd is not None:
-            host.append((fd, events))
+            host.append((fd, events & 0xFFFF))   # EPOLLET/ONESHOT/... are not poll(2) bits
         else:
             q = waitq(f)
             entries.append((q, q.add(task)))

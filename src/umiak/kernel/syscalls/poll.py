@@ -175,6 +175,13 @@ class EpollFile(File):
     def poll_mask(self) -> int:
         return 0x1 if self.ready(peek=True) else 0
 
+    def prune(self, fds) -> None:
+        """Forget entries whose file is no longer open at that fd (Linux drops them when the
+        file is closed)."""
+        for fd, ent in list(self.interest.items()):
+            if fds.files.get(fd) is not ent[0]:
+                del self.interest[fd]
+
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
         out = []
         for fd, ent in list(self.interest.items()):
@@ -228,6 +235,7 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
         raise SyscallError(EINVAL)
     if getattr(target, "loc", None) is not None and getattr(target, "_is_regular", lambda: False)():
         raise SyscallError(EPERM)   # regular files cannot be polled
+    ep.prune(task.fds)
     if op == EPOLL_CTL_DEL:
         if fd not in ep.interest:
             raise SyscallError(ENOENT)
@@ -257,6 +265,7 @@ def _epoll_wait(task, epfd, events, maxevents, timeout: float | None):
         raise SyscallError(EINVAL)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
+        ep.prune(task.fds)
         got = ep.ready(maxevents=maxevents)
         if got:
             task.mm.write(events, b"".join(EPOLL_EVENT.pack(m, d) for m, d in got))

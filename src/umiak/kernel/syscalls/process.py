@@ -86,6 +86,18 @@ def sys_getgroups(task, size, lst):
     return len(groups)
 
 
+def sys_setgroups(task, size, lst):
+    """setgroups(2): root may set the supplementary groups (kept for getgroups)."""
+    size = s32(size)
+    if size < 0 or size > 65536:
+        raise SyscallError(EINVAL)
+    if task.process.creds.euid != 0:
+        raise SyscallError(EPERM)
+    raw = task.mm.read(lst, 4 * size) if size else b""
+    task.process.creds.groups = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw), 4)]
+    return 0
+
+
 def _set_id(task, value):
     if task.process.creds.euid != 0 and value != task.process.creds.uid:
         raise SyscallError(EPERM)

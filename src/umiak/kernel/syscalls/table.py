@@ -128,7 +128,7 @@ SYSCALLS: dict[int, tuple[str, str | None, str, str]] = {
     113: ("setreuid", None, ENOSYS, ""),
     114: ("setregid", None, ENOSYS, ""),
     115: ("getgroups", "process", FULL, ""),
-    116: ("setgroups", None, ENOSYS, ""),
+    116: ("setgroups", "process", FULL, ""),
     117: ("setresuid", None, ENOSYS, ""),
     118: ("getresuid", "process", FULL, ""),
     119: ("setresgid", None, ENOSYS, ""),

@@ -8,7 +8,8 @@
  *   +16 mult       ns per TSC tick, as a 32.32 fixed-point number
  *   +24 base_ns    CLOCK_MONOTONIC (ns) at base_tsc
  *   +32 rt_offset  CLOCK_REALTIME - CLOCK_MONOTONIC (ns, signed)
- * Clocks the page does not describe fall back to the real syscall.
+ * Clocks the page does not describe fall back to the real syscall, and so does
+ * everything while mult is 0 (a platform without a usable TSC).
  */
 	.intel_syntax noprefix
 	.text
@@ -39,6 +40,8 @@ mono_ns:
 	.globl __vdso_clock_gettime
 	.type __vdso_clock_gettime, @function
 __vdso_clock_gettime:
+	cmp	qword ptr [rip + vvar + 16], 0
+	je	.Lsys_clock
 	cmp	edi, 1		/* CLOCK_MONOTONIC */
 	je	.Lmono
 	cmp	edi, 4		/* CLOCK_MONOTONIC_RAW */
@@ -51,6 +54,7 @@ __vdso_clock_gettime:
 	je	.Lreal
 	cmp	edi, 5		/* CLOCK_REALTIME_COARSE */
 	je	.Lreal
+.Lsys_clock:
 	mov	eax, 228	/* everything else: clock_gettime(2) */
 	syscall
 	ret
@@ -73,7 +77,12 @@ __vdso_clock_gettime:
 	.globl __vdso_gettimeofday
 	.type __vdso_gettimeofday, @function
 __vdso_gettimeofday:
-	mov	r10, rsi
+	cmp	qword ptr [rip + vvar + 16], 0
+	jne	0f
+	mov	eax, 96		/* gettimeofday(2) */
+	syscall
+	ret
+0:	mov	r10, rsi
 	test	rdi, rdi
 	jz	1f
 	call	mono_ns
@@ -97,7 +106,12 @@ __vdso_gettimeofday:
 	.globl __vdso_time
 	.type __vdso_time, @function
 __vdso_time:
-	mov	r10, rdi
+	cmp	qword ptr [rip + vvar + 16], 0
+	jne	0f
+	mov	eax, 201	/* time(2) */
+	syscall
+	ret
+0:	mov	r10, rdi
 	call	mono_ns
 	add	rax, r9
 	mov	ecx, 1000000000
