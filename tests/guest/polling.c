@@ -80,7 +80,8 @@ int main(void) {
     int sfd = signalfd(-1, &m, 0);
     raise(SIGUSR1);
     struct signalfd_siginfo si;
-    printf("signalfd read %zd signo %u\n", read(sfd, &si, sizeof si), si.ssi_signo);
+    ssize_t sn = read(sfd, &si, sizeof si);
+    printf("signalfd read %zd signo %u\n", sn, si.ssi_signo);
 
     struct pollfd none = { pfd[0], POLLIN, 0 };
     printf("poll timeout %d\n", poll(&none, 1, 30));
