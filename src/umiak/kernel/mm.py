@@ -306,7 +306,7 @@ class AddressSpace:
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
-                    and not getattr(vma.file, "writable", True):
+                    and vma.file.writable is False:
                 raise SyscallError(EACCES)
             old = vma.prot & PROT_MASK
             vma.prot = prot | (vma.prot & ~PROT_MASK)
