@@ -69,18 +69,27 @@ class Machine:
         if not argv:
             raise UmiakError("no program given")
         from umiak.loader.binfmt import resolve_program as resolve_binary
-        execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
-        path = resolve_program(argv[0])
         argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
-        image, elf_path, argv_b = resolve_binary(
-            lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
-        host_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         _check_volumes(opts)
+        if opts.root is None:
+            # The guest's / is the host's: find and check the program before any VM exists.
+            execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
+            path = resolve_program(argv[0])
+            image, elf_path, argv_b = resolve_binary(
+                lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
+            exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
         platform = open_platform(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
+        if opts.root is not None:
+            try:
+                image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b)
+            except BaseException:
+                kernel.shutdown()
+                platform.close()
+                raise
         if opts.verbose:
             kernel.warn(f"platform {platform.describe()} ({self.platform_reason}), "
                         f"{opts.mem_size >> 20} MiB guest RAM")
@@ -89,7 +98,7 @@ class Machine:
             if opts.strace or opts.syscall_summary:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
-            task = kernel.spawn(image, host_path, argv_b, default_environment(opts.env), execfn)
+            task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
             with _forward_host_signals(kernel, task.process):
                 status = kernel.run(task)
             signal = kernel.exit_signal
@@ -176,6 +185,39 @@ class _forward_host_signals:
                     p.done.set()
                 return
             send(k, p, signo, make_siginfo(signo, 0x80))
+
+
+def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
+    """With --root the program is a guest path: find it (PATH as a shell would) and read it
+    through the guest's file system. Returns (image, resolved exe path, argv, execfn)."""
+    from umiak.kernel.errors import SyscallError
+    from umiak.loader.binfmt import resolve_program as resolve_binary
+    vfs = kernel.vfs
+    opened = {}
+
+    def read(p: str) -> bytes:
+        try:
+            f = vfs.open_exec(None, p)
+        except SyscallError as e:
+            raise UmiakError(f"{name if p == path else p}: {os.strerror(e.errno)}") from None
+        opened[p] = f
+        return f.pread(0, f.size())
+
+    path = name
+    if "/" not in name:
+        for d in DEFAULT_PATH.split(":"):
+            try:
+                vfs.open_exec(None, f"{d}/{name}").close()
+            except SyscallError:
+                continue
+            path = f"{d}/{name}"
+            break
+        else:
+            raise UmiakError(f"{name}: command not found")
+    image, elf_path, argv_b = resolve_binary(read, path, argv_b)
+    f = opened.get(elf_path)
+    exe = getattr(getattr(f, "loc", None), "path", None) or getattr(f, "path", elf_path)
+    return image, exe, argv_b, path
 
 
 def _check_volumes(opts) -> None:
