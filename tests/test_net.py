@@ -216,8 +216,6 @@ http {{
 """
 
 
-@pytest.mark.xfail(reason="until poll.py drops epoll entries of closed files (nginx re-ADDs a reused fd: EEXIST) "
-                          "and waiting.wait_for masks EPOLLET off host poll events (OverflowError)", strict=False)
 def test_nginx_static_files(platform, tmp_path):
     need("/usr/sbin/nginx", "curl")
     www = tmp_path / "www"
@@ -251,13 +249,8 @@ def test_memcached(platform):
     need("/usr/bin/memcached")
     port = free_port()
     argv = ["/usr/bin/memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "2"]
-    try:
-        server = guest_server(platform, argv, port)
-        server.__enter__()
-    except AssertionError as e:
-        if "setgroups" in str(e):
-            pytest.xfail("memcached -u root calls setgroups(2), still ENOSYS in the process family")
-        raise
+    server = guest_server(platform, argv, port)
+    server.__enter__()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             f = c.makefile("rwb")
