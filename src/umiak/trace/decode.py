@@ -836,6 +836,12 @@ def k_sockopt_val(c, v, p):
             return f"[{s32(c.task.mm.read_u32(v))}]"
         except SyscallError:
             return ptr(v)
+    if n == 16 and c.args[1] == 1 and c.args[2] in (20, 21):   # SOL_SOCKET, SO_RCVTIMEO/SNDTIMEO
+        try:
+            sec, usec = struct.unpack("<qq", c.task.mm.read(v, 16))
+            return f"{{tv_sec={sec}, tv_usec={usec}}}"
+        except SyscallError:
+            return ptr(v)
     return buf(c, v, n)
 
 
@@ -899,8 +905,8 @@ def k_socklen_out(c, v, p):
 
 
 def k_buf_out_len(c, v, p):
-    """recvfrom's buffer: the bytes received."""
-    return buf(c, v, c.ret)
+    """recvfrom's buffer: the bytes received (MSG_TRUNC may return more than the buffer held)."""
+    return buf(c, v, min(c.ret, c.args[2]))
 
 
 # -- poll / epoll --------------------------------------------------------------------
@@ -1304,6 +1310,8 @@ SPECS: dict[str, tuple[str, ...]] = {
     "sendto": ("fd", "buf_in:2", "ulong", "msg_flags", "sockaddr:5", "ulong"),
     "recvfrom": ("fd", "buf_out_len", "ulong", "msg_flags", "sockaddr_out:5", "socklen_out"),
     "sendmsg": ("fd", "ptr", "msg_flags"),
+    "sendmmsg": ("fd", "ptr", "int", "msg_flags"),
+    "recvmmsg": ("fd", "ptr", "int", "msg_flags", "timespec"),
     "recvmsg": ("fd", "ptr", "msg_flags"),
     "shutdown": ("fd", "shut"),
     "setsockopt": ("fd", "sol", "sockopt", "sockopt_val:4", "ulong"),
