@@ -97,7 +97,7 @@ def _run(args) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus, max_threads=args.max_threads, net=args.net, publish=_publish(args),
+                      cpus=args.cpus, max_threads=args.max_threads, prewarm=False, net=args.net, publish=_publish(args),
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
                       **_user(args.user))
     sys.stdout.flush()

@@ -59,6 +59,7 @@ class Machine:
         self.platform_name: str | None = None
         self.platform_reason = ""
         self.last_kernel = None
+        self._warm = None   # (platform name, memory size, builder thread, {"platform": ...})
 
     def run(self, argv: list[str], stdio: tuple[int, int, int] | None = None, err_out=None) -> int:
         """Run argv[0] with argv; returns the exit status as a shell would report it."""
@@ -79,7 +80,7 @@ class Machine:
                 lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
-        platform = open_platform(self.platform_name, opts.mem_size)
+        platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
@@ -110,7 +111,53 @@ class Machine:
             finally:
                 kernel.shutdown()
                 platform.close()
+                if opts.prewarm:
+                    self._warm_up(self.platform_name, opts.mem_size)
         return status
+
+    # -- a warm VM for the next run ------------------------------------------------
+    def _warm_up(self, name: str, mem_size: int) -> None:
+        """Build the next run's VM on a background thread while the caller goes on."""
+        import threading
+        from umiak.platform import open_platform
+        box: dict = {}
+
+        def build():
+            try:
+                plat = open_platform(name, mem_size)
+                prepare = getattr(plat, "prepare", None)
+                if prepare is not None:
+                    prepare()
+                box["platform"] = plat
+            except Exception:  # noqa: BLE001 - the next run simply builds its own
+                pass
+        t = threading.Thread(target=build, name="umiak-warm-vm", daemon=True)
+        t.start()
+        self._warm = (name, mem_size, t, box)
+
+    def _take_warm(self, name: str, mem_size: int):
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return None
+        wname, wsize, t, box = warm
+        t.join()
+        plat = box.get("platform")
+        if plat is not None and (wname, wsize) != (name, mem_size):
+            plat.close()
+            return None
+        return plat
+
+    def close(self) -> None:
+        """Release the warm VM, if one is waiting."""
+        plat = self._take_warm(None, None) if self._warm is not None else None
+        if plat is not None:
+            plat.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
     def run_captured(self, argv: list[str], input: bytes = b"") -> RunResult:
         """Run with stdin from `input` and stdout/stderr captured (umiak's own messages go to stderr too)."""

@@ -58,6 +58,7 @@ def _install_kick_handler() -> None:
 
 
 _closer = None
+_SUPPORTED_CPUID = None
 
 
 def _close_later(fds: list[int]) -> None:
@@ -159,11 +160,15 @@ class KvmPlatform:
         return pa
 
     def _supported_cpuid(self):
-        n = 256
-        buf = api.cpuid2_type(n)()
-        buf.nent = n
-        _ioctl(self._kvm, api.KVM_GET_SUPPORTED_CPUID, buf)
-        return buf
+        """The host's supported CPUID (a property of the host: read once per process)."""
+        global _SUPPORTED_CPUID
+        if _SUPPORTED_CPUID is None:
+            n = 256
+            buf = api.cpuid2_type(n)()
+            buf.nent = n
+            _ioctl(self._kvm, api.KVM_GET_SUPPORTED_CPUID, buf)
+            _SUPPORTED_CPUID = buf
+        return _SUPPORTED_CPUID
 
     def xcr0(self) -> int:
         """x87|SSE|AVX and the AVX-512 states when the CPU has them."""
@@ -248,8 +253,20 @@ class KvmPlatform:
         self._gdt_limit = len(gdt) - 1
         return pa
 
+    def prepare(self) -> None:
+        """Create the first vCPU ahead of time (a warm VM waiting for its program)."""
+        if not self._vcpus:
+            self._spare = KvmVcpu(self, 0, 0, 0)
+
     def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
-        vcpu = KvmVcpu(self, len(self._vcpus), entry, stack)
+        spare, self._spare = getattr(self, "_spare", None), None
+        if spare is not None:
+            regs = [0] * 18
+            regs[RIP], regs[RSP], regs[RFLAGS] = entry, stack, cpu.RFLAGS_RESERVED
+            spare.set_regs(regs)
+            vcpu = spare
+        else:
+            vcpu = KvmVcpu(self, len(self._vcpus), entry, stack)
         self._vcpus.append(vcpu)
         return vcpu
 
@@ -260,7 +277,8 @@ class KvmPlatform:
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
         fds = []
-        for v in self._vcpus:
+        spare, self._spare = getattr(self, "_spare", None), None
+        for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
         for attr in ("_vm", "_kvm"):
