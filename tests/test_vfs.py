@@ -1,11 +1,12 @@
 """The VFS: path resolution, symlinks, `..`, stat, directory listing, descriptors,
-pipes, /dev and /proc, and the read-only root.
+pipes, /dev and /proc, the root's write overlay and read-only volumes.
 
 The guest programs (tests/guest/vfs_*.c) run natively and under umiak and must
 print the same. The test makes real files in a temporary directory; the guest
-sees them at the same paths because umiak's root is the host's file system,
-read-only. What umiak does differently on purpose (EROFS for every change to
-the root) is checked against fixed expectations in test_read_only_root.
+sees them at the same paths because umiak's root is the host's file system
+(with an in-memory overlay for changes). What umiak does differently on purpose
+(EROFS for every change to a `:ro` volume) is checked against fixed expectations
+in test_read_only_volume.
 """
 
 import os
@@ -96,15 +97,33 @@ write /dev/null still works: 1
 """
 
 
-def test_read_only_root(platform, variant, workdir):
+def test_read_only_volume(platform, variant, workdir):
     """umiak's semantics, not Linux's output here: the host directory is writable natively.
     The errors are those of Linux on a read-only mount (EEXIST/ENOENT first where Linux checks them first)."""
     (workdir / "file").write_text("content\n")
     (workdir / "sub").mkdir()
     before = sorted(os.listdir(workdir))
-    res = run_umiak(platform, [build("vfs_rofs", variant), workdir])
+    res = run_umiak(platform, [build("vfs_rofs", variant), "/ro"], options=["-v", f"{workdir}:/ro:ro"])
     assert (res.status, res.stdout.decode(), res.stderr) == (0, READ_ONLY_ROOT, b""), res.describe()
     assert sorted(os.listdir(workdir)) == before and (workdir / "file").read_text() == "content\n"
+
+
+def _twin(d):
+    d.mkdir()
+    (d / "file").write_text("content\n")
+    (d / "sub").mkdir()
+    return d
+
+
+def test_overlay_root_changes_like_linux(platform, variant, tmp_path):
+    """The root's overlay: the same calls succeed and fail as on a writable Linux directory
+    (natively on one copy of the tree, under umiak on another), and the host keeps its files."""
+    prog = build("vfs_rofs", variant)
+    native = run_native([prog, _twin(tmp_path / "n")])
+    guest = _twin(tmp_path / "u")
+    res = run_umiak(platform, [prog, guest])
+    assert_same(native, res)
+    assert sorted(os.listdir(guest)) == ["file", "sub"] and (guest / "file").read_text() == "content\n"
 
 
 # -- the VFS in-process (no VM): confinement, mounts, loops, openat2, open_exec --------------
@@ -164,16 +183,21 @@ def test_root_confines_symlinks_and_dotdot(tmp_path):
     (root / "etc" / "passwd").write_text("guest passwd\n")
     os.symlink("/etc/passwd", root / "abs")
     os.symlink("../../../../../etc/passwd", root / "climb")
+    (root / "etc" / "passwd").rename(root / "etc" / "secret")   # passwd is the VM's own view
+    for name in ("abs", "climb"):
+        os.unlink(root / name)
+    os.symlink("/etc/secret", root / "abs")
+    os.symlink("../../../../../etc/secret", root / "climb")
     os.symlink("/../../..", root / "up")
     k = _Kernel(root=str(root))
     t = _task(k)
     vfs = k.vfs
-    for path in ("/etc/passwd", "/abs", "/climb", "/../../etc/passwd", "/up/etc/passwd", "/etc/../../etc/passwd"):
+    for path in ("/etc/secret", "/abs", "/climb", "/../../etc/secret", "/up/etc/secret", "/etc/../../etc/secret"):
         f = vfs.open(t, -100, path, 0)
         assert _read_all(f) == b"guest passwd\n", path
         f.close()
     assert vfs.resolve(t, -100, "/up/..").path == "/"
-    assert vfs.resolve(t, -100, "/climb").path == "/etc/passwd"     # the guest path, symlinks resolved
+    assert vfs.resolve(t, -100, "/climb").path == "/etc/secret"     # the guest path, symlinks resolved
 
 
 def test_symlink_loops_and_name_limits(tmp_path):
@@ -283,5 +307,7 @@ def test_writable_volume_changes_reach_the_host(tmp_path):
     parent.node.mkdir(name, 0o755)
     parent.node.rename("new", vfs.resolve(t, -100, "/out/dir").node, "moved", 0)
     assert (vol / "dir" / "moved").read_bytes() == b"data"
-    assert _errno(vfs.open, t, -100, "/new-on-root", abi.O_CREAT | abi.O_WRONLY, 0o644) == "EROFS"
+    f = vfs.open(t, -100, "/new-on-root", abi.O_CREAT | abi.O_WRONLY, 0o644)   # the overlay takes it
+    assert f.write(b"memory") == 6
+    assert _read_all(vfs.open(t, -100, "/new-on-root", 0)) == b"memory"
     assert not (root / "new-on-root").exists()

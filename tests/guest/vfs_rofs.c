@@ -1,7 +1,9 @@
-/* vfs_rofs: umiak's root file system is the host's, read-only. Every change gives
- * EROFS, after the errors Linux checks first (EEXIST, ENOENT of the parent...).
- * argv[1]: a directory holding "file" and "sub/". Natively the directory is writable,
- * so this program is checked against fixed expectations, not against a native run. */
+/* vfs_rofs: every change to a file system, and its errors. argv[1]: a directory holding
+ * "file" and "sub/".
+ * On a read-only mount (-v HOST:GUEST:ro) every change gives EROFS, after the errors Linux
+ * checks first (EEXIST, ENOENT of the parent...): checked against fixed expectations.
+ * On the root's in-memory overlay the results are Linux's on a writable directory:
+ * checked against a native run on a copy of the directory. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

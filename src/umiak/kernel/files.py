@@ -298,6 +298,11 @@ class MappedHostFile:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
+    def ident(self) -> tuple[int, int]:
+        """(st_dev, st_ino) for /proc/self/maps."""
+        st = os.fstat(self.fd)
+        return st.st_dev, st.st_ino
+
     def __del__(self):
         try:
             os.close(self.fd)
@@ -306,12 +311,16 @@ class MappedHostFile:
 
 
 class FdTable:
-    """fd number -> (File, close-on-exec flag)."""
+    """fd number -> (File, close-on-exec flag). `locks` (vfs.locks.LockTable) and `lock_pid`
+    are set when the process first takes a file lock: closing an fd then drops the
+    process's record locks on that file, and the last fd of a description its OFD/flock locks."""
 
     def __init__(self, limit: int = 1024):
         self.files: dict[int, File] = {}
         self.cloexec: set[int] = set()
         self.limit = limit
+        self.locks = None
+        self.lock_pid = 0
 
     def get(self, fd: int) -> File:
         f = self.files.get(fd)
@@ -350,6 +359,7 @@ class FdTable:
         else:
             self.cloexec.discard(fd)
         if old is not None and old is not f:
+            self._unlock(old)
             self._drop(old)
 
     def close(self, fd: int) -> None:
@@ -357,11 +367,23 @@ class FdTable:
         if f is None:
             raise SyscallError(EBADF)
         self.cloexec.discard(fd)
+        self._unlock(f)
         self._drop(f)
+
+    def _unlock(self, f: File) -> None:
+        """close(2) of any fd drops the process's record locks on the file (POSIX)."""
+        if self.locks is not None and self.locks.records:
+            try:
+                from umiak.kernel.vfs.locks import file_key
+                self.locks.release_owner(file_key(f), ("posix", self.lock_pid))
+            except SyscallError:
+                pass
 
     def _drop(self, f: File) -> None:
         # A file in flight in an SCM_RIGHTS message stays open until it is received.
         if not any(g is f for g in self.files.values()) and not getattr(f, "inflight", 0):
+            if self.locks is not None:
+                self.locks.release_file(f)
             f.close()
 
     def close_all(self) -> None:

@@ -1,8 +1,9 @@
 """File-descriptor and file-system syscalls: read(2), write(2), open(2) and their family.
 
-Paths are resolved by the VFS (`kernel.vfs`), never by the host. The root file
-system is read-only for now: every change to it gives EROFS, after the errors
-Linux checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
+Paths are resolved by the VFS (`kernel.vfs`), never by the host. Changes go to
+the file system of the mount (the root's in-memory overlay, tmpfs, a writable
+volume's host directory); a read-only volume gives EROFS after the errors Linux
+checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
 """
 
 import os
@@ -155,6 +156,20 @@ def _write_from(task, f, buf, count, writer) -> int:
     return total
 
 
+def _sigpipe(task, f, fn):
+    """fn(), and on EPIPE from a pipe or a host pipe/terminal SIGPIPE to the writing thread
+    before the error (sockets send their own, honouring MSG_NOSIGNAL)."""
+    from umiak.kernel.errors import EPIPE
+    try:
+        return fn()
+    except SyscallError as e:
+        if e.errno == EPIPE and (hasattr(f, "pipe") or type(f).__name__ == "HostFile"):
+            from umiak.kernel.signals import make_siginfo, send
+            send(task.kernel, task.process, abi.SIGPIPE,
+                 make_siginfo(abi.SIGPIPE, 0x80), task)   # SI_KERNEL, as Linux's pipe_write
+        raise
+
+
 def _check_readable(f):
     if not f.readable():
         raise SyscallError(EBADF)
@@ -175,12 +190,12 @@ def sys_read(task, fd, buf, count):
 
 
 def sys_write(task, fd, buf, count):
-    """write(2): EPIPE on a pipe without readers (SIGPIPE is not sent yet)."""
+    """write(2): SIGPIPE and EPIPE on a pipe without readers."""
     f = _io_file(task, fd)
     _check_writable(f)
     if count == 0:
         return 0
-    return _write_from(task, f, buf, count, lambda done, data: f.write(data))
+    return _sigpipe(task, f, lambda: _write_from(task, f, buf, count, lambda done, data: f.write(data)))
 
 
 def sys_pread64(task, fd, buf, count, pos):
@@ -288,7 +303,8 @@ def sys_writev(task, fd, iov, iovcnt):
     """writev(2): one write of the gathered buffers, so lines stay whole."""
     f = _io_file(task, fd)
     _check_writable(f)
-    return _writev(task, f, _iovecs(task, iov, iovcnt), lambda off, data: f.write(data))
+    vecs = _iovecs(task, iov, iovcnt)
+    return _sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
 
 
 def _rwf(flags):
@@ -331,7 +347,7 @@ def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
     _check_writable(f)
     vecs = _iovecs(task, iov, iovcnt)
     if pos == -1:
-        return _writev(task, f, vecs, lambda off, data: f.write(data))
+        return _sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
     f.pwrite(pos, b"")
     return _writev(task, f, vecs, lambda off, data: f.pwrite(pos + off, data))
 
@@ -682,9 +698,96 @@ F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_GETFL)
 
 
+def _locks(task):
+    """The VM's lock table, remembered by the fd table so close(2) can drop locks."""
+    vfs = _vfs(task)
+    table = getattr(vfs, "locks", None)
+    if table is None:
+        from umiak.kernel.vfs.locks import LockTable
+        table = vfs.locks = LockTable()
+    task.fds.locks = table
+    task.fds.lock_pid = task.process.pid
+    return table
+
+
+def _record_lock(task, f, cmd, arg):
+    """F_GETLK/F_SETLK/F_SETLKW and their F_OFD_* forms (see vfs/locks.py)."""
+    from umiak.kernel.vfs.locks import INF, file_key
+    l_type, whence, start, length, pid = task.mm.read_struct(arg, FLOCK)
+    ofd = cmd in (abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW)
+    if l_type not in (F_RDLCK, F_WRLCK, F_UNLCK) or whence > abi.SEEK_END:
+        raise SyscallError(EINVAL)
+    if ofd and pid != 0:
+        raise SyscallError(EINVAL)
+    getting = cmd in (abi.F_GETLK, abi.F_OFD_GETLK)
+    if not getting and (l_type == F_RDLCK and not f.readable() or l_type == F_WRLCK and not f.writable()):
+        raise SyscallError(EBADF)
+    base = 0 if whence == abi.SEEK_SET else f.lseek(0, abi.SEEK_CUR) if whence == abi.SEEK_CUR else f.size()
+    begin = base + start
+    if length > 0:
+        lo, hi = begin, begin + length
+    elif length < 0:
+        lo, hi = begin + length, begin
+    else:
+        lo, hi = begin, INF
+    if lo < 0:
+        raise SyscallError(EINVAL)
+    table = _locks(task)
+    key = file_key(f)
+    owner = ("ofd", id(f)) if ofd else ("posix", task.process.pid)
+    if getting:
+        if l_type == F_UNLCK:
+            raise SyscallError(EINVAL)
+        lk = table.conflict(key, owner, l_type, lo, hi)
+        if lk is None:
+            task.mm.write_struct(arg, FLOCK, F_UNLCK, whence, start, length, pid)
+        else:
+            o, t, s_, e_ = lk
+            task.mm.write_struct(arg, FLOCK, t, abi.SEEK_SET, s_, 0 if e_ >= INF else e_ - s_,
+                                 o[1] if o[0] == "posix" else -1)
+        return 0
+    table.lock(task, key, owner, l_type, lo, hi, cmd in (abi.F_SETLKW, abi.F_OFD_SETLKW))
+    return 0
+
+
+def sys_flock(task, fd, op):
+    """flock(2): locks of the open file description, in the VM (not seen by host processes);
+    a wait that only this thread could end gives EDEADLK rather than hanging the VM."""
+    f = task.fds.get(s32(fd))
+    op = s32(op)
+    if f.flags & abi.O_PATH:
+        raise SyscallError(EBADF)
+    from umiak.kernel.vfs.locks import LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, file_key
+    if op & ~(LOCK_SH | LOCK_EX | LOCK_NB | LOCK_UN) or (op & ~LOCK_NB) not in (LOCK_SH, LOCK_EX, LOCK_UN):
+        raise SyscallError(EINVAL)
+    _locks(task).flock(task, file_key(f), f, op)
+    return 0
+
+
+F_SEALS = 1 | 2 | 4 | 8 | 16
+
+
+def _seals(task, f, cmd, arg):
+    """F_ADD_SEALS/F_GET_SEALS on memfd and tmpfs files."""
+    inode = getattr(f, "inode", None)
+    if inode is None:
+        raise SyscallError(EINVAL)
+    if cmd == abi.F_GET_SEALS:
+        return inode.seals
+    arg &= 0xFFFFFFFF
+    if arg & ~F_SEALS:
+        raise SyscallError(EINVAL)
+    if not f.writable():
+        raise SyscallError(EPERM)
+    if inode.seals & 1:           # F_SEAL_SEAL
+        raise SyscallError(EPERM)
+    inode.seals |= arg
+    return 0
+
+
 def sys_fcntl(task, fd, cmd, arg):
-    """fcntl(2): record locks always succeed (one process: nobody to conflict with);
-    F_SETOWN/F_GETOWN are recorded only."""
+    """fcntl(2): record locks are the VM's (vfs/locks.py); F_SETOWN/F_GETOWN are recorded only;
+    seals on memfd/tmpfs files."""
     fd, cmd = s32(fd), s32(cmd)
     fds = task.fds
     f = fds.get(fd)
@@ -714,19 +817,7 @@ def sys_fcntl(task, fd, cmd, arg):
         f.flags = new
         return 0
     if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW):
-        l_type, whence, start, length, pid = task.mm.read_struct(arg, FLOCK)
-        if l_type not in (F_RDLCK, F_WRLCK, F_UNLCK) or whence > abi.SEEK_END:
-            raise SyscallError(EINVAL)
-        if cmd in (abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW) and pid != 0:
-            raise SyscallError(EINVAL)
-        if cmd in (abi.F_GETLK, abi.F_OFD_GETLK):
-            if l_type == F_UNLCK:
-                raise SyscallError(EINVAL)
-            task.mm.write_struct(arg, FLOCK, F_UNLCK, whence, start, length, pid)
-            return 0
-        if l_type == F_RDLCK and not f.readable() or l_type == F_WRLCK and not f.writable():
-            raise SyscallError(EBADF)
-        return 0
+        return _record_lock(task, f, cmd, arg)
     if cmd in (abi.F_GETPIPE_SZ, abi.F_SETPIPE_SZ):
         pipe = getattr(f, "pipe", None)
         if pipe is None:
@@ -746,7 +837,7 @@ def sys_fcntl(task, fd, cmd, arg):
         f.owner = s32(arg)
         return 0
     if cmd in (abi.F_ADD_SEALS, abi.F_GET_SEALS):
-        raise SyscallError(EINVAL)
+        return _seals(task, f, cmd, arg)
     raise SyscallError(EINVAL)
 
 
@@ -856,6 +947,43 @@ def _exists(vfs, parent, name) -> bool:
         raise
 
 
+def _owner(task) -> tuple[int, int]:
+    c = task.process.creds
+    return c.euid, c.egid
+
+
+def _may_create(task, parent) -> None:
+    """Write and search permission on the directory that gets a new name."""
+    _vfs(task).check_access(task, parent, abi.W_OK | abi.X_OK)
+
+
+def _may_delete(task, parent, loc) -> None:
+    """Linux's may_delete: write and search on the directory, and in a sticky directory
+    (/tmp) only the owner of the file or of the directory (or root) may remove it."""
+    vfs = _vfs(task)
+    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
+    euid = task.process.creds.euid
+    if euid != 0 and parent.node.mode & _stat.S_ISVTX:
+        if loc.node.stat().st_uid != euid and parent.node.stat().st_uid != euid:
+            raise SyscallError(EPERM)
+
+
+def _may_change_attrs(task, loc, what: str, uid: int = -1, gid: int = -1) -> None:
+    """chmod/utime need the owner (or root); chown needs root, or the owner giving the
+    file to one of its own groups."""
+    c = task.process.creds
+    if c.euid == 0 or loc is None:
+        return
+    st = loc.node.stat()
+    if what == "chown":
+        if uid != -1 and uid != st.st_uid or st.st_uid != c.euid:
+            raise SyscallError(EPERM)
+        if gid != -1 and gid != c.egid and gid not in c.groups and gid != st.st_gid:
+            raise SyscallError(EPERM)
+    elif st.st_uid != c.euid:
+        raise SyscallError(EPERM)
+
+
 def _fs_op(loc, op: str):
     """The file system's method for a change, EROFS on a read-only mount, EPERM if it has none."""
     if loc.mount.readonly:
@@ -888,7 +1016,7 @@ def sys_mkdirat(task, dirfd, path, mode):
         raise SyscallError(EEXIST)
     fn = _fs_op(parent, "mkdir")
     vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
-    fn(name, (mode & 0o7777) & ~task.process.umask)
+    fn(name, (mode & 0o7777) & ~task.process.umask, owner=_owner(task))
     return 0
 
 
@@ -908,7 +1036,10 @@ def sys_mknodat(task, dirfd, path, mode, dev):
         raise SyscallError(EPERM)
     parent, name = _create_at(task, s32(dirfd), p)
     fn = _fs_op(parent, "mknod")
-    fn(name, mode & ~task.process.umask, dev)
+    _may_create(task, parent)
+    if ftype in (abi.S_IFCHR, abi.S_IFBLK) and task.process.creds.euid != 0:
+        raise SyscallError(EPERM)
+    fn(name, mode & ~task.process.umask, dev, owner=_owner(task))
     return 0
 
 
@@ -924,7 +1055,9 @@ def sys_symlinkat(task, target, dirfd, path):
     if not t:
         raise SyscallError(ENOENT)
     parent, name = _create_at(task, s32(dirfd), p)
-    _fs_op(parent, "symlink")(name, t)
+    fn = _fs_op(parent, "symlink")
+    _may_create(task, parent)
+    fn(name, t, owner=_owner(task))
     return 0
 
 
@@ -953,6 +1086,7 @@ def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
     fn = _fs_op(parent, "link")
     if parent.mount is not old.mount:
         raise SyscallError(EXDEV)
+    _may_create(task, parent)
     fn(name, old.node)
     return 0
 
@@ -985,7 +1119,9 @@ def sys_unlinkat(task, dirfd, path, flags):
             raise SyscallError(ENOTDIR)
         if loc.mount is not parent.mount:
             raise SyscallError(EBUSY)
-        _fs_op(parent, "rmdir")(name)
+        fn = _fs_op(parent, "rmdir")
+        _may_delete(task, parent, loc)
+        fn(name)
         return 0
     if kind != LAST_NORM:
         raise SyscallError(EISDIR)
@@ -998,7 +1134,9 @@ def sys_unlinkat(task, dirfd, path, flags):
         raise SyscallError(EISDIR)
     if loc.mount is not parent.mount:
         raise SyscallError(EBUSY)
-    _fs_op(parent, "unlink")(name)
+    fn = _fs_op(parent, "unlink")
+    _may_delete(task, parent, loc)
+    fn(name)
     return 0
 
 
@@ -1035,8 +1173,12 @@ def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
     old = vfs.child(oparent, oname)
     if flags & abi.RENAME_NOREPLACE and _exists(vfs, nparent, nname):
         raise SyscallError(EEXIST)
-    _fs_op(oparent, "rename")(oname, nparent.node, nname, flags)
-    del old
+    if old.mount is not oparent.mount:
+        raise SyscallError(EBUSY)       # a mount point
+    fn = _fs_op(oparent, "rename")
+    _may_delete(task, oparent, old)
+    _may_create(task, nparent)
+    fn(oname, nparent.node, nname, flags)
     return 0
 
 
@@ -1051,25 +1193,48 @@ def sys_rename(task, oldpath, newpath):
     return sys_renameat2(task, at, oldpath, at, newpath, 0)
 
 
-def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str):
+def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str, *args):
+    """Apply a change of attributes (chmod, chown, utime) to what a path or AT_EMPTY_PATH names."""
     vfs = _vfs(task)
     loc, f = vfs.resolve_fd_or_path(task, dirfd, _path(task, path_addr), follow, empty_ok)
     if f is not None:
-        return _change_file(f, op)
-    return _fs_op(loc, op)
+        return _change_file(task, f, op, *args)
+    _may_change(task, loc, op, args)
+    _fs_op(loc, op)(*args)
+    return 0
 
 
-def _change_file(f, op: str):
+def _change_file(task, f, op: str, *args):
     loc = f.loc
     if loc is None:
-        return lambda *a: None          # pipes and stdio: Linux changes their inode; nothing to keep
-    return _fs_op(loc, op) if loc.mount.readonly or hasattr(loc.node, op) else (lambda *a: None)
+        inode = getattr(f, "inode", None)     # memfd: its inode keeps the change
+        if inode is not None:
+            getattr(inode, op)(*args)
+        return 0                              # pipes and stdio: nothing to keep
+    if not loc.mount.readonly and not hasattr(loc.node, op):
+        return 0
+    _may_change(task, loc, op, args)
+    _fs_op(loc, op)(*args)
+    return 0
+
+
+def _may_change(task, loc, op: str, args) -> None:
+    if loc.mount.readonly:
+        raise SyscallError(EROFS)
+    if op == "chown":
+        _may_change_attrs(task, loc, "chown", *args)
+    elif op == "utime" and args[0] is None or op == "utime" and all(
+            n in (UTIME_NOW, UTIME_OMIT) for _, n in args[0]):
+        # setting the times to now needs the owner or write permission
+        if task.process.creds.euid != 0 and loc.node.stat().st_uid != task.process.creds.euid:
+            _vfs(task).check_access(task, loc, abi.W_OK)
+    else:
+        _may_change_attrs(task, loc, op)
 
 
 def sys_fchmodat(task, dirfd, path, mode):
     """fchmodat(2)"""
-    _change_loc(task, s32(dirfd), path, True, False, "chmod")(mode & 0o7777)
-    return 0
+    return _change_loc(task, s32(dirfd), path, True, False, "chmod", mode & 0o7777)
 
 
 def sys_chmod(task, path, mode):
@@ -1079,18 +1244,16 @@ def sys_chmod(task, path, mode):
 
 def sys_fchmod(task, fd, mode):
     """fchmod(2)"""
-    _change_file(task.fds.get_io(s32(fd)), "chmod")(mode & 0o7777)
-    return 0
+    return _change_file(task, task.fds.get_io(s32(fd)), "chmod", mode & 0o7777)
 
 
 def sys_fchownat(task, dirfd, path, uid, gid, flags):
-    """fchownat(2)"""
+    """fchownat(2): kept by the file system (in memory on the root and tmpfs)."""
     flags = s32(flags)
     if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
-    _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
-                bool(flags & abi.AT_EMPTY_PATH), "chown")(s32(uid), s32(gid))
-    return 0
+    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                       bool(flags & abi.AT_EMPTY_PATH), "chown", s32(uid), s32(gid))
 
 
 def sys_chown(task, path, uid, gid):
@@ -1105,11 +1268,19 @@ def sys_lchown(task, path, uid, gid):
 
 def sys_fchown(task, fd, uid, gid):
     """fchown(2)"""
-    _change_file(task.fds.get_io(s32(fd)), "chown")(s32(uid), s32(gid))
-    return 0
+    return _change_file(task, task.fds.get_io(s32(fd)), "chown", s32(uid), s32(gid))
 
 
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _utimes(task, dirfd, path, ts, flags):
+    if ts is not None and all(n == UTIME_OMIT for _, n in ts):
+        return 0
+    if not path:
+        return _change_file(task, task.fds.get(s32(dirfd)), "utime", ts)
+    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                       bool(flags & abi.AT_EMPTY_PATH), "utime", ts)
 
 
 def sys_utimensat(task, dirfd, path, times, flags):
@@ -1124,15 +1295,44 @@ def sys_utimensat(task, dirfd, path, times, flags):
         for _, nsec in ts:
             if not (0 <= nsec < NS) and nsec not in (UTIME_NOW, UTIME_OMIT):
                 raise SyscallError(EINVAL)
-        if all(n == UTIME_OMIT for _, n in ts):
-            return 0
+    return _utimes(task, dirfd, path, ts, flags)
+
+
+def _timevals(task, addr):
+    """Two struct timeval -> the timespecs utimensat takes (None: now)."""
+    if not addr:
+        return None
+    raw = task.mm.read(addr, 32)
+    out = []
+    for i in (0, 16):
+        sec, usec = abi.TIMESPEC.unpack_from(raw, i)
+        if not 0 <= usec < 1_000_000:
+            raise SyscallError(EINVAL)
+        out.append((sec, usec * 1000))
+    return out
+
+
+def sys_futimesat(task, dirfd, path, times):
+    """futimesat(2)"""
     if not path:
-        fn = _change_file(task.fds.get(s32(dirfd)), "utime")
-    else:
-        fn = _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
-                         bool(flags & abi.AT_EMPTY_PATH), "utime")
-    fn(ts)
-    return 0
+        raise SyscallError(EFAULT)
+    return _utimes(task, dirfd, path, _timevals(task, times), 0)
+
+
+def sys_utimes(task, path, times):
+    """utimes(2)"""
+    return sys_futimesat(task, abi.AT_FDCWD & abi.MASK64, path, times)
+
+
+def sys_utime(task, path, times):
+    """utime(2): struct utimbuf {actime, modtime} in seconds."""
+    ts = None
+    if times:
+        a, m = task.mm.read_struct(times, __import__("struct").Struct("<qq"))
+        ts = [(a, 0), (m, 0)]
+    if not path:
+        raise SyscallError(EFAULT)
+    return _utimes(task, abi.AT_FDCWD & abi.MASK64, path, ts, 0)
 
 
 def sys_truncate(task, path, length):
@@ -1210,7 +1410,7 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
     _check_writable(fout)
     if fin.stat() is not None and _stat.S_ISDIR(fin.stat().st_mode):
         raise SyscallError(EINVAL)
-    n, pos, _ = _copy(task, fin, fout, pos, None, min(count, MAX_RW))
+    n, pos, _ = _sigpipe(task, fout, lambda: _copy(task, fin, fout, pos, None, min(count, MAX_RW)))
     if offset:
         task.mm.write_u64(offset, pos)
     return n
@@ -1241,3 +1441,102 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
     if off_out:
         task.mm.write_u64(off_out, pout)
     return n
+
+
+# -- the rest of the family ------------------------------------------------------------------
+
+def sys_chroot(task, path):
+    """chroot(2): a unikernel's root is fixed by --root, so changing it is EPERM (after
+    Linux's path errors); chroot to the current root succeeds and changes nothing."""
+    vfs = _vfs(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, _path(task, path), True)
+    if not loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    vfs.check_access(task, loc, abi.X_OK)
+    if loc.path == "/" and loc.mount is vfs.root.mount:
+        return 0
+    raise SyscallError(EPERM)
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+FALLOC_KNOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
+
+
+def sys_fallocate(task, fd, mode, offset, length):
+    """fallocate(2): modes 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE; ENOSPC from the host's disk."""
+    mode, offset, length = s32(mode), s64(offset), s64(length)
+    if offset < 0 or length <= 0 or mode & ~FALLOC_KNOWN:
+        raise SyscallError(EINVAL)
+    if mode & FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
+        raise SyscallError(EOPNOTSUPP)
+    f = _io_file(task, fd)
+    if not f.writable():
+        raise SyscallError(EBADF)
+    st = f.stat()
+    if _stat.S_ISDIR(st.st_mode):
+        raise SyscallError(EISDIR)
+    if _stat.S_ISFIFO(st.st_mode):
+        raise SyscallError(abi_espipe())
+    if not _stat.S_ISREG(st.st_mode):
+        import errno
+        raise SyscallError(errno.ENODEV)
+    if f.loc is not None and f.loc.mount.readonly:
+        raise SyscallError(EROFS)
+    allocate = getattr(f, "allocate", None)
+    if allocate is not None:
+        allocate(mode, offset, length)
+        return 0
+    hfd = getattr(f, "fd", None)
+    if not isinstance(hfd, int):
+        raise SyscallError(EOPNOTSUPP)
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.fallocate(hfd, ctypes.c_int(mode), ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+        raise SyscallError(ctypes.get_errno() or EINVAL)
+    return 0
+
+
+def abi_espipe() -> int:
+    from umiak.kernel.errors import ESPIPE
+    return ESPIPE
+
+
+def sys_sync_file_range(task, fd, offset, nbytes, flags):
+    """sync_file_range(2): the data goes to the host's page cache at each write already."""
+    if s64(offset) < 0 or s64(nbytes) < 0 or flags & ~7:
+        raise SyscallError(EINVAL)
+    f = _io_file(task, fd)
+    st = f.stat()
+    if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISDIR(st.st_mode) or _stat.S_ISLNK(st.st_mode)
+            or _stat.S_ISBLK(st.st_mode)):
+        raise SyscallError(abi_espipe())
+    return 0
+
+
+MFD_NAME_MAX = 249
+
+
+def sys_memfd_create(task, name, flags):
+    """memfd_create(2): an anonymous tmpfs file (MFD_HUGETLB is EINVAL: no huge pages)."""
+    from umiak.kernel.vfs.memfs import MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_NOEXEC_SEAL, make_memfd
+    flags &= 0xFFFFFFFF
+    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC):
+        raise SyscallError(EINVAL)
+    if flags & MFD_NOEXEC_SEAL and flags & MFD_EXEC:
+        raise SyscallError(EINVAL)
+    try:
+        raw = task.mm.read_cstr(name, MFD_NAME_MAX + 1)
+    except SyscallError as e:
+        if e.errno == EFAULT:
+            raise
+        raise SyscallError(EINVAL) from None
+    if len(raw) > MFD_NAME_MAX:
+        raise SyscallError(EINVAL)
+    _nofile(task)
+    f = make_memfd(task.kernel, os.fsdecode(raw), flags, _owner(task))
+    if flags & MFD_NOEXEC_SEAL:
+        f.inode.mode &= ~0o111
+        f.inode.seals |= 32    # F_SEAL_EXEC
+        if not flags & MFD_ALLOW_SEALING:
+            f.inode.seals &= ~1
+    return task.fds.install(f, bool(flags & MFD_CLOEXEC))

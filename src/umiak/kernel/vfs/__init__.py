@@ -1,28 +1,143 @@
 """The virtual file system: a mount table, path resolution inside it, and the file systems.
 
-    root   the host's file system (or --root DIR), read-only: writes give EROFS
-    /dev   devfs (null, zero, full, random, urandom, tty, stdin/stdout/stderr, fd)
-    /proc  procfs (self, <pid>/exe, fd/, cmdline, environ, status, maps, mounts)
+    /          the host's file system (or --root DIR) read-only, under an in-memory
+               overlay: the program may change anything, nothing reaches the host
+               (memfs.OverlayFS); /etc/hostname, hosts, passwd, group are the VM's
+    /tmp       tmpfs (memfs.MemFS) showing the root's /tmp beneath it (see below)
+    /dev       devfs (null, zero, full, random, urandom, tty, stdin/stdout/stderr, fd),
+               /dev/shm a tmpfs
+    /proc      procfs; /sys a small sysfs (the VM's CPUs)
+    -v H:G     host directories or files, writes reach the host (HostFS), or read-only
+    --tmpfs P  an empty tmpfs at P
+
+The default /tmp is a tmpfs whose root shows the root file system's /tmp read-only
+(copy-up on write, like the overlay): files the user names by a host /tmp path stay
+readable, and what the program writes there is in memory. `--tmpfs /tmp` gives an
+empty one instead.
 
 `build_vfs(kernel)` makes it from the run options; `Kernel.vfs` calls it on first use.
 """
+
+import stat as _stat
 
 from umiak.kernel.vfs.core import VFS, Loc, Mount
 
 
 def build_vfs(kernel) -> VFS:
+    from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs.devfs import make_devfs
     from umiak.kernel.vfs.hostfs import HostFS
-    from umiak.kernel.vfs.procfs import make_procfs
+    from umiak.kernel.vfs.memfs import MemFS, OverlayFS
+    from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
-    vfs = VFS(kernel, HostFS(root, readonly=True), root_readonly=True)
+    overlay = OverlayFS(kernel, HostFS(root, readonly=True))
+    vfs = VFS(kernel, overlay, root_readonly=False)
+    tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
+    if "/tmp" not in tmpfs_paths:
+        lower = None
+        try:
+            node = overlay.root.lookup("tmp")
+            lower = node.lower if hasattr(node, "entries") else None
+        except SyscallError:
+            pass
+        vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
     vfs.mount("/dev", make_devfs(kernel))
+    vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
     vfs.mount("/proc", make_procfs(kernel))
+    vfs.mount("/sys", make_sysfs(kernel), readonly=True)
+    for path in tmpfs_paths:
+        vfs.mount(path, MemFS(kernel, 0o1777))
     for spec in getattr(opts, "volumes", None) or []:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
-        vfs.mount(guest, HostFS(host, readonly=readonly), readonly=readonly)
+        fs = HostFS(host, readonly=readonly)
+        vfs.mount(guest, fs, readonly=readonly)
+        _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
+    for path in tmpfs_paths:
+        _mount_point(overlay, path, True)
+    _identity(kernel, overlay)
     return vfs
+
+
+def _norm(path: str) -> str:
+    import posixpath
+    if not path.startswith("/"):
+        raise ValueError(f"--tmpfs {path!r}: the path must be absolute")
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def _mount_point(overlay, path: str, is_dir: bool) -> None:
+    """Make the directory (or file) a mount sits on in the overlay when the root lacks it,
+    so that `ls` of its parent shows it (Docker does the same)."""
+    from umiak.kernel.errors import SyscallError
+    node = overlay.root
+    parts = [p for p in path.split("/") if p]
+    for i, name in enumerate(parts):
+        if not hasattr(node, "entries"):
+            return
+        try:
+            node = node.lookup(name)
+            continue
+        except SyscallError:
+            pass
+        try:
+            if i == len(parts) - 1 and not is_dir:
+                node.create(name, 0o644)
+                return
+            node.mkdir(name, 0o755)
+            node = node.lookup(name)
+        except SyscallError:
+            return
+
+
+def _identity(kernel, overlay) -> None:
+    """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself."""
+    from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs import identity
+    opts = kernel.options
+    hostname = getattr(kernel, "hostname", None) or getattr(opts, "hostname", "umiak")
+    uid, gid = getattr(opts, "uid", 0), getattr(opts, "gid", 0)
+    root = overlay.root
+    try:
+        etc = root.lookup("etc")
+    except SyscallError:
+        root.mkdir("etc", 0o755)
+        etc = root.lookup("etc")
+    if not hasattr(etc, "entries"):
+        return
+
+    def base(name):
+        try:
+            node = etc.lookup(name)
+            lower = getattr(node, "lower", None)
+            return lower.read_bytes() if lower is not None and _stat.S_ISREG(node.mode) else None
+        except SyscallError:
+            return None
+
+    import os
+    old = base("hostname")
+    old_name = old.decode(errors="replace").strip() if old else os.uname().nodename
+    files = {
+        "hostname": (old, identity.hostname_file(hostname)),
+        "hosts": (base("hosts"), identity.hosts_file(base("hosts"), old_name, hostname)),
+        "passwd": (base("passwd"), identity.passwd_file(base("passwd"), uid, gid)),
+        "group": (base("group"), identity.group_file(base("group"), gid, uid)),
+    }
+    for name, (was, data) in files.items():
+        if was == data:
+            continue                  # the root's own file says it already
+        try:
+            node = etc.lookup(name)
+            inode = node.copy_up() if hasattr(node, "copy_up") else node   # keeps mode, owner, times
+            if not hasattr(inode, "data"):
+                continue
+            inode.fs.charge(len(data) - len(inode.data))
+            inode.data = bytearray(data)
+        except SyscallError:
+            try:
+                etc.create(name, 0o644).write_at(0, data)
+            except SyscallError:
+                continue
 
 
 def parse_volume(spec: str) -> tuple[str, str, bool]:

@@ -288,7 +288,7 @@ class VFS:
             raise SyscallError(ELOOP)
         return self.open_loc(task, loc, flags)
 
-    def _open_create(self, task, dirfd, path, flags, mode, resolve_flags):
+    def _open_create(self, task, dirfd, path, flags, mode, resolve_flags, depth=0):
         if (flags & abi.O_TMPFILE) == abi.O_TMPFILE:
             loc = self.resolve(task, dirfd, path, True, resolve_flags)
             if not loc.is_dir:
@@ -317,9 +317,13 @@ class VFS:
             except SyscallError as e:
                 if e.errno != ENOENT:
                     raise
-                # a dangling symlink: Linux creates its target; a read-only root refuses first
-                self._need_writable(parent)
-                raise
+                # a dangling symlink: Linux creates its target
+                if depth >= MAXSYMLINKS or resolve_flags & RESOLVE_NO_SYMLINKS:
+                    raise SyscallError(ELOOP) from None
+                target = loc.node.readlink()
+                if not target.startswith("/"):
+                    target = parent.child_path(target)
+                return self._open_create(task, abi.AT_FDCWD, target, flags, mode, resolve_flags, depth + 1)
         if loc is not None:
             if flags & abi.O_EXCL:
                 raise SyscallError(EEXIST)
@@ -332,7 +336,8 @@ class VFS:
         if create is None:
             raise SyscallError(EACCES)
         umask = task.process.umask if task is not None else 0o022
-        node = create(name, (mode & 0o7777) & ~umask)
+        c = task.process.creds if task is not None else None
+        node = create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
         return self.open_loc(task, Loc(parent.child_path(name), node, parent.mount, parent),
                              flags & ~abi.O_TRUNC, created=True)
 

@@ -22,8 +22,8 @@ class HostFS:
     """`host_root` seen as a file system; `readonly` refuses every change (EROFS)."""
 
     def __init__(self, host_root: str, readonly: bool = True):
-        try:
-            self.root_fd = os.open(host_root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:   # a directory, or a single file (-v /host/file:/guest/file)
+            self.root_fd = os.open(host_root, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
             raise SyscallError(e.errno or ENOENT) from None
         self.host_root = host_root
@@ -86,19 +86,19 @@ class _Changes:
         except OSError as e:
             raise oserror(e) from None
 
-    def create(self, name: str, mode: int) -> "HostNode":
+    def create(self, name: str, mode: int, owner=None) -> "HostNode":
         fd = self._host(os.open, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                         mode, dir_fd=self._dirfd())
         os.close(fd)
         return self.lookup(name)
 
-    def mkdir(self, name: str, mode: int) -> None:
+    def mkdir(self, name: str, mode: int, owner=None) -> None:
         self._host(os.mkdir, name, mode, dir_fd=self._dirfd())
 
-    def mknod(self, name: str, mode: int, dev: int) -> None:
+    def mknod(self, name: str, mode: int, dev: int, owner=None) -> None:
         self._host(os.mknod, name, mode, dev, dir_fd=self._dirfd())
 
-    def symlink(self, name: str, target: str) -> None:
+    def symlink(self, name: str, target: str, owner=None) -> None:
         self._host(os.symlink, target, name, dir_fd=self._dirfd())
 
     def link(self, name: str, old: "HostNode") -> None:
@@ -122,6 +122,25 @@ class _Changes:
         else:
             self._host(os.rename, name, new_name, src_dir_fd=src, dst_dir_fd=dst)
         self.fs.forget()
+
+    def _host_open(self, flags: int) -> int:
+        """A host fd of this node (never through a host symlink)."""
+        if not self.rel:   # the mount's root itself, held as an O_PATH fd
+            return self._host(os.open, f"/proc/self/fd/{self.fs.root_fd}", flags & ~os.O_NOFOLLOW)
+        return self._host(os.open, self.rel[-1], flags, dir_fd=self.fs.dirfd(self.rel[:-1]))
+
+    def read_bytes(self) -> bytes:
+        """The whole file (copy-up into the overlay)."""
+        fd = self._host_open(os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            chunks = []
+            while True:
+                b = self._host(os.read, fd, 1 << 20)
+                if not b:
+                    return b"".join(chunks)
+                chunks.append(b)
+        finally:
+            os.close(fd)
 
     def _self_fd(self) -> int:
         if not self.rel:
@@ -161,8 +180,7 @@ class _Changes:
         self._via_fd(os.utime, ns=tuple(out))
 
     def truncate(self, length: int) -> None:
-        fd = self._host(os.open, self.rel[-1], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                        dir_fd=self.fs.dirfd(self.rel[:-1]))
+        fd = self._host_open(os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             self._host(os.ftruncate, fd, length)
         finally:
@@ -231,12 +249,8 @@ class HostNode(_Changes):
             | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
         if not _stat.S_ISREG(self.mode):
             host_flags |= os.O_NONBLOCK   # a host FIFO must not block the whole VM in open
-        try:
-            fd = os.open(self.rel[-1], host_flags, dir_fd=self._parent_fd()) if self.rel else \
-                os.open(".", host_flags, dir_fd=self.fs.root_fd)
-        except OSError as e:
-            raise oserror(e) from None
-        return HostFile(fd, flags, loc.path, owned=True, loc=loc)
+        fd = self._host_open(host_flags)
+        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc)
 
 
 def host_statfs(fd: int) -> dict:

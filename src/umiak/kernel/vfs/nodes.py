@@ -99,13 +99,15 @@ class DirFile(File):
 
 
 class BytesFile(File):
-    """A file whose contents were made when it was opened (procfs files), read-only."""
+    """A file whose contents were made when it was opened (procfs files); with `store`,
+    a write hands the bytes to it (/proc/self/comm), else EINVAL."""
 
-    def __init__(self, loc, flags: int, data: bytes):
+    def __init__(self, loc, flags: int, data: bytes, store=None):
         self.loc = loc
         self.flags = flags
         self.data = data
         self.pos = 0
+        self.store = store
 
     @property
     def path(self) -> str:
@@ -123,7 +125,13 @@ class BytesFile(File):
         return self.data[offset:offset + n]
 
     def write(self, data: bytes) -> int:
-        raise SyscallError(EINVAL)
+        if self.store is None:
+            raise SyscallError(EINVAL)
+        self.store(data)
+        return len(data)
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        return self.write(data)
 
     def lseek(self, offset: int, whence: int) -> int:
         base = {abi.SEEK_SET: 0, abi.SEEK_CUR: self.pos, abi.SEEK_END: len(self.data)}.get(whence)
@@ -138,7 +146,26 @@ class BytesFile(File):
     full_reads = True
 
     def mmap_file(self):
-        return self
+        return BytesMapping(self.data, self.path)
+
+
+class BytesMapping:
+    """A read-only mapping of bytes made at open (what mm's file mappings need)."""
+
+    writable = False
+
+    def __init__(self, data: bytes, path: str):
+        self.data = data
+        self.path = path
+
+    def pread(self, offset: int, n: int) -> bytes:
+        return self.data[offset:offset + n]
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        return len(data)
+
+    def size(self) -> int:
+        return len(self.data)
 
 
 # -- synthetic nodes -------------------------------------------------------------
@@ -215,15 +242,26 @@ class SynthDir(SynthNode):
 
 
 class SynthFile(SynthNode):
-    """A read-only file whose contents a function makes at open (size 0 in stat, as procfs)."""
+    """A file whose contents a function makes at open (size 0 in stat, as procfs);
+    writable when `store(data)` is given (and the mode allows)."""
 
-    def __init__(self, fs: SynthFS, content, mode: int = 0o444):
+    def __init__(self, fs: SynthFS, content, mode: int = 0o444, store=None):
         super().__init__(fs, _stat.S_IFREG | mode)
         self.content = content
+        self.store = store
 
     def open(self, task, loc, flags: int):
-        data = self.content(task)
-        return BytesFile(loc, flags, data if isinstance(data, bytes) else data.encode())
+        acc = flags & abi.O_ACCMODE
+        if acc != abi.O_RDONLY and self.store is None:
+            from umiak.kernel.errors import EACCES
+            raise SyscallError(EACCES)
+        data = self.content(task) if acc != abi.O_WRONLY else b""
+        return BytesFile(loc, flags, data if isinstance(data, bytes) else data.encode(), self.store)
+
+    def truncate(self, length: int) -> None:
+        if self.store is None:
+            from umiak.kernel.errors import EACCES
+            raise SyscallError(EACCES)
 
 
 class SynthLink(SynthNode):
@@ -306,8 +344,6 @@ class NullFile(DeviceFile):
 
 
 class ZeroFile(DeviceFile):
-    writable_map = True
-
     def read(self, n: int) -> bytes:
         return bytes(n)
 
@@ -315,7 +351,23 @@ class ZeroFile(DeviceFile):
         return len(data)
 
     def mmap_file(self):
-        return self
+        return ZeroMapping()
+
+
+class ZeroMapping:
+    """A mapping of /dev/zero: zeros as far as it goes (Linux makes it anonymous memory)."""
+
+    writable = True
+    path = "/dev/zero (deleted)"
+
+    def pread(self, offset: int, n: int) -> bytes:
+        return bytes(n)
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        return len(data)
+
+    def size(self) -> int:
+        return 1 << 62
 
 
 class FullFile(ZeroFile):

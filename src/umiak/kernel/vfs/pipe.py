@@ -42,28 +42,33 @@ class Pipe:
 
 
 class PipeEnd(File):
-    def __init__(self, pipe: Pipe, flags: int, reading: bool):
+    """One end of a pipe; `both` for a FIFO opened O_RDWR (a reader and a writer at once).
+    `loc` is set for a FIFO's ends (their path and inode are the FIFO's)."""
+
+    def __init__(self, pipe: Pipe, flags: int, reading: bool, both: bool = False):
         self.pipe = pipe
         self.flags = flags
         self.reading = reading
-        if reading:
+        self.both = both
+        if reading or both:
             pipe.readers += 1
-        else:
+        if not reading or both:
             pipe.writers += 1
         self.closed = False
+        self.loc = None
 
     @property
     def path(self) -> str:
         return f"pipe:[{self.pipe.ino}]"
 
     def link_text(self) -> str:
-        return self.path
+        return self.loc.path if self.loc is not None else self.path
 
     def readable(self) -> bool:
-        return self.reading and not self.flags & abi.O_PATH
+        return (self.reading or self.both) and not self.flags & abi.O_PATH
 
     def writable(self) -> bool:
-        return not self.reading and not self.flags & abi.O_PATH
+        return (not self.reading or self.both) and not self.flags & abi.O_PATH
 
     @property
     def _waitq(self) -> WaitQueue:
@@ -111,12 +116,12 @@ class PipeEnd(File):
     def poll_mask(self) -> int:
         p = self.pipe
         mask = 0
-        if self.reading:
+        if self.reading or self.both:
             if p.buf:
                 mask |= POLLIN | POLLRDNORM
             if p.writers == 0:
                 mask |= POLLHUP
-        else:
+        if not self.reading or self.both:
             if p.readers == 0:
                 mask |= POLLERR
             elif len(p.buf) < p.capacity:
@@ -127,6 +132,8 @@ class PipeEnd(File):
         return len(self.pipe.buf)
 
     def stat(self):
+        if self.loc is not None:
+            return self.loc.node.stat()
         p = self.pipe
         return Stat(st_mode=_stat.S_IFIFO | 0o600, st_ino=p.ino, st_dev=PIPEFS_DEV, st_nlink=1,
                     st_uid=p.uid, st_gid=p.gid, st_size=0, st_blksize=4096,
@@ -141,9 +148,9 @@ class PipeEnd(File):
         if self.closed:
             return
         self.closed = True
-        if self.reading:
+        if self.reading or self.both:
             self.pipe.readers -= 1
-        else:
+        if not self.reading or self.both:
             self.pipe.writers -= 1
         self.pipe.waitq.notify()
 
