@@ -58,7 +58,8 @@ KINDS = ["native", "kvm", "emu", "qemu", "runsc"]
 HEADERS = ["", "native", "umiak kvm", "umiak emu", "qemu-user", "runsc", "umiak kvm vs qemu / runsc"]
 
 # Work sizes, chosen so that each measurement takes about a second or less.
-RAW_EXITS = 20_000
+RAW_EXITS = 20_000          # in RAW_CHUNKS chunks; the fastest chunk's mean is reported
+RAW_CHUNKS = 5
 GETPPID_N = {"native": 1_000_000, "kvm": 20_000, "emu": 200_000, "qemu": 1_000_000, "runsc": 20_000}
 XORSHIFT_N = 200_000_000
 SORT_N = 2_000_000
@@ -151,18 +152,28 @@ def whole_process_ms(kind: str, argv: list[str], runs: int = 7, expect: str = ""
 def counting_exits():
     """Count what stops each vCPU (syscalls, faults, interrupts) by wrapping the kernel:
     every task's vcpu.run is wrapped as its loop starts, and Kernel.handle_fault counts
-    the faults Python serves. Shadow-page faults the host KVM handles itself are not seen."""
+    the faults Python serves. Shadow-page faults the host KVM handles itself are not seen.
+    counts.py lists the times each task spent in Python between two runs of its vCPU
+    (serving the exit), counts.run the times inside vcpu.run (guest code plus the round trip)."""
     from umiak.kernel.kernel import Kernel
     from umiak.platform import ExitKind
-    counts: Counter = Counter()
+    counts = Counter()
+    counts.py, counts.run = [], []
     orig_loop, orig_fault = Kernel._loop, Kernel.handle_fault
 
     def _loop(self, task):
         vcpu = task.vcpu
-        inner = vcpu.run
+        inner, clock = vcpu.run, time.perf_counter
+        last = None
 
         def run():
+            nonlocal last
+            t0 = clock()
+            if last is not None:
+                counts.py.append(t0 - last)
             kind = inner()
+            last = clock()
+            counts.run.append(last - t0)
             counts[ExitKind(kind).name.lower()] += 1
             return kind
         vcpu.run = run   # an instance attribute: _loop binds vcpu.run once
@@ -214,11 +225,14 @@ def raw_exit_us(platform: str) -> float:
         for _ in range(100):  # warm up: shadow page faults, first translations
             assert vcpu.run() == ExitKind.SYSCALL, vcpu.error
             vcpu.set_syscall_result(0)
-        t0 = time.perf_counter()
-        for _ in range(RAW_EXITS):
-            vcpu.run()
-            vcpu.set_syscall_result(0)
-        return (time.perf_counter() - t0) / RAW_EXITS * 1e6
+        best = float("inf")
+        for _ in range(RAW_CHUNKS):   # the fastest chunk: other load on the machine only adds
+            t0 = time.perf_counter()
+            for _ in range(RAW_EXITS // RAW_CHUNKS):
+                vcpu.run()
+                vcpu.set_syscall_result(0)
+            best = min(best, (time.perf_counter() - t0) / (RAW_EXITS // RAW_CHUNKS) * 1e6)
+        return best
     finally:
         plat.close()
 
@@ -244,14 +258,17 @@ def raw_kvm_run_us() -> float:
         fd, regs, q, dirty = vcpu.fd, vcpu._regs, vcpu._q, vcpu._dirty
         pvm = plat.flavour == "pvm"
         run = api.KVM_RUN
-        t0 = time.perf_counter()
-        for _ in range(RAW_EXITS):
-            ioctl(fd, run, None)
-            if pvm:  # under PVM the host returns for the stub (see platform/kvm/machine.py)
-                regs[RIP] = regs[RCX]
-                regs[RFLAGS] = regs[R11]
-            q[dirty] |= 1
-        return (time.perf_counter() - t0) / RAW_EXITS * 1e6
+        best = float("inf")
+        for _ in range(RAW_CHUNKS):
+            t0 = time.perf_counter()
+            for _ in range(RAW_EXITS // RAW_CHUNKS):
+                ioctl(fd, run, None)
+                if pvm:  # under PVM the host returns for the stub (see platform/kvm/machine.py)
+                    regs[RIP] = regs[RCX]
+                    regs[RFLAGS] = regs[R11]
+                q[dirty] |= 1
+            best = min(best, (time.perf_counter() - t0) / (RAW_EXITS // RAW_CHUNKS) * 1e6)
+        return best
     finally:
         plat.close()
 
@@ -370,12 +387,34 @@ def section_issue2(ctx: Ctx) -> None:
     rows = [["one VM exit, platform API", "-", fmt(ctx.raw["kvm"], "us"), fmt(ctx.raw["emu"], "us"), "-", "-", "-"],
             ["one VM exit, bare ctypes KVM_RUN", "-", fmt(ctx.raw_ctypes, "us"), "-", "-", "-", "-"]]
 
-    g = ctx.per_kind("getppid", lambda k: first_float(k, [str(progs["getppid_loop"]), str(GETPPID_N[k])]) / 1e3)
-    rows.append(row("getppid per call", g, "us"))
+    def getppid_us(k):   # best of 3 runs, as the raw exit is the best of its chunks
+        return min(first_float(k, [str(progs["getppid_loop"]), str(GETPPID_N[k])]) for _ in range(3)) / 1e3
+    g = ctx.per_kind("getppid", getppid_us)
+    rows.append(row("getppid per call (best of 3)", g, "us"))
+    for k in ("kvm", "emu"):   # again, right after getppid: the share is a small difference of two noisy figures
+        if ctx.usable.get(k) and num(ctx.raw[k]):
+            again = attempt(raw_exit_us, k)
+            ctx.raw[k] = min(ctx.raw[k], again) if num(again) else ctx.raw[k]
+    rows[0][2:4] = [fmt(ctx.raw["kvm"], "us"), fmt(ctx.raw["emu"], "us")]
     share = {k: (g[k] - ctx.raw[k] if num(g[k]) and num(ctx.raw[k]) else "-") for k in ("kvm", "emu")}
-    RESULTS["share_us"] = share["kvm"]
-    rows.append(["  umiak's Python share above one exit", "-", fmt(share["kvm"], "us"), fmt(share["emu"], "us"),
-                 "-", "-", "-"])
+    rows.append(["  minus one raw exit (Python's share, by difference)", "-", fmt(share["kvm"], "us"),
+                 fmt(share["emu"], "us"), "-", "-", "-"])
+
+    def python_share_us(k):
+        """Direct: time in Python between two vCPU runs, per exit, over an in-process getppid loop."""
+        from umiak import Machine
+        with counting_exits() as c:
+            r = Machine(platform=k, mem_size=256 << 20).run_captured(
+                [str(progs["getppid_loop"]), str(GETPPID_N[k] // 2)])
+        if r.status != 0:
+            raise RuntimeError(f"status {r.status}")
+        return statistics.median(c.py) * 1e6, statistics.median(c.run) * 1e6
+    direct = {k: (attempt(python_share_us, k) if ctx.usable.get(k) else "unavailable") for k in ("kvm", "emu")}
+    note(f"  python share direct: {direct}")
+    part = lambda k, i: fmt(direct[k][i], "us") if isinstance(direct[k], tuple) else fmt(direct[k], "us")  # noqa: E731
+    RESULTS["share_us"] = direct["kvm"][0] if isinstance(direct["kvm"], tuple) else direct["kvm"]
+    rows.append(["  Python's share, timed between vCPU runs (median)", "-", part("kvm", 0), part("emu", 0), "-", "-", "-"])
+    rows.append(["  time inside vcpu.run per exit (median, same run)", "-", part("kvm", 1), part("emu", 1), "-", "-", "-"])
 
     inproc = {k: (attempt(in_process, k, [str(progs["hello"])], 20, b"hello") if ctx.usable.get(k)
                   else "unavailable") for k in ("kvm", "emu")}
@@ -388,7 +427,11 @@ def section_issue2(ctx: Ctx) -> None:
     rows.append(row("static hello, whole process", w, "ms"))
     print_table("Issue 2: system calls and static start-up (lower is better)", rows, [
         "(Nx) = ratio to native; last column: how many times faster umiak kvm is than qemu-user / runsc.",
-        "Python share = getppid per call minus one VM exit through the same platform API."])
+        "Python's share by difference = getppid per call minus one raw VM exit through the same platform API",
+        "(each the best of several tries): noisy under load. Timed between vCPU runs = in-process, the median",
+        "time each exit spends in Python from vcpu.run() returning to the next call (includes ~0.2 us of the",
+        "timing wrapper); the target uses this one. Time inside vcpu.run: the exit's round trip (and the",
+        "guest's few instructions) in a real program, to compare with the raw exit of a 4-byte loop."])
 
     x = ctx.per_kind("xorshift", lambda k: first_float(k, [str(progs["xorshift"]), str(XORSHIFT_N)]))
     s = ctx.per_kind("qsort", lambda k: first_float(k, [str(progs["sort_ints"]), str(SORT_N)]))
@@ -505,16 +548,20 @@ def print_targets() -> None:
     def verdict(value, ok) -> str:
         return "met" if ok(value) else "MISSED"
 
+    def show_threads(v) -> str:
+        n = RESULTS.get("threads_native")
+        if not num(n):
+            return f"{v:.2f}x"
+        return f"{v:.2f}x (native now {n:.2f}x: umiak keeps {v / n:.0%} of native's scaling)"
+
     targets = [
         ("CPU loop (xorshift) under umiak kvm", "cpu_ratio", ">= 0.95x native speed",
          lambda v: f"{v:.2f}x native speed", lambda v: v >= 0.95),
         ("static hello, in-process (kvm)", "inproc_hello_ms", "<= 3 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 3),
         ("Python's share of a syscall above the raw exit (kvm)", "share_us", "<= 3 us",
-         lambda v: f"{v:.3g} us", lambda v: v <= 3),
-        ("2 threads vs 1 under umiak kvm", "threads_kvm", ">= 1.8x",
-         lambda v: f"{v:.2f}x (native now {RESULTS['threads_native']:.2f}x)"
-         if num(RESULTS.get("threads_native")) else f"{v:.2f}x", lambda v: v >= 1.8),
+         lambda v: f"{v:.3g} us (timed between vCPU runs)", lambda v: v <= 3),
+        ("2 threads vs 1 under umiak kvm", "threads_kvm", ">= 1.8x", show_threads, lambda v: v >= 1.8),
     ]
     rows = []
     for name, key, goal, show, ok in targets:
@@ -554,7 +601,7 @@ def main(argv: list[str]) -> int:
     print(f"host: {os.cpu_count()} cpus, kvm flavour {flavour() if ctx.usable.get('kvm') else 'n/a'}, "
           f"python {sys.version.split()[0]}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")
     print(f"peers: qemu-user {QEMU or 'not installed'}, runsc {RUNSC or 'not installed'}, go {GO or 'not installed'}")
-    print(f"raw cost of one VM exit: kvm {fmt(ctx.raw['kvm'], 'us')} (bare ctypes KVM_RUN {fmt(ctx.raw_ctypes, 'us')}), "
+    print(f"raw cost of one VM exit (measured at start): kvm {fmt(ctx.raw['kvm'], 'us')} (bare ctypes KVM_RUN {fmt(ctx.raw_ctypes, 'us')}), "
           f"emu {fmt(ctx.raw['emu'], 'us')}")
     for name in wanted:
         note(f"{name}...")
