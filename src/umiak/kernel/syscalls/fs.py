@@ -165,8 +165,9 @@ def _sigpipe(task, f, fn):
     except SyscallError as e:
         if e.errno == EPIPE and (hasattr(f, "pipe") or type(f).__name__ == "HostFile"):
             from umiak.kernel.signals import make_siginfo, send
+            # Linux's pipe_write: send_sig(SIGPIPE, current, 0), so SI_USER from the writer itself
             send(task.kernel, task.process, abi.SIGPIPE,
-                 make_siginfo(abi.SIGPIPE, 0x80), task)   # SI_KERNEL, as Linux's pipe_write
+                 make_siginfo(abi.SIGPIPE, 0, pid=task.process.pid, uid=task.process.creds.uid), task)
         raise
 
 
@@ -693,7 +694,7 @@ def sys_dup3(task, oldfd, newfd, flags):
     return newfd
 
 
-FLOCK = __import__("struct").Struct("<hhqqi4x")
+FLOCK = __import__("struct").Struct("<hh4xqqi4x")   # struct flock: 32 bytes, l_start aligned
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_GETFL)
 

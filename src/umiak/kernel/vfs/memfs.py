@@ -698,6 +698,13 @@ class MemFile(File):
     def mmap_file(self):
         return MemMapping(self.inode, self.writable(), self.path)
 
+    def reopen(self, flags: int) -> "MemFile":
+        """open("/proc/self/fd/N") of a memfd: a new description of the same inode."""
+        f = MemFile(self.loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_CLOEXEC), self.inode, self._path)
+        if flags & abi.O_TRUNC and (flags & abi.O_ACCMODE) != abi.O_RDONLY:
+            f.truncate(0)
+        return f
+
 
 class MemMapping:
     """What a mapping of an in-memory file holds: the inode (the data outlives close(2))."""

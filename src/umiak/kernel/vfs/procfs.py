@@ -217,7 +217,7 @@ def _comm_file(fs, get_task, proc) -> SynthFile:
 
     def store(data: bytes) -> None:
         who = get_task()
-        name = data.split(b"\n")[0][:15]
+        name = data[:15].split(b"\0")[0]      # Linux keeps a trailing newline, as written
         if who is not None:
             who.comm = name
         if who is None or getattr(who, "tid", None) == proc.pid:
