@@ -1,6 +1,6 @@
 """umiak benchmarks: one run on this machine, one table per topic, a targets summary.
 
-    python3 benchmarks/run.py                  all sections (about 3-5 minutes)
+    python3 benchmarks/run.py                  all sections (about 2-3 minutes)
     python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4;
                                                a bare number works too)
     UMIAK_SRC=/path/to/src python3 benchmarks/run.py   measure another copy of umiak
@@ -538,7 +538,7 @@ def section_issue4(ctx: Ctx) -> None:
 
 def build_go_cell():
     try:
-        return build_go("hello") or None
+        return build_go("hello") or "go not installed"
     except Exception as e:  # noqa: BLE001
         return f"build failed ({str(e)[:40]})"
 
@@ -584,6 +584,9 @@ SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": sectio
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
     wanted = []
     for a in argv:
         name = a if a in SECTIONS else f"issue{a}"
