@@ -499,3 +499,159 @@ def test_emu_syscall_round_trip_speed(emu_guest, capsys):
     with capsys.disabled():
         print(f"\n[emu] syscall round trip: {per:.2f} us")
     assert per < 200
+
+
+# -- several vCPUs (threads) ------------------------------------------------------
+def add_vcpu(g: Guest, n: int):
+    """Another vCPU at CODE with its own stack page at STACK_TOP - n * 64 KiB."""
+    top = STACK_TOP - n * 0x10000
+    g.p.map_page(top - 4096, g.frame(), PROT_R | PROT_W)
+    return g.p.create_vcpu(CODE, top)
+
+
+def run_to_exit(v, out: dict, key) -> None:
+    """Run v on this host thread, answering syscalls with 0, until exit (60); record its rdi."""
+    while True:
+        kind = v.run()
+        if kind == ExitKind.SYSCALL:
+            nr, rdi, *_ = v.syscall_args()
+            if nr == 60:
+                out[key] = rdi
+                return
+            v.set_syscall_result(0)
+        elif kind != ExitKind.INTERRUPTED:
+            out[key] = (kind, getattr(v, "error", ""), v.fault() if kind == ExitKind.FAULT else None)
+            return
+
+
+def run_threads(vcpus, timeout=120.0) -> dict:
+    out: dict = {}
+    threads = [threading.Thread(target=run_to_exit, args=(v, out, i), daemon=True) for i, v in enumerate(vcpus)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"threads hung: {out}"
+    return out
+
+
+def map_data(g: Guest) -> int:
+    pa = g.frame(bytes(4096))
+    g.p.map_page(DATA, pa, PROT_R | PROT_W)
+    return pa
+
+
+ATOMIC_LOOP = f"""
+        mov rbx, {DATA}
+        mov r12, 100000
+    1:  mov eax, 1
+        lock xadd qword ptr [rbx], rax
+        mov rax, qword ptr [rbx + 8]
+    2:  lea rdx, [rax + 1]
+        lock cmpxchg qword ptr [rbx + 8], rdx
+        jnz 2b
+        mov ecx, 20
+    3:  dec ecx
+        jnz 3b
+        dec r12
+        jnz 1b
+        xor edi, edi
+        mov eax, 60
+        syscall
+"""
+
+
+def check_atomic_loop(g: Guest, slice_=None) -> None:
+    pa = map_data(g)
+    vcpus = [g.v] + [add_vcpu(g, i) for i in range(1, 4)]
+    if slice_ is not None:
+        g.p.slice = slice_
+    out = run_threads(vcpus)
+    assert out == {0: 0, 1: 0, 2: 0, 3: 0}, out
+    ram = g.p.ram
+    assert int.from_bytes(ram[pa:pa + 8], "little") == 400000
+    assert int.from_bytes(ram[pa + 8:pa + 16], "little") == 400000
+
+
+def test_atomic_increments_from_four_vcpus(guest):
+    """4 vCPUs on 4 host threads, 100000 `lock xadd` and 100000 `lock cmpxchg` increments each
+    on shared counters (with some work between, so the emu platform preempts mid-loop)."""
+    g = guest(ATOMIC_LOOP)
+    check_atomic_loop(g)
+    if g.p.name == "emu":
+        assert g.p.switches > 4, "the vCPUs never took turns mid-loop"
+
+
+def test_emu_many_preemptions_are_exact(emu_guest):
+    """Hundreds of time-slice ends: each must resume exactly where it stopped (an emu_stop
+    from another thread leaves a stale RIP in Unicorn 2.1.4, which ran increments twice)."""
+    g = emu_guest(ATOMIC_LOOP)
+    check_atomic_loop(g, slice_=0.0002)
+    assert g.p.switches > 20
+
+
+REG_CHECK = """
+        mov rax, {seed}
+        mov rbx, rax
+        inc rbx
+        lea rcx, [rax + 2]
+        lea rdx, [rax + 3]
+        lea rsi, [rax + 4]
+        lea rbp, [rax + 5]
+        lea r8, [rax + 6]
+        lea r9, [rax + 7]
+        lea r10, [rax + 8]
+        lea r11, [rax + 9]
+        lea r13, [rax + 11]
+        lea r14, [rax + 12]
+        lea r15, [rax + 13]
+        movq xmm3, rax
+        mov r12, {loops}
+    1:  cmp rbx, {seed} + 1
+        jne 9f
+        cmp r15, {seed} + 13
+        jne 9f
+        cmp r9, {seed} + 7
+        jne 9f
+        movq rdi, xmm3
+        cmp rdi, {seed}
+        jne 9f
+        dec r12
+        jnz 1b
+        xor edi, edi
+        mov eax, 60
+        syscall
+    9:  mov edi, 1
+        mov eax, 60
+        syscall
+"""
+
+
+def test_vcpus_keep_their_own_registers_under_preemption(emu_guest):
+    """Each vCPU checks its own GPRs and xmm3 in a long loop while others are switched in and out."""
+    sources = [REG_CHECK.format(seed=(i + 1) << 24, loops=2000000) for i in range(3)]
+    # One snippet per vCPU: place three copies and start each vCPU at its own.
+    g = emu_guest("jmp 1f\n1:")
+    codes = []
+    for i, src in enumerate(sources):
+        code = asm_text(src)
+        codes.append(code)
+    vcpus = []
+    for i, code in enumerate(codes):
+        base = CODE + 0x10000 * (i + 1)
+        pa = g.frame(code)
+        for off in range(0, len(code), 4096):
+            g.p.map_page(base + off, pa + off, PROT_R | PROT_X)
+        top = STACK_TOP - (i + 1) * 0x10000
+        g.p.map_page(top - 4096, g.frame(), PROT_R | PROT_W)
+        vcpus.append(g.p.create_vcpu(base, top))
+    out = run_threads(vcpus)
+    assert out == {0: 0, 1: 0, 2: 0}, out
+    assert g.p.switches > 3
+
+
+def asm_text(source: str) -> bytes:
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        return asm(Path(d), source)

@@ -57,10 +57,12 @@ whose run() then hands over and waits its turn without returning. Only one
 vCPU per platform today: create_vcpu refuses a second (clone gets EAGAIN).
 """
 
+import collections
 import ctypes
 import mmap
 import struct
 import sys
+import threading
 import time
 
 from umiak.arch.x86_64 import cpu, descriptors
@@ -94,6 +96,23 @@ XSAVE_SIZE = 576  # legacy area + XSAVE header: XCR0 is x87|SSE
 
 # Exit reasons recorded by the hooks.
 _NONE, _INTR = 0, 2
+
+# Sharing the engine between vCPUs (see the module docstring).
+SLICE = 0.004          # seconds a vCPU may emulate while others wait for the engine
+URGENT_POLL = 0.0002   # how often a memory operation re-asks the running vCPU to stop
+_WAITING, _GRANTED, _CANCELLED = 0, 1, 2
+
+
+class _Waiter:
+    """One thread queued for the engine; its lock is released when its turn comes."""
+
+    __slots__ = ("lock", "vcpu", "state")
+
+    def __init__(self, vcpu):
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.vcpu = vcpu
+        self.state = _WAITING
 
 
 def _unicorn():
@@ -180,6 +199,41 @@ class _NativeStopHook:
         self.flag = ctypes.c_uint8(0)
 
 
+class _NativeBlockHook:
+    """A machine-code UC_HOOK_BLOCK callback: stop at this block's start if asked to.
+
+    An emu_stop from another thread is not exact: Unicorn skips QEMU's PC
+    sync when a chain of translated blocks is left on a stop request, so the
+    RIP read afterwards can lie blocks behind and instructions run twice.
+    Stopping from a block hook is exact (the hook helper sets RIP to the
+    block's start, and the block's exit check fires before its first
+    instruction). Costs about 2.4 ns per executed block.
+
+        cmp byte ptr [rcx], 0      ; rcx = user_data = &request
+        jne 1f
+        ret
+    1:  mov byte ptr [rcx], 0
+        jmp qword ptr [rip+0]      ; rdi = uc, unchanged: uc_emu_stop(uc)
+        .quad uc_emu_stop
+    """
+
+    def __init__(self, lib):
+        import platform
+        if platform.machine().lower() not in ("x86_64", "amd64") or sys.platform == "win32":
+            raise OSError("not an x86-64 System V host")
+        target = ctypes.cast(lib.uc_emu_stop, ctypes.c_void_p).value
+        code = (b"\x80\x39\x00" b"\x75\x01" b"\xc3" b"\xc6\x01\x00" b"\xff\x25\x00\x00\x00\x00"
+                + struct.pack("<Q", target))
+        self._page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self._page[:len(code)] = code
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(self._page))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        if libc.mprotect(addr, PAGE, mmap.PROT_READ | mmap.PROT_EXEC):
+            raise OSError(ctypes.get_errno(), "mprotect")
+        self.address = addr
+
+
 def _runs(frames: list[int]):
     """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
     start = prev = None
@@ -218,7 +272,20 @@ class EmuPlatform:
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
         self._tlb_stale = False
         self._vcpus: list[EmuVcpu] = []
-        self._engine_owner: EmuVcpu | None = None
+        self._engine_owner: EmuVcpu | None = None  # whose registers the engine holds
+        # Engine sharing, used once a second vCPU exists (_multi): a FIFO turn
+        # guarded by _mx, which also guards _engine_owner and context switches.
+        self._multi = False
+        self._mx = threading.Lock()
+        self._held = False              # some thread has the engine's turn
+        self._holder = 0                # its thread ident
+        self._queue: collections.deque[_Waiter] = collections.deque()
+        self._turn_start = 0.0
+        self._emulating: EmuVcpu | None = None  # the vCPU inside emu_start
+        self.slice = SLICE
+        self.switches = 0               # context switches between vCPUs
+        self._pristine = None           # CPU state before the first vCPU's boot
+        self._stop_req: ctypes.c_uint8 | None = None  # set: the block hook stops emulation
 
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
         self._h = self.uc._uch  # a c_void_p
@@ -239,6 +306,135 @@ class EmuPlatform:
         self.ram[BOOT_USER_PA:BOOT_USER_PA + 2] = b"\x0f\x05"
         self._setup_cpu()
         self._cpuid = self._probe_cpuid()
+        fast = self._fast
+        self._ctx_save, self._ctx_restore = fast.uc_context_save, fast.uc_context_restore
+        self._pristine = self._new_context()
+        self._ctx_save(self._h, self._pristine)
+
+    def _new_context(self) -> ctypes.c_void_p:
+        ctx = ctypes.c_void_p()
+        if self._lib.uc_context_alloc(self._h, ctypes.byref(ctx)):
+            raise UmiakError("unicorn: cannot allocate a CPU context")
+        return ctx
+
+    # -- the engine's turn (only once there are two vCPUs) -----------------------
+    def _acquire(self, vcpu: "EmuVcpu | None", urgent: bool = False) -> bool:
+        """Take the engine's turn, FIFO; False when `vcpu` was kicked meanwhile.
+
+        A waiter whose turn is late by a time slice (or at once, if urgent: a
+        memory operation) stops the emulating vCPU, which then hands over.
+        """
+        with self._mx:
+            if vcpu is not None and vcpu._kicked:
+                return False
+            if not self._held:
+                self._held, self._holder = True, threading.get_ident()
+                self._turn_start = time.monotonic()
+                return True
+            w = _Waiter(vcpu)
+            if urgent:
+                self._queue.appendleft(w)
+            else:
+                self._queue.append(w)
+            if vcpu is not None:
+                vcpu._waiter = w
+        if urgent:
+            self._preempt()
+            timeout = URGENT_POLL
+        else:
+            timeout = self.slice
+        acquire, monotonic, slice_ = w.lock.acquire, time.monotonic, self.slice
+        while not acquire(timeout=timeout):
+            if urgent or monotonic() - self._turn_start >= slice_:
+                self._preempt()
+        if w.state != _GRANTED:
+            return False
+        self._holder = threading.get_ident()
+        return True
+
+    def _release(self) -> None:
+        """Give the turn to the first waiter, or free the engine."""
+        with self._mx:
+            self._holder = 0
+            if self._queue:
+                w = self._queue.popleft()
+                w.state = _GRANTED
+                if w.vcpu is not None:
+                    w.vcpu._waiter = None
+                self._turn_start = time.monotonic()
+                w.lock.release()
+            else:
+                self._held = False
+
+    def _cancel_wait(self, vcpu: "EmuVcpu") -> None:
+        """kick(): a vCPU queued for the engine stops waiting (its run() is INTERRUPTED)."""
+        with self._mx:
+            w = vcpu._waiter
+            if w is not None and w.state == _WAITING:
+                self._queue.remove(w)
+                w.state = _CANCELLED
+                vcpu._waiter = None
+                w.lock.release()
+
+    def _preempt(self) -> None:
+        """Ask the emulating vCPU (if any) to stop at its next block boundary."""
+        if self._emulating is not None:
+            self._request_stop()
+
+    def _request_stop(self) -> None:
+        req = self._stop_req
+        if req is not None:
+            req.value = 1
+        else:
+            self._fast.uc_emu_stop(self._h)
+
+    def _add_block_hook(self) -> None:
+        """Exact stops from other threads (see _NativeBlockHook); nothing emulates now."""
+        if self._stop_req is not None:
+            return
+        U = self._unicorn
+        req = ctypes.c_uint8(0)
+        try:
+            self._native_block = _NativeBlockHook(self._lib)
+        except OSError:
+            def on_block(uc, _addr, _size, _data):
+                if req.value:
+                    req.value = 0
+                    self._lib.uc_emu_stop(self._h)
+            self._hooks.append(self.uc.hook_add(U.UC_HOOK_BLOCK, on_block))
+        else:
+            hh = ctypes.c_size_t()
+            err = self._lib.uc_hook_add(self._h, ctypes.byref(hh), U.UC_HOOK_BLOCK,
+                                        ctypes.c_void_p(self._native_block.address),
+                                        ctypes.c_void_p(ctypes.addressof(req)), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            if err:
+                raise UmiakError(f"unicorn refused the block hook: {U.UcError(err)}")
+            self._hooks.append(hh.value)
+        # Blocks translated before the hook existed would not call it.
+        self.uc.ctl(U.UC_CTL_TB_FLUSH, U.UC_CTL_IO_WRITE)
+        self._stop_req = req
+
+    def _with_engine(self, fn, *args):
+        """Run fn while no vCPU emulates (memory operations that touch TCG's TLB or code cache)."""
+        if not self._multi or (self._held and self._holder == threading.get_ident()):
+            return fn(*args)
+        self._acquire(None, urgent=True)
+        try:
+            return fn(*args)
+        finally:
+            self._release()
+
+    def _load(self, vcpu: "EmuVcpu") -> None:
+        """Put vcpu's registers into the engine (the caller has the turn)."""
+        with self._mx:
+            old = self._engine_owner
+            if old is vcpu:
+                return
+            if old is not None:
+                self._ctx_save(self._h, old._ctx)
+            self._ctx_restore(self._h, vcpu._ctx)
+            self._engine_owner = vcpu
+            self.switches += 1
 
     def _alloc_table(self) -> int:
         pa = self._next_table
@@ -327,17 +523,35 @@ class EmuPlatform:
         (exec, dlopen, a JIT's munmap + mmap) would run stale translations.
         UC_CTL_TB_REMOVE_CACHE looks va up through the live page tables.
         """
+        self._with_engine(self._drop_code_now, va)
+
+    def _drop_code_now(self, va: int) -> None:
         if self._tlb_stale:
             self._flush_tlb()
         U = self._unicorn
         self.uc.ctl(U.UC_CTL_TB_REMOVE_CACHE, U.UC_CTL_IO_WRITE, ctypes.c_uint64(va), ctypes.c_uint64(va + PAGE))
 
     def invalidate(self, frames: list[int]) -> None:
-        """Drop cached translations after lowering permissions (Unicorn: flush its TLB)."""
+        """Drop cached translations after lowering permissions (Unicorn: flush its TLB).
+
+        With one vCPU the flush waits for the next run(); with more, another
+        vCPU may be emulating right now, so it is stopped and the TLB flushed
+        before this returns (a TLB shootdown)."""
         self._tlb_stale = True
+        if self._multi:
+            self._with_engine(self._flush_tlb)
 
     def discard(self, frames: list[int]) -> None:
         """Freed frames read as zero afterwards (their code was dropped when unmapped)."""
+        if self._multi:
+            # No other vCPU may write through a stale translation once the frame is zeroed.
+            self._with_engine(self._discard_now, frames)
+        else:
+            self._discard_now(frames)
+
+    def _discard_now(self, frames: list[int]) -> None:
+        if self._multi:
+            self._flush_tlb()
         for start, length in _runs(frames):
             self._mem.madvise(mmap.MADV_DONTNEED, start, length)
         self._tlb_stale = True
@@ -349,20 +563,62 @@ class EmuPlatform:
 
     # -- vCPUs --------------------------------------------------------------
     def create_vcpu(self, entry: int, stack: int) -> "EmuVcpu":
-        if self._vcpus:
-            raise UmiakError("the emu platform runs one vCPU per VM for now")
-        vcpu = EmuVcpu(self, entry, stack)
-        self._vcpus.append(vcpu)
+        if not self._vcpus:
+            vcpu = EmuVcpu(self, entry, stack)
+            self._vcpus.append(vcpu)
+            return vcpu
+        if not self._multi:
+            # The second vCPU: from now on registers of a vCPU that is not in the
+            # engine live in its own context. The caller is the first vCPU's thread
+            # (clone), so nothing emulates now.
+            for v in self._vcpus:
+                v._ensure_context()
+            self._multi = True
+        self._acquire(None, urgent=True)
+        try:
+            self._add_block_hook()
+            with self._mx:
+                old = self._engine_owner
+                if old is not None:
+                    self._ctx_save(self._h, old._ctx)
+                    self._engine_owner = None
+                # A new CPU starts from the state the first one booted from.
+                self._ctx_restore(self._h, self._pristine)
+            vcpu = EmuVcpu(self, entry, stack)
+            vcpu._ensure_context()
+            with self._mx:
+                self._vcpus.append(vcpu)
+        except BaseException:
+            with self._mx:
+                if self._engine_owner is not None and self._engine_owner not in self._vcpus:
+                    self._engine_owner = None
+            raise
+        finally:
+            self._release()
         return vcpu
+
+    def _forget(self, vcpu: "EmuVcpu") -> None:
+        """A closed vCPU leaves the engine (its context is freed)."""
+        with self._mx:
+            if vcpu in self._vcpus:
+                self._vcpus.remove(vcpu)
+            if self._engine_owner is vcpu:
+                self._engine_owner = None
+            ctx, vcpu._ctx = vcpu._ctx, None
+            if ctx:
+                self._lib.uc_context_free(ctx)
 
     def describe(self) -> str:
         return f"emu (unicorn {self._unicorn.__version__}, software x86-64 CPU)"
 
     def close(self) -> None:
-        for v in self._vcpus:
+        for v in list(self._vcpus):
             v.close()
         self._vcpus.clear()
         self._engine_owner = None
+        if self._pristine is not None:
+            self._lib.uc_context_free(self._pristine)
+            self._pristine = None
         if getattr(self, "_exc_state", None) is not None:
             self._exc_state.close()
             self._exc_state = None
@@ -389,7 +645,8 @@ class _FpuRegs:
 
 
 class EmuVcpu:
-    """The one guest CPU. Registers live in the Unicorn engine."""
+    """One guest CPU. Its registers live in the Unicorn engine while it is the
+    engine's owner (always, with one vCPU), else in its own saved context."""
 
     def __init__(self, plat: EmuPlatform, entry: int, stack: int):
         self.plat = plat
@@ -401,12 +658,18 @@ class EmuVcpu:
         self._kicked = False
         self._running = False
         self._runs = 0
+        self._ctx = None        # saved registers while another vCPU has the engine
+        self._waiter = None     # queued for the engine (see EmuPlatform._acquire)
         fast = plat._fast
         self._emu_start = fast.uc_emu_start
         self._read_batch = fast.uc_reg_read_batch
         self._write_batch = fast.uc_reg_write_batch
         self._reg_read = fast.uc_reg_read
         self._reg_write = fast.uc_reg_write
+        self._ctx_read_batch = fast.uc_context_reg_read_batch
+        self._ctx_write_batch = fast.uc_context_reg_write_batch
+        self._ctx_read = fast.uc_context_reg_read
+        self._ctx_write = fast.uc_context_reg_write
         self._begin = ctypes.c_uint64()
         self._fault: Fault | None = None
         x = plat._x86
@@ -419,6 +682,10 @@ class EmuVcpu:
         self._vals = (ctypes.c_uint64 * 18)()
         base = ctypes.addressof(self._vals)
         self._ptrs = (ctypes.c_void_p * 18)(*[base + 8 * i for i in range(18)])
+        # Writes leave RIP out: self._rip is where the next emu_start begins, and a
+        # RIP write makes Unicorn set quit_request, which later swallows emu_stop.
+        self._wids = (ctypes.c_int * 17)(*(ids[:16] + ids[17:]))
+        self._wptrs = (ctypes.c_void_p * 17)(*[base + 8 * i for i in list(range(16)) + [17]])
         # syscall exit: rax rdi rsi rdx r10 r8 r9 rip in one batch read
         sc = (0, 5, 4, 3, 10, 8, 9, 16)
         self._sc_ids = (ctypes.c_int * 8)(*[ids[i] for i in sc])
@@ -433,6 +700,10 @@ class EmuVcpu:
         self._fpu = _FpuRegs(x)
         self._rip = entry
         self._boot(entry, stack)
+
+    def _ensure_context(self) -> None:
+        if self._ctx is None:
+            self._ctx = self.plat._new_context()
 
     def _boot(self, entry: int, stack: int) -> None:
         """Run the CPL0 stub once: XCR0 = x87|SSE, then iretq to CPL3 at entry."""
@@ -464,26 +735,38 @@ class EmuVcpu:
     # -- running ------------------------------------------------------------
     def run(self) -> ExitKind:
         p = self.plat
-        self._running = True  # before the check: see kick()
-        if self._kicked:
-            self._running = self._kicked = False
-            return ExitKind.INTERRUPTED
-        if p._tlb_stale:
-            p._flush_tlb()
-        self._stop = _NONE
-        flag = p._syscall_flag
-        flag.value = 0
-        self._begin.value = self._rip
-        err = self._emu_start(self._h, self._begin, _ZERO64, _ZERO64, _ZERO64)
-        self._running = False
-        self._runs += 1
-        stop = self._stop
-        if flag.value:
-            self._read_batch(self._h, self._sc_ids, self._sc_ptrs, 8)
-            self._rip = self._sc_vals[7]
-            return ExitKind.SYSCALL  # a kick that came meanwhile is reported by the next run
-        self._rip = self._read(self._rip_id)
-        if stop == _INTR:
+        if p._multi:
+            return self._run_shared()
+        while True:
+            self._running = True  # before the check: see kick()
+            if self._kicked:
+                self._running = self._kicked = False
+                return ExitKind.INTERRUPTED
+            if p._tlb_stale:
+                p._flush_tlb()
+            self._stop = _NONE
+            flag = p._syscall_flag
+            flag.value = 0
+            self._begin.value = self._rip
+            err = self._emu_start(self._h, self._begin, _ZERO64, _ZERO64, _ZERO64)
+            self._running = False
+            self._runs += 1
+            if flag.value:
+                self._read_batch(self._h, self._sc_ids, self._sc_ptrs, 8)
+                self._rip = self._sc_vals[7]
+                return ExitKind.SYSCALL  # a kick that came meanwhile is reported by the next run
+            kind = self._stopped(err)
+            if kind is not None:
+                return kind
+            if p._stop_req is None:
+                self.error = f"emulation stopped for no known reason at rip {self._rip:#x}"
+                return ExitKind.HALT
+            # a late stop request meant for a vCPU that is gone: go on
+
+    def _stopped(self, err: int) -> ExitKind | None:
+        """Why emu_start ended, if not at a syscall; None when it was only stopped."""
+        self._rip = self._read_engine(self._rip_id)
+        if self._stop == _INTR:
             return self._exception(self._intno)
         if err == self.plat._unicorn.UC_ERR_INSN_INVALID:
             self._fault = Fault(cpu.VEC_UD, 0, 0, self._rip)
@@ -494,8 +777,61 @@ class EmuVcpu:
         if self._kicked:
             self._kicked = False
             return ExitKind.INTERRUPTED
-        self.error = f"emulation stopped for no known reason at rip {self._rip:#x}"
-        return ExitKind.HALT
+        return None
+
+    def _run_shared(self) -> ExitKind:
+        """run() while other vCPUs exist: emulate in time slices, taking turns on the engine.
+
+        Returns only for a real exit or a kick; a slice that ends because
+        another vCPU waits hands the engine over and queues for it again.
+        """
+        p = self.plat
+        if self._kicked or not p._acquire(self):
+            self._kicked = False
+            return ExitKind.INTERRUPTED
+        held = True
+        try:
+            if len(p._vcpus) == 1 and p._vcpus[0] is self:
+                p._load(self)
+                with p._mx:
+                    if len(p._vcpus) == 1 and not p._queue:
+                        p._multi = False   # the others are gone: back to the fast path
+            flag = p._syscall_flag
+            while True:
+                if p._engine_owner is not self:
+                    p._load(self)
+                if p._tlb_stale:
+                    p._flush_tlb()
+                self._stop = _NONE
+                flag.value = 0
+                self._running = True  # before the check: see kick()
+                if self._kicked:
+                    self._running = self._kicked = False
+                    return ExitKind.INTERRUPTED
+                p._emulating = self
+                self._begin.value = self._rip
+                err = self._emu_start(self._h, self._begin, _ZERO64, _ZERO64, _ZERO64)
+                p._emulating = None
+                self._running = False
+                self._runs += 1
+                if flag.value:
+                    self._read_batch(self._h, self._sc_ids, self._sc_ptrs, 8)
+                    self._rip = self._sc_vals[7]
+                    return ExitKind.SYSCALL
+                kind = self._stopped(err)
+                if kind is not None:
+                    return kind
+                # Stopped because another thread wants the engine (or a stale stop).
+                if p._queue:
+                    held = False
+                    p._release()
+                    if not p._acquire(self):
+                        self._kicked = False
+                        return ExitKind.INTERRUPTED
+                    held = True
+        finally:
+            if held:
+                p._release()
 
     def _exception(self, vec: int) -> ExitKind:
         rip = self._rip
@@ -507,17 +843,49 @@ class EmuVcpu:
         err = self.plat._exc_state.take()
         if vec not in cpu.VECTORS_WITH_ERROR_CODE:
             err = 0
-        addr = self._read(self._cr2_id) if vec == cpu.VEC_PF else 0
+        addr = self._read_engine(self._cr2_id) if vec == cpu.VEC_PF else 0
         self._fault = Fault(vec, err, addr, rip)
         return ExitKind.FAULT
 
+    # -- register access: the engine when this vCPU is its owner, else its context --
+    def _read_engine(self, reg_id: int) -> int:
+        self._reg_read(self._h, reg_id, self._one_ref)
+        return self._one.value
+
     def _read(self, reg_id: int) -> int:
+        p = self.plat
+        if p._multi:
+            with p._mx:
+                if p._engine_owner is not self:
+                    self._ctx_read(self._ctx, reg_id, self._one_ref)
+                    return self._one.value
+                self._reg_read(self._h, reg_id, self._one_ref)
+                return self._one.value
         self._reg_read(self._h, reg_id, self._one_ref)
         return self._one.value
 
     def _write(self, reg_id: int, value: int) -> None:
         self._one.value = value & MASK64
+        p = self.plat
+        if p._multi:
+            with p._mx:
+                if p._engine_owner is not self:
+                    self._ctx_write(self._ctx, reg_id, self._one_ref)
+                else:
+                    self._reg_write(self._h, reg_id, self._one_ref)
+            return
         self._reg_write(self._h, reg_id, self._one_ref)
+
+    def _batch(self, write: bool, ids, ptrs, n: int) -> None:
+        p = self.plat
+        if p._multi:
+            with p._mx:
+                if p._engine_owner is not self:
+                    (self._ctx_write_batch if write else self._ctx_read_batch)(self._ctx, ids, ptrs, n)
+                else:
+                    (self._write_batch if write else self._read_batch)(self._h, ids, ptrs, n)
+            return
+        (self._write_batch if write else self._read_batch)(self._h, ids, ptrs, n)
 
     def syscall_args(self):
         return tuple(self._sc_vals[:7])
@@ -527,7 +895,7 @@ class EmuVcpu:
 
     # -- user-visible register state -----------------------------------------
     def get_regs(self) -> list[int]:
-        self._read_batch(self._h, self._ids, self._ptrs, 18)
+        self._batch(False, self._ids, self._ptrs, 18)
         regs = list(self._vals)
         regs[RIP] = self._rip
         return regs
@@ -536,7 +904,7 @@ class EmuVcpu:
         vals = self._vals
         for i, v in enumerate(regs):
             vals[i] = v & MASK64
-        self._write_batch(self._h, self._ids, self._ptrs, 18)
+        self._batch(True, self._wids, self._wptrs, 17)
         self._rip = regs[RIP] & MASK64
 
     def fault(self) -> Fault:
@@ -565,7 +933,7 @@ class EmuVcpu:
     def get_fpu(self) -> bytes:
         """The XSAVE image (legacy FXSAVE area + header) of the x87/SSE state."""
         f = self._fpu
-        self._read_batch(self._h, f.ids, f.ptrs, len(f.ids))
+        self._batch(False, f.ids, f.ptrs, len(f.ids))
         img = bytearray(XSAVE_SIZE)
         tag = int.from_bytes(f.bufs[2], "little")
         abridged = sum(1 << i for i in range(8) if (tag >> (2 * i)) & 3 != 3)
@@ -595,23 +963,30 @@ class EmuVcpu:
             ctypes.memmove(f.bufs[4 + i], img[32 + 16 * i:42 + 16 * i], 10)
         for i in range(16):
             ctypes.memmove(f.bufs[12 + i], img[160 + 16 * i:176 + 16 * i], 16)
-        self._write_batch(self._h, f.ids, f.ptrs, len(f.ids))
-        self._write_batch(self._h, f.ids, f.ptrs, 2)  # FPCW, FPSW last (TOP), as above
+        self._batch(True, f.ids, f.ptrs, len(f.ids))
+        self._batch(True, f.ids, f.ptrs, 2)  # FPCW, FPSW last (TOP), as above
 
     def kick(self) -> None:
-        """Make a running (or the next) run() return INTERRUPTED; callable from any thread.
+        """Make a running, waiting (or the next) run() return INTERRUPTED; callable from any thread.
 
-        emu_start clears Unicorn's stop request when it begins, so a stop that
-        lands just before it would be lost: repeat it until that run has ended.
+        A vCPU queued for the engine leaves the queue at once. One that is
+        emulating is stopped; emu_start clears Unicorn's stop request when it
+        begins, so a stop that lands just before it would be lost: repeat it
+        until that run has ended.
         """
         self._kicked = True
+        p = self.plat
+        if p._multi:
+            p._cancel_wait(self)
         runs = self._runs
         for _ in range(1000):
             if not self._running or self._runs != runs:
                 return
-            self._lib.uc_emu_stop(self._h)
+            p._request_stop()
             time.sleep(0.0002)
 
     def close(self, defer: bool = False) -> None:
+        if self._h is not None:
+            self.plat._forget(self)
         self._h = None
         return None
