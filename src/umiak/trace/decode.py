@@ -323,6 +323,19 @@ def k_prot(c, v, p):
     return flags(v & 0xFFFFFFFF, PROT_FLAGS, zero="PROT_NONE")
 
 
+FLOCK_OPS = ((1, "LOCK_SH"), (2, "LOCK_EX"), (4, "LOCK_NB"), (8, "LOCK_UN"))
+FALLOC_FLAGS = ((1, "FALLOC_FL_KEEP_SIZE"), (2, "FALLOC_FL_PUNCH_HOLE"), (8, "FALLOC_FL_COLLAPSE_RANGE"),
+                (16, "FALLOC_FL_ZERO_RANGE"), (32, "FALLOC_FL_INSERT_RANGE"), (64, "FALLOC_FL_UNSHARE_RANGE"))
+
+
+def k_flock_op(c, v, p):
+    return flags(v & 0xFFFFFFFF, FLOCK_OPS)
+
+
+def k_falloc_mode(c, v, p):
+    return flags(v & 0xFFFFFFFF, FALLOC_FLAGS)
+
+
 def k_map_flags(c, v, p):
     v &= 0xFFFFFFFF
     t = MAP_TYPES.get(v & abi.MAP_TYPE)
@@ -1217,7 +1230,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "kill": ("int", "exit_sig"),
     "uname": ("uname",),
     "fcntl": ("fd", "fcntl_cmd", "fcntl_arg"),
-    "flock": ("fd", "int"),
+    "flock": ("fd", "flock_op"),
     "fsync": ("fd",),
     "fdatasync": ("fd",),
     "truncate": ("path", "long"),
@@ -1332,7 +1345,11 @@ SPECS: dict[str, tuple[str, ...]] = {
     "fchownat": ("dirfd", "path", "int", "int", "at_flags"),
     "linkat": ("dirfd", "path", "dirfd", "path", "at_flags"),
     "symlinkat": ("path", "dirfd", "path"),
-    "fallocate": ("fd", "int", "long", "long"),
+    "fallocate": ("fd", "falloc_mode", "long", "long"),
+    "utime": ("path", "ptr"),
+    "utimes": ("path", "ptr"),
+    "futimesat": ("dirfd", "path", "ptr"),
+    "sync_file_range": ("fd", "long", "long", "int"),
     "fadvise64": ("fd", "long", "long", "int"),
     "sync": (), "syncfs": ("fd",),
     "alarm": ("ulong",),

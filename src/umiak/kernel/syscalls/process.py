@@ -290,6 +290,8 @@ def sys_prctl(task, option, a2, a3, a4, a5):
     PR_SET_THP_DISABLE, PR_GET_THP_DISABLE, PR_CAPBSET_READ = 41, 42, 23
     if option == PR_SET_NAME:
         task.comm = task.mm.read_cstr(a2, 4096)[:15]
+        if task is task.process.leader:
+            task.process.comm = task.comm
         return 0
     if option == PR_GET_NAME:
         task.mm.write(a2, task.comm[:15].ljust(16, b"\0"))
