@@ -183,28 +183,18 @@ class AddressSpace:
         end = addr + abi.page_up(length)
         if end > TASK_SIZE:
             raise SyscallError(EINVAL)
-        pages, plat = self.pages, self.platform
-        dead = []
+        dead: list[int] = []
         for vma in self._range_vmas(addr, end):
             self._flush_shared(vma, vma.start, vma.end)
-            for va in range(vma.start, vma.end, PAGE):
-                e = pages.pop(va >> 12, None)
-                if e is not None:
-                    if e & PROT_MASK:
-                        plat.unmap_page(va)
-                    dead.append(e & ~0xFFF)
+            self._take_pages(vma.start, vma.end, dead)
             i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
-        if dead:
-            alive = self.frames.release(dead)
-            if alive:
-                plat.invalidate(alive)
+        self._release(dead)
 
     def zap(self, addr: int, length: int) -> None:
         """MADV_DONTNEED: drop the pages; the next touch gets zeros (or the file's data)."""
-        pages, plat = self.pages, self.platform
-        dead = []
+        dead: list[int] = []
         end = addr + length
         va = addr
         while va < end:
@@ -213,17 +203,29 @@ class AddressSpace:
                 raise SyscallError(ENOMEM)
             stop = min(end, vma.end)
             self._flush_shared(vma, va, stop)
-            for p in range(va, stop, PAGE):
-                e = pages.pop(p >> 12, None)
-                if e is not None:
-                    if e & PROT_MASK:
-                        plat.unmap_page(p)
-                    dead.append(e & ~0xFFF)
+            self._take_pages(va, stop, dead)
             va = stop
+        self._release(dead)
+
+    def _take_pages(self, start: int, end: int, dead: list[int]) -> None:
+        """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
+        sparsely backed range (a reservation) is walked through its backed pages only."""
+        pages, plat = self.pages, self.platform
+        lo, hi = start >> 12, end >> 12
+        vpns = range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]
+        for vpn in vpns:
+            e = pages.pop(vpn, None)
+            if e is not None:
+                if e & PROT_MASK:
+                    plat.unmap_page(vpn << 12)
+                dead.append(e & ~0xFFF)
+
+    def _release(self, dead: list[int]) -> None:
+        """Give frames back; those still mapped elsewhere need their old translations dropped."""
         if dead:
             alive = self.frames.release(dead)
             if alive:
-                plat.invalidate(alive)
+                self.platform.invalidate(alive)
 
     def msync(self, addr: int, length: int) -> None:
         end = addr + length
@@ -310,11 +312,12 @@ class AddressSpace:
                 raise SyscallError(EACCES)
             old = vma.prot & PROT_MASK
             vma.prot = prot | (vma.prot & ~PROT_MASK)
-            for va in range(vma.start, vma.end, PAGE):
-                vpn = va >> 12
+            lo, hi = vma.start >> 12, vma.end >> 12
+            for vpn in (range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]):
                 e = pages.get(vpn)
                 if e is None:
                     continue
+                va = vpn << 12
                 pa = e & ~0xFFF
                 pages[vpn] = pa | prot
                 if prot:

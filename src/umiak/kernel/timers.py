@@ -66,3 +66,46 @@ class TimerQueue:
                     cb()
                 except Exception:  # noqa: BLE001 - a timer must not kill the timer thread
                     pass
+
+
+class IntervalTimer:
+    """A one-shot or periodic timer on the VM's TimerQueue. Subclasses say what an
+    expiry does in expired(count), where count includes periods missed meanwhile."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.interval = 0.0
+        self.deadline: float | None = None
+        self.handle = None
+
+    def arm(self, value: float, interval: float) -> None:
+        """value seconds from now (0 disarms), then every interval. Caller holds the kernel lock."""
+        self.kernel.timers.cancel(self.handle)
+        self.handle, self.deadline, self.interval = None, None, interval
+        if value > 0:
+            self.deadline = time.monotonic() + value
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
+
+    def cancel(self) -> None:
+        self.kernel.timers.cancel(self.handle)
+        self.handle = self.deadline = None
+
+    def _fire(self) -> None:
+        count = 1
+        if self.interval > 0:
+            self.deadline += self.interval
+            now = time.monotonic()
+            if self.deadline < now:   # periods missed while the host was busy
+                missed = int((now - self.deadline) / self.interval) + 1
+                count += missed
+                self.deadline += missed * self.interval
+            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+        else:
+            self.deadline, self.handle = None, None
+        self.expired(count)
+
+    def expired(self, count: int) -> None:
+        raise NotImplementedError

@@ -7,6 +7,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
 from umiak.kernel.files import File, Stat
+from umiak.kernel.timers import IntervalTimer
 from umiak.kernel.waiting import POLLIN, POLLOUT, blocking, waitq
 
 EFD_SEMAPHORE = 1
@@ -71,40 +72,22 @@ def sys_eventfd(task, initval):
     return sys_eventfd2(task, initval, 0)
 
 
-class TimerFd(_AnonFile):
+class TimerFd(_AnonFile, IntervalTimer):
     def __init__(self, kernel, clock: int, flags: int):
-        super().__init__("timerfd", flags)
-        self.kernel, self.clock = kernel, clock
+        _AnonFile.__init__(self, "timerfd", flags)
+        IntervalTimer.__init__(self, kernel)
+        self.clock = clock
         self.expirations = 0
-        self.interval = 0.0
-        self.deadline: float | None = None
-        self.handle = None
 
     def poll_mask(self) -> int:
         return POLLIN if self.expirations else 0
 
     def arm(self, value: float, interval: float) -> None:
-        self.kernel.timers.cancel(self.handle)
-        self.handle, self.deadline, self.interval, self.expirations = None, None, interval, 0
-        if value > 0:
-            self.deadline = _time.monotonic() + value
-            self.handle = self.kernel.timers.add(self.deadline, self._fire)
+        self.expirations = 0
+        IntervalTimer.arm(self, value, interval)
 
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - _time.monotonic()) if self.deadline else 0.0
-
-    def _fire(self) -> None:
-        self.expirations += 1
-        if self.interval > 0:
-            self.deadline += self.interval
-            now = _time.monotonic()
-            if self.deadline < now:
-                missed = int((now - self.deadline) / self.interval) + 1
-                self.expirations += missed
-                self.deadline += missed * self.interval
-            self.handle = self.kernel.timers.add(self.deadline, self._fire)
-        else:
-            self.deadline, self.handle = None, None
+    def expired(self, count: int) -> None:
+        self.expirations += count
         waitq(self).notify()
 
     def read(self, n: int) -> bytes:
@@ -116,7 +99,7 @@ class TimerFd(_AnonFile):
         return v.to_bytes(8, "little")
 
     def close(self) -> None:
-        self.kernel.timers.cancel(self.handle)
+        self.cancel()
 
 
 ITIMERSPEC = struct.Struct("<qqqq")

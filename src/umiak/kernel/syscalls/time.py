@@ -6,6 +6,7 @@ import time as _time
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
 from umiak.kernel.errors import EFAULT, EINVAL, SyscallError
+from umiak.kernel.timers import IntervalTimer
 
 _CLOCKS = {
     abi.CLOCK_REALTIME: _time.CLOCK_REALTIME,
@@ -128,44 +129,20 @@ SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 
 
-class GuestTimer:
-    """A timer that makes a signal pending when it expires (and re-arms if periodic)."""
+class GuestTimer(IntervalTimer):
+    """A timer that makes a signal pending when it expires (setitimer, alarm, timer_create)."""
 
     def __init__(self, task, signo: int, notify: int, target_tid: int, value: int, timer_id: int):
-        self.kernel = task.kernel
+        super().__init__(task.kernel)
         self.process = task.process
         self.signo, self.notify, self.target_tid = signo, notify, target_tid
         self.value, self.timer_id = value, timer_id
-        self.interval = 0.0
-        self.deadline: float | None = None
-        self.handle = None
         self.overrun = 0
-        self.pending = False
         self.clock = _time.CLOCK_MONOTONIC
 
-    def arm(self, value: float, interval: float) -> None:
-        """value seconds from now (0 disarms), then every interval. Caller holds the kernel lock."""
-        self.kernel.timers.cancel(self.handle)
-        self.handle, self.deadline, self.interval = None, None, interval
-        if value > 0:
-            self.deadline = _time.monotonic() + value
-            self.handle = self.kernel.timers.add(self.deadline, self._fire)
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - _time.monotonic()) if self.deadline else 0.0
-
-    def _fire(self) -> None:
+    def expired(self, count: int) -> None:
         from umiak.kernel.signals import SI_TIMER, make_siginfo, send
-        if self.interval > 0:
-            self.deadline += self.interval
-            now = _time.monotonic()
-            if self.deadline < now:   # missed periods count as overruns
-                missed = int((now - self.deadline) / self.interval) + 1
-                self.overrun += missed
-                self.deadline += missed * self.interval
-            self.handle = self.kernel.timers.add(self.deadline, self._fire)
-        else:
-            self.deadline, self.handle = None, None
+        self.overrun += count - 1   # periods missed count as overruns
         if self.notify == SIGEV_NONE or self.process.exiting:
             return
         if self.timer_id < 0:   # setitimer/alarm: a plain kernel signal
