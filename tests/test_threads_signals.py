@@ -25,3 +25,7 @@ def test_crash_in_a_thread_ends_the_program(platform, variant):
 
 def test_polling_epoll_eventfd_timerfd_signalfd_pipes(platform, variant):
     compare(platform, [build("polling", variant, PTHREAD)])
+
+
+def test_interrupted_loop_counts_exactly(platform, variant):
+    compare(platform, [build("signal_resume_exact", variant)])

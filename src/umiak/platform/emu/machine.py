@@ -421,6 +421,13 @@ class EmuPlatform:
         else:
             self._fast.uc_emu_stop(self._h)
 
+    def precise_interrupts(self) -> None:
+        """Make kicks exact from now on: once a signal handler may resume the program, a
+        stop must not leave RIP behind and re-run instructions (see _NativeBlockHook).
+        Called by the kernel from a syscall, so nothing emulates now."""
+        if self._stop_req is None:
+            self._add_block_hook()
+
     def _add_block_hook(self) -> None:
         """Exact stops from other threads (see _NativeBlockHook); nothing emulates now."""
         if self._stop_req is not None:
