@@ -11,6 +11,6 @@ int main(){
   volatile long counter = 0;
   for (long i = 0; i < 60000000L; i++) counter++;
   it.it_value.tv_usec = 0; it.it_interval.tv_usec = 0; setitimer(ITIMER_REAL, &it, 0);
-  printf("counter %ld interrupted %d\n", counter, hits > 10);
+  printf("counter %ld interrupted %d\n", counter, hits > 0);
   return 0;
 }
