@@ -16,6 +16,22 @@ RAX, RBX, RCX, RDX, RSI, RDI, RSP, RBP = range(8)
 R8, R9, R10, R11, R12, R13, R14, R15, RIP, RFLAGS = range(8, 18)
 
 
+def frame_runs(frames: list[int]):
+    """Contiguous runs (start, length) of page-aligned guest-physical addresses, so host
+    calls on guest RAM (madvise, mprotect) are made once per run, not once per page."""
+    start = prev = None
+    for pa in sorted(frames):
+        if start is None:
+            start = prev = pa
+        elif pa == prev + 4096:
+            prev = pa
+        elif pa != prev:
+            yield start, prev + 4096 - start
+            start = prev = pa
+    if start is not None:
+        yield start, prev + 4096 - start
+
+
 class ExitKind(IntEnum):
     SYSCALL = 1      # the guest executed `syscall`; see Vcpu.syscall_args
     FAULT = 2        # a CPU exception in user code; see Vcpu.fault

@@ -101,7 +101,7 @@ import time
 from umiak.arch.x86_64 import cpu, descriptors
 from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RIP, ExitKind, Fault
+from umiak.platform.base import RIP, ExitKind, Fault, frame_runs
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -265,21 +265,6 @@ class _NativeBlockHook:
         if libc.mprotect(addr, PAGE, mmap.PROT_READ | mmap.PROT_EXEC):
             raise OSError(ctypes.get_errno(), "mprotect")
         self.address = addr
-
-
-def _runs(frames: list[int]):
-    """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
-    start = prev = None
-    for pa in sorted(frames):
-        if start is None:
-            start = prev = pa
-        elif pa == prev + PAGE:
-            prev = pa
-        elif pa != prev:
-            yield start, prev + PAGE - start
-            start = prev = pa
-    if start is not None:
-        yield start, prev + PAGE - start
 
 
 class EmuPlatform:
@@ -592,7 +577,7 @@ class EmuPlatform:
     def _discard_now(self, frames: list[int]) -> None:
         if self._multi:
             self._flush_tlb()
-        for start, length in _runs(frames):
+        for start, length in frame_runs(frames):
             self._mem.madvise(mmap.MADV_DONTNEED, start, length)
         self._tlb_stale = True
 

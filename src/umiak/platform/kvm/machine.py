@@ -17,7 +17,7 @@ import threading
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault
+from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, frame_runs
 from umiak.platform.kvm import api
 from umiak.platform.kvm.device import flavour, open_kvm
 
@@ -79,21 +79,6 @@ def _close_later(fds: list[int]) -> None:
         threading.Thread(target=loop, name="umiak-vm-close", daemon=True).start()
         _closer = q
     _closer.put(fds)
-
-
-def _runs(frames: list[int]):
-    """Contiguous runs (start, length) of page-aligned guest-physical addresses."""
-    start = prev = None
-    for pa in sorted(frames):
-        if start is None:
-            start = prev = pa
-        elif pa == prev + PAGE:
-            prev = pa
-        elif pa != prev:
-            yield start, prev + PAGE - start
-            start = prev = pa
-    if start is not None:
-        yield start, prev + PAGE - start
 
 
 class KvmPlatform:
@@ -231,14 +216,14 @@ class KvmPlatform:
         is the only host-side action that is seen; under VMX/SVM the zap also
         flushes the guest's TLB. The contents are kept.
         """
-        for start, length in _runs(frames):
+        for start, length in frame_runs(frames):
             addr = self._hva + start
             _libc.mprotect(addr, length, mmap.PROT_READ)
             _libc.mprotect(addr, length, mmap.PROT_READ | mmap.PROT_WRITE)
 
     def discard(self, frames: list[int]) -> None:
         """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
-        for start, length in _runs(frames):
+        for start, length in frame_runs(frames):
             self._mem.madvise(mmap.MADV_DONTNEED, start, length)
 
     # -- vCPUs --------------------------------------------------------------
