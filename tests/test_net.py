@@ -393,3 +393,22 @@ def test_sigterm_under_load_no_leaks(platform):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_go_net_http_server(platform):
+    """A static Go net/http server in the VM, requests from the host, clean exit on SIGTERM."""
+    from test_runtimes import go_build
+    need("curl")
+    prog = go_build("gohttp", cgo=False)
+    port = free_port()
+    with guest_server(platform, [prog, str(port)], port) as proc:
+        for _ in range(20):
+            r = subprocess.run(["curl", "-sS", "--max-time", "30", f"http://127.0.0.1:{port}/hello"],
+                               capture_output=True, timeout=60)
+            assert r.stdout == b"hello from go\n", r.stderr
+        r = subprocess.run(["curl", "-sS", "--max-time", "30", f"http://127.0.0.1:{port}/sum?n=1000"],
+                           capture_output=True, timeout=60)
+        assert r.stdout == b"500500\n", r.stderr
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (0, b"shut down cleanly\n"), err

@@ -1,0 +1,3 @@
+module umiakgohttp
+
+go 1.19
