@@ -264,7 +264,18 @@ class UnixSocket(Socket):
         if not target.listening:
             raise SyscallError(ECONNREFUSED)
         if len(target.backlog) >= target.max_backlog:
-            raise SyscallError(EAGAIN)
+            if self.flags & abi.O_NONBLOCK:
+                raise SyscallError(EAGAIN)
+            # A blocking connect waits for the listener to accept (or go away), as on Linux.
+            q = waitq(target)
+            entry = q.add(task)
+            try:
+                task.wait(lambda: len(target.backlog) < target.max_backlog or target.closed
+                          or not target.listening)
+            finally:
+                q.remove(entry)
+            if target.closed or not target.listening:
+                raise SyscallError(ECONNREFUSED)
         srv = UnixSocket(self.kernel, self.type, 0)
         srv.name = target.name
         srv.peer, self.peer = self, srv
