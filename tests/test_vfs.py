@@ -311,3 +311,9 @@ def test_writable_volume_changes_reach_the_host(tmp_path):
     assert f.write(b"memory") == 6
     assert _read_all(vfs.open(t, -100, "/new-on-root", 0)) == b"memory"
     assert not (root / "new-on-root").exists()
+
+
+def test_splice_and_vmsplice(platform, variant, tmp_path):
+    f = tmp_path / "data.txt"
+    f.write_text("".join(f"line {i}: some text\n" for i in range(20)))
+    compare(platform, [build("vfs_splice", variant), f])

@@ -1541,3 +1541,63 @@ def sys_memfd_create(task, name, flags):
         if not flags & MFD_ALLOW_SEALING:
             f.inode.seals &= ~1
     return task.fds.install(f, bool(flags & MFD_CLOEXEC))
+
+
+SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
+
+
+def _is_pipe(f) -> bool:
+    if hasattr(f, "pipe"):
+        return True
+    try:
+        return _stat.S_ISFIFO(f.stat().st_mode)
+    except SyscallError:
+        return False
+
+
+def sys_splice(task, fd_in, off_in, fd_out, off_out, length, flags):
+    """splice(2): one side a pipe, as Linux requires; the data is copied (no page moving)."""
+    from umiak.kernel.errors import ESPIPE
+    from umiak.kernel.waiting import blocking
+    if flags & ~0xF:
+        raise SyscallError(EINVAL)
+    fin = _io_file(task, fd_in)
+    fout = _io_file(task, fd_out)
+    _check_readable(fin)
+    _check_writable(fout)
+    pin, pout = _is_pipe(fin), _is_pipe(fout)
+    if not (pin or pout):
+        raise SyscallError(EINVAL)
+    if (pin and off_in) or (pout and off_out):
+        raise SyscallError(ESPIPE)
+    if fout.flags & abi.O_APPEND and off_out:
+        raise SyscallError(EINVAL)
+    pos_in = s64(task.mm.read_u64(off_in)) if off_in else None
+    pos_out = s64(task.mm.read_u64(off_out)) if off_out else None
+    if (pos_in is not None and pos_in < 0) or (pos_out is not None and pos_out < 0):
+        raise SyscallError(EINVAL)
+    count = min(length, MAX_RW)
+    if count == 0:
+        return 0
+
+    def copy():
+        return _copy(task, fin, fout, pos_in, pos_out, count)
+    if flags & SPLICE_F_NONBLOCK:
+        n, pos_in, pos_out = _sigpipe(task, fout, copy)
+    else:
+        n, pos_in, pos_out = _sigpipe(task, fout, lambda: blocking(task, fin, POLLIN, copy))
+    if off_in:
+        task.mm.write_u64(off_in, pos_in)
+    if off_out:
+        task.mm.write_u64(off_out, pos_out)
+    return n
+
+
+def sys_vmsplice(task, fd, iov, nr_segs, flags):
+    """vmsplice(2): user memory into a pipe (as writev) or out of one (as readv); copied."""
+    f = _io_file(task, fd)
+    if not _is_pipe(f):
+        raise SyscallError(EBADF)
+    if f.writable():
+        return sys_writev(task, fd, iov, nr_segs)
+    return sys_readv(task, fd, iov, nr_segs)
