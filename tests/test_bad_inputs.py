@@ -129,3 +129,12 @@ def test_bad_memory_size(platform):
 def test_no_program(platform):
     r = run_umiak(platform, [])
     assert r.status != 0 and "Traceback" not in r.stderr.decode(), r.describe()
+
+
+def test_missing_volume_is_an_error_before_the_vm_starts(platform, tmp_path):
+    missing = tmp_path / "not-there"
+    r = run_umiak(platform, [build("hello", "glibc-static")], options=["-v", f"{missing}:/data"])
+    assert r.status == EXIT_UMIAK_FAILURE, r.describe()
+    assert r.stdout == b"", r.describe()
+    assert f"{missing}: No such file or directory" in r.stderr.decode(), r.describe()
+    assert "Traceback" not in r.stderr.decode()
