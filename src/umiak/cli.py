@@ -125,6 +125,8 @@ def _publish(args) -> list:
     from umiak.errors import UmiakError
     if args.publish and args.net != "private":
         raise UmiakError("-p needs --net=private (with --net=host the guest's ports are the host's already)")
+    if not args.publish and args.net == "host":
+        return []   # the common case loads no networking code at start-up
     from umiak.kernel.net.stack import namespace_problem, parse_publish
     try:
         specs = [parse_publish(p) for p in args.publish]

@@ -10,7 +10,6 @@ between runs, so many machines can run one after another in one process.
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
 from umiak.errors import UmiakError
@@ -161,6 +160,7 @@ class Machine:
 
     def run_captured(self, argv: list[str], input: bytes = b"") -> RunResult:
         """Run with stdin from `input` and stdout/stderr captured (umiak's own messages go to stderr too)."""
+        import tempfile
         with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, \
                 tempfile.TemporaryFile() as ferr:
             fin.write(input)
