@@ -16,11 +16,12 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-static int efd, pfd[2];
+static int efd, go, pfd[2];
 static void *writer(void *a) {
     (void)a;
     usleep(20000);
     uint64_t one = 3; write(efd, &one, 8);
+    uint64_t v; read(go, &v, 8);   /* the pipe is written only after main saw the eventfd alone */
     usleep(20000);
     write(pfd[1], "hello", 5);
     return NULL;
@@ -35,6 +36,7 @@ static void *producer(void *a) {
 
 int main(void) {
     efd = eventfd(0, 0);
+    go = eventfd(0, 0);
     pipe(pfd);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
@@ -46,6 +48,7 @@ int main(void) {
     int n = epoll_wait(ep, out, 4, 5000);
     printf("epoll 1: n=%d id=%u\n", n, out[0].data.u32);
     uint64_t v; read(efd, &v, 8); printf("eventfd value %lu\n", (unsigned long)v);
+    uint64_t one_go = 1; write(go, &one_go, 8);
     n = epoll_wait(ep, out, 4, 5000);
     printf("epoll 2: n=%d id=%u\n", n, out[0].data.u32);
     n = epoll_wait(ep, out, 4, 10);
