@@ -77,28 +77,46 @@ __all__ = ["EFAULT"]
 
 # -- sleeping that signals interrupt -------------------------------------------------
 
-def _sleep(task, seconds: float) -> float:
-    """Sleep; returns the time left when a signal interrupted it (0.0 when it did not)."""
-    end = _time.monotonic() + seconds
-    try:
-        task.wait(lambda: False, seconds)
-    except SyscallError:
-        return max(0.0, end - _time.monotonic())
-    return 0.0
+_VDSO_MONO = (abi.CLOCK_MONOTONIC, abi.CLOCK_MONOTONIC_RAW, abi.CLOCK_MONOTONIC_COARSE, abi.CLOCK_BOOTTIME)
+_VDSO_REAL = (abi.CLOCK_REALTIME, abi.CLOCK_REALTIME_COARSE)
 
 
-def _interrupted(task, left: float, rem: int) -> None:
+def guest_clock_ns(task, clock: int) -> int:
+    """The clock as the program reads it: from the vDSO's parameters when the vDSO
+    serves that clock (so a sleep ends when the program's own clock says so)."""
+    v = task.kernel.vdso
+    if v is not None and (clock in _VDSO_MONO or clock in _VDSO_REAL):
+        now = v.now_ns()
+        if now is not None:
+            return now + (v.rt_offset if clock in _VDSO_REAL else 0)
+    return _time.clock_gettime_ns(_host_clock(clock))
+
+
+def _sleep_until(task, clock: int, end_ns: int) -> int:
+    """Sleep until clock reaches end_ns; the nanoseconds left when a signal interrupted
+    the sleep, else 0. Host timeouts may end a hair early: sleep again until it is due."""
+    while True:
+        left = end_ns - guest_clock_ns(task, clock)
+        if left <= 0:
+            return 0
+        try:
+            task.wait(lambda: False, left / 1e9)
+        except SyscallError:
+            return max(1, end_ns - guest_clock_ns(task, clock))
+
+
+def _interrupted(task, left_ns: int, rem: int) -> None:
     from umiak.kernel.errors import EINTR
     if rem:
-        ns = int(left * 1e9)
-        task.mm.write(rem, abi.TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
+        task.mm.write(rem, abi.TIMESPEC.pack(left_ns // 1_000_000_000, left_ns % 1_000_000_000))
     raise SyscallError(EINTR)
 
 
 def sys_nanosleep(task, req, rem):
     """nanosleep(2): EINTR with the time left in rem when a signal handler runs."""
     ns = _read_timespec(task, req)
-    left = _sleep(task, ns / 1e9)
+    clock = abi.CLOCK_MONOTONIC
+    left = _sleep_until(task, clock, guest_clock_ns(task, clock) + ns)
     if left:
         _interrupted(task, left, rem)
     return 0
@@ -106,17 +124,16 @@ def sys_nanosleep(task, req, rem):
 
 def sys_clock_nanosleep(task, clock, flags, req, rem):
     """clock_nanosleep(2) with TIMER_ABSTIME."""
-    if s32(clock) == abi.CLOCK_THREAD_CPUTIME_ID:
+    clock = s32(clock)
+    if clock == abi.CLOCK_THREAD_CPUTIME_ID:
         raise SyscallError(EINVAL)
-    hc = _host_clock(clock)
+    _host_clock(clock)
     ns = _read_timespec(task, req)
     absolute = bool(flags & abi.TIMER_ABSTIME)
-    if absolute:
-        ns -= _time.clock_gettime_ns(hc)
-    if ns > 0:
-        left = _sleep(task, ns / 1e9)
-        if left:
-            _interrupted(task, left, 0 if absolute else rem)
+    end = ns if absolute else guest_clock_ns(task, clock) + ns
+    left = _sleep_until(task, clock, end)
+    if left:
+        _interrupted(task, left, 0 if absolute else rem)
     return 0
 
 

@@ -43,6 +43,7 @@ class VdsoClock:
         self.last = None      # (guest tsc, guest ns) published last
         self.stopped = False
         self.handle = None
+        self.rt_offset = 0
         self.clock = None
 
     def start(self, khz: int, offset: int) -> None:
@@ -78,7 +79,16 @@ class VdsoClock:
         self.stopped = True
         self.kernel.timers.cancel(self.handle)
 
+    def now_ns(self) -> int | None:
+        """CLOCK_MONOTONIC as the guest's vDSO computes it now (None before the first refresh)."""
+        if self.last is None:
+            return None
+        from umiak.arch.x86_64.tsc import host_rdtsc
+        ltsc, lns = self.last
+        return lns + (((host_rdtsc() + self.offset - ltsc) * self.mult) >> 32)
+
     def _publish(self, base_tsc: int, base_ns: int, rt_offset: int) -> None:
+        self.rt_offset = rt_offset
         ram, pa = self.ram, self.vvar_pa
         self.seq += 1
         ram[pa:pa + 4] = (self.seq & 0xFFFFFFFF).to_bytes(4, "little")   # odd: being written
