@@ -25,8 +25,8 @@ def makedev(major: int, minor: int) -> int:
     return ((major & 0xFFFFF000) << 32) | ((major & 0xFFF) << 8) | ((minor & 0xFFFFFF00) << 12) | (minor & 0xFF)
 
 
-class PathFile(File):
-    """An O_PATH descriptor: a place in the tree usable as dirfd and by fstat, nothing else."""
+class LocFile(File):
+    """A file opened at a place (Loc) in the VFS tree: its path and stat come from there."""
 
     def __init__(self, loc, flags: int):
         self.loc = loc
@@ -38,6 +38,10 @@ class PathFile(File):
 
     def stat(self):
         return self.loc.node.stat()
+
+
+class PathFile(LocFile):
+    """An O_PATH descriptor: a place in the tree usable as dirfd and by fstat, nothing else."""
 
     def read(self, n: int) -> bytes:
         raise SyscallError(EBADF)
@@ -46,21 +50,13 @@ class PathFile(File):
         raise SyscallError(EBADF)
 
 
-class DirFile(File):
+class DirFile(LocFile):
     """An open directory of any file system whose node has list() -> [(ino, d_type, name)]."""
 
     def __init__(self, loc, flags: int):
-        self.loc = loc
-        self.flags = flags
+        super().__init__(loc, flags)
         self.dir_pos = 0
         self._entries = None
-
-    @property
-    def path(self) -> str:
-        return self.loc.path
-
-    def stat(self):
-        return self.loc.node.stat()
 
     def read(self, n: int) -> bytes:
         raise SyscallError(EISDIR)
@@ -98,23 +94,15 @@ class DirFile(File):
         return pos
 
 
-class BytesFile(File):
+class BytesFile(LocFile):
     """A file whose contents were made when it was opened (procfs files); with `store`,
     a write hands the bytes to it (/proc/self/comm), else EINVAL."""
 
     def __init__(self, loc, flags: int, data: bytes, store=None):
-        self.loc = loc
-        self.flags = flags
+        super().__init__(loc, flags)
         self.data = data
         self.pos = 0
         self.store = store
-
-    @property
-    def path(self) -> str:
-        return self.loc.path
-
-    def stat(self):
-        return self.loc.node.stat()
 
     def read(self, n: int) -> bytes:
         out = self.data[self.pos:self.pos + n]
@@ -313,18 +301,7 @@ class FileNode:
 
 # -- devices -----------------------------------------------------------------------
 
-class DeviceFile(File):
-    def __init__(self, loc, flags: int):
-        self.loc = loc
-        self.flags = flags
-
-    @property
-    def path(self) -> str:
-        return self.loc.path
-
-    def stat(self):
-        return self.loc.node.stat()
-
+class DeviceFile(LocFile):
     def lseek(self, offset: int, whence: int) -> int:
         return 0
 
