@@ -323,15 +323,20 @@ def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
     return sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, 0)
 
 
-def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
-    """preadv2(2): the RWF_* hints are accepted and ignored; offset -1 reads at the file position."""
+def _vector_io(task, fd, iov, iovcnt, pos_l, flags, check):
+    """The checks preadv2 and pwritev2 share, in Linux's order: (file, offset, iovecs)."""
     pos = s64(pos_l)
     f = _io_file(task, fd)
     _rwf(flags & 0xFFFFFFFF)
     if pos < -1:
         raise SyscallError(EINVAL)
-    _check_readable(f)
-    vecs = _iovecs(task, iov, iovcnt)
+    check(f)
+    return f, pos, _iovecs(task, iov, iovcnt)
+
+
+def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """preadv2(2): the RWF_* hints are accepted and ignored; offset -1 reads at the file position."""
+    f, pos, vecs = _vector_io(task, fd, iov, iovcnt, pos_l, flags, _check_readable)
     if pos == -1:
         return _readv(task, f, vecs, lambda off, n: f.read(n))
     f.pread(pos, 0)          # ESPIPE for pipes before anything is read
@@ -340,13 +345,7 @@ def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
 
 def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
     """pwritev2(2): the RWF_* hints are accepted and ignored; offset -1 writes at the file position."""
-    pos = s64(pos_l)
-    f = _io_file(task, fd)
-    _rwf(flags & 0xFFFFFFFF)
-    if pos < -1:
-        raise SyscallError(EINVAL)
-    _check_writable(f)
-    vecs = _iovecs(task, iov, iovcnt)
+    f, pos, vecs = _vector_io(task, fd, iov, iovcnt, pos_l, flags, _check_writable)
     if pos == -1:
         return _sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
     f.pwrite(pos, b"")
