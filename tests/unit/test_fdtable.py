@@ -43,6 +43,9 @@ def test_lowest_free_after_arbitrary_closes():
             at = rng.randrange(0, 600)
             t.install_at(at, f)
             assert at in t.files
+        elif rng.random() < 0.2:
+            lowest = rng.randrange(0, 400)
+            assert t.install(f, lowest=lowest) == lowest_free(used, lowest)
         else:
             want = lowest_free(used)
             assert t.install(f) == want

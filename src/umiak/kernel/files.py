@@ -453,15 +453,15 @@ class FdTable:
         locks = self.locks
         if locks is not None:
             if locks.records:
-                self._unlock(f)
+                self._unlock(locks, f)
             f.watch(locks, locks.release_file)    # OFD and flock locks go with the description
         f.decref()
 
-    def _unlock(self, f: File) -> None:
+    def _unlock(self, locks, f: File) -> None:
         """close(2) of any fd drops the process's record locks on the file (POSIX)."""
         try:
             from umiak.kernel.vfs.locks import file_key
-            self.locks.release_owner(file_key(f), ("posix", self.lock_pid))
+            locks.release_owner(file_key(f), ("posix", self.lock_pid))
         except SyscallError:
             pass
 
