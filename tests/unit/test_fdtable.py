@@ -28,28 +28,40 @@ def lowest_free(used: set[int], lowest: int = 0) -> int:
     return fd
 
 
+def expect(fn, want: int):
+    """fn() returns want, or raises EMFILE when want is past the limit."""
+    try:
+        got = fn()
+    except SyscallError as e:
+        got = -e.errno
+    assert got == want
+
+
 def test_lowest_free_after_arbitrary_closes():
     rng = random.Random(7)
-    t = FdTable(limit=4096)
+    limit = 450
+    t = FdTable(limit=limit)
     f = Counted()
     for _ in range(300):
         t.install(f)
-    for _ in range(5000):
+    for _ in range(6000):
         used = set(t.files)
-        if used and rng.random() < 0.45:
-            fd = rng.choice(sorted(used))
-            t.close(fd)
-        elif rng.random() < 0.1:
+        r = rng.random()
+        if used and r < 0.45:
+            t.close(rng.choice(sorted(used)))
+        elif r < 0.55:
             at = rng.randrange(0, 600)
-            t.install_at(at, f)
-            assert at in t.files
-        elif rng.random() < 0.2:
-            lowest = rng.randrange(0, 400)
-            assert t.install(f, lowest=lowest) == lowest_free(used, lowest)
+            expect(lambda: t.install_at(at, f) or at, at if at < limit else -EBADF)
+        elif r < 0.7:
+            lowest = rng.randrange(0, 500)
+            want = lowest_free(used, lowest)
+            expect(lambda: t.install(f, lowest=lowest), want if want < limit else -EMFILE)
         else:
             want = lowest_free(used)
-            assert t.install(f) == want
-    assert f.refs == len(t.files)
+            expect(lambda: t.install(f), want if want < limit else -EMFILE)
+    assert f.refs == len(t.files) and f.closes == 0
+    t.close_all()
+    assert f.closes == 1
 
 
 def test_lowest_argument_is_f_dupfd_minimum():
@@ -160,3 +172,17 @@ def test_16000_fds_install_and_close_in_well_under_a_second():
     assert fds == list(range(n))
     assert all(f.closes == 1 for f in files)
     assert t1 - t0 < 0.5 and t2 - t1 < 0.5, (t1 - t0, t2 - t1)
+
+
+def test_many_f_dupfd_with_a_minimum_stay_fast():
+    """F_DUPFD(fd, 100) over and over must not rescan the numbers it handed out."""
+    t = FdTable(limit=1 << 20)
+    f = Counted()
+    t0 = time.perf_counter()
+    got = [t.install(f, lowest=100) for _ in range(16_000)]
+    assert time.perf_counter() - t0 < 0.5
+    assert got == list(range(100, 16_100))
+    assert [t.install(f) for _ in range(3)] == [0, 1, 2]
+    assert t.install(f, lowest=900_000) == 900_000      # far past the top: no heap of 900k numbers
+    assert t.install(f, lowest=900_000) == 900_001
+    assert t.install(f) == 3

@@ -361,6 +361,8 @@ class FdTable:
     the process first takes a file lock: closing an fd then drops the process's record
     locks on that file, and the description's last reference its OFD/flock locks."""
 
+    SPAN = 1 << 16   # how far past the top F_DUPFD moves it (beyond: scan, keep the top)
+
     def __init__(self, limit: int = 1024):
         self.files: dict[int, File] = {}
         self.cloexec: set[int] = set()
@@ -404,8 +406,14 @@ class FdTable:
                     raise SyscallError(EMFILE)
                 return got
         top = self._top
+        if top < lowest <= min(self.limit, top + self.SPAN):
+            # F_DUPFD past the top: [top, lowest) goes to the heap, in order (each number
+            # exceeds all the heap holds, so appending keeps it a heap), and top moves up.
+            free.extend(range(top, lowest))
+            self._in_free.update(range(top, lowest))
+            self._top = top = lowest
         fd = max(lowest, top)
-        while fd in files:                        # only slots install_at or F_DUPFD filled
+        while fd in files:                        # only slots install_at (or a far F_DUPFD) filled
             fd += 1
         if lowest <= top:
             self._top = fd                        # everything in [top, fd) is in use
