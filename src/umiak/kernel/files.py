@@ -397,7 +397,7 @@ class FdTable:
                 raise SyscallError(EMFILE)
             self._in_free.discard(heapq.heappop(free))
             return fd
-        if lowest > 0 and free:
+        if 0 < lowest < self._top and free:
             # F_DUPFD with a minimum above the lowest hole: the least free number past it
             # (one pass over the holes, in C; the taken one stays behind as a stale entry).
             got = min((n for n in free if n >= lowest and n not in files), default=None)
