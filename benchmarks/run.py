@@ -1,7 +1,7 @@
 """umiak benchmarks: one run on this machine, one table per topic, a targets summary.
 
     python3 benchmarks/run.py                  all sections (about 2-3 minutes)
-    python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4;
+    python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4, fds;
                                                a bare number works too)
     UMIAK_SRC=/path/to/src python3 benchmarks/run.py   measure another copy of umiak
 
@@ -19,6 +19,8 @@ Sections:
   issue3  dynamic hello and `python3 -c pass` (whole process, in-process, VM exits
           per start), read() throughput of a 256 MiB file in 64 KiB chunks
   issue4  two CPU-bound threads versus one, futex ping-pong, Go hello start-up
+  fds     16,000 fds installed and closed: the fd table alone (in-process) and a guest
+          program's open/dup and close calls
 
 Guest programs (benchmarks/guest/*.c, *.go) are compiled at benchmark time into
 benchmarks/.build (a cache keyed by source and flags). Progress goes to stderr.
@@ -69,6 +71,7 @@ SORT_N = 2_000_000
 READ_MIB = 256
 THREAD_ITERS = {"native": 150_000_000, "kvm": 150_000_000, "emu": 20_000_000,
                 "qemu": 100_000_000, "runsc": 150_000_000}
+FDS_N = 16_000              # fds open at once (the guest raises RLIMIT_NOFILE to fit)
 PINGPONG_N = {"native": 100_000, "kvm": 1_000, "emu": 5_000, "qemu": 20_000, "runsc": 1_500}
 
 RESULTS: dict[str, object] = {}   # figures the targets section reads
@@ -546,6 +549,50 @@ def build_go_cell():
         return f"build failed ({str(e)[:40]})"
 
 
+# -- fds: the descriptor table at 16,000 open fds -------------------------------------------
+def fdtable_ms(n: int = FDS_N, runs: int = 3) -> tuple[float, float]:
+    """Best-of-runs ms to install n distinct files into an in-process FdTable, then close
+    them all (each File closed at its last reference): umiak's Python alone, no guest."""
+    from umiak.kernel.files import FdTable, File
+    best_in = best_out = float("inf")
+    for _ in range(runs):
+        t = FdTable(limit=1 << 20)
+        files = [File() for _ in range(n)]
+        t0 = time.perf_counter()
+        fds = [t.install(f) for f in files]
+        t1 = time.perf_counter()
+        for fd in fds:
+            t.close(fd)
+        t2 = time.perf_counter()
+        if fds != list(range(n)) or t.files:
+            raise RuntimeError("the fd table gave unexpected numbers")
+        best_in, best_out = min(best_in, t1 - t0), min(best_out, t2 - t1)
+    return best_in * 1e3, best_out * 1e3
+
+
+def section_fds(ctx: Ctx) -> None:
+    prog = build_c("many_fds")
+    inproc = attempt(fdtable_ms)
+    note(f"  in-process FdTable: {inproc}")
+    if isinstance(inproc, tuple):
+        RESULTS["fds_s"] = (inproc[0] + inproc[1]) / 1e3
+    cell = lambda v, i: fmt(v[i], "ms") if isinstance(v, tuple) else fmt(v, "ms")  # noqa: E731
+    rows = [[f"FdTable: install {FDS_N:,} files (in-process)", "-", cell(inproc, 0), "-", "-", "-", "-"],
+            [f"FdTable: close {FDS_N:,} fds (in-process)", "-", cell(inproc, 1), "-", "-", "-", "-"]]
+
+    def guest(k):
+        out = run_cmd(k, [str(prog), str(FDS_N)], timeout=120).split()
+        return float(out[0]), float(out[1])
+    g = ctx.per_kind("many fds", guest)
+    for i, what in enumerate((f"open/dup {FDS_N:,} fds", f"close {FDS_N:,} fds")):
+        rows.append(row(f"guest: {what}, timed inside", {k: (v[i] if isinstance(v, tuple) else v)
+                                                        for k, v in g.items()}, "ms"))
+    print_table("fds: 16,000 open descriptors (lower is better)", rows, [
+        "In-process: the fd table alone (pure Python, the same on every platform), best of 3.",
+        f"Guest: benchmarks/guest/many_fds.c raises RLIMIT_NOFILE, makes {FDS_N // 2:,} eventfds each dup'ed once,",
+        "then closes all in opening order; each call is one VM exit under umiak."])
+
+
 # -- targets -----------------------------------------------------------------------------
 def print_targets() -> None:
     def verdict(value, ok) -> str:
@@ -565,6 +612,8 @@ def print_targets() -> None:
         ("Python's share of a syscall above the raw exit (kvm)", "share_us", "<= 3 us",
          lambda v: f"{v:.3g} us (timed between vCPU runs)", lambda v: v <= 3),
         ("2 threads vs 1 under umiak kvm", "threads_kvm", ">= 1.8x", show_threads, lambda v: v >= 1.8),
+        (f"{FDS_N:,} fds installed and closed, in-process FdTable", "fds_s", "< 1 s",
+         lambda v: f"{v * 1e3:.3g} ms", lambda v: v < 1),
     ]
     rows = []
     for name, key, goal, show, ok in targets:
@@ -583,7 +632,7 @@ def print_targets() -> None:
         print(line(r))
 
 
-SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4}
+SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4, "fds": section_fds}
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ devices, pipes, directories) override what they support; the defaults give
 the errno Linux gives for an operation the object lacks.
 """
 
+import heapq
 import os
 import stat as _stat
 from dataclasses import dataclass
@@ -100,8 +101,47 @@ class File:
 
     full_reads = False   # read(2) may loop to fill the buffer (regular files), else one call
 
+    # -- lifetime -------------------------------------------------------------------
+    # Every holder of the description takes a reference: each fd slot (dup, dup2,
+    # F_DUPFD, SCM_RIGHTS receipt), each SCM_RIGHTS message in flight, and any mapping
+    # that wants the file kept open. The last decref() closes it; nothing else in the
+    # fd layer calls close(). epoll and the lock table do not hold the file: they ask
+    # to be told when it goes, with watch(), as Linux's eventpoll_release().
+    refs = 0
+    _watchers: dict | None = None   # key -> fn(file), run once when the last reference goes
+
+    def incref(self) -> "File":
+        self.refs += 1
+        return self
+
+    def decref(self) -> None:
+        """Drop one reference; at zero, tell the watchers and close the file (once)."""
+        refs = self.refs - 1
+        self.refs = refs
+        if refs > 0:
+            return
+        if refs < 0:
+            raise AssertionError(f"decref of an unreferenced file {self.path!r}")
+        watchers = self._watchers
+        if watchers:
+            self._watchers = None
+            for fn in watchers.values():
+                fn(self)
+        self.close()
+
+    def watch(self, key, fn) -> None:
+        """Call fn(self) when the description's last reference goes (replacing key's earlier fn)."""
+        if self._watchers is None:
+            self._watchers = {}
+        self._watchers[key] = fn
+
+    def unwatch(self, key) -> None:
+        if self._watchers:
+            self._watchers.pop(key, None)
+
     def close(self) -> None:
-        pass
+        """Release what the description holds: called once, by the last decref() (or
+        directly on a file that was never installed)."""
 
 
 class HostFile(File):
@@ -311,9 +351,17 @@ class MappedHostFile:
 
 
 class FdTable:
-    """fd number -> (File, close-on-exec flag). `locks` (vfs.locks.LockTable) and `lock_pid`
-    are set when the process first takes a file lock: closing an fd then drops the
-    process's record locks on that file, and the last fd of a description its OFD/flock locks."""
+    """fd number -> File, and the set of close-on-exec numbers. Each slot holds a
+    reference on its File (File.incref); closing the slot drops it.
+
+    The lowest free number is found without a scan: every free number below `_top` is
+    in the min-heap `_free` (which may also hold numbers install_at has taken since;
+    those are skipped when met), and numbers from `_top` up are free unless install_at
+    or F_DUPFD put a file there. `locks` (vfs.locks.LockTable) and `lock_pid` are set when
+    the process first takes a file lock: closing an fd then drops the process's record
+    locks on that file, and the description's last reference its OFD/flock locks."""
+
+    SPAN = 1 << 16   # how far past the top F_DUPFD moves it (beyond: scan, keep the top)
 
     def __init__(self, limit: int = 1024):
         self.files: dict[int, File] = {}
@@ -321,6 +369,9 @@ class FdTable:
         self.limit = limit
         self.locks = None
         self.lock_pid = 0
+        self._free: list[int] = []       # heap of free numbers below _top (and stale ones)
+        self._in_free: set[int] = set()  # what _free holds, so a number is pushed once
+        self._top = 0
 
     def get(self, fd: int) -> File:
         f = self.files.get(fd)
@@ -335,14 +386,46 @@ class FdTable:
             raise SyscallError(EBADF)
         return f
 
-    def install(self, f: File, cloexec: bool = False, lowest: int = 0) -> int:
-        fd = lowest
-        files = self.files
-        while fd in files:
+    def _take(self, lowest: int) -> int:
+        """The lowest free number >= lowest (EMFILE at the limit)."""
+        files, free = self.files, self._free
+        while free and free[0] in files:          # taken by install_at since it was freed
+            self._in_free.discard(heapq.heappop(free))
+        if free and free[0] >= lowest:
+            fd = free[0]
+            if fd >= self.limit:
+                raise SyscallError(EMFILE)
+            self._in_free.discard(heapq.heappop(free))
+            return fd
+        if 0 < lowest < self._top and free:
+            # F_DUPFD with a minimum above the lowest hole: the least free number past it
+            # (one pass over the holes, in C; the taken one stays behind as a stale entry).
+            got = min((n for n in free if n >= lowest and n not in files), default=None)
+            if got is not None:
+                if got >= self.limit:
+                    raise SyscallError(EMFILE)
+                return got
+        top = self._top
+        if top < lowest <= min(self.limit, top + self.SPAN):
+            # F_DUPFD past the top: [top, lowest) goes to the heap, in order (each number
+            # exceeds all the heap holds, so appending keeps it a heap), and top moves up.
+            free.extend(range(top, lowest))
+            self._in_free.update(range(top, lowest))
+            self._top = top = lowest
+        fd = max(lowest, top)
+        while fd in files:                        # only slots install_at (or a far F_DUPFD) filled
             fd += 1
+        if lowest <= top:
+            self._top = fd                        # everything in [top, fd) is in use
         if fd >= self.limit:
             raise SyscallError(EMFILE)
-        files[fd] = f
+        if lowest <= top:
+            self._top = fd + 1
+        return fd
+
+    def install(self, f: File, cloexec: bool = False, lowest: int = 0) -> int:
+        fd = self._take(lowest)
+        self.files[fd] = f.incref()
         if cloexec:
             self.cloexec.add(fd)
         else:
@@ -350,41 +433,45 @@ class FdTable:
         return fd
 
     def install_at(self, fd: int, f: File, cloexec: bool = False) -> None:
+        """dup2/dup3: put f at fd, closing what was there (even the same file, as Linux)."""
         if fd >= self.limit or fd < 0:
             raise SyscallError(EBADF)
+        f.incref()
         old = self.files.get(fd)
         self.files[fd] = f
         if cloexec:
             self.cloexec.add(fd)
         else:
             self.cloexec.discard(fd)
-        if old is not None and old is not f:
-            self._unlock(old)
-            self._drop(old)
+        if old is not None:
+            self._put(old)
 
     def close(self, fd: int) -> None:
         f = self.files.pop(fd, None)
         if f is None:
             raise SyscallError(EBADF)
         self.cloexec.discard(fd)
-        self._unlock(f)
-        self._drop(f)
+        if fd < self._top and fd not in self._in_free:
+            heapq.heappush(self._free, fd)
+            self._in_free.add(fd)
+        self._put(f)
 
-    def _unlock(self, f: File) -> None:
+    def _put(self, f: File) -> None:
+        """One fd's reference on f goes (Linux's filp_close then fput)."""
+        locks = self.locks
+        if locks is not None:
+            if locks.records:
+                self._unlock(locks, f)
+            f.watch(locks, locks.release_file)    # OFD and flock locks go with the description
+        f.decref()
+
+    def _unlock(self, locks, f: File) -> None:
         """close(2) of any fd drops the process's record locks on the file (POSIX)."""
-        if self.locks is not None and self.locks.records:
-            try:
-                from umiak.kernel.vfs.locks import file_key
-                self.locks.release_owner(file_key(f), ("posix", self.lock_pid))
-            except SyscallError:
-                pass
-
-    def _drop(self, f: File) -> None:
-        # A file in flight in an SCM_RIGHTS message stays open until it is received.
-        if not any(g is f for g in self.files.values()) and not getattr(f, "inflight", 0):
-            if self.locks is not None:
-                self.locks.release_file(f)
-            f.close()
+        try:
+            from umiak.kernel.vfs.locks import file_key
+            locks.release_owner(file_key(f), ("posix", self.lock_pid))
+        except SyscallError:
+            pass
 
     def close_all(self) -> None:
         for fd in list(self.files):

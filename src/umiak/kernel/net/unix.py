@@ -44,19 +44,11 @@ class Msg:
         self.sender = sender      # the sender's name (datagram recvfrom)
 
 
-def _hold(files) -> None:
+def _release(files) -> None:
+    """A message's files leave flight (received or never to be): drop the message's
+    reference on each; a file no descriptor refers to then closes."""
     for f in files:
-        f.inflight = getattr(f, "inflight", 0) + 1
-
-
-def _release(kernel, files) -> None:
-    """Files in a message nobody will receive: close each one no descriptor refers to."""
-    for f in files:
-        f.inflight = max(0, getattr(f, "inflight", 1) - 1)
-        if f.inflight:
-            continue
-        if not any(g is f for p in kernel.processes.values() for g in p.fds.files.values()):
-            f.close()
+        f.decref()
 
 
 def _creds(task):
@@ -334,7 +326,7 @@ class UnixSocket(Socket):
         self.peer = None
         for m in self.rx:
             if m.files:
-                _release(self.kernel, m.files)
+                _release(m.files)
         self.rx.clear()
         self.rx_bytes = 0
         self._changed()
@@ -399,7 +391,8 @@ class UnixSocket(Socket):
         if (target.passcred or self.passcred) and creds is None:
             creds = _creds(task)
         if files:
-            _hold(files)
+            for f in files:      # each file in flight is held open by the message
+                f.incref()
         target.rx.append(Msg(bytes(data), files, creds or _creds(task), self.name))
         target.rx_bytes += len(data)
         target._changed()
@@ -495,9 +488,13 @@ class UnixSocket(Socket):
             fds = []
             cloexec = bool(flags & abi.MSG_CMSG_CLOEXEC)
             for f in take:
-                fds.append(task.fds.install(f, cloexec=cloexec))
+                try:
+                    fds.append(task.fds.install(f, cloexec=cloexec))
+                except SyscallError:     # EMFILE: the rest are dropped, as Linux
+                    mflags |= abi.MSG_CTRUNC
+                    break
             if not peek:
-                _release(self.kernel, files)
+                _release(files)
             if fds:
                 out += build_cmsg(abi.SOL_SOCKET, SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))
         if len(out) > controllen:

@@ -158,13 +158,18 @@ def sys_pselect6(task, nfds, rp, wp, ep, tsp, sig):
 # -- epoll ---------------------------------------------------------------------------
 
 class EpollFile(File):
-    """An epoll instance: the interest list and what was last reported (for EPOLLET)."""
+    """An epoll instance: the interest list and what was last reported (for EPOLLET).
+
+    As on Linux, a registration belongs to the (fd, open file description) pair and does
+    not keep the file open: it goes when the description's last reference does (so a
+    dup'ed fd keeps it alive after the registered fd is closed), through File.watch."""
 
     path = "anon_inode:[eventpoll]"
 
     def __init__(self, flags: int):
         self.flags = abi.O_RDWR | (flags & abi.O_CLOEXEC)
-        self.interest: dict[int, list] = {}   # fd -> [file, events, data, last_seq, disabled]
+        # (fd, id(file)) -> [file, events, data, last_seq, disabled]
+        self.interest: dict[tuple[int, int], list] = {}
 
     def link_text(self) -> str:
         return self.path
@@ -175,12 +180,19 @@ class EpollFile(File):
     def poll_mask(self) -> int:
         return 0x1 if self.ready(peek=True) else 0
 
-    def prune(self, fds) -> None:
-        """Forget entries whose file is no longer open at that fd (Linux drops them when the
-        file is closed)."""
-        for fd, ent in list(self.interest.items()):
-            if fds.files.get(fd) is not ent[0]:
-                del self.interest[fd]
+    def add(self, fd: int, f: File, ent: list) -> None:
+        key = (fd, id(f))
+        self.interest[key] = ent
+        f.watch((id(self), fd), lambda _f: self.interest.pop(key, None))
+
+    def remove(self, fd: int, f: File) -> None:
+        del self.interest[(fd, id(f))]
+        f.unwatch((id(self), fd))
+
+    def close(self) -> None:
+        for (fd, _), ent in self.interest.items():
+            ent[0].unwatch((id(self), fd))
+        self.interest.clear()
 
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
         out = []
@@ -235,23 +247,23 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
         raise SyscallError(EINVAL)
     if getattr(target, "loc", None) is not None and getattr(target, "_is_regular", lambda: False)():
         raise SyscallError(EPERM)   # regular files cannot be polled
-    ep.prune(task.fds)
+    key = (fd, id(target))
     if op == EPOLL_CTL_DEL:
-        if fd not in ep.interest:
+        if key not in ep.interest:
             raise SyscallError(ENOENT)
-        del ep.interest[fd]
+        ep.remove(fd, target)
         return 0
     events, data = EPOLL_EVENT.unpack(task.mm.read(event, EPOLL_EVENT.size))
     if op == EPOLL_CTL_ADD:
-        if fd in ep.interest:
+        if key in ep.interest:
             raise SyscallError(EEXIST)
-        ep.interest[fd] = [target, events, data, -1, False]
+        ep.add(fd, target, [target, events, data, -1, False])
     elif op == EPOLL_CTL_MOD:
-        if fd not in ep.interest:
+        if key not in ep.interest:
             raise SyscallError(ENOENT)
         if events & EPOLLEXCLUSIVE:
             raise SyscallError(EINVAL)
-        ep.interest[fd] = [target, events, data, -1, False]
+        ep.interest[key] = [target, events, data, -1, False]
     else:
         raise SyscallError(EINVAL)
     waitq(ep).notify()
@@ -265,7 +277,6 @@ def _epoll_wait(task, epfd, events, maxevents, timeout: float | None):
         raise SyscallError(EINVAL)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        ep.prune(task.fds)
         got = ep.ready(maxevents=maxevents)
         if got:
             task.mm.write(events, b"".join(EPOLL_EVENT.pack(m, d) for m, d in got))
