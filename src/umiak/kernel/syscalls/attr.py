@@ -1,0 +1,219 @@
+"""Changes to a file's attributes and size: chmod(2), chown(2), utimensat(2) and the
+older utime forms, truncate(2), ftruncate(2) and fallocate(2)."""
+
+import stat as _stat
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32, s64
+from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
+from umiak.kernel.syscalls.fdutil import NS, fs_op, io_file, may_change_attrs, path_arg, vfs_of
+
+
+def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str, *args):
+    """Apply a change of attributes (chmod, chown, utime) to what a path or AT_EMPTY_PATH names."""
+    vfs = vfs_of(task)
+    loc, f = vfs.resolve_fd_or_path(task, dirfd, path_arg(task, path_addr), follow, empty_ok)
+    if f is not None:
+        return _change_file(task, f, op, *args)
+    _may_change(task, loc, op, args)
+    fs_op(loc, op)(*args)
+    return 0
+
+
+def _change_file(task, f, op: str, *args):
+    loc = f.loc
+    if loc is None:
+        inode = getattr(f, "inode", None)     # memfd: its inode keeps the change
+        if inode is not None:
+            getattr(inode, op)(*args)
+        return 0                              # pipes and stdio: nothing to keep
+    if not loc.mount.readonly and not hasattr(loc.node, op):
+        return 0
+    _may_change(task, loc, op, args)
+    fs_op(loc, op)(*args)
+    return 0
+
+
+def _may_change(task, loc, op: str, args) -> None:
+    if loc.mount.readonly:
+        raise SyscallError(EROFS)
+    if op == "chown":
+        may_change_attrs(task, loc, "chown", *args)
+    elif op == "utime" and args[0] is None or op == "utime" and all(
+            n in (UTIME_NOW, UTIME_OMIT) for _, n in args[0]):
+        # setting the times to now needs the owner or write permission
+        if task.process.creds.euid != 0 and loc.node.stat().st_uid != task.process.creds.euid:
+            vfs_of(task).check_access(task, loc, abi.W_OK)
+    else:
+        may_change_attrs(task, loc, op)
+
+
+def sys_fchmodat(task, dirfd, path, mode):
+    """fchmodat(2)"""
+    return _change_loc(task, s32(dirfd), path, True, False, "chmod", mode & 0o7777)
+
+
+def sys_chmod(task, path, mode):
+    """chmod(2)"""
+    return sys_fchmodat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+
+
+def sys_fchmod(task, fd, mode):
+    """fchmod(2)"""
+    return _change_file(task, task.fds.get_io(s32(fd)), "chmod", mode & 0o7777)
+
+
+def sys_fchownat(task, dirfd, path, uid, gid, flags):
+    """fchownat(2): kept by the file system (in memory on the root and tmpfs)."""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                       bool(flags & abi.AT_EMPTY_PATH), "chown", s32(uid), s32(gid))
+
+
+def sys_chown(task, path, uid, gid):
+    """chown(2)"""
+    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, 0)
+
+
+def sys_lchown(task, path, uid, gid):
+    """lchown(2)"""
+    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, abi.AT_SYMLINK_NOFOLLOW)
+
+
+def sys_fchown(task, fd, uid, gid):
+    """fchown(2)"""
+    return _change_file(task, task.fds.get_io(s32(fd)), "chown", s32(uid), s32(gid))
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _utimes(task, dirfd, path, ts, flags):
+    if ts is not None and all(n == UTIME_OMIT for _, n in ts):
+        return 0
+    if not path:
+        return _change_file(task, task.fds.get(s32(dirfd)), "utime", ts)
+    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+                       bool(flags & abi.AT_EMPTY_PATH), "utime", ts)
+
+
+def sys_utimensat(task, dirfd, path, times, flags):
+    """utimensat(2)"""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    ts = None
+    if times:
+        raw = task.mm.read(times, 32)
+        ts = [abi.TIMESPEC.unpack_from(raw, 0), abi.TIMESPEC.unpack_from(raw, 16)]
+        for _, nsec in ts:
+            if not (0 <= nsec < NS) and nsec not in (UTIME_NOW, UTIME_OMIT):
+                raise SyscallError(EINVAL)
+    return _utimes(task, dirfd, path, ts, flags)
+
+
+def _timevals(task, addr):
+    """Two struct timeval -> the timespecs utimensat takes (None: now)."""
+    if not addr:
+        return None
+    raw = task.mm.read(addr, 32)
+    out = []
+    for i in (0, 16):
+        sec, usec = abi.TIMESPEC.unpack_from(raw, i)
+        if not 0 <= usec < 1_000_000:
+            raise SyscallError(EINVAL)
+        out.append((sec, usec * 1000))
+    return out
+
+
+def sys_futimesat(task, dirfd, path, times):
+    """futimesat(2)"""
+    if not path:
+        raise SyscallError(EFAULT)
+    return _utimes(task, dirfd, path, _timevals(task, times), 0)
+
+
+def sys_utimes(task, path, times):
+    """utimes(2)"""
+    return sys_futimesat(task, abi.AT_FDCWD & abi.MASK64, path, times)
+
+
+def sys_utime(task, path, times):
+    """utime(2): struct utimbuf {actime, modtime} in seconds."""
+    ts = None
+    if times:
+        a, m = task.mm.read_struct(times, __import__("struct").Struct("<qq"))
+        ts = [(a, 0), (m, 0)]
+    if not path:
+        raise SyscallError(EFAULT)
+    return _utimes(task, abi.AT_FDCWD & abi.MASK64, path, ts, 0)
+
+
+def sys_truncate(task, path, length):
+    """truncate(2)"""
+    length = s64(length)
+    if length < 0:
+        raise SyscallError(EINVAL)
+    vfs = vfs_of(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, path_arg(task, path), True)
+    if loc.is_dir:
+        raise SyscallError(EISDIR)
+    if not _stat.S_ISREG(loc.node.mode):
+        raise SyscallError(EINVAL)
+    fn = fs_op(loc, "truncate")
+    vfs.check_access(task, loc, abi.W_OK)
+    fn(length)
+    return 0
+
+
+def sys_ftruncate(task, fd, length):
+    """ftruncate(2)"""
+    length = s64(length)
+    if length < 0:
+        raise SyscallError(EINVAL)
+    f = io_file(task, fd)
+    if not f.writable() or not _stat.S_ISREG(f.stat().st_mode):
+        raise SyscallError(EINVAL)
+    f.truncate(length)
+    return 0
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+
+FALLOC_KNOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
+
+
+def sys_fallocate(task, fd, mode, offset, length):
+    """fallocate(2): modes 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE; ENOSPC from the host's disk."""
+    mode, offset, length = s32(mode), s64(offset), s64(length)
+    if offset < 0 or length <= 0 or mode & ~FALLOC_KNOWN:
+        raise SyscallError(EINVAL)
+    if mode & FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
+        raise SyscallError(EOPNOTSUPP)
+    f = io_file(task, fd)
+    if not f.writable():
+        raise SyscallError(EBADF)
+    st = f.stat()
+    if _stat.S_ISDIR(st.st_mode):
+        raise SyscallError(EISDIR)
+    if _stat.S_ISFIFO(st.st_mode):
+        raise SyscallError(ESPIPE)
+    if not _stat.S_ISREG(st.st_mode):
+        import errno
+        raise SyscallError(errno.ENODEV)
+    if f.loc is not None and f.loc.mount.readonly:
+        raise SyscallError(EROFS)
+    allocate = getattr(f, "allocate", None)
+    if allocate is not None:
+        allocate(mode, offset, length)
+        return 0
+    hfd = getattr(f, "fd", None)
+    if not isinstance(hfd, int):
+        raise SyscallError(EOPNOTSUPP)
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.fallocate(hfd, ctypes.c_int(mode), ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+        raise SyscallError(ctypes.get_errno() or EINVAL)
+    return 0

@@ -1,0 +1,336 @@
+"""Directories and the names in them: getdents(2), getcwd(2), chdir(2), chroot(2),
+readlink(2), and the changes to the tree: mkdir(2), mknod(2), symlink(2), link(2),
+unlink(2), rmdir(2), rename(2) and their *at forms.
+
+EROFS on a read-only mount comes after the errors Linux checks first (ENOENT/ENOTDIR
+of the parent, EEXIST of the new name...).
+"""
+
+import os
+import stat as _stat
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32
+from umiak.kernel.errors import (EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
+                                 EROFS, EXDEV, SyscallError)
+from umiak.kernel.syscalls.fdutil import fs_op, may_create, may_delete, owner_of, path_arg, vfs_of
+from umiak.kernel.vfs.core import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT
+
+
+def _getdents(task, fd, dirp, count, wide: bool):
+    f = task.fds.get_io(s32(fd))
+    entries = f.dir_entries()
+    count &= 0xFFFFFFFF
+    out = bytearray()
+    pos = getattr(f, "dir_pos", 0)
+    while pos < len(entries):
+        ino, dtype, name = entries[pos]
+        bname = os.fsencode(name)
+        if wide:
+            reclen = (19 + len(bname) + 1 + 7) & ~7
+            rec = ino.to_bytes(8, "little") + (pos + 1).to_bytes(8, "little") + reclen.to_bytes(2, "little") \
+                + bytes([dtype]) + bname
+        else:
+            reclen = (18 + len(bname) + 2 + 7) & ~7
+            rec = ino.to_bytes(8, "little") + (pos + 1).to_bytes(8, "little") + reclen.to_bytes(2, "little") + bname
+        rec = rec + bytes(reclen - len(rec))
+        if not wide:
+            rec = rec[:-1] + bytes([dtype])
+        if len(out) + reclen > count:
+            if not out:
+                raise SyscallError(EINVAL)
+            break
+        out += rec
+        pos += 1
+    task.mm.write(dirp, bytes(out))
+    f.dir_pos = pos
+    return len(out)
+
+
+def sys_getdents64(task, fd, dirp, count):
+    """getdents64(2): d_off is the index of the next entry."""
+    return _getdents(task, fd, dirp, count, True)
+
+
+def sys_getdents(task, fd, dirp, count):
+    """getdents(2)"""
+    return _getdents(task, fd, dirp, count, False)
+
+
+def sys_readlink(task, path, buf, bufsiz):
+    """readlink(2)"""
+    return sys_readlinkat(task, abi.AT_FDCWD & abi.MASK64, path, buf, bufsiz)
+
+
+def sys_readlinkat(task, dirfd, path, buf, bufsiz):
+    """readlinkat(2)"""
+    bufsiz = s32(bufsiz)
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
+    p = path_arg(task, path)
+    dirfd = s32(dirfd)
+    vfs = vfs_of(task)
+    if not p:
+        if dirfd == abi.AT_FDCWD:
+            raise SyscallError(ENOENT)
+        f = task.fds.get(dirfd)
+        if f.loc is None or not _stat.S_ISLNK(f.loc.node.mode):
+            raise SyscallError(ENOENT)
+        target = f.loc.node.readlink()
+    else:
+        target = vfs.readlink(task, dirfd, p)
+    data = os.fsencode(target)[:bufsiz]
+    task.mm.write(buf, data)
+    return len(data)
+
+
+def sys_getcwd(task, buf, size):
+    """getcwd(2): the working directory with symlinks resolved, as the kernel keeps it."""
+    data = os.fsencode(vfs_of(task).cwd(task).path) + b"\0"
+    if size < len(data):
+        raise SyscallError(ERANGE)
+    task.mm.write(buf, data)
+    return len(data)
+
+
+def sys_chdir(task, path):
+    """chdir(2)"""
+    vfs = vfs_of(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, path_arg(task, path), True)
+    if not loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    vfs.check_access(task, loc, abi.X_OK)
+    task.process.cwd = loc.path
+    return 0
+
+
+def sys_fchdir(task, fd):
+    """fchdir(2)"""
+    f = task.fds.get(s32(fd))
+    if f.loc is None or not f.loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    vfs_of(task).check_access(task, f.loc, abi.X_OK)
+    task.process.cwd = f.loc.path
+    return 0
+
+
+def _exists(vfs, parent, name) -> bool:
+    try:
+        vfs.child(parent, name)
+        return True
+    except SyscallError as e:
+        if e.errno in (ENOENT,):
+            return False
+        raise
+
+
+def _create_at(task, dirfd, path, must_not_exist=True):
+    """Linux's filename_create: the parent must exist; EEXIST before EROFS."""
+    vfs = vfs_of(task)
+    parent, name, kind = vfs.resolve_parent(task, dirfd, path)
+    if kind != LAST_NORM:
+        raise SyscallError(EEXIST)
+    if _exists(vfs, parent, name):
+        raise SyscallError(EEXIST)
+    if path.endswith("/"):
+        raise SyscallError(ENOENT)
+    return parent, name
+
+
+def sys_mkdirat(task, dirfd, path, mode):
+    """mkdirat(2)"""
+    vfs = vfs_of(task)
+    p = path_arg(task, path)
+    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
+    if kind != LAST_NORM or _exists(vfs, parent, name):
+        raise SyscallError(EEXIST)
+    fn = fs_op(parent, "mkdir")
+    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
+    fn(name, (mode & 0o7777) & ~task.process.umask, owner=owner_of(task))
+    return 0
+
+
+def sys_mkdir(task, path, mode):
+    """mkdir(2)"""
+    return sys_mkdirat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+
+
+def sys_mknodat(task, dirfd, path, mode, dev):
+    """mknodat(2)"""
+    mode &= 0xFFFFFFFF
+    p = path_arg(task, path)
+    ftype = mode & abi.S_IFMT
+    if ftype not in (0, abi.S_IFREG, abi.S_IFCHR, abi.S_IFBLK, abi.S_IFIFO, abi.S_IFSOCK):
+        raise SyscallError(EINVAL)
+    if ftype == abi.S_IFDIR:
+        raise SyscallError(EPERM)
+    parent, name = _create_at(task, s32(dirfd), p)
+    fn = fs_op(parent, "mknod")
+    may_create(task, parent)
+    if ftype in (abi.S_IFCHR, abi.S_IFBLK) and task.process.creds.euid != 0:
+        raise SyscallError(EPERM)
+    fn(name, mode & ~task.process.umask, dev, owner=owner_of(task))
+    return 0
+
+
+def sys_mknod(task, path, mode, dev):
+    """mknod(2)"""
+    return sys_mknodat(task, abi.AT_FDCWD & abi.MASK64, path, mode, dev)
+
+
+def sys_symlinkat(task, target, dirfd, path):
+    """symlinkat(2)"""
+    t = path_arg(task, target)
+    p = path_arg(task, path)
+    if not t:
+        raise SyscallError(ENOENT)
+    parent, name = _create_at(task, s32(dirfd), p)
+    fn = fs_op(parent, "symlink")
+    may_create(task, parent)
+    fn(name, t, owner=owner_of(task))
+    return 0
+
+
+def sys_symlink(task, target, path):
+    """symlink(2)"""
+    return sys_symlinkat(task, target, abi.AT_FDCWD & abi.MASK64, path)
+
+
+def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """linkat(2)"""
+    flags = s32(flags)
+    if flags & ~(abi.AT_SYMLINK_FOLLOW | abi.AT_EMPTY_PATH):
+        raise SyscallError(EINVAL)
+    vfs = vfs_of(task)
+    op = path_arg(task, oldpath)
+    np_ = path_arg(task, newpath)
+    old, f = vfs.resolve_fd_or_path(task, s32(olddirfd), op, bool(flags & abi.AT_SYMLINK_FOLLOW),
+                                    bool(flags & abi.AT_EMPTY_PATH))
+    if f is not None:
+        old = f.loc
+        if old is None:
+            raise SyscallError(ENOENT)
+    if old.is_dir:
+        raise SyscallError(EPERM)
+    parent, name = _create_at(task, s32(newdirfd), np_)
+    fn = fs_op(parent, "link")
+    if parent.mount is not old.mount:
+        raise SyscallError(EXDEV)
+    may_create(task, parent)
+    fn(name, old.node)
+    return 0
+
+
+def sys_link(task, oldpath, newpath):
+    """link(2)"""
+    at = abi.AT_FDCWD & abi.MASK64
+    return sys_linkat(task, at, oldpath, at, newpath, 0)
+
+
+def sys_unlinkat(task, dirfd, path, flags):
+    """unlinkat(2)"""
+    flags = s32(flags)
+    if flags & ~abi.AT_REMOVEDIR:
+        raise SyscallError(EINVAL)
+    vfs = vfs_of(task)
+    p = path_arg(task, path)
+    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
+    if flags & abi.AT_REMOVEDIR:
+        if kind == LAST_DOT:
+            raise SyscallError(EINVAL)
+        if kind == LAST_DOTDOT:
+            raise SyscallError(ENOTEMPTY)
+        if kind == LAST_ROOT:
+            raise SyscallError(EBUSY)
+        if parent.mount.readonly:
+            raise SyscallError(EROFS)
+        loc = vfs.child(parent, name)
+        if not loc.is_dir:
+            raise SyscallError(ENOTDIR)
+        if loc.mount is not parent.mount:
+            raise SyscallError(EBUSY)
+        fn = fs_op(parent, "rmdir")
+        may_delete(task, parent, loc)
+        fn(name)
+        return 0
+    if kind != LAST_NORM:
+        raise SyscallError(EISDIR)
+    if parent.mount.readonly:
+        raise SyscallError(EROFS)
+    loc = vfs.child(parent, name)
+    if p.endswith("/"):
+        raise SyscallError(EISDIR if loc.is_dir else ENOTDIR)
+    if loc.is_dir:
+        raise SyscallError(EISDIR)
+    if loc.mount is not parent.mount:
+        raise SyscallError(EBUSY)
+    fn = fs_op(parent, "unlink")
+    may_delete(task, parent, loc)
+    fn(name)
+    return 0
+
+
+def sys_unlink(task, path):
+    """unlink(2)"""
+    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, 0)
+
+
+def sys_rmdir(task, path):
+    """rmdir(2)"""
+    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, abi.AT_REMOVEDIR)
+
+
+def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
+    """renameat2(2)"""
+    flags &= 0xFFFFFFFF
+    if flags & ~(abi.RENAME_NOREPLACE | abi.RENAME_EXCHANGE | abi.RENAME_WHITEOUT):
+        raise SyscallError(EINVAL)
+    if flags & abi.RENAME_NOREPLACE and flags & abi.RENAME_EXCHANGE:
+        raise SyscallError(EINVAL)
+    vfs = vfs_of(task)
+    op = path_arg(task, oldpath)
+    np_ = path_arg(task, newpath)
+    oparent, oname, okind = vfs.resolve_parent(task, s32(olddirfd), op)
+    nparent, nname, nkind = vfs.resolve_parent(task, s32(newdirfd), np_)
+    if oparent.mount is not nparent.mount:
+        raise SyscallError(EXDEV)
+    if okind != LAST_NORM:
+        raise SyscallError(EBUSY)
+    if nkind != LAST_NORM:
+        raise SyscallError(EEXIST if flags & abi.RENAME_NOREPLACE else EBUSY)
+    if oparent.mount.readonly:
+        raise SyscallError(EROFS)
+    old = vfs.child(oparent, oname)
+    if flags & abi.RENAME_NOREPLACE and _exists(vfs, nparent, nname):
+        raise SyscallError(EEXIST)
+    if old.mount is not oparent.mount:
+        raise SyscallError(EBUSY)       # a mount point
+    fn = fs_op(oparent, "rename")
+    may_delete(task, oparent, old)
+    may_create(task, nparent)
+    fn(oname, nparent.node, nname, flags)
+    return 0
+
+
+def sys_renameat(task, olddirfd, oldpath, newdirfd, newpath):
+    """renameat(2)"""
+    return sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, 0)
+
+
+def sys_rename(task, oldpath, newpath):
+    """rename(2)"""
+    at = abi.AT_FDCWD & abi.MASK64
+    return sys_renameat2(task, at, oldpath, at, newpath, 0)
+
+
+def sys_chroot(task, path):
+    """chroot(2): a unikernel's root is fixed by --root, so changing it is EPERM (after
+    Linux's path errors); chroot to the current root succeeds and changes nothing."""
+    vfs = vfs_of(task)
+    loc = vfs.resolve(task, abi.AT_FDCWD, path_arg(task, path), True)
+    if not loc.is_dir:
+        raise SyscallError(ENOTDIR)
+    vfs.check_access(task, loc, abi.X_OK)
+    if loc.path == "/" and loc.mount is vfs.root.mount:
+        return 0
+    raise SyscallError(EPERM)

@@ -1,0 +1,114 @@
+"""What the file syscall families share: argument decoding (paths, I/O fds), the
+open-file limit, SIGPIPE on a broken pipe, and the byte limits of one transfer.
+
+Paths are resolved by the VFS (`kernel.vfs`), never by the host. Changes go to
+the file system of the mount (the root's in-memory overlay, tmpfs, a writable
+volume's host directory); a read-only volume gives EROFS after the errors Linux
+checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
+"""
+
+import os
+import stat as _stat
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32
+from umiak.kernel.errors import EBADF, EPERM, EROFS, SyscallError
+from umiak.kernel.vfs.core import PATH_MAX
+
+MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
+
+CHUNK = 1 << 20          # bytes copied per step between a file and guest memory
+
+NS = 1_000_000_000
+
+
+def path_arg(task, addr) -> str:
+    """A path argument: EFAULT for a bad pointer, ENAMETOOLONG at PATH_MAX."""
+    return os.fsdecode(task.mm.read_cstr(addr, PATH_MAX))
+
+
+def vfs_of(task):
+    return task.kernel.vfs
+
+
+def nofile_limit(task) -> int:
+    lim = task.process.rlimits.get(abi.RLIMIT_NOFILE, [1024])[0]
+    task.fds.limit = min(lim, 1 << 20)
+    return task.fds.limit
+
+
+def io_file(task, fd):
+    """The file of an I/O call (EBADF also for O_PATH descriptors)."""
+    return task.fds.get_io(s32(fd))
+
+
+def sigpipe(task, f, fn):
+    """fn(), and on EPIPE from a pipe or a host pipe/terminal SIGPIPE to the writing thread
+    before the error (sockets send their own, honouring MSG_NOSIGNAL)."""
+    from umiak.kernel.errors import EPIPE
+    try:
+        return fn()
+    except SyscallError as e:
+        if e.errno == EPIPE and (hasattr(f, "pipe") or type(f).__name__ == "HostFile"):
+            from umiak.kernel.signals import make_siginfo, send
+            # Linux's pipe_write: send_sig(SIGPIPE, current, 0), so SI_USER from the writer itself
+            send(task.kernel, task.process, abi.SIGPIPE,
+                 make_siginfo(abi.SIGPIPE, 0, pid=task.process.pid, uid=task.process.creds.uid), task)
+        raise
+
+
+def check_readable(f):
+    if not f.readable():
+        raise SyscallError(EBADF)
+
+
+def check_writable(f):
+    if not f.writable():
+        raise SyscallError(EBADF)
+
+
+def owner_of(task) -> tuple[int, int]:
+    c = task.process.creds
+    return c.euid, c.egid
+
+
+def may_create(task, parent) -> None:
+    """Write and search permission on the directory that gets a new name."""
+    vfs_of(task).check_access(task, parent, abi.W_OK | abi.X_OK)
+
+
+def may_delete(task, parent, loc) -> None:
+    """Linux's may_delete: write and search on the directory, and in a sticky directory
+    (/tmp) only the owner of the file or of the directory (or root) may remove it."""
+    vfs = vfs_of(task)
+    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
+    euid = task.process.creds.euid
+    if euid != 0 and parent.node.mode & _stat.S_ISVTX:
+        if loc.node.stat().st_uid != euid and parent.node.stat().st_uid != euid:
+            raise SyscallError(EPERM)
+
+
+def may_change_attrs(task, loc, what: str, uid: int = -1, gid: int = -1) -> None:
+    """chmod/utime need the owner (or root); chown needs root, or the owner giving the
+    file to one of its own groups."""
+    c = task.process.creds
+    if c.euid == 0 or loc is None:
+        return
+    st = loc.node.stat()
+    if what == "chown":
+        if uid != -1 and uid != st.st_uid or st.st_uid != c.euid:
+            raise SyscallError(EPERM)
+        if gid != -1 and gid != c.egid and gid not in c.groups and gid != st.st_gid:
+            raise SyscallError(EPERM)
+    elif st.st_uid != c.euid:
+        raise SyscallError(EPERM)
+
+
+def fs_op(loc, op: str):
+    """The file system's method for a change, EROFS on a read-only mount, EPERM if it has none."""
+    if loc.mount.readonly:
+        raise SyscallError(EROFS)
+    fn = getattr(loc.node, op, None)
+    if fn is None:
+        raise SyscallError(EPERM)
+    return fn
