@@ -6,7 +6,8 @@ import stat as _stat
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
 from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
-from umiak.kernel.syscalls.fdutil import NS, fs_op, io_file, may_change_attrs, path_arg, vfs_of
+from umiak.kernel.syscalls.fdutil import NS, io_file, path_arg, vfs_of
+from umiak.kernel.vfs.permissions import check_access, fs_op, may_change
 
 
 def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str, *args):
@@ -15,7 +16,7 @@ def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str, *
     loc, f = vfs.resolve_fd_or_path(task, dirfd, path_arg(task, path_addr), follow, empty_ok)
     if f is not None:
         return _change_file(task, f, op, *args)
-    _may_change(task, loc, op, args)
+    may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
     return 0
 
@@ -29,23 +30,9 @@ def _change_file(task, f, op: str, *args):
         return 0                              # pipes and stdio: nothing to keep
     if not loc.mount.readonly and not hasattr(loc.node, op):
         return 0
-    _may_change(task, loc, op, args)
+    may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
     return 0
-
-
-def _may_change(task, loc, op: str, args) -> None:
-    if loc.mount.readonly:
-        raise SyscallError(EROFS)
-    if op == "chown":
-        may_change_attrs(task, loc, "chown", *args)
-    elif op == "utime" and args[0] is None or op == "utime" and all(
-            n in (UTIME_NOW, UTIME_OMIT) for _, n in args[0]):
-        # setting the times to now needs the owner or write permission
-        if task.process.creds.euid != 0 and loc.node.stat().st_uid != task.process.creds.euid:
-            vfs_of(task).check_access(task, loc, abi.W_OK)
-    else:
-        may_change_attrs(task, loc, op)
 
 
 def sys_fchmodat(task, dirfd, path, mode):
@@ -163,7 +150,7 @@ def sys_truncate(task, path, length):
     if not _stat.S_ISREG(loc.node.mode):
         raise SyscallError(EINVAL)
     fn = fs_op(loc, "truncate")
-    vfs.check_access(task, loc, abi.W_OK)
+    check_access(task, loc, abi.W_OK)
     fn(length)
     return 0
 

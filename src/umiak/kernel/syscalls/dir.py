@@ -13,8 +13,9 @@ from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import (EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
                                  EROFS, EXDEV, SyscallError)
-from umiak.kernel.syscalls.fdutil import fs_op, may_create, may_delete, owner_of, path_arg, vfs_of
+from umiak.kernel.syscalls.fdutil import owner_of, path_arg, vfs_of
 from umiak.kernel.vfs.core import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT
+from umiak.kernel.vfs.permissions import check_access, fs_op, may_create, may_delete
 
 
 def _getdents(task, fd, dirp, count, wide: bool):
@@ -99,7 +100,7 @@ def sys_chdir(task, path):
     loc = vfs.resolve(task, abi.AT_FDCWD, path_arg(task, path), True)
     if not loc.is_dir:
         raise SyscallError(ENOTDIR)
-    vfs.check_access(task, loc, abi.X_OK)
+    check_access(task, loc, abi.X_OK)
     task.process.cwd = loc.path
     return 0
 
@@ -109,7 +110,7 @@ def sys_fchdir(task, fd):
     f = task.fds.get(s32(fd))
     if f.loc is None or not f.loc.is_dir:
         raise SyscallError(ENOTDIR)
-    vfs_of(task).check_access(task, f.loc, abi.X_OK)
+    check_access(task, f.loc, abi.X_OK)
     task.process.cwd = f.loc.path
     return 0
 
@@ -145,7 +146,7 @@ def sys_mkdirat(task, dirfd, path, mode):
     if kind != LAST_NORM or _exists(vfs, parent, name):
         raise SyscallError(EEXIST)
     fn = fs_op(parent, "mkdir")
-    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
+    may_create(task, parent)
     fn(name, (mode & 0o7777) & ~task.process.umask, owner=owner_of(task))
     return 0
 
@@ -330,7 +331,7 @@ def sys_chroot(task, path):
     loc = vfs.resolve(task, abi.AT_FDCWD, path_arg(task, path), True)
     if not loc.is_dir:
         raise SyscallError(ENOTDIR)
-    vfs.check_access(task, loc, abi.X_OK)
+    check_access(task, loc, abi.X_OK)
     if loc.path == "/" and loc.mount is vfs.root.mount:
         return 0
     raise SyscallError(EPERM)

@@ -8,11 +8,10 @@ checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
 """
 
 import os
-import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EBADF, EPERM, EROFS, SyscallError
+from umiak.kernel.errors import EBADF, SyscallError
 from umiak.kernel.vfs.core import PATH_MAX
 
 MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
@@ -70,45 +69,3 @@ def check_writable(f):
 def owner_of(task) -> tuple[int, int]:
     c = task.process.creds
     return c.euid, c.egid
-
-
-def may_create(task, parent) -> None:
-    """Write and search permission on the directory that gets a new name."""
-    vfs_of(task).check_access(task, parent, abi.W_OK | abi.X_OK)
-
-
-def may_delete(task, parent, loc) -> None:
-    """Linux's may_delete: write and search on the directory, and in a sticky directory
-    (/tmp) only the owner of the file or of the directory (or root) may remove it."""
-    vfs = vfs_of(task)
-    vfs.check_access(task, parent, abi.W_OK | abi.X_OK)
-    euid = task.process.creds.euid
-    if euid != 0 and parent.node.mode & _stat.S_ISVTX:
-        if loc.node.stat().st_uid != euid and parent.node.stat().st_uid != euid:
-            raise SyscallError(EPERM)
-
-
-def may_change_attrs(task, loc, what: str, uid: int = -1, gid: int = -1) -> None:
-    """chmod/utime need the owner (or root); chown needs root, or the owner giving the
-    file to one of its own groups."""
-    c = task.process.creds
-    if c.euid == 0 or loc is None:
-        return
-    st = loc.node.stat()
-    if what == "chown":
-        if uid != -1 and uid != st.st_uid or st.st_uid != c.euid:
-            raise SyscallError(EPERM)
-        if gid != -1 and gid != c.egid and gid not in c.groups and gid != st.st_gid:
-            raise SyscallError(EPERM)
-    elif st.st_uid != c.euid:
-        raise SyscallError(EPERM)
-
-
-def fs_op(loc, op: str):
-    """The file system's method for a change, EROFS on a read-only mount, EPERM if it has none."""
-    if loc.mount.readonly:
-        raise SyscallError(EROFS)
-    fn = getattr(loc.node, op, None)
-    if fn is None:
-        raise SyscallError(EPERM)
-    return fn

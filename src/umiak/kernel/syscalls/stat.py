@@ -7,6 +7,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import EFAULT, EINVAL, SyscallError
 from umiak.kernel.syscalls.fdutil import NS, path_arg, vfs_of
+from umiak.kernel.vfs.permissions import check_access
 
 
 def encode_stat(st) -> bytes:
@@ -99,7 +100,7 @@ def _access(task, dirfd, path_addr, mode, flags):
         if loc is None:
             return 0
     if mode:
-        vfs.check_access(task, loc, mode, effective=bool(flags & abi.AT_EACCESS))
+        check_access(task, loc, mode, effective=bool(flags & abi.AT_EACCESS))
     return 0
 
 
