@@ -10,10 +10,9 @@ from umiak.kernel.syscalls.fdutil import NS, io_file, path_arg, vfs_of
 from umiak.kernel.vfs.permissions import check_access, fs_op, may_change
 
 
-def _change_loc(task, dirfd, path_addr, follow: bool, empty_ok: bool, op: str, *args):
+def _change_loc(task, dirfd: int, path: str, follow: bool, empty_ok: bool, op: str, *args):
     """Apply a change of attributes (chmod, chown, utime) to what a path or AT_EMPTY_PATH names."""
-    vfs = vfs_of(task)
-    loc, f = vfs.resolve_fd_or_path(task, dirfd, path_arg(task, path_addr), follow, empty_ok)
+    loc, f = vfs_of(task).resolve_fd_or_path(task, dirfd, path, follow, empty_ok)
     if f is not None:
         return _change_file(task, f, op, *args)
     may_change(task, loc, op, args)
@@ -37,12 +36,12 @@ def _change_file(task, f, op: str, *args):
 
 def sys_fchmodat(task, dirfd, path, mode):
     """fchmodat(2)"""
-    return _change_loc(task, s32(dirfd), path, True, False, "chmod", mode & 0o7777)
+    return _change_loc(task, s32(dirfd), path_arg(task, path), True, False, "chmod", mode & 0o7777)
 
 
 def sys_chmod(task, path, mode):
     """chmod(2)"""
-    return sys_fchmodat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+    return _change_loc(task, abi.AT_FDCWD, path_arg(task, path), True, False, "chmod", mode & 0o7777)
 
 
 def sys_fchmod(task, fd, mode):
@@ -55,18 +54,18 @@ def sys_fchownat(task, dirfd, path, uid, gid, flags):
     flags = s32(flags)
     if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
-    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+    return _change_loc(task, s32(dirfd), path_arg(task, path), not flags & abi.AT_SYMLINK_NOFOLLOW,
                        bool(flags & abi.AT_EMPTY_PATH), "chown", s32(uid), s32(gid))
 
 
 def sys_chown(task, path, uid, gid):
     """chown(2)"""
-    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, 0)
+    return _change_loc(task, abi.AT_FDCWD, path_arg(task, path), True, False, "chown", s32(uid), s32(gid))
 
 
 def sys_lchown(task, path, uid, gid):
     """lchown(2)"""
-    return sys_fchownat(task, abi.AT_FDCWD & abi.MASK64, path, uid, gid, abi.AT_SYMLINK_NOFOLLOW)
+    return _change_loc(task, abi.AT_FDCWD, path_arg(task, path), False, False, "chown", s32(uid), s32(gid))
 
 
 def sys_fchown(task, fd, uid, gid):
@@ -77,12 +76,14 @@ def sys_fchown(task, fd, uid, gid):
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 
 
-def _utimes(task, dirfd, path, ts, flags):
+def _utimes(task, dirfd: int, path_addr: int, ts, flags: int) -> int:
+    """Set the times ts (None: now); the path is read only when there is something to change,
+    and a NULL path is dirfd itself."""
     if ts is not None and all(n == UTIME_OMIT for _, n in ts):
         return 0
-    if not path:
-        return _change_file(task, task.fds.get(s32(dirfd)), "utime", ts)
-    return _change_loc(task, s32(dirfd), path, not flags & abi.AT_SYMLINK_NOFOLLOW,
+    if not path_addr:
+        return _change_file(task, task.fds.get(dirfd), "utime", ts)
+    return _change_loc(task, dirfd, path_arg(task, path_addr), not flags & abi.AT_SYMLINK_NOFOLLOW,
                        bool(flags & abi.AT_EMPTY_PATH), "utime", ts)
 
 
@@ -98,7 +99,7 @@ def sys_utimensat(task, dirfd, path, times, flags):
         for _, nsec in ts:
             if not (0 <= nsec < NS) and nsec not in (UTIME_NOW, UTIME_OMIT):
                 raise SyscallError(EINVAL)
-    return _utimes(task, dirfd, path, ts, flags)
+    return _utimes(task, s32(dirfd), path, ts, flags)
 
 
 def _timevals(task, addr):
@@ -119,12 +120,14 @@ def sys_futimesat(task, dirfd, path, times):
     """futimesat(2)"""
     if not path:
         raise SyscallError(EFAULT)
-    return _utimes(task, dirfd, path, _timevals(task, times), 0)
+    return _utimes(task, s32(dirfd), path, _timevals(task, times), 0)
 
 
 def sys_utimes(task, path, times):
     """utimes(2)"""
-    return sys_futimesat(task, abi.AT_FDCWD & abi.MASK64, path, times)
+    if not path:
+        raise SyscallError(EFAULT)
+    return _utimes(task, abi.AT_FDCWD, path, _timevals(task, times), 0)
 
 
 def sys_utime(task, path, times):
@@ -135,7 +138,7 @@ def sys_utime(task, path, times):
         ts = [(a, 0), (m, 0)]
     if not path:
         raise SyscallError(EFAULT)
-    return _utimes(task, abi.AT_FDCWD & abi.MASK64, path, ts, 0)
+    return _utimes(task, abi.AT_FDCWD, path, ts, 0)
 
 
 def sys_truncate(task, path, length):

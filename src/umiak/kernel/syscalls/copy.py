@@ -4,10 +4,10 @@ vmsplice(2)."""
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s64
+from umiak.kernel.abi import s32, s64
 from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
 from umiak.kernel.syscalls.fdutil import CHUNK, MAX_RW, check_readable, check_writable, io_file, sigpipe
-from umiak.kernel.syscalls.rw import sys_readv, sys_writev
+from umiak.kernel.syscalls.rw import readv_file, writev_file
 from umiak.kernel.waiting import POLLIN
 
 
@@ -141,5 +141,5 @@ def sys_vmsplice(task, fd, iov, nr_segs, flags):
     if not _is_pipe(f):
         raise SyscallError(EBADF)
     if f.writable():
-        return sys_writev(task, fd, iov, nr_segs)
-    return sys_readv(task, fd, iov, nr_segs)
+        return writev_file(task, f, iov, s32(nr_segs))
+    return readv_file(task, f, iov, s32(nr_segs))

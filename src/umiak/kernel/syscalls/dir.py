@@ -60,7 +60,10 @@ def sys_getdents(task, fd, dirp, count):
 
 def sys_readlink(task, path, buf, bufsiz):
     """readlink(2)"""
-    return sys_readlinkat(task, abi.AT_FDCWD & abi.MASK64, path, buf, bufsiz)
+    bufsiz = s32(bufsiz)
+    if bufsiz <= 0:
+        raise SyscallError(EINVAL)
+    return _readlinkat(task, abi.AT_FDCWD, path_arg(task, path), buf, bufsiz)
 
 
 def sys_readlinkat(task, dirfd, path, buf, bufsiz):
@@ -68,10 +71,11 @@ def sys_readlinkat(task, dirfd, path, buf, bufsiz):
     bufsiz = s32(bufsiz)
     if bufsiz <= 0:
         raise SyscallError(EINVAL)
-    p = path_arg(task, path)
-    dirfd = s32(dirfd)
-    vfs = vfs_of(task)
-    if not p:
+    return _readlinkat(task, s32(dirfd), path_arg(task, path), buf, bufsiz)
+
+
+def _readlinkat(task, dirfd: int, path: str, buf: int, bufsiz: int) -> int:
+    if not path:
         if dirfd == abi.AT_FDCWD:
             raise SyscallError(ENOENT)
         f = task.fds.get(dirfd)
@@ -79,7 +83,7 @@ def sys_readlinkat(task, dirfd, path, buf, bufsiz):
             raise SyscallError(ENOENT)
         target = f.loc.node.readlink()
     else:
-        target = vfs.readlink(task, dirfd, p)
+        target = vfs_of(task).readlink(task, dirfd, path)
     data = os.fsencode(target)[:bufsiz]
     task.mm.write(buf, data)
     return len(data)
@@ -125,8 +129,9 @@ def _exists(vfs, parent, name) -> bool:
         raise
 
 
-def _create_at(task, dirfd, path, must_not_exist=True):
-    """Linux's filename_create: the parent must exist; EEXIST before EROFS."""
+def _create_at(task, dirfd: int, path: str):
+    """Linux's filename_create: the parent must exist and the name must not, so EEXIST
+    comes before the caller's EROFS (permissions.fs_op) and EACCES (may_create)."""
     vfs = vfs_of(task)
     parent, name, kind = vfs.resolve_parent(task, dirfd, path)
     if kind != LAST_NORM:
@@ -140,32 +145,42 @@ def _create_at(task, dirfd, path, must_not_exist=True):
 
 def sys_mkdirat(task, dirfd, path, mode):
     """mkdirat(2)"""
-    vfs = vfs_of(task)
-    p = path_arg(task, path)
-    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
-    if kind != LAST_NORM or _exists(vfs, parent, name):
-        raise SyscallError(EEXIST)
-    fn = fs_op(parent, "mkdir")
-    may_create(task, parent)
-    fn(name, (mode & 0o7777) & ~task.process.umask, owner=owner_of(task))
-    return 0
+    return _mkdirat(task, s32(dirfd), path_arg(task, path), mode & 0o7777)
 
 
 def sys_mkdir(task, path, mode):
     """mkdir(2)"""
-    return sys_mkdirat(task, abi.AT_FDCWD & abi.MASK64, path, mode)
+    return _mkdirat(task, abi.AT_FDCWD, path_arg(task, path), mode & 0o7777)
+
+
+def _mkdirat(task, dirfd: int, path: str, mode: int) -> int:
+    vfs = vfs_of(task)
+    parent, name, kind = vfs.resolve_parent(task, dirfd, path)
+    if kind != LAST_NORM or _exists(vfs, parent, name):
+        raise SyscallError(EEXIST)
+    fn = fs_op(parent, "mkdir")
+    may_create(task, parent)
+    fn(name, mode & ~task.process.umask, owner=owner_of(task))
+    return 0
 
 
 def sys_mknodat(task, dirfd, path, mode, dev):
     """mknodat(2)"""
-    mode &= 0xFFFFFFFF
-    p = path_arg(task, path)
+    return _mknodat(task, s32(dirfd), path_arg(task, path), mode & 0xFFFFFFFF, dev)
+
+
+def sys_mknod(task, path, mode, dev):
+    """mknod(2)"""
+    return _mknodat(task, abi.AT_FDCWD, path_arg(task, path), mode & 0xFFFFFFFF, dev)
+
+
+def _mknodat(task, dirfd: int, path: str, mode: int, dev: int) -> int:
     ftype = mode & abi.S_IFMT
     if ftype not in (0, abi.S_IFREG, abi.S_IFCHR, abi.S_IFBLK, abi.S_IFIFO, abi.S_IFSOCK):
         raise SyscallError(EINVAL)
     if ftype == abi.S_IFDIR:
         raise SyscallError(EPERM)
-    parent, name = _create_at(task, s32(dirfd), p)
+    parent, name = _create_at(task, dirfd, path)
     fn = fs_op(parent, "mknod")
     may_create(task, parent)
     if ftype in (abi.S_IFCHR, abi.S_IFBLK) and task.process.creds.euid != 0:
@@ -174,27 +189,26 @@ def sys_mknodat(task, dirfd, path, mode, dev):
     return 0
 
 
-def sys_mknod(task, path, mode, dev):
-    """mknod(2)"""
-    return sys_mknodat(task, abi.AT_FDCWD & abi.MASK64, path, mode, dev)
-
-
 def sys_symlinkat(task, target, dirfd, path):
     """symlinkat(2)"""
     t = path_arg(task, target)
-    p = path_arg(task, path)
-    if not t:
-        raise SyscallError(ENOENT)
-    parent, name = _create_at(task, s32(dirfd), p)
-    fn = fs_op(parent, "symlink")
-    may_create(task, parent)
-    fn(name, t, owner=owner_of(task))
-    return 0
+    return _symlinkat(task, t, s32(dirfd), path_arg(task, path))
 
 
 def sys_symlink(task, target, path):
     """symlink(2)"""
-    return sys_symlinkat(task, target, abi.AT_FDCWD & abi.MASK64, path)
+    t = path_arg(task, target)
+    return _symlinkat(task, t, abi.AT_FDCWD, path_arg(task, path))
+
+
+def _symlinkat(task, target: str, dirfd: int, path: str) -> int:
+    if not target:
+        raise SyscallError(ENOENT)
+    parent, name = _create_at(task, dirfd, path)
+    fn = fs_op(parent, "symlink")
+    may_create(task, parent)
+    fn(name, target, owner=owner_of(task))
+    return 0
 
 
 def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
@@ -202,18 +216,26 @@ def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
     flags = s32(flags)
     if flags & ~(abi.AT_SYMLINK_FOLLOW | abi.AT_EMPTY_PATH):
         raise SyscallError(EINVAL)
-    vfs = vfs_of(task)
-    op = path_arg(task, oldpath)
-    np_ = path_arg(task, newpath)
-    old, f = vfs.resolve_fd_or_path(task, s32(olddirfd), op, bool(flags & abi.AT_SYMLINK_FOLLOW),
-                                    bool(flags & abi.AT_EMPTY_PATH))
+    old = path_arg(task, oldpath)
+    return _linkat(task, s32(olddirfd), old, s32(newdirfd), path_arg(task, newpath), flags)
+
+
+def sys_link(task, oldpath, newpath):
+    """link(2)"""
+    old = path_arg(task, oldpath)
+    return _linkat(task, abi.AT_FDCWD, old, abi.AT_FDCWD, path_arg(task, newpath), 0)
+
+
+def _linkat(task, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
+    old, f = vfs_of(task).resolve_fd_or_path(task, olddirfd, oldpath, bool(flags & abi.AT_SYMLINK_FOLLOW),
+                                             bool(flags & abi.AT_EMPTY_PATH))
     if f is not None:
         old = f.loc
         if old is None:
             raise SyscallError(ENOENT)
     if old.is_dir:
         raise SyscallError(EPERM)
-    parent, name = _create_at(task, s32(newdirfd), np_)
+    parent, name = _create_at(task, newdirfd, newpath)
     fn = fs_op(parent, "link")
     if parent.mount is not old.mount:
         raise SyscallError(EXDEV)
@@ -222,20 +244,27 @@ def sys_linkat(task, olddirfd, oldpath, newdirfd, newpath, flags):
     return 0
 
 
-def sys_link(task, oldpath, newpath):
-    """link(2)"""
-    at = abi.AT_FDCWD & abi.MASK64
-    return sys_linkat(task, at, oldpath, at, newpath, 0)
-
-
 def sys_unlinkat(task, dirfd, path, flags):
     """unlinkat(2)"""
     flags = s32(flags)
     if flags & ~abi.AT_REMOVEDIR:
         raise SyscallError(EINVAL)
+    return _unlinkat(task, s32(dirfd), path_arg(task, path), flags)
+
+
+def sys_unlink(task, path):
+    """unlink(2)"""
+    return _unlinkat(task, abi.AT_FDCWD, path_arg(task, path), 0)
+
+
+def sys_rmdir(task, path):
+    """rmdir(2)"""
+    return _unlinkat(task, abi.AT_FDCWD, path_arg(task, path), abi.AT_REMOVEDIR)
+
+
+def _unlinkat(task, dirfd: int, path: str, flags: int) -> int:
     vfs = vfs_of(task)
-    p = path_arg(task, path)
-    parent, name, kind = vfs.resolve_parent(task, s32(dirfd), p)
+    parent, name, kind = vfs.resolve_parent(task, dirfd, path)
     if flags & abi.AT_REMOVEDIR:
         if kind == LAST_DOT:
             raise SyscallError(EINVAL)
@@ -259,7 +288,7 @@ def sys_unlinkat(task, dirfd, path, flags):
     if parent.mount.readonly:
         raise SyscallError(EROFS)
     loc = vfs.child(parent, name)
-    if p.endswith("/"):
+    if path.endswith("/"):
         raise SyscallError(EISDIR if loc.is_dir else ENOTDIR)
     if loc.is_dir:
         raise SyscallError(EISDIR)
@@ -271,16 +300,6 @@ def sys_unlinkat(task, dirfd, path, flags):
     return 0
 
 
-def sys_unlink(task, path):
-    """unlink(2)"""
-    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, 0)
-
-
-def sys_rmdir(task, path):
-    """rmdir(2)"""
-    return sys_unlinkat(task, abi.AT_FDCWD & abi.MASK64, path, abi.AT_REMOVEDIR)
-
-
 def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
     """renameat2(2)"""
     flags &= 0xFFFFFFFF
@@ -288,11 +307,26 @@ def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
         raise SyscallError(EINVAL)
     if flags & abi.RENAME_NOREPLACE and flags & abi.RENAME_EXCHANGE:
         raise SyscallError(EINVAL)
+    old = path_arg(task, oldpath)
+    return _renameat2(task, s32(olddirfd), old, s32(newdirfd), path_arg(task, newpath), flags)
+
+
+def sys_renameat(task, olddirfd, oldpath, newdirfd, newpath):
+    """renameat(2)"""
+    old = path_arg(task, oldpath)
+    return _renameat2(task, s32(olddirfd), old, s32(newdirfd), path_arg(task, newpath), 0)
+
+
+def sys_rename(task, oldpath, newpath):
+    """rename(2)"""
+    old = path_arg(task, oldpath)
+    return _renameat2(task, abi.AT_FDCWD, old, abi.AT_FDCWD, path_arg(task, newpath), 0)
+
+
+def _renameat2(task, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flags: int) -> int:
     vfs = vfs_of(task)
-    op = path_arg(task, oldpath)
-    np_ = path_arg(task, newpath)
-    oparent, oname, okind = vfs.resolve_parent(task, s32(olddirfd), op)
-    nparent, nname, nkind = vfs.resolve_parent(task, s32(newdirfd), np_)
+    oparent, oname, okind = vfs.resolve_parent(task, olddirfd, oldpath)
+    nparent, nname, nkind = vfs.resolve_parent(task, newdirfd, newpath)
     if oparent.mount is not nparent.mount:
         raise SyscallError(EXDEV)
     if okind != LAST_NORM:
@@ -311,17 +345,6 @@ def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
     may_create(task, nparent)
     fn(oname, nparent.node, nname, flags)
     return 0
-
-
-def sys_renameat(task, olddirfd, oldpath, newdirfd, newpath):
-    """renameat(2)"""
-    return sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, 0)
-
-
-def sys_rename(task, oldpath, newpath):
-    """rename(2)"""
-    at = abi.AT_FDCWD & abi.MASK64
-    return sys_renameat2(task, at, oldpath, at, newpath, 0)
 
 
 def sys_chroot(task, path):

@@ -112,12 +112,16 @@ def sys_dup2(task, oldfd, newfd):
     if oldfd == newfd:
         task.fds.get(oldfd)
         return newfd
-    return sys_dup3(task, oldfd, newfd, 0)
+    return _dup3(task, oldfd, newfd & 0xFFFFFFFF, 0)
 
 
 def sys_dup3(task, oldfd, newfd, flags):
     """dup3(2)"""
-    oldfd, newfd, flags = s32(oldfd), newfd & 0xFFFFFFFF, s32(flags)
+    return _dup3(task, s32(oldfd), newfd & 0xFFFFFFFF, s32(flags))
+
+
+def _dup3(task, oldfd: int, newfd: int, flags: int) -> int:
+    """newfd is unsigned, as in the prototype: a negative one is past any limit (EBADF)."""
     if flags & ~abi.O_CLOEXEC:
         raise SyscallError(EINVAL)
     if oldfd == newfd:

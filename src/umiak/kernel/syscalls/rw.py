@@ -206,14 +206,22 @@ def _writev(task, f, vecs, writer) -> int:
 
 def sys_readv(task, fd, iov, iovcnt):
     """readv(2)"""
-    f = io_file(task, fd)
-    check_readable(f)
-    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n))
+    return readv_file(task, io_file(task, fd), iov, s32(iovcnt))
 
 
 def sys_writev(task, fd, iov, iovcnt):
     """writev(2): one write of the gathered buffers, so lines stay whole."""
-    f = io_file(task, fd)
+    return writev_file(task, io_file(task, fd), iov, s32(iovcnt))
+
+
+def readv_file(task, f, iov: int, iovcnt: int) -> int:
+    """readv(2) from an open file (also vmsplice(2) out of a pipe)."""
+    check_readable(f)
+    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n))
+
+
+def writev_file(task, f, iov: int, iovcnt: int) -> int:
+    """writev(2) to an open file (also vmsplice(2) into a pipe)."""
     check_writable(f)
     vecs = _iovecs(task, iov, iovcnt)
     return sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
@@ -226,37 +234,44 @@ def _rwf(flags):
 
 def sys_preadv(task, fd, iov, iovcnt, pos_l, pos_h):
     """preadv(2)"""
-    return sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, 0)
+    return _preadv2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), 0)
 
 
 def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
     """pwritev(2)"""
-    return sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, 0)
-
-
-def _vector_io(task, fd, iov, iovcnt, pos_l, flags, check):
-    """The checks preadv2 and pwritev2 share, in Linux's order: (file, offset, iovecs)."""
-    pos = s64(pos_l)
-    f = io_file(task, fd)
-    _rwf(flags & 0xFFFFFFFF)
-    if pos < -1:
-        raise SyscallError(EINVAL)
-    check(f)
-    return f, pos, _iovecs(task, iov, iovcnt)
+    return _pwritev2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), 0)
 
 
 def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
     """preadv2(2): the RWF_* hints are accepted and ignored; offset -1 reads at the file position."""
-    f, pos, vecs = _vector_io(task, fd, iov, iovcnt, pos_l, flags, check_readable)
+    return _preadv2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), flags & 0xFFFFFFFF)
+
+
+def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """pwritev2(2): the RWF_* hints are accepted and ignored; offset -1 writes at the file position."""
+    return _pwritev2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), flags & 0xFFFFFFFF)
+
+
+def _vector_io(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int, check):
+    """The checks preadv2 and pwritev2 share, in Linux's order: (file, iovecs)."""
+    f = io_file(task, fd)
+    _rwf(flags)
+    if pos < -1:
+        raise SyscallError(EINVAL)
+    check(f)
+    return f, _iovecs(task, iov, iovcnt)
+
+
+def _preadv2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
+    f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_readable)
     if pos == -1:
         return _readv(task, f, vecs, lambda off, n: f.read(n))
     f.pread(pos, 0)          # ESPIPE for pipes before anything is read
     return _readv(task, f, vecs, lambda off, n: f.pread(pos + off, n))
 
 
-def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
-    """pwritev2(2): the RWF_* hints are accepted and ignored; offset -1 writes at the file position."""
-    f, pos, vecs = _vector_io(task, fd, iov, iovcnt, pos_l, flags, check_writable)
+def _pwritev2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
+    f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_writable)
     if pos == -1:
         return sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
     f.pwrite(pos, b"")
