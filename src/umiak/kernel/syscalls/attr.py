@@ -5,7 +5,7 @@ import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
-from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
+from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, ENODEV, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import NS, io_file, path_arg, vfs_of
 from umiak.kernel.vfs.permissions import check_access, fs_op, may_change
 
@@ -73,13 +73,10 @@ def sys_fchown(task, fd, uid, gid):
     return _change_file(task, task.fds.get_io(s32(fd)), "chown", s32(uid), s32(gid))
 
 
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-
-
 def _utimes(task, dirfd: int, path_addr: int, ts, flags: int) -> int:
     """Set the times ts (None: now); the path is read only when there is something to change,
     and a NULL path is dirfd itself."""
-    if ts is not None and all(n == UTIME_OMIT for _, n in ts):
+    if ts is not None and all(n == abi.UTIME_OMIT for _, n in ts):
         return 0
     if not path_addr:
         return _change_file(task, task.fds.get(dirfd), "utime", ts)
@@ -97,7 +94,7 @@ def sys_utimensat(task, dirfd, path, times, flags):
         raw = task.mm.read(times, 32)
         ts = [abi.TIMESPEC.unpack_from(raw, 0), abi.TIMESPEC.unpack_from(raw, 16)]
         for _, nsec in ts:
-            if not (0 <= nsec < NS) and nsec not in (UTIME_NOW, UTIME_OMIT):
+            if not (0 <= nsec < NS) and nsec not in (abi.UTIME_NOW, abi.UTIME_OMIT):
                 raise SyscallError(EINVAL)
     return _utimes(task, s32(dirfd), path, ts, flags)
 
@@ -134,7 +131,7 @@ def sys_utime(task, path, times):
     """utime(2): struct utimbuf {actime, modtime} in seconds."""
     ts = None
     if times:
-        a, m = task.mm.read_struct(times, __import__("struct").Struct("<qq"))
+        a, m = task.mm.read_struct(times, abi.UTIMBUF)
         ts = [(a, 0), (m, 0)]
     if not path:
         raise SyscallError(EFAULT)
@@ -191,19 +188,11 @@ def sys_fallocate(task, fd, mode, offset, length):
     if _stat.S_ISFIFO(st.st_mode):
         raise SyscallError(ESPIPE)
     if not _stat.S_ISREG(st.st_mode):
-        import errno
-        raise SyscallError(errno.ENODEV)
+        raise SyscallError(ENODEV)
     if f.loc is not None and f.loc.mount.readonly:
         raise SyscallError(EROFS)
-    allocate = getattr(f, "allocate", None)
-    if allocate is not None:
-        allocate(mode, offset, length)
-        return 0
-    hfd = getattr(f, "fd", None)
-    if not isinstance(hfd, int):
+    allocate = getattr(f, "allocate", None)    # host files and in-memory files
+    if allocate is None:
         raise SyscallError(EOPNOTSUPP)
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.fallocate(hfd, ctypes.c_int(mode), ctypes.c_long(offset), ctypes.c_long(length)) != 0:
-        raise SyscallError(ctypes.get_errno() or EINVAL)
+    allocate(mode, offset, length)
     return 0

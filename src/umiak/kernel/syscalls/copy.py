@@ -6,7 +6,8 @@ import stat as _stat
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
 from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
-from umiak.kernel.syscalls.fdutil import CHUNK, MAX_RW, check_readable, check_writable, io_file, sigpipe
+from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
+                                          sigpipe)
 from umiak.kernel.syscalls.rw import readv_file, writev_file
 from umiak.kernel.waiting import POLLIN
 
@@ -22,10 +23,9 @@ def _copy(task, fin, fout, pos_in, pos_out, count) -> tuple[int, int, int]:
             break
         try:
             done = fout.write(data) if pos_out is None else fout.pwrite(pos_out, data)
-        except SyscallError:
-            if total:
-                break
-            raise
+        except SyscallError as e:
+            io_result(total, e)
+            break
         if pos_in is not None:
             pos_in += done
         elif done < len(data):

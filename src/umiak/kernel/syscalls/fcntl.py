@@ -1,7 +1,6 @@
 """Operations on a descriptor: fcntl(2) (flags, record and OFD locks, pipe sizes,
 seals), flock(2) and ioctl(2)."""
 
-
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import EBADF, EBUSY, EINVAL, EPERM, SyscallError
@@ -36,10 +35,6 @@ def sys_ioctl(task, fd, req, arg):
     return f.ioctl(task, req, arg)
 
 
-FLOCK = __import__("struct").Struct("<hh4xqqi4x")   # struct flock: 32 bytes, l_start aligned
-
-F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
-
 PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_GETFL)
 
 
@@ -58,14 +53,14 @@ def _locks(task):
 def _record_lock(task, f, cmd, arg):
     """F_GETLK/F_SETLK/F_SETLKW and their F_OFD_* forms (see vfs/locks.py)."""
     from umiak.kernel.vfs.locks import INF, file_key
-    l_type, whence, start, length, pid = task.mm.read_struct(arg, FLOCK)
+    l_type, whence, start, length, pid = task.mm.read_struct(arg, abi.FLOCK)
     ofd = cmd in (abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW)
-    if l_type not in (F_RDLCK, F_WRLCK, F_UNLCK) or whence > abi.SEEK_END:
+    if l_type not in (abi.F_RDLCK, abi.F_WRLCK, abi.F_UNLCK) or whence > abi.SEEK_END:
         raise SyscallError(EINVAL)
     if ofd and pid != 0:
         raise SyscallError(EINVAL)
     getting = cmd in (abi.F_GETLK, abi.F_OFD_GETLK)
-    if not getting and (l_type == F_RDLCK and not f.readable() or l_type == F_WRLCK and not f.writable()):
+    if not getting and (l_type == abi.F_RDLCK and not f.readable() or l_type == abi.F_WRLCK and not f.writable()):
         raise SyscallError(EBADF)
     base = 0 if whence == abi.SEEK_SET else f.lseek(0, abi.SEEK_CUR) if whence == abi.SEEK_CUR else f.size()
     begin = base + start
@@ -81,14 +76,14 @@ def _record_lock(task, f, cmd, arg):
     key = file_key(f)
     owner = ("ofd", id(f)) if ofd else ("posix", task.process.pid)
     if getting:
-        if l_type == F_UNLCK:
+        if l_type == abi.F_UNLCK:
             raise SyscallError(EINVAL)
         lk = table.conflict(key, owner, l_type, lo, hi)
         if lk is None:
-            task.mm.write_struct(arg, FLOCK, F_UNLCK, whence, start, length, pid)
+            task.mm.write_struct(arg, abi.FLOCK, abi.F_UNLCK, whence, start, length, pid)
         else:
             o, t, s_, e_ = lk
-            task.mm.write_struct(arg, FLOCK, t, abi.SEEK_SET, s_, 0 if e_ >= INF else e_ - s_,
+            task.mm.write_struct(arg, abi.FLOCK, t, abi.SEEK_SET, s_, 0 if e_ >= INF else e_ - s_,
                                  o[1] if o[0] == "posix" else -1)
         return 0
     table.lock(task, key, owner, l_type, lo, hi, cmd in (abi.F_SETLKW, abi.F_OFD_SETLKW))

@@ -56,6 +56,14 @@ def sigpipe(task, f, fn):
         raise
 
 
+def io_result(done: int, err: SyscallError) -> int:
+    """A transfer that fails after moving some bytes reports those bytes and drops the
+    error, as Linux does (gVisor's HandleIOError); with nothing moved, the error."""
+    if done:
+        return done
+    raise err
+
+
 def check_readable(f):
     if not f.readable():
         raise SyscallError(EBADF)

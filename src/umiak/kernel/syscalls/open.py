@@ -1,7 +1,6 @@
 """Opening and closing descriptors: open(2), openat(2), openat2(2), creat(2), close(2),
 close_range(2) and dup(2), dup2(2), dup3(2)."""
 
-
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import E2BIG, EBADF, EINVAL, EMFILE, SyscallError

@@ -1,6 +1,5 @@
 """pipe(2) and pipe2(2); the pipe itself is vfs/pipe.py."""
 
-
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import EINVAL, SyscallError

@@ -1,11 +1,11 @@
 """Reading and writing: read(2), write(2), pread64(2), pwrite64(2), readv(2), writev(2),
 preadv(2), pwritev(2), preadv2(2), pwritev2(2) and lseek(2)."""
 
-
 from umiak.kernel import abi
 from umiak.kernel.abi import s32, s64
 from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
-from umiak.kernel.syscalls.fdutil import CHUNK, MAX_RW, check_readable, check_writable, io_file, sigpipe
+from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
+                                          sigpipe)
 from umiak.kernel.waiting import POLLIN, POLLOUT
 
 UIO_MAXIOV = 1024
@@ -42,10 +42,8 @@ def _read_into(task, f, buf, count, reader) -> int:
             break
         try:
             task.mm.write(buf + total, data)
-        except SyscallError:
-            if total:
-                return total
-            raise
+        except SyscallError as e:
+            return io_result(total, e)
         total += len(data)
         if len(data) < n or not full:
             break
@@ -59,10 +57,8 @@ def _write_all(task, f, data: bytes, writer) -> int:
         try:
             n = _wait_io(task, f, POLLOUT, lambda: writer(total, data[total:]),
                          lambda: f.write_unbounded(data[total:]))
-        except SyscallError:
-            if total:
-                return total
-            raise
+        except SyscallError as e:
+            return io_result(total, e)
         total += n
         if n == 0 or f.flags & abi.O_NONBLOCK:
             break
@@ -78,16 +74,12 @@ def _write_from(task, f, buf, count, writer) -> int:
         n = min(count - total, CHUNK)
         try:
             data = task.mm.read(buf + total, n)
-        except SyscallError:
-            if total:
-                return total
-            raise
+        except SyscallError as e:
+            return io_result(total, e)
         try:
             done = writer(total, data)
-        except SyscallError:
-            if total:
-                return total
-            raise
+        except SyscallError as e:
+            return io_result(total, e)
         total += done
         if done < n:
             break
@@ -186,9 +178,8 @@ def _writev(task, f, vecs, writer) -> int:
         if ln:
             try:
                 parts.append(task.mm.read(base, ln))
-            except SyscallError:
-                if not parts:
-                    raise
+            except SyscallError as e:
+                io_result(len(parts), e)    # what was gathered before the bad buffer is written
                 break
     data = b"".join(parts)
     if not data:

@@ -27,7 +27,7 @@ def check_access(task, loc, mask: int, effective: bool = True) -> None:
         raise SyscallError(EROFS)
     creds = None if task is None else task.process.creds
     uid = 0 if creds is None else (creds.euid if effective else creds.uid)
-    if uid == 0:
+    if creds is None or uid == 0:
         if mask & X_OK and not _stat.S_ISDIR(mode) and not mode & 0o111:
             raise SyscallError(EACCES)
         return
