@@ -75,10 +75,14 @@ def sys_fchown(task, fd, uid, gid):
 
 def _utimes(task, dirfd: int, path_addr: int, ts, flags: int) -> int:
     """Set the times ts (None: now); the path is read only when there is something to change,
-    and a NULL path is dirfd itself."""
+    and a NULL path is dirfd itself (Linux's do_utimes: no flags then; EFAULT with AT_FDCWD)."""
     if ts is not None and all(n == abi.UTIME_OMIT for _, n in ts):
         return 0
     if not path_addr:
+        if dirfd == abi.AT_FDCWD:
+            raise SyscallError(EFAULT)
+        if flags:
+            raise SyscallError(EINVAL)
         return _change_file(task, task.fds.get(dirfd), "utime", ts)
     return _change_loc(task, dirfd, path_arg(task, path_addr), not flags & abi.AT_SYMLINK_NOFOLLOW,
                        bool(flags & abi.AT_EMPTY_PATH), "utime", ts)
@@ -114,16 +118,12 @@ def _timevals(task, addr):
 
 
 def sys_futimesat(task, dirfd, path, times):
-    """futimesat(2)"""
-    if not path:
-        raise SyscallError(EFAULT)
+    """futimesat(2): a NULL path is dirfd itself."""
     return _utimes(task, s32(dirfd), path, _timevals(task, times), 0)
 
 
 def sys_utimes(task, path, times):
     """utimes(2)"""
-    if not path:
-        raise SyscallError(EFAULT)
     return _utimes(task, abi.AT_FDCWD, path, _timevals(task, times), 0)
 
 
@@ -133,8 +133,6 @@ def sys_utime(task, path, times):
     if times:
         a, m = task.mm.read_struct(times, abi.UTIMBUF)
         ts = [(a, 0), (m, 0)]
-    if not path:
-        raise SyscallError(EFAULT)
     return _utimes(task, abi.AT_FDCWD, path, ts, 0)
 
 

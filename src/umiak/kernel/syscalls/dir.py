@@ -176,10 +176,10 @@ def sys_mknod(task, path, mode, dev):
 
 def _mknodat(task, dirfd: int, path: str, mode: int, dev: int) -> int:
     ftype = mode & abi.S_IFMT
+    if ftype == abi.S_IFDIR:            # Linux's may_mknod: EPERM for a directory, EINVAL for junk
+        raise SyscallError(EPERM)
     if ftype not in (0, abi.S_IFREG, abi.S_IFCHR, abi.S_IFBLK, abi.S_IFIFO, abi.S_IFSOCK):
         raise SyscallError(EINVAL)
-    if ftype == abi.S_IFDIR:
-        raise SyscallError(EPERM)
     parent, name = _create_at(task, dirfd, path)
     fn = fs_op(parent, "mknod")
     may_create(task, parent)
