@@ -166,7 +166,6 @@ def sys_ftruncate(task, fd, length):
 
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
-
 FALLOC_KNOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
 
 

@@ -1,10 +1,9 @@
 """What the file syscall families share: argument decoding (paths, I/O fds), the
-open-file limit, SIGPIPE on a broken pipe, and the byte limits of one transfer.
+open-file limit, SIGPIPE on a broken pipe, a partial count that wins over the error,
+and the byte limits of one transfer.
 
-Paths are resolved by the VFS (`kernel.vfs`), never by the host. Changes go to
-the file system of the mount (the root's in-memory overlay, tmpfs, a writable
-volume's host directory); a read-only volume gives EROFS after the errors Linux
-checks first (ENOENT/ENOTDIR of the parent, EEXIST of the new name...).
+Paths are resolved by the VFS (`kernel.vfs`), never by the host; who may change
+what is vfs/permissions.py.
 """
 
 import os
@@ -15,9 +14,7 @@ from umiak.kernel.errors import EBADF, SyscallError
 from umiak.kernel.vfs.core import PATH_MAX
 
 MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
-
 CHUNK = 1 << 20          # bytes copied per step between a file and guest memory
-
 NS = 1_000_000_000
 
 
@@ -27,10 +24,12 @@ def path_arg(task, addr) -> str:
 
 
 def vfs_of(task):
+    """The VM's mount table and path walk."""
     return task.kernel.vfs
 
 
 def nofile_limit(task) -> int:
+    """RLIMIT_NOFILE as the fd table enforces it (read again: setrlimit may have changed it)."""
     lim = task.process.rlimits.get(abi.RLIMIT_NOFILE, [1024])[0]
     task.fds.limit = min(lim, 1 << 20)
     return task.fds.limit

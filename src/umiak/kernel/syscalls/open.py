@@ -9,9 +9,7 @@ from umiak.kernel.syscalls.fdutil import nofile_limit, path_arg, vfs_of
 # f_flags kept by an open file (F_GETFL shows them); O_CLOEXEC lives in the fd table
 OPEN_KEEP = (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK | abi.O_DSYNC | abi.O_ASYNC | abi.O_DIRECT
              | abi.O_LARGEFILE | abi.O_DIRECTORY | abi.O_NOFOLLOW | abi.O_NOATIME | abi.O_SYNC | abi.O_PATH)
-
 O_PATH_KEEP = abi.O_PATH | abi.O_DIRECTORY | abi.O_NOFOLLOW
-
 VALID_OPEN = 0o37777777 & ~0o10   # every flag Linux knows (openat2 refuses the rest)
 
 
