@@ -190,3 +190,15 @@ def test_sqlite3_on_a_volume_is_valid_on_the_host(platform, tmp_path):
     out = subprocess.run(["sqlite3", str(data / "db.sqlite"), "pragma integrity_check; select * from t;"],
                          capture_output=True, text=True)
     assert out.stdout == "ok\n1\n"
+
+
+@pytest.mark.parametrize("where", ["tmp", "overlay"])
+def test_old_and_at_entry_points(platform, variant, tmp_path, where):
+    """mkdir/link/rename/unlink/chmod/chown/utime(s)/futimesat/dup2/preadv*/vmsplice/F_GETLK
+    by their old and *at syscalls give Linux's results (tests/guest/fs_entry_points.c)."""
+    prog = build("fs_entry_points", variant)
+    native = run_native([prog, _fresh(tmp_path / "native")])
+    guest = _fresh(tmp_path / "guest")
+    if where == "overlay":
+        guest = "/var/tmp" if not os.access("/var/tmp", os.W_OK) else guest
+    assert_same(native, run_umiak(platform, [prog, guest]))

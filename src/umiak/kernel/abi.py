@@ -90,6 +90,9 @@ F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
 F_ADD_SEALS, F_GET_SEALS = 1033, 1034
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 FD_CLOEXEC = 1
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+# struct flock: l_type, l_whence, l_start, l_len, l_pid (32 bytes, l_start aligned)
+FLOCK = struct.Struct("<hh4xqqi4x")
 
 # file types (st_mode)
 S_IFMT = 0o170000
@@ -135,6 +138,8 @@ STATX_BTIME = 0x800
 STATX_MNT_ID = 0x1000
 
 TIMESPEC = struct.Struct("<qq")
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # utimensat tv_nsec
+UTIMBUF = struct.Struct("<qq")     # struct utimbuf (utime(2)): actime, modtime
 TIMEVAL = struct.Struct("<qq")
 IOVEC = struct.Struct("<QQ")
 RLIMIT = struct.Struct("<QQ")

@@ -303,6 +303,13 @@ class HostFile(File):
             return 0
         raise SyscallError(ENOTTY)
 
+    def allocate(self, mode: int, offset: int, length: int) -> None:
+        """fallocate(2) on the host file (Python's os has no fallocate with a mode)."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.fallocate(self.fd, ctypes.c_int(mode), ctypes.c_long(offset), ctypes.c_long(length)) != 0:
+            raise SyscallError(ctypes.get_errno() or EINVAL)
+
     def close(self) -> None:
         if self.owned and self.fd >= 0:
             try:

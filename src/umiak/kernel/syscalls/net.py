@@ -365,7 +365,7 @@ def _scatter(task, vecs, data: bytes) -> None:
 
 
 def _iovecs(task, iov, iovlen):
-    from umiak.kernel.syscalls.fs import _iovecs
+    from umiak.kernel.syscalls.rw import _iovecs
     return _iovecs(task, iov, iovlen)
 
 

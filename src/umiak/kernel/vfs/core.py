@@ -18,6 +18,7 @@ import stat as _stat
 from umiak.kernel import abi
 from umiak.kernel.errors import (EACCES, EAGAIN, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG,
                                  ENOENT, ENOTDIR, EROFS, EXDEV, SyscallError)
+from umiak.kernel.vfs.permissions import check_access, may_search
 
 PATH_MAX = 4096
 NAME_MAX = 255
@@ -155,7 +156,7 @@ class VFS:
         parent = self._walk(self.root, start, head, True, 0, task=task) if head else start
         if not parent.is_dir:
             raise SyscallError(ENOTDIR)
-        self._may_search(task, parent)
+        may_search(task, parent)
         if len(last) > NAME_MAX:
             raise SyscallError(ENAMETOOLONG)
         kind = LAST_DOT if last == "." else LAST_DOTDOT if last == ".." else LAST_NORM
@@ -187,7 +188,7 @@ class VFS:
                 raise SyscallError(ENAMETOOLONG)
             if not loc.is_dir:
                 raise SyscallError(ENOTDIR)
-            self._may_search(task, loc)
+            may_search(task, loc)
             if name == ".":
                 continue
             if name == "..":
@@ -239,42 +240,6 @@ class VFS:
         head = path.rsplit("/", 1)[0] or "/"
         return self._walk(self.root, self.root, head, True, 0)
 
-    # -- permissions -----------------------------------------------------------
-    def _creds(self, task):
-        if task is None:
-            return None
-        return task.process.creds
-
-    def _may_search(self, task, loc: Loc) -> None:
-        creds = self._creds(task)
-        if creds is not None and creds.euid != 0:
-            self.check_access(task, loc, X_OK, effective=True)
-
-    def check_access(self, task, loc: Loc, mask: int, effective: bool = True) -> None:
-        """access(2)'s check of one location: EACCES from the mode bits, EROFS for writes
-        to a read-only mount. uid 0 passes reads and writes, and execution when any x bit is set."""
-        node = loc.node
-        mode = node.mode
-        if mask & W_OK and (loc.mount.readonly or getattr(node, "readonly", False)) \
-                and (_stat.S_ISREG(mode) or _stat.S_ISDIR(mode) or _stat.S_ISLNK(mode)):
-            raise SyscallError(EROFS)
-        creds = self._creds(task)
-        uid = 0 if creds is None else (creds.euid if effective else creds.uid)
-        if uid == 0:
-            if mask & X_OK and not _stat.S_ISDIR(mode) and not mode & 0o111:
-                raise SyscallError(EACCES)
-            return
-        st = node.stat()
-        gid = creds.egid if effective else creds.gid
-        if st.st_uid == uid:
-            bits = (mode >> 6) & 7
-        elif st.st_gid == gid or st.st_gid in creds.groups:
-            bits = (mode >> 3) & 7
-        else:
-            bits = mode & 7
-        if mask & ~bits & 7:
-            raise SyscallError(EACCES)
-
     # -- operations the syscalls and the loader use -----------------------------
     def open(self, task, dirfd: int, path: str, flags: int, mode: int = 0, resolve_flags: int = 0):
         """open(2) semantics after argument checks; returns a File (not yet installed)."""
@@ -295,7 +260,7 @@ class VFS:
                 raise SyscallError(ENOTDIR)
             if (flags & abi.O_ACCMODE) == abi.O_RDONLY:
                 raise SyscallError(EINVAL)
-            self.check_access(task, loc, W_OK | X_OK)
+            check_access(task, loc, W_OK | X_OK)
             creator = getattr(loc.mount.fs, "tmpfile", None)
             if creator is None:
                 raise SyscallError(abi_eopnotsupp())
@@ -331,7 +296,7 @@ class VFS:
                 raise SyscallError(EISDIR)
             return self.open_loc(task, loc, flags & ~abi.O_CREAT)
         self._need_writable(parent)
-        self.check_access(task, parent, W_OK | X_OK)
+        check_access(task, parent, W_OK | X_OK)
         create = getattr(parent.node, "create", None)
         if create is None:
             raise SyscallError(EACCES)
@@ -363,12 +328,12 @@ class VFS:
             mask = (R_OK if acc in (abi.O_RDONLY, abi.O_RDWR) else 0) | (W_OK if want_write else 0)
             if acc == 3:
                 mask = R_OK | W_OK
-            self.check_access(task, loc, mask)
+            check_access(task, loc, mask)
             if flags & abi.O_TRUNC and _stat.S_ISREG(mode):
                 if loc.mount.readonly:
                     raise SyscallError(EROFS)
                 if not want_write:
-                    self.check_access(task, loc, W_OK)
+                    check_access(task, loc, W_OK)
         opener = getattr(node, "open", None)
         if opener is None:
             raise SyscallError(abi_enxio())
@@ -385,8 +350,8 @@ class VFS:
         mode = loc.node.mode
         if not _stat.S_ISREG(mode) or loc.mount.noexec:
             raise SyscallError(EACCES)
-        self.check_access(task, loc, X_OK)
-        self.check_access(task, loc, R_OK)
+        check_access(task, loc, X_OK)
+        check_access(task, loc, R_OK)
         return self.open_loc(task, loc, abi.O_RDONLY)
 
     def stat(self, task, dirfd: int, path: str, flags: int = 0):

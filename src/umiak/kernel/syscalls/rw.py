@@ -1,0 +1,278 @@
+"""Reading and writing: read(2), write(2), pread64(2), pwrite64(2), readv(2), writev(2),
+preadv(2), pwritev(2), preadv2(2), pwritev2(2) and lseek(2)."""
+
+from umiak.kernel import abi
+from umiak.kernel.abi import s32, s64
+from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
+from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
+                                          sigpipe)
+from umiak.kernel.waiting import POLLIN, POLLOUT
+
+UIO_MAXIOV = 1024
+
+
+def _wait_io(task, f, events, op, deadlock):
+    """op(), waiting while it raises EAGAIN unless O_NONBLOCK (umiak.kernel.waiting).
+    An internal pipe with one thread in the program can never become ready: deadlock()."""
+    try:
+        return op()
+    except SyscallError as e:
+        if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
+            raise
+    if getattr(f, "pipe", None) is not None and len(task.process.tasks) <= 1:
+        return deadlock()
+    from umiak.kernel.waiting import blocking
+    return blocking(task, f, events, op)
+
+
+def _read_into(task, f, buf, count, reader) -> int:
+    """Copy what reader(n) gives into guest memory; regular files loop until count or EOF."""
+    count = min(count, MAX_RW)
+    if count == 0:
+        return 0
+    total = 0
+    full = f.full_reads
+    while total < count:
+        n = min(count - total, CHUNK)
+        if total == 0 and not full:
+            data = _wait_io(task, f, POLLIN, lambda: reader(0, n), lambda: f.read_deadlock())
+        else:
+            data = reader(total, n)
+        if not data:
+            break
+        try:
+            task.mm.write(buf + total, data)
+        except SyscallError as e:
+            return io_result(total, e)
+        total += len(data)
+        if len(data) < n or not full:
+            break
+    return total
+
+
+def _write_all(task, f, data: bytes, writer) -> int:
+    """A blocking write to a pipe, terminal or device: all of it, waiting for room between parts."""
+    total = 0
+    while total < len(data):
+        try:
+            n = _wait_io(task, f, POLLOUT, lambda: writer(total, data[total:]),
+                         lambda: f.write_unbounded(data[total:]))
+        except SyscallError as e:
+            return io_result(total, e)
+        total += n
+        if n == 0 or f.flags & abi.O_NONBLOCK:
+            break
+    return total
+
+
+def _write_from(task, f, buf, count, writer) -> int:
+    count = min(count, MAX_RW)
+    if not f.full_reads:
+        return _write_all(task, f, task.mm.read(buf, count), writer)
+    total = 0
+    while total < count:
+        n = min(count - total, CHUNK)
+        try:
+            data = task.mm.read(buf + total, n)
+        except SyscallError as e:
+            return io_result(total, e)
+        try:
+            done = writer(total, data)
+        except SyscallError as e:
+            return io_result(total, e)
+        total += done
+        if done < n:
+            break
+    return total
+
+
+def sys_read(task, fd, buf, count):
+    """read(2)"""
+    f = io_file(task, fd)
+    check_readable(f)
+    return _read_into(task, f, buf, count, lambda done, n: f.read(n))
+
+
+def sys_write(task, fd, buf, count):
+    """write(2): SIGPIPE and EPIPE on a pipe without readers."""
+    f = io_file(task, fd)
+    check_writable(f)
+    if count == 0:
+        return 0
+    return sigpipe(task, f, lambda: _write_from(task, f, buf, count, lambda done, data: f.write(data)))
+
+
+def sys_pread64(task, fd, buf, count, pos):
+    """pread64(2)"""
+    pos = s64(pos)
+    if pos < 0:
+        raise SyscallError(EINVAL)
+    f = io_file(task, fd)
+    check_readable(f)
+    return _read_into(task, f, buf, count, lambda done, n: f.pread(pos + done, n))
+
+
+def sys_pwrite64(task, fd, buf, count, pos):
+    """pwrite64(2)"""
+    pos = s64(pos)
+    if pos < 0:
+        raise SyscallError(EINVAL)
+    f = io_file(task, fd)
+    check_writable(f)
+    if count == 0:
+        return 0
+    return _write_from(task, f, buf, count, lambda done, data: f.pwrite(pos + done, data))
+
+
+def _iovecs(task, iov, iovcnt):
+    iovcnt = s32(iovcnt)
+    if iovcnt < 0 or iovcnt > UIO_MAXIOV:
+        raise SyscallError(EINVAL)
+    if iovcnt == 0:
+        return []
+    raw = task.mm.read(iov, 16 * iovcnt)
+    vecs = [abi.IOVEC.unpack_from(raw, 16 * i) for i in range(iovcnt)]
+    total = 0
+    for _, ln in vecs:
+        if ln >> 63:
+            raise SyscallError(EINVAL)
+        total += ln
+    if total > MAX_RW:   # Linux truncates the total to MAX_RW
+        out, left = [], MAX_RW
+        for base, ln in vecs:
+            out.append((base, min(ln, left)))
+            left -= out[-1][1]
+        vecs = out
+    return vecs
+
+
+def _readv(task, f, vecs, reader) -> int:
+    if not f.full_reads:       # one read (one wait) for all the buffers, then scatter
+        want = sum(ln for _, ln in vecs)
+        if want == 0:
+            return 0
+        data = _wait_io(task, f, POLLIN, lambda: reader(0, want), lambda: f.read_deadlock())
+        done = 0
+        for base, ln in vecs:
+            part = data[done:done + ln]
+            if not part:
+                break
+            task.mm.write(base, part)
+            done += len(part)
+        return done
+    done = 0
+    for base, ln in vecs:
+        if ln == 0:
+            continue
+        got = _read_into(task, f, base, ln, lambda d, n, off=done: reader(off + d, n))
+        done += got
+        if got < ln:
+            break
+    return done
+
+
+def _writev(task, f, vecs, writer) -> int:
+    # gathered into one write so that lines reach a pipe or terminal whole
+    parts = []
+    for base, ln in vecs:
+        if ln:
+            try:
+                parts.append(task.mm.read(base, ln))
+            except SyscallError as e:
+                io_result(len(parts), e)    # what was gathered before the bad buffer is written
+                break
+    data = b"".join(parts)
+    if not data:
+        return 0
+    if not f.full_reads:
+        return _write_all(task, f, data, writer)
+    done = 0
+    while done < len(data):
+        n = writer(done, data[done:done + CHUNK * 16])
+        done += n
+        if n == 0:
+            break
+    return done
+
+
+def sys_readv(task, fd, iov, iovcnt):
+    """readv(2)"""
+    return readv_file(task, io_file(task, fd), iov, s32(iovcnt))
+
+
+def sys_writev(task, fd, iov, iovcnt):
+    """writev(2): one write of the gathered buffers, so lines stay whole."""
+    return writev_file(task, io_file(task, fd), iov, s32(iovcnt))
+
+
+def readv_file(task, f, iov: int, iovcnt: int) -> int:
+    """readv(2) from an open file (also vmsplice(2) out of a pipe)."""
+    check_readable(f)
+    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n))
+
+
+def writev_file(task, f, iov: int, iovcnt: int) -> int:
+    """writev(2) to an open file (also vmsplice(2) into a pipe)."""
+    check_writable(f)
+    vecs = _iovecs(task, iov, iovcnt)
+    return sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
+
+
+def _rwf(flags):
+    if flags & ~(abi.RWF_HIPRI | abi.RWF_DSYNC | abi.RWF_SYNC | abi.RWF_NOWAIT | abi.RWF_APPEND):
+        raise SyscallError(EOPNOTSUPP)
+
+
+def sys_preadv(task, fd, iov, iovcnt, pos_l, pos_h):
+    """preadv(2)"""
+    return _preadv2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), 0)
+
+
+def sys_pwritev(task, fd, iov, iovcnt, pos_l, pos_h):
+    """pwritev(2)"""
+    return _pwritev2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), 0)
+
+
+def sys_preadv2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """preadv2(2): the RWF_* hints are accepted and ignored; offset -1 reads at the file position."""
+    return _preadv2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), flags & 0xFFFFFFFF)
+
+
+def sys_pwritev2(task, fd, iov, iovcnt, pos_l, pos_h, flags):
+    """pwritev2(2): the RWF_* hints are accepted and ignored; offset -1 writes at the file position."""
+    return _pwritev2(task, s32(fd), iov, s32(iovcnt), s64(pos_l), flags & 0xFFFFFFFF)
+
+
+def _vector_io(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int, check):
+    """The checks preadv2 and pwritev2 share, in Linux's order: (file, iovecs)."""
+    f = io_file(task, fd)
+    _rwf(flags)
+    if pos < -1:
+        raise SyscallError(EINVAL)
+    check(f)
+    return f, _iovecs(task, iov, iovcnt)
+
+
+def _preadv2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
+    f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_readable)
+    if pos == -1:
+        return _readv(task, f, vecs, lambda off, n: f.read(n))
+    f.pread(pos, 0)          # ESPIPE for pipes before anything is read
+    return _readv(task, f, vecs, lambda off, n: f.pread(pos + off, n))
+
+
+def _pwritev2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
+    f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_writable)
+    if pos == -1:
+        return sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
+    f.pwrite(pos, b"")
+    return _writev(task, f, vecs, lambda off, data: f.pwrite(pos + off, data))
+
+
+def sys_lseek(task, fd, offset, whence):
+    """lseek(2)"""
+    f = io_file(task, fd)
+    whence = whence & 0xFFFFFFFF
+    if whence > abi.SEEK_HOLE:
+        raise SyscallError(EINVAL)
+    return f.lseek(s64(offset), whence)
