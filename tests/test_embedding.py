@@ -76,6 +76,27 @@ def test_readme_pattern_as_a_script_exits_cleanly(platform):
         assert _script(README_PATTERN, platform, prog, timeout=60) == 7
 
 
+AT_EXIT = r"""
+import sys, threading, time
+from umiak import Machine
+platform, prog = sys.argv[1:3]
+m = Machine(platform=platform, mem_size=256 << 20)
+threading.Thread(target=m.run_captured, args=([prog, "forever"],), daemon=True).start()
+time.sleep(1)
+print(m._running)
+"""
+
+
+def test_a_run_still_going_on_a_daemon_thread_at_exit_is_stopped(platform):
+    """The interpreter exits while a daemon thread runs a guest that never ends: the run
+    is stopped before the interpreter finalises (nothing is left inside the VM)."""
+    import time
+    prog = build("spin_exit", VARIANT)
+    t0 = time.monotonic()
+    assert _script(AT_EXIT, platform, prog, timeout=60) == 1
+    assert time.monotonic() - t0 < 30
+
+
 LOOP = r"""
 import json, os, sys
 from umiak import Machine

@@ -81,6 +81,7 @@ class Machine:
         self._cond = threading.Condition()   # guards the fields below
         self._warm: _WarmVM | None = None
         self._running = 0
+        self._live: dict = {}               # kernel -> guest process, of the runs in progress
         self._closed = False
         self._at_exit = None
 
@@ -101,6 +102,10 @@ class Machine:
             if self._closed:
                 raise UmiakError("this Machine is closed")
             self._running += 1
+            if self._at_exit is None:
+                # Unique per Machine, so close() unregisters this one only.
+                self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+                atexit.register(self._at_exit)
         try:
             return self._run(argv, stdio, err_out)
         finally:
@@ -146,12 +151,16 @@ class Machine:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
             task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            with self._cond:
+                self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):
                 status = kernel.run(task)
             signal = kernel.exit_signal
         except ExitGroup as eg:
             status, signal = eg.status, eg.signal
         finally:
+            with self._cond:
+                self._live.pop(kernel, None)
             try:
                 kernel.finish(status, signal)
             finally:
@@ -168,10 +177,6 @@ class Machine:
             if self._closed or self._warm is not None:
                 return
             self._warm = _WarmVM(name, mem_size)
-            if self._at_exit is None:
-                # Unique per Machine, so close() unregisters this one only.
-                self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
-                atexit.register(self._at_exit)
 
     def _take_warm(self, name: str, mem_size: int):
         with self._cond:
@@ -187,8 +192,18 @@ class Machine:
     def close(self) -> None:
         """Refuse further runs, wait for runs in progress, release the warm VM, and wait
         until every VM this Machine ran has given its host resources back. Idempotent."""
+        self._close(None)
+
+    def _close(self, stop_after: float | None) -> None:
+        """close(); with stop_after, runs still going after that many seconds are stopped
+        (as by SIGKILL) and waited for as long again, then left behind."""
         with self._cond:
             self._closed = True
+            if stop_after is not None and not self._cond.wait_for(lambda: not self._running, stop_after):
+                for kernel, process in list(self._live.items()):
+                    _stop_guest(kernel, process, 128 + 9, "the interpreter is exiting: stopping the VM")
+                if not self._cond.wait_for(lambda: not self._running, stop_after):
+                    return
             while self._running:
                 self._cond.wait()
             warm, self._warm = self._warm, None
@@ -274,9 +289,25 @@ class _WarmVM:
 
 
 def _close_at_exit(ref) -> None:
+    """A Machine still open at interpreter exit: a run in progress there (on a daemon
+    thread) gets a second to end, then is stopped."""
     machine = ref()
     if machine is not None:
-        machine.close()
+        machine._close(stop_after=1.0)
+
+
+def _stop_guest(kernel, process, status: int, why: str) -> None:
+    """End the guest program at once with `status` (its tasks are interrupted)."""
+    with kernel.lock:
+        if process.exiting:
+            return
+        kernel.warn(why)
+        process.exiting = True
+        process.exit_status, process.exit_signal = status, 0
+        for t in process.tasks.values():
+            t.interrupt()
+        if not process.tasks:
+            process.done.set()
 
 
 class _forward_host_signals:
@@ -325,16 +356,10 @@ class _forward_host_signals:
         with k.lock:
             if p.exiting:
                 return
-            if force:
-                k.warn("second interrupt: stopping the VM")
-                p.exiting = True
-                p.exit_status, p.exit_signal = 128 + signo, 0
-                for t in p.tasks.values():
-                    t.interrupt()
-                if not p.tasks:
-                    p.done.set()
+            if not force:
+                send(k, p, signo, make_siginfo(signo, 0x80))
                 return
-            send(k, p, signo, make_siginfo(signo, 0x80))
+        _stop_guest(k, p, 128 + signo, "second interrupt: stopping the VM")
 
 
 def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
