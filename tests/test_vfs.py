@@ -137,6 +137,8 @@ class _Kernel:
         self.processes = {}
         self._vfs = None
         self.warnings = []
+        import itertools
+        self.pipe_inos, self.socket_inos, self.anon_minors = (itertools.count(n) for n in (0x4001, 0x10001, 41))
 
     @property
     def vfs(self):

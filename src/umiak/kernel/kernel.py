@@ -103,6 +103,12 @@ class Kernel:
         self.vdso = None
         self._current = threading.local()
         self.ncpus = options.cpus or os.cpu_count() or 1
+        # Inode numbers of pipes and sockets, and minors of the anonymous devices (st_dev) of
+        # in-memory file systems: per VM, as Linux numbers them per boot.
+        import itertools
+        self.pipe_inos = itertools.count(0x4001)
+        self.socket_inos = itertools.count(0x10001)
+        self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
@@ -228,6 +234,8 @@ class Kernel:
                     proc.fds.close(fd)
                 except Exception:  # noqa: BLE001 - closing must go on
                     pass
+        if self._vfs is not None:
+            self._vfs.close()
 
     def current_task(self):
         """The task whose host thread is calling (None off the task threads)."""

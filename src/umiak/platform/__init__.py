@@ -6,7 +6,7 @@ Unicorn's software CPU. Nothing above this package knows which one runs.
 
 from umiak.platform.base import ExitKind, Fault, Platform, Vcpu
 
-__all__ = ["ExitKind", "Fault", "Platform", "Vcpu", "open_platform", "available_platforms"]
+__all__ = ["ExitKind", "Fault", "Platform", "Vcpu", "open_platform", "available_platforms", "wait_released"]
 
 PLATFORM_NAMES = ("kvm", "emu")
 
@@ -52,3 +52,12 @@ def open_platform(name: str, mem_size: int) -> Platform:
         from umiak.platform.emu.machine import EmuPlatform
         return EmuPlatform(mem_size)
     raise ValueError(name)
+
+
+def wait_released() -> None:
+    """Return once every VM closed so far has given its host resources back (KVM closes
+    VM fds on a background thread, so that a finished run returns at once)."""
+    import sys
+    kvm = sys.modules.get("umiak.platform.kvm.machine")
+    if kvm is not None:
+        kvm.wait_closed()

@@ -83,14 +83,6 @@ def timeval_bytes(t: float | None) -> bytes:
     return TIMEVAL.pack(us // 1_000_000, us % 1_000_000)
 
 
-_ino = [0x10000]
-
-
-def next_ino() -> int:
-    _ino[0] += 1
-    return _ino[0]
-
-
 class Socket(File):
     """A socket open file description. Subclasses implement the socket operations;
     each raises SyscallError, EAGAIN when it would block."""
@@ -102,9 +94,10 @@ class Socket(File):
     rcvtimeo: float | None = None
     sndtimeo: float | None = None
 
-    def __init__(self, flags: int):
+    def __init__(self, flags: int, kernel):
         self.flags = abi.O_RDWR | (flags & abi.O_NONBLOCK)
-        self.ino = next_ino()
+        self.kernel = kernel
+        self.ino = next(kernel.socket_inos)
 
     # -- as a file ---------------------------------------------------------------
     @property

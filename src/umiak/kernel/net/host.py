@@ -111,7 +111,7 @@ class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
     def __init__(self, kernel, sock: _socket.socket, flags: int, stack=None):
-        super().__init__(flags)
+        super().__init__(flags, kernel)
         self.kernel = kernel
         self.stack = stack
         self.sock = sock

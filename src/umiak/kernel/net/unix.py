@@ -62,7 +62,7 @@ class UnixSocket(Socket):
     family = abi.AF_UNIX
 
     def __init__(self, kernel, sock_type: int, flags: int):
-        super().__init__(flags)
+        super().__init__(flags, kernel)
         self.kernel = kernel
         self.type = sock_type
         self.name = b""            # sun_path as bound (b"" unnamed; b"\0..." abstract)

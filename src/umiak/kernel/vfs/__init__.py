@@ -31,8 +31,10 @@ def build_vfs(kernel) -> VFS:
     from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
-    overlay = OverlayFS(kernel, HostFS(root, readonly=True))
+    root_fs = HostFS(root, readonly=True)
+    overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
+    vfs.host_filesystems.append(root_fs)
     tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
     if "/tmp" not in tmpfs_paths:
         lower = None
@@ -51,6 +53,7 @@ def build_vfs(kernel) -> VFS:
     for spec in getattr(opts, "volumes", None) or []:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
         fs = HostFS(host, readonly=readonly)
+        vfs.host_filesystems.append(fs)
         vfs.mount(guest, fs, readonly=readonly)
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
     for path in tmpfs_paths:

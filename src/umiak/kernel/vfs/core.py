@@ -82,6 +82,13 @@ class VFS:
         self.mounts["/"] = root_mount
         self.root = Loc("/", root_fs.root, root_mount, None)
         self._cwd_cache: tuple[str, Loc] | None = None
+        self.host_filesystems: list = []   # HostFS instances: their directory fds are closed with the VM
+
+    def close(self) -> None:
+        """Give the host directory fds back (the kernel's shutdown)."""
+        for fs in self.host_filesystems:
+            fs.close()
+        self.host_filesystems = []
 
     # -- the mount table --------------------------------------------------------
     def mount(self, path: str, fs, readonly: bool = False, noexec: bool = False) -> Mount:

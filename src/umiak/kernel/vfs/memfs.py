@@ -33,15 +33,6 @@ MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 
-_next_minor = [40]
-
-
-def anon_dev() -> int:
-    """A fresh st_dev for an in-memory file system (Linux's anonymous block devices 0:N)."""
-    _next_minor[0] += 1
-    return makedev(0, _next_minor[0])
-
-
 class MemFS:
     """A tmpfs: `limit` bytes of file data at most (ENOSPC beyond), half the guest's RAM by default."""
 
@@ -51,7 +42,7 @@ class MemFS:
 
     def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
-        self.dev = anon_dev()
+        self.dev = makedev(0, next(kernel.anon_minors))   # an anonymous block device 0:N, as Linux's
         self._ino = 0
         if limit is None:
             mem = getattr(getattr(kernel, "options", None), "mem_size", 1 << 30)

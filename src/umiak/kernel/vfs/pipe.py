@@ -21,7 +21,6 @@ from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, 
 PIPE_CAPACITY = 65536
 PIPE_BUF = 4096
 PIPEFS_DEV = makedev(0, 14)
-_next_ino = [0x4000]
 
 
 class Pipe:
@@ -31,8 +30,7 @@ class Pipe:
         self.readers = 0
         self.writers = 0
         self.capacity = PIPE_CAPACITY
-        _next_ino[0] += 1
-        self.ino = _next_ino[0]
+        self.ino = next(kernel.pipe_inos)
         self.uid = uid
         self.gid = gid
         import time

@@ -306,6 +306,14 @@ class EmuPlatform:
         self._stop_req: ctypes.c_uint8 | None = None  # set: the block hook stops emulation
 
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
+        # Unicorn frees the engine from a weakref.finalize, which by default also runs at
+        # interpreter exit, before the atexit handlers registered earlier (Machine's, which
+        # stop runs still going and close the warm VM) and under any vCPU still emulating
+        # or booting on another thread: a crash at exit. The engine is freed when close()
+        # drops it, or with the process.
+        finalizer = getattr(self.uc, "_Uc__finalizer", None)
+        if finalizer is not None:
+            finalizer.atexit = False
         self._h = self.uc._uch  # a c_void_p
         # The hot calls go through prototype-less functions of the same library:
         # ctypes' argument conversion costs more than the call (1.9 vs 0.8 us).

@@ -37,6 +37,7 @@ TABLES_PA = 0x8000
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+_libc.sigaction.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 def _ioctl(fd: int, req: int, arg) -> int:
@@ -49,36 +50,98 @@ def _ioctl(fd: int, req: int, arg) -> int:
 
 # A host signal that interrupts KVM_RUN on another thread (its handler does nothing).
 KICK_SIGNAL = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+SA_RESTART = 0x10000000
+
+
+class _Sigaction(ctypes.Structure):
+    """struct sigaction as glibc and musl lay it out on x86-64."""
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_uint64 * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+
+# Process-wide, as a signal disposition is: the page holding the native handler (never
+# freed: the handler may be installed until the process ends) and the lock that makes
+# two VMs starting on two threads install it once.
+_kick_page = None
+_kick_lock = threading.Lock()
 
 
 def _install_kick_handler() -> None:
-    if signal.getsignal(KICK_SIGNAL) in (signal.SIG_DFL, None) and \
-            threading.current_thread() is threading.main_thread():
-        signal.signal(KICK_SIGNAL, lambda signo, frame: None)
+    """Make KICK_SIGNAL harmless for the whole process, from whichever thread starts a VM.
+
+    The handler is one `ret` instruction in a page of its own, installed with sigaction(2):
+    Python's signal.signal works only on the main thread, and a Python handler could not
+    run on the thread the signal hits anyway. The signal's one effect is then what kick()
+    wants: KVM_RUN returns EINTR. A handler someone else installed is left alone (any
+    handler does that job); SIG_DFL (death) and SIG_IGN (KVM_RUN not interrupted) are not.
+    Checked at every VM start (one sigaction call), so a reset to SIG_DFL is repaired."""
+    global _kick_page
+    old = _Sigaction()
+    with _kick_lock:
+        if _libc.sigaction(KICK_SIGNAL, None, ctypes.byref(old)) == 0 and (old.handler or 0) > 1:
+            return
+        if _kick_page is None:
+            try:
+                page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            except OSError as e:
+                raise UmiakError(f"kvm: cannot map the kick signal handler ({e.strerror})") from None
+            page.write(b"\xc3")   # ret
+            _kick_page = page
+        act = _Sigaction()
+        act.handler = ctypes.addressof(ctypes.c_char.from_buffer(_kick_page))
+        act.flags = SA_RESTART
+        if _libc.sigaction(KICK_SIGNAL, ctypes.byref(act), None) != 0:
+            e = ctypes.get_errno()
+            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(e)}")
 
 
-_closer = None
-_SUPPORTED_CPUID = None
+class _Closer:
+    """Closes VM fds on a background thread (KVM frees a VM slowly), in order; wait()
+    returns once everything handed over so far is closed. One per host process: it
+    holds fds in flight only, never VM state."""
+
+    def __init__(self):
+        import queue
+        self._q = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="umiak-vm-close", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            for fd in item:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def close_later(self, fds: list[int]) -> None:
+        self._q.put(fds)
+
+    def wait(self) -> None:
+        done = threading.Event()
+        self._q.put(done)
+        done.wait()
+
+
+_closer: _Closer | None = None
+_SUPPORTED_CPUID = None   # a property of the host: read once per process
 
 
 def _close_later(fds: list[int]) -> None:
-    """Close fds on a background thread (one per host process; it holds no VM state)."""
     global _closer
-    if _closer is None:
-        import queue
-        import threading
-        q = queue.SimpleQueue()
+    with _kick_lock:
+        if _closer is None:
+            _closer = _Closer()
+    _closer.close_later(fds)
 
-        def loop():
-            while True:
-                for fd in q.get():
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-        threading.Thread(target=loop, name="umiak-vm-close", daemon=True).start()
-        _closer = q
-    _closer.put(fds)
+
+def wait_closed() -> None:
+    """Return once every VM closed so far has given its fds back to the host."""
+    if _closer is not None:
+        _closer.wait()
 
 
 class KvmPlatform:
