@@ -250,7 +250,9 @@ class HostNode(_Changes):
         if not _stat.S_ISREG(self.mode):
             host_flags |= os.O_NONBLOCK   # a host FIFO must not block the whole VM in open
         fd = self._host_open(host_flags)
-        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc)
+        caches = getattr(task.kernel, "page_caches", None) if task is not None else None
+        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc,
+                        caches=caches if _stat.S_ISREG(self.mode) else None)
 
 
 def host_statfs(fd: int) -> dict:
