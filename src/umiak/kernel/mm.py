@@ -149,7 +149,9 @@ class AddressSpace:
                 vma.cache = page_cache()
                 vma.cache.mappers.add(self)
         self._insert(vma)
-        if file is not None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
+        # Private file mappings copy the file at once; shared ones map the cache's frames,
+        # a large one on first touch (a sparse memfd is not filled by mapping it).
+        if file is not None and vma.cache is None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
             try:
                 self._populate(vma, start, start + length)
             except SyscallError:

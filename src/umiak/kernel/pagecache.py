@@ -53,30 +53,48 @@ class PageCache:
             self.pages[index] = pa
         return pa
 
+    def _runs(self, offset: int, end: int, allocate: bool) -> list:
+        """[(file offset, frame address or None for a hole, length)] covering [offset, end),
+        neighbouring pages in neighbouring frames merged into one run."""
+        pages = self.pages
+        get = pages.get
+        out = []
+        idx, last = offset >> 12, (end - 1) >> 12
+        while idx <= last:
+            pa = get(idx)
+            if pa is None and allocate:
+                pa = self.frame(idx)
+            j = idx + 1
+            if pa is None:
+                while j <= last and j not in pages:
+                    j += 1
+            else:
+                nxt = pa + 4096
+                while j <= last:
+                    q = get(j)
+                    if q is None and allocate:
+                        q = self.frame(j)
+                    if q != nxt:
+                        break
+                    j += 1
+                    nxt += 4096
+            lo = idx << 12
+            if lo < offset:
+                lo = offset
+            hi = j << 12
+            if hi > end:
+                hi = end
+            out.append((lo, None if pa is None else pa + lo - (idx << 12), hi - lo))
+            idx = j
+        return out
+
     def read(self, offset: int, n: int) -> bytes:
         """n bytes at offset (the caller bounds them by the file's size); holes are zeros."""
         if n <= 0:
             return b""
-        ram, pages = self.ram, self.pages
-        end = offset + n
-        first, last = offset // PAGE, (end - 1) // PAGE
-        if first == last:
-            pa = pages.get(first)
-            if pa is None:
-                return bytes(n)
-            o = pa + (offset & (PAGE - 1))
-            return bytes(ram[o:o + n])
-        parts = []
-        for idx in range(first, last + 1):
-            lo = max(offset, idx * PAGE)
-            hi = min(end, idx * PAGE + PAGE)
-            pa = pages.get(idx)
-            if pa is None:
-                parts.append(bytes(hi - lo))
-            else:
-                o = pa + (lo - idx * PAGE)
-                parts.append(ram[o:o + hi - lo])
-        return b"".join(parts)
+        ram = self.ram
+        parts = [bytes(k) if pa is None else ram[pa:pa + k] for _, pa, k in self._runs(offset, offset + n, False)]
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def write(self, offset: int, data, allocate: bool = True) -> None:
         """Copy data in at offset; allocate=False updates only pages already present."""
@@ -84,18 +102,10 @@ class PageCache:
         n = len(mv)
         if n == 0:
             return
-        ram, pages = self.ram, self.pages
-        end = offset + n
-        for idx in range(offset // PAGE, (end - 1) // PAGE + 1):
-            lo = max(offset, idx * PAGE)
-            hi = min(end, idx * PAGE + PAGE)
-            pa = pages.get(idx)
-            if pa is None:
-                if not allocate:
-                    continue
-                pa = self.frame(idx)
-            o = pa + (lo - idx * PAGE)
-            ram[o:o + hi - lo] = mv[lo - offset:hi - offset]
+        ram = self.ram
+        for pos, pa, k in self._runs(offset, offset + n, allocate):
+            if pa is not None:
+                ram[pa:pa + k] = mv[pos - offset:pos - offset + k]
 
     def overlay(self, offset: int, data: bytes) -> bytes:
         """data read from the host at offset, with the cached pages (newer) laid over it."""
