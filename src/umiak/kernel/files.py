@@ -9,10 +9,14 @@ the errno Linux gives for an operation the object lacks.
 import os
 import stat as _stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
                                  ESPIPE, SyscallError)
+
+if TYPE_CHECKING:
+    from umiak.kernel.pagecache import HostCache, PageCaches
 
 
 @dataclass
@@ -112,7 +116,7 @@ class HostFile(File):
     host file is mapped MAP_SHARED its pages live there, and read/write of any open
     file of the same inode go through them (pagecache.HostCache)."""
 
-    caches: dict | None = None
+    caches: "PageCaches | None" = None
 
     def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None, caches=None):
         self.fd = fd
@@ -120,8 +124,8 @@ class HostFile(File):
         self.path = path
         self.owned = owned
         self.loc = loc
-        self._regular = None
-        self._key = None
+        self._regular: bool | None = None
+        self._key: tuple[int, int] | None = None
         if caches is not None:
             self.caches = caches
 
@@ -135,9 +139,9 @@ class HostFile(File):
                 self._regular = False
         return self._regular
 
-    def _cache(self):
+    def _cache(self) -> "HostCache | None":
         """The page cache of this host file while some mapping shares it, else None."""
-        if self._is_regular():
+        if self.caches is not None and self._is_regular():
             return self.caches.get(self._key)
         return None
 
@@ -343,11 +347,12 @@ class MappedHostFile:
         self.writable = f.writable()
         self.caches = f.caches if f._is_regular() else None
         self.key = f._key
-        if self.caches is None:
-            self.page_cache = None   # no cache (stdio, files of no host file system): copies
 
-    def page_cache(self):
-        """The host inode's page cache (Mappable), made on the first shared mapping."""
+    def page_cache(self) -> "HostCache | None":
+        """The host inode's page cache (Mappable), made on the first shared mapping; None
+        where there is none (stdio, files of no host file system): shared mappings copy."""
+        if self.caches is None:
+            return None
         c = self.caches.cache(self.key, self.fd)
         if self.writable:
             c.add_writer(self.fd)

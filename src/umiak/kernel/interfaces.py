@@ -1,6 +1,7 @@
 """The kernel's object protocols, declared once (typing.Protocol): what mm, the VFS and
 the syscall layer may ask of the objects they are given."""
 
+import weakref
 from typing import Protocol
 
 
@@ -11,7 +12,7 @@ class Mappable(Protocol):
     entry), registers itself in `mappers` so a truncate can take pages back, writes dirty
     pages back at msync/munmap/exit, and lets the cache drop what nobody maps any more."""
 
-    mappers: object   # a WeakSet of the AddressSpaces that map the file shared
+    mappers: weakref.WeakSet   # the AddressSpaces that map the file shared
 
     def translate(self, index: int, for_write: bool) -> int:
         """The guest frame of page `index` of the file (made on first use)."""

@@ -145,8 +145,8 @@ class AddressSpace:
         vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
         if file is not None and flags & MAP_SHARED:
             page_cache = getattr(file, "page_cache", None)
-            if page_cache is not None:
-                vma.cache = page_cache()
+            vma.cache = page_cache() if page_cache is not None else None
+            if vma.cache is not None:
                 vma.cache.mappers.add(self)
         self._insert(vma)
         # Private file mappings copy the file at once; shared ones map the cache's frames,
@@ -211,7 +211,8 @@ class AddressSpace:
         dead: list[int] = []
         caches = []
         for vma in self._range_vmas(addr, end):
-            self._flush_shared(vma, vma.start, vma.end)
+            if vma.cache is None:   # a cache writes back what nobody maps any more (_trim)
+                self._flush_shared(vma, vma.start, vma.end)
             self._take_pages(vma.start, vma.end, dead)
             i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
@@ -249,7 +250,8 @@ class AddressSpace:
             if vma is None:
                 raise SyscallError(ENOMEM)
             stop = min(end, vma.end)
-            self._flush_shared(vma, va, stop)
+            if vma.cache is None:
+                self._flush_shared(vma, va, stop)
             self._take_pages(va, stop, dead)
             va = stop
         self._release(dead)
@@ -426,7 +428,6 @@ class AddressSpace:
 
     def clear(self) -> None:
         """Unmap everything (execve)."""
-        self.sync_all()
         for v in list(self.vmas):
             self.munmap(v.start, v.end - v.start)
         self.brk_start = self.brk_end = 0

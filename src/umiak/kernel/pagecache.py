@@ -182,7 +182,10 @@ class HostCache(PageCache):
         self.dirty: set[int] = set()
 
     def _fill(self, index: int, pa: int) -> None:
-        data = os.pread(self.fd, PAGE, index * PAGE)
+        try:
+            data = os.pread(self.fd, PAGE, index * PAGE)
+        except OSError:
+            data = b""    # a host I/O error: the page reads as zeros (Linux: SIGBUS)
         if data:
             self.ram[pa:pa + len(data)] = data
 
@@ -197,20 +200,29 @@ class HostCache(PageCache):
             self.wfd = os.dup(fd)
 
     def writeback(self, first: int = 0, last: int | None = None) -> None:
-        """Dirty pages (mapped writable since they were read) go to the host, never past its size."""
+        """Dirty pages (mapped writable since they were read) go to the host, never past its
+        size. They stay dirty: a writable mapping may change them again unseen."""
         if not self.dirty or self.wfd < 0:
             return
         todo = sorted(i for i in self.dirty if i >= first and (last is None or i <= last))
-        if not todo:
+        self._write(todo)
+
+    def _write(self, indices) -> None:
+        """Write pages to the host file; a host error is the caller's errno (msync, fsync: EIO...)."""
+        if not indices or self.wfd < 0:
             return
-        size = os.fstat(self.wfd).st_size
-        ram = self.ram
-        for idx in todo:
-            off = idx * PAGE
-            n = min(PAGE, size - off)
-            pa = self.pages.get(idx)
-            if n > 0 and pa is not None:
-                os.pwrite(self.wfd, ram[pa:pa + n], off)
+        ram, pages = self.ram, self.pages
+        try:
+            size = os.fstat(self.wfd).st_size
+            for idx in indices:
+                off = idx * PAGE
+                n = min(PAGE, size - off)
+                pa = pages.get(idx)
+                if n > 0 and pa is not None:
+                    os.pwrite(self.wfd, ram[pa:pa + n], off)
+        except OSError as e:
+            from umiak.kernel.errors import EIO, SyscallError
+            raise SyscallError(e.errno or EIO) from None
 
     def truncate(self, size: int) -> None:
         keep = (size + PAGE - 1) // PAGE
@@ -219,16 +231,19 @@ class HostCache(PageCache):
         self.trim()
 
     def trim(self) -> None:
-        """Pages no mapping maps any more are written back and dropped; an empty cache is forgotten."""
+        """Pages no mapping maps any more are written back (munmap) and dropped; an empty cache
+        is forgotten."""
         users = self.frames.users
         idle = [i for i, pa in self.pages.items() if not users(pa)]
         if idle:
-            for i in idle:
-                if i in self.dirty:
-                    self.writeback(i, i)
-                    self.dirty.discard(i)
+            dirty = self.dirty
+            try:
+                self._write(sorted(i for i in idle if i in dirty))
+            except Exception:  # noqa: BLE001 - munmap reports no write-back error (Linux: fsync does)
+                pass
+            dirty.difference_update(idle)
             self.drop(idle)
-        if not self.pages:
+        if not self.pages and not self.mappers:
             self.close()
 
     def close(self) -> None:

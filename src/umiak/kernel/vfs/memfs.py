@@ -19,12 +19,16 @@ need redirect_dir for that). Copied-up files keep the host's st_dev and st_ino.
 import os
 import stat as _stat
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR,
                                  ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM, SyscallError)
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+
+if TYPE_CHECKING:
+    from umiak.kernel.pagecache import MemCache
 
 TMPFS_MAGIC = 0x01021994
 OVERLAYFS_SUPER_MAGIC = 0x794C7630
@@ -167,7 +171,7 @@ class MemInode(_Attrs):
         self.nlink = 1
         self.rdev = rdev
         self.length = 0          # st_size of a regular file
-        self._cache = None
+        self._cache: "MemCache | None" = None
         self.target = ""
         self.pipe = None
         self.seals = 0
