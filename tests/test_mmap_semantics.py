@@ -7,7 +7,7 @@ must die of SIGSEGV exactly as natively: status 139 and "Segmentation fault".
 
 import pytest
 
-from harness import build, compare
+from harness import assert_same, build, compare, run_native, run_umiak
 
 FAULTS = ["null", "unmapped-write", "after-munmap", "munmap-middle", "prot-none-read",
           "readonly-write", "mprotect-none", "mprotect-readonly", "write-code", "exec-data",
@@ -43,3 +43,27 @@ def test_file_mapping_past_eof_is_sigbus(platform, variant, workdir):
     small.write_text("less than a page\n")
     native = compare(platform, [build("mem_fault", variant), "past-eof", small])
     assert native.status == -7, "the guest program itself is wrong: " + native.describe()
+
+
+@pytest.mark.parametrize("where", ["/tmp", "/dev/shm"])
+def test_shared_mappings_of_memfd_and_tmpfs_are_one_copy(platform, variant, where):
+    """Two MAP_SHARED views, read/write and the mappings all see the same pages (a page cache)."""
+    compare(platform, [build("mm_shared", variant), "check", where])
+
+
+def test_shared_mappings_of_a_volume_file_are_one_copy(platform, variant, workdir):
+    compare(platform, [build("mm_shared", variant), "check", workdir], options=["-v", f"{workdir}:{workdir}"])
+
+
+def test_shared_writes_reach_a_volume_when_the_guest_crashes(platform, variant, workdir):
+    """A guest killed by SIGSEGV after writing through MAP_SHARED leaves the data in the host
+    file, as Linux (its page cache) does."""
+    argv = [build("mm_shared", variant), "crash", workdir]
+    native = run_native(argv)
+    assert native.status == -11, "the guest program itself is wrong: " + native.describe()
+    want = (workdir / "crashed").read_bytes()
+    assert want.startswith(b"written before the crash\n") and len(want) == 4096
+    (workdir / "crashed").unlink()
+    umiak = run_umiak(platform, argv, options=["-v", f"{workdir}:{workdir}"])
+    assert_same(native, umiak)
+    assert (workdir / "crashed").read_bytes() == want

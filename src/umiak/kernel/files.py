@@ -10,10 +10,14 @@ import heapq
 import os
 import stat as _stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
                                  ESPIPE, SyscallError)
+
+if TYPE_CHECKING:
+    from umiak.kernel.pagecache import HostCache, PageCaches
 
 
 @dataclass
@@ -146,23 +150,40 @@ class File:
 
 class HostFile(File):
     """A host file descriptor: the guest's stdin/stdout/stderr (not owned: never closed),
-    and regular files of host-backed file systems (owned)."""
+    and regular files of host-backed file systems (owned).
 
-    def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None):
+    `caches` is the kernel's page_caches (set for files of host file systems): while a
+    host file is mapped MAP_SHARED its pages live there, and read/write of any open
+    file of the same inode go through them (pagecache.HostCache)."""
+
+    caches: "PageCaches | None" = None
+
+    def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None, caches=None):
         self.fd = fd
         self.flags = flags
         self.path = path
         self.owned = owned
         self.loc = loc
-        self._regular = None
+        self._regular: bool | None = None
+        self._key: tuple[int, int] | None = None
+        if caches is not None:
+            self.caches = caches
 
     def _is_regular(self) -> bool:
         if self._regular is None:
             try:
-                self._regular = _stat.S_ISREG(os.fstat(self.fd).st_mode)
+                st = os.fstat(self.fd)
+                self._regular = _stat.S_ISREG(st.st_mode)
+                self._key = (st.st_dev, st.st_ino)
             except OSError:
                 self._regular = False
         return self._regular
+
+    def _cache(self) -> "HostCache | None":
+        """The page cache of this host file while some mapping shares it, else None."""
+        if self.caches is not None and self._is_regular():
+            return self.caches.get(self._key)
+        return None
 
     def _would_block(self, events: int) -> bool:
         """Never block the VM inside a host read or write: a terminal or pipe that is not
@@ -178,6 +199,10 @@ class HostFile(File):
             import select
             if self._would_block(select.POLLIN):
                 raise SyscallError(EAGAIN)
+        elif self.caches:
+            c = self.caches.get(self._key)
+            if c is not None:
+                return self._read_cached(c, n)
         try:
             return os.read(self.fd, n)
         except IsADirectoryError:
@@ -185,11 +210,29 @@ class HostFile(File):
         except OSError as e:
             raise oserror(e) from None
 
+    def _read_cached(self, c, n: int) -> bytes:
+        try:
+            pos = os.lseek(self.fd, 0, os.SEEK_CUR)
+            data = os.read(self.fd, n)
+        except OSError as e:
+            raise oserror(e) from None
+        return c.overlay(pos, data)
+
     def write(self, data: bytes) -> int:
         if not self._is_regular():
             import select
             if self._would_block(select.POLLOUT):
                 raise SyscallError(EAGAIN)
+        elif self.caches:
+            c = self.caches.get(self._key)
+            if c is not None:
+                try:
+                    n = os.write(self.fd, data)
+                    pos = os.lseek(self.fd, 0, os.SEEK_CUR) - n   # O_APPEND: where it went
+                except OSError as e:
+                    raise oserror(e) from None
+                c.write(pos, memoryview(data)[:n], allocate=False)
+                return n
         try:
             return os.write(self.fd, data)
         except OSError as e:
@@ -197,15 +240,27 @@ class HostFile(File):
 
     def pread(self, offset: int, n: int) -> bytes:
         try:
-            return os.pread(self.fd, n, offset)
+            data = os.pread(self.fd, n, offset)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                return c.overlay(offset, data)
+        return data
 
     def pwrite(self, offset: int, data: bytes) -> int:
         try:
-            return os.pwrite(self.fd, data, offset)
+            n = os.pwrite(self.fd, data, offset)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                if self.flags & abi.O_APPEND:   # Linux appends even for pwrite on O_APPEND files
+                    offset = os.fstat(self.fd).st_size - n
+                c.write(offset, memoryview(data)[:n], allocate=False)
+        return n
 
     def lseek(self, offset: int, whence: int) -> int:
         try:
@@ -233,9 +288,18 @@ class HostFile(File):
             os.ftruncate(self.fd, length)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                c.truncate(length)
 
     def sync(self) -> None:
+        """fsync(2)/fdatasync(2): the file's dirty mapped pages first, as Linux."""
         try:
+            if self.caches:
+                c = self._cache()
+                if c is not None:
+                    c.writeback()
             os.fsync(self.fd)
         except OSError as e:
             raise oserror(e) from None
@@ -260,7 +324,7 @@ class HostFile(File):
         except OSError as e:
             raise oserror(e) from None
         return HostFile(fd, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC),
-                        self.link_text(), owned=True)
+                        self.link_text(), owned=True, caches=self.caches)
 
     def mmap_file(self):
         return MappedHostFile(self)
@@ -321,18 +385,33 @@ class HostFile(File):
 
 class MappedHostFile:
     """What a file mapping holds (mm's Vma.file): its own host fd, so the mapping
-    outlives close(2) of the descriptor as on Linux."""
+    outlives close(2) of the descriptor as on Linux. A MAP_SHARED mapping maps the
+    pages of the host inode's cache (page_cache), when the file has one."""
 
     def __init__(self, f: HostFile):
         self.fd = os.dup(f.fd)
         self.path = f.path
         self.writable = f.writable()
+        self.caches = f.caches if f._is_regular() else None
+        self.key = f._key
+
+    def page_cache(self) -> "HostCache | None":
+        """The host inode's page cache (Mappable), made on the first shared mapping; None
+        where there is none (stdio, files of no host file system): shared mappings copy."""
+        if self.caches is None:
+            return None
+        c = self.caches.cache(self.key, self.fd)
+        if self.writable:
+            c.add_writer(self.fd)
+        return c
 
     def pread(self, offset: int, n: int) -> bytes:
         try:
-            return os.pread(self.fd, n, offset)
+            data = os.pread(self.fd, n, offset)
         except OSError as e:
             raise oserror(e) from None
+        c = self.caches.get(self.key) if self.caches else None
+        return c.overlay(offset, data) if c is not None else data
 
     def pwrite(self, offset: int, data: bytes) -> int:
         if not self.writable:

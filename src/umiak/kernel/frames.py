@@ -15,7 +15,9 @@ class FrameAllocator:
         self._end = end
         self._free: list[int] = []
         self._discard = discard  # platform.discard: return frames to the host
-        self._refs: dict[int, int] = {}  # frames shared by more than one mapping: extra references
+        # Each frame has one holder when allocated (a private page, or a page cache); every
+        # further holder (a page-table entry mapping a cache page) is an extra reference here.
+        self._refs: dict[int, int] = {}
 
     @property
     def free_bytes(self) -> int:
@@ -35,8 +37,12 @@ class FrameAllocator:
         return pa
 
     def share(self, pa: int) -> None:
-        """One more mapping refers to the frame."""
+        """One more holder (a mapping of a page-cache frame) refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1
+
+    def users(self, pa: int) -> int:
+        """Holders of the frame besides the first (0: only its owner holds it)."""
+        return self._refs.get(pa, 0)
 
     def release(self, frames: list[int]) -> list[int]:
         """Drop one reference to each frame; frames nobody uses are discarded and freed.

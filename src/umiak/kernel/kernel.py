@@ -87,6 +87,8 @@ class Kernel:
         self.stdio = stdio
         self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
         self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
+        from umiak.kernel.pagecache import PageCaches
+        self.page_caches = PageCaches(self.frames, platform.ram)   # host files mapped MAP_SHARED
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname

@@ -16,6 +16,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, SyscallError
+from umiak.kernel.interfaces import Mappable
 
 PAGE = 4096
 PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -38,10 +39,11 @@ class Vma:
     offset: int = 0
     chunk: int = FAULT_CHUNK_MIN  # pages given at the last first-touch fault
     next_fault: int = -1          # where a sequential toucher faults next
+    cache: "Mappable | None" = None   # MAP_SHARED of a file with a page cache: its frames are mapped
 
     def split_copy(self, start: int, end: int) -> "Vma":
         off = self.offset + (start - self.start) if self.file is not None else 0
-        return Vma(start, end, self.prot, self.flags, self.name, self.file, off)
+        return Vma(start, end, self.prot, self.flags, self.name, self.file, off, cache=self.cache)
 
 
 class AddressSpace:
@@ -141,8 +143,15 @@ class AddressSpace:
             else:
                 start = self.find_free(length)
         vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
+        if file is not None and flags & MAP_SHARED:
+            page_cache = getattr(file, "page_cache", None)
+            vma.cache = page_cache() if page_cache is not None else None
+            if vma.cache is not None:
+                vma.cache.mappers.add(self)
         self._insert(vma)
-        if file is not None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
+        # Private file mappings copy the file at once; shared ones map the cache's frames,
+        # a large one on first touch (a sparse memfd is not filled by mapping it).
+        if file is not None and vma.cache is None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
             try:
                 self._populate(vma, start, start + length)
             except SyscallError:
@@ -162,7 +171,23 @@ class AddressSpace:
             # Pages wholly past the end of the file stay unbacked: touching them is SIGBUS.
             size = vma.file.size()
             end = min(end, max(start, vma.start + abi.page_up(max(0, size - vma.offset))))
-            data = vma.file.pread(vma.offset + (start - vma.start), end - start)
+            if vma.cache is None:
+                data = vma.file.pread(vma.offset + (start - vma.start), end - start)
+        cache = vma.cache
+        if cache is not None:
+            # The file's own frames: one more reference for each page-table entry.
+            first = (vma.offset - vma.start) >> 12
+            write = bool(prot & PROT_WRITE)
+            for va in range(start, end, PAGE):
+                vpn = va >> 12
+                if vpn in pages:
+                    continue
+                pa = cache.translate(first + vpn, write)
+                frames.share(pa)
+                pages[vpn] = pa | prot
+                if prot:
+                    plat.map_page(va, pa, prot)
+            return
         ram = self.ram
         for va in range(start, end, PAGE):
             vpn = va >> 12
@@ -184,12 +209,35 @@ class AddressSpace:
         if end > TASK_SIZE:
             raise SyscallError(EINVAL)
         dead: list[int] = []
+        caches = []
         for vma in self._range_vmas(addr, end):
-            self._flush_shared(vma, vma.start, vma.end)
+            if vma.cache is None:   # a cache writes back what nobody maps any more (_trim)
+                self._flush_shared(vma, vma.start, vma.end)
             self._take_pages(vma.start, vma.end, dead)
             i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
+            if vma.cache is not None:
+                caches.append(vma.cache)
+        self._release(dead)
+        self._trim(caches)
+
+    def _trim(self, caches: list) -> None:
+        """Shared mappings went away: their caches may drop pages nobody maps (after writeback)."""
+        for c in dict.fromkeys(caches):
+            if not any(v.cache is c for v in self.vmas):
+                c.mappers.discard(self)
+            c.trim()
+
+    def unmap_cache_pages(self, cache, keep: int) -> None:
+        """The file behind cache shrank to `keep` pages: unmap the pages past it (a later
+        touch is SIGBUS, as Linux)."""
+        dead: list[int] = []
+        for vma in self.vmas:
+            if vma.cache is cache:
+                lo = max(vma.start, vma.start + keep * PAGE - vma.offset)
+                if lo < vma.end:
+                    self._take_pages(lo, vma.end, dead)
         self._release(dead)
 
     def zap(self, addr: int, length: int) -> None:
@@ -202,10 +250,12 @@ class AddressSpace:
             if vma is None:
                 raise SyscallError(ENOMEM)
             stop = min(end, vma.end)
-            self._flush_shared(vma, va, stop)
+            if vma.cache is None:
+                self._flush_shared(vma, va, stop)
             self._take_pages(va, stop, dead)
             va = stop
         self._release(dead)
+        self._trim([v.cache for v in self.vmas if v.cache is not None and v.start < end and addr < v.end])
 
     def _take_pages(self, start: int, end: int, dead: list[int]) -> None:
         """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
@@ -268,7 +318,7 @@ class AddressSpace:
         self._range_vmas(old, old + old_size)
         moved = Vma(
             dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
-            vma.offset + (old - vma.start) if vma.file is not None else 0)
+            vma.offset + (old - vma.start) if vma.file is not None else 0, cache=vma.cache)
         pages, plat = self.pages, self.platform
         keep = min(old_size, new_size)
         moving = []
@@ -319,6 +369,8 @@ class AddressSpace:
                     continue
                 va = vpn << 12
                 pa = e & ~0xFFF
+                if vma.cache is not None and prot & PROT_WRITE:
+                    vma.cache.translate(vpn + ((vma.offset - vma.start) >> 12), True)   # now may get dirty
                 pages[vpn] = pa | prot
                 if prot:
                     plat.map_page(va, pa, prot)
@@ -357,6 +409,11 @@ class AddressSpace:
 
     def _flush_shared(self, vma: Vma, start: int, end: int) -> None:
         """Write back MAP_SHARED file pages (munmap, msync, exit)."""
+        if vma.cache is not None:
+            if end > start:
+                first = (vma.offset - vma.start) >> 12
+                vma.cache.writeback(first + (start >> 12), first + ((end - 1) >> 12))
+            return
         if not (vma.flags & MAP_SHARED and vma.file is not None and hasattr(vma.file, "pwrite")):
             return
         for va in range(start, end, PAGE):
@@ -371,7 +428,6 @@ class AddressSpace:
 
     def clear(self) -> None:
         """Unmap everything (execve)."""
-        self.sync_all()
         for v in list(self.vmas):
             self.munmap(v.start, v.end - v.start)
         self.brk_start = self.brk_end = 0

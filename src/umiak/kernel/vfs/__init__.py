@@ -31,7 +31,8 @@ def build_vfs(kernel) -> VFS:
     from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
-    root_fs = HostFS(root, readonly=True)
+    caches = getattr(kernel, "page_caches", None)   # host files mapped shared (a bare VFS has none)
+    root_fs = HostFS(root, readonly=True, caches=caches)
     overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
     vfs.host_filesystems.append(root_fs)
@@ -52,7 +53,7 @@ def build_vfs(kernel) -> VFS:
         vfs.mount(path, MemFS(kernel, 0o1777))
     for spec in getattr(opts, "volumes", None) or []:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
-        fs = HostFS(host, readonly=readonly)
+        fs = HostFS(host, readonly=readonly, caches=caches)
         vfs.host_filesystems.append(fs)
         vfs.mount(guest, fs, readonly=readonly)
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))

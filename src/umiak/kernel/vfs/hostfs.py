@@ -19,9 +19,12 @@ FD_CACHE = 128   # directory fds kept open for lookups
 
 
 class HostFS:
-    """`host_root` seen as a file system; `readonly` refuses every change (EROFS)."""
+    """`host_root` seen as a file system; `readonly` refuses every change (EROFS).
+    `caches`: the kernel's page caches of host files (pagecache.PageCaches), given to the
+    files opened here so read/write see the pages of shared mappings."""
 
-    def __init__(self, host_root: str, readonly: bool = True):
+    def __init__(self, host_root: str, readonly: bool = True, caches=None):
+        self.caches = caches
         try:   # a directory, or a single file (-v /host/file:/guest/file)
             self.root_fd = os.open(host_root, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
@@ -183,6 +186,11 @@ class _Changes:
         fd = self._host_open(os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             self._host(os.ftruncate, fd, length)
+            if self.fs.caches:
+                st = os.fstat(fd)
+                c = self.fs.caches.get((st.st_dev, st.st_ino))
+                if c is not None:
+                    c.truncate(length)   # mapped pages past the end go (SIGBUS on touch)
         finally:
             os.close(fd)
 
@@ -250,7 +258,8 @@ class HostNode(_Changes):
         if not _stat.S_ISREG(self.mode):
             host_flags |= os.O_NONBLOCK   # a host FIFO must not block the whole VM in open
         fd = self._host_open(host_flags)
-        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc)
+        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc,
+                        caches=self.fs.caches if _stat.S_ISREG(self.mode) else None)
 
 
 def host_statfs(fd: int) -> dict:

@@ -19,12 +19,16 @@ need redirect_dir for that). Copied-up files keep the host's st_dev and st_ino.
 import os
 import stat as _stat
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
-                                 ENXIO, EOPNOTSUPP, EPERM, SyscallError)
+from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR,
+                                 ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM, SyscallError)
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+
+if TYPE_CHECKING:
+    from umiak.kernel.pagecache import MemCache
 
 TMPFS_MAGIC = 0x01021994
 OVERLAYFS_SUPER_MAGIC = 0x794C7630
@@ -150,26 +154,62 @@ class _Attrs:
 
 
 class MemInode(_Attrs):
-    """A non-directory in memory."""
+    """A non-directory in memory. A regular file's data is its page cache (guest frames, holes
+    absent), so read/write, truncate and every MAP_SHARED mapping see one copy."""
 
     def __init__(self, fs, mode: int, owner: tuple[int, int], rdev: int = 0):
         self._init_attrs(fs, mode, owner)
         self.nlink = 1
         self.rdev = rdev
-        self.data = bytearray()
+        self.length = 0          # st_size of a regular file
+        self._cache: "MemCache | None" = None
         self.target = ""
         self.pipe = None
         self.seals = 0
         self.locks = None
 
+    @property
+    def cache(self):
+        """The file's pages (made on first use; the frames go back when the inode is freed)."""
+        c = self._cache
+        if c is None:
+            import weakref
+
+            from umiak.kernel.pagecache import MemCache, memory_of
+            frames, ram = memory_of(self.fs.kernel)
+            c = self._cache = MemCache(frames, ram)
+            weakref.finalize(self, _free_pages, c).atexit = False
+        return c
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        n = min(n, self.length - offset)
+        if n <= 0 or offset < 0:
+            return b""
+        return self.cache.read(offset, n)
+
+    @property
+    def data(self) -> bytes:
+        """The whole content (for the few callers that want it at once)."""
+        return self.read_at(0, self.length)
+
+    @data.setter
+    def data(self, content) -> None:
+        """Replace the content; the caller has charged the file system for it."""
+        if self._cache is not None:
+            self._cache.truncate(0)
+        self.length = 0
+        if content:
+            self.cache.write(0, content)
+        self.length = len(content)
+
     def size(self) -> int:
         if _stat.S_ISLNK(self.mode):
             return len(os.fsencode(self.target))
-        return len(self.data)
+        return self.length
 
     def stat(self):
         size = self.size()
-        blocks = ((len(self.data) + 4095) // 4096) * 8 if _stat.S_ISREG(self.mode) else 0
+        blocks = (self._cache.resident() * 8 if self._cache is not None else 0) if _stat.S_ISREG(self.mode) else 0
         return Stat(st_mode=self.mode, st_ino=self.ino, st_dev=self.dev, st_nlink=self.nlink,
                     st_uid=self.uid, st_gid=self.gid, st_size=size, st_rdev=self.rdev,
                     st_blksize=4096, st_blocks=blocks,
@@ -185,32 +225,38 @@ class MemInode(_Attrs):
             raise SyscallError(EISDIR)
         if length > MAX_FILE:
             raise SyscallError(EFBIG)
-        old = len(self.data)
+        old = self.length
         if length != old:
             self.fs.charge(length - old)
-            if length < old:
-                del self.data[length:]
-            else:
-                self.data.extend(bytes(length - old))
+            if length < old and self._cache is not None:
+                self._cache.truncate(length)   # mapped pages past the end go: SIGBUS on touch
+            self.length = length
         self.mtime = self.ctime = _now()
 
-    def write_at(self, offset: int, data: bytes) -> int:
-        end = offset + len(data)
+    def write_at(self, offset: int, data) -> int:
+        n = len(data)
+        end = offset + n
         if end > MAX_FILE:
             raise SyscallError(EFBIG)
-        d = self.data
-        if end > len(d):
-            self.fs.charge(end - len(d))
-            if offset > len(d):
-                d.extend(bytes(offset - len(d)))
-        d[offset:end] = data
+        old = self.length
+        if end > old:
+            self.fs.charge(end - old)
+        try:
+            self.cache.write(offset, data)
+        except SyscallError as e:
+            if end > old:                      # out of guest memory: leave the file as it was
+                self.fs.charge(old - end)
+                self.cache.truncate(old)
+            raise SyscallError(ENOSPC) if e.errno == ENOMEM else e from None
+        if end > old:
+            self.length = end
         self.mtime = self.ctime = _now()
-        return len(data)
+        return n
 
     def open(self, task, loc, flags: int):
         fmt = _stat.S_IFMT(self.mode)
         if fmt == _stat.S_IFREG:
-            if flags & abi.O_TRUNC and self.data:
+            if flags & abi.O_TRUNC and self.length:
                 self.truncate(0)
             return MemFile(loc, flags, self)
         if fmt == _stat.S_IFIFO:
@@ -258,8 +304,9 @@ class Leaf:
         if _stat.S_ISLNK(st.st_mode):
             inode.target = self.lower.readlink()
         elif _stat.S_ISREG(st.st_mode):
-            inode.data = bytearray(self.lower.read_bytes())
-            self.fs.charge(len(inode.data))
+            data = self.lower.read_bytes()
+            self.fs.charge(len(data))
+            inode.data = data
         self.upper = inode
         return inode
 
@@ -562,8 +609,16 @@ def _ino(node, default: int) -> int:
 
 def _release(inode: MemInode) -> None:
     """The last name is gone; open files keep the data until closed (then Python frees it)."""
-    inode.fs.charge(-len(inode.data))
+    inode.fs.charge(-inode.length)
     inode.fs = _Detached(inode.fs)
+
+
+def _free_pages(cache) -> None:
+    """The inode is gone (no name, no open file, no mapping): its frames are free again."""
+    try:
+        cache.drop_all()
+    except Exception:  # noqa: BLE001 - the VM may be gone already
+        pass
 
 
 class _Detached:
@@ -608,25 +663,25 @@ class MemFile(File):
         return self.inode.stat()
 
     def read(self, n: int) -> bytes:
-        out = bytes(self.inode.data[self.pos:self.pos + n])
+        out = self.inode.read_at(self.pos, n)
         self.pos += len(out)
         return out
 
     def pread(self, offset: int, n: int) -> bytes:
-        return bytes(self.inode.data[offset:offset + n])
+        return self.inode.read_at(offset, n)
 
     def _check_seals(self, offset: int, n: int) -> None:
         seals = self.inode.seals
         if seals & F_SEAL_WRITE or seals & F_SEAL_FUTURE_WRITE:
             from umiak.kernel.errors import EPERM as _EPERM
             raise SyscallError(_EPERM)
-        if seals & F_SEAL_GROW and offset + n > len(self.inode.data):
+        if seals & F_SEAL_GROW and offset + n > self.inode.length:
             from umiak.kernel.errors import EPERM as _EPERM
             raise SyscallError(_EPERM)
 
     def write(self, data: bytes) -> int:
         if self.flags & abi.O_APPEND:
-            self.pos = len(self.inode.data)
+            self.pos = self.inode.length
         self._check_seals(self.pos, len(data))
         n = self.inode.write_at(self.pos, data)
         self.pos += n
@@ -634,12 +689,12 @@ class MemFile(File):
 
     def pwrite(self, offset: int, data: bytes) -> int:
         if self.flags & abi.O_APPEND:     # Linux appends even for pwrite on O_APPEND files
-            offset = len(self.inode.data)
+            offset = self.inode.length
         self._check_seals(offset, len(data))
         return self.inode.write_at(offset, data)
 
     def lseek(self, offset: int, whence: int) -> int:
-        size = len(self.inode.data)
+        size = self.inode.length
         if whence == abi.SEEK_SET:
             pos = offset
         elif whence == abi.SEEK_CUR:
@@ -659,7 +714,7 @@ class MemFile(File):
 
     def truncate(self, length: int) -> None:
         seals = self.inode.seals
-        cur = len(self.inode.data)
+        cur = self.inode.length
         if length < cur and seals & F_SEAL_SHRINK or length > cur and seals & F_SEAL_GROW:
             raise SyscallError(EPERM)
         self.inode.truncate(length)
@@ -668,20 +723,19 @@ class MemFile(File):
         """fallocate(2): mode 0 and FALLOC_FL_KEEP_SIZE; holes are not kept, so punching zeroes."""
         end = offset + length
         if mode & FALLOC_FL_PUNCH_HOLE:
-            d = self.inode.data
-            stop = min(end, len(d))
+            stop = min(end, self.inode.length)
             if offset < stop:
-                d[offset:stop] = bytes(stop - offset)
+                self.inode.cache.zero(offset, stop)
             return
         if mode & ~FALLOC_FL_KEEP_SIZE:
             raise SyscallError(EOPNOTSUPP)
-        if end > len(self.inode.data) and not mode & FALLOC_FL_KEEP_SIZE:
+        if end > self.inode.length and not mode & FALLOC_FL_KEEP_SIZE:
             if self.inode.seals & F_SEAL_GROW:
                 raise SyscallError(EPERM)
             self.inode.truncate(end)
 
     def available(self) -> int:
-        return max(0, len(self.inode.data) - self.pos)
+        return max(0, self.inode.length - self.pos)
 
     def sync(self) -> None:
         pass
@@ -698,7 +752,8 @@ class MemFile(File):
 
 
 class MemMapping:
-    """What a mapping of an in-memory file holds: the inode (the data outlives close(2))."""
+    """What a mapping of an in-memory file holds: the inode (the data outlives close(2)).
+    MAP_SHARED maps the inode's own frames (page_cache); MAP_PRIVATE copies them (pread)."""
 
     def __init__(self, inode: MemInode, writable: bool, path: str):
         self.inode = inode
@@ -706,21 +761,13 @@ class MemMapping:
         self.path = path
 
     def pread(self, offset: int, n: int) -> bytes:
-        return bytes(self.inode.data[offset:offset + n])
+        return self.inode.read_at(offset, n)
 
-    def pwrite(self, offset: int, data: bytes) -> int:
-        if not self.writable:
-            return len(data)
-        size = len(self.inode.data)
-        if offset >= size:
-            return 0
-        data = data[:size - offset]       # a mapping never grows the file
-        self.inode.data[offset:offset + len(data)] = data
-        self.inode.mtime = self.inode.ctime = _now()
-        return len(data)
+    def page_cache(self):
+        return self.inode.cache
 
     def size(self) -> int:
-        return len(self.inode.data)
+        return self.inode.length
 
     def ident(self) -> tuple[int, int]:
         return self.inode.dev, self.inode.ino
