@@ -4,14 +4,12 @@ import struct
 import time as _time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import EFD_SEMAPHORE, POLLIN, POLLOUT, TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET, s32
 from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.timers import IntervalTimer
-from umiak.kernel.waiting import POLLIN, POLLOUT, blocking, waitq
+from umiak.kernel.timers import IntervalTimer, read_itimerspec
+from umiak.kernel.waiting import waitq
 
-EFD_SEMAPHORE = 1
-TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
 U64_MAX = (1 << 64) - 1
 
 
@@ -102,9 +100,6 @@ class TimerFd(_AnonFile, IntervalTimer):
         self.cancel()
 
 
-ITIMERSPEC = struct.Struct("<qqqq")
-
-
 def sys_timerfd_create(task, clock, flags):
     """timerfd_create(2)"""
     from umiak.kernel.syscalls.time import _host_clock
@@ -125,32 +120,24 @@ def _timerfd(task, fd) -> TimerFd:
     return f
 
 
-def _ts(seconds: float) -> tuple[int, int]:
-    ns = int(round(seconds * 1e9))
-    return ns // 1_000_000_000, ns % 1_000_000_000
-
-
 def sys_timerfd_settime(task, fd, flags, new, old):
     """timerfd_settime(2)"""
     t = _timerfd(task, fd)
     if flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
         raise SyscallError(EINVAL)
-    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(new, ITIMERSPEC.size))
-    if isec < 0 or vsec < 0 or not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000):
-        raise SyscallError(EINVAL)
+    value, interval = read_itimerspec(task, new)
     if old:
-        task.mm.write(old, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
-    value = vsec + vnsec / 1e9
+        task.mm.write(old, t.itimerspec())
     if flags & TFD_TIMER_ABSTIME and value:
         value = max(1e-9, value - _time.clock_gettime(t.clock))
-    t.arm(value, isec + insec / 1e9)
+    t.arm(value, interval)
     return 0
 
 
 def sys_timerfd_gettime(task, fd, cur):
     """timerfd_gettime(2)"""
     t = _timerfd(task, fd)
-    task.mm.write(cur, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    task.mm.write(cur, t.itimerspec())
     return 0
 
 
@@ -222,6 +209,3 @@ def sys_signalfd4(task, fd, mask, sizemask, flags):
 def sys_signalfd(task, fd, mask, sizemask):
     """signalfd(2)"""
     return sys_signalfd4(task, fd, mask, sizemask, 0)
-
-
-__all__ = ["blocking"]
