@@ -128,6 +128,7 @@ def test_errno_names_are_the_ones_strace_prints():
     ("STAT", 144), ("STATX", 256), ("STATFS", 120), ("FLOCK", 32), ("STACK_T", 24), ("CLONE_ARGS", 88),
     ("SYSINFO", 112), ("ITIMERSPEC", 32), ("ITIMERVAL", 32), ("SIGEVENT", 64), ("EPOLL_EVENT", 12),
     ("POLLFD", 8), ("MSGHDR", 56), ("CMSGHDR", 16), ("RUSAGE", 144), ("SIGACTION", 32), ("TIMESPEC", 16),
+    ("SIGNALFD_SIGINFO", 128), ("UCRED", 12), ("LINGER", 8), ("WINSIZE", 8), ("TMS", 32),
 ])
 def test_struct_sizes(layout, size):
     assert getattr(abi, layout).size == size

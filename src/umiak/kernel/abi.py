@@ -206,6 +206,11 @@ SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER = 1, 2, 4, 0x04000000
 SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x08000000, 0x10000000, 0x40000000, 0x80000000
 SIGACTION = struct.Struct("<QQQQ")  # handler, flags, restorer, mask (kernel's struct)
+SIGINFO_SIZE = 128   # sizeof(siginfo_t)
+# struct signalfd_siginfo (128 bytes): signo, errno, code, pid, uid, fd, tid, band, overrun, trapno,
+# status, int, ptr, utime, stime, addr, then padding
+SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQ48x")
+assert SIGNALFD_SIGINFO.size == 128
 SI_USER, SI_KERNEL, SI_QUEUE, SI_TIMER, SI_MESGQ, SI_ASYNCIO, SI_SIGIO, SI_TKILL = 0, 0x80, -1, -2, -3, -4, -5, -6
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 

@@ -4,7 +4,8 @@ import struct
 import time as _time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import EFD_SEMAPHORE, POLLIN, POLLOUT, TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET, s32
+from umiak.kernel.abi import (EFD_SEMAPHORE, POLLIN, POLLOUT, SIGNALFD_SIGINFO, TFD_TIMER_ABSTIME,
+                              TFD_TIMER_CANCEL_ON_SET, s32)
 from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.timers import IntervalTimer, read_itimerspec
@@ -159,27 +160,25 @@ class SignalFd(_AnonFile):
 
     def read(self, n: int) -> bytes:
         from umiak.kernel.signals import bit
-        if n < 128:
+        if n < SIGNALFD_SIGINFO.size:
             raise SyscallError(EINVAL)
         t = self._task()
         out = b""
-        while len(out) + 128 <= n:
+        while len(out) + SIGNALFD_SIGINFO.size <= n:
             pend = (t.pending | t.process.pending) & self.mask
             if not pend:
                 break
             signo = (pend & -pend).bit_length()
             owner = t if t.pending & bit(signo) else t.process
             infos = owner.siginfo.get(signo, [])
-            info = infos.pop(0) if infos else struct.pack("<i", signo).ljust(128, b"\0")
+            info = infos.pop(0) if infos else struct.pack("<i", signo).ljust(abi.SIGINFO_SIZE, b"\0")
             if not infos:
                 owner.siginfo.pop(signo, None)
                 owner.pending &= ~bit(signo)
             signo_, errno_, code = struct.unpack_from("<iii", info)
             pid, uid = struct.unpack_from("<iI", info, 16)
-            # struct signalfd_siginfo: signo, errno, code, pid, uid, fd, tid, band, overrun, trapno,
-            # status, int, ptr, utime, stime, addr ...
-            out += struct.pack("<IiiIIiIIIIiiQQQQ", signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
-                               0, 0, 0, struct.unpack_from("<Q", info, 16)[0]).ljust(128, b"\0")
+            out += SIGNALFD_SIGINFO.pack(signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0, struct.unpack_from("<Q", info, 16)[0])
         t.recompute_pending()
         if not out:
             raise SyscallError(EAGAIN)

@@ -176,7 +176,7 @@ def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):
     signo = (pend & -pend).bit_length()
     owner = task if task.pending & bit(signo) else proc
     infos = owner.siginfo.get(signo, [])
-    info = infos.pop(0) if infos else bytes(128)
+    info = infos.pop(0) if infos else bytes(abi.SIGINFO_SIZE)
     if not infos:
         owner.siginfo.pop(signo, None)
         owner.pending &= ~bit(signo)
