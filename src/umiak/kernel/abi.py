@@ -115,7 +115,8 @@ S_IFDIR = 0o040000
 S_IFCHR = 0o020000
 S_IFIFO = 0o010000
 
-# getdents64 d_type
+# struct linux_dirent64 (getdents64) before its name: d_ino, d_off, d_reclen, d_type
+DIRENT64 = struct.Struct("<QqHB")
 DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
 
 # struct stat (x86-64): dev, ino, nlink, mode, uid, gid, pad, rdev, size, blksize, blocks,
@@ -314,6 +315,7 @@ LINGER = struct.Struct("<ii")         # l_onoff, l_linger
 SOCKADDR_MAX = 128                    # sizeof(struct sockaddr_storage)
 MSGHDR = struct.Struct("<QI4xQQQQi4x")   # name, namelen, iov, iovlen, control, controllen, flags
 MMSGHDR_SIZE = 64                         # struct mmsghdr: a msghdr and msg_len, padded
+NLMSGHDR = struct.Struct("<IHHII")        # netlink: nlmsg_len, nlmsg_type, nlmsg_flags, nlmsg_seq, nlmsg_pid
 
 # poll / epoll / eventfd / timerfd
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20

@@ -638,8 +638,8 @@ def k_dirents(c, v, p):
     n, off = 0, 0
     try:
         raw = c.task.mm.read(v, c.ret)
-        while off + 19 <= len(raw):
-            reclen = struct.unpack_from("<H", raw, off + 16)[0]
+        while off + abi.DIRENT64.size <= len(raw):
+            reclen = abi.DIRENT64.unpack_from(raw, off)[2]
             if reclen == 0:
                 break
             off += reclen

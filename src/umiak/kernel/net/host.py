@@ -19,7 +19,7 @@ import socket as _socket
 import struct
 
 from umiak.kernel import abi
-from umiak.kernel.abi import (AF_NETLINK, MSG_DONTWAIT, MSG_NOSIGNAL, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
+from umiak.kernel.abi import (AF_NETLINK, MSG_DONTWAIT, MSG_NOSIGNAL, NLMSGHDR, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
                               SO_ATTACH_BPF, SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF,
                               SO_PEERPIDFD, SOCKADDR_MAX, SOL_NETLINK, TCP_ZEROCOPY_RECEIVE)
 from umiak.kernel.errors import EAGAIN, EINVAL, ENOPROTOOPT, EPERM, SyscallError
@@ -36,7 +36,6 @@ REFUSED_OPTS = {
 }
 OPT_LEVELS = {abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP, abi.SOL_IPV6,
               abi.IPPROTO_ICMPV6, SOL_NETLINK, 255, 136}   # ..., SOL_RAW, SOL_UDPLITE
-NLMSGHDR = struct.Struct("<IHHII")
 
 
 class _iovec(ctypes.Structure):
