@@ -21,7 +21,7 @@ from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLL
                               SCM_RIGHTS, SO_PEERGROUPS, UCRED)
 from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
                                  ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
-from umiak.kernel.net.base import Socket, build_cmsg, cmsg_space
+from umiak.kernel.net.base import Socket, build_cmsg
 from umiak.kernel.waiting import waitq
 
 BUF_SIZE = 212992          # Linux's default SO_SNDBUF/SO_RCVBUF (net.core.*mem_default)
@@ -554,4 +554,4 @@ def socketpair(kernel, task, sock_type: int, flags: int) -> tuple[UnixSocket, Un
     return a, b
 
 
-__all__ = ["UnixSocket", "socketpair", "cmsg_space"]
+__all__ = ["UnixSocket", "socketpair"]
