@@ -17,12 +17,11 @@ from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
 
 # CPU exception vector -> (signal, si_code) when user code faults.
-SEGV_MAPERR, SEGV_ACCERR = 1, 2
 FAULT_SIGNALS = {
     0: (abi.SIGFPE, 1), 16: (abi.SIGFPE, 0), 19: (abi.SIGFPE, 0),
     1: (abi.SIGTRAP, 2), 3: (abi.SIGTRAP, 0x80),
     6: (abi.SIGILL, 2), 13: (abi.SIGSEGV, 0x80), 12: (abi.SIGBUS, 0x80),
-    17: (abi.SIGBUS, 1), 14: (abi.SIGSEGV, SEGV_MAPERR),
+    17: (abi.SIGBUS, 1), 14: (abi.SIGSEGV, abi.SEGV_MAPERR),
 }
 
 
@@ -451,7 +450,7 @@ class Kernel:
             if done:   # past the end of a mapped file
                 signo, code = abi.SIGBUS, 2   # BUS_ADRERR
             else:
-                signo, code = abi.SIGSEGV, (SEGV_ACCERR if err & 1 else SEGV_MAPERR)
+                signo, code = abi.SIGSEGV, (abi.SEGV_ACCERR if err & 1 else abi.SEGV_MAPERR)
             addr = fault.address
         else:
             signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
@@ -505,4 +504,4 @@ def getpid_of(task) -> int:
     return task.process.pid
 
 
-__all__ = ["Kernel", "os"]
+__all__ = ["Kernel"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
-from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, SyscallError
+from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, SyscallError
 from umiak.kernel.interfaces import Mappable
 
 PAGE = 4096
@@ -531,7 +531,6 @@ class AddressSpace:
 
     def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
         """A NUL-terminated string; ENAMETOOLONG past limit (PATH_MAX for paths)."""
-        from umiak.kernel.errors import ENAMETOOLONG
         out = bytearray()
         va = addr
         while len(out) < limit:
@@ -571,5 +570,4 @@ class AddressSpace:
 
 
 def EPERM_OR(addr: int) -> int:
-    from umiak.kernel.errors import EPERM
     return EPERM if addr < MMAP_MIN_ADDR else ENOMEM

@@ -10,15 +10,13 @@ outside the VM could continue it.
 import struct
 
 from umiak.kernel import abi
+from umiak.kernel.abi import SI_KERNEL, SIGINFO_SIZE, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK
 from umiak.kernel.errors import ExitGroup
 from umiak.platform.base import R8, R9, R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RFLAGS, RIP, RSI, RSP
 
-SIGINFO_SIZE = 128
 FIX_EFLAGS = 0x50DD5   # AC OF DF TF SF ZF AF PF CF RF
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
-SI_USER, SI_TKILL, SI_TIMER, SI_KERNEL = 0, -6, -2, 0x80
 _STOP = frozenset({abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU})
 
 # struct sigcontext order of the general registers

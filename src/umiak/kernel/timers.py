@@ -9,6 +9,9 @@ import itertools
 import threading
 import time
 
+from umiak.kernel.abi import ITIMERSPEC
+from umiak.kernel.errors import EINVAL, SyscallError
+
 
 class TimerQueue:
     def __init__(self, lock: threading.Lock):
@@ -89,6 +92,10 @@ class IntervalTimer:
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
 
+    def itimerspec(self) -> bytes:
+        """The struct itimerspec timer_gettime(2) and timerfd_gettime(2) write: period, time left."""
+        return ITIMERSPEC.pack(*_sec_nsec(self.interval), *_sec_nsec(self.remaining()))
+
     def cancel(self) -> None:
         self.kernel.timers.cancel(self.handle)
         self.handle = self.deadline = None
@@ -109,3 +116,16 @@ class IntervalTimer:
 
     def expired(self, count: int) -> None:
         raise NotImplementedError
+
+
+def _sec_nsec(seconds: float) -> tuple[int, int]:
+    ns = int(round(seconds * 1e9))
+    return ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def read_itimerspec(task, addr: int) -> tuple[float, float]:
+    """A guest struct itimerspec as (value, interval) in seconds; EINVAL if a field is out of range."""
+    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(addr, ITIMERSPEC.size))
+    if isec < 0 or vsec < 0 or not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000):
+        raise SyscallError(EINVAL)
+    return vsec + vnsec / 1e9, isec + insec / 1e9

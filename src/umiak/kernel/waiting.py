@@ -10,10 +10,8 @@ raises EAGAIN; the syscall layer then waits for readiness unless O_NONBLOCK.
 import select
 
 from umiak.kernel import abi
+from umiak.kernel.abi import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM
 from umiak.kernel.errors import EAGAIN, SyscallError
-
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND, POLLRDHUP = 0x40, 0x80, 0x100, 0x200, 0x2000
 
 
 class WaitQueue:

@@ -145,7 +145,7 @@ def _build_stack(kernel, process, top: int, argv: list[bytes], envp: list[bytes]
     auxv = aux + [
         (abi.AT_HWCAP, feats.get("hwcap", 0)),
         (abi.AT_HWCAP2, feats.get("hwcap2", 0)),
-        (abi.AT_CLKTCK, 100),
+        (abi.AT_CLKTCK, abi.CLK_TCK),
         (abi.AT_PLATFORM, platform_addr),
         (abi.AT_RANDOM, random_addr),
         (abi.AT_EXECFN, strings_start + execfn_off),

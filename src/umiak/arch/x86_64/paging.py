@@ -8,6 +8,8 @@ frames involved (the platform's job, not this module's).
 
 from collections.abc import Callable
 
+from umiak.kernel.abi import PROT_EXEC, PROT_READ, PROT_WRITE
+
 PTE_P = 1
 PTE_RW = 1 << 1
 PTE_US = 1 << 2
@@ -15,8 +17,6 @@ PTE_A = 1 << 5
 PTE_D = 1 << 6
 PTE_NX = 1 << 63
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
-
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 
 # Non-leaf entries allow everything; the leaf decides.
 _TABLE_BITS = PTE_P | PTE_RW | PTE_US | PTE_A

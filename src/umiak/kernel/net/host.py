@@ -19,16 +19,15 @@ import socket as _socket
 import struct
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EAGAIN, EFAULT, EINVAL, ENOPROTOOPT, ENOTTY, EPERM, SyscallError
-from umiak.kernel.net.base import (AF_NETLINK, IFREQ_GET, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
-                                   SO_ATTACH_BPF, SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF,
-                                   SO_ATTACH_REUSEPORT_EBPF, SO_PEERPIDFD, SOCKADDR_MAX,
-                                   TCP_ZEROCOPY_RECEIVE, Socket)
+from umiak.kernel.abi import (AF_NETLINK, MSG_DONTWAIT, MSG_NOSIGNAL, NLMSGHDR, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
+                              SO_ATTACH_BPF, SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF,
+                              SO_PEERPIDFD, SOCKADDR_MAX, SOL_NETLINK, TCP_ZEROCOPY_RECEIVE)
+from umiak.kernel.errors import EAGAIN, EINVAL, ENOPROTOOPT, EPERM, SyscallError
+from umiak.kernel.net.base import IFREQ_GET, Socket
 
-MSG_DONTWAIT, MSG_NOSIGNAL = abi.MSG_DONTWAIT, abi.MSG_NOSIGNAL
 # flags a host call may see (the guest's MSG_WAITALL/MSG_CMSG_CLOEXEC are done here)
-SEND_FLAGS = abi.MSG_OOB | abi.MSG_DONTROUTE | abi.MSG_EOR | abi.MSG_MORE | 0x800 | 0x20000000
-RECV_FLAGS = abi.MSG_OOB | abi.MSG_PEEK | abi.MSG_TRUNC | 0x2000
+SEND_FLAGS = abi.MSG_OOB | abi.MSG_DONTROUTE | abi.MSG_EOR | abi.MSG_MORE | abi.MSG_CONFIRM | abi.MSG_FASTOPEN
+RECV_FLAGS = abi.MSG_OOB | abi.MSG_PEEK | abi.MSG_TRUNC | abi.MSG_ERRQUEUE
 MAX_RECV = 1 << 20           # one host recv at most (a socket read may be short)
 REFUSED_OPTS = {
     (abi.SOL_SOCKET, SO_ATTACH_FILTER), (abi.SOL_SOCKET, SO_ATTACH_BPF),
@@ -36,8 +35,7 @@ REFUSED_OPTS = {
     (abi.SOL_SOCKET, SO_PEERPIDFD), (abi.SOL_TCP, TCP_ZEROCOPY_RECEIVE),
 }
 OPT_LEVELS = {abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP, abi.SOL_IPV6,
-              abi.IPPROTO_ICMPV6, 270, 255, 136}   # ..., SOL_NETLINK, SOL_RAW, SOL_UDPLITE
-NLMSGHDR = struct.Struct("<IHHII")
+              abi.IPPROTO_ICMPV6, SOL_NETLINK, 255, 136}   # ..., SOL_RAW, SOL_UDPLITE
 
 
 class _iovec(ctypes.Structure):
@@ -303,5 +301,3 @@ class HostSocket(Socket):
                 break
             pos += (ln + 3) & ~3
 
-
-__all__ = ["HostSocket", "EFAULT", "ENOTTY"]

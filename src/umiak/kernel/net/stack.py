@@ -20,7 +20,6 @@ at once instead of timing out) and /etc/hosts maps localhost.
 
 import os
 import socket as _socket
-import struct
 import threading
 
 from umiak.errors import UmiakError
@@ -139,4 +138,4 @@ class NetStack:
             self._ns = None
 
 
-__all__ = ["NetStack", "parse_publish", "namespace_problem", "struct"]
+__all__ = ["NetStack", "parse_publish", "namespace_problem"]

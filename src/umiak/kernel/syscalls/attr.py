@@ -4,7 +4,7 @@ older utime forms, truncate(2), ftruncate(2) and fallocate(2)."""
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, s32, s64
 from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, ENODEV, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import NS, io_file, path_arg, vfs_of
 from umiak.kernel.vfs.permissions import check_access, fs_op, may_change
@@ -165,7 +165,6 @@ def sys_ftruncate(task, fd, length):
     return 0
 
 
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 FALLOC_KNOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
 
 

@@ -4,7 +4,7 @@ vmsplice(2)."""
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import SPLICE_F_NONBLOCK, s32, s64
 from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
@@ -85,7 +85,6 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
     return n
 
 
-SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 
 
 def _is_pipe(f) -> bool:

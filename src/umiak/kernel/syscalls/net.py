@@ -10,21 +10,14 @@ import struct
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
-from umiak.kernel.errors import (EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EMFILE, EOPNOTSUPP, EPIPE, ERESTARTSYS,
-                                 SyscallError)
-from umiak.kernel.net.base import SOCKADDR_MAX, Socket, parse_cmsgs, sigpipe, timeval_bytes, timeval_seconds
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, poll_mask, wait_for
+from umiak.kernel.abi import (MMSGHDR_SIZE, MSG_WAITFORONE, MSGHDR, NETLINK_ROUTE, POLLERR, POLLHUP, POLLIN,
+                              POLLOUT, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, SOCKADDR_MAX, UIO_MAXIOV, s32)
+from umiak.kernel.errors import (EAFNOSUPPORT, EAGAIN, EINPROGRESS, EINTR, EINVAL, EMFILE, ENOTSOCK, EOPNOTSUPP,
+                                 EPIPE, EPROTONOSUPPORT, ERESTARTSYS, ESOCKTNOSUPPORT, SyscallError)
+from umiak.kernel.net.base import Socket, parse_cmsgs, sigpipe, timeval_bytes, timeval_seconds
+from umiak.kernel.waiting import poll_mask, wait_for
 
-ENOTSOCK, EINPROGRESS, EAFNOSUPPORT, EPROTONOSUPPORT = 88, 115, 97, 93
-ESOCKTNOSUPPORT, EPROTOTYPE = 94, 91
-MSGHDR = struct.Struct("<QI4xQQQQi4x")     # name, namelen, iov, iovlen, control, controllen, flags
-MMSGHDR_SIZE = 64
-SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW = 66, 67
-MSG_WAITFORONE = 0x10000
-UIO_MAXIOV = 1024
 MAX_SEND = 4 << 20         # bytes of a stream send taken from guest memory per step
-NETLINK_ROUTE = 0
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -494,5 +487,3 @@ def sys_recvmmsg(task, fd, msgvec, vlen, flags, timeout):
             break
     return done
 
-
-__all__ = ["EBADF", "EFAULT"]

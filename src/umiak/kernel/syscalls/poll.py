@@ -4,16 +4,12 @@ import struct
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
+                              EPOLLONESHOT, POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, s32, s64)
 from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ENOENT, EPERM, ERESTARTSYS, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLNVAL, poll_mask, wait_for, waitq
+from umiak.kernel.waiting import poll_mask, wait_for, waitq
 
-POLLFD = struct.Struct("<ihh")
-EPOLL_EVENT = struct.Struct("<IQ")   # packed on x86-64
-EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP = 0x1, 0x4, 0x8, 0x10
-EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 1 << 31
-EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
 ALWAYS = POLLERR | POLLHUP
 
 
@@ -110,7 +106,7 @@ def _select(task, nfds, rp, wp, ep, timeout):
     sets = [int.from_bytes(task.mm.read(p, nbytes), "little") if p else 0 for p in (rp, wp, ep)]
     entries = []
     for fd in range(nfds):
-        ev = (abi_in(sets[0], fd) and 0x1) | (abi_in(sets[1], fd) and 0x4) | (abi_in(sets[2], fd) and 0x2)
+        ev = (_isset(sets[0], fd) and POLLIN) | (_isset(sets[1], fd) and POLLOUT) | (_isset(sets[2], fd) and POLLPRI)
         if ev:
             if fd not in task.fds.files:
                 raise SyscallError(EBADF)
@@ -119,7 +115,8 @@ def _select(task, nfds, rp, wp, ep, timeout):
     res = [0, 0, 0]
     count = 0
     for (fd, ev), r in zip(entries, revents):
-        hits = [ev & 1 and r & (0x1 | POLLHUP | POLLERR), ev & 4 and r & (0x4 | POLLERR), ev & 2 and r & 0x2]
+        hits = [ev & POLLIN and r & (POLLIN | POLLHUP | POLLERR), ev & POLLOUT and r & (POLLOUT | POLLERR),
+                ev & POLLPRI and r & POLLPRI]
         for i, h in enumerate(hits):
             if h:
                 res[i] |= 1 << fd
@@ -130,7 +127,8 @@ def _select(task, nfds, rp, wp, ep, timeout):
     return count
 
 
-def abi_in(bits: int, fd: int) -> bool:
+def _isset(bits: int, fd: int) -> bool:
+    """FD_ISSET: fd's bit in a select(2) set."""
     return bool(bits >> fd & 1)
 
 

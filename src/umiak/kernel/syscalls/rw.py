@@ -2,13 +2,12 @@
 preadv(2), pwritev(2), preadv2(2), pwritev2(2) and lseek(2)."""
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import UIO_MAXIOV, s32, s64
 from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.waiting import POLLIN, POLLOUT
 
-UIO_MAXIOV = 1024
 
 
 def _wait_io(task, f, events, op, deadlock):

@@ -4,17 +4,10 @@ A unikernel runs one program, so clone without CLONE_VM|CLONE_THREAD (fork,
 vfork, posix_spawn) returns ENOSYS; glibc reports that to the program.
 """
 
-import struct
-
+from umiak.kernel.abi import (CLONE_ARGS, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID,
+                              CLONE_PIDFD, CLONE_SETTLS, CLONE_SIGHAND, CLONE_THREAD, CLONE_VM)
 from umiak.kernel.errors import EAGAIN, EINVAL, ENOSYS, SyscallError
-
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
-CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
-CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
-CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_DETACHED = 0x100000, 0x200000, 0x400000
-CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_IO = 0x800000, 0x1000000, 0x80000000
-CLONE_ARGS = struct.Struct("<11Q")
-RSP, RAX = 6, 0
+from umiak.platform.base import RAX, RSP
 
 
 def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:

@@ -5,10 +5,8 @@ on a Linux file system where none were set; writes fail as on a read-only
 mount (EROFS) or, where the file system is writable, with ENOTSUP.
 """
 
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import XATTR_NAME_MAX, XATTR_SIZE_MAX, s32
 from umiak.kernel.errors import EINVAL, ENODATA, ENOTSUP, ERANGE, EROFS, SyscallError
-
-XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
 
 
 def _name(task, name) -> bytes:

@@ -16,20 +16,13 @@ A file system is any object with `root` (a node) and `readonly`; a node has
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.errors import (EACCES, EAGAIN, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG,
-                                 ENOENT, ENOTDIR, EROFS, EXDEV, SyscallError)
+from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+                              RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, W_OK, X_OK)
+from umiak.kernel.errors import (EACCES, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR,
+                                 ENXIO, EOPNOTSUPP, EROFS, EXDEV, SyscallError)
 from umiak.kernel.vfs.permissions import check_access, may_search
 
-PATH_MAX = 4096
-NAME_MAX = 255
 MAXSYMLINKS = 40
-
-# openat2 resolve flags
-RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
-RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
-RESOLVE_ALL = 0x3F
-
-R_OK, W_OK, X_OK = 4, 2, 1
 
 # What the last component of a parent walk is (Linux's LAST_NORM...)
 LAST_NORM, LAST_ROOT, LAST_DOT, LAST_DOTDOT = 0, 1, 2, 3
@@ -270,7 +263,7 @@ class VFS:
             check_access(task, loc, W_OK | X_OK)
             creator = getattr(loc.mount.fs, "tmpfile", None)
             if creator is None:
-                raise SyscallError(abi_eopnotsupp())
+                raise SyscallError(EOPNOTSUPP)
             return creator(task, loc, flags, mode & ~task.process.umask if task else mode)
         parent, name, kind = self.resolve_parent(task, dirfd, path)
         if kind != LAST_NORM or path.endswith("/"):
@@ -343,7 +336,7 @@ class VFS:
                     check_access(task, loc, W_OK)
         opener = getattr(node, "open", None)
         if opener is None:
-            raise SyscallError(abi_enxio())
+            raise SyscallError(ENXIO)
         return opener(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
 
     def open_exec(self, task, path: str):
@@ -391,15 +384,3 @@ class VFS:
         fs = loc.mount.fs
         return fs.statfs(loc.node), loc.mount.readonly
 
-
-def abi_eopnotsupp() -> int:
-    from umiak.kernel.errors import EOPNOTSUPP
-    return EOPNOTSUPP
-
-
-def abi_enxio() -> int:
-    from umiak.kernel.errors import ENXIO
-    return ENXIO
-
-
-__all__ = ["VFS", "Loc", "Mount", "EAGAIN", "EBADF"]

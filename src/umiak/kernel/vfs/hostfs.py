@@ -265,14 +265,13 @@ class HostNode(_Changes):
 def host_statfs(fd: int) -> dict:
     """fstatfs(2) of a host fd (Python's statvfs lacks f_type, so ask libc)."""
     import ctypes
-    buf = ctypes.create_string_buffer(120)
+    buf = ctypes.create_string_buffer(abi.STATFS.size)   # the host's struct statfs is Linux's
     libc = ctypes.CDLL(None, use_errno=True)
     # an O_PATH fd works with fstatfs
     if libc.fstatfs(fd, buf) != 0:
         raise SyscallError(ctypes.get_errno() or EINVAL)
-    import struct
     (f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, fsid0, fsid1,
-     f_namelen, f_frsize, f_flags) = struct.unpack_from("<qqQQQQQiiqqq", buf.raw)
+     f_namelen, f_frsize, f_flags) = abi.STATFS.unpack(buf.raw)
     return dict(f_type=f_type, f_bsize=f_bsize, f_blocks=f_blocks, f_bfree=f_bfree,
                 f_bavail=f_bavail, f_files=f_files, f_ffree=f_ffree, f_fsid=(fsid0, fsid1),
                 f_namelen=f_namelen, f_frsize=f_frsize, f_flags=f_flags)

@@ -22,20 +22,20 @@ import time
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR,
-                                 ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM, SyscallError)
+from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
+                              FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MFD_ALLOW_SEALING, OVERLAYFS_SUPER_MAGIC,
+                              RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
+from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR, ENOTEMPTY,
+                                 ENXIO, EOPNOTSUPP, EPERM, EXDEV, SyscallError)
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+
 
 if TYPE_CHECKING:
     from umiak.kernel.pagecache import MemCache
 
-TMPFS_MAGIC = 0x01021994
-OVERLAYFS_SUPER_MAGIC = 0x794C7630
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
 MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 
 class MemFS:
     """A tmpfs: `limit` bytes of file data at most (ENOSPC beyond), half the guest's RAM by default."""
@@ -496,7 +496,6 @@ class MemDir(_Attrs):
         if isinstance(inode, MemDir):
             raise SyscallError(EPERM)
         if inode.fs is not self.fs:
-            from umiak.kernel.errors import EXDEV
             raise SyscallError(EXDEV)
         self._add(name, inode)
         inode.nlink += 1
@@ -525,7 +524,6 @@ class MemDir(_Attrs):
 
     def rename(self, name: str, new_parent: "MemDir", new_name: str, flags: int) -> None:
         if not isinstance(new_parent, MemDir):
-            from umiak.kernel.errors import EXDEV
             raise SyscallError(EXDEV)
         node = self.lookup(name)
         try:
@@ -673,11 +671,9 @@ class MemFile(File):
     def _check_seals(self, offset: int, n: int) -> None:
         seals = self.inode.seals
         if seals & F_SEAL_WRITE or seals & F_SEAL_FUTURE_WRITE:
-            from umiak.kernel.errors import EPERM as _EPERM
-            raise SyscallError(_EPERM)
+            raise SyscallError(EPERM)
         if seals & F_SEAL_GROW and offset + n > self.inode.length:
-            from umiak.kernel.errors import EPERM as _EPERM
-            raise SyscallError(_EPERM)
+            raise SyscallError(EPERM)
 
     def write(self, data: bytes) -> int:
         if self.flags & abi.O_APPEND:
@@ -773,11 +769,6 @@ class MemMapping:
         return self.inode.dev, self.inode.ino
 
 
-# memfd seals (fcntl F_ADD_SEALS) and fallocate modes
-F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE = 1, 2, 4, 8, 16
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
-
-
 def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile:
     """memfd_create(2): a file of an internal tmpfs; /proc/self/fd shows /memfd:NAME (deleted)."""
     fs = getattr(kernel, "_memfd_fs", None)
@@ -788,9 +779,6 @@ def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile
     if not flags & MFD_ALLOW_SEALING:
         inode.seals = F_SEAL_SEAL
     return MemFile(None, abi.O_RDWR | abi.O_LARGEFILE, inode, path=f"/memfd:{name} (deleted)")
-
-
-MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC = 1, 2, 4, 8, 0x10
 
 
 # -- FIFOs and device nodes in memory ---------------------------------------------------------

@@ -6,7 +6,7 @@ import stat as _stat
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, SyscallError
+from umiak.kernel.errors import EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, SyscallError
 from umiak.kernel.files import File, Stat
 
 DT_OF_MODE = {
@@ -162,7 +162,7 @@ class SynthFS:
     """A small in-memory file system of synthetic nodes (procfs, devfs)."""
 
     readonly = False
-    magic = 0x01021994      # TMPFS_MAGIC
+    magic = abi.TMPFS_MAGIC
 
     def __init__(self, dev: int):
         self.dev = dev
@@ -241,14 +241,12 @@ class SynthFile(SynthNode):
     def open(self, task, loc, flags: int):
         acc = flags & abi.O_ACCMODE
         if acc != abi.O_RDONLY and self.store is None:
-            from umiak.kernel.errors import EACCES
             raise SyscallError(EACCES)
         data = self.content(task) if acc != abi.O_WRONLY else b""
         return BytesFile(loc, flags, data if isinstance(data, bytes) else data.encode(), self.store)
 
     def truncate(self, length: int) -> None:
         if self.store is None:
-            from umiak.kernel.errors import EACCES
             raise SyscallError(EACCES)
 
 

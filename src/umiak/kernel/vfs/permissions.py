@@ -11,9 +11,9 @@ and ownership (EPERM).
 import stat as _stat
 
 from umiak.kernel import abi
+from umiak.kernel.abi import W_OK, X_OK
 from umiak.kernel.errors import EACCES, EPERM, EROFS, SyscallError
 
-R_OK, W_OK, X_OK = abi.R_OK, abi.W_OK, abi.X_OK
 
 
 def check_access(task, loc, mask: int, effective: bool = True) -> None:

@@ -13,10 +13,11 @@ would sleep forever; umiak does not hang the VM instead:
 import stat as _stat
 
 from umiak.kernel import abi
+from umiak.kernel.abi import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from umiak.kernel.errors import EAGAIN, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import makedev
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
+from umiak.kernel.waiting import WaitQueue
 
 PIPE_CAPACITY = 65536
 PIPE_BUF = 4096

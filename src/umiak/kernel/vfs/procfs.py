@@ -15,13 +15,11 @@ import time
 import uuid
 
 from umiak.kernel import abi
+from umiak.kernel.abi import CLK_TCK, PROC_SUPER_MAGIC, SYSFS_MAGIC
 from umiak.kernel.errors import ENOENT, SyscallError
 from umiak.kernel.vfs.core import Loc, Mount
 from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, makedev
 
-PROC_SUPER_MAGIC = 0x9FA0
-SYSFS_MAGIC = 0x62656572
-CLK_TCK = 100
 PID_MAX = 4194304
 
 
