@@ -11,7 +11,7 @@ import sys
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.errors import ENOSYS, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.errors import ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
@@ -367,9 +367,10 @@ class Kernel:
             status = te.code & 0xFF
         except TaskKilled:
             pass
-        except (MemoryError, SyscallError):
+        except GuestOutOfMemory:
             # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL.
+            # OOM killer would end the program with SIGKILL. A guest's own error
+            # never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
             self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
             status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
         except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
@@ -391,12 +392,15 @@ class Kernel:
                 if self.tracer is not None and len(proc.tasks) > 1:
                     self.tracer.exited(task, status, 0)
                 from umiak.kernel.syscalls.futex import exit_robust_list, wake
-                exit_robust_list(task)
+                try:
+                    exit_robust_list(task)
+                except GuestOutOfMemory:   # the thread is gone either way
+                    pass
                 if task.clear_child_tid:
                     try:
                         task.mm.write_u32(task.clear_child_tid, 0)
                         wake(task, task.clear_child_tid, 1)
-                    except SyscallError:
+                    except (SyscallError, GuestOutOfMemory):
                         pass
             proc.tasks.pop(task.tid, None)
             for t in proc.tasks.values():   # an execve may be waiting for the others to go
