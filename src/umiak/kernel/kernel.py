@@ -2,7 +2,8 @@
 
 One Kernel serves one VM (one Machine). Handlers are `sys_<name>(task, *args)`
 functions in `kernel/syscalls/<family>.py`, found through the one table in
-`syscalls/table.py`, and receive raw 64-bit register values.
+`syscalls/table.py`, and receive raw 64-bit register values. Kernel.dispatch is
+the one place a handler is called (the tracer hooks in around it).
 """
 
 import importlib
