@@ -42,7 +42,7 @@ def _adapt(handler):
     }[n]
 
 
-def build_handlers(families=None) -> list:
+def build_handlers(families: "set[str] | frozenset[str] | None" = None) -> list:
     """The dispatch list: nr -> handler(task, a0..a5), one callable in every slot.
 
     The table (syscalls/table.py) stays the one truth about each number; this list is
