@@ -15,6 +15,15 @@ class SyscallError(Exception):
         return f"{errno_name(self.errno)} ({os.strerror(self.errno)})"
 
 
+class GuestOutOfMemory(Exception):
+    """The kernel has no guest frame (or page-table page) left to back a page.
+
+    Not a guest error: Linux's OOM killer would end the program with SIGKILL, and
+    Kernel._task_main does that with a hint to raise -m. Deliberately not a
+    SyscallError, so no `except SyscallError` mistakes it for EFAULT or a guest
+    errno; where Linux fails the call instead (mmap, brk), mm.py says ENOMEM."""
+
+
 def errno_name(code: int) -> str:
     """Linux's name for an errno value (EAGAIN, not EWOULDBLOCK), as strace prints it."""
     return ERRNO_NAMES.get(code) or f"E{code}"

@@ -4,7 +4,7 @@ Free frames are always zero (they are discarded to the host when freed and the
 RAM starts zeroed), so anonymous memory needs no clearing.
 """
 
-from umiak.kernel.errors import ENOMEM, SyscallError
+from umiak.kernel.errors import GuestOutOfMemory
 
 PAGE = 4096
 
@@ -32,7 +32,7 @@ class FrameAllocator:
             return self._free.pop()
         pa = self._next
         if pa >= self._end:
-            raise SyscallError(ENOMEM)
+            raise GuestOutOfMemory("no free guest frame")
         self._next = pa + PAGE
         return pa
 

@@ -2,7 +2,8 @@
 
 One Kernel serves one VM (one Machine). Handlers are `sys_<name>(task, *args)`
 functions in `kernel/syscalls/<family>.py`, found through the one table in
-`syscalls/table.py`, and receive raw 64-bit register values.
+`syscalls/table.py`, and receive raw 64-bit register values. Kernel.dispatch is
+the one place a handler is called (the tracer hooks in around it).
 """
 
 import importlib
@@ -11,7 +12,7 @@ import sys
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.errors import ENOSYS, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.errors import ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
@@ -40,31 +41,64 @@ def _adapt(handler):
     }[n]
 
 
-def _enosys(name: str, on_purpose: bool):
-    if on_purpose:
-        return lambda task, a, b, c, d, e, f: -ENOSYS
+def build_handlers(families: "set[str] | frozenset[str] | None" = None) -> list:
+    """The dispatch list: nr -> handler(task, a0..a5), one callable in every slot.
+
+    The table (syscalls/table.py) stays the one truth about each number; this list is
+    only its executable form, built once per Kernel. A row whose family is enabled
+    (`families` None = all) starts as a stub that, on its first call, imports that
+    family's module and binds the function value `sys_<name>` into every slot of
+    the family, so after the first call of a family dispatch is one list index and
+    one call. Why not import every family in table.py: a kernel configured without
+    a component never imports its module, a hello world imports only the few
+    families it uses (start-up stays fast), and the table keeps its plain-data
+    layout. That a row with a family resolves to an existing function (and every
+    `sys_*` has a row) is proved by tests/unit/test_syscall_table.py, not at run time.
+
+    Rows without a handler (or of a disabled family) return -ENOSYS: warned once and
+    listed at exit, or silently for ABSENT rows. Numbers that have no row (the hole
+    335-423 Linux never assigned) get the unknown-syscall path, as do numbers past
+    the end (Kernel.dispatch)."""
+    table: list = [None] * MAX_NR
+
+    def bind(family: str):
+        mod = importlib.import_module(f"umiak.kernel.syscalls.{family}")
+        for n, (name, fam, _status, _note) in SYSCALLS.items():
+            if fam == family:
+                table[n] = _adapt(getattr(mod, f"sys_{name}"))
+
+    for nr in range(MAX_NR):
+        row = SYSCALLS.get(nr)
+        if row is None:
+            table[nr] = _unknown(nr)
+            continue
+        name, family, status, _note = row
+        if family and (families is None or family in families):
+            table[nr] = _stub(bind, family, nr, table)
+        elif status == ABSENT:
+            table[nr] = _absent
+        else:
+            table[nr] = _enosys(name)
+    return table
+
+
+def _stub(bind, family: str, nr: int, table: list):
+    def first_call(task, a, b, c, d, e, f):
+        bind(family)
+        return table[nr](task, a, b, c, d, e, f)
+    return first_call
+
+
+def _unknown(nr: int):
+    return lambda task, a, b, c, d, e, f: task.kernel.unknown_syscall(task, nr)
+
+
+def _absent(task, a, b, c, d, e, f) -> int:
+    return -ENOSYS
+
+
+def _enosys(name: str):
     return lambda task, a, b, c, d, e, f: task.kernel.note_enosys(name)
-
-
-_DISPATCH: list = []
-
-
-def _dispatch_table() -> list:
-    """nr -> handler(task, a0..a5), built once per host process (it holds no state)."""
-    if _DISPATCH:
-        return _DISPATCH
-    table = [None] * MAX_NR
-    modules: dict[str, object] = {}
-    for nr, (name, family, status, _note) in SYSCALLS.items():
-        handler = None
-        if family:
-            mod = modules.get(family)
-            if mod is None:
-                mod = modules[family] = importlib.import_module(f"umiak.kernel.syscalls.{family}")
-            handler = getattr(mod, f"sys_{name}", None)
-        table[nr] = _adapt(handler) if handler else _enosys(name, status == ABSENT)
-    _DISPATCH[:] = table
-    return _DISPATCH
 
 
 def initial_fpu(image: bytes) -> bytes:
@@ -94,7 +128,7 @@ class Kernel:
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
         self.processes: dict[int, object] = {}
-        self.handlers = self._build_dispatch()
+        self.handlers = build_handlers()
         self._vfs = None
         self.exit_signal = 0
         import threading
@@ -259,8 +293,37 @@ class Kernel:
         return self._vfs
 
     # -- dispatch ---------------------------------------------------------------
-    def _build_dispatch(self) -> list:
-        return _dispatch_table()
+    def dispatch(self, task, nr: int, a: int, b: int, c: int, d: int, e: int, f: int):
+        """Serve one syscall: the only place a handler is called. The tracer's enter
+        and exit hooks wrap that call; a SyscallError becomes -errno."""
+        if nr < MAX_NR:
+            handler = self.handlers[nr]
+        else:
+            nr, handler = self._beyond(nr)
+        tracer = self.tracer
+        if tracer is None:
+            try:
+                return handler(task, a, b, c, d, e, f)
+            except SyscallError as err:
+                return -err.errno
+        call = tracer.enter(task, nr, (a, b, c, d, e, f))
+        try:
+            ret = handler(task, a, b, c, d, e, f)
+        except SyscallError as err:
+            ret = -err.errno
+        except BaseException:
+            tracer.exit(task, call, None)   # exit_group(0) = ?
+            raise
+        tracer.exit(task, call, ret)
+        return ret
+
+    def _beyond(self, nr: int):
+        """A number past the table: Linux looks at eax only (a number with high bits
+        set is the call in its low 32), else it is unknown."""
+        low = nr & 0xFFFFFFFF
+        if low < MAX_NR:
+            return low, self.handlers[low]
+        return nr, _unknown(nr)
 
     def note_enosys(self, name: str) -> int:
         n = self.unimplemented.get(name, 0)
@@ -314,9 +377,10 @@ class Kernel:
             status = te.code & 0xFF
         except TaskKilled:
             pass
-        except (MemoryError, SyscallError):
+        except GuestOutOfMemory:
             # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL.
+            # OOM killer would end the program with SIGKILL. A guest's own error
+            # never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
             self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
             status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
         except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
@@ -338,12 +402,15 @@ class Kernel:
                 if self.tracer is not None and len(proc.tasks) > 1:
                     self.tracer.exited(task, status, 0)
                 from umiak.kernel.syscalls.futex import exit_robust_list, wake
-                exit_robust_list(task)
+                try:
+                    exit_robust_list(task)
+                except GuestOutOfMemory:   # the thread is gone either way
+                    pass
                 if task.clear_child_tid:
                     try:
                         task.mm.write_u32(task.clear_child_tid, 0)
                         wake(task, task.clear_child_tid, 1)
-                    except SyscallError:
+                    except (SyscallError, GuestOutOfMemory):
                         pass
             proc.tasks.pop(task.tid, None)
             for t in proc.tasks.values():   # an execve may be waiting for the others to go
@@ -368,8 +435,7 @@ class Kernel:
         import threading
         vcpu = task.vcpu
         run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
-        handlers = self.handlers
-        tracer = self.tracer
+        dispatch = self.dispatch
         lock = self.lock
         proc = task.process
         task.host_thread = threading.get_ident()
@@ -391,15 +457,7 @@ class Kernel:
             if kind is SYSCALL:
                 nr, a, b, c, d, e, f = args()
                 with lock:
-                    if tracer is not None:
-                        ret = tracer.call(task, nr, (a, b, c, d, e, f), handlers)
-                    elif nr < MAX_NR:
-                        try:
-                            ret = handlers[nr](task, a, b, c, d, e, f)
-                        except SyscallError as err:
-                            ret = -err.errno
-                    else:
-                        ret = self.unknown_syscall(task, nr)
+                    ret = dispatch(task, nr, a, b, c, d, e, f)
                 if ret is REGS_SET:
                     continue
                 if ret == -ERESTARTSYS:

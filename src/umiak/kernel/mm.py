@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
-from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, SyscallError
+from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
 
 PAGE = 4096
@@ -154,8 +154,11 @@ class AddressSpace:
         if file is not None and vma.cache is None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
             try:
                 self._populate(vma, start, start + length)
-            except SyscallError:
+            except GuestOutOfMemory:
                 self.munmap(start, length)   # out of guest memory: leave nothing behind
+                raise SyscallError(ENOMEM) from None
+            except SyscallError:
+                self.munmap(start, length)   # the file could not be read
                 raise
         return start
 
@@ -399,7 +402,7 @@ class AddressSpace:
             try:
                 if (new_top - old_top) // PAGE <= EAGER_PAGES:
                     self._populate(heap, old_top, new_top)
-            except SyscallError:
+            except GuestOutOfMemory:
                 self.munmap(old_top, new_top - old_top)
                 return self.brk_end
         elif new_top < old_top:

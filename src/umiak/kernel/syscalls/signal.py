@@ -116,11 +116,10 @@ def sys_tkill(task, tid, signo):
 
 
 def sys_rt_sigreturn(task):
-    """rt_sigreturn(2)"""
+    """rt_sigreturn(2): a frame that cannot be read is SIGSEGV (the call returns 0, as Linux's)."""
     from umiak.kernel.kernel import REGS_SET
     from umiak.kernel.signals import sigreturn
-    sigreturn(task)
-    return REGS_SET
+    return REGS_SET if sigreturn(task) else 0
 
 
 def sys_rt_sigsuspend(task, mask, sigsetsize):

@@ -25,8 +25,8 @@ from umiak.kernel import abi
 from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
                               FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MFD_ALLOW_SEALING, OVERLAYFS_SUPER_MAGIC,
                               RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
-from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR, ENOTEMPTY,
-                                 ENXIO, EOPNOTSUPP, EPERM, EXDEV, SyscallError)
+from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
+                                 ENXIO, EOPNOTSUPP, EPERM, EXDEV, GuestOutOfMemory, SyscallError)
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
 
@@ -243,11 +243,11 @@ class MemInode(_Attrs):
             self.fs.charge(end - old)
         try:
             self.cache.write(offset, data)
-        except SyscallError as e:
-            if end > old:                      # out of guest memory: leave the file as it was
+        except GuestOutOfMemory:               # out of guest memory: leave the file as it was
+            if end > old:
                 self.fs.charge(old - end)
                 self.cache.truncate(old)
-            raise SyscallError(ENOSPC) if e.errno == ENOMEM else e from None
+            raise SyscallError(ENOSPC) from None
         if end > old:
             self.length = end
         self.mtime = self.ctime = _now()

@@ -472,7 +472,8 @@ class EmuPlatform:
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
-            raise MemoryError("guest page-table pool exhausted")
+            from umiak.kernel.errors import GuestOutOfMemory
+            raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa
 

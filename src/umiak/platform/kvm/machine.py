@@ -203,7 +203,8 @@ class KvmPlatform:
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
-            raise MemoryError("guest page-table pool exhausted")
+            from umiak.kernel.errors import GuestOutOfMemory
+            raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa
 
@@ -380,9 +381,10 @@ class KvmVcpu:
         s.fs = _user_segment(False)
         s.gs = _user_segment(False)
         s.fs.selector = s.gs.selector = 0
+        from umiak.kernel.errors import GuestOutOfMemory
         try:
             cpu_pa = p._cpu_page()
-        except MemoryError:
+        except GuestOutOfMemory:
             raise PlatformUnavailable("no room for another vCPU in the page-table pool") from None
         s.tr = api.Segment(KBASE + cpu_pa + CPU_TSS_OFF, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
         s.ldt = api.Segment(0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
