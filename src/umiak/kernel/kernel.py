@@ -93,6 +93,7 @@ class Kernel:
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
         self.processes: dict[int, object] = {}
+        self.config = getattr(options, "kernel_config", None)   # umiak.config; None: the full kernel
         self.handlers = self._build_dispatch()
         self._vfs = None
         self.exit_signal = 0
@@ -131,6 +132,8 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
+        if self.config is not None:
+            self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
         if getattr(opts, "net", "host") != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
@@ -158,6 +161,9 @@ class Kernel:
     def _read_interp(self, path: str) -> bytes:
         """The program interpreter (PT_INTERP), read through the guest's file system."""
         from umiak.errors import ExecFormatError
+        if self.config is not None and not self.config.has("LOADER_DYNAMIC"):
+            raise ExecFormatError(f"interpreter {path}: dynamic programs are not in this kernel "
+                                  "(CONFIG_LOADER_DYNAMIC is not set)")
         task = self.current_task() or next(iter(self.processes[1].tasks.values()), None)
         try:
             f = self.vfs.open_exec(task, path)
@@ -251,6 +257,8 @@ class Kernel:
 
     # -- dispatch ---------------------------------------------------------------
     def _build_dispatch(self) -> list:
+        if self.config is not None:   # a configured kernel: only its syscalls (umiak.config.runtime)
+            return self.config.dispatch_table(self)
         return _dispatch_table()
 
     def note_enosys(self, name: str) -> int:
@@ -487,6 +495,8 @@ class Kernel:
         if self.unimplemented:
             calls = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.unimplemented.items()))
             self.warn(f"unimplemented syscalls returned -ENOSYS: {calls}")
+        if self.config is not None:
+            self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
 

@@ -25,37 +25,57 @@ from umiak.kernel.vfs.core import VFS, Loc, Mount
 
 def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
-    from umiak.kernel.vfs.devfs import make_devfs
     from umiak.kernel.vfs.hostfs import HostFS
     from umiak.kernel.vfs.memfs import MemFS, OverlayFS
-    from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
     opts = kernel.options
+    cfg = getattr(kernel, "config", None)    # umiak.config: a kernel without some file systems
+
+    def want(sym: str) -> bool:
+        return cfg is None or cfg.has(sym)
     root = getattr(opts, "root", None) or "/"
-    overlay = OverlayFS(kernel, HostFS(root, readonly=True))
-    vfs = VFS(kernel, overlay, root_readonly=False)
+    if want("OVERLAY_ROOT") and want("HOSTFS"):
+        overlay = OverlayFS(kernel, HostFS(root, readonly=True))
+        vfs = VFS(kernel, overlay, root_readonly=False)
+    else:   # a read-only host root, or (no HOSTFS) an empty tmpfs
+        overlay = None
+        vfs = VFS(kernel, HostFS(root, readonly=True) if want("HOSTFS") else MemFS(kernel, 0o755),
+                  root_readonly=want("HOSTFS"))
     tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
-    if "/tmp" not in tmpfs_paths:
+    if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
-            node = overlay.root.lookup("tmp")
+            node = overlay.root.lookup("tmp") if overlay is not None else None
             lower = node.lower if hasattr(node, "entries") else None
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
-    vfs.mount("/dev", make_devfs(kernel))
-    vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
-    vfs.mount("/proc", make_procfs(kernel))
-    vfs.mount("/sys", make_sysfs(kernel), readonly=True)
+    if want("DEVFS"):
+        from umiak.kernel.vfs.devfs import make_devfs
+        vfs.mount("/dev", make_devfs(kernel))
+        if want("TMPFS"):
+            vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
+    if want("PROCFS"):
+        from umiak.kernel.vfs.procfs import make_procfs
+        vfs.mount("/proc", make_procfs(kernel))
+    if want("SYSFS"):
+        from umiak.kernel.vfs.procfs import make_sysfs
+        vfs.mount("/sys", make_sysfs(kernel), readonly=True)
     for path in tmpfs_paths:
         vfs.mount(path, MemFS(kernel, 0o1777))
     for spec in getattr(opts, "volumes", None) or []:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
         fs = HostFS(host, readonly=readonly)
         vfs.mount(guest, fs, readonly=readonly)
-        _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
-    for path in tmpfs_paths:
-        _mount_point(overlay, path, True)
-    _identity(kernel, overlay)
+        if overlay is not None:
+            _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
+    if overlay is not None:
+        for path in tmpfs_paths:
+            _mount_point(overlay, path, True)
+        if want("IDENTITY_FILES"):
+            _identity(kernel, overlay)
+        for sym, name in (("PROCFS", "proc"), ("SYSFS", "sys"), ("DEVFS", "dev")):
+            if not want(sym):   # the host's own /proc must not show through: ENOENT, as without the fs
+                overlay.root.whiteouts.add(name)
     return vfs
 
 

@@ -30,7 +30,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
-        self.capacity = PIPE_CAPACITY
+        self.capacity = getattr(getattr(kernel, "config", None), "pipe_capacity", PIPE_CAPACITY)
         _next_ino[0] += 1
         self.ino = _next_ino[0]
         self.uid = uid
