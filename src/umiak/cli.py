@@ -49,21 +49,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="run under the kernel this .config describes (default: $KCONFIG_CONFIG, else the full kernel)")
     r.add_argument("--profile", metavar="NAME", help="run under a shipped kernel profile (umiak config profiles)")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
-    from umiak.config.cli import add_parser as add_config_parser
-    add_config_parser(sub)
+    # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
+    # this parser for `umiak run` imports nothing of the config package.
+    c = sub.add_parser("config", add_help=False,
+                       help="configure the kernel: menus, profiles, .config files (umiak config --help)")
+    c.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
+        args = argparse.Namespace(command="config", config_args=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "platforms":
             return _platforms()
         if args.command == "config":
-            from umiak.config.cli import run as config_run
-            return config_run(args)
+            from umiak.config.cli import main as config_main
+            return config_main(args.config_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:

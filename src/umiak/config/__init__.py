@@ -33,10 +33,18 @@ def cache_dir() -> str:
     return os.path.join(base, "umiak")
 
 
+def _sha256(data: bytes):
+    """SHA-256 without hashlib, whose OpenSSL would add ~4 MB to every configured run's RSS."""
+    try:
+        from _sha256 import sha256   # type: ignore[import-not-found]
+    except ImportError:
+        from hashlib import sha256
+    return sha256(data)
+
+
 def tree_fingerprint() -> str:
     """A hash of the Kconfig tree: a changed Kconfig file or syscall table re-resolves every config."""
-    import hashlib
-    h = hashlib.sha256(f"umiak-kconfig-{FORMAT}".encode())
+    h = _sha256(f"umiak-kconfig-{FORMAT}".encode())
     for rel in TREE_FILES:
         with open(os.path.join(PKG, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read() + b"\0")
@@ -68,14 +76,13 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
     path = config_source(config, profile)
     if path is None:
         return None
-    import hashlib
     import json
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise UmiakError(f"config {path}: {e.strerror}") from None
-    key = hashlib.sha256(tree_fingerprint().encode() + b"\0" + data).hexdigest()[:32]
+    key = _sha256(tree_fingerprint().encode() + b"\0" + data).hexdigest()[:32]
     cached = os.path.join(cache_dir(), f"frozen-{key}.json")
     try:
         with open(cached, encoding="utf-8") as f:

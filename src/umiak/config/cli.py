@@ -1,7 +1,7 @@
 """`umiak config ...`: the Kconfig tools (kconfiglib's menuconfig and guiconfig, defconfig,
 olddefconfig, savedefconfig, set) and what a config contains (show, profiles, size).
 
-`add_parser` only uses argparse: building the command line imports nothing else.
+Only imported for `umiak config ...`: `umiak run` never loads it.
 """
 
 import os
@@ -14,10 +14,11 @@ def _default_config() -> str:
     return os.environ.get("KCONFIG_CONFIG") or ".config"
 
 
-def add_parser(sub) -> None:
-    c = sub.add_parser("config", help="configure the kernel: menus, profiles, .config files",
-                       description="Configure which components the kernel has (Kconfig, read with kconfiglib). "
-                                   "FILE defaults to $KCONFIG_CONFIG, else ./.config.")
+def _parser():
+    import argparse
+    c = argparse.ArgumentParser(prog="umiak config",
+                                description="Configure which components the kernel has (Kconfig, read with "
+                                            "kconfiglib). FILE defaults to $KCONFIG_CONFIG, else ./.config.")
     cs = c.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
 
     def with_config(p, help_="the .config to read and write"):
@@ -43,6 +44,16 @@ def add_parser(sub) -> None:
     sz.add_argument("--program", metavar="PROG", help="the program to start (default: a static hello, built now)")
     sz.add_argument("--runs", type=int, default=3, metavar="N", help="runs per config; the best is shown (default 3)")
     sz.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return c
+
+
+def main(argv: list[str]) -> int:
+    """`umiak config ARGS` (umiak.cli turns its errors into one line and status 125)."""
+    args = _parser().parse_args(argv)
+    if args.config_command is None:
+        _parser().print_help()
+        return 0
+    return run(args)
 
 
 def run(args) -> int:

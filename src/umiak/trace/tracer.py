@@ -151,13 +151,13 @@ class Tracer:
         except BaseException:
             # strace -c leaves out calls that never return (exit_group); so do we.
             if show:   # exit_group(0) = ? (and a handler's own bug, before it propagates)
-                self._finish_line(task, c, None, rest_at)
+                self._finish_line(task, c, None, rest_at, _absent_mark(handlers, nr))
             raise
         if self.summary:
             self._count(nr, time.perf_counter() - t0, isinstance(ret, int) and -4096 < ret < 0)
         if show:
             c.ret = ret
-            self._finish_line(task, c, ret, rest_at)
+            self._finish_line(task, c, ret, rest_at, _absent_mark(handlers, nr))
         return ret
 
     def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
@@ -228,7 +228,7 @@ class Tracer:
             pre += f"{int(rel):6d}.{int(rel * 1e6) % 1000000:06d} "
         return pre
 
-    def _finish_line(self, task, c, ret, rest_at: int) -> None:
+    def _finish_line(self, task, c, ret, rest_at: int, mark: str = "") -> None:
         with self.lock:
             name, entry, unfinished, parts = self.inflight.pop(task.tid)
             try:
@@ -245,7 +245,7 @@ class Tracer:
                 line = entry + (", " if parts and more else "") + ", ".join(more) + ") "
             if len(line) < COLUMN:
                 line += " " * (COLUMN - len(line))
-            self._emit(task.tid, line + "= " + res + "\n")
+            self._emit(task.tid, line + "= " + res + mark + "\n")
 
     def _line(self, task, text: str) -> None:
         with self.lock:
@@ -288,3 +288,9 @@ class Tracer:
         lines.append(dash)
         lines.append(row(100.0, total_s, total_c, total_e, "total"))
         return "\n".join(lines) + "\n"
+
+
+def _absent_mark(handlers, nr: int) -> str:
+    """' <not in this kernel>' for a call its kernel config left out (umiak.config.runtime)."""
+    h = handlers[nr] if 0 <= nr < len(handlers) else None
+    return " <not in this kernel>" if getattr(h, "absent", False) else ""

@@ -44,8 +44,9 @@ def build_vfs(kernel) -> VFS:
     if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
-            node = overlay.root.lookup("tmp") if overlay is not None else None
-            lower = node.lower if hasattr(node, "entries") else None
+            if overlay is not None:
+                node = overlay.root.lookup("tmp")
+                lower = node.lower if hasattr(node, "entries") else None
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
