@@ -4,10 +4,11 @@
     Machine(kernel_config=cfg).run([...])
 
 A .config (or a defconfig fragment, or a shipped profile) is resolved with
-kconfiglib once (umiak.config.build) into a small JSON file under
+kconfiglib once (umiak.config.build) into a small frozen dict under
 $XDG_CACHE_HOME/umiak (or ~/.cache/umiak), keyed by a hash of the file and of the
-Kconfig tree (the Kconfig files, syscalls/table.py, the rules): later runs read
-that JSON and never import kconfiglib. Without --config/--profile/KCONFIG_CONFIG
+Kconfig tree (the Kconfig files, syscalls/table.py, the rules): frozen-KEY.json
+for people to read, frozen-KEY.PYVERSION.marshal that later runs load (marshal is
+built in: no import), never importing kconfiglib. Without --config/--profile/KCONFIG_CONFIG
 nothing here is imported at all and the kernel is the full one, as before.
 
 The kernel reads a config only through `Kernel.config` (None = full): value
@@ -76,35 +77,39 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
     path = config_source(config, profile)
     if path is None:
         return None
-    import json
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise UmiakError(f"config {path}: {e.strerror}") from None
+    import marshal   # built in: reading the frozen form costs no import (json would cost ~5 ms)
+    import sys
     key = _sha256(tree_fingerprint().encode() + b"\0" + data).hexdigest()[:32]
-    cached = os.path.join(cache_dir(), f"frozen-{key}.json")
+    base = os.path.join(cache_dir(), f"frozen-{key}")
+    fast = f"{base}.{sys.hexversion:x}.marshal"
     try:
-        with open(cached, encoding="utf-8") as f:
-            frozen = json.load(f)
-        if frozen.get("format") == FORMAT:
+        with open(fast, "rb") as f:
+            frozen = marshal.loads(f.read())
+        if isinstance(frozen, dict) and frozen.get("format") == FORMAT:
             return FrozenConfig(frozen, path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, TypeError):
         pass
     from umiak.config.build import freeze
     frozen = freeze(path)
-    _write_atomic(cached, json.dumps(frozen, sort_keys=True, separators=(",", ":")))
+    import json
+    _write_atomic(f"{base}.json", json.dumps(frozen, sort_keys=True, indent=1) + "\n")   # for people
+    _write_atomic(fast, marshal.dumps(frozen))                                            # for runs
     return FrozenConfig(frozen, path)
 
 
-def _write_atomic(path: str, text: str) -> None:
+def _write_atomic(path: str, content: str | bytes) -> None:
     """Write the cache file whole or not at all (another run may read it meanwhile); an
     unwritable cache only costs the next run a parse."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
         os.replace(tmp, path)
     except OSError:
         pass

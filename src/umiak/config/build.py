@@ -92,13 +92,14 @@ def frozen_of(kconf) -> dict:
             continue
         symbols[sym.name] = sym.str_value
     syscalls = {}
+    all_lazy = kconf.syms["SYSCALLS_ON_FIRST_USE"].tri_value == 2
     for entry in SYSCALLS.values():
         name, family = entry[0], entry[1]
         sym = kconf.syms.get(syscall_symbol(name))
         if not family or sym is None or sym.tri_value == 0:
             continue
         comp = component_of(name, family)
-        syscalls[name] = "m" if comp and kconf.syms[comp].tri_value == 1 else "y"
+        syscalls[name] = "m" if all_lazy or (comp and kconf.syms[comp].tri_value == 1) else "y"
     absent = next((a for a in ("enosys", "eperm", "kill") if symbols.get(f"ABSENT_SYSCALL_{a.upper()}") == "y"),
                   "enosys")
     return {"format": FORMAT, "symbols": symbols, "syscalls": syscalls, "absent": absent}
