@@ -47,8 +47,12 @@ def one_line_failure(r) -> str:
     return lines[0]
 
 
+# Profiles without some platform (the rest have both).
+PROFILE_PLATFORMS = {"kvm": ("kvm",), "emu": ("emu",), "minimal": ("kvm",)}
+
+
 def profile_platform(profile: str, platform: str):
-    if profile in ("kvm", "emu") and profile != platform:
+    if platform not in PROFILE_PLATFORMS.get(profile, (platform,)):
         pytest.skip(f"the {profile} profile has no {platform} platform (tested in test_platform_left_out)")
 
 
@@ -145,6 +149,7 @@ def imported(*run_args) -> list[str]:
 
 
 def test_minimal_imports_no_networking_procfs_or_tracing(platform):
+    profile_platform("minimal", platform)
     hello = str(build("hello", "glibc-dynamic"))
     full = imported(f"--platform={platform}", "--profile", "full", hello)
     minimal = imported(f"--platform={platform}", "--profile", "minimal", hello)
@@ -177,6 +182,7 @@ def test_modular_net_is_imported_on_first_socket(platform, tmp_path):
 
 
 def test_proc_absent_without_procfs(platform):
+    profile_platform("minimal", platform)
     compare_ls = run_umiak(platform, ["/bin/ls", "-d", "/proc", "/etc"], options=["--profile", "minimal"])
     assert compare_ls.status == 2, compare_ls.describe()
     assert compare_ls.stdout == b"/etc\n", compare_ls.describe()
@@ -199,6 +205,13 @@ def test_options_of_left_out_components_are_refused(platform):
                       (["--net=private"], "NET"), (["-v", "/tmp:/mnt"], "VOLUMES")):
         r = umiak("run", f"--platform={platform}", "--profile", "minimal", *opts, hello)
         assert f"(CONFIG_{sym} is not set)" in one_line_failure(r), (opts, r.stderr)
+
+
+def test_full_profile_has_strace_and_summary(platform):
+    r = run_umiak(platform, [str(build("hello", "glibc-static"))],
+                  options=["--profile", "full", "--syscall-summary", "--strace", "--trace", "write"])
+    assert r.status == 0 and r.stdout == b"hello, world\n", r.describe()
+    assert b'write(1, "hello, world\\n", 13)' in r.stderr and b"% time" in r.stderr, r.describe()
 
 
 def test_server_profile_refuses_strace(platform):

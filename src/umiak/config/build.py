@@ -86,9 +86,10 @@ def load_strict(kconf, path: str) -> None:
 def frozen_of(kconf) -> dict:
     """The frozen form of the loaded config: what FrozenConfig reads."""
     from umiak.kernel.syscalls.table import SYSCALLS
+    per_syscall = {syscall_symbol(e[0]) for e in SYSCALLS.values()}
     symbols = {}
     for sym in kconf.unique_defined_syms:
-        if sym.name.startswith("SYSCALL_") or sym.name == "MODULES":
+        if sym.name in per_syscall or sym.name == "MODULES":
             continue
         symbols[sym.name] = sym.str_value
     syscalls = {}
