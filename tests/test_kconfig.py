@@ -408,3 +408,23 @@ def test_guiconfig_under_xvfb(tmp_path):
     assert "Traceback" not in r.stderr, r.stderr
     assert shot.exists() and shot.stat().st_size > 10000, (r, shot)
     print(f"guiconfig screenshot: {shot}")
+
+
+def test_loader_options(platform, tmp_path):
+    """Without LOADER_DYNAMIC a dynamic program is refused (static ones run); without
+    BINFMT_SCRIPT a #! script is; without VDSO the program gets no AT_SYSINFO_EHDR."""
+    cfg = write(tmp_path / "l.config", "# CONFIG_LOADER_DYNAMIC is not set\n# CONFIG_BINFMT_SCRIPT is not set\n")
+    line = one_line_failure(umiak("run", f"--platform={platform}", "--config", cfg,
+                                  str(build("hello", "glibc-dynamic"))))
+    assert line.endswith("dynamic programs are not in this kernel (CONFIG_LOADER_DYNAMIC is not set)"), line
+    compare(platform, [build("hello", "glibc-static")], options=["--config", cfg])
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    line = one_line_failure(umiak("run", f"--platform={platform}", "--config", cfg, str(script)))
+    assert line == f"umiak: {script}: #! scripts are not in this kernel (CONFIG_BINFMT_SCRIPT is not set)", line
+    code = "import ctypes; print(ctypes.CDLL(None).getauxval(33) != 0)"   # AT_SYSINFO_EHDR
+    novdso = write(tmp_path / "v.config", "# CONFIG_VDSO is not set\n")
+    with_vdso = run_umiak(platform, [PYTHON, "-c", code])
+    without = run_umiak(platform, [PYTHON, "-c", code], options=["--config", novdso])
+    assert (with_vdso.stdout, without.stdout) == (b"True\n", b"False\n"), (with_vdso.describe(), without.describe())

@@ -111,8 +111,10 @@ def _static_counts(cfg) -> tuple[int, tuple[int, int, int]]:
     from umiak.config.rules import COMPONENT_SYSCALLS, OTHER_COMPONENTS
     from umiak.kernel.syscalls.table import SYSCALLS
     comps = list(COMPONENT_SYSCALLS) + [c for c in OTHER_COMPONENTS if c not in COMPONENT_SYSCALLS]
-    if cfg is None:
-        return sum(1 for e in SYSCALLS.values() if e[1]), (len(comps), 0, 0)
+    if cfg is None:   # no config: the full kernel (the full profile's components)
+        from umiak.config import load
+        _, counts = _static_counts(load(profile="full"))
+        return sum(1 for e in SYSCALLS.values() if e[1]), counts
     vals = [cfg.value(c) for c in comps]
     return len(cfg.syscalls), (vals.count("y"), vals.count("m"), len(vals) - vals.count("y") - vals.count("m"))
 
