@@ -27,26 +27,20 @@ def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs.hostfs import HostFS
     from umiak.kernel.vfs.memfs import MemFS, OverlayFS
-    opts = kernel.options
-    cfg = getattr(kernel, "config", None)    # umiak.config: a kernel without some file systems
+    cfg = getattr(kernel, "config", None)    # umiak.config: a kernel may lack some file systems
 
     def want(sym: str) -> bool:
         return cfg is None or cfg.has(sym)
+    opts = kernel.options
     root = getattr(opts, "root", None) or "/"
-    if want("OVERLAY_ROOT") and want("HOSTFS"):
-        overlay = OverlayFS(kernel, HostFS(root, readonly=True))
-        vfs = VFS(kernel, overlay, root_readonly=False)
-    else:   # a read-only host root, or (no HOSTFS) an empty tmpfs
-        overlay = None
-        vfs = VFS(kernel, HostFS(root, readonly=True) if want("HOSTFS") else MemFS(kernel, 0o755),
-                  root_readonly=want("HOSTFS"))
+    overlay = OverlayFS(kernel, HostFS(root, readonly=True))
+    vfs = VFS(kernel, overlay, root_readonly=False)
     tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
     if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
-            if overlay is not None:
-                node = overlay.root.lookup("tmp")
-                lower = node.lower if hasattr(node, "entries") else None
+            node = overlay.root.lookup("tmp") if want("HOSTFS") else None
+            lower = node.lower if node is not None and hasattr(node, "entries") else None
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
@@ -55,7 +49,7 @@ def build_vfs(kernel) -> VFS:
         vfs.mount("/dev", make_devfs(kernel))
         if want("TMPFS"):
             vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
-    if want("PROCFS"):
+    if want("PROCFS"):   # never imported without it
         from umiak.kernel.vfs.procfs import make_procfs
         vfs.mount("/proc", make_procfs(kernel))
     if want("SYSFS"):
@@ -67,16 +61,28 @@ def build_vfs(kernel) -> VFS:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
         fs = HostFS(host, readonly=readonly)
         vfs.mount(guest, fs, readonly=readonly)
-        if overlay is not None:
-            _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
-    if overlay is not None:
-        for path in tmpfs_paths:
-            _mount_point(overlay, path, True)
-        if want("IDENTITY_FILES"):
-            _identity(kernel, overlay)
-        for sym, name in (("PROCFS", "proc"), ("SYSFS", "sys"), ("DEVFS", "dev")):
-            if not want(sym):   # the host's own /proc must not show through: ENOENT, as without the fs
-                overlay.root.whiteouts.add(name)
+        _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
+    for path in tmpfs_paths:
+        _mount_point(overlay, path, True)
+    if want("IDENTITY_FILES"):
+        _identity(kernel, overlay)
+    return vfs if cfg is None else _configured(kernel, vfs, overlay, want)
+
+
+def _configured(kernel, vfs: VFS, overlay, want) -> VFS:
+    """The root a kernel config asks for: the host's own /proc, /sys, /dev hidden when
+    those file systems are out (ENOENT, as without them); without OVERLAY_ROOT a
+    read-only root; without HOSTFS an empty tmpfs as / (the other mounts stay)."""
+    from umiak.kernel.vfs.memfs import MemFS
+    if not want("HOSTFS"):
+        bare = VFS(kernel, MemFS(kernel, 0o755), root_readonly=False)
+        bare.mounts.update({p: m for p, m in vfs.mounts.items() if p != "/"})
+        return bare
+    for sym, name in (("PROCFS", "proc"), ("SYSFS", "sys"), ("DEVFS", "dev")):
+        if not want(sym):
+            overlay.root.whiteouts.add(name)
+    if not want("OVERLAY_ROOT"):
+        vfs.mounts["/"].readonly = True
     return vfs
 
 

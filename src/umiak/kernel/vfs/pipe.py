@@ -30,7 +30,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
-        self.capacity = getattr(getattr(kernel, "config", None), "pipe_capacity", PIPE_CAPACITY)
+        self.capacity = PIPE_CAPACITY
         _next_ino[0] += 1
         self.ino = _next_ino[0]
         self.uid = uid
@@ -38,6 +38,9 @@ class Pipe:
         import time
         self.time_ns = time.time_ns()
         self.warned = False
+        config = getattr(kernel, "config", None)   # a kernel config's pipe buffer size
+        if config is not None:
+            self.capacity = config.pipe_capacity
         self.waitq = WaitQueue()
 
 
