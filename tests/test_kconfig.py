@@ -428,3 +428,19 @@ def test_loader_options(platform, tmp_path):
     with_vdso = run_umiak(platform, [PYTHON, "-c", code])
     without = run_umiak(platform, [PYTHON, "-c", code], options=["--config", novdso])
     assert (with_vdso.stdout, without.stdout) == (b"True\n", b"False\n"), (with_vdso.describe(), without.describe())
+
+
+def test_values_reach_the_vm_in_process(platform, tmp_path):
+    """The embedding API takes a frozen config too; the emu time slice and the fault-around
+    maximum reach the platform and the address space."""
+    from umiak import Machine
+    from umiak.config import load
+    cfg = load(config=write(tmp_path / "s.config", "CONFIG_EMU_TIME_SLICE_US=1500\nCONFIG_FAULT_AROUND_MAX_PAGES=64\n"))
+    with_slice = platform == "emu"
+    m = Machine(kernel_config=cfg, platform=platform, prewarm=False)
+    r = m.run_captured([str(build("hello", "glibc-static"))])
+    assert (r.status, r.stdout) == (0, b"hello, world\n"), r
+    k = m.last_kernel
+    assert k.processes[1].mm.fault_chunk_max == 64
+    if with_slice:
+        assert k.platform.slice == 0.0015
