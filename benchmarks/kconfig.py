@@ -56,19 +56,22 @@ def hello() -> str:
     return str(out)
 
 
-def whole_process(cfg_args: list[str], prog: str, runs: int) -> tuple[float, float, float]:
-    """(median s, best s, peak RSS MB) of `umiak run CFG prog`, fork to exit."""
-    cmd = [sys.executable, "-m", "umiak", "run", *cfg_args, prog]
-    subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, check=True)   # warm the caches
-    times, rss = [], []
+def whole_process(prog: str, runs: int) -> dict:
+    """label -> (wall ms list, peak RSS MB list) of `umiak run CFG prog`, fork to exit; the
+    configs take turns in every round, so a load that drifts meets each alike."""
+    cmds = {label: [sys.executable, "-m", "umiak", "run", *cfg_args, prog] for label, cfg_args in CONFIGS}
+    for cmd in cmds.values():
+        subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, check=True)   # warm the caches
+    out: dict = {label: ([], []) for label in cmds}
     for _ in range(runs):
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
-        times.append(time.perf_counter() - t)
-        rss.append(ru.ru_maxrss / 1024)
-        assert status == 0, status
-    return statistics.median(times), min(times), min(rss)
+        for label, cmd in cmds.items():
+            t = time.perf_counter()
+            p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL)
+            _, status, ru = os.wait4(p.pid, 0)
+            out[label][0].append((time.perf_counter() - t) * 1000)
+            out[label][1].append(ru.ru_maxrss / 1024)
+            assert status == 0, status
+    return out
 
 
 def in_process(profile: str, prog: str, runs: int) -> tuple[float, float]:
@@ -87,16 +90,14 @@ def main() -> int:
     print("## umiak config size (static hello)\n", flush=True)
     subprocess.run([sys.executable, "-m", "umiak", "config", "size", "--program", prog, "--runs", str(args.runs)],
                    env=ENV, check=True)
-    print("\n## umiak run, whole process (static hello)\n")
+    print("\n## umiak run, whole process (static hello; configs alternate)\n")
     print(f"{'config':8}  {'median ms':>9}  {'best ms':>7}  {'peak RSS MB':>11}")
-    rows = {}
-    for label, cfg_args in CONFIGS:
-        med, best, rss = whole_process(cfg_args, prog, args.runs)
-        rows[label] = (med, best, rss)
-        print(f"{label:8}  {med * 1000:9.1f}  {best * 1000:7.1f}  {rss:11.1f}", flush=True)
-    full, mini = rows["full"], rows["minimal"]
-    print(f"minimal vs full: {100 * (1 - mini[0] / full[0]):.1f}% less time (median), "
-          f"{full[2] - mini[2]:.1f} MB less peak RSS")
+    rows = whole_process(prog, args.runs)
+    for label, (ms, rss) in rows.items():
+        print(f"{label:8}  {statistics.median(ms):9.1f}  {min(ms):7.1f}  {min(rss):11.1f}", flush=True)
+    (fm, fr), (mm, mr) = rows["full"], rows["minimal"]
+    print(f"minimal vs full: {100 * (1 - statistics.median(mm) / statistics.median(fm)):.1f}% less time (median), "
+          f"{100 * (1 - min(mm) / min(fm)):.1f}% (best), {min(fr) - min(mr):.1f} MB less peak RSS")
     print("\n## Machine.run in-process (static hello)\n")
     print(f"{'config':8}  {'first run ms':>12}  {'later runs ms':>13}")
     for label, profile in (("(none)", "-"), ("full", "full"), ("minimal", "minimal")):
