@@ -166,7 +166,8 @@ def test_no_config_is_todays_kernel_without_kconfiglib(platform, tmp_path):
     mods = imported(f"--platform={platform}", hello)
     assert not [m for m in mods if m.startswith(("kconfiglib", "umiak.config"))], mods
     assert "umiak.kernel.vfs.procfs" in mods and "umiak.kernel.syscalls.net" in mods
-    cfg = write(tmp_path / "c.config", "# CONFIG_EPOLL is not set\n")
+    # A file no run has resolved yet (the comment makes its hash new).
+    cfg = write(tmp_path / "c.config", f"# {tmp_path}\n# CONFIG_EPOLL is not set\n")
     first = imported(f"--platform={platform}", "--config", cfg, hello)
     again = imported(f"--platform={platform}", "--config", cfg, hello)
     assert "kconfiglib" in first, first       # resolved once...
