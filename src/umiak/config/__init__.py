@@ -96,10 +96,31 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
         pass
     from umiak.config.build import freeze
     frozen = freeze(path)
+    _prune(cache_dir())
     import json
     _write_atomic(f"{base}.json", json.dumps(frozen, sort_keys=True, indent=1) + "\n")   # for people
     _write_atomic(fast, marshal.dumps(frozen))                                            # for runs
     return FrozenConfig(frozen, path)
+
+
+def _prune(directory: str, days: int = 30) -> None:
+    """Drop frozen configs and generated Kconfig files nobody read for `days` (each
+    edit of the tree or of a .config leaves a new set behind). Runs only when freezing."""
+    import time
+    limit = time.time() - days * 86400
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(("frozen-", "Kconfig.syscalls-")):
+            p = os.path.join(directory, name)
+            try:
+                st = os.stat(p)
+                if max(st.st_atime, st.st_mtime) < limit:
+                    os.unlink(p)
+            except OSError:
+                pass
 
 
 def _write_atomic(path: str, content: str | bytes) -> None:
