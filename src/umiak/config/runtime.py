@@ -39,6 +39,10 @@ def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
     return absent
 
 
+def _silent_enosys(task, a, b, c, d, e, f) -> int:
+    return -ENOSYS
+
+
 def _eperm_calls(kernel) -> dict:
     calls = getattr(kernel, "eperm_calls", None)
     if calls is None:
@@ -64,7 +68,7 @@ def _lazy(nr: int, name: str, family: str, adapt):
 def dispatch_table(cfg, kernel) -> list:
     """nr -> handler(task, a0..a5) with only the config's syscalls; `y` families imported
     now, `m` at their first call, and nothing else."""
-    from umiak.kernel.kernel import _adapt, _enosys
+    from umiak.kernel.kernel import _adapt
     from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 
     def unknown(nr):
@@ -84,7 +88,7 @@ def dispatch_table(cfg, kernel) -> list:
             table[nr] = _lazy(nr, name, family, _adapt)
             continue
         if status == ABSENT:
-            table[nr] = _enosys(name, True)    # on purpose, silently: programs fall back
+            table[nr] = _silent_enosys        # on purpose, silently: programs fall back
         else:
             table[nr] = _absent_handler(cfg, nr, name, bool(family))
     return table

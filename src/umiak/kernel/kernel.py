@@ -93,10 +93,12 @@ class Kernel:
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
         self.processes: dict[int, object] = {}
-        self.config = getattr(options, "kernel_config", None)   # umiak.config; None: the full kernel
         self.handlers = self._build_dispatch()
         self._vfs = None
         self.exit_signal = 0
+        self.config = getattr(options, "kernel_config", None)   # umiak.config; None: the full kernel
+        if self.config is not None:   # a configured kernel: only its syscalls (umiak.config.runtime)
+            self.handlers = self.config.dispatch_table(self)
         import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
@@ -257,8 +259,8 @@ class Kernel:
 
     # -- dispatch ---------------------------------------------------------------
     def _build_dispatch(self) -> list:
-        if self.config is not None:   # a configured kernel: only its syscalls (umiak.config.runtime)
-            return self.config.dispatch_table(self)
+        if getattr(self.options, "kernel_config", None) is not None:
+            return []   # umiak.config builds it (__init__); the full table would import every family
         return _dispatch_table()
 
     def note_enosys(self, name: str) -> int:

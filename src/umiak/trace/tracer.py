@@ -151,13 +151,13 @@ class Tracer:
         except BaseException:
             # strace -c leaves out calls that never return (exit_group); so do we.
             if show:   # exit_group(0) = ? (and a handler's own bug, before it propagates)
-                self._finish_line(task, c, None, rest_at, _absent_mark(handlers, nr))
+                self._finish_line(task, c, None, rest_at)
             raise
         if self.summary:
             self._count(nr, time.perf_counter() - t0, isinstance(ret, int) and -4096 < ret < 0)
         if show:
             c.ret = ret
-            self._finish_line(task, c, ret, rest_at, _absent_mark(handlers, nr))
+            self._finish_line(task, c, ret, rest_at)
         return ret
 
     def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
@@ -228,7 +228,7 @@ class Tracer:
             pre += f"{int(rel):6d}.{int(rel * 1e6) % 1000000:06d} "
         return pre
 
-    def _finish_line(self, task, c, ret, rest_at: int, mark: str = "") -> None:
+    def _finish_line(self, task, c, ret, rest_at: int) -> None:
         with self.lock:
             name, entry, unfinished, parts = self.inflight.pop(task.tid)
             try:
@@ -245,7 +245,7 @@ class Tracer:
                 line = entry + (", " if parts and more else "") + ", ".join(more) + ") "
             if len(line) < COLUMN:
                 line += " " * (COLUMN - len(line))
-            self._emit(task.tid, line + "= " + res + mark + "\n")
+            self._emit(task.tid, line + "= " + res + _absent_mark(task, c.nr) + "\n")
 
     def _line(self, task, text: str) -> None:
         with self.lock:
@@ -290,7 +290,9 @@ class Tracer:
         return "\n".join(lines) + "\n"
 
 
-def _absent_mark(handlers, nr: int) -> str:
-    """' <not in this kernel>' for a call its kernel config left out (umiak.config.runtime)."""
-    h = handlers[nr] if 0 <= nr < len(handlers) else None
+def _absent_mark(task, nr: int) -> str:
+    """' <not in this kernel>' for a call its kernel config left out (umiak.config.runtime
+    marks those handlers `absent`)."""
+    handlers = getattr(task.kernel, "handlers", None)
+    h = handlers[nr] if handlers is not None and 0 <= nr < len(handlers) else None
     return " <not in this kernel>" if getattr(h, "absent", False) else ""
