@@ -151,9 +151,10 @@ class FrozenConfig:
         self.fault_chunk_max = int(v["FAULT_AROUND_MAX_PAGES"])
         self.emu_slice = int(v.get("EMU_TIME_SLICE_US") or 4000) / 1e6
         self.fd_limit = int(v["FD_LIMIT"])
-        # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK: the socket families this kernel has
-        self.socket_families = frozenset(af for sym, af in (("NET_UNIX", 1), ("NET_INET", 2), ("NET_INET6", 10),
-                                                             ("NET_NETLINK", 16)) if self.has(sym))
+        from umiak.kernel import abi
+        self.socket_families = frozenset(af for sym, af in (("NET_UNIX", abi.AF_UNIX), ("NET_INET", abi.AF_INET),
+                                                             ("NET_INET6", abi.AF_INET6),
+                                                             ("NET_NETLINK", abi.AF_NETLINK)) if self.has(sym))
 
     def has(self, sym: str) -> bool:
         """The component is in this kernel (y or m)."""

@@ -8,9 +8,8 @@ import dataclasses
 import importlib
 
 from umiak.errors import UmiakError
-
-EPERM, ENOSYS = 1, 38
-SIGSYS = 31
+from umiak.kernel import abi
+from umiak.kernel.errors import ENOSYS, EPERM
 
 
 def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
@@ -21,7 +20,7 @@ def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
         def kill(task, a, b, c, d, e, f):
             task.kernel.warn(f"{why}: killing the program (SIGSYS)")
             rip = task.vcpu.get_regs()[16] if task.vcpu is not None else 0
-            task.kernel.fatal_signal(task, SIGSYS, 1, 0, rip)   # SYS_SECCOMP, as seccomp's kill
+            task.kernel.fatal_signal(task, abi.SIGSYS, 1, 0, rip)   # SYS_SECCOMP, as seccomp's kill
         kill.absent = True   # type: ignore[attr-defined]
         return kill
     errno = EPERM if policy == "eperm" else ENOSYS
@@ -96,7 +95,7 @@ def dispatch_table(cfg, kernel) -> list:
 
 def boot(cfg, kernel, proc) -> None:
     """Values the config gives the first process and the VM (Kernel.spawn calls it)."""
-    nofile = proc.rlimits.get(7)   # RLIMIT_NOFILE
+    nofile = proc.rlimits.get(abi.RLIMIT_NOFILE)
     if nofile is not None:
         nofile[0] = min(cfg.fd_limit, nofile[1])
     proc.fds.limit = min(cfg.fd_limit, 1 << 20)
