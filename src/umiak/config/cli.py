@@ -176,7 +176,7 @@ def _show(args) -> int:
     assert cfg is not None
     print(f"config:     {cfg.source}")
     comps = list(COMPONENT_SYSCALLS) + [c for c in OTHER_COMPONENTS if c not in COMPONENT_SYSCALLS]
-    by = {"y": [], "m": [], "n": []}
+    by: dict[str, list[str]] = {"y": [], "m": [], "n": []}
     for c in comps:
         v = cfg.value(c)
         by[v if v in by else "n"].append(c)
@@ -186,7 +186,7 @@ def _show(args) -> int:
     present = cfg.syscalls
     fams: dict[str, list[int]] = {}
     for e in implemented:
-        n = fams.setdefault(e[1], [0, 0])
+        n = fams.setdefault(e[1] or "", [0, 0])
         n[1] += 1
         n[0] += e[0] in present
     nm = sum(1 for v in present.values() if v == "m")
