@@ -120,6 +120,10 @@ class Machine:
         opts = self.options
         if not argv:
             raise UmiakError("no program given")
+        cfg = opts.kernel_config
+        if cfg is not None:   # a configured kernel: refuse what it lacks (umiak.config.runtime)
+            from umiak.config.runtime import check_options
+            opts = check_options(cfg, opts)
         from umiak.loader.binfmt import resolve_program as resolve_binary
         argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
@@ -129,6 +133,9 @@ class Machine:
             path = resolve_program(argv[0])
             image, elf_path, argv_b = resolve_binary(
                 lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
+            if cfg is not None and elf_path != path:
+                from umiak.config.runtime import check_script
+                check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
         platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)

@@ -32,6 +32,8 @@ class RunOptions:
     publish: list = field(default_factory=list)   # (host addr, host port, guest port, "tcp"|"udp") (-p)
     uid: int = 0
     gid: int = 0
+    # The kernel's configuration (umiak.config.load: a FrozenConfig); None: the full kernel.
+    kernel_config: object = None
     extra: dict = field(default_factory=dict)
 
 

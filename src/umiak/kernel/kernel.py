@@ -128,9 +128,11 @@ class Kernel:
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
         self.processes: dict[int, object] = {}
-        self.handlers = build_handlers()
         self._vfs = None
         self.exit_signal = 0
+        self.config = getattr(options, "kernel_config", None)   # umiak.config; None: the full kernel
+        # A configured kernel dispatches only its syscalls (umiak.config.runtime).
+        self.handlers = build_handlers() if self.config is None else self.config.dispatch_table(self)
         import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
@@ -172,6 +174,8 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
+        if self.config is not None:
+            self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
         if getattr(opts, "net", "host") != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
@@ -199,6 +203,9 @@ class Kernel:
     def _read_interp(self, path: str) -> bytes:
         """The program interpreter (PT_INTERP), read through the guest's file system."""
         from umiak.errors import ExecFormatError
+        if self.config is not None and not self.config.has("LOADER_DYNAMIC"):
+            raise ExecFormatError(f"interpreter {path}: dynamic programs are not in this kernel "
+                                  "(CONFIG_LOADER_DYNAMIC is not set)")
         task = self.current_task() or next(iter(self.processes[1].tasks.values()), None)
         try:
             f = self.vfs.open_exec(task, path)
@@ -554,6 +561,8 @@ class Kernel:
         if self.unimplemented:
             calls = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.unimplemented.items()))
             self.warn(f"unimplemented syscalls returned -ENOSYS: {calls}")
+        if self.config is not None:
+            self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
 

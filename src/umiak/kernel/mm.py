@@ -47,6 +47,8 @@ class Vma:
 
 
 class AddressSpace:
+    fault_chunk_max = FAULT_CHUNK_MAX   # pages; a kernel config may lower or raise it (umiak.config)
+
     def __init__(self, platform, frames, mmap_top: int, reserved: list[tuple[int, int]]):
         self.platform = platform
         self.frames = frames
@@ -465,7 +467,7 @@ class AddressSpace:
         # the chunk, up to 2 MiB; a touch anywhere else starts again at 64 KiB, so
         # sparse use of a huge mapping costs little guest memory, as on Linux.
         if vma.next_fault <= addr < vma.next_fault + vma.chunk * PAGE:
-            vma.chunk = min(vma.chunk * 2, FAULT_CHUNK_MAX)
+            vma.chunk = min(vma.chunk * 2, self.fault_chunk_max)
         else:
             vma.chunk = FAULT_CHUNK_MIN
         chunk = vma.chunk * PAGE

@@ -234,7 +234,7 @@ class Tracer:
                 line = entry + (", " if parts and more else "") + ", ".join(more) + ") "
             if len(line) < COLUMN:
                 line += " " * (COLUMN - len(line))
-            self._emit(task.tid, line + "= " + res + "\n")
+            self._emit(task.tid, line + "= " + res + _absent_mark(task, c.nr) + "\n")
 
     def _line(self, task, text: str) -> None:
         with self.lock:
@@ -277,3 +277,11 @@ class Tracer:
         lines.append(dash)
         lines.append(row(100.0, total_s, total_c, total_e, "total"))
         return "\n".join(lines) + "\n"
+
+
+def _absent_mark(task, nr: int) -> str:
+    """' <not in this kernel>' for a call its kernel config left out (umiak.config.runtime
+    marks those handlers `absent`)."""
+    handlers = getattr(task.kernel, "handlers", None)
+    h = handlers[nr] if handlers is not None and 0 <= nr < len(handlers) else None
+    return " <not in this kernel>" if getattr(h, "absent", False) else ""

@@ -87,6 +87,8 @@ def _install(task, sock, flags: int) -> int:
 
 def _new_socket(task, family: int, stype: int, proto: int, flags: int) -> Socket:
     kernel = task.kernel
+    if kernel.config is not None and family not in kernel.config.socket_families:
+        raise SyscallError(EAFNOSUPPORT)    # a family this kernel was configured without
     if family == abi.AF_UNIX:
         if stype not in (abi.SOCK_STREAM, abi.SOCK_DGRAM, abi.SOCK_SEQPACKET):
             raise SyscallError(ESOCKTNOSUPPORT)
@@ -133,6 +135,9 @@ def sys_socketpair(task, family, type_, protocol, sv):
     """socketpair(2): AF_UNIX only, as Linux."""
     stype, flags = _split_type(type_)
     family, proto = s32(family), s32(protocol)
+    cfg = task.kernel.config
+    if cfg is not None and family == abi.AF_UNIX and family not in cfg.socket_families:
+        raise SyscallError(EAFNOSUPPORT)
     if family != abi.AF_UNIX:
         raise SyscallError(EOPNOTSUPP if family in (abi.AF_INET, abi.AF_INET6) else EAFNOSUPPORT)
     if stype not in (abi.SOCK_STREAM, abi.SOCK_DGRAM, abi.SOCK_SEQPACKET):

@@ -25,10 +25,12 @@ from umiak.kernel.vfs.core import VFS, Loc, Mount
 
 def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
-    from umiak.kernel.vfs.devfs import make_devfs
     from umiak.kernel.vfs.hostfs import HostFS
     from umiak.kernel.vfs.memfs import MemFS, OverlayFS
-    from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
+    cfg = getattr(kernel, "config", None)    # umiak.config: a kernel may lack some file systems
+
+    def want(sym: str) -> bool:
+        return cfg is None or cfg.has(sym)
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
     caches = getattr(kernel, "page_caches", None)   # host files mapped shared (a bare VFS has none)
@@ -37,18 +39,25 @@ def build_vfs(kernel) -> VFS:
     vfs = VFS(kernel, overlay, root_readonly=False)
     vfs.host_filesystems.append(root_fs)
     tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
-    if "/tmp" not in tmpfs_paths:
+    if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
-            node = overlay.root.lookup("tmp")
-            lower = node.lower if hasattr(node, "entries") else None
+            node = overlay.root.lookup("tmp") if want("HOSTFS") else None
+            lower = node.lower if node is not None and hasattr(node, "entries") else None
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
-    vfs.mount("/dev", make_devfs(kernel))
-    vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
-    vfs.mount("/proc", make_procfs(kernel))
-    vfs.mount("/sys", make_sysfs(kernel), readonly=True)
+    if want("DEVFS"):
+        from umiak.kernel.vfs.devfs import make_devfs
+        vfs.mount("/dev", make_devfs(kernel))
+        if want("TMPFS"):
+            vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
+    if want("PROCFS"):   # never imported without it
+        from umiak.kernel.vfs.procfs import make_procfs
+        vfs.mount("/proc", make_procfs(kernel))
+    if want("SYSFS"):
+        from umiak.kernel.vfs.procfs import make_sysfs
+        vfs.mount("/sys", make_sysfs(kernel), readonly=True)
     for path in tmpfs_paths:
         vfs.mount(path, MemFS(kernel, 0o1777))
     for spec in getattr(opts, "volumes", None) or []:
@@ -59,7 +68,25 @@ def build_vfs(kernel) -> VFS:
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
     for path in tmpfs_paths:
         _mount_point(overlay, path, True)
-    _identity(kernel, overlay)
+    if want("IDENTITY_FILES"):
+        _identity(kernel, overlay)
+    return vfs if cfg is None else _configured(kernel, vfs, overlay, want)
+
+
+def _configured(kernel, vfs: VFS, overlay, want) -> VFS:
+    """The root a kernel config asks for: the host's own /proc, /sys, /dev hidden when
+    those file systems are out (ENOENT, as without them); without OVERLAY_ROOT a
+    read-only root; without HOSTFS an empty tmpfs as / (the other mounts stay)."""
+    from umiak.kernel.vfs.memfs import MemFS
+    if not want("HOSTFS"):
+        bare = VFS(kernel, MemFS(kernel, 0o755), root_readonly=False)
+        bare.mounts.update({p: m for p, m in vfs.mounts.items() if p != "/"})
+        return bare
+    for sym, name in (("PROCFS", "proc"), ("SYSFS", "sys"), ("DEVFS", "dev")):
+        if not want(sym):
+            overlay.root.whiteouts.add(name)
+    if not want("OVERLAY_ROOT"):
+        vfs.mounts["/"].readonly = True
     return vfs
 
 

@@ -37,6 +37,9 @@ class Pipe:
         import time
         self.time_ns = time.time_ns()
         self.warned = False
+        config = getattr(kernel, "config", None)   # a kernel config's pipe buffer size
+        if config is not None:
+            self.capacity = config.pipe_capacity
         self.waitq = WaitQueue()
 
 
