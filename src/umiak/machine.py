@@ -391,7 +391,7 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
             raise UmiakError(f"{name}: command not found")
     image, elf_path, argv_b = resolve_binary(read, path, argv_b)
     f = opened.get(elf_path)
-    exe = getattr(getattr(f, "loc", None), "path", None) or getattr(f, "path", elf_path)
+    exe = elf_path if f is None else (f.loc.path if f.loc is not None else f.path) or elf_path
     return image, exe, argv_b, path
 
 

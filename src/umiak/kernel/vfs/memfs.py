@@ -27,7 +27,7 @@ from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_S
                               RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR, ENOTEMPTY,
                                  ENXIO, EOPNOTSUPP, EPERM, EXDEV, SyscallError)
-from umiak.kernel.files import File, Stat
+from umiak.kernel.files import File, Mapping, Stat
 from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
 
 
@@ -641,10 +641,13 @@ class MemFile(File):
 
     full_reads = True
 
+    def is_regular(self) -> bool:
+        return True
+
     def __init__(self, loc, flags: int, inode: MemInode, path: str | None = None):
         self.loc = loc
         self.flags = flags
-        self.inode = inode
+        self.inode: MemInode = inode
         self.pos = 0
         self._path = path
 
@@ -736,6 +739,10 @@ class MemFile(File):
     def sync(self) -> None:
         pass
 
+    def statfs(self) -> dict:
+        """A memfd (no place in the tree): its internal tmpfs."""
+        return self.inode.fs.statfs(self.inode)
+
     def mmap_file(self):
         return MemMapping(self.inode, self.writable(), self.path)
 
@@ -747,7 +754,7 @@ class MemFile(File):
         return f
 
 
-class MemMapping:
+class MemMapping(Mapping):
     """What a mapping of an in-memory file holds: the inode (the data outlives close(2)).
     MAP_SHARED maps the inode's own frames (page_cache); MAP_PRIVATE copies them (pread)."""
 

@@ -7,7 +7,7 @@ import time
 
 from umiak.kernel import abi
 from umiak.kernel.errors import EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, SyscallError
-from umiak.kernel.files import File, Stat
+from umiak.kernel.files import File, Mapping, Stat
 
 DT_OF_MODE = {
     _stat.S_IFDIR: abi.DT_DIR, _stat.S_IFREG: abi.DT_REG, _stat.S_IFLNK: abi.DT_LNK,
@@ -137,7 +137,7 @@ class BytesFile(LocFile):
         return BytesMapping(self.data, self.path)
 
 
-class BytesMapping:
+class BytesMapping(Mapping):
     """A read-only mapping of bytes made at open (what mm's file mappings need)."""
 
     writable = False
@@ -329,7 +329,7 @@ class ZeroFile(DeviceFile):
         return ZeroMapping()
 
 
-class ZeroMapping:
+class ZeroMapping(Mapping):
     """A mapping of /dev/zero: zeros as far as it goes (Linux makes it anonymous memory)."""
 
     writable = True
