@@ -27,7 +27,7 @@ def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs.devfs import make_devfs
     from umiak.kernel.vfs.hostfs import HostFS
-    from umiak.kernel.vfs.memfs import MemFS, OverlayFS
+    from umiak.kernel.vfs.memfs import MemDir, MemFS, OverlayFS
     from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
@@ -41,7 +41,7 @@ def build_vfs(kernel) -> VFS:
         lower = None
         try:
             node = overlay.root.lookup("tmp")
-            lower = node.lower if hasattr(node, "entries") else None
+            lower = node.lower if isinstance(node, MemDir) else None   # else a file: no lower /tmp
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
@@ -74,10 +74,11 @@ def _mount_point(overlay, path: str, is_dir: bool) -> None:
     """Make the directory (or file) a mount sits on in the overlay when the root lacks it,
     so that `ls` of its parent shows it (Docker does the same)."""
     from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs.memfs import MemDir
     node = overlay.root
     parts = [p for p in path.split("/") if p]
     for i, name in enumerate(parts):
-        if not hasattr(node, "entries"):
+        if not isinstance(node, MemDir):
             return
         try:
             node = node.lookup(name)
@@ -98,6 +99,7 @@ def _identity(kernel, overlay) -> None:
     """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself."""
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs import identity
+    from umiak.kernel.vfs.memfs import Leaf, MemDir, MemInode
     opts = kernel.options
     hostname = getattr(kernel, "hostname", None) or getattr(opts, "hostname", "umiak")
     uid, gid = getattr(opts, "uid", 0), getattr(opts, "gid", 0)
@@ -107,14 +109,13 @@ def _identity(kernel, overlay) -> None:
     except SyscallError:
         root.mkdir("etc", 0o755)
         etc = root.lookup("etc")
-    if not hasattr(etc, "entries"):
+    if not isinstance(etc, MemDir):
         return
 
     def base(name):
         try:
             node = etc.lookup(name)
-            lower = getattr(node, "lower", None)
-            return lower.read_bytes() if lower is not None and _stat.S_ISREG(node.mode) else None
+            return node.lower.read_bytes() if isinstance(node, Leaf) and _stat.S_ISREG(node.mode) else None
         except SyscallError:
             return None
 
@@ -132,8 +133,8 @@ def _identity(kernel, overlay) -> None:
             continue                  # the root's own file says it already
         try:
             node = etc.lookup(name)
-            inode = node.copy_up() if hasattr(node, "copy_up") else node   # keeps mode, owner, times
-            if not hasattr(inode, "data"):
+            inode = node.copy_up()   # keeps mode, owner, times
+            if not isinstance(inode, MemInode):
                 continue
             inode.fs.charge(len(data) - len(inode.data))
             inode.data = bytearray(data)

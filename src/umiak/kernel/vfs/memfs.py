@@ -28,7 +28,7 @@ from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_S
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR, ENOTEMPTY,
                                  ENXIO, EOPNOTSUPP, EPERM, EXDEV, SyscallError)
 from umiak.kernel.files import File, Mapping, Stat
-from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype, makedev
 
 
 if TYPE_CHECKING:
@@ -37,12 +37,11 @@ if TYPE_CHECKING:
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
 MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
 
-class MemFS:
+class MemFS(FileSystem):
     """A tmpfs: `limit` bytes of file data at most (ENOSPC beyond), half the guest's RAM by default."""
 
     fstype = "tmpfs"
     magic = TMPFS_MAGIC
-    readonly = False
 
     def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
@@ -111,7 +110,7 @@ def _now() -> int:
     return time.time_ns()
 
 
-class _Attrs:
+class _Attrs(Node):
     """st_* fields kept in memory."""
 
     def _init_attrs(self, fs, mode: int, owner: tuple[int, int]):
@@ -266,7 +265,7 @@ class MemInode(_Attrs):
         raise SyscallError(ENXIO)
 
 
-class Leaf:
+class Leaf(Node):
     """A non-directory of a lower (host) directory, until a change copies it up."""
 
     __slots__ = ("lower", "upper", "fs")
@@ -276,8 +275,8 @@ class Leaf:
         self.lower = lower
         self.upper = None
 
-    @property
-    def mode(self) -> int:
+    @property   # Node declares mode a plain attribute: a Leaf's is its upper's or lower's
+    def mode(self) -> int:  # type: ignore[override]
         return self.upper.mode if self.upper is not None else self.lower.mode
 
     @property
@@ -827,6 +826,6 @@ def _open_device(task, inode: MemInode, loc, flags: int):
     devfs = kernel.vfs.mounts.get("/dev")
     if devfs is not None:
         for node in devfs.fs.root.entries().values():
-            if getattr(node, "rdev", None) == inode.rdev and _stat.S_ISCHR(node.mode):
+            if node.rdev == inode.rdev and _stat.S_ISCHR(node.mode):
                 return node.open(task, loc, flags)
     raise SyscallError(ENXIO)
