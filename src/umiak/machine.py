@@ -262,9 +262,7 @@ class _WarmVM:
         from umiak.platform import open_platform
         try:
             plat = open_platform(self.name, self.mem_size)
-            prepare = getattr(plat, "prepare", None)
-            if prepare is not None:
-                prepare()
+            plat.prepare()
         except Exception:  # noqa: BLE001 - the next run simply builds its own
             return
         with self._lock:
