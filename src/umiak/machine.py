@@ -269,9 +269,7 @@ class _WarmVM:
         from umiak.platform import open_platform
         try:
             plat = open_platform(self.name, self.mem_size)
-            prepare = getattr(plat, "prepare", None)
-            if prepare is not None:
-                prepare()
+            plat.prepare()
         except Exception:  # noqa: BLE001 - the next run simply builds its own
             return
         with self._lock:
@@ -398,7 +396,7 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
             raise UmiakError(f"{name}: command not found")
     image, elf_path, argv_b = resolve_binary(read, path, argv_b)
     f = opened.get(elf_path)
-    exe = getattr(getattr(f, "loc", None), "path", None) or getattr(f, "path", elf_path)
+    exe = elf_path if f is None else (f.loc.path if f.loc is not None else f.path) or elf_path
     return image, exe, argv_b, path
 
 

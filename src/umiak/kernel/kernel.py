@@ -184,8 +184,7 @@ class Kernel:
         proc.leader = task
         task.vcpu = self.platform.create_vcpu(0, 0)
         self.vdso = None
-        tsc_clock = getattr(self.platform, "tsc_clock", None)
-        clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
+        clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
         if opts.vdso:
             # Without a TSC clock the vDSO's functions fall back to the real syscalls.
             from umiak.loader.vdso import VdsoClock

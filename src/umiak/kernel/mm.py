@@ -11,12 +11,16 @@ which raise EFAULT exactly where the program itself would fault.
 import bisect
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
+
+if TYPE_CHECKING:
+    from umiak.kernel.files import Mapping
 
 PAGE = 4096
 PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -35,7 +39,7 @@ class Vma:
     prot: int
     flags: int
     name: str = ""        # "[heap]", "[stack]", or the guest path of a mapped file
-    file: object = None   # an open file with pread(offset, size) -> bytes, for file mappings
+    file: "Mapping | None" = None   # what a file mapping holds (File.mmap_file)
     offset: int = 0
     chunk: int = FAULT_CHUNK_MIN  # pages given at the last first-touch fault
     next_fault: int = -1          # where a sequential toucher faults next
@@ -146,8 +150,7 @@ class AddressSpace:
                 start = self.find_free(length)
         vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
         if file is not None and flags & MAP_SHARED:
-            page_cache = getattr(file, "page_cache", None)
-            vma.cache = page_cache() if page_cache is not None else None
+            vma.cache = file.page_cache()
             if vma.cache is not None:
                 vma.cache.mappers.add(self)
         self._insert(vma)
@@ -363,7 +366,7 @@ class AddressSpace:
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
-                    and vma.file.writable is False:
+                    and not vma.file.writable:
                 raise SyscallError(EACCES)
             old = vma.prot & PROT_MASK
             vma.prot = prot | (vma.prot & ~PROT_MASK)
@@ -419,14 +422,14 @@ class AddressSpace:
                 first = (vma.offset - vma.start) >> 12
                 vma.cache.writeback(first + (start >> 12), first + ((end - 1) >> 12))
             return
-        if not (vma.flags & MAP_SHARED and vma.file is not None and hasattr(vma.file, "pwrite")):
+        if not (vma.flags & MAP_SHARED and vma.file is not None):
             return
         for va in range(start, end, PAGE):
             e = self.pages.get(va >> 12)
             if e is not None:
                 pa = e & ~0xFFF
                 off = vma.offset + (va - vma.start)
-                size = getattr(vma.file, "size", lambda: off + PAGE)()
+                size = vma.file.size()
                 n = min(PAGE, size - off)
                 if n > 0:
                     vma.file.pwrite(off, bytes(self.ram[pa:pa + n]))

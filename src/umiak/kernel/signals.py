@@ -77,8 +77,7 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
         t.interrupt()
     for sf in getattr(process, "signalfds", ()):
         if sf.mask & b:
-            from umiak.kernel.waiting import waitq
-            waitq(sf).notify()
+            sf.waitq.notify()
 
 
 def next_signal(task) -> tuple[int, bytes] | None:

@@ -70,6 +70,10 @@ class Vcpu(Protocol):
 
 
 class Platform(Protocol):
+    """A machine the kernel runs on (kvm, emu). Both subclass it, so the optional
+    methods at the end are inherited with their no-op defaults where a platform has
+    no use for them: the kernel calls them without asking whether they exist."""
+
     name: str
     ram: memoryview           # guest RAM, writable bytes; index = guest-physical address
     mem_size: int
@@ -85,5 +89,18 @@ class Platform(Protocol):
     def cpu_features(self) -> dict[str, int]: ...   # hwcap, hwcap2, minsigstksz for the auxv
     def describe(self) -> str: ...
     def close(self) -> None: ...         # may finish on a background thread: see platform.wait_released
-    # Optional: tsc_clock(vcpu) -> (guest TSC kHz, guest TSC - host TSC) | None, when guest
-    # code reads the TSC natively; the kernel then serves clocks from the vDSO.
+
+    # -- optional, with defaults ---------------------------------------------------------
+    def tsc_clock(self, vcpu) -> tuple[int, int] | None:
+        """(guest TSC kHz, guest TSC - host TSC) when guest code reads the TSC natively
+        (the kernel then serves clocks from the vDSO), else None."""
+        return None
+
+    def precise_interrupts(self) -> None:
+        """From now on a kick must stop the vCPU exactly (a signal handler may resume the
+        program): the kernel calls this when a program installs its first handler."""
+        return None
+
+    def prepare(self) -> None:
+        """Do ahead what the first run would (a warm VM waiting for its program)."""
+        return None

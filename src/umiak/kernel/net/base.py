@@ -72,6 +72,7 @@ class Socket(File):
     kernel = None
     rcvtimeo: float | None = None
     sndtimeo: float | None = None
+    pseudo_fs = abi.SOCKFS_MAGIC
 
     def __init__(self, flags: int, kernel):
         self.flags = abi.O_RDWR | (flags & abi.O_NONBLOCK)
@@ -167,7 +168,7 @@ class Socket(File):
 def sigpipe(sock) -> None:
     """EPIPE on a socket write: SIGPIPE to the writing thread (caller holds the kernel lock)."""
     from umiak.kernel.signals import make_siginfo, send
-    kernel = getattr(sock, "kernel", None)
+    kernel = sock.kernel
     task = kernel.current_task() if kernel is not None else None
     if task is None:
         return

@@ -101,10 +101,6 @@ def interface_ioctl(task, fd: int, req: int, arg: int) -> int:
     return 0
 
 
-def _never_ready() -> int:
-    return 0
-
-
 class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
@@ -122,8 +118,16 @@ class HostSocket(Socket):
         except OSError:
             pass
 
-    def _is_regular(self) -> bool:
-        return False
+    def host_fd(self) -> int | None:
+        """The host socket, polled on the host; None once released (nothing to poll)."""
+        return self.fd if self.fd >= 0 else None
+
+    def poll_mask(self) -> int:
+        return super().poll_mask() if self.fd >= 0 else 0   # released: epoll sets may still hold it
+
+    def statfs(self) -> dict:
+        from umiak.kernel.vfs.hostfs import host_statfs
+        return host_statfs(self.fd)
 
     def stat(self):
         try:
@@ -134,7 +138,6 @@ class HostSocket(Socket):
     def close(self) -> None:
         if self.fd >= 0:
             self.fd = -1
-            self.poll_mask = _never_ready   # released: nothing to poll (epoll sets may still hold it)
             self.sock.close()
 
     def available(self) -> int:

@@ -22,7 +22,6 @@ from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLL
 from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
                                  ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
 from umiak.kernel.net.base import Socket, build_cmsg
-from umiak.kernel.waiting import waitq
 
 BUF_SIZE = 212992          # Linux's default SO_SNDBUF/SO_RCVBUF (net.core.*mem_default)
 MAX_DGRAM_QLEN = 512       # net.unix.max_dgram_qlen
@@ -122,7 +121,7 @@ class UnixSocket(Socket):
         return m
 
     def _changed(self) -> None:
-        waitq(self).notify()
+        self.waitq.notify()
 
     def available(self) -> int:
         if self.listening:
@@ -257,7 +256,7 @@ class UnixSocket(Socket):
             if self.flags & abi.O_NONBLOCK:
                 raise SyscallError(EAGAIN)
             # A blocking connect waits for the listener to accept (or go away), as on Linux.
-            q = waitq(target)
+            q = target.waitq
             entry = q.add(task)
             try:
                 task.wait(lambda: len(target.backlog) < target.max_backlog or target.closed

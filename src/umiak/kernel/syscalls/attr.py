@@ -23,11 +23,10 @@ def _change_loc(task, dirfd: int, path: str, follow: bool, empty_ok: bool, op: s
 def _change_file(task, f, op: str, *args):
     loc = f.loc
     if loc is None:
-        inode = getattr(f, "inode", None)     # memfd: its inode keeps the change
-        if inode is not None:
-            getattr(inode, op)(*args)
+        if f.inode is not None:               # memfd: its inode keeps the change
+            getattr(f.inode, op)(*args)       # op: "chmod", "chown" or "utime"
         return 0                              # pipes and stdio: nothing to keep
-    if not loc.mount.readonly and not hasattr(loc.node, op):
+    if not loc.mount.readonly and not hasattr(loc.node, op):   # a node type without the change
         return 0
     may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
@@ -187,8 +186,5 @@ def sys_fallocate(task, fd, mode, offset, length):
         raise SyscallError(ENODEV)
     if f.loc is not None and f.loc.mount.readonly:
         raise SyscallError(EROFS)
-    allocate = getattr(f, "allocate", None)    # host files and in-memory files
-    if allocate is None:
-        raise SyscallError(EOPNOTSUPP)
-    allocate(mode, offset, length)
+    f.allocate(mode, offset, length)   # EOPNOTSUPP where the file system cannot
     return 0

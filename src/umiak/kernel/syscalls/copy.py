@@ -9,7 +9,7 @@ from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.syscalls.rw import readv_file, writev_file
-from umiak.kernel.waiting import POLLIN
+from umiak.kernel.abi import POLLIN
 
 
 def _copy(task, fin, fout, pos_in, pos_out, count) -> tuple[int, int, int]:
@@ -88,7 +88,7 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
 
 
 def _is_pipe(f) -> bool:
-    if hasattr(f, "pipe"):
+    if f.pipe is not None:
         return True
     try:
         return _stat.S_ISFIFO(f.stat().st_mode)

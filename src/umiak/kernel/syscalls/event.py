@@ -9,7 +9,6 @@ from umiak.kernel.abi import (EFD_SEMAPHORE, POLLIN, POLLOUT, SIGNALFD_SIGINFO, 
 from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.timers import IntervalTimer, read_itimerspec
-from umiak.kernel.waiting import waitq
 
 U64_MAX = (1 << 64) - 1
 
@@ -42,7 +41,7 @@ class EventFd(_AnonFile):
             raise SyscallError(EAGAIN)
         v = 1 if self.semaphore else self.count
         self.count -= v
-        waitq(self).notify()
+        self.waitq.notify()
         return v.to_bytes(8, "little")
 
     def write(self, data: bytes) -> int:
@@ -54,7 +53,7 @@ class EventFd(_AnonFile):
         if self.count + v > U64_MAX - 1:
             raise SyscallError(EAGAIN)
         self.count += v
-        waitq(self).notify()
+        self.waitq.notify()
         return 8
 
 
@@ -87,7 +86,7 @@ class TimerFd(_AnonFile, IntervalTimer):
 
     def expired(self, count: int) -> None:
         self.expirations += count
-        waitq(self).notify()
+        self.waitq.notify()
 
     def read(self, n: int) -> bytes:
         if n < 8:

@@ -47,7 +47,7 @@ def sigpipe(task, f, fn):
     try:
         return fn()
     except SyscallError as e:
-        if e.errno == EPIPE and (hasattr(f, "pipe") or type(f).__name__ == "HostFile"):
+        if e.errno == EPIPE and f.sigpipe_on_epipe:
             from umiak.kernel.signals import make_siginfo, send
             # Linux's pipe_write: send_sig(SIGPIPE, current, 0), so SI_USER from the writer itself
             send(task.kernel, task.process, abi.SIGPIPE,

@@ -30,17 +30,16 @@ def sys_mmap(task, addr, length, prot, flags, fd, offset):
     file = None
     if not flags & MAP_ANONYMOUS:
         f = task.fds.get(s32(fd))
-        mmap_file = getattr(f, "mmap_file", None)
-        if mmap_file is None:
-            raise SyscallError(ENODEV)
         if not f.readable():
             raise SyscallError(EACCES)
         if kind != MAP_PRIVATE and prot & PROT_WRITE and not f.writable():
             raise SyscallError(EACCES)
-        file = mmap_file()
+        file = f.mmap_file()
+        if file is None:
+            raise SyscallError(ENODEV)
     if flags & abi.MAP_32BIT and not flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) and not addr:
         addr = 0x40000000
-    name = getattr(file, "path", "") if file is not None else ""
+    name = file.path if file is not None else ""
     return mm.mmap(addr, length, prot, flags, file, offset, name)
 
 

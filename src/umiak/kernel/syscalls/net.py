@@ -15,7 +15,7 @@ from umiak.kernel.abi import (MMSGHDR_SIZE, MSG_WAITFORONE, MSGHDR, NETLINK_ROUT
 from umiak.kernel.errors import (EAFNOSUPPORT, EAGAIN, EINPROGRESS, EINTR, EINVAL, EMFILE, ENOTSOCK, EOPNOTSUPP,
                                  EPIPE, EPROTONOSUPPORT, ERESTARTSYS, ESOCKTNOSUPPORT, SyscallError)
 from umiak.kernel.net.base import Socket, parse_cmsgs, sigpipe, timeval_bytes, timeval_seconds
-from umiak.kernel.waiting import poll_mask, wait_for
+from umiak.kernel.waiting import wait_for
 
 MAX_SEND = 4 << 20         # bytes of a stream send taken from guest memory per step
 
@@ -57,7 +57,7 @@ def _nonblock(sock, flags: int = 0) -> bool:
 def _wait_op(task, sock, events: int, op, nonblock: bool, timeout: float | None):
     """op() until it does not raise EAGAIN, waiting for `events` on sock in between."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    internal = getattr(sock, "poll_mask", None) is not None
+    internal = sock.host_fd() is None
     while True:
         try:
             return op()
@@ -69,7 +69,7 @@ def _wait_op(task, sock, events: int, op, nonblock: bool, timeout: float | None)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SyscallError(EAGAIN)
-        if internal and poll_mask(sock) & (events | POLLERR | POLLHUP):
+        if internal and sock.poll_mask() & (events | POLLERR | POLLHUP):
             left = 0.002 if left is None else min(left, 0.002)   # ready, yet it would block: look again soon
         try:
             wait_for(task, [(sock, events)], left)
@@ -224,7 +224,7 @@ def sys_connect(task, fd, addr, addrlen):
         if e.errno != EINPROGRESS or _nonblock(sock):
             raise
     deadline = None if sock.sndtimeo is None else time.monotonic() + sock.sndtimeo
-    while not poll_mask(sock) & (POLLOUT | POLLERR | POLLHUP):
+    while not sock.poll_mask() & (POLLOUT | POLLERR | POLLHUP):
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise SyscallError(EINPROGRESS)

@@ -8,7 +8,7 @@ from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL
                               EPOLLONESHOT, POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, s32, s64)
 from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ENOENT, EPERM, ERESTARTSYS, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.waiting import poll_mask, wait_for, waitq
+from umiak.kernel.waiting import wait_for
 
 ALWAYS = POLLERR | POLLHUP
 
@@ -58,7 +58,7 @@ def _do_poll(task, entries: list[tuple[int, int]], timeout: float | None) -> lis
             if f is None:
                 out.append(POLLNVAL)
                 continue
-            out.append(poll_mask(f) & (events | ALWAYS))
+            out.append(f.poll_mask() & (events | ALWAYS))
             items.append((f, events | ALWAYS))
         if any(out):
             return out
@@ -198,12 +198,12 @@ class EpollFile(File):
             f, events, data, last_seq, disabled = ent
             if disabled:
                 continue
-            mask = poll_mask(f) & (events | ALWAYS)
+            mask = f.poll_mask() & (events | ALWAYS)
             if not mask:
                 continue
             if events & EPOLLET:
-                seq = waitq(f).seq
-                if seq == last_seq and getattr(f, "poll_mask", None) is not None:
+                seq = f.waitq.seq
+                if seq == last_seq and f.host_fd() is None:   # no change since: nothing new
                     continue
                 if not peek:
                     ent[3] = seq
@@ -243,7 +243,7 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
     target = task.fds.get(fd)
     if target is ep:
         raise SyscallError(EINVAL)
-    if getattr(target, "loc", None) is not None and getattr(target, "_is_regular", lambda: False)():
+    if target.loc is not None and target.is_regular():
         raise SyscallError(EPERM)   # regular files cannot be polled
     key = (fd, id(target))
     if op == EPOLL_CTL_DEL:
@@ -264,7 +264,7 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
         ep.interest[key] = [target, events, data, -1, False]
     else:
         raise SyscallError(EINVAL)
-    waitq(ep).notify()
+    ep.waitq.notify()
     return 0
 
 

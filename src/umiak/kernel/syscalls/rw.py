@@ -6,7 +6,7 @@ from umiak.kernel.abi import UIO_MAXIOV, s32, s64
 from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
-from umiak.kernel.waiting import POLLIN, POLLOUT
+from umiak.kernel.abi import POLLIN, POLLOUT
 
 
 
@@ -18,7 +18,7 @@ def _wait_io(task, f, events, op, deadlock):
     except SyscallError as e:
         if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
             raise
-    if getattr(f, "pipe", None) is not None and len(task.process.tasks) <= 1:
+    if f.pipe is not None and len(task.process.tasks) <= 1:
         return deadlock()
     from umiak.kernel.waiting import blocking
     return blocking(task, f, events, op)

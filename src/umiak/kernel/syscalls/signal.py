@@ -22,9 +22,7 @@ def sys_rt_sigaction(task, signo, act, oldact, sigsetsize):
         handler, flags, restorer, mask = new
         actions[signo] = (handler, flags, restorer, mask & ~_UNBLOCKABLE)
         if handler not in (abi.SIG_DFL, abi.SIG_IGN):
-            precise = getattr(task.kernel.platform, "precise_interrupts", None)
-            if precise is not None:
-                precise()   # a handler may resume the program after a kick
+            task.kernel.platform.precise_interrupts()   # a handler may resume the program after a kick
     return 0
 
 

@@ -26,7 +26,7 @@ from umiak.kernel.vfs.core import VFS, Loc, Mount
 def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs.hostfs import HostFS
-    from umiak.kernel.vfs.memfs import MemFS, OverlayFS
+    from umiak.kernel.vfs.memfs import MemDir, MemFS, OverlayFS
     cfg = getattr(kernel, "config", None)    # umiak.config: a kernel may lack some file systems
 
     def want(sym: str) -> bool:
@@ -43,7 +43,7 @@ def build_vfs(kernel) -> VFS:
         lower = None
         try:
             node = overlay.root.lookup("tmp") if want("HOSTFS") else None
-            lower = node.lower if node is not None and hasattr(node, "entries") else None
+            lower = node.lower if isinstance(node, MemDir) else None   # else a file: no lower /tmp
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
@@ -101,10 +101,11 @@ def _mount_point(overlay, path: str, is_dir: bool) -> None:
     """Make the directory (or file) a mount sits on in the overlay when the root lacks it,
     so that `ls` of its parent shows it (Docker does the same)."""
     from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs.memfs import MemDir
     node = overlay.root
     parts = [p for p in path.split("/") if p]
     for i, name in enumerate(parts):
-        if not hasattr(node, "entries"):
+        if not isinstance(node, MemDir):
             return
         try:
             node = node.lookup(name)
@@ -125,6 +126,7 @@ def _identity(kernel, overlay) -> None:
     """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself."""
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs import identity
+    from umiak.kernel.vfs.memfs import Leaf, MemDir, MemInode
     opts = kernel.options
     hostname = getattr(kernel, "hostname", None) or getattr(opts, "hostname", "umiak")
     uid, gid = getattr(opts, "uid", 0), getattr(opts, "gid", 0)
@@ -134,14 +136,13 @@ def _identity(kernel, overlay) -> None:
     except SyscallError:
         root.mkdir("etc", 0o755)
         etc = root.lookup("etc")
-    if not hasattr(etc, "entries"):
+    if not isinstance(etc, MemDir):
         return
 
     def base(name):
         try:
             node = etc.lookup(name)
-            lower = getattr(node, "lower", None)
-            return lower.read_bytes() if lower is not None and _stat.S_ISREG(node.mode) else None
+            return node.lower.read_bytes() if isinstance(node, Leaf) and _stat.S_ISREG(node.mode) else None
         except SyscallError:
             return None
 
@@ -159,8 +160,8 @@ def _identity(kernel, overlay) -> None:
             continue                  # the root's own file says it already
         try:
             node = etc.lookup(name)
-            inode = node.copy_up() if hasattr(node, "copy_up") else node   # keeps mode, owner, times
-            if not hasattr(inode, "data"):
+            inode = node.copy_up()   # keeps mode, owner, times
+            if not isinstance(inode, MemInode):
                 continue
             inode.fs.charge(len(data) - len(inode.data))
             inode.data = bytearray(data)

@@ -7,10 +7,11 @@ target starts again at the guest's root), `..` climbs the chain of locations
 the walk came through (so it leaves a mount for its parent and stops at `/`),
 and mount points are found by the guest path of the directory being entered.
 
-A file system is any object with `root` (a node) and `readonly`; a node has
-`mode` (the st_mode of its lstat), `stat()`, and as fits its type `lookup(name)`,
-`list()`, `readlink()`, `open(task, loc, flags)`, or `magic(vfs, task)` for the
-/proc links that jump to an open file rather than to a path.
+A file system is a nodes.FileSystem (`root`, `readonly`, `tmpfile`); a node is a
+nodes.Node: `mode` (the st_mode of its lstat), `stat()`, and as fits its type
+`lookup(name)`, `list()`, `readlink()`, `open(task, loc, flags)`, `create(...)`, or
+`magic(vfs, task)` for the /proc links that jump to an open file rather than to a path
+(interfaces.Inode and FileSys say what each means).
 """
 
 import stat as _stat
@@ -19,7 +20,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
                               RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, W_OK, X_OK)
 from umiak.kernel.errors import (EACCES, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR,
-                                 ENXIO, EOPNOTSUPP, EROFS, EXDEV, SyscallError)
+                                 EROFS, EXDEV, SyscallError)
 from umiak.kernel.vfs.permissions import check_access, may_search
 
 MAXSYMLINKS = 40
@@ -55,7 +56,7 @@ class Mount:
     def __init__(self, fs, path: str, readonly: bool, noexec: bool = False):
         self.fs = fs
         self.path = path
-        self.readonly = readonly or getattr(fs, "readonly", False)
+        self.readonly = readonly or fs.readonly
         self.noexec = noexec
 
     @property
@@ -212,7 +213,7 @@ class VFS:
                 links += 1
                 if links > MAXSYMLINKS or rflags & RESOLVE_NO_SYMLINKS:
                     raise SyscallError(ELOOP)
-                magic = getattr(nxt.node, "magic", None)
+                magic = nxt.node.magic
                 if magic is not None:
                     if rflags & RESOLVE_NO_MAGICLINKS:
                         raise SyscallError(ELOOP)
@@ -261,10 +262,7 @@ class VFS:
             if (flags & abi.O_ACCMODE) == abi.O_RDONLY:
                 raise SyscallError(EINVAL)
             check_access(task, loc, W_OK | X_OK)
-            creator = getattr(loc.mount.fs, "tmpfile", None)
-            if creator is None:
-                raise SyscallError(EOPNOTSUPP)
-            return creator(task, loc, flags, mode & ~task.process.umask if task else mode)
+            return loc.mount.fs.tmpfile(task, loc, flags, mode & ~task.process.umask if task else mode)
         parent, name, kind = self.resolve_parent(task, dirfd, path)
         if kind != LAST_NORM or path.endswith("/"):
             raise SyscallError(EISDIR)   # open("x/", O_CREAT) is EISDIR whatever x is, as Linux
@@ -297,12 +295,9 @@ class VFS:
             return self.open_loc(task, loc, flags & ~abi.O_CREAT)
         self._need_writable(parent)
         check_access(task, parent, W_OK | X_OK)
-        create = getattr(parent.node, "create", None)
-        if create is None:
-            raise SyscallError(EACCES)
         umask = task.process.umask if task is not None else 0o022
         c = task.process.creds if task is not None else None
-        node = create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
+        node = parent.node.create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
         return self.open_loc(task, Loc(parent.child_path(name), node, parent.mount, parent),
                              flags & ~abi.O_TRUNC, created=True)
 
@@ -334,10 +329,7 @@ class VFS:
                     raise SyscallError(EROFS)
                 if not want_write:
                     check_access(task, loc, W_OK)
-        opener = getattr(node, "open", None)
-        if opener is None:
-            raise SyscallError(ENXIO)
-        return opener(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
+        return node.open(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
 
     def open_exec(self, task, path: str):
         """The file execve(2) would run (a File with pread(offset, n), size() and .path, the

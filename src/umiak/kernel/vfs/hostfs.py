@@ -12,13 +12,13 @@ import stat as _stat
 from umiak.kernel import abi
 from umiak.kernel.errors import EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP, SyscallError
 from umiak.kernel.files import HostFile, oserror
-from umiak.kernel.vfs.nodes import DirFile, dtype
+from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FD_CACHE = 128   # directory fds kept open for lookups
 
 
-class HostFS:
+class HostFS(FileSystem):
     """`host_root` seen as a file system; `readonly` refuses every change (EROFS).
     `caches`: the kernel's page caches of host files (pagecache.PageCaches), given to the
     files opened here so read/write see the pages of shared mappings."""
@@ -73,7 +73,7 @@ class HostFS:
         self._dirfds = {}
 
 
-class _Changes:
+class _Changes(Node):
     """Changes to a writable host directory (volumes). Every name is one component in a
     directory held open; the object of chmod/chown/utime/truncate is reached through an
     O_PATH|O_NOFOLLOW fd, so no host symlink is ever followed."""
@@ -89,7 +89,7 @@ class _Changes:
         except OSError as e:
             raise oserror(e) from None
 
-    def create(self, name: str, mode: int, owner=None) -> "HostNode":
+    def create(self, name: str, mode: int, owner=None) -> Node:
         fd = self._host(os.open, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                         mode, dir_fd=self._dirfd())
         os.close(fd)

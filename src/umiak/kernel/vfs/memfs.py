@@ -27,8 +27,8 @@ from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_S
                               RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
                                  ENXIO, EOPNOTSUPP, EPERM, EXDEV, GuestOutOfMemory, SyscallError)
-from umiak.kernel.files import File, Stat
-from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+from umiak.kernel.files import File, Mapping, Stat
+from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype, makedev
 
 
 if TYPE_CHECKING:
@@ -37,12 +37,11 @@ if TYPE_CHECKING:
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
 MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
 
-class MemFS:
+class MemFS(FileSystem):
     """A tmpfs: `limit` bytes of file data at most (ENOSPC beyond), half the guest's RAM by default."""
 
     fstype = "tmpfs"
     magic = TMPFS_MAGIC
-    readonly = False
 
     def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
@@ -111,7 +110,7 @@ def _now() -> int:
     return time.time_ns()
 
 
-class _Attrs:
+class _Attrs(Node):
     """st_* fields kept in memory."""
 
     def _init_attrs(self, fs, mode: int, owner: tuple[int, int]):
@@ -266,7 +265,7 @@ class MemInode(_Attrs):
         raise SyscallError(ENXIO)
 
 
-class Leaf:
+class Leaf(Node):
     """A non-directory of a lower (host) directory, until a change copies it up."""
 
     __slots__ = ("lower", "upper", "fs")
@@ -276,8 +275,8 @@ class Leaf:
         self.lower = lower
         self.upper = None
 
-    @property
-    def mode(self) -> int:
+    @property   # Node declares mode a plain attribute: a Leaf's is its upper's or lower's
+    def mode(self) -> int:  # type: ignore[override]
         return self.upper.mode if self.upper is not None else self.lower.mode
 
     @property
@@ -641,10 +640,13 @@ class MemFile(File):
 
     full_reads = True
 
+    def is_regular(self) -> bool:
+        return True
+
     def __init__(self, loc, flags: int, inode: MemInode, path: str | None = None):
         self.loc = loc
         self.flags = flags
-        self.inode = inode
+        self.inode: MemInode = inode
         self.pos = 0
         self._path = path
 
@@ -736,6 +738,10 @@ class MemFile(File):
     def sync(self) -> None:
         pass
 
+    def statfs(self) -> dict:
+        """A memfd (no place in the tree): its internal tmpfs."""
+        return self.inode.fs.statfs(self.inode)
+
     def mmap_file(self):
         return MemMapping(self.inode, self.writable(), self.path)
 
@@ -747,7 +753,7 @@ class MemFile(File):
         return f
 
 
-class MemMapping:
+class MemMapping(Mapping):
     """What a mapping of an in-memory file holds: the inode (the data outlives close(2)).
     MAP_SHARED maps the inode's own frames (page_cache); MAP_PRIVATE copies them (pread)."""
 
@@ -820,6 +826,6 @@ def _open_device(task, inode: MemInode, loc, flags: int):
     devfs = kernel.vfs.mounts.get("/dev")
     if devfs is not None:
         for node in devfs.fs.root.entries().values():
-            if getattr(node, "rdev", None) == inode.rdev and _stat.S_ISCHR(node.mode):
+            if node.rdev == inode.rdev and _stat.S_ISCHR(node.mode):
                 return node.open(task, loc, flags)
     raise SyscallError(ENXIO)

@@ -6,8 +6,9 @@ import stat as _stat
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, SyscallError
-from umiak.kernel.files import File, Stat
+from umiak.kernel.errors import (EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENXIO, EOPNOTSUPP,
+                                 SyscallError)
+from umiak.kernel.files import File, Mapping, Stat
 
 DT_OF_MODE = {
     _stat.S_IFDIR: abi.DT_DIR, _stat.S_IFREG: abi.DT_REG, _stat.S_IFLNK: abi.DT_LNK,
@@ -23,6 +24,52 @@ def dtype(mode: int) -> int:
 def makedev(major: int, minor: int) -> int:
     """Linux's new_encode_dev, as glibc's makedev for st_dev/st_rdev."""
     return ((major & 0xFFFFF000) << 32) | ((major & 0xFFF) << 8) | ((minor & 0xFFFFFF00) << 12) | (minor & 0xFF)
+
+
+class Node:
+    """A node of a file system tree (interfaces.Inode). Every file system's nodes subclass
+    it; the defaults are Linux's answers for an object without the operation."""
+
+    __slots__ = ()
+    mode: int
+    magic = None   # a magic link (/proc/self/exe, fd/N): jump(vfs, task) -> the Loc it leads to
+
+    def stat(self):
+        raise NotImplementedError
+
+    def lookup(self, name: str) -> "Node":
+        raise SyscallError(ENOTDIR)
+
+    def list(self) -> list[tuple[int, int, str]]:
+        raise SyscallError(ENOTDIR)
+
+    def readlink(self) -> str:
+        raise SyscallError(EINVAL)
+
+    def open(self, task, loc, flags: int) -> File:
+        raise SyscallError(ENXIO)
+
+    def create(self, name: str, mode: int, owner=None) -> "Node":
+        """A new regular file in this directory (open(O_CREAT)); EACCES where none can be made."""
+        raise SyscallError(EACCES)
+
+    def copy_up(self) -> "Node":
+        """The node that takes changes: itself, or an overlay's in-memory copy of a host file."""
+        return self
+
+
+class FileSystem:
+    """A mountable file system (interfaces.FileSys): its root node and whether it refuses changes."""
+
+    readonly = False
+    root: Node
+
+    def statfs(self, node) -> dict:
+        raise NotImplementedError
+
+    def tmpfile(self, task, loc, flags: int, mode: int) -> File:
+        """open(O_TMPFILE) in a directory of this file system."""
+        raise SyscallError(EOPNOTSUPP)
 
 
 class LocFile(File):
@@ -137,7 +184,7 @@ class BytesFile(LocFile):
         return BytesMapping(self.data, self.path)
 
 
-class BytesMapping:
+class BytesMapping(Mapping):
     """A read-only mapping of bytes made at open (what mm's file mappings need)."""
 
     writable = False
@@ -158,17 +205,16 @@ class BytesMapping:
 
 # -- synthetic nodes -------------------------------------------------------------
 
-class SynthFS:
+class SynthFS(FileSystem):
     """A small in-memory file system of synthetic nodes (procfs, devfs)."""
 
-    readonly = False
     magic = abi.TMPFS_MAGIC
 
     def __init__(self, dev: int):
         self.dev = dev
         self._next_ino = 1
         self.time_ns = time.time_ns()
-        self.root = None
+        self.root = None   # type: ignore[assignment]  # set by the subclass
 
     def ino(self) -> int:
         self._next_ino += 1
@@ -179,7 +225,7 @@ class SynthFS:
                     f_files=0, f_ffree=0, f_namelen=255, f_frsize=4096)
 
 
-class SynthNode:
+class SynthNode(Node):
     nlink = 1
 
     def __init__(self, fs: SynthFS, mode: int, rdev: int = 0, uid: int = 0, gid: int = 0):
@@ -282,7 +328,7 @@ class DeviceNode(SynthNode):
         return self.factory(task, loc, flags)
 
 
-class FileNode:
+class FileNode(Node):
     """What /proc/self/fd/N leads to for a file with no place in the tree (pipes, stdio):
     stat is the file's, open makes a new description of the same object."""
 
@@ -329,7 +375,7 @@ class ZeroFile(DeviceFile):
         return ZeroMapping()
 
 
-class ZeroMapping:
+class ZeroMapping(Mapping):
     """A mapping of /dev/zero: zeros as far as it goes (Linux makes it anonymous memory)."""
 
     writable = True

@@ -48,7 +48,7 @@ class PipeEnd(File):
     `loc` is set for a FIFO's ends (their path and inode are the FIFO's)."""
 
     def __init__(self, pipe: Pipe, flags: int, reading: bool, both: bool = False):
-        self.pipe = pipe
+        self.pipe: Pipe = pipe
         self.flags = flags
         self.reading = reading
         self.both = both
@@ -72,8 +72,12 @@ class PipeEnd(File):
     def writable(self) -> bool:
         return (not self.reading or self.both) and not self.flags & abi.O_PATH
 
+    sigpipe_on_epipe = True
+    pseudo_fs = abi.PIPEFS_MAGIC
+
     @property
-    def _waitq(self) -> WaitQueue:
+    def waitq(self) -> WaitQueue:
+        """Both ends (and every open of a FIFO) share the pipe's queue."""
         return self.pipe.waitq
 
     def read(self, n: int) -> bytes:

@@ -101,7 +101,7 @@ import time
 from umiak.arch.x86_64 import cpu, descriptors
 from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RIP, ExitKind, Fault, frame_runs
+from umiak.platform.base import RIP, ExitKind, Fault, Platform, frame_runs
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -267,7 +267,7 @@ class _NativeBlockHook:
         self.address = addr
 
 
-class EmuPlatform:
+class EmuPlatform(Platform):
     """One Unicorn engine whose physical memory is the guest RAM buffer."""
 
     name = "emu"
@@ -303,6 +303,7 @@ class EmuPlatform:
         self.slice = SLICE
         self.switches = 0               # context switches between vCPUs
         self._pristine = None           # CPU state before the first vCPU's boot
+        self._exc_state: "_ExceptionState | None" = None   # made with the syscall hook
         self._stop_req: ctypes.c_uint8 | None = None  # set: the block hook stops emulation
 
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
@@ -653,7 +654,7 @@ class EmuPlatform:
         if self._pristine is not None:
             self._lib.uc_context_free(self._pristine)
             self._pristine = None
-        if getattr(self, "_exc_state", None) is not None:
+        if self._exc_state is not None:
             self._exc_state.close()
             self._exc_state = None
         # The engine is freed with its last reference, before the RAM it points into.
@@ -880,7 +881,8 @@ class EmuVcpu:
             self._rip = rip - 2
             self._fault = Fault(cpu.VEC_GP, (vec << 3) | 2, 0, rip - 2)
             return ExitKind.FAULT
-        err = self.plat._exc_state.take()
+        state = self.plat._exc_state
+        err = state.take() if state is not None else 0   # None: the VM is closing
         if vec not in cpu.VECTORS_WITH_ERROR_CODE:
             err = 0
         addr = self._read_engine(self._cr2_id) if vec == cpu.VEC_PF else 0

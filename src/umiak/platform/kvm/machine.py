@@ -17,7 +17,7 @@ import threading
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, frame_runs
+from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, Platform, frame_runs
 from umiak.platform.kvm import api
 from umiak.platform.kvm.device import flavour, open_kvm
 
@@ -144,7 +144,7 @@ def wait_closed() -> None:
         _closer.wait()
 
 
-class KvmPlatform:
+class KvmPlatform(Platform):
     """A KVM virtual machine with guest RAM, page tables and the kernel stubs mapped."""
 
     name = "kvm"
@@ -152,8 +152,10 @@ class KvmPlatform:
     def __init__(self, mem_size: int):
         self.flavour = flavour()
         self.mem_size = mem_size
-        self._kvm = open_kvm()
+        self._vm = -1                            # the VM's fd (-1 before _setup and once closed)
+        self._spare: "KvmVcpu | None" = None     # a vCPU made ahead by prepare()
         self._vcpus: list["KvmVcpu"] = []
+        self._kvm = open_kvm()
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -228,8 +230,8 @@ class KvmPlatform:
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
 
-    @property
-    def xsave_size(self) -> int:
+    @property   # Platform declares it as a plain attribute (emu's is one)
+    def xsave_size(self) -> int:  # type: ignore[override]
         """Bytes of XSAVE state for the features in XCR0 (CPUID 0xD.0 EBX reports the maximum)."""
         size = 576
         xcr0 = self.xcr0()
@@ -247,7 +249,7 @@ class KvmPlatform:
         # Linux: the signal frame (xsave area + rt_sigframe) rounded as the kernel reports it.
         return {"hwcap": hwcap, "hwcap2": 0, "minsigstksz": max(2048, xsave + 1024)}
 
-    def tsc_clock(self, vcpu: "KvmVcpu") -> tuple[int, int] | None:
+    def tsc_clock(self, vcpu) -> tuple[int, int] | None:
         """(guest TSC kHz, guest TSC - host TSC), read before the vCPU first runs; guest code
         reads the TSC natively, so a vDSO can serve clocks without exits."""
         from umiak.arch.x86_64.tsc import host_rdtsc
@@ -308,7 +310,7 @@ class KvmPlatform:
             self._spare = KvmVcpu(self, 0, 0, 0)
 
     def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
-        spare, self._spare = getattr(self, "_spare", None), None
+        spare, self._spare = self._spare, None
         if spare is not None:
             regs = [0] * 18
             regs[RIP], regs[RSP], regs[RFLAGS] = entry, stack, cpu.RFLAGS_RESERVED
@@ -326,15 +328,12 @@ class KvmPlatform:
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
         fds = []
-        spare, self._spare = getattr(self, "_spare", None), None
+        spare, self._spare = self._spare, None
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
-        for attr in ("_vm", "_kvm"):
-            fd = getattr(self, attr, None)
-            if fd is not None:
-                fds.append(fd)
-                setattr(self, attr, None)
+        fds += [fd for fd in (self._vm, self._kvm) if fd >= 0]
+        self._vm = self._kvm = -1
         _close_later([fd for fd in fds if fd is not None])
         # ram is exported to ctypes (for the memory slot), so the mmap cannot be
         # closed explicitly; dropping the references frees it.
