@@ -8,13 +8,20 @@ functions in `kernel/syscalls/<family>.py`, found through the one table in
 import importlib
 import os
 import sys
+import threading
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import ENOSYS, ExitGroup, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
+
+if TYPE_CHECKING:
+    from umiak.kernel.net.stack import NetStack
+    from umiak.kernel.syscalls.futex import Waiter
+    from umiak.kernel.vfs.memfs import MemFS
 
 # CPU exception vector -> (signal, si_code) when user code faults.
 FAULT_SIGNALS = {
@@ -79,6 +86,11 @@ def initial_fpu(image: bytes) -> bytes:
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
 
 
+class _Current(threading.local):
+    """Per host thread: the task it runs, None on threads that run no task."""
+    task = None
+
+
 class Kernel:
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
@@ -97,12 +109,11 @@ class Kernel:
         self.handlers = self._build_dispatch()
         self._vfs = None
         self.exit_signal = 0
-        import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
         self._timers = None
         self.vdso = None
-        self._current = threading.local()
+        self._current = _Current()   # .task: the task this host thread runs (set by _loop)
         self.ncpus = options.cpus or os.cpu_count() or 1
         # Inode numbers of pipes and sockets, and minors of the anonymous devices (st_dev) of
         # in-memory file systems: per VM, as Linux numbers them per boot.
@@ -111,6 +122,11 @@ class Kernel:
         self.socket_inos = itertools.count(0x10001)
         self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
+        # Futex waiters by guest address of the futex word (syscalls/futex.py).
+        self.futexes: dict[int, list[Waiter]] = {}
+        # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
+        self._net: NetStack | None = None
+        self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -138,7 +154,7 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
-        if getattr(opts, "net", "host") != "host":
+        if opts.net != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
         envp = [f"{k}={v}".encode() for k, v in env.items()]
@@ -226,7 +242,7 @@ class Kernel:
         """Release what the VM held on the host (files it opened, the timer thread)."""
         if self._timers is not None:
             self._timers.stop()
-        if getattr(self, "_net", None) is not None:
+        if self._net is not None:
             from umiak.kernel import net
             net.stop(self)
         for proc in self.processes.values():
@@ -240,7 +256,7 @@ class Kernel:
 
     def current_task(self):
         """The task whose host thread is calling (None off the task threads)."""
-        return getattr(self._current, "task", None)
+        return self._current.task
 
     @property
     def timers(self):

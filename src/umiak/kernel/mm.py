@@ -58,6 +58,7 @@ class AddressSpace:
         self.reserved = reserved   # [start, end) ranges the kernel keeps for itself
         self.brk_start = self.brk_end = 0
         self.stack_vma: Vma | None = None
+        self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:

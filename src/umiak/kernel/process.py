@@ -12,10 +12,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.files import FdTable
 from umiak.kernel.mm import AddressSpace
+
+if TYPE_CHECKING:
+    from umiak.kernel.syscalls.event import SignalFd
+    from umiak.kernel.syscalls.time import GuestTimer
 
 
 @dataclass
@@ -68,6 +73,14 @@ class Process:
         self.done = threading.Event()          # set when the last task has ended
         self.threads: list[threading.Thread] = []
         self.leader: "Task | None" = None
+        # Timers (syscalls/time.py): setitimer's by ITIMER_* (each made on first use) and
+        # timer_create's by timer id.
+        self.itimers: dict[int, GuestTimer] = {}
+        self.posix_timers: dict[int, GuestTimer] = {}
+        # Open signalfds (syscalls/event.py), woken by signals.send when a signal in their mask
+        # arrives; a signalfd leaves the list when its last reference closes.
+        self.signalfds: list[SignalFd] = []
+        self.membarrier_registered = False     # MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED was done
 
 
 class Task:

@@ -18,7 +18,7 @@
 
 def vm_stack(kernel):
     """The VM's NetStack (made on first use; the private modes start at once)."""
-    st = getattr(kernel, "_net", None)
+    st = kernel._net
     if st is None:
         from umiak.kernel.net.stack import NetStack
         st = kernel._net = NetStack(kernel.options, kernel.warn)
@@ -53,6 +53,6 @@ def start(kernel) -> None:
 
 def stop(kernel) -> None:
     """Release the VM's network: forwarders, the namespace helper."""
-    st = getattr(kernel, "_net", None)
+    st = kernel._net
     if st is not None:
         st.close()

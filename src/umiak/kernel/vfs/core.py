@@ -14,6 +14,7 @@ A file system is any object with `root` (a node) and `readonly`; a node has
 """
 
 import stat as _stat
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
@@ -21,6 +22,9 @@ from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE
 from umiak.kernel.errors import (EACCES, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR,
                                  ENXIO, EOPNOTSUPP, EROFS, EXDEV, SyscallError)
 from umiak.kernel.vfs.permissions import check_access, may_search
+
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.locks import LockTable
 
 MAXSYMLINKS = 40
 
@@ -76,6 +80,7 @@ class VFS:
         self.root = Loc("/", root_fs.root, root_mount, None)
         self._cwd_cache: tuple[str, Loc] | None = None
         self.host_filesystems: list = []   # HostFS instances: their directory fds are closed with the VM
+        self.locks: LockTable | None = None   # fcntl/flock/OFD locks: made at the first lock (syscalls/fcntl.py)
 
     def close(self) -> None:
         """Give the host directory fds back (the kernel's shutdown)."""

@@ -44,13 +44,12 @@ class MemFS:
     magic = TMPFS_MAGIC
     readonly = False
 
-    def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
+    def __init__(self, kernel, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
         self.dev = makedev(0, next(kernel.anon_minors))   # an anonymous block device 0:N, as Linux's
         self._ino = 0
         if limit is None:
-            mem = getattr(getattr(kernel, "options", None), "mem_size", 1 << 30)
-            limit = max(mem // 2, 1 << 20)
+            limit = max(kernel.options.mem_size // 2, 1 << 20)
         self.limit = limit
         self.used = 0
         self.root = MemDir(self, _stat.S_IFDIR | mode, (0, 0), lower=lower)
@@ -771,7 +770,7 @@ class MemMapping:
 
 def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile:
     """memfd_create(2): a file of an internal tmpfs; /proc/self/fd shows /memfd:NAME (deleted)."""
-    fs = getattr(kernel, "_memfd_fs", None)
+    fs = kernel._memfd_fs
     if fs is None:
         fs = kernel._memfd_fs = MemFS(kernel, 0o1777)
     inode = MemInode(fs, _stat.S_IFREG | 0o777, owner)
