@@ -135,6 +135,7 @@ class _Kernel:
         from umiak.options import RunOptions
         self.options = RunOptions(**opts)
         self.processes = {}
+        self.ncpus = 1
         self._vfs = None
         self.warnings = []
         import itertools
@@ -149,6 +150,9 @@ class _Kernel:
 
     def warn(self, msg):
         self.warnings.append(msg)
+
+    def current_task(self):
+        return None   # no task threads here: the caller passes its task
 
 
 def _task(kernel, cwd="/"):

@@ -23,6 +23,9 @@ class HostFS:
     `caches`: the kernel's page caches of host files (pagecache.PageCaches), given to the
     files opened here so read/write see the pages of shared mappings."""
 
+    fstype = "hostfs"   # its type in /proc/self/mounts
+    dev = 0             # the device /proc/self/mountinfo shows (files keep their host st_dev)
+
     def __init__(self, host_root: str, readonly: bool = True, caches=None):
         self.caches = caches
         try:   # a directory, or a single file (-v /host/file:/guest/file)

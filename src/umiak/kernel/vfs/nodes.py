@@ -161,6 +161,7 @@ class BytesMapping:
 class SynthFS:
     """A small in-memory file system of synthetic nodes (procfs, devfs)."""
 
+    fstype = "none"     # its type in /proc/self/mounts (subclasses name theirs)
     readonly = False
     magic = abi.TMPFS_MAGIC
 
