@@ -129,11 +129,18 @@ def test_overlay_root_changes_like_linux(platform, variant, tmp_path):
 # -- the VFS in-process (no VM): confinement, mounts, loops, openat2, open_exec --------------
 
 class _Kernel:
-    """Just what build_vfs and the resolver use."""
+    """Just what build_vfs and the resolver use: in-memory files keep their pages in host memory."""
 
     def __init__(self, **opts):
+        from types import SimpleNamespace
+
+        from umiak.kernel.pagecache import HeapFrames, PageCaches
         from umiak.options import RunOptions
         self.options = RunOptions(**opts)
+        self.hostname = self.options.hostname
+        heap = HeapFrames()
+        self.frames, self.platform = heap.frames, SimpleNamespace(ram=heap.ram)
+        self.page_caches = PageCaches(heap.frames, heap.ram)
         self.processes = {}
         self.ncpus = 1
         self._vfs = None
