@@ -39,22 +39,22 @@ def make_tree(d):
     return d
 
 
-def test_files_stat_symlinks_descriptors(platform, variant, workdir):
-    make_tree(workdir)
-    compare(platform, [build("vfs_files", variant), workdir])
+def test_files_stat_symlinks_descriptors(platform, variant, tmp_path):
+    make_tree(tmp_path)
+    compare(platform, [build("vfs_files", variant), tmp_path])
 
 
-def test_devices_proc_pipes(platform, variant, workdir):
+def test_devices_proc_pipes(platform, variant, tmp_path):
     prog = build("vfs_special", variant)
-    compare(platform, [prog, os.path.realpath(prog)], cwd=workdir)
+    compare(platform, [prog, os.path.realpath(prog)], cwd=tmp_path)
 
 
-def test_getcwd_of_a_symlinked_working_directory(platform, variant, workdir):
-    (workdir / "real").mkdir()
-    os.symlink("real", workdir / "via")
+def test_getcwd_of_a_symlinked_working_directory(platform, variant, tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "via")
     prog = build("vfs_special", variant)
-    native = compare(platform, [prog, os.path.realpath(prog)], cwd=workdir / "via")
-    assert native.stdout.startswith(f"getcwd: {os.path.realpath(workdir / 'real')}\n".encode())
+    native = compare(platform, [prog, os.path.realpath(prog)], cwd=tmp_path / "via")
+    assert native.stdout.startswith(f"getcwd: {os.path.realpath(tmp_path / 'real')}\n".encode())
 
 
 READ_ONLY_ROOT = """\
@@ -97,15 +97,15 @@ write /dev/null still works: 1
 """
 
 
-def test_read_only_volume(platform, variant, workdir):
+def test_read_only_volume(platform, variant, tmp_path):
     """umiak's semantics, not Linux's output here: the host directory is writable natively.
     The errors are those of Linux on a read-only mount (EEXIST/ENOENT first where Linux checks them first)."""
-    (workdir / "file").write_text("content\n")
-    (workdir / "sub").mkdir()
-    before = sorted(os.listdir(workdir))
-    res = run_umiak(platform, [build("vfs_rofs", variant), "/ro"], options=["-v", f"{workdir}:/ro:ro"])
+    (tmp_path / "file").write_text("content\n")
+    (tmp_path / "sub").mkdir()
+    before = sorted(os.listdir(tmp_path))
+    res = run_umiak(platform, [build("vfs_rofs", variant), "/ro"], options=["-v", f"{tmp_path}:/ro:ro"])
     assert (res.status, res.stdout.decode(), res.stderr) == (0, READ_ONLY_ROOT, b""), res.describe()
-    assert sorted(os.listdir(workdir)) == before and (workdir / "file").read_text() == "content\n"
+    assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "file").read_text() == "content\n"
 
 
 def _twin(d):

@@ -516,8 +516,4 @@ class Kernel:
             self.tracer.finish()
 
 
-def getpid_of(task) -> int:
-    return task.process.pid
-
-
 __all__ = ["Kernel"]

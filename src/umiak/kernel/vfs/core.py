@@ -377,14 +377,6 @@ class VFS:
             raise SyscallError(EINVAL)
         return loc.node.readlink()
 
-    def readdir(self, file) -> list[tuple[int, int, str]]:
-        return file.dir_entries()
-
-    def dotdot(self, loc: Loc) -> Loc:
-        if loc.path == "/":
-            return loc
-        return loc.parent if loc.parent is not None else self._parent_of(loc.path)
-
     def statfs(self, loc: Loc):
         fs = loc.mount.fs
         return fs.statfs(loc.node), loc.mount.readonly
