@@ -4,7 +4,6 @@ Each guest program runs natively and under umiak with identical stdout,
 stderr and exit status required.
 """
 
-import pytest
 
 from harness import build, compare
 

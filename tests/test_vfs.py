@@ -11,7 +11,6 @@ in test_read_only_volume.
 
 import os
 
-import pytest
 
 from harness import assert_same, build, compare, run_native, run_umiak
 

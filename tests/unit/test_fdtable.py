@@ -51,11 +51,11 @@ def test_lowest_free_after_arbitrary_closes():
             t.close(rng.choice(sorted(used)))
         elif r < 0.55:
             at = rng.randrange(0, 600)
-            expect(lambda: t.install_at(at, f) or at, at if at < limit else -EBADF)
+            expect(lambda at=at: t.install_at(at, f) or at, at if at < limit else -EBADF)
         elif r < 0.7:
             lowest = rng.randrange(0, 500)
             want = lowest_free(used, lowest)
-            expect(lambda: t.install(f, lowest=lowest), want if want < limit else -EMFILE)
+            expect(lambda lowest=lowest: t.install(f, lowest=lowest), want if want < limit else -EMFILE)
         else:
             want = lowest_free(used)
             expect(lambda: t.install(f), want if want < limit else -EMFILE)

@@ -415,12 +415,13 @@ class AddressSpace:
             return
         if not (vma.flags & MAP_SHARED and vma.file is not None and hasattr(vma.file, "pwrite")):
             return
+        size_of = getattr(vma.file, "size", None)
         for va in range(start, end, PAGE):
             e = self.pages.get(va >> 12)
             if e is not None:
                 pa = e & ~0xFFF
                 off = vma.offset + (va - vma.start)
-                size = getattr(vma.file, "size", lambda: off + PAGE)()
+                size = size_of() if size_of is not None else off + PAGE
                 n = min(PAGE, size - off)
                 if n > 0:
                     vma.file.pwrite(off, bytes(self.ram[pa:pa + n]))

@@ -181,7 +181,7 @@ class _Changes:
         st = self.stat()
         now = time.time_ns()
         out = []
-        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns)):
+        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns), strict=True):
             out.append(now if nsec == (1 << 30) - 1 else old if nsec == (1 << 30) - 2 else sec * 10**9 + nsec)
         self._via_fd(os.utime, ns=tuple(out))
 

@@ -538,7 +538,7 @@ class MemDir(_Attrs):
                     isinstance(target, MemDir) and self._under(target):
                 raise SyscallError(EINVAL)
             self.entries[name], new_parent.entries[new_name] = target, node
-            for d, n, nm in ((self, target, name), (new_parent, node, new_name)):
+            for d, n in ((self, target), (new_parent, node)):
                 if isinstance(n, MemDir):
                     n.parent = d
                 d._changed()

@@ -420,7 +420,7 @@ def _mountinfo(kernel) -> str:
     vfs = kernel.vfs
     ids = {}
     out = []
-    for i, (path, m) in enumerate(sorted(vfs.mounts.items())):
+    for i, path in enumerate(sorted(vfs.mounts)):
         ids[path] = 20 + i
     for path, m in sorted(vfs.mounts.items()):
         parent = path.rsplit("/", 1)[0] or "/"
