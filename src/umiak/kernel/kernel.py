@@ -20,8 +20,13 @@ from umiak.platform.base import ExitKind
 
 if TYPE_CHECKING:
     from umiak.kernel.net.stack import NetStack
+    from umiak.kernel.process import Process
     from umiak.kernel.syscalls.futex import Waiter
+    from umiak.kernel.timers import TimerQueue
+    from umiak.kernel.vfs.core import VFS
     from umiak.kernel.vfs.memfs import MemFS
+    from umiak.loader.vdso import VdsoClock
+    from umiak.trace.tracer import Tracer
 
 # CPU exception vector -> (signal, si_code) when user code faults.
 FAULT_SIGNALS = {
@@ -104,15 +109,15 @@ class Kernel:
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname
         self.unimplemented: dict[str, int] = {}
-        self.tracer = None
-        self.processes: dict[int, object] = {}
+        self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
+        self.processes: dict[int, Process] = {}
         self.handlers = self._build_dispatch()
-        self._vfs = None
+        self._vfs: VFS | None = None           # built on first use (the vfs property)
         self.exit_signal = 0
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
-        self._timers = None
-        self.vdso = None
+        self._timers: TimerQueue | None = None   # the timer thread, started on first use (timers)
+        self.vdso: VdsoClock | None = None       # the clock page of the vDSO, when options.vdso
         self._current = _Current()   # .task: the task this host thread runs (set by _loop)
         self.ncpus = options.cpus or os.cpu_count() or 1
         # Inode numbers of pipes and sockets, and minors of the anonymous devices (st_dev) of
@@ -160,22 +165,22 @@ class Kernel:
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
-        task.vcpu = self.platform.create_vcpu(0, 0)
+        vcpu = task.vcpu = self.platform.create_vcpu(0, 0)
         self.vdso = None
         tsc_clock = getattr(self.platform, "tsc_clock", None)
         clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
         if opts.vdso:
             # Without a TSC clock the vDSO's functions fall back to the real syscalls.
             from umiak.loader.vdso import VdsoClock
-            self.vdso = VdsoClock(self, mm)
+            vdso = self.vdso = VdsoClock(self, mm)
         entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr, execfn)
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
-        task.vcpu.set_regs(regs)
+        vcpu.set_regs(regs)
         if self.tracer is not None:
             self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:
-            self.vdso.start(*clock)
+            vdso.start(*clock)   # clock is only made with opts.vdso
         return task
 
     def _read_interp(self, path: str) -> bytes:
@@ -213,7 +218,7 @@ class Kernel:
             from umiak.loader.vdso import VdsoClock
             clock = self.vdso.clock
             self.vdso.stop()
-            self.vdso = VdsoClock(self, mm)
+            vdso = self.vdso = VdsoClock(self, mm)
         else:
             clock = None
         for fd in sorted(proc.fds.cloexec):
@@ -236,7 +241,7 @@ class Kernel:
         proc.exe = exe_path
         proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
         if clock is not None:
-            self.vdso.start(*clock)
+            vdso.start(*clock)   # clock is only taken from a running vDSO
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""

@@ -110,7 +110,7 @@ class Task:
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
-        self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
+        self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self
 
@@ -137,7 +137,7 @@ class Task:
     def wake(self) -> None:
         """Wake the task from Task.wait. Caller holds the kernel lock."""
         self.cond.notify_all()
-        if self._polling:
+        if self._polling and self._wake_fd is not None:
             os.eventfd_write(self._wake_fd, 1)
 
     def wait(self, ready, timeout: float | None = None, interruptible: bool = True,
@@ -167,12 +167,13 @@ class Task:
     def _poll_host(self, host_fds: list[tuple[int, int]], left: float | None) -> bool:
         """Poll host fds plus this task's wake fd with the kernel lock released."""
         import select
-        if self._wake_fd is None:
-            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        wake_fd = self._wake_fd
+        if wake_fd is None:
+            wake_fd = self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         p = select.poll()
         for fd, ev in host_fds:
             p.register(fd, ev)
-        p.register(self._wake_fd, select.POLLIN)
+        p.register(wake_fd, select.POLLIN)
         lock = self.kernel.lock
         self._polling = True
         lock.release()
@@ -185,9 +186,9 @@ class Task:
             self._polling = False
         woke = False
         for fd, _ in got:
-            if fd == self._wake_fd:
+            if fd == wake_fd:
                 try:
-                    os.eventfd_read(self._wake_fd)
+                    os.eventfd_read(wake_fd)
                 except BlockingIOError:
                     pass
             else:

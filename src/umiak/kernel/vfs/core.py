@@ -273,33 +273,34 @@ class VFS:
         parent, name, kind = self.resolve_parent(task, dirfd, path)
         if kind != LAST_NORM or path.endswith("/"):
             raise SyscallError(EISDIR)   # open("x/", O_CREAT) is EISDIR whatever x is, as Linux
+        found: Loc | None
         try:
-            loc = self.child(parent, name)
+            found = self.child(parent, name)
         except SyscallError as e:
             if e.errno != ENOENT:
                 raise
-            loc = None
-        if loc is not None and _stat.S_ISLNK(loc.node.mode) and not flags & abi.O_EXCL:
+            found = None
+        if found is not None and _stat.S_ISLNK(found.node.mode) and not flags & abi.O_EXCL:
             if flags & abi.O_NOFOLLOW:
                 raise SyscallError(ELOOP)
             try:
-                loc = self._walk(self.root, parent, name, True, resolve_flags, task=task)
+                found = self._walk(self.root, parent, name, True, resolve_flags, task=task)
             except SyscallError as e:
                 if e.errno != ENOENT:
                     raise
                 # a dangling symlink: Linux creates its target
                 if depth >= MAXSYMLINKS or resolve_flags & RESOLVE_NO_SYMLINKS:
                     raise SyscallError(ELOOP) from None
-                target = loc.node.readlink()
+                target = found.node.readlink()
                 if not target.startswith("/"):
                     target = parent.child_path(target)
                 return self._open_create(task, abi.AT_FDCWD, target, flags, mode, resolve_flags, depth + 1)
-        if loc is not None:
+        if found is not None:
             if flags & abi.O_EXCL:
                 raise SyscallError(EEXIST)
-            if loc.is_dir:
+            if found.is_dir:
                 raise SyscallError(EISDIR)
-            return self.open_loc(task, loc, flags & ~abi.O_CREAT)
+            return self.open_loc(task, found, flags & ~abi.O_CREAT)
         self._need_writable(parent)
         check_access(task, parent, W_OK | X_OK)
         create = getattr(parent.node, "create", None)

@@ -32,6 +32,7 @@ from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
 
 
 if TYPE_CHECKING:
+    from umiak.kernel.vfs.pipe import Pipe
     from umiak.kernel.pagecache import MemCache
 
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
@@ -163,7 +164,7 @@ class MemInode(_Attrs):
         self.length = 0          # st_size of a regular file
         self._cache: "MemCache | None" = None
         self.target = ""
-        self.pipe = None
+        self.pipe: Pipe | None = None   # a FIFO's pipe, made at its first open
         self.seals = 0
         self.locks = None
 
@@ -519,7 +520,6 @@ class MemDir(_Attrs):
         if not node.is_empty():
             raise SyscallError(ENOTEMPTY)
         self._drop(name)
-        node.removed = True
 
     def rename(self, name: str, new_parent: "MemDir", new_name: str, flags: int) -> None:
         if not isinstance(new_parent, MemDir):
@@ -786,10 +786,10 @@ def _open_fifo(task, inode: MemInode, loc, flags: int):
     """A named pipe: every open shares the inode's Pipe. O_NONBLOCK|O_WRONLY without a reader
     is ENXIO; a blocking open waits for the other end when another thread could open it."""
     from umiak.kernel.vfs.pipe import Pipe, PipeEnd
-    if inode.pipe is None:
-        inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
-        inode.pipe.ino = inode.ino
     p = inode.pipe
+    if p is None:
+        p = inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
+        p.ino = inode.ino
     acc = flags & abi.O_ACCMODE
     if acc == abi.O_WRONLY and flags & abi.O_NONBLOCK and p.readers == 0:
         raise SyscallError(ENXIO)

@@ -169,7 +169,7 @@ class SynthFS:
         self.dev = dev
         self._next_ino = 1
         self.time_ns = time.time_ns()
-        self.root = None
+        self.root: SynthNode | None = None   # each file system sets its root directory (or file)
 
     def ino(self) -> int:
         self._next_ino += 1

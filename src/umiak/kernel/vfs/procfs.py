@@ -18,7 +18,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import CLK_TCK, PROC_SUPER_MAGIC, SYSFS_MAGIC
 from umiak.kernel.errors import ENOENT, SyscallError
 from umiak.kernel.vfs.core import Loc, Mount
-from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, makedev
+from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, SynthNode, makedev
 
 PID_MAX = 4194304
 
@@ -27,9 +27,25 @@ def _boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)   # the guest's clocks are the host's
 
 
-def _release() -> str:
+def _release() -> tuple[str, str]:
     from umiak.kernel.syscalls.process import LINUX_RELEASE, LINUX_VERSION
     return LINUX_RELEASE.decode(), LINUX_VERSION.decode()
+
+
+class _TaskDir(SynthDir):
+    """/proc/<pid>/task/<tid>: kept while the same task lives (a tid may be reused)."""
+
+    def __init__(self, fs, entries, task):
+        super().__init__(fs, entries)
+        self.task = task
+
+
+class _FdLink(SynthLink):
+    """/proc/<pid>/fd/<n>: kept while the same open file sits at that fd."""
+
+    def __init__(self, fs, f, jump):
+        super().__init__(fs, f.link_text, jump, size=64)
+        self.file = f
 
 
 class ProcFS(SynthFS):
@@ -41,7 +57,7 @@ class ProcFS(SynthFS):
         self.kernel = kernel
         self.anon_mount = Mount(self, "", readonly=False)   # for files reached through fd/N
         self._pid_dirs: dict[int, SynthDir] = {}
-        self._task_dirs: dict[tuple[int, int], SynthDir] = {}
+        self._task_dirs: dict[tuple[int, int], _TaskDir] = {}
         self.boot_id = str(uuid.uuid4())
         self._self = SynthLink(self, lambda: str(self._current_pid()), size=0)
         self._thread_self = SynthLink(self, lambda: "%d/task/%d" % self._current_ids(), size=0)
@@ -128,7 +144,7 @@ class ProcFS(SynthFS):
                 return vfs.resolve(None, abi.AT_FDCWD, path, True)
             return jump
 
-        fd_links: dict[int, SynthLink] = {}
+        fd_links: dict[int, _FdLink] = {}
 
         def fd_entries() -> dict:
             out = {}
@@ -181,17 +197,16 @@ class ProcFS(SynthFS):
         d = self._task_dirs.get(key)
         if d is not None and d.task is task:
             return d
-        d = SynthDir(self, {
+        d = _TaskDir(self, {
             "comm": _comm_file(self, lambda: task, proc),
             "stat": SynthFile(self, lambda t: _stat_line(self.kernel, proc, task)),
             "status": SynthFile(self, lambda t: _status(proc, task)),
-        })
-        d.task = task
+        }, task)
         d.uid, d.gid = proc.creds.euid, proc.creds.egid
         self._task_dirs[key] = d
         return d
 
-    def _fd_link(self, f) -> SynthLink:
+    def _fd_link(self, f) -> _FdLink:
         fs = self
 
         def jump(vfs, task):
@@ -199,10 +214,9 @@ class ProcFS(SynthFS):
                 return f.loc
             return Loc(f.link_text(), FileNode(f), fs.anon_mount, None)
 
-        link = SynthLink(self, f.link_text, jump, size=64)
+        link = _FdLink(self, f, jump)
         acc = f.flags & abi.O_ACCMODE
         link.mode = _stat.S_IFLNK | {abi.O_RDONLY: 0o500, abi.O_WRONLY: 0o300}.get(acc, 0o700)
-        link.file = f
         return link
 
 
@@ -527,7 +541,7 @@ class SysFS(SynthFS):
         n = kernel.ncpus
         cpus = _cpu_list(n) + "\n"
         f = lambda text: SynthFile(self, lambda t: text)  # noqa: E731
-        cpu = {"online": f(cpus), "possible": f(cpus), "present": f(cpus),
+        cpu: dict[str, SynthNode] = {"online": f(cpus), "possible": f(cpus), "present": f(cpus),
                "offline": f("\n"), "kernel_max": f("8191\n")}
         for i in range(n):
             cpu[f"cpu{i}"] = SynthDir(self, {

@@ -91,8 +91,8 @@ def _install_kick_handler() -> None:
         act.handler = ctypes.addressof(ctypes.c_char.from_buffer(_kick_page))
         act.flags = SA_RESTART
         if _libc.sigaction(KICK_SIGNAL, ctypes.byref(act), None) != 0:
-            e = ctypes.get_errno()
-            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(e)}")
+            err = ctypes.get_errno()
+            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(err)}")
 
 
 class _Closer:
@@ -102,7 +102,7 @@ class _Closer:
 
     def __init__(self):
         import queue
-        self._q = queue.SimpleQueue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()   # lists of fds, and Events to set
         threading.Thread(target=self._loop, name="umiak-vm-close", daemon=True).start()
 
     def _loop(self) -> None:
@@ -153,7 +153,10 @@ class KvmPlatform:
         self.flavour = flavour()
         self.mem_size = mem_size
         self._kvm = open_kvm()
+        self._vm = -1                        # made by _setup (close() may run after it failed); -1 once closed
+        self._mem: mmap.mmap | None = None
         self._vcpus: list["KvmVcpu"] = []
+        self._spare: KvmVcpu | None = None   # a vCPU made ahead by prepare()
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -168,9 +171,9 @@ class KvmPlatform:
         self._vm = fcntl.ioctl(self._kvm, api.KVM_CREATE_VM, 0)
         self._run_size = fcntl.ioctl(self._kvm, api.KVM_GET_VCPU_MMAP_SIZE, 0)
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
-        self._mem = mmap.mmap(-1, mem_size, flags=flags)
-        self.ram = memoryview(self._mem)
-        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        mem = self._mem = mmap.mmap(-1, mem_size, flags=flags)
+        self.ram = memoryview(mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
         self._cpuid = self._supported_cpuid()
@@ -286,8 +289,11 @@ class KvmPlatform:
 
     def discard(self, frames: list[int]) -> None:
         """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
+        mem = self._mem
+        if mem is None:   # closed
+            return
         for start, length in frame_runs(frames):
-            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+            mem.madvise(mmap.MADV_DONTNEED, start, length)
 
     # -- vCPUs --------------------------------------------------------------
     def _cpu_page(self) -> int:
@@ -307,7 +313,7 @@ class KvmPlatform:
             self._spare = KvmVcpu(self, 0, 0, 0)
 
     def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
-        spare, self._spare = getattr(self, "_spare", None), None
+        spare, self._spare = self._spare, None
         if spare is not None:
             regs = [0] * 18
             regs[RIP], regs[RSP], regs[RFLAGS] = entry, stack, cpu.RFLAGS_RESERVED
@@ -324,20 +330,17 @@ class KvmPlatform:
     def close(self) -> None:
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
-        fds = []
-        spare, self._spare = getattr(self, "_spare", None), None
+        fds: list[int | None] = []
+        spare, self._spare = self._spare, None
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
-        for attr in ("_vm", "_kvm"):
-            fd = getattr(self, attr, None)
-            if fd is not None:
-                fds.append(fd)
-                setattr(self, attr, None)
-        _close_later([fd for fd in fds if fd is not None])
+        fds += [self._vm, self._kvm]
+        self._vm = self._kvm = -1
+        _close_later([fd for fd in fds if fd is not None and fd >= 0])
         # ram is exported to ctypes (for the memory slot), so the mmap cannot be
         # closed explicitly; dropping the references frees it.
-        self.ram = None
+        self.ram = memoryview(b"")
         self._mem = None
 
 
@@ -363,7 +366,7 @@ class KvmVcpu:
         self._gs = (api.RUN_SYNC_SREGS + api.SREGS_GS) // 8
         self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
         self._state = 0
-        self._thread = None
+        self._thread: int | None = None   # ident of the host thread that runs it (for kicks)
         self._init_state(entry, stack)
 
     def _init_state(self, entry: int, stack: int) -> None:
@@ -563,8 +566,8 @@ class KvmVcpu:
 
     def close(self, defer: bool = False) -> int | None:
         """Release the vCPU; with defer the fd is returned for the caller to close."""
-        fd, self.fd = self.fd, None
-        if fd is None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
             return None
         self._regs.release()
         self._q.release()
