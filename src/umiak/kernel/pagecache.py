@@ -18,6 +18,8 @@ Two kinds:
 import os
 import weakref
 
+from umiak.kernel.errors import EIO, SyscallError
+
 PAGE = 4096
 
 
@@ -221,7 +223,6 @@ class HostCache(PageCache):
                 if n > 0 and pa is not None:
                     os.pwrite(self.wfd, ram[pa:pa + n], off)
         except OSError as e:
-            from umiak.kernel.errors import EIO, SyscallError
             raise SyscallError(e.errno or EIO) from None
 
     def truncate(self, size: int) -> None:

@@ -15,6 +15,9 @@
 `syscalls/net.py`, so programs without sockets never load any of this).
 """
 
+from umiak.errors import UmiakError
+from umiak.kernel.errors import EACCES, SyscallError
+
 
 def vm_stack(kernel):
     """The VM's NetStack (made on first use; the private modes start at once)."""
@@ -31,8 +34,6 @@ def start(kernel) -> None:
     """Make the VM's network now: in the private modes the namespace, the published
     ports and the guest's /etc/resolv.conf and /etc/hosts. Kernel.spawn should call
     it when options.net != "host" (else it happens at the first socket call)."""
-    from umiak.errors import UmiakError
-    from umiak.kernel.errors import EACCES, SyscallError
     st = vm_stack(kernel)
     if st._started:
         return
