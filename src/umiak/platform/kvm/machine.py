@@ -177,6 +177,7 @@ class KvmPlatform:
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
         self._cpuid = self._supported_cpuid()
+        self.xsave_size = self._xsave_size()   # get_fpu/set_fpu copy this much (fixed for the VM)
         _install_kick_handler()
 
         # Page tables get a pool of their own that is never given back.
@@ -230,8 +231,7 @@ class KvmPlatform:
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
 
-    @property
-    def xsave_size(self) -> int:
+    def _xsave_size(self) -> int:
         """Bytes of XSAVE state for the features in XCR0 (CPUID 0xD.0 EBX reports the maximum)."""
         size = 576
         xcr0 = self.xcr0()
