@@ -4,8 +4,8 @@ Each guest program runs natively and under umiak with identical stdout,
 stderr and exit status required.
 """
 
-import pytest
 
+import pytest
 from harness import build, compare
 
 PTHREAD = ("-pthread",)

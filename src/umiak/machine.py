@@ -18,10 +18,17 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.errors import UmiakError
 from umiak.options import RunOptions
+
+if TYPE_CHECKING:
+    from umiak.kernel.files import File
+    from umiak.kernel.kernel import Kernel
+    from umiak.platform.base import Platform
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -77,20 +84,19 @@ class Machine:
         self.options = dataclasses.replace(options, **overrides) if overrides else options
         self.platform_name: str | None = None
         self.platform_reason = ""
-        self.last_kernel = None
+        self.last_kernel: Kernel | None = None
         self._cond = threading.Condition()   # guards the fields below
         self._warm: _WarmVM | None = None
         self._running = 0
         self._live: dict = {}               # kernel -> guest process, of the runs in progress
         self._closed = False
-        self._at_exit = None
+        self._at_exit: Callable[[], None] | None = None   # registered with atexit by the first run
 
     def __enter__(self) -> "Machine":
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
     @property
     def closed(self) -> bool:
@@ -104,8 +110,8 @@ class Machine:
             self._running += 1
             if self._at_exit is None:
                 # Unique per Machine, so close() unregisters this one only.
-                self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
-                atexit.register(self._at_exit)
+                at_exit = self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+                atexit.register(at_exit)
         try:
             return self._run(argv, stdio, err_out)
         finally:
@@ -227,11 +233,13 @@ class Machine:
 
     def __del__(self):
         # Garbage, never closed: nothing runs, nobody waits; the warm VM closes itself.
+        # getattr: __init__ may have failed (a bad option) before it set these.
         warm, self._warm = getattr(self, "_warm", None), None
         if warm is not None:
             warm.abandon()
-        if getattr(self, "_at_exit", None) is not None:
-            atexit.unregister(self._at_exit)
+        at_exit = getattr(self, "_at_exit", None)
+        if at_exit is not None:
+            atexit.unregister(at_exit)
 
     def run_captured(self, argv: list[str], input: bytes = b"") -> RunResult:
         """Run with stdin from `input` and stdout/stderr captured (umiak's own messages go to stderr too)."""
@@ -259,7 +267,7 @@ class _WarmVM:
 
     def __init__(self, name: str, mem_size: int):
         self.name, self.mem_size = name, mem_size
-        self._platform = None
+        self._platform: Platform | None = None
         self._abandoned = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._build, name="umiak-warm-vm")
@@ -373,7 +381,7 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
     from umiak.kernel.errors import SyscallError
     from umiak.loader.binfmt import resolve_program as resolve_binary
     vfs = kernel.vfs
-    opened = {}
+    opened: dict[str, File] = {}
 
     def read(p: str) -> bytes:
         try:

@@ -664,13 +664,9 @@ class FdTable:
         except SyscallError:
             pass
 
-    def close_all(self) -> None:
-        for fd in list(self.files):
-            self.close(fd)
-
 
 def is_dir_mode(mode: int) -> bool:
     return _stat.S_ISDIR(mode)
 
 
-__all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "EISDIR", "is_dir_mode", "oserror"]
+__all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "is_dir_mode", "oserror"]

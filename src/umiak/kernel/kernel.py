@@ -9,13 +9,25 @@ the one place a handler is called (the tracer hooks in around it).
 import importlib
 import os
 import sys
+import threading
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
+
+if TYPE_CHECKING:
+    from umiak.kernel.net.stack import NetStack
+    from umiak.kernel.process import Process
+    from umiak.kernel.syscalls.futex import Waiter
+    from umiak.kernel.timers import TimerQueue
+    from umiak.kernel.vfs.core import VFS
+    from umiak.kernel.vfs.memfs import MemFS
+    from umiak.loader.vdso import VdsoClock
+    from umiak.trace.tracer import Tracer
 
 # CPU exception vector -> (signal, si_code) when user code faults.
 FAULT_SIGNALS = {
@@ -113,6 +125,11 @@ def initial_fpu(image: bytes) -> bytes:
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
 
 
+class _Current(threading.local):
+    """Per host thread: the task it runs, None on threads that run no task."""
+    task = None
+
+
 class Kernel:
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
@@ -126,19 +143,18 @@ class Kernel:
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname
         self.unimplemented: dict[str, int] = {}
-        self.tracer = None
-        self.processes: dict[int, object] = {}
-        self._vfs = None
+        self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
+        self.processes: dict[int, Process] = {}
+        self._vfs: VFS | None = None           # built on first use (the vfs property)
         self.exit_signal = 0
-        self.config = getattr(options, "kernel_config", None)   # umiak.config; None: the full kernel
+        self.config = options.kernel_config   # umiak.config; None: the full kernel
         # A configured kernel dispatches only its syscalls (umiak.config.runtime).
         self.handlers = build_handlers() if self.config is None else self.config.dispatch_table(self)
-        import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
         self.next_tid = 2
-        self._timers = None
-        self.vdso = None
-        self._current = threading.local()
+        self._timers: TimerQueue | None = None   # the timer thread, started on first use (timers)
+        self.vdso: VdsoClock | None = None       # the clock page of the vDSO, when options.vdso
+        self._current = _Current()   # .task: the task this host thread runs (set by _loop)
         self.ncpus = options.cpus or os.cpu_count() or 1
         # Inode numbers of pipes and sockets, and minors of the anonymous devices (st_dev) of
         # in-memory file systems: per VM, as Linux numbers them per boot.
@@ -147,6 +163,11 @@ class Kernel:
         self.socket_inos = itertools.count(0x10001)
         self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
+        # Futex waiters by guest address of the futex word (syscalls/futex.py).
+        self.futexes: dict[int, list[Waiter]] = {}
+        # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
+        self._net: NetStack | None = None
+        self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -176,27 +197,27 @@ class Kernel:
         self.processes[proc.pid] = proc
         if self.config is not None:
             self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
-        if getattr(opts, "net", "host") != "host":
+        if opts.net != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
-        task.vcpu = self.platform.create_vcpu(0, 0)
+        vcpu = task.vcpu = self.platform.create_vcpu(0, 0)
         self.vdso = None
         clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
         if opts.vdso:
             # Without a TSC clock the vDSO's functions fall back to the real syscalls.
             from umiak.loader.vdso import VdsoClock
-            self.vdso = VdsoClock(self, mm)
+            vdso = self.vdso = VdsoClock(self, mm)
         entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr, execfn)
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
-        task.vcpu.set_regs(regs)
+        vcpu.set_regs(regs)
         if self.tracer is not None:
             self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:
-            self.vdso.start(*clock)
+            vdso.start(*clock)   # clock is only made with opts.vdso
         return task
 
     def _read_interp(self, path: str) -> bytes:
@@ -237,7 +258,7 @@ class Kernel:
             from umiak.loader.vdso import VdsoClock
             clock = self.vdso.clock
             self.vdso.stop()
-            self.vdso = VdsoClock(self, mm)
+            vdso = self.vdso = VdsoClock(self, mm)
         else:
             clock = None
         for fd in sorted(proc.fds.cloexec):
@@ -260,13 +281,13 @@ class Kernel:
         proc.exe = exe_path
         proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
         if clock is not None:
-            self.vdso.start(*clock)
+            vdso.start(*clock)   # clock is only taken from a running vDSO
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
         if self._timers is not None:
             self._timers.stop()
-        if getattr(self, "_net", None) is not None:
+        if self._net is not None:
             from umiak.kernel import net
             net.stop(self)
         for proc in self.processes.values():
@@ -280,7 +301,7 @@ class Kernel:
 
     def current_task(self):
         """The task whose host thread is calling (None off the task threads)."""
-        return getattr(self._current, "task", None)
+        return self._current.task
 
     @property
     def timers(self):
@@ -564,10 +585,6 @@ class Kernel:
             self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
-
-
-def getpid_of(task) -> int:
-    return task.process.pid
 
 
 __all__ = ["Kernel"]

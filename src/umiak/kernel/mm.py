@@ -64,6 +64,7 @@ class AddressSpace:
         self.reserved = reserved   # [start, end) ranges the kernel keeps for itself
         self.brk_start = self.brk_end = 0
         self.stack_vma: Vma | None = None
+        self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -137,7 +138,7 @@ class AddressSpace:
             raise SyscallError(ENOMEM)
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr + length > TASK_SIZE or addr < MMAP_MIN_ADDR or not self._outside_reserved(addr, addr + length):
-                raise SyscallError(ENOMEM if addr + length > TASK_SIZE else EPERM_OR(addr))
+                raise SyscallError(ENOMEM if addr + length > TASK_SIZE else eperm_or_enomem(addr))
             if flags & MAP_FIXED_NOREPLACE and not self._is_free(addr, addr + length):
                 raise SyscallError(EEXIST)
             self.munmap(addr, length)
@@ -368,7 +369,6 @@ class AddressSpace:
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
                     and not vma.file.writable:
                 raise SyscallError(EACCES)
-            old = vma.prot & PROT_MASK
             vma.prot = prot | (vma.prot & ~PROT_MASK)
             lo, hi = vma.start >> 12, vma.end >> 12
             for vpn in (range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]):
@@ -386,7 +386,6 @@ class AddressSpace:
                     plat.unmap_page(va)
                 if (e & PROT_MASK) & ~prot:
                     lowered.append(pa)
-            del old
         if lowered:
             plat.invalidate(lowered)
 
@@ -577,5 +576,6 @@ class AddressSpace:
         return len(self.pages) * PAGE
 
 
-def EPERM_OR(addr: int) -> int:
+def eperm_or_enomem(addr: int) -> int:
+    """A MAP_FIXED mapping we refuse: EPERM below mmap_min_addr (as Linux), else ENOMEM."""
     return EPERM if addr < MMAP_MIN_ADDR else ENOMEM

@@ -18,6 +18,8 @@ Two kinds:
 import os
 import weakref
 
+from umiak.kernel.errors import EIO, SyscallError
+
 PAGE = 4096
 
 
@@ -221,7 +223,6 @@ class HostCache(PageCache):
                 if n > 0 and pa is not None:
                     os.pwrite(self.wfd, ram[pa:pa + n], off)
         except OSError as e:
-            from umiak.kernel.errors import EIO, SyscallError
             raise SyscallError(e.errno or EIO) from None
 
     def truncate(self, size: int) -> None:
@@ -280,8 +281,8 @@ class PageCaches(dict):
 
 
 class HeapFrames:
-    """Frames in a private anonymous mapping, for in-memory files of a kernel without guest RAM
-    (the VFS alone, in unit tests): the same allocator over host memory."""
+    """Frames in a private anonymous mapping, for a kernel without guest RAM (the VFS or a
+    page cache alone, in unit tests): the same allocator over host memory."""
 
     def __init__(self, size: int = 1 << 32):
         import mmap
@@ -299,12 +300,4 @@ class HeapFrames:
 
 def memory_of(kernel):
     """(frames, ram) in which the kernel's in-memory files keep their pages."""
-    frames = getattr(kernel, "frames", None)
-    if frames is not None:
-        return frames, kernel.platform.ram
-    heap = getattr(kernel, "_heap_frames", None) if kernel is not None else None
-    if heap is None:
-        heap = HeapFrames()
-        if kernel is not None:
-            kernel._heap_frames = heap
-    return heap.frames, heap.ram
+    return kernel.frames, kernel.platform.ram

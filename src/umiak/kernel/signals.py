@@ -75,7 +75,7 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
         targets = list(process.tasks.values())
     for t in targets[:1] if task is None and len(targets) > 1 and signo != abi.SIGKILL else targets:
         t.interrupt()
-    for sf in getattr(process, "signalfds", ()):
+    for sf in process.signalfds:
         if sf.mask & b:
             sf.waitq.notify()
 

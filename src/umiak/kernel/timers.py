@@ -8,6 +8,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 
 from umiak.kernel.abi import ITIMERSPEC
 from umiak.kernel.errors import EINVAL, SyscallError
@@ -17,10 +18,10 @@ class TimerQueue:
     def __init__(self, lock: threading.Lock):
         self._lock = lock                      # the kernel lock, held while callbacks run
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, object]] = []
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._live: dict[int, tuple] = {}
         self._ids = itertools.count(1)
-        self._thread = None
+        self._thread: threading.Thread | None = None   # started by the first add()
         self._stopped = False
 
     def add(self, deadline: float, callback) -> int:
@@ -31,8 +32,8 @@ class TimerQueue:
             self._live[tid] = entry
             heapq.heappush(self._heap, entry)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
-                self._thread.start()
+                t = self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
+                t.start()
             self._cond.notify()
             return tid
 
@@ -79,7 +80,7 @@ class IntervalTimer:
         self.kernel = kernel
         self.interval = 0.0
         self.deadline: float | None = None
-        self.handle = None
+        self.handle: int | None = None   # the TimerQueue entry while armed
 
     def arm(self, value: float, interval: float) -> None:
         """value seconds from now (0 disarms), then every interval. Caller holds the kernel lock."""
@@ -102,7 +103,7 @@ class IntervalTimer:
 
     def _fire(self) -> None:
         count = 1
-        if self.interval > 0:
+        if self.interval > 0 and self.deadline is not None:
             self.deadline += self.interval
             now = time.monotonic()
             if self.deadline < now:   # periods missed while the host was busy

@@ -19,16 +19,16 @@ R8, R9, R10, R11, R12, R13, R14, R15, RIP, RFLAGS = range(8, 18)
 def frame_runs(frames: list[int]):
     """Contiguous runs (start, length) of page-aligned guest-physical addresses, so host
     calls on guest RAM (madvise, mprotect) are made once per run, not once per page."""
-    start = prev = None
+    start = prev = -1
     for pa in sorted(frames):
-        if start is None:
+        if start < 0:
             start = prev = pa
         elif pa == prev + 4096:
             prev = pa
         elif pa != prev:
             yield start, prev + 4096 - start
             start = prev = pa
-    if start is not None:
+    if start >= 0:
         yield start, prev + 4096 - start
 
 

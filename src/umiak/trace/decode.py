@@ -29,7 +29,7 @@ class Call:
 
     def __init__(self, task, nr: int, name: str, args, ret=None):
         self.task, self.nr, self.name, self.args, self.ret = task, nr, name, args, ret
-        self.before = None   # {pointer: value} read before the call, for "[112 => 16]"
+        self.before: dict | None = None   # {pointer: value} read before the call, for "[112 => 16]"
 
     @property
     def failed(self) -> bool:
@@ -882,10 +882,10 @@ def sockaddr(c: Call, addr: int, n: int) -> str:
     if fam == abi.AF_INET6 and len(raw) >= 24:
         import ipaddress
         port, flow = struct.unpack_from(">HI", raw, 2)
-        ip = ipaddress.IPv6Address(raw[8:24])
+        ip6 = ipaddress.IPv6Address(raw[8:24])
         scope = struct.unpack_from("<I", raw, 24)[0] if len(raw) >= 28 else 0
         return head + (f", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
-                       f"inet_pton(AF_INET6, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}")
+                       f"inet_pton(AF_INET6, \"{ip6}\", &sin6_addr), sin6_scope_id={scope}}}")
     return head + f", sa_data={quote(raw[2:])}}}"
 
 
@@ -1416,7 +1416,7 @@ def compile_spec(spec: tuple[str, ...]):
     return out, first_out
 
 
-_COMPILED: dict[str, tuple] = {}
+_COMPILED: dict[str, tuple | None] = {}   # syscall name -> compile_spec's result (None: no spec)
 
 
 def compiled(name: str):

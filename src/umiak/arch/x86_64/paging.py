@@ -7,6 +7,7 @@ frames involved (the platform's job, not this module's).
 """
 
 from collections.abc import Callable
+from typing import Literal, overload
 
 from umiak.kernel.abi import PROT_EXEC, PROT_READ, PROT_WRITE
 
@@ -49,6 +50,11 @@ class PageTables:
         self._alloc = alloc_table
         self.root = alloc_table()
         self._leaf_tables: dict[int, int] = {}  # va >> 21 -> word index of its PT
+
+    @overload
+    def _leaf_table(self, va: int, create: Literal[True]) -> int: ...
+    @overload
+    def _leaf_table(self, va: int, create: bool) -> int | None: ...
 
     def _leaf_table(self, va: int, create: bool) -> int | None:
         key = va >> 21

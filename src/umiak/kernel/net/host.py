@@ -48,7 +48,7 @@ class _msghdr(ctypes.Structure):
                 ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int)]
 
 
-_LIBC = []
+_LIBC: list[ctypes.CDLL] = []   # libc, loaded on first use (one per host process: it holds no VM state)
 
 
 def libc():

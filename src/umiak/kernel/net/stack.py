@@ -68,9 +68,9 @@ def namespace_problem() -> str | None:
 
 class NetStack:
     def __init__(self, options, warn=None):
-        self.mode = getattr(options, "net", None) or "host"
-        self.publish = list(getattr(options, "publish", None) or [])
-        self.hostname = getattr(options, "hostname", "umiak")
+        self.mode = options.net
+        self.publish = list(options.publish)
+        self.hostname = options.hostname
         self.warn = warn or (lambda msg: None)
         self.unix_names: dict = {}           # AF_UNIX names of the VM (see unix.py)
         self._ns = None

@@ -5,7 +5,7 @@ import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import SPLICE_F_NONBLOCK, s32, s64
-from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
+from umiak.kernel.errors import EBADF, EINVAL, EISDIR, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.syscalls.rw import readv_file, writev_file
@@ -98,7 +98,6 @@ def _is_pipe(f) -> bool:
 
 def sys_splice(task, fd_in, off_in, fd_out, off_out, length, flags):
     """splice(2): one side a pipe, as Linux requires; the data is copied (no page moving)."""
-    from umiak.kernel.errors import ESPIPE
     from umiak.kernel.waiting import blocking
     if flags & ~0xF:
         raise SyscallError(EINVAL)

@@ -144,9 +144,13 @@ def sys_timerfd_gettime(task, fd, cur):
 class SignalFd(_AnonFile):
     """Reads dequeue pending signals in `mask` of the reading thread or the process."""
 
-    def __init__(self, kernel, mask: int, flags: int):
+    def __init__(self, process, mask: int, flags: int):
         super().__init__("signalfd", flags)
-        self.kernel, self.mask = kernel, mask
+        self.process, self.kernel, self.mask = process, process.kernel, mask
+
+    def close(self) -> None:
+        if self in self.process.signalfds:
+            self.process.signalfds.remove(self)
 
     def _task(self):
         return self.kernel.current_task()
@@ -198,10 +202,10 @@ def sys_signalfd4(task, fd, mask, sizemask, flags):
             raise SyscallError(EINVAL)
         f.mask = m
         return fd
-    sf = SignalFd(task.kernel, m, flags)
-    task.process.signalfds = getattr(task.process, "signalfds", [])
-    task.process.signalfds.append(sf)
-    return task.fds.install(sf, cloexec=bool(flags & abi.O_CLOEXEC))
+    sf = SignalFd(task.process, m, flags)
+    fd = task.fds.install(sf, cloexec=bool(flags & abi.O_CLOEXEC))
+    task.process.signalfds.append(sf)   # signals.send wakes its readers (until close)
+    return fd
 
 
 def sys_signalfd(task, fd, mask, sizemask):

@@ -17,7 +17,8 @@ MAX_ARG_BYTES = 2 << 20
 
 
 def _strings(task, addr: int) -> list[bytes]:
-    out, total = [], 0
+    out: list[bytes] = []
+    total = 0
     if not addr:
         return out
     while True:

@@ -41,7 +41,7 @@ PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_
 def _locks(task):
     """The VM's lock table, remembered by the fd table so close(2) can drop locks."""
     vfs = vfs_of(task)
-    table = getattr(vfs, "locks", None)
+    table = vfs.locks
     if table is None:
         from umiak.kernel.vfs.locks import LockTable
         table = vfs.locks = LockTable()

@@ -10,7 +10,7 @@ import os
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EBADF, SyscallError
+from umiak.kernel.errors import EBADF, EPIPE, SyscallError
 from umiak.kernel.vfs.core import PATH_MAX
 
 MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
@@ -43,7 +43,6 @@ def io_file(task, fd):
 def sigpipe(task, f, fn):
     """fn(), and on EPIPE from a pipe or a host pipe/terminal SIGPIPE to the writing thread
     before the error (sockets send their own, honouring MSG_NOSIGNAL)."""
-    from umiak.kernel.errors import EPIPE
     try:
         return fn()
     except SyscallError as e:

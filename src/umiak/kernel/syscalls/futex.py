@@ -21,17 +21,9 @@ class Waiter:
         self.task, self.addr, self.bitset, self.woken = task, addr, bitset, False
 
 
-def _queues(task) -> dict[int, list[Waiter]]:
-    k = task.kernel
-    q = getattr(k, "futexes", None)
-    if q is None:
-        q = k.futexes = {}
-    return q
-
-
 def wake(task, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
     """Wake up to n waiters on addr whose bitset matches. Caller holds the kernel lock."""
-    queues = _queues(task)
+    queues = task.kernel.futexes
     q = queues.get(addr)
     if not q:
         return 0
@@ -69,16 +61,16 @@ def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
     if task.mm.read_u32(addr) != val & 0xFFFFFFFF:
         raise SyscallError(EAGAIN)
     w = Waiter(task, addr, bitset)
-    _queues(task).setdefault(addr, []).append(w)
+    task.kernel.futexes.setdefault(addr, []).append(w)
     try:
         ok = task.wait(lambda: w.woken, timeout)
     finally:
         if not w.woken:
-            q = _queues(task).get(w.addr)
+            q = task.kernel.futexes.get(w.addr)
             if q and w in q:
                 q.remove(w)
                 if not q:
-                    del _queues(task)[w.addr]
+                    del task.kernel.futexes[w.addr]
     if not ok:
         raise SyscallError(ETIMEDOUT)
     return 0
@@ -86,7 +78,7 @@ def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
 
 def _requeue(task, addr: int, n_wake: int, n_move: int, addr2: int) -> int:
     done = wake(task, addr, n_wake)
-    queues = _queues(task)
+    queues = task.kernel.futexes
     q = queues.get(addr, [])
     moved = 0
     while q and moved < n_move:

@@ -309,7 +309,8 @@ def _send(task, sock, data: bytes, cmsgs: list, flags: int, dest: bytes | None) 
         while True:
             chunk = data[sent:] if sent else data
             try:
-                n = _wait_op(task, sock, POLLOUT, lambda: sock.sendmsg(task, chunk, cmsgs, flags, dest),
+                n = _wait_op(task, sock, POLLOUT, lambda chunk=chunk, cmsgs=cmsgs: sock.sendmsg(task, chunk, cmsgs,
+                                                                                                 flags, dest),
                              nonblock, sock.sndtimeo)
             except SyscallError as e:
                 if sent and e.errno in (EAGAIN, EINTR, ERESTARTSYS):
@@ -335,7 +336,7 @@ def _recv(task, sock, n: int, flags: int, controllen: int, want_addr: bool):
         parts, total = [got[0]], len(got[0])
         while total < n:
             try:
-                more = _wait_op(task, sock, POLLIN, lambda: sock.recvmsg(task, n - total, flags, 0, False),
+                more = _wait_op(task, sock, POLLIN, lambda left=n - total: sock.recvmsg(task, left, flags, 0, False),
                                 False, sock.rcvtimeo)[0]
             except SyscallError:
                 break

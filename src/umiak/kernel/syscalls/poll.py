@@ -114,14 +114,14 @@ def _select(task, nfds, rp, wp, ep, timeout):
     revents = _do_poll(task, entries, timeout)
     res = [0, 0, 0]
     count = 0
-    for (fd, ev), r in zip(entries, revents):
+    for (fd, ev), r in zip(entries, revents, strict=True):
         hits = [ev & POLLIN and r & (POLLIN | POLLHUP | POLLERR), ev & POLLOUT and r & (POLLOUT | POLLERR),
                 ev & POLLPRI and r & POLLPRI]
         for i, h in enumerate(hits):
             if h:
                 res[i] |= 1 << fd
                 count += 1
-    for p, v in zip((rp, wp, ep), res):
+    for p, v in zip((rp, wp, ep), res, strict=True):
         if p:
             task.mm.write(p, v.to_bytes(nbytes, "little"))
     return count
@@ -194,7 +194,7 @@ class EpollFile(File):
 
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
         out = []
-        for fd, ent in list(self.interest.items()):
+        for ent in list(self.interest.values()):
             f, events, data, last_seq, disabled = ent
             if disabled:
                 continue

@@ -34,7 +34,7 @@ def _read_into(task, f, buf, count, reader) -> int:
     while total < count:
         n = min(count - total, CHUNK)
         if total == 0 and not full:
-            data = _wait_io(task, f, POLLIN, lambda: reader(0, n), lambda: f.read_deadlock())
+            data = _wait_io(task, f, POLLIN, lambda n=n: reader(0, n), lambda: f.read_deadlock())
         else:
             data = reader(total, n)
         if not data:
@@ -54,8 +54,9 @@ def _write_all(task, f, data: bytes, writer) -> int:
     total = 0
     while total < len(data):
         try:
-            n = _wait_io(task, f, POLLOUT, lambda: writer(total, data[total:]),
-                         lambda: f.write_unbounded(data[total:]))
+            rest = data[total:]
+            n = _wait_io(task, f, POLLOUT, lambda at=total, rest=rest: writer(at, rest),
+                         lambda rest=rest: f.write_unbounded(rest))
         except SyscallError as e:
             return io_result(total, e)
         total += n

@@ -140,7 +140,7 @@ def sys_membarrier(task, cmd, flags, cpu_id):
         task.process.membarrier_registered = True
         return 0
     if cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED:
-        if not getattr(task.process, "membarrier_registered", False):
+        if not task.process.membarrier_registered:
             raise SyscallError(EPERM)
         _kick_others(task)
         return 0

@@ -163,15 +163,8 @@ class GuestTimer(IntervalTimer):
         send(self.kernel, self.process, self.signo, info, target)
 
 
-def _itimers(task) -> dict:
-    p = task.process
-    if not hasattr(p, "itimers"):
-        p.itimers = {}
-    return p.itimers
-
-
 def _itimer(task, which: int) -> GuestTimer:
-    timers = _itimers(task)
+    timers = task.process.itimers
     t = timers.get(which)
     if t is None:
         signo = {ITIMER_REAL: abi.SIGALRM, ITIMER_VIRTUAL: abi.SIGVTALRM, ITIMER_PROF: abi.SIGPROF}[which]
@@ -218,17 +211,10 @@ def sys_alarm(task, seconds):
     return int(left + 0.999999) if left else 0
 
 
-def _posix_timers(task) -> dict:
-    p = task.process
-    if not hasattr(p, "posix_timers"):
-        p.posix_timers = {}
-    return p.posix_timers
-
-
 def sys_timer_create(task, clock, sevp, timerid):
     """timer_create(2): SIGEV_SIGNAL, SIGEV_THREAD_ID and SIGEV_NONE (glibc builds SIGEV_THREAD on these)."""
     _host_clock(clock)
-    timers = _posix_timers(task)
+    timers = task.process.posix_timers
     tid = 0
     while tid in timers:
         tid += 1
@@ -249,7 +235,7 @@ def sys_timer_create(task, clock, sevp, timerid):
 
 
 def _timer(task, timerid) -> GuestTimer:
-    t = _posix_timers(task).get(s32(timerid))
+    t = task.process.posix_timers.get(s32(timerid))
     if t is None:
         raise SyscallError(EINVAL)
     return t
@@ -283,5 +269,5 @@ def sys_timer_delete(task, timerid):
     """timer_delete(2)"""
     t = _timer(task, timerid)
     t.arm(0, 0)
-    del _posix_timers(task)[s32(timerid)]
+    del task.process.posix_timers[s32(timerid)]
     return 0

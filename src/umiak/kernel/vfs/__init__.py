@@ -32,13 +32,12 @@ def build_vfs(kernel) -> VFS:
     def want(sym: str) -> bool:
         return cfg is None or cfg.has(sym)
     opts = kernel.options
-    root = getattr(opts, "root", None) or "/"
-    caches = getattr(kernel, "page_caches", None)   # host files mapped shared (a bare VFS has none)
-    root_fs = HostFS(root, readonly=True, caches=caches)
+    caches = kernel.page_caches   # host files mapped shared
+    root_fs = HostFS(opts.root or "/", readonly=True, caches=caches)
     overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
     vfs.host_filesystems.append(root_fs)
-    tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
+    tmpfs_paths = [_norm(p) for p in opts.tmpfs]
     if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
@@ -60,7 +59,7 @@ def build_vfs(kernel) -> VFS:
         vfs.mount("/sys", make_sysfs(kernel), readonly=True)
     for path in tmpfs_paths:
         vfs.mount(path, MemFS(kernel, 0o1777))
-    for spec in getattr(opts, "volumes", None) or []:
+    for spec in opts.volumes:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
         fs = HostFS(host, readonly=readonly, caches=caches)
         vfs.host_filesystems.append(fs)
@@ -128,8 +127,8 @@ def _identity(kernel, overlay) -> None:
     from umiak.kernel.vfs import identity
     from umiak.kernel.vfs.memfs import Leaf, MemDir, MemInode
     opts = kernel.options
-    hostname = getattr(kernel, "hostname", None) or getattr(opts, "hostname", "umiak")
-    uid, gid = getattr(opts, "uid", 0), getattr(opts, "gid", 0)
+    hostname = kernel.hostname   # the VM's name, as uname(2) gives it
+    uid, gid = opts.uid, opts.gid
     root = overlay.root
     try:
         etc = root.lookup("etc")

@@ -15,6 +15,7 @@ nodes.Node: `mode` (the st_mode of its lstat), `stat()`, and as fits its type
 """
 
 import stat as _stat
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
@@ -22,6 +23,9 @@ from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE
 from umiak.kernel.errors import (EACCES, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR,
                                  EROFS, EXDEV, SyscallError)
 from umiak.kernel.vfs.permissions import check_access, may_search
+
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.locks import LockTable
 
 MAXSYMLINKS = 40
 
@@ -77,6 +81,7 @@ class VFS:
         self.root = Loc("/", root_fs.root, root_mount, None)
         self._cwd_cache: tuple[str, Loc] | None = None
         self.host_filesystems: list = []   # HostFS instances: their directory fds are closed with the VM
+        self.locks: LockTable | None = None   # fcntl/flock/OFD locks: made at the first lock (syscalls/fcntl.py)
 
     def close(self) -> None:
         """Give the host directory fds back (the kernel's shutdown)."""
@@ -266,33 +271,34 @@ class VFS:
         parent, name, kind = self.resolve_parent(task, dirfd, path)
         if kind != LAST_NORM or path.endswith("/"):
             raise SyscallError(EISDIR)   # open("x/", O_CREAT) is EISDIR whatever x is, as Linux
+        found: Loc | None
         try:
-            loc = self.child(parent, name)
+            found = self.child(parent, name)
         except SyscallError as e:
             if e.errno != ENOENT:
                 raise
-            loc = None
-        if loc is not None and _stat.S_ISLNK(loc.node.mode) and not flags & abi.O_EXCL:
+            found = None
+        if found is not None and _stat.S_ISLNK(found.node.mode) and not flags & abi.O_EXCL:
             if flags & abi.O_NOFOLLOW:
                 raise SyscallError(ELOOP)
             try:
-                loc = self._walk(self.root, parent, name, True, resolve_flags, task=task)
+                found = self._walk(self.root, parent, name, True, resolve_flags, task=task)
             except SyscallError as e:
                 if e.errno != ENOENT:
                     raise
                 # a dangling symlink: Linux creates its target
                 if depth >= MAXSYMLINKS or resolve_flags & RESOLVE_NO_SYMLINKS:
                     raise SyscallError(ELOOP) from None
-                target = loc.node.readlink()
+                target = found.node.readlink()
                 if not target.startswith("/"):
                     target = parent.child_path(target)
                 return self._open_create(task, abi.AT_FDCWD, target, flags, mode, resolve_flags, depth + 1)
-        if loc is not None:
+        if found is not None:
             if flags & abi.O_EXCL:
                 raise SyscallError(EEXIST)
-            if loc.is_dir:
+            if found.is_dir:
                 raise SyscallError(EISDIR)
-            return self.open_loc(task, loc, flags & ~abi.O_CREAT)
+            return self.open_loc(task, found, flags & ~abi.O_CREAT)
         self._need_writable(parent)
         check_access(task, parent, W_OK | X_OK)
         umask = task.process.umask if task is not None else 0o022
@@ -363,14 +369,6 @@ class VFS:
         if not _stat.S_ISLNK(loc.node.mode):
             raise SyscallError(EINVAL)
         return loc.node.readlink()
-
-    def readdir(self, file) -> list[tuple[int, int, str]]:
-        return file.dir_entries()
-
-    def dotdot(self, loc: Loc) -> Loc:
-        if loc.path == "/":
-            return loc
-        return loc.parent if loc.parent is not None else self._parent_of(loc.path)
 
     def statfs(self, loc: Loc):
         fs = loc.mount.fs

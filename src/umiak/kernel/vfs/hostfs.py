@@ -8,6 +8,7 @@ a symlink nor a rename racing with the guest can lead outside the host directory
 
 import os
 import stat as _stat
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP, SyscallError
@@ -22,6 +23,9 @@ class HostFS(FileSystem):
     """`host_root` seen as a file system; `readonly` refuses every change (EROFS).
     `caches`: the kernel's page caches of host files (pagecache.PageCaches), given to the
     files opened here so read/write see the pages of shared mappings."""
+
+    fstype = "hostfs"   # its type in /proc/self/mounts
+    dev = 0             # the device /proc/self/mountinfo shows (files keep their host st_dev)
 
     def __init__(self, host_root: str, readonly: bool = True, caches=None):
         self.caches = caches
@@ -79,6 +83,13 @@ class _Changes(Node):
     O_PATH|O_NOFOLLOW fd, so no host symlink is ever followed."""
 
     __slots__ = ()
+    # What the node it is mixed into (HostNode) has:
+    fs: "HostFS"
+    rel: tuple[str, ...]   # the path below fs.host_root, one name per component
+    mode: int
+    if TYPE_CHECKING:
+        def stat(self): ...
+        def lookup(self, name: str) -> "HostNode": ...
 
     def _dirfd(self) -> int:
         return self.fs.dirfd(self.rel)
@@ -136,7 +147,7 @@ class _Changes(Node):
         """The whole file (copy-up into the overlay)."""
         fd = self._host_open(os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 b = self._host(os.read, fd, 1 << 20)
                 if not b:
@@ -178,7 +189,7 @@ class _Changes(Node):
         st = self.stat()
         now = time.time_ns()
         out = []
-        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns)):
+        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns), strict=True):
             out.append(now if nsec == (1 << 30) - 1 else old if nsec == (1 << 30) - 2 else sec * 10**9 + nsec)
         self._via_fd(os.utime, ns=tuple(out))
 
@@ -240,12 +251,12 @@ class HostNode(_Changes):
         out = []
         try:
             with os.scandir(fd) as it:
-                for e in it:
+                for ent in it:
                     try:
-                        t = dtype(e.stat(follow_symlinks=False).st_mode)
+                        t = dtype(ent.stat(follow_symlinks=False).st_mode)
                     except OSError:
                         t = abi.DT_UNKNOWN
-                    out.append((e.inode(), t, e.name))
+                    out.append((ent.inode(), t, ent.name))
         finally:
             os.close(fd)
         return out

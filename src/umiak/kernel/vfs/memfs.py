@@ -32,6 +32,7 @@ from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype, makedev
 
 
 if TYPE_CHECKING:
+    from umiak.kernel.vfs.pipe import Pipe
     from umiak.kernel.pagecache import MemCache
 
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
@@ -43,13 +44,12 @@ class MemFS(FileSystem):
     fstype = "tmpfs"
     magic = TMPFS_MAGIC
 
-    def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
+    def __init__(self, kernel, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
         self.dev = makedev(0, next(kernel.anon_minors))   # an anonymous block device 0:N, as Linux's
         self._ino = 0
         if limit is None:
-            mem = getattr(getattr(kernel, "options", None), "mem_size", 1 << 30)
-            limit = max(mem // 2, 1 << 20)
+            limit = max(kernel.options.mem_size // 2, 1 << 20)
         self.limit = limit
         self.used = 0
         self.root = MemDir(self, _stat.S_IFDIR | mode, (0, 0), lower=lower)
@@ -163,7 +163,7 @@ class MemInode(_Attrs):
         self.length = 0          # st_size of a regular file
         self._cache: "MemCache | None" = None
         self.target = ""
-        self.pipe = None
+        self.pipe: Pipe | None = None   # a FIFO's pipe, made at its first open
         self.seals = 0
         self.locks = None
 
@@ -519,7 +519,6 @@ class MemDir(_Attrs):
         if not node.is_empty():
             raise SyscallError(ENOTEMPTY)
         self._drop(name)
-        node.removed = True
 
     def rename(self, name: str, new_parent: "MemDir", new_name: str, flags: int) -> None:
         if not isinstance(new_parent, MemDir):
@@ -538,7 +537,7 @@ class MemDir(_Attrs):
                     isinstance(target, MemDir) and self._under(target):
                 raise SyscallError(EINVAL)
             self.entries[name], new_parent.entries[new_name] = target, node
-            for d, n, nm in ((self, target, name), (new_parent, node, new_name)):
+            for d, n in ((self, target), (new_parent, node)):
                 if isinstance(n, MemDir):
                     n.parent = d
                 d._changed()
@@ -777,7 +776,7 @@ class MemMapping(Mapping):
 
 def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile:
     """memfd_create(2): a file of an internal tmpfs; /proc/self/fd shows /memfd:NAME (deleted)."""
-    fs = getattr(kernel, "_memfd_fs", None)
+    fs = kernel._memfd_fs
     if fs is None:
         fs = kernel._memfd_fs = MemFS(kernel, 0o1777)
     inode = MemInode(fs, _stat.S_IFREG | 0o777, owner)
@@ -793,10 +792,10 @@ def _open_fifo(task, inode: MemInode, loc, flags: int):
     """A named pipe: every open shares the inode's Pipe. O_NONBLOCK|O_WRONLY without a reader
     is ENXIO; a blocking open waits for the other end when another thread could open it."""
     from umiak.kernel.vfs.pipe import Pipe, PipeEnd
-    if inode.pipe is None:
-        inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
-        inode.pipe.ino = inode.ino
     p = inode.pipe
+    if p is None:
+        p = inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
+        p.ino = inode.ino
     acc = flags & abi.O_ACCMODE
     if acc == abi.O_WRONLY and flags & abi.O_NONBLOCK and p.readers == 0:
         raise SyscallError(ENXIO)

@@ -61,6 +61,7 @@ class Node:
 class FileSystem:
     """A mountable file system (interfaces.FileSys): its root node and whether it refuses changes."""
 
+    fstype = "none"     # its type in /proc/self/mounts (subclasses name theirs)
     readonly = False
     root: Node
 

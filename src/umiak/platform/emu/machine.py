@@ -180,11 +180,12 @@ class _ExceptionState:
             raise UmiakError("unicorn: cannot allocate a CPU context")
         size = lib.uc_context_size(h)
         lib.uc_context_save(h, self._ctx)
-        blob = ctypes.string_at(self._ctx.value, size)
+        ctx = self._ctx.value or 0   # uc_context_alloc succeeded: not NULL
+        blob = ctypes.string_at(ctx, size)
         at = blob.find(self._PATTERN)
         if at < 0 or blob.find(self._PATTERN, at + 1) >= 0:
             raise PlatformUnavailable("this unicorn build has an unknown CPU state layout: pip install unicorn==2.1.4")
-        base = self._ctx.value + at - 16
+        base = ctx + at - 16
         self._error_code = ctypes.c_int.from_address(base)
         self._old_exception = ctypes.c_int.from_address(base + 16 + 64 + 32)
 
@@ -280,9 +281,11 @@ class EmuPlatform(Platform):
         if mem_size < reserved + (4 << 20) or mem_size % PAGE:
             raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
-        self._mem = mmap.mmap(-1, mem_size, flags=flags)
-        self.ram = memoryview(self._mem)
-        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        mem = mmap.mmap(-1, mem_size, flags=flags)
+        self._mem: mmap.mmap | None = mem   # None once closed
+        self.ram = memoryview(mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+        self._exc_state: _ExceptionState | None = None   # made with the engine (see _setup_cpu)
         self._next_table, self._tables_end = TABLES_PA, reserved
         self.usable = (reserved, mem_size)
         self.reserved_va = [(KBASE, KBASE + (1 << 32))]  # guest-virtual range user mappings must avoid
@@ -531,7 +534,8 @@ class EmuPlatform(Platform):
     def _on_interrupt(self, uc, intno, _data) -> None:
         self._lib.uc_emu_stop(self._h)
         v = self._engine_owner
-        v._stop, v._intno = _INTR, intno
+        if v is not None:   # the engine runs for its owner only
+            v._stop, v._intno = _INTR, intno
 
     # -- memory -------------------------------------------------------------
     def map_page(self, va: int, pa: int, prot: int) -> None:
@@ -587,8 +591,11 @@ class EmuPlatform(Platform):
     def _discard_now(self, frames: list[int]) -> None:
         if self._multi:
             self._flush_tlb()
+        mem = self._mem
+        if mem is None:   # closed
+            return
         for start, length in frame_runs(frames):
-            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+            mem.madvise(mmap.MADV_DONTNEED, start, length)
         self._tlb_stale = True
 
     def _flush_tlb(self) -> None:
@@ -660,7 +667,7 @@ class EmuPlatform(Platform):
         # The engine is freed with its last reference, before the RAM it points into.
         self.uc = None
         self._h = None
-        self.ram = None
+        self.ram = memoryview(b"")
         self._mem = None
 
 
@@ -693,8 +700,8 @@ class EmuVcpu:
         self._kicked = False
         self._running = False
         self._runs = 0
-        self._ctx = None        # saved registers while another vCPU has the engine
-        self._waiter = None     # queued for the engine (see EmuPlatform._acquire)
+        self._ctx: ctypes.c_void_p | None = None   # saved registers while another vCPU has the engine
+        self._waiter: _Waiter | None = None        # queued for the engine (see EmuPlatform._acquire)
         fast = plat._fast
         self._emu_start = fast.uc_emu_start
         self._read_batch = fast.uc_reg_read_batch
@@ -950,7 +957,10 @@ class EmuVcpu:
         self._rip = regs[RIP] & MASK64
 
     def fault(self) -> Fault:
-        return self._fault
+        f = self._fault
+        if f is None:
+            raise RuntimeError("fault() without a fault exit")
+        return f
 
     def resume_fault(self) -> None:
         """Re-run the faulting instruction: RIP already points at it."""

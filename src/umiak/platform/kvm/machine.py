@@ -91,8 +91,8 @@ def _install_kick_handler() -> None:
         act.handler = ctypes.addressof(ctypes.c_char.from_buffer(_kick_page))
         act.flags = SA_RESTART
         if _libc.sigaction(KICK_SIGNAL, ctypes.byref(act), None) != 0:
-            e = ctypes.get_errno()
-            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(e)}")
+            err = ctypes.get_errno()
+            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(err)}")
 
 
 class _Closer:
@@ -102,7 +102,7 @@ class _Closer:
 
     def __init__(self):
         import queue
-        self._q = queue.SimpleQueue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()   # lists of fds, and Events to set
         threading.Thread(target=self._loop, name="umiak-vm-close", daemon=True).start()
 
     def _loop(self) -> None:
@@ -152,10 +152,11 @@ class KvmPlatform(Platform):
     def __init__(self, mem_size: int):
         self.flavour = flavour()
         self.mem_size = mem_size
-        self._vm = -1                            # the VM's fd (-1 before _setup and once closed)
-        self._spare: "KvmVcpu | None" = None     # a vCPU made ahead by prepare()
-        self._vcpus: list["KvmVcpu"] = []
         self._kvm = open_kvm()
+        self._vm = -1                        # made by _setup (close() may run after it failed); -1 once closed
+        self._mem: mmap.mmap | None = None
+        self._vcpus: list["KvmVcpu"] = []
+        self._spare: KvmVcpu | None = None   # a vCPU made ahead by prepare()
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -170,12 +171,13 @@ class KvmPlatform(Platform):
         self._vm = fcntl.ioctl(self._kvm, api.KVM_CREATE_VM, 0)
         self._run_size = fcntl.ioctl(self._kvm, api.KVM_GET_VCPU_MMAP_SIZE, 0)
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
-        self._mem = mmap.mmap(-1, mem_size, flags=flags)
-        self.ram = memoryview(self._mem)
-        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        mem = self._mem = mmap.mmap(-1, mem_size, flags=flags)
+        self.ram = memoryview(mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
         self._cpuid = self._supported_cpuid()
+        self.xsave_size = self._xsave_size()   # get_fpu/set_fpu copy this much (fixed for the VM)
         _install_kick_handler()
 
         # Page tables get a pool of their own that is never given back.
@@ -230,8 +232,7 @@ class KvmPlatform(Platform):
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
 
-    @property   # Platform declares it as a plain attribute (emu's is one)
-    def xsave_size(self) -> int:  # type: ignore[override]
+    def _xsave_size(self) -> int:
         """Bytes of XSAVE state for the features in XCR0 (CPUID 0xD.0 EBX reports the maximum)."""
         size = 576
         xcr0 = self.xcr0()
@@ -289,8 +290,11 @@ class KvmPlatform(Platform):
 
     def discard(self, frames: list[int]) -> None:
         """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
+        mem = self._mem
+        if mem is None:   # closed
+            return
         for start, length in frame_runs(frames):
-            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+            mem.madvise(mmap.MADV_DONTNEED, start, length)
 
     # -- vCPUs --------------------------------------------------------------
     def _cpu_page(self) -> int:
@@ -327,17 +331,17 @@ class KvmPlatform(Platform):
     def close(self) -> None:
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
-        fds = []
+        fds: list[int | None] = []
         spare, self._spare = self._spare, None
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
-        fds += [fd for fd in (self._vm, self._kvm) if fd >= 0]
+        fds += [self._vm, self._kvm]
         self._vm = self._kvm = -1
-        _close_later([fd for fd in fds if fd is not None])
+        _close_later([fd for fd in fds if fd is not None and fd >= 0])
         # ram is exported to ctypes (for the memory slot), so the mmap cannot be
         # closed explicitly; dropping the references frees it.
-        self.ram = None
+        self.ram = memoryview(b"")
         self._mem = None
 
 
@@ -363,7 +367,7 @@ class KvmVcpu:
         self._gs = (api.RUN_SYNC_SREGS + api.SREGS_GS) // 8
         self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
         self._state = 0
-        self._thread = None
+        self._thread: int | None = None   # ident of the host thread that runs it (for kicks)
         self._init_state(entry, stack)
 
     def _init_state(self, entry: int, stack: int) -> None:
@@ -564,8 +568,8 @@ class KvmVcpu:
 
     def close(self, defer: bool = False) -> int | None:
         """Release the vCPU; with defer the fd is returned for the caller to close."""
-        fd, self.fd = self.fd, None
-        if fd is None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
             return None
         self._regs.release()
         self._q.release()
