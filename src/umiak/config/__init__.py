@@ -37,7 +37,7 @@ def cache_dir() -> str:
 def _sha256(data: bytes):
     """SHA-256 without hashlib, whose OpenSSL would add ~4 MB to every configured run's RSS."""
     try:
-        from _sha256 import sha256
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython's own module, no stubs
     except ImportError:
         from hashlib import sha256
     return sha256(data)

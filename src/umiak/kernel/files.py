@@ -19,6 +19,7 @@ from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR,
 if TYPE_CHECKING:
     from umiak.kernel.interfaces import Mappable
     from umiak.kernel.pagecache import HostCache, PageCaches
+    from umiak.kernel.vfs.core import Loc
     from umiak.kernel.vfs.memfs import MemInode
     from umiak.kernel.vfs.pipe import Pipe
     from umiak.kernel.waiting import WaitQueue
@@ -52,7 +53,7 @@ class File:
 
     path = ""          # guest path, for /proc/self/fd and strace
     flags = abi.O_RDONLY
-    loc = None         # where the file sits in the VFS (vfs.core.Loc), None for pipes and stdio
+    loc: "Loc | None" = None   # where the file sits in the VFS, None for pipes and stdio
     pipe: "Pipe | None" = None   # the in-memory pipe this is an end of (pipes and FIFOs)
     inode: "MemInode | None" = None   # the in-memory inode of a file with no place in the tree (memfd), else None
     sigpipe_on_epipe = False     # EPIPE from write(2) comes with SIGPIPE (pipes, host pipes/ttys)
@@ -383,7 +384,7 @@ class HostFile(File):
             raise oserror(e) from None
 
     @property
-    def full_reads(self) -> bool:
+    def full_reads(self) -> bool:  # type: ignore[override]  # derived, where the base stores it
         return self._is_regular()
 
     def link_text(self) -> str:

@@ -5,12 +5,17 @@ waits (Task.wait through waiting.wait_for) unless the guest asked for
 O_NONBLOCK / MSG_DONTWAIT, with SO_RCVTIMEO / SO_SNDTIMEO as the deadline.
 """
 
+from typing import TYPE_CHECKING
+
 from umiak.kernel import abi
 from umiak.kernel.abi import (CMSGHDR, SIOCGIFADDR, SIOCGIFBRDADDR, SIOCGIFCONF, SIOCGIFDSTADDR, SIOCGIFFLAGS,
                               SIOCGIFHWADDR, SIOCGIFINDEX, SIOCGIFMTU, SIOCGIFNAME, SIOCGIFNETMASK, SIOCINQ,
                               SIOCOUTQ, TIMEVAL)
 from umiak.kernel.errors import EDOM, EINVAL, ENOPROTOOPT, ENOTTY, EOPNOTSUPP, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
+
+if TYPE_CHECKING:
+    from umiak.kernel.kernel import Kernel
 
 IFREQ_GET = (SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK,
              SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFINDEX)   # the ioctls that read a struct ifreq
@@ -69,7 +74,7 @@ class Socket(File):
     family = abi.AF_UNSPEC
     type = abi.SOCK_STREAM
     proto = 0
-    kernel = None
+    kernel: "Kernel"   # set by __init__: the VM the socket lives in
     rcvtimeo: float | None = None
     sndtimeo: float | None = None
     pseudo_fs = abi.SOCKFS_MAGIC
@@ -81,7 +86,7 @@ class Socket(File):
 
     # -- as a file ---------------------------------------------------------------
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
         return f"socket:[{self.ino}]"
 
     def link_text(self) -> str:

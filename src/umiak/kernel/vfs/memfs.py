@@ -650,13 +650,18 @@ class MemFile(File):
         self._path = path
 
     @property
-    def path(self) -> str:
-        return self._path if self._path is not None else self.loc.path
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
+        return self._path if self._path is not None else self._loc_path()
+
+    def _loc_path(self) -> str:
+        assert self.loc is not None, "a memory file without a path of its own has a place in the VFS"
+        return self.loc.path
 
     def link_text(self) -> str:
         if self._path is not None:
             return self._path
-        return self.loc.path + (" (deleted)" if self.inode.nlink == 0 and "(deleted)" not in self.loc.path else "")
+        path = self._loc_path()
+        return path + (" (deleted)" if self.inode.nlink == 0 and "(deleted)" not in path else "")
 
     def stat(self):
         return self.inode.stat()

@@ -4,11 +4,15 @@ nodes (the entries of procfs and devfs), in-memory file contents and devices."""
 import os
 import stat as _stat
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENXIO, EOPNOTSUPP,
                                  SyscallError)
 from umiak.kernel.files import File, Mapping, Stat
+
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.core import Loc
 
 DT_OF_MODE = {
     _stat.S_IFDIR: abi.DT_DIR, _stat.S_IFREG: abi.DT_REG, _stat.S_IFLNK: abi.DT_LNK,
@@ -76,12 +80,14 @@ class FileSystem:
 class LocFile(File):
     """A file opened at a place (Loc) in the VFS tree: its path and stat come from there."""
 
+    loc: "Loc"
+
     def __init__(self, loc, flags: int):
         self.loc = loc
         self.flags = flags
 
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
         return self.loc.path
 
     def stat(self):
@@ -104,7 +110,7 @@ class DirFile(LocFile):
     def __init__(self, loc, flags: int):
         super().__init__(loc, flags)
         self.dir_pos = 0
-        self._entries = None
+        self._entries: list[tuple[int, int, str]] | None = None
 
     def read(self, n: int) -> bytes:
         raise SyscallError(EISDIR)
@@ -260,7 +266,7 @@ class SynthDir(SynthNode):
         return e() if callable(e) else e
 
     @property
-    def nlink(self):
+    def nlink(self):  # type: ignore[override]  # derived, where the base stores it
         return 2 + sum(1 for n in self.entries().values() if _stat.S_ISDIR(n.mode))
 
     def lookup(self, name: str):

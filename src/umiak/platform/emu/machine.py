@@ -306,7 +306,6 @@ class EmuPlatform(Platform):
         self.slice = SLICE
         self.switches = 0               # context switches between vCPUs
         self._pristine = None           # CPU state before the first vCPU's boot
-        self._exc_state: "_ExceptionState | None" = None   # made with the syscall hook
         self._stop_req: ctypes.c_uint8 | None = None  # set: the block hook stops emulation
 
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
