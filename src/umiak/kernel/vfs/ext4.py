@@ -336,11 +336,11 @@ class Ext4Node(Node):
                        st_rdev=rdev, st_blksize=fs.block_size, st_blocks=blocks,
                        st_atime_ns=_time(atime, ext(0x8C)), st_mtime_ns=_time(mtime, ext(0x88)),
                        st_ctime_ns=_time(ctime, ext(0x84)))
-        self._extents = None
-        self._starts = None
-        self._entries = None
-        self._xattrs = None
-        self._inline = None
+        self._extents: list[tuple[int, int, int]] | None = None
+        self._starts: list[int] = []
+        self._entries: dict[str, tuple[int, int]] | None = None
+        self._xattrs: dict[bytes, bytes] | None = None
+        self._inline: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Ext4Node({self.ino}, {oct(self.mode)})"
@@ -375,6 +375,7 @@ class Ext4Node(Node):
                 merged.append((lb, pb, n))
             self._extents = merged
             self._starts = [e[0] for e in merged]
+            return merged
         return self._extents
 
     def _walk_extents(self, data: bytes, out: list, depth_seen: int) -> None:
@@ -431,9 +432,10 @@ class Ext4Node(Node):
     # -- data -----------------------------------------------------------------------------
     def inline_data(self) -> bytes:
         """The bytes of an inline-data inode: i_block, then the system.data xattr."""
-        if self._inline is None:
-            self._inline = self.i_block + self._all_xattrs().get(b"system.data", b"")
-        return self._inline
+        data = self._inline
+        if data is None:
+            data = self._inline = self.i_block + self._all_xattrs().get(b"system.data", b"")
+        return data
 
     def read_at(self, offset: int, n: int) -> bytes:
         size = self.size
@@ -447,7 +449,7 @@ class Ext4Node(Node):
         fs = self.fs
         bs = fs.block_size
         end = offset + n
-        i = bisect.bisect_right(self._starts, offset // bs) - 1   # type: ignore[arg-type]
+        i = bisect.bisect_right(self._starts, offset // bs) - 1
         if i < 0:
             i = 0
         parts = []
@@ -514,12 +516,13 @@ class Ext4Node(Node):
         return -1 if data else min(pos, self.size)
 
     # -- Node -----------------------------------------------------------------------------
-    def _dir(self) -> dict:
-        """name -> inode number of a directory (read in full once)."""
-        if self._entries is None:
+    def _dir(self) -> dict[str, tuple[int, int]]:
+        """name -> (inode number, d_type) of a directory (read in full once)."""
+        entries = self._entries
+        if entries is None:
             if not _stat.S_ISDIR(self.mode):
                 raise SyscallError(ENOTDIR)
-            entries: dict[str, tuple[int, int]] = {}
+            entries = {}
             try:
                 if self.flags & INLINE_DATA_FL:
                     data = self.inline_data()
@@ -528,17 +531,22 @@ class Ext4Node(Node):
                     self._parse_block(data[4:60], entries, inline=True)
                     if len(data) > 60:
                         self._parse_block(data[60:], entries, inline=True)
-                else:
-                    bs = self.fs.block_size
-                    blob = self.read_at(0, self.size)
-                    for off in range(0, len(blob), bs):
-                        self._parse_block(blob[off:off + bs], entries)
+                else:   # the blocks that hold entries (never the holes a bad i_size claims)
+                    fs = self.fs
+                    bs = fs.block_size
+                    nblocks = (self.size + bs - 1) // bs
+                    for lb, pb, cnt in self.extents():
+                        cnt = min(cnt, nblocks - lb)
+                        if pb and cnt > 0:
+                            blob = fs._pread(pb * bs, cnt * bs)
+                            for off in range(0, len(blob), bs):
+                                self._parse_block(blob[off:off + bs], entries)
             except (Corrupt, struct.error):
                 raise _eio() from None
             entries.pop(".", None)
             entries.pop("..", None)
             self._entries = entries
-        return self._entries
+        return entries
 
     def _parse_block(self, blk: bytes, entries: dict, inline: bool = False) -> None:
         off, end = 0, len(blk)
@@ -609,8 +617,9 @@ class Ext4Node(Node):
 
     def _all_xattrs(self) -> dict[bytes, bytes]:
         """Full name -> value, from the inode body then the xattr block."""
-        if self._xattrs is None:
-            out: dict[bytes, bytes] = {}
+        out = self._xattrs
+        if out is None:
+            out = {}
             try:
                 start = 128 + self.extra_isize
                 raw = self.raw
@@ -624,7 +633,7 @@ class Ext4Node(Node):
             except (Corrupt, struct.error):
                 raise _eio() from None
             self._xattrs = out
-        return self._xattrs
+        return out
 
     def _parse_xattrs(self, data: bytes, off: int, values: bytes, out: dict) -> None:
         while off + 16 <= len(data):
