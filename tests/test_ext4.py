@@ -513,6 +513,10 @@ def test_ls_and_static_hello_from_an_image(platform, tree, tmp_path):
     r = run_image(image, ["/bin/ls", *argv, "."], ["--cwd=/odd"], platform=platform)
     assert_same(native, r)
     assert_same(run_native([hello, "a", "b c"]), run_image(image, ["/bin/hello", "a", "b c"], platform=platform))
+    r = run_image(image, ["/bin/ls", "-a"], platform=platform)   # the working directory is the image's /
+    staged = {p.strip("/").split("/")[0] for p in with_libraries(ls)} | {"bin", "odd", "lost+found"}
+    mounts = {"dev", "proc", "sys", "tmp", "etc"}    # the kernel's own (etc: the identity files)
+    assert r.status == 0 and r.stdout.decode().split() == sorted(staged | mounts | {".", ".."}), r.describe()
 
 
 def test_overlay_writes_over_the_image(platform, tmp_path):
