@@ -335,6 +335,26 @@ def test_htree_and_inline_directories_are_what_they_claim(tree, walk_images, tmp
     fs.close()
 
 
+def test_xattr_in_an_ea_inode(tmp_path):
+    """A value kept in an inode of its own (-O ea_inode; debugfs puts it there), as debugfs reads it."""
+    from umiak.kernel.vfs.ext4 import Ext4FS
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("hi\n")
+    image = mkfs(tmp_path / "ea.img", str(src), "-b", "4096", "-O", "ea_inode", size="16M", inodes=64, htree=False)
+    (tmp_path / "value").write_bytes(bytes(range(256)) * 16)
+    subprocess.run(["debugfs", "-w", "-R", f"ea_set -f {tmp_path / 'value'} /f user.big", image],
+                   capture_output=True, check=True)
+    subprocess.run(["debugfs", "-R", f"ea_get -f {tmp_path / 'got'} /f user.big", image], capture_output=True, check=True)
+    fs = Ext4FS(image)
+    node = fs.root.lookup("f")
+    assert node.xattrs() == {b"user.big": (tmp_path / "got").read_bytes()}
+    assert len((tmp_path / "got").read_bytes()) >= 4096
+    raw = node.raw[128 + node.extra_isize + 4:]
+    assert int.from_bytes(raw[4:8], "little"), "the value is not in an EA inode"
+    fs.close()
+
+
 def test_corrupt_metadata_after_mount_is_eio(tree, tmp_path):
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs.ext4 import Ext4FS
@@ -345,6 +365,57 @@ def test_corrupt_metadata_after_mount_is_eio(tree, tmp_path):
         fs.root.lookup("files").lookup("random3m").read_at(0, 10)
     assert e.value.errno == 5
     fs.close()
+
+
+@pytest.mark.parametrize("features", ["", "^extent,^64bit", "inline_data"])
+def test_corrupted_images_never_crash_or_hang(tmp_path, features):
+    """Random bytes changed in the metadata of small images: mounting and walking every file
+    gives ImageError or SyscallError (EIO...), never another exception, never a long walk."""
+    import time
+
+    from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs.ext4 import Ext4FS, ImageError
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    rnd = random.Random(features)
+    for i in range(30):
+        (src / "a" / f"f{i}").write_bytes(rnd.randbytes(i * 300))
+    os.symlink("a/f1", src / "short")
+    os.symlink("y" * 90, src / "long")
+    _setxattr(str(src / "a" / "f1"), "user.x", b"1")
+    args = ["-b", "1024"] + (["-O", features] if features else [])
+    with open(mkfs(tmp_path / "base.img", str(src), *args, size="2M", inodes=128, htree=False), "rb") as f:
+        data = f.read()
+
+    def walk(node, depth=0):
+        for _, _, name in node.list():
+            try:
+                n = node.lookup(name)
+                n.stat(), n.xattrs()
+                if stat.S_ISDIR(n.mode) and depth < 8:
+                    walk(n, depth + 1)
+                elif stat.S_ISLNK(n.mode):
+                    n.readlink()
+                elif stat.S_ISREG(n.mode):
+                    n.read_at(0, 1 << 16), n.data_after(0, True), n.data_after(0, False)
+            except SyscallError:
+                pass
+    for trial in range(150):
+        b = bytearray(data)
+        for _ in range(rnd.choice([1, 4, 20, 100])):
+            b[rnd.randrange(0, 160 * 1024)] = rnd.randrange(256)
+        (tmp_path / "t.img").write_bytes(b)
+        t = time.monotonic()
+        try:
+            fs = Ext4FS(str(tmp_path / "t.img"))
+            try:
+                walk(fs.root)
+            except SyscallError:
+                pass
+            fs.close()
+        except ImageError as e:
+            assert "\n" not in str(e)
+        assert time.monotonic() - t < 5, f"trial {trial}: a long walk"
 
 
 # -- failures at mount ----------------------------------------------------------------------

@@ -357,11 +357,14 @@ class Ext4Node(Node):
         """[(first logical block, first physical block or 0 for zeros, count)], sorted, merged."""
         if self._extents is None:
             out: list[list[int]] = []
+            # Map blocks (index, indirect) count in i_blocks: a tree that reads more than the
+            # inode owns is corrupt (a loop, or garbage pointers), never a long walk.
+            budget = [self.st.st_blocks // (self.fs.block_size // 512) + 2]
             try:
                 if self.flags & EXTENTS_FL:
-                    self._walk_extents(self.i_block, out, 0)
+                    self._walk_extents(self.i_block, out, None, budget)
                 else:
-                    self._walk_indirect(out)
+                    self._walk_indirect(out, budget)
             except (Corrupt, struct.error):
                 raise _eio() from None
             out.sort()
@@ -378,9 +381,16 @@ class Ext4Node(Node):
             return merged
         return self._extents
 
-    def _walk_extents(self, data: bytes, out: list, depth_seen: int) -> None:
+    def _map_block(self, blk: int, budget: list) -> bytes:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Corrupt(f"inode {self.ino}: more map blocks than the inode has")
+        return self.fs._block(blk)
+
+    def _walk_extents(self, data: bytes, out: list, want_depth: int | None, budget: list) -> None:
         magic, entries, _max, depth, _gen = _EXT_HDR.unpack_from(data, 0)
-        if magic != EXT_MAGIC or depth > 5 or depth_seen > 5 or 12 + entries * 12 > len(data):
+        if magic != EXT_MAGIC or depth > 5 or (want_depth is not None and depth != want_depth) \
+                or 12 + entries * 12 > len(data):
             raise Corrupt(f"inode {self.ino}: bad extent header")
         fs = self.fs
         for i in range(entries):
@@ -396,9 +406,9 @@ class Ext4Node(Node):
                     out.append([lb, pb, n])
             else:
                 _lb, lo, hi, _ = _EXT_INDEX.unpack_from(data, off)
-                self._walk_extents(fs._block(lo | (hi << 32)), out, depth_seen + 1)
+                self._walk_extents(self._map_block(lo | (hi << 32), budget), out, depth - 1, budget)
 
-    def _walk_indirect(self, out: list) -> None:
+    def _walk_indirect(self, out: list, budget: list) -> None:
         fs = self.fs
         per = fs.block_size // 4
         ptrs = struct.unpack_from("<15I", self.i_block, 0)
@@ -409,11 +419,11 @@ class Ext4Node(Node):
         base = 12
         for level, p in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
             if p and base < nblocks:
-                self._indirect(p, level, base, per, nblocks, out)
+                self._indirect(p, level, base, per, nblocks, out, budget)
             base += per ** level
 
-    def _indirect(self, blk: int, level: int, base: int, per: int, nblocks: int, out: list) -> None:
-        ptrs = struct.unpack(f"<{per}I", self.fs._block(blk))
+    def _indirect(self, blk: int, level: int, base: int, per: int, nblocks: int, out: list, budget: list) -> None:
+        ptrs = struct.unpack(f"<{per}I", self._map_block(blk, budget))
         span = per ** (level - 1)
         for i, p in enumerate(ptrs):
             lb = base + i * span
@@ -427,7 +437,7 @@ class Ext4Node(Node):
                 else:
                     out.append([lb, p, 1])
             else:
-                self._indirect(p, level - 1, lb, per, nblocks, out)
+                self._indirect(p, level - 1, lb, per, nblocks, out, budget)
 
     # -- data -----------------------------------------------------------------------------
     def inline_data(self) -> bytes:
@@ -588,6 +598,8 @@ class Ext4Node(Node):
     def readlink(self) -> str:
         if not _stat.S_ISLNK(self.mode):
             raise SyscallError(EINVAL)
+        if self.size > max(self.fs.block_size, 4096):
+            raise _eio()          # longer than any symlink ext4 can hold
         if self.flags & INLINE_DATA_FL:
             data = self.inline_data()[:self.size]
         elif self._fast_symlink():
@@ -644,6 +656,8 @@ class Ext4Node(Node):
             if index not in XATTR_PREFIX:
                 off += (16 + name_len + 3) & ~3
                 continue
+            if vsize > abi.XATTR_SIZE_MAX:
+                raise Corrupt(f"inode {self.ino}: an xattr of {vsize} bytes")
             if vino:
                 value = self.fs.node(vino).read_at(0, vsize)
             else:
