@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 
@@ -133,6 +134,15 @@ def make_tree(top, entries: int):
         _setxattr(os.path.join(xa, "several"), f"user.k{i}", b"v%d" % i)
     _setxattr(os.path.join(xa, "several"), "security.label", b"sec\0bin")
     _setxattr(xa, "user.on-a-dir", b"dir")
+    # POSIX ACLs (ext4 keeps them in a format of its own; the xattr calls give the VFS one)
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in [
+        (1, 6, 0xFFFFFFFF), (2, 4, 1000), (4, 4, 0xFFFFFFFF), (8, 5, 2000), (0x10, 4, 0xFFFFFFFF),
+        (0x20, 4, 0xFFFFFFFF)])
+    with open(os.path.join(xa, "acl"), "w") as f:
+        f.write("acl")
+    _setxattr(os.path.join(xa, "acl"), "system.posix_acl_access", acl)
+    os.makedirs(os.path.join(xa, "acl-dir"))
+    _setxattr(os.path.join(xa, "acl-dir"), "system.posix_acl_default", acl)
     # mtimes last: the directories' as the files left them
     os.utime(os.path.join(top, "tree"), (700000000, 700000000))
 
