@@ -428,6 +428,41 @@ def test_corrupted_images_never_crash_or_hang(tmp_path, features):
         assert time.monotonic() - t < 5, f"trial {trial}: a long walk"
 
 
+def test_overlay_copy_up_of_an_image_file(tree, tmp_path):
+    """A change to an image file copies it into memory: same st_ino, st_dev, mode, owner,
+    times and bytes; the image's directory shows the new name, the image file is unchanged."""
+    import itertools
+
+    from umiak.kernel.vfs.ext4 import mount_root
+
+    class Kernel:   # what the overlay needs of a kernel
+        anon_minors = itertools.count(1)
+        options = None
+    src = tmp_path / "src"
+    subprocess.run(["cp", "-a", os.path.join(tree, "files"), str(src)], check=True)
+    image = mkfs(tmp_path / "o.img", str(src), "-b", "4096", size="64M", inodes=256, htree=False)
+    with open(image, "rb") as f:
+        before = f.read()
+    overlay = mount_root(Kernel(), image)
+    leaf = overlay.root.lookup("random3m")
+    st = leaf.stat()
+    inode = leaf.copy_up()
+    after = inode.stat()
+    for field in ("st_ino", "st_dev", "st_mode", "st_uid", "st_gid", "st_size", "st_mtime_ns", "st_atime_ns"):
+        assert getattr(after, field) == getattr(st, field), field
+    with open(src / "random3m", "rb") as f:
+        assert inode.data == f.read()
+    inode.write_at(0, b"changed")
+    assert overlay.root.lookup("random3m").stat().st_size == st.st_size
+    overlay.root.create("new-file", 0o644).write_at(0, b"new")
+    assert "new-file" in [n for _, _, n in overlay.root.list()]
+    with open(image, "rb") as f:
+        assert f.read() == before
+    info = overlay.statfs(overlay.root)
+    assert info["f_bsize"] == 4096 and info["f_blocks"] == 16384 and info["f_namelen"] == 255
+    overlay.lower_fs.close()
+
+
 # -- failures at mount ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
