@@ -197,6 +197,7 @@ LAYOUTS = {
     "ext4-meta-bg": ("mkfs.ext4", ["-b", "1024", "-O", "meta_bg,^resize_inode", "-g", "1024"]),
     "ext4-many-inodes": ("mkfs.ext4", ["-b", "4096", "-N", "60000"]),
     "ext4-128-byte-inodes": ("mkfs.ext4", ["-b", "4096", "-I", "128"]),
+    "ext4-bigalloc": ("mkfs.ext4", ["-b", "4096", "-O", "bigalloc", "-C", "16384"]),
     "ext3": ("mke2fs", ["-t", "ext3", "-b", "4096"]),
     "ext2": ("mke2fs", ["-t", "ext2", "-b", "4096"]),
 }
@@ -481,6 +482,9 @@ def bad_images(tree, tmp_path_factory):
     put("random.img", random.Random(1).randbytes(1 << 20))
     put("zeroed-superblock.img", data[:1024] + bytes(1024) + data[2048:])
     put("empty.img", b"")
+    casefold = bytearray(data)
+    casefold[1024 + 0x60 + 2] |= 0x02           # s_feature_incompat |= INCOMPAT_CASEFOLD (0x20000)
+    put("casefold.img", bytes(casefold))
     bad_groups = bytearray(data)
     bad_groups[4096:8192] = b"\xff" * 4096      # the group descriptors
     put("bad-groups.img", bytes(bad_groups))
@@ -521,6 +525,7 @@ def test_bad_image_messages(bad_images):
     want = {"truncated.img": "truncated ext2/3/4 image", "random.img": "not an ext2/3/4 image (bad magic)",
             "zeroed-superblock.img": "not an ext2/3/4 image (bad magic)",
             "empty.img": "not an ext2/3/4 image (too short for a superblock)",
+            "casefold.img": "ext4 feature not supported: casefold",
             "bad-groups.img": "corrupt ext2/3/4 image", "bad-block-size.img": "corrupt ext2/3/4 image"}
     for name, path in images.items():
         with pytest.raises(ImageError) as e:
