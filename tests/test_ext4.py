@@ -512,6 +512,9 @@ def test_bad_images_give_one_line(platform, bad_images, tmp_path):
         assert r.status == 125, (name, r.describe())
         assert len(err.splitlines()) == 1 and err.startswith(f"umiak: {path}: "), (name, err)
         assert "Traceback" not in err and "internal error" not in err, (name, err)
+    r = run_image(tmp_path, ["/bin/true"], platform=platform)
+    assert r.status == 125 and r.stderr.decode().splitlines() == \
+        [f"umiak: {tmp_path}: not an ext2/3/4 image (not a file)"], r.describe()
     r = run_image(tmp_path / "absent.img", ["/bin/true"], platform=platform)
     assert r.status == 125 and r.stderr.decode().splitlines() == \
         [f"umiak: {tmp_path / 'absent.img'}: No such file or directory"]
