@@ -36,7 +36,7 @@ from umiak.kernel.errors import EBADF, EINVAL, EIO, ENOENT, ENOTDIR, ENXIO, Sysc
 from umiak.kernel.files import Mapping, Stat
 from umiak.kernel.vfs.nodes import DirFile, FileSystem, LocFile, Node, makedev
 
-EXT4_SUPER_MAGIC = 0xEF53
+EXT4_SUPER_MAGIC = abi.EXT4_SUPER_MAGIC
 SB_OFFSET = 1024
 
 # s_feature_incompat bits
