@@ -33,8 +33,17 @@ def build_vfs(kernel) -> VFS:
         return cfg is None or cfg.has(sym)
     opts = kernel.options
     caches = kernel.page_caches   # host files mapped shared
-    root_fs = HostFS(opts.root or "/", readonly=True, caches=caches)
-    overlay = OverlayFS(kernel, root_fs)
+    image = opts.image_root
+    if image:   # an ext2/3/4 image as / (the ext4 module is imported only here)
+        if not want("EXT4"):
+            from umiak.errors import UmiakError
+            raise UmiakError(f"{image}: ext2/3/4 images are not in this kernel (CONFIG_EXT4 is not set)")
+        from umiak.kernel.vfs.ext4 import mount_root
+        overlay = mount_root(kernel, image)
+        root_fs = overlay.lower_fs
+    else:
+        root_fs = HostFS(opts.root or "/", readonly=True, caches=caches)
+        overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
     vfs.host_filesystems.append(root_fs)
     tmpfs_paths = [_norm(p) for p in opts.tmpfs]
@@ -67,17 +76,20 @@ def build_vfs(kernel) -> VFS:
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
     for path in tmpfs_paths:
         _mount_point(overlay, path, True)
+    if image:   # an image need not have /dev, /proc, /sys, /tmp: `ls /` shows them all the same
+        for path in [p for p in vfs.mounts if p.count("/") == 1 and p != "/"]:
+            _mount_point(overlay, path, True)
     if want("IDENTITY_FILES"):
         _identity(kernel, overlay)
-    return vfs if cfg is None else _configured(kernel, vfs, overlay, want)
+    return vfs if cfg is None else _configured(kernel, vfs, overlay, want, bool(image))
 
 
-def _configured(kernel, vfs: VFS, overlay, want) -> VFS:
+def _configured(kernel, vfs: VFS, overlay, want, image: bool = False) -> VFS:
     """The root a kernel config asks for: the host's own /proc, /sys, /dev hidden when
     those file systems are out (ENOENT, as without them); without OVERLAY_ROOT a
     read-only root; without HOSTFS an empty tmpfs as / (the other mounts stay)."""
     from umiak.kernel.vfs.memfs import MemFS
-    if not want("HOSTFS"):
+    if not want("HOSTFS") and not image:
         bare = VFS(kernel, MemFS(kernel, 0o755), root_readonly=False)
         bare.mounts.update({p: m for p, m in vfs.mounts.items() if p != "/"})
         return bare
