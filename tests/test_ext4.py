@@ -447,9 +447,15 @@ def test_overlay_copy_up_of_an_image_file(tree, tmp_path):
 
     from umiak.kernel.vfs.ext4 import mount_root
 
-    class Kernel:   # what the overlay needs of a kernel
+    from types import SimpleNamespace
+
+    from umiak.kernel.pagecache import HeapFrames
+
+    class Kernel:   # what the overlay needs of a kernel: copied-up files keep pages in host memory
         anon_minors = itertools.count(1)
         options = None
+        _heap = HeapFrames()
+        frames, platform = _heap.frames, SimpleNamespace(ram=_heap.ram)
     src = tmp_path / "src"
     subprocess.run(["cp", "-a", os.path.join(tree, "files"), str(src)], check=True)
     image = mkfs(tmp_path / "o.img", str(src), "-b", "4096", size="64M", inodes=256, htree=False)
