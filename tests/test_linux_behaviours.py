@@ -4,9 +4,29 @@ Each guest program runs natively and under umiak; stdout, stderr and exit
 status must agree.
 """
 
-from harness import build, compare
+import os
+import stat
+
+import pytest
+
+from harness import build, compare, run_umiak
 
 
 def test_blocking_pipe_io_is_interrupted_by_a_timer_signal(platform, variant):
     """A one-thread program's blocking pipe read/write waits while a timer is armed."""
     compare(platform, [build("pipe_signal_wait", variant)])
+
+
+@pytest.mark.parametrize("layer", ["overlay", "volume", "tmpfs"])
+def test_unix_socket_bound_to_a_path_is_a_socket_file(platform, variant, workdir, layer):
+    """bind makes an S_IFSOCK inode in the root's overlay, a host volume and a tmpfs."""
+    options = {"overlay": [], "volume": [f"--volume={workdir}:{workdir}"],
+               "tmpfs": [f"--tmpfs={workdir}"]}[layer]
+    compare(platform, [build("unix_socket_files", variant), workdir], options=options)
+
+
+def test_unix_socket_file_in_a_volume_is_a_socket_on_the_host(platform, workdir):
+    prog = build("unix_socket_files", "glibc-static")
+    res = run_umiak(platform, [prog, workdir, "keep"], options=[f"--volume={workdir}:{workdir}"])
+    assert res.status == 0, res.describe()
+    assert stat.S_ISSOCK(os.lstat(workdir / "dgram").st_mode)
