@@ -34,7 +34,7 @@ SYSCALLS: dict[int, tuple[str, str | None, str, str]] = {
     19: ("readv", "rw", FULL, ""),
     20: ("writev", "rw", FULL, ""),
     21: ("access", "stat", FULL, ""),
-    22: ("pipe", "pipe", PARTIAL, "with one thread, a read that could never end gives EAGAIN and a write to a full pipe grows it"),
+    22: ("pipe", "pipe", PARTIAL, "when nothing could wake the caller (one thread, no timer armed), a read that could never end gives EAGAIN and a write to a full pipe grows it"),
     23: ("select", "poll", PARTIAL, "the timeout is not updated with the time left"),
     24: ("sched_yield", "sched", FULL, ""),
     25: ("mremap", "mm", FULL, ""),
