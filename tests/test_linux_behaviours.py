@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from harness import build, compare, run_umiak
+from harness import assert_same, build, compare, run_native, run_umiak
 
 
 def test_blocking_pipe_io_is_interrupted_by_a_timer_signal(platform, variant):
@@ -30,3 +30,13 @@ def test_unix_socket_file_in_a_volume_is_a_socket_on_the_host(platform, workdir)
     res = run_umiak(platform, [prog, workdir, "keep"], options=[f"--volume={workdir}:{workdir}"])
     assert res.status == 0, res.describe()
     assert stat.S_ISSOCK(os.lstat(workdir / "dgram").st_mode)
+
+
+@pytest.mark.parametrize("layer", ["overlay", "tmpfs"])
+def test_sparse_files_keep_their_holes(platform, variant, workdir, layer):
+    """A write at 2 GiB and a truncate to 8 GiB cost one page, as on Linux's tmpfs."""
+    native_dir = "/dev/shm" if layer == "tmpfs" else workdir   # natively: a real tmpfs
+    options = [f"--tmpfs={workdir}"] if layer == "tmpfs" else []
+    native = run_native([build("sparse_files", variant), native_dir])
+    assert_same(native, run_umiak(platform, [build("sparse_files", variant), workdir], options=options))
+

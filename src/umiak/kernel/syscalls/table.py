@@ -61,7 +61,7 @@ SYSCALLS: dict[int, tuple[str, str | None, str, str]] = {
     46: ("sendmsg", "net", PARTIAL, "AF_UNIX control messages: SCM_RIGHTS and SCM_CREDENTIALS only"),
     47: ("recvmsg", "net", FULL, ""),
     48: ("shutdown", "net", FULL, ""),
-    49: ("bind", "net", FULL, "AF_UNIX path names make an S_IFSOCK inode through the VFS, as Linux"),
+    49: ("bind", "net", FULL, ""),
     50: ("listen", "net", FULL, ""),
     51: ("getsockname", "net", FULL, ""),
     52: ("getpeername", "net", FULL, ""),
