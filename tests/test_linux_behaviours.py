@@ -40,3 +40,6 @@ def test_sparse_files_keep_their_holes(platform, variant, workdir, layer):
     native = run_native([build("sparse_files", variant), native_dir])
     assert_same(native, run_umiak(platform, [build("sparse_files", variant), workdir], options=options))
 
+
+def test_fd_limits_are_the_hosts(platform, variant):
+    compare(platform, [build("limits_ids", variant)])

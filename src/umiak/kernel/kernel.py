@@ -174,6 +174,7 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
+        fds.limit = min(proc.rlimits[abi.RLIMIT_NOFILE][0], 1 << 20)
         if self.config is not None:
             self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
         if getattr(opts, "net", "host") != "host":

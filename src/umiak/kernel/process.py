@@ -27,6 +27,18 @@ class Credentials:
     groups: list[int] = field(default_factory=list)
 
 
+def host_nofile() -> list[int]:
+    """RLIMIT_NOFILE of umiak's own process: what the program would get natively (a program
+    sizing itself by the hard limit opens as many descriptors as it would on the host)."""
+    import resource
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return [1024, 1 << 20]
+    inf = abi.RLIM_INFINITY
+    return [inf if soft < 0 else soft, inf if hard < 0 else hard]
+
+
 class Process:
     """What Linux shares between the threads of one thread group."""
 
@@ -48,7 +60,7 @@ class Process:
         self.sigactions: dict[int, tuple[int, int, int, int]] = {}  # signo -> (handler, flags, restorer, mask)
         self.rlimits: dict[int, list[int]] = {
             abi.RLIMIT_STACK: [8 << 20, abi.RLIM_INFINITY],
-            abi.RLIMIT_NOFILE: [1024, 1024 * 1024],
+            abi.RLIMIT_NOFILE: host_nofile(),   # a configured kernel sets the soft one (FD_LIMIT)
             abi.RLIMIT_CORE: [0, abi.RLIM_INFINITY],
             abi.RLIMIT_NPROC: [63336, 63336],
             abi.RLIMIT_MEMLOCK: [8 << 20, 8 << 20],
