@@ -43,3 +43,18 @@ def test_sparse_files_keep_their_holes(platform, variant, workdir, layer):
 
 def test_fd_limits_are_the_hosts(platform, variant):
     compare(platform, [build("limits_ids", variant)])
+
+
+def test_clock_settime_checks_and_cpu_clock_ids(platform, variant):
+    compare(platform, [build("clock_ids", variant, ("-pthread",))])
+
+
+def test_clock_settime_is_not_permitted(platform):
+    """The VM has no CAP_SYS_TIME (like a container): setting the real-time clock is EPERM.
+    Natively, as root, this would set the host's clock, so the expectation is Linux's without it."""
+    code = ("import time, ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "ts = (ctypes.c_long * 2)(int(time.time()), 0)\n"
+            "print(libc.clock_settime(0, ts), os.strerror(ctypes.get_errno()))\n"
+            "print(libc.syscall(164, None, None), os.strerror(ctypes.get_errno()))\n")
+    r = run_umiak(platform, ["/usr/bin/python3", "-c", code])
+    assert (r.status, r.stdout) == (0, b"-1 Operation not permitted\n-1 Operation not permitted\n"), r.describe()
