@@ -58,3 +58,16 @@ def test_clock_settime_is_not_permitted(platform):
             "print(libc.syscall(164, None, None), os.strerror(ctypes.get_errno()))\n")
     r = run_umiak(platform, ["/usr/bin/python3", "-c", code])
     assert (r.status, r.stdout) == (0, b"-1 Operation not permitted\n-1 Operation not permitted\n"), r.describe()
+
+
+def test_credentials_and_capabilities(platform, variant, workdir):
+    """As root natively (the tests run as root) and in the VM; the directory is writable by all."""
+    os.chmod(workdir, 0o777)
+    try:
+        compare(platform, [build("creds_caps", variant), workdir])
+    finally:
+        for name in ("f",):
+            try:
+                os.unlink(workdir / name)
+            except FileNotFoundError:
+                pass

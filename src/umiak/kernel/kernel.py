@@ -170,8 +170,7 @@ class Kernel:
         proc.ppid = 0
         proc.exe = host_path
         proc.comm = os.path.basename(host_path).encode()[:15]
-        proc.creds.uid = proc.creds.euid = opts.uid
-        proc.creds.gid = proc.creds.egid = opts.gid
+        proc.creds.become(opts.uid, opts.gid)
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
         fds.limit = min(proc.rlimits[abi.RLIMIT_NOFILE][0], 1 << 20)

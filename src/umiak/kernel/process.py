@@ -18,13 +18,39 @@ from umiak.kernel.files import FdTable
 from umiak.kernel.mm import AddressSpace
 
 
+CAP_LAST_CAP = 40                      # CAP_CHECKPOINT_RESTORE, Linux 5.9+
+CAP_ALL = (1 << (CAP_LAST_CAP + 1)) - 1
+CAP_SYS_TIME = 25
+# What root has in the VM: everything but setting the clock (clock_settime is EPERM, as in a container).
+ROOT_CAPS = CAP_ALL & ~(1 << CAP_SYS_TIME)
+
+
 @dataclass
 class Credentials:
+    """The ids and capabilities of a process; the rules that change them are syscalls/creds.py.
+    File access checks use the effective uid (fsuid follows it but for setfsuid)."""
     uid: int = 0
     gid: int = 0
     euid: int = 0
     egid: int = 0
     groups: list[int] = field(default_factory=list)
+    suid: int = 0                    # saved set-user-ID
+    sgid: int = 0
+    fsuid: int = 0
+    fsgid: int = 0
+    cap_effective: int = ROOT_CAPS   # bit n = capability n
+    cap_permitted: int = ROOT_CAPS
+    cap_inheritable: int = 0
+    keepcaps: bool = False           # prctl(PR_SET_KEEPCAPS)
+
+    def capable(self, cap: int) -> bool:
+        return bool(self.cap_effective >> cap & 1)
+
+    def become(self, uid: int, gid: int) -> None:
+        """Every id is uid / gid, with the capabilities Linux gives that uid at exec."""
+        self.uid = self.euid = self.suid = self.fsuid = uid
+        self.gid = self.egid = self.sgid = self.fsgid = gid
+        self.cap_effective = self.cap_permitted = ROOT_CAPS if uid == 0 else 0
 
 
 def host_nofile() -> list[int]:

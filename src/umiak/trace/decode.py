@@ -1209,6 +1209,7 @@ UNDECODED = frozenset({
     "timer_getoverrun", "timer_delete", "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "signalfd", "signalfd4",
     "sched_setparam", "sched_getparam", "sched_setscheduler", "sched_rr_get_interval",
+    "capget", "capset",
 })
 
 SPECS: dict[str, tuple[str, ...]] = {
@@ -1277,6 +1278,9 @@ SPECS: dict[str, tuple[str, ...]] = {
     "getuid": (), "getgid": (), "geteuid": (), "getegid": (), "getppid": (), "getpgrp": (),
     "setsid": (), "gettid": (),
     "setuid": ("int",), "setgid": ("int",), "setpgid": ("int", "int"), "getpgid": ("int",),
+    "setreuid": ("int", "int"), "setregid": ("int", "int"), "setresuid": ("int", "int", "int"),
+    "setresgid": ("int", "int", "int"), "setfsuid": ("int",), "setfsgid": ("int",),
+    "clock_settime": ("clock", "timespec"), "settimeofday": ("timeval", "ptr"),
     "getsid": ("int",),
     "sigaltstack": ("stack_t", "stack_t_out"),
     "arch_prctl": ("arch_prctl_code", "arch_prctl_addr"),

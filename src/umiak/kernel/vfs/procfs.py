@@ -266,7 +266,7 @@ def _status(proc, who=None) -> str:
     cpus_hex = format((1 << ncpu) - 1, "x")
     return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\tR (running)\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
-            f"Uid:\t{c.uid}\t{c.euid}\t{c.euid}\t{c.euid}\nGid:\t{c.gid}\t{c.egid}\t{c.egid}\t{c.egid}\n"
+            f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}\nGid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}\n"
             f"FDSize:\t{max(64, 1 << max(0, len(proc.fds.files) - 1).bit_length())}\nGroups:\t{groups}\n"
             f"NStgid:\t{proc.pid}\nNSpid:\t{tid}\nNSpgid:\t{getattr(proc, 'pgid', proc.pid)}\n"
             f"NSsid:\t{getattr(proc, 'sid', proc.pid)}\n"
@@ -279,10 +279,9 @@ def _status(proc, who=None) -> str:
             f"Threads:\t{max(1, len(proc.tasks))}\n"
             f"SigQ:\t0/63336\nSigPnd:\t{pend:016x}\nShdPnd:\t{getattr(proc, 'pending', 0):016x}\n"
             f"SigBlk:\t{sigblk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n"
-            "CapInh:\t0000000000000000\n"
-            + ("CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n" if c.euid == 0 else
-               "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n")
-            + "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n"
+            f"CapInh:\t{c.cap_inheritable:016x}\nCapPrm:\t{c.cap_permitted:016x}\n"
+            f"CapEff:\t{c.cap_effective:016x}\n"
+            "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n"
             "Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n"
             f"Cpus_allowed:\t{cpus_hex}\nCpus_allowed_list:\t{_cpu_list(ncpu)}\n"
             "Mems_allowed:\t1\nMems_allowed_list:\t0\n"
