@@ -71,3 +71,7 @@ def test_credentials_and_capabilities(platform, variant, workdir):
                 os.unlink(workdir / name)
             except FileNotFoundError:
                 pass
+
+
+def test_nice_values_per_thread(platform, variant):
+    compare(platform, [build("priority", variant, ("-pthread",))])

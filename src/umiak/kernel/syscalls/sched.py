@@ -6,10 +6,11 @@ and accept what they cannot change, as a container's kernel would.
 
 import os
 
+from umiak.kernel import abi
 from umiak.kernel.abi import (MEMBARRIER_CMD_GLOBAL, MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_QUERY,
                               MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, SCHED_BATCH, SCHED_FIFO, SCHED_IDLE,
                               SCHED_OTHER, SCHED_RESET_ON_FORK, SCHED_RR, TIMESPEC, s32)
-from umiak.kernel.errors import EINVAL, EPERM, ESRCH, SyscallError
+from umiak.kernel.errors import EACCES, EINVAL, EPERM, ESRCH, SyscallError
 
 
 def _check_pid(task, pid) -> None:
@@ -47,13 +48,55 @@ def sys_sched_yield(task):
     return 0
 
 
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+CAP_SYS_NICE = 23
+
+
+def _prio_targets(task, which: int, who: int) -> list:
+    """The tasks setpriority/getpriority name: a thread (PRIO_PROCESS: nice is per thread, as
+    Linux's), every thread of a process group, or of a real uid."""
+    who = s32(who)
+    procs = task.kernel.processes.values()
+    if which == PRIO_PROCESS:
+        if who == 0:
+            return [task]
+        return [p.tasks[who] for p in procs if who in p.tasks]
+    if which == PRIO_PGRP:
+        pgid = who or task.process.pgid
+        return [t for p in procs if p.pgid == pgid for t in p.tasks.values()]
+    if which == PRIO_USER:
+        uid = task.process.creds.uid if who == 0 else who & 0xFFFFFFFF
+        return [t for p in procs if p.creds.uid == uid for t in p.tasks.values()]
+    raise SyscallError(EINVAL)
+
+
 def sys_getpriority(task, which, who):
-    """getpriority(2): returns 20 - nice, as the raw syscall does."""
-    return 20
+    """getpriority(2): 20 - nice of the highest-priority task named, as the raw syscall returns."""
+    targets = _prio_targets(task, s32(which), who)
+    if not targets:
+        raise SyscallError(ESRCH)
+    return 20 - min(t.nice for t in targets)
 
 
 def sys_setpriority(task, which, who, prio):
-    """setpriority(2): accepted."""
+    """setpriority(2): the nice value (-20..19) of the tasks named; lowering it needs
+    CAP_SYS_NICE or RLIMIT_NICE (EACCES), another user's task CAP_SYS_NICE (EPERM). It is
+    kept and reported; the host schedules the vCPUs as it likes."""
+    targets = _prio_targets(task, s32(which), who)
+    if not targets:
+        raise SyscallError(ESRCH)
+    nice = max(-20, min(19, s32(prio)))
+    c = task.process.creds
+    privileged = c.capable(CAP_SYS_NICE)
+    floor = 20 - task.process.rlimits.get(abi.RLIMIT_NICE, [0, 0])[0]
+    for t in targets:
+        tc = t.process.creds
+        if not privileged and c.euid not in (tc.uid, tc.euid):
+            raise SyscallError(EPERM)
+        if nice < t.nice and not privileged and nice < floor:
+            raise SyscallError(EACCES)
+    for t in targets:
+        t.nice = nice
     return 0
 
 

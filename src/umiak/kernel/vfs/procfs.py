@@ -305,9 +305,10 @@ def _stat_line(kernel, proc, who=None) -> str:
     stack = getattr(getattr(mm, "stack_vma", None), "end", 0) or 0
     rlim = proc.rlimits.get(abi.RLIMIT_AS, [abi.RLIM_INFINITY])[0] if hasattr(proc, "rlimits") else 0
     sigblk = getattr(who, "sigmask", 0)
+    nice = getattr(who if who is not None else proc.leader, "nice", 0)
     fields = [
         "R", proc.ppid, getattr(proc, "pgid", proc.pid), getattr(proc, "sid", proc.pid), 0, -1, 4194560,
-        0, 0, 0, 0, utime, stime, 0, 0, 20, 0, max(1, len(proc.tasks)), 0, start_ticks,
+        0, 0, 0, 0, utime, stime, 0, 0, 20 + nice, nice, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
         0, 0, brk_start, 0, 0, 0, 0, 0,
