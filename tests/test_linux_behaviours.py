@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from harness import assert_same, build, compare, run_native, run_umiak
+from harness import GUEST_ENV, assert_same, build, compare, run_native, run_umiak
 
 
 def test_blocking_pipe_io_is_interrupted_by_a_timer_signal(platform, variant):
@@ -75,3 +75,15 @@ def test_credentials_and_capabilities(platform, variant, workdir):
 
 def test_nice_values_per_thread(platform, variant):
     compare(platform, [build("priority", variant, ("-pthread",))])
+
+
+def test_non_utf8_arguments_environment_and_paths_are_bytes(platform, variant, workdir):
+    """`umiak run /bin/echo $'a\\xe7b'`: arguments, environment values and a script's
+    file name pass through as bytes (surrogate-escaped str here, as in sys.argv)."""
+    raw = os.fsdecode(b"a\xe7b")
+    env = {**GUEST_ENV, "K": os.fsdecode(b"v\xe7w")}
+    compare(platform, [build("args_env", variant), raw, "plain"], env=env)
+    script = workdir / os.fsdecode(b"s\xe7.sh")
+    script.write_text('#!/bin/sh\nprintf "%s|%s\\n" "$0" "$1"\n')
+    script.chmod(0o755)
+    compare(platform, [script, raw], env=env)

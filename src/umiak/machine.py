@@ -125,7 +125,7 @@ class Machine:
             from umiak.config.runtime import check_options
             opts = check_options(cfg, opts)
         from umiak.loader.binfmt import resolve_program as resolve_binary
-        argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
+        argv_b = [os.fsencode(a) if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
         if opts.root is None:
             # The guest's / is the host's: find and check the program before any VM exists.

@@ -169,7 +169,7 @@ class Kernel:
         proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
         proc.ppid = 0
         proc.exe = host_path
-        proc.comm = os.path.basename(host_path).encode()[:15]
+        proc.comm = os.fsencode(os.path.basename(host_path))[:15]
         proc.creds.become(opts.uid, opts.gid)
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
@@ -179,7 +179,7 @@ class Kernel:
         if getattr(opts, "net", "host") != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
-        envp = [f"{k}={v}".encode() for k, v in env.items()]
+        envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
         task.vcpu = self.platform.create_vcpu(0, 0)
@@ -258,7 +258,7 @@ class Kernel:
         vcpu.set_gs_base(0)
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
-        proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
+        proc.comm = task.comm = os.fsencode(os.path.basename(exe_path))[:15]
         if clock is not None:
             self.vdso.start(*clock)
 
