@@ -87,3 +87,21 @@ def test_non_utf8_arguments_environment_and_paths_are_bytes(platform, variant, w
     script.write_text('#!/bin/sh\nprintf "%s|%s\\n" "$0" "$1"\n')
     script.chmod(0o755)
     compare(platform, [script, raw], env=env)
+
+
+def test_sethostname_checks(platform, variant):
+    compare(platform, [build("uts_names", variant)])
+
+
+def test_sethostname_renames_the_vm_only(platform):
+    """Natively this would rename the host: the expectation is fixed (Linux's, in a UTS namespace)."""
+    import socket
+    host = socket.gethostname()
+    code = ("import ctypes, os, socket\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "socket.sethostname('vm-renamed')\nprint(libc.setdomainname(b'example.org', 11))\n"
+            "u = os.uname()\nprint(u.nodename, socket.gethostname())\n"
+            "print(open('/proc/sys/kernel/hostname').read().strip(), open('/proc/sys/kernel/domainname').read().strip())\n"
+            "buf = ctypes.create_string_buffer(65)\nlibc.getdomainname(buf, 65)\nprint(buf.value.decode())\n")
+    r = run_umiak(platform, ["/usr/bin/python3", "-c", code], options=["--hostname=first"])
+    assert (r.status, r.stdout) == (0, b"0\nvm-renamed vm-renamed\nvm-renamed example.org\nexample.org\n"), r.describe()
+    assert socket.gethostname() == host

@@ -124,7 +124,8 @@ class Kernel:
         self.page_caches = PageCaches(self.frames, platform.ram)   # host files mapped MAP_SHARED
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
-        self.hostname = options.hostname
+        self.hostname = options.hostname       # the VM's UTS names (sethostname/setdomainname)
+        self.domainname = "(none)"
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
         self.processes: dict[int, object] = {}

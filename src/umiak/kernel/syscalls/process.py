@@ -175,9 +175,10 @@ def _field(s: bytes) -> bytes:
 
 
 def sys_uname(task, buf):
-    """uname(2): a Linux release glibc accepts; nodename from --hostname."""
-    data = b"".join(_field(x) for x in (b"Linux", task.kernel.hostname.encode(), LINUX_RELEASE,
-                                         LINUX_VERSION, b"x86_64", b"(none)"))
+    """uname(2): a Linux release glibc accepts; the VM's UTS names (--hostname, sethostname)."""
+    k = task.kernel
+    data = b"".join(_field(x) for x in (b"Linux", os.fsencode(k.hostname), LINUX_RELEASE,
+                                         LINUX_VERSION, b"x86_64", os.fsencode(k.domainname)))
     task.mm.write(buf, data)
     return 0
 

@@ -49,7 +49,7 @@ class ProcFS(SynthFS):
         k = kernel
         sys_kernel = {
             "hostname": f(lambda t: k.hostname + "\n", 0o644),
-            "domainname": f(lambda t: "(none)\n", 0o644),
+            "domainname": f(lambda t: k.domainname + "\n", 0o644),
             "ostype": f(lambda t: "Linux\n"),
             "osrelease": f(lambda t: _release()[0] + "\n"),
             "version": f(lambda t: _release()[1] + "\n"),
