@@ -1281,7 +1281,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "setreuid": ("int", "int"), "setregid": ("int", "int"), "setresuid": ("int", "int", "int"),
     "setresgid": ("int", "int", "int"), "setfsuid": ("int",), "setfsgid": ("int",),
     "clock_settime": ("clock", "timespec"), "settimeofday": ("timeval", "ptr"),
-    "sethostname": ("str", "int"), "setdomainname": ("str", "int"),
+    "setdomainname": ("buf_in:1", "ulong"),
     "getsid": ("int",),
     "sigaltstack": ("stack_t", "stack_t_out"),
     "arch_prctl": ("arch_prctl_code", "arch_prctl_addr"),
