@@ -105,3 +105,9 @@ def test_sethostname_renames_the_vm_only(platform):
     r = run_umiak(platform, ["/usr/bin/python3", "-c", code], options=["--hostname=first"])
     assert (r.status, r.stdout) == (0, b"0\nvm-renamed vm-renamed\nvm-renamed example.org\nexample.org\n"), r.describe()
     assert socket.gethostname() == host
+
+
+@pytest.mark.parametrize("layer", ["overlay", "tmpfs"])
+def test_epoll_refuses_regular_files_and_directories(platform, variant, workdir, layer):
+    options = [f"--tmpfs={workdir}"] if layer == "tmpfs" else []
+    compare(platform, [build("epoll_regular", variant), workdir], options=options)
