@@ -111,3 +111,7 @@ def test_sethostname_renames_the_vm_only(platform):
 def test_epoll_refuses_regular_files_and_directories(platform, variant, workdir, layer):
     options = [f"--tmpfs={workdir}"] if layer == "tmpfs" else []
     compare(platform, [build("epoll_regular", variant), workdir], options=options)
+
+
+def test_more_calls_real_programs_use(platform, variant):
+    compare(platform, [build("more_calls", variant)])

@@ -136,6 +136,7 @@ class Task:
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
         self.nice = 0                 # setpriority(2): per thread, inherited by new threads
+        self.ioprio = 0               # ioprio_set(2): IOPRIO_CLASS_NONE until set
         self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self

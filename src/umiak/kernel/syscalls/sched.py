@@ -197,3 +197,87 @@ def _kick_others(task) -> None:
     for t in task.process.tasks.values():
         if t is not task and t.in_guest and t.vcpu is not None:
             t.vcpu.kick()
+
+
+# -- I/O priorities ----------------------------------------------------------------------
+
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE = 0, 1, 2, 3
+CAP_SYS_ADMIN = 21
+
+
+def _io_targets(task, which: int, who: int) -> list:
+    if which not in (IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER):
+        raise SyscallError(EINVAL)
+    targets = _prio_targets(task, which - 1, who)   # the same selection as setpriority's
+    if not targets:
+        raise SyscallError(ESRCH)
+    return targets
+
+
+def sys_ioprio_get(task, which, who):
+    """ioprio_get(2): the value ioprio_set stored (per thread); the host schedules the I/O."""
+    targets = _io_targets(task, s32(which), who)
+    return max(t.ioprio for t in targets) if s32(which) != IOPRIO_WHO_PROCESS else targets[0].ioprio
+
+
+def sys_ioprio_set(task, which, who, ioprio):
+    """ioprio_set(2): class NONE (data 0), RT (CAP_SYS_ADMIN or CAP_SYS_NICE), BE, IDLE; kept."""
+    prio = s32(ioprio)
+    cls, data = (prio >> 13) & 7, prio & 0x1FFF
+    if prio < 0 or prio >> 16:
+        raise SyscallError(EINVAL)
+    c = task.process.creds
+    if cls == IOPRIO_CLASS_RT and not (c.capable(CAP_SYS_ADMIN) or c.capable(CAP_SYS_NICE)):
+        raise SyscallError(EPERM)
+    if cls > IOPRIO_CLASS_IDLE or cls == IOPRIO_CLASS_NONE and data:
+        raise SyscallError(EINVAL)
+    for t in _io_targets(task, s32(which), who):
+        t.ioprio = prio
+    return 0
+
+
+# -- sched_setattr(2) / sched_getattr(2) -----------------------------------------------------
+
+SCHED_ATTR_SIZE_VER0, SCHED_ATTR_SIZE_VER1 = 48, 56
+
+
+def _sched_task(task, pid):
+    _check_pid(task, pid)
+    pid = s32(pid)
+    return task if pid in (0, task.tid) else task.process.tasks.get(pid, task)
+
+
+def sys_sched_getattr(task, pid, attr, size, flags):
+    """sched_getattr(2): SCHED_OTHER with the thread's nice value."""
+    if not attr or s32(flags) != 0 or size < SCHED_ATTR_SIZE_VER0 or size > 4096:
+        raise SyscallError(EINVAL)
+    t = _sched_task(task, pid)
+    n = min(size, SCHED_ATTR_SIZE_VER1)
+    import struct
+    data = struct.pack("<IIQiIQQQII", n, SCHED_OTHER, 0, t.nice, 0, 0, 0, 0, 0, 1024)
+    task.mm.write(attr, data[:n])
+    return 0
+
+
+def sys_sched_setattr(task, pid, attr, flags):
+    """sched_setattr(2): SCHED_OTHER/BATCH/IDLE with a nice value (kept as setpriority's);
+    real-time and deadline policies EPERM, as sched_setscheduler."""
+    import struct
+    if not attr or s32(flags) != 0:
+        raise SyscallError(EINVAL)
+    size = task.mm.read_u32(attr) or SCHED_ATTR_SIZE_VER0
+    if size < SCHED_ATTR_SIZE_VER0 or size > 4096:
+        task.mm.write_u32(attr, SCHED_ATTR_SIZE_VER1)
+        raise SyscallError(7)   # E2BIG
+    _size, policy, sflags, nice, prio = struct.unpack("<IIQiI", task.mm.read(attr, 24))
+    t = _sched_task(task, pid)
+    if policy in (SCHED_FIFO, SCHED_RR, 6):   # 6: SCHED_DEADLINE
+        raise SyscallError(EPERM)
+    if policy not in (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE) or prio != 0 or sflags & ~0x7F:
+        raise SyscallError(EINVAL)
+    nice = max(-20, min(19, nice))
+    if nice < t.nice and not task.process.creds.capable(CAP_SYS_NICE):
+        raise SyscallError(EPERM)
+    t.nice = nice
+    return 0

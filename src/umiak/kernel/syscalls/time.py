@@ -347,3 +347,44 @@ def sys_timer_delete(task, timerid):
     t.arm(0, 0)
     del _posix_timers(task)[s32(timerid)]
     return 0
+
+
+# -- adjtimex(2) / clock_adjtime(2) ------------------------------------------------------
+
+TIMEX_SIZE = 208
+ADJ_OFFSET_SS_READ = 0xA001
+
+
+def sys_adjtimex(task, buf):
+    """adjtimex(2): reading (modes 0) gives the host's clock state (the clock the VM reads);
+    any adjustment is EPERM (no CAP_SYS_TIME, as clock_settime)."""
+    return _adjtime(task, buf)
+
+
+def sys_clock_adjtime(task, clock, buf):
+    """clock_adjtime(2): CLOCK_REALTIME as adjtimex; the other clocks cannot be adjusted."""
+    c = s32(clock)
+    if c < 0:
+        _host_clock(task, c)
+        raise SyscallError(95)   # EOPNOTSUPP: CPU-time clocks
+    if c != abi.CLOCK_REALTIME:
+        _host_clock(task, c)
+        raise SyscallError(95)
+    return _adjtime(task, buf)
+
+
+def _adjtime(task, buf) -> int:
+    import ctypes
+    raw = task.mm.read(buf, TIMEX_SIZE)
+    modes = int.from_bytes(raw[:4], "little")
+    if modes not in (0, ADJ_OFFSET_SS_READ):
+        raise SyscallError(EPERM)
+    host = ctypes.create_string_buffer(TIMEX_SIZE)   # modes 0: a read, allowed to anyone
+    libc = ctypes.CDLL(None, use_errno=True)
+    state = libc.adjtimex(host)
+    if state < 0:
+        raise SyscallError(ctypes.get_errno() or EINVAL)
+    out = bytearray(host.raw)
+    out[:4] = raw[:4]
+    task.mm.write(buf, bytes(out))
+    return state
