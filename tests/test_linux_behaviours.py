@@ -115,3 +115,7 @@ def test_epoll_refuses_regular_files_and_directories(platform, variant, workdir,
 
 def test_more_calls_real_programs_use(platform, variant):
     compare(platform, [build("more_calls", variant)])
+
+
+def test_numa_policy_of_one_node(platform, variant):
+    compare(platform, [build("numa_policy", variant)])

@@ -137,6 +137,7 @@ class Task:
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
         self.nice = 0                 # setpriority(2): per thread, inherited by new threads
         self.ioprio = 0               # ioprio_set(2): IOPRIO_CLASS_NONE until set
+        self.mempolicy = (0, 0)       # set_mempolicy(2): (mode with flags, node mask)
         self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self

@@ -1211,7 +1211,7 @@ UNDECODED = frozenset({
     "sched_setparam", "sched_getparam", "sched_setscheduler", "sched_rr_get_interval",
     "capget", "capset", "rt_tgsigqueueinfo", "ioprio_get", "ioprio_set",
     "sched_getattr", "sched_setattr", "adjtimex", "clock_adjtime", "process_vm_readv", "process_vm_writev",
-    "kcmp", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "kcmp", "pkey_alloc", "pkey_free", "pkey_mprotect", "mbind", "set_mempolicy", "get_mempolicy",
 })
 
 SPECS: dict[str, tuple[str, ...]] = {
