@@ -66,7 +66,7 @@ class UnixSocket(Socket):
         self.kernel = kernel
         self.type = sock_type
         self.name = b""            # sun_path as bound (b"" unnamed; b"\0..." abstract)
-        self.key = None            # key in the VM's name table
+        self.key: tuple | None = None   # key in the VM's name table
         self.peer: "UnixSocket | None" = None
         self.rx: deque[Msg] = deque()
         self.rx_bytes = 0
@@ -147,6 +147,7 @@ class UnixSocket(Socket):
         import os
         from umiak.kernel.syscalls.fdutil import owner_of
         from umiak.kernel.vfs.permissions import fs_op, may_create
+        assert self.kernel is not None
         vfs = self.kernel.vfs
         text = os.fsdecode(path)
         parent, name, kind = vfs.resolve_parent(task, abi.AT_FDCWD, text)
@@ -172,6 +173,7 @@ class UnixSocket(Socket):
             return self._names().get(("@", path))
         import os
         from umiak.kernel.vfs.permissions import check_access
+        assert self.kernel is not None
         loc = self.kernel.vfs.resolve(task, abi.AT_FDCWD, os.fsdecode(path), True)
         st = loc.node.stat()
         if not _stat.S_ISSOCK(st.st_mode):

@@ -38,6 +38,7 @@ def check_access(task, loc, mask: int, effective: bool = True) -> None:
         return
     if caps & DAC_READ_SEARCH and not mask & W_OK and (not mask & X_OK or _stat.S_ISDIR(mode)):
         return
+    assert creds is not None   # the kernel itself (no task) has every capability
     st = node.stat()
     gid = creds.egid if effective else creds.gid
     if st.st_uid == uid:
