@@ -11,6 +11,9 @@ import pytest
 
 from harness import GUEST_ENV, assert_same, build, compare, run_native, run_umiak
 
+# Programs that drop root's ids and capabilities natively need a root test run.
+ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="the native run must start as root")
+
 
 def test_blocking_pipe_io_is_interrupted_by_a_timer_signal(platform, variant):
     """A one-thread program's blocking pipe read/write waits while a timer is armed."""
@@ -60,6 +63,7 @@ def test_clock_settime_is_not_permitted(platform):
     assert (r.status, r.stdout) == (0, b"-1 Operation not permitted\n-1 Operation not permitted\n"), r.describe()
 
 
+@ROOT
 def test_credentials_and_capabilities(platform, variant, workdir):
     """As root natively (the tests run as root) and in the VM; the directory is writable by all."""
     os.chmod(workdir, 0o777)
@@ -73,6 +77,7 @@ def test_credentials_and_capabilities(platform, variant, workdir):
                 pass
 
 
+@ROOT
 def test_nice_values_per_thread(platform, variant):
     compare(platform, [build("priority", variant, ("-pthread",))])
 
@@ -89,6 +94,7 @@ def test_non_utf8_arguments_environment_and_paths_are_bytes(platform, variant, w
     compare(platform, [script, raw], env=env)
 
 
+@ROOT
 def test_sethostname_checks(platform, variant):
     compare(platform, [build("uts_names", variant)])
 
@@ -113,6 +119,7 @@ def test_epoll_refuses_regular_files_and_directories(platform, variant, workdir,
     compare(platform, [build("epoll_regular", variant), workdir], options=options)
 
 
+@ROOT
 def test_more_calls_real_programs_use(platform, variant):
     compare(platform, [build("more_calls", variant)])
 
