@@ -131,7 +131,7 @@ class Machine:
             from umiak.config.runtime import check_options
             opts = check_options(cfg, opts)
         from umiak.loader.binfmt import resolve_program as resolve_binary
-        argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
+        argv_b = [os.fsencode(a) if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
         from_guest = opts.root is not None or opts.image_root is not None
         if not from_guest:

@@ -59,6 +59,7 @@ class File:
     sigpipe_on_epipe = False     # EPIPE from write(2) comes with SIGPIPE (pipes, host pipes/ttys)
     owner = 0          # F_SETOWN's pid
     dir_pos = 0        # getdents(2)'s position in dir_entries() (directories)
+    pollable = True    # False where Linux's file has no poll (directories, /dev/null): epoll_ctl EPERM
     _waitq: "WaitQueue | None" = None
 
     def is_regular(self) -> bool:

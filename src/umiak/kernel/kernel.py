@@ -141,7 +141,8 @@ class Kernel:
         self.page_caches = PageCaches(self.frames, platform.ram)   # host files mapped MAP_SHARED
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
-        self.hostname = options.hostname
+        self.hostname = options.hostname       # the VM's UTS names (sethostname/setdomainname)
+        self.domainname = "(none)"
         self.unimplemented: dict[str, int] = {}
         self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
         self.processes: dict[int, Process] = {}
@@ -190,17 +191,17 @@ class Kernel:
         proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
         proc.ppid = 0
         proc.exe = host_path
-        proc.comm = os.path.basename(host_path).encode()[:15]
-        proc.creds.uid = proc.creds.euid = opts.uid
-        proc.creds.gid = proc.creds.egid = opts.gid
+        proc.comm = os.fsencode(os.path.basename(host_path))[:15]
+        proc.creds.become(opts.uid, opts.gid)
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
+        fds.limit = min(proc.rlimits[abi.RLIMIT_NOFILE][0], 1 << 20)
         if self.config is not None:
             self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
         if opts.net != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
-        envp = [f"{k}={v}".encode() for k, v in env.items()]
+        envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
         vcpu = task.vcpu = self.platform.create_vcpu(0, 0)
@@ -279,7 +280,7 @@ class Kernel:
         vcpu.set_gs_base(0)
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
-        proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
+        proc.comm = task.comm = os.fsencode(os.path.basename(exe_path))[:15]
         if clock is not None:
             vdso.start(*clock)   # clock is only taken from a running vDSO
 

@@ -23,13 +23,51 @@ if TYPE_CHECKING:
     from umiak.kernel.syscalls.time import GuestTimer
 
 
+CAP_LAST_CAP = 40                      # CAP_CHECKPOINT_RESTORE, Linux 5.9+
+CAP_ALL = (1 << (CAP_LAST_CAP + 1)) - 1
+CAP_SYS_TIME = 25
+# What root has in the VM: everything but setting the clock (clock_settime is EPERM, as in a container).
+ROOT_CAPS = CAP_ALL & ~(1 << CAP_SYS_TIME)
+
+
 @dataclass
 class Credentials:
+    """The ids and capabilities of a process; the rules that change them are syscalls/creds.py.
+    File access checks use the effective uid (fsuid follows it but for setfsuid)."""
     uid: int = 0
     gid: int = 0
     euid: int = 0
     egid: int = 0
     groups: list[int] = field(default_factory=list)
+    suid: int = 0                    # saved set-user-ID
+    sgid: int = 0
+    fsuid: int = 0
+    fsgid: int = 0
+    cap_effective: int = ROOT_CAPS   # bit n = capability n
+    cap_permitted: int = ROOT_CAPS
+    cap_inheritable: int = 0
+    keepcaps: bool = False           # prctl(PR_SET_KEEPCAPS)
+
+    def capable(self, cap: int) -> bool:
+        return bool(self.cap_effective >> cap & 1)
+
+    def become(self, uid: int, gid: int) -> None:
+        """Every id is uid / gid, with the capabilities Linux gives that uid at exec."""
+        self.uid = self.euid = self.suid = self.fsuid = uid
+        self.gid = self.egid = self.sgid = self.fsgid = gid
+        self.cap_effective = self.cap_permitted = ROOT_CAPS if uid == 0 else 0
+
+
+def host_nofile() -> list[int]:
+    """RLIMIT_NOFILE of umiak's own process: what the program would get natively (a program
+    sizing itself by the hard limit opens as many descriptors as it would on the host)."""
+    import resource
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return [1024, 1 << 20]
+    inf = abi.RLIM_INFINITY
+    return [inf if soft < 0 else soft, inf if hard < 0 else hard]
 
 
 class Process:
@@ -53,7 +91,7 @@ class Process:
         self.sigactions: dict[int, tuple[int, int, int, int]] = {}  # signo -> (handler, flags, restorer, mask)
         self.rlimits: dict[int, list[int]] = {
             abi.RLIMIT_STACK: [8 << 20, abi.RLIM_INFINITY],
-            abi.RLIMIT_NOFILE: [1024, 1024 * 1024],
+            abi.RLIMIT_NOFILE: host_nofile(),   # a configured kernel sets the soft one (FD_LIMIT)
             abi.RLIMIT_CORE: [0, abi.RLIM_INFINITY],
             abi.RLIMIT_NPROC: [63336, 63336],
             abi.RLIMIT_MEMLOCK: [8 << 20, 8 << 20],
@@ -110,6 +148,9 @@ class Task:
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
+        self.nice = 0                 # setpriority(2): per thread, inherited by new threads
+        self.ioprio = 0               # ioprio_set(2): IOPRIO_CLASS_NONE until set
+        self.mempolicy = (0, 0)       # set_mempolicy(2): (mode with flags, node mask)
         self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self

@@ -43,6 +43,10 @@ class TimerQueue:
         with self._cond:
             self._live.pop(handle, None)
 
+    def armed(self) -> bool:
+        """Some timer is still to fire (it may make a signal pending and wake a waiter)."""
+        return bool(self._live)
+
     def stop(self) -> None:
         with self._cond:
             self._stopped = True

@@ -64,6 +64,15 @@ def wait_for(task, items: "list[tuple[Waitable, int]]", timeout: float | None) -
             q.remove(e)
 
 
+def nothing_can_wake(task) -> bool:
+    """Whether a sleep on guest-internal state would last forever: no other thread or
+    process could change it and no armed timer could interrupt it with a signal."""
+    k = task.kernel
+    if len(task.process.tasks) > 1 or len(k.processes) > 1:
+        return False
+    return not k.timers.armed()
+
+
 def blocking(task, f, events: int, op):
     """Run op() until it does not raise EAGAIN, waiting for `events` in between,
     unless the file is O_NONBLOCK (then EAGAIN goes to the program)."""

@@ -5,6 +5,7 @@ Like Linux's binfmt_script, a script's argv becomes
 most four interpreters may be chained.
 """
 
+import os
 from collections.abc import Callable
 
 from umiak.errors import ExecFormatError
@@ -34,6 +35,6 @@ def resolve_program(read: Callable[[str], bytes], path: str, argv: list[bytes]) 
         if data[:2] != b"#!":
             return parse_elf(data, path), path, argv
         interp, arg = _shebang(data, path)
-        argv = [interp] + ([arg] if arg else []) + [path.encode()] + list(argv[1:])
+        argv = [interp] + ([arg] if arg else []) + [os.fsencode(path)] + list(argv[1:])
         path = interp.decode("utf-8", "surrogateescape")
     raise TooManyInterpreters(f"{path}: too many levels of #! interpreters")

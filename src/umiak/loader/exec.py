@@ -129,7 +129,7 @@ def _build_stack(kernel, process, top: int, argv: list[bytes], envp: list[bytes]
         offsets_envp.append(len(blob))
         blob += e + b"\0"
     execfn_off = len(blob)
-    blob += execfn.encode() + b"\0"
+    blob += os.fsencode(execfn) + b"\0"
     strings_start = top - 8 - len(blob)
     if len(blob) > 2 << 20:
         raise ExecFormatError("argument list too long")

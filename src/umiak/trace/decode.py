@@ -1209,6 +1209,9 @@ UNDECODED = frozenset({
     "timer_getoverrun", "timer_delete", "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "signalfd", "signalfd4",
     "sched_setparam", "sched_getparam", "sched_setscheduler", "sched_rr_get_interval",
+    "capget", "capset", "rt_tgsigqueueinfo", "ioprio_get", "ioprio_set",
+    "sched_getattr", "sched_setattr", "adjtimex", "clock_adjtime", "process_vm_readv", "process_vm_writev",
+    "kcmp", "pkey_alloc", "pkey_free", "pkey_mprotect", "mbind", "set_mempolicy", "get_mempolicy",
 })
 
 SPECS: dict[str, tuple[str, ...]] = {
@@ -1277,6 +1280,11 @@ SPECS: dict[str, tuple[str, ...]] = {
     "getuid": (), "getgid": (), "geteuid": (), "getegid": (), "getppid": (), "getpgrp": (),
     "setsid": (), "gettid": (),
     "setuid": ("int",), "setgid": ("int",), "setpgid": ("int", "int"), "getpgid": ("int",),
+    "setreuid": ("int", "int"), "setregid": ("int", "int"), "setresuid": ("int", "int", "int"),
+    "setresgid": ("int", "int", "int"), "setfsuid": ("int",), "setfsgid": ("int",),
+    "clock_settime": ("clock", "timespec"), "settimeofday": ("timeval", "ptr"),
+    "setdomainname": ("buf_in:1", "ulong"),
+    "tee": ("fd", "fd", "ulong", "int"),
     "getsid": ("int",),
     "sigaltstack": ("stack_t", "stack_t_out"),
     "arch_prctl": ("arch_prctl_code", "arch_prctl_addr"),

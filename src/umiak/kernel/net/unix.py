@@ -5,15 +5,18 @@ need for host sockets, and Python objects let SCM_RIGHTS pass the guest's own
 File objects (a pipe, an eventfd, another socket) as Linux passes struct file.
 
 Names: an abstract name (sun_path starting with NUL) lives in a table of the
-VM, never the host's. A path name is resolved with the guest's VFS (its parent
-directory must exist, and an existing file there gives EADDRINUSE) and kept in
-the same table under its absolute guest path; no file is made on the host, and
-the name is released when the socket closes (Linux keeps the inode until
-unlink; a program that unlinks before bind, as most do, sees no difference).
-Connecting to a path that is no umiak socket gives ECONNREFUSED if the file
-exists, ENOENT if not: the guest never reaches the host's AF_UNIX sockets.
+VM, never the host's. Binding to a path makes an S_IFSOCK inode there through
+the guest's VFS, as Linux (mode 0777 & ~umask; EADDRINUSE if the name exists;
+on a writable volume it is a real socket file on the host, made with mknod, that
+host programs see but cannot connect to). The table keys a path-bound socket by
+that inode's (st_dev, st_ino): connect and sendto resolve the path through the
+VFS like any file (symlinks included), so unlink frees the name, a rebind makes
+a new inode, and close leaves the file behind (ECONNREFUSED), as on Linux. A
+path that is not a socket gives ECONNREFUSED; the guest never reaches the host's
+AF_UNIX sockets.
 """
 
+import stat as _stat
 from collections import deque
 
 from umiak.kernel import abi
@@ -63,7 +66,7 @@ class UnixSocket(Socket):
         self.kernel = kernel
         self.type = sock_type
         self.name = b""            # sun_path as bound (b"" unnamed; b"\0..." abstract)
-        self.key = None            # key in the VM's name table
+        self.key: tuple | None = None   # key in the VM's name table
         self.peer: "UnixSocket | None" = None
         self.rx: deque[Msg] = deque()
         self.rx_bytes = 0
@@ -139,32 +142,44 @@ class UnixSocket(Socket):
         from umiak.kernel.net import vm_stack
         return vm_stack(self.kernel).unix_names
 
-    def _key(self, task, path: bytes, creating: bool):
-        """The table key of a sun_path; for a path name, checked against the VFS."""
-        if path[:1] == b"\0":
-            return ("@", path)
+    def _make_inode(self, task, path: bytes):
+        """bind to a path: create its socket inode in the VFS; the table key of that inode."""
         import os
+        from umiak.kernel.syscalls.fdutil import owner_of
+        from umiak.kernel.vfs.permissions import fs_op, may_create
+        assert self.kernel is not None
         vfs = self.kernel.vfs
         text = os.fsdecode(path)
         parent, name, kind = vfs.resolve_parent(task, abi.AT_FDCWD, text)
         if kind != 0 or text.endswith("/"):
-            raise SyscallError(EINVAL if creating else ECONNREFUSED)
-        key = ("/", parent.child_path(name))
-        if creating and key not in self._names():
-            try:
-                vfs.child(parent, name)
-            except SyscallError as e:
-                if e.errno != ENOENT:
-                    raise
-            else:
-                raise SyscallError(EADDRINUSE)
-        elif not creating and key not in self._names():
-            try:
-                vfs.child(parent, name)
-            except SyscallError:
-                raise SyscallError(ENOENT) from None
+            raise SyscallError(EINVAL)
+        try:
+            vfs.child(parent, name)
+        except SyscallError as e:
+            if e.errno != ENOENT:
+                raise
+        else:
+            raise SyscallError(EADDRINUSE)
+        mknod = fs_op(parent, "mknod")
+        may_create(task, parent)
+        umask = task.process.umask if task is not None else 0o022
+        mknod(name, abi.S_IFSOCK | (0o777 & ~umask), 0, owner=owner_of(task) if task is not None else None)
+        st = vfs.child(parent, name).node.stat()
+        return ("ino", st.st_dev, st.st_ino)
+
+    def _lookup(self, task, path: bytes) -> "UnixSocket | None":
+        """The socket bound to sun_path: abstract by name; a path through the VFS to its inode."""
+        if path[:1] == b"\0":
+            return self._names().get(("@", path))
+        import os
+        from umiak.kernel.vfs.permissions import check_access
+        assert self.kernel is not None
+        loc = self.kernel.vfs.resolve(task, abi.AT_FDCWD, os.fsdecode(path), True)
+        st = loc.node.stat()
+        if not _stat.S_ISSOCK(st.st_mode):
             raise SyscallError(ECONNREFUSED)
-        return key
+        check_access(task, loc, abi.W_OK)
+        return self._names().get(("ino", st.st_dev, st.st_ino))
 
     @staticmethod
     def decode(addr: bytes) -> bytes:
@@ -197,9 +212,12 @@ class UnixSocket(Socket):
             path = self.decode(addr)
             if not path:
                 raise SyscallError(EINVAL)
-        key = self._key(task, path, True)
-        if key in names:
-            raise SyscallError(EADDRINUSE)
+        if path[:1] == b"\0":
+            key = ("@", path)
+            if key in names:
+                raise SyscallError(EADDRINUSE)
+        else:
+            key = self._make_inode(task, path)   # a new inode: an older entry with its numbers is stale
         names[key] = self
         self.name, self.key = path, key
 
@@ -241,7 +259,7 @@ class UnixSocket(Socket):
             raise SyscallError(EINVAL)
         if self._conn() and (self.peer is not None or self.peer_gone):
             raise SyscallError(EISCONN)
-        target = self._names().get(self._key(task, path, False))
+        target = self._lookup(task, path)
         if target is None or target.closed or target.type != self.type:
             raise SyscallError(ECONNREFUSED)
         if self.passcred:
@@ -351,7 +369,7 @@ class UnixSocket(Socket):
                 raise SyscallError(EINVAL)
         if self.type == abi.SOCK_DGRAM:
             if addr is not None:
-                target = self._names().get(self._key(task, self.decode(addr), False))
+                target = self._lookup(task, self.decode(addr))
                 if target is None or target.closed or target.type != self.type:
                     raise SyscallError(ECONNREFUSED)
             else:

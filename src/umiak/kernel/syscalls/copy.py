@@ -141,3 +141,40 @@ def sys_vmsplice(task, fd, iov, nr_segs, flags):
     if f.writable():
         return writev_file(task, f, iov, s32(nr_segs))
     return readv_file(task, f, iov, s32(nr_segs))
+
+
+def sys_tee(task, fd_in, fd_out, length, flags):
+    """tee(2): copy what one pipe holds into another without consuming it."""
+    from umiak.kernel.errors import EAGAIN
+    from umiak.kernel.waiting import blocking, nothing_can_wake
+    if flags & ~0xF:
+        raise SyscallError(EINVAL)
+    fin = io_file(task, fd_in)
+    fout = io_file(task, fd_out)
+    if fin.pipe is None or fout.pipe is None or fin.pipe is fout.pipe:
+        raise SyscallError(EINVAL)
+    check_readable(fin)
+    check_writable(fout)
+    count = min(length, MAX_RW)
+    if count == 0:
+        return 0
+    src, dst = fin.pipe, fout.pipe
+
+    def copy() -> int:
+        if not src.buf:
+            if src.writers == 0:
+                return 0
+            raise SyscallError(EAGAIN)
+        room = dst.capacity - len(dst.buf)
+        if dst.readers == 0:
+            from umiak.kernel.errors import EPIPE
+            raise SyscallError(EPIPE)
+        if room <= 0:
+            raise SyscallError(EAGAIN)
+        data = bytes(src.buf[:min(count, room)])
+        dst.buf += data
+        dst.waitq.notify()
+        return len(data)
+    if flags & SPLICE_F_NONBLOCK or (fin.flags | fout.flags) & abi.O_NONBLOCK or nothing_can_wake(task):
+        return sigpipe(task, fout, copy)
+    return sigpipe(task, fout, lambda: blocking(task, fin, POLLIN, copy))

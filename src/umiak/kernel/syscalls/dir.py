@@ -183,7 +183,7 @@ def _mknodat(task, dirfd: int, path: str, mode: int, dev: int) -> int:
     parent, name = _create_at(task, dirfd, path)
     fn = fs_op(parent, "mknod")
     may_create(task, parent)
-    if ftype in (abi.S_IFCHR, abi.S_IFBLK) and task.process.creds.euid != 0:
+    if ftype in (abi.S_IFCHR, abi.S_IFBLK) and not task.process.creds.capable(27):   # CAP_MKNOD
         raise SyscallError(EPERM)
     fn(name, mode & ~task.process.umask, dev, owner=owner_of(task))
     return 0

@@ -110,7 +110,7 @@ def sys_timerfd_create(task, clock, flags):
     if c not in (abi.CLOCK_REALTIME, abi.CLOCK_MONOTONIC, abi.CLOCK_BOOTTIME,
                  abi.CLOCK_REALTIME_ALARM, abi.CLOCK_BOOTTIME_ALARM):
         raise SyscallError(EINVAL)
-    return task.fds.install(TimerFd(task.kernel, _host_clock(clock), flags), cloexec=bool(flags & abi.O_CLOEXEC))
+    return task.fds.install(TimerFd(task.kernel, _host_clock(task, clock), flags), cloexec=bool(flags & abi.O_CLOEXEC))
 
 
 def _timerfd(task, fd) -> TimerFd:

@@ -105,3 +105,26 @@ def _noop(task, *a):
 
 
 sys_mlock = sys_munlock = sys_mlockall = sys_munlockall = sys_mlock2 = _noop
+
+
+# -- memory protection keys: as on a CPU without PKU (the VM's CPU model has none) ------------
+
+def sys_pkey_alloc(task, flags, access_rights):
+    """pkey_alloc(2): no key to give (ENOSPC), as Linux on a CPU without protection keys;
+    glibc's pkey_alloc reports it and programs fall back to plain mprotect."""
+    if flags or access_rights & ~3:
+        raise SyscallError(EINVAL)
+    from umiak.kernel.errors import ENOSPC
+    raise SyscallError(ENOSPC)
+
+
+def sys_pkey_free(task, pkey):
+    """pkey_free(2): no key was ever allocated."""
+    raise SyscallError(EINVAL)
+
+
+def sys_pkey_mprotect(task, addr, length, prot, pkey):
+    """pkey_mprotect(2): key -1 is mprotect(2); no other key exists."""
+    if s32(pkey) != -1:
+        raise SyscallError(EINVAL)
+    return sys_mprotect(task, addr, length, prot)

@@ -243,8 +243,8 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
     target = task.fds.get(fd)
     if target is ep:
         raise SyscallError(EINVAL)
-    if target.loc is not None and target.is_regular():
-        raise SyscallError(EPERM)   # regular files cannot be polled
+    if target.is_regular() or not target.pollable:
+        raise SyscallError(EPERM)   # regular files, directories, /dev/null cannot be polled
     key = (fd, id(target))
     if op == EPOLL_CTL_DEL:
         if key not in ep.interest:

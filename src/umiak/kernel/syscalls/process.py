@@ -56,71 +56,6 @@ def sys_getegid(task):
     return task.process.creds.egid
 
 
-def sys_getresuid(task, ruid, euid, suid):
-    """getresuid(2)"""
-    c = task.process.creds
-    for addr, v in ((ruid, c.uid), (euid, c.euid), (suid, c.euid)):
-        task.mm.write_u32(addr, v)
-    return 0
-
-
-def sys_getresgid(task, rgid, egid, sgid):
-    """getresgid(2)"""
-    c = task.process.creds
-    for addr, v in ((rgid, c.gid), (egid, c.egid), (sgid, c.egid)):
-        task.mm.write_u32(addr, v)
-    return 0
-
-
-def sys_getgroups(task, size, lst):
-    """getgroups(2)"""
-    groups = task.process.creds.groups
-    size = s32(size)
-    if size < 0:
-        raise SyscallError(EINVAL)
-    if size == 0:
-        return len(groups)
-    if size < len(groups):
-        raise SyscallError(EINVAL)
-    task.mm.write(lst, b"".join(g.to_bytes(4, "little") for g in groups))
-    return len(groups)
-
-
-def sys_setgroups(task, size, lst):
-    """setgroups(2): root may set the supplementary groups (kept for getgroups)."""
-    size = s32(size)
-    if size < 0 or size > 65536:
-        raise SyscallError(EINVAL)
-    if task.process.creds.euid != 0:
-        raise SyscallError(EPERM)
-    raw = task.mm.read(lst, 4 * size) if size else b""
-    task.process.creds.groups = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw), 4)]
-    return 0
-
-
-def _set_id(task, value):
-    if task.process.creds.euid != 0 and value != task.process.creds.uid:
-        raise SyscallError(EPERM)
-    return 0
-
-
-def sys_setuid(task, uid):
-    """setuid(2)"""
-    _set_id(task, uid)
-    c = task.process.creds
-    c.uid = c.euid = uid & 0xFFFFFFFF
-    return 0
-
-
-def sys_setgid(task, gid):
-    """setgid(2)"""
-    c = task.process.creds
-    if c.euid != 0 and gid != c.gid:
-        raise SyscallError(EPERM)
-    c.gid = c.egid = gid & 0xFFFFFFFF
-    return 0
-
-
 def sys_getpgrp(task):
     """getpgrp(2)"""
     return task.process.pgid
@@ -240,9 +175,10 @@ def _field(s: bytes) -> bytes:
 
 
 def sys_uname(task, buf):
-    """uname(2): a Linux release glibc accepts; nodename from --hostname."""
-    data = b"".join(_field(x) for x in (b"Linux", task.kernel.hostname.encode(), LINUX_RELEASE,
-                                         LINUX_VERSION, b"x86_64", b"(none)"))
+    """uname(2): a Linux release glibc accepts; the VM's UTS names (--hostname, sethostname)."""
+    k = task.kernel
+    data = b"".join(_field(x) for x in (b"Linux", os.fsencode(k.hostname), LINUX_RELEASE,
+                                         LINUX_VERSION, b"x86_64", os.fsencode(k.domainname)))
     task.mm.write(buf, data)
     return 0
 

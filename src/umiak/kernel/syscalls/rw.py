@@ -12,15 +12,16 @@ from umiak.kernel.abi import POLLIN, POLLOUT
 
 def _wait_io(task, f, events, op, deadlock):
     """op(), waiting while it raises EAGAIN unless O_NONBLOCK (umiak.kernel.waiting).
-    An internal pipe with one thread in the program can never become ready: deadlock()."""
+    An internal pipe that nothing can ever make ready (one thread, one process, no
+    timer armed that could signal it) would wait forever: deadlock() instead."""
     try:
         return op()
     except SyscallError as e:
         if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
             raise
-    if f.pipe is not None and len(task.process.tasks) <= 1:
+    from umiak.kernel.waiting import blocking, nothing_can_wake
+    if f.pipe is not None and nothing_can_wake(task):
         return deadlock()
-    from umiak.kernel.waiting import blocking
     return blocking(task, f, events, op)
 
 

@@ -2,7 +2,7 @@
 
 from umiak.kernel import abi
 from umiak.kernel.abi import MINSIGSTKSZ, SI_TKILL, SI_USER, SS_AUTODISARM, SS_DISABLE, STACK_T, s32
-from umiak.kernel.errors import EAGAIN, EINTR, EINVAL, ENOMEM, ESRCH, SyscallError
+from umiak.kernel.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH, SyscallError
 
 _UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -181,3 +181,41 @@ def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):
     if uinfo:
         task.mm.write(uinfo, info)
     return signo
+
+
+def _queue(task, signo: int, uinfo, target) -> int:
+    """rt_sigqueueinfo/rt_tgsigqueueinfo: the caller's own siginfo (si_signo set to signo); a
+    positive si_code or SI_TKILL would impersonate the kernel: EPERM unless sent to itself."""
+    from umiak.kernel.signals import send
+    if not 1 <= signo <= abi.NSIG:
+        raise SyscallError(EINVAL)
+    raw = bytearray(task.mm.read(uinfo, abi.SIGINFO_SIZE))
+    code = int.from_bytes(raw[8:12], "little", signed=True)
+    if (code >= 0 or code == SI_TKILL) and (target or task).process is not task.process:
+        raise SyscallError(EPERM)
+    raw[0:4] = signo.to_bytes(4, "little")
+    send(task.kernel, task.process, signo, bytes(raw), target)
+    return 0
+
+
+def sys_rt_sigqueueinfo(task, pid, sig, uinfo):
+    """rt_sigqueueinfo(2) (sigqueue(3)): a signal with data to the process."""
+    if s32(pid) not in (task.process.pid,):
+        raise SyscallError(ESRCH)
+    signo = s32(sig)
+    if signo == 0:
+        return 0
+    return _queue(task, signo, uinfo, None)
+
+
+def sys_rt_tgsigqueueinfo(task, tgid, tid, sig, uinfo):
+    """rt_tgsigqueueinfo(2): the same, to one thread."""
+    if s32(tgid) <= 0 or s32(tid) <= 0:
+        raise SyscallError(EINVAL)
+    if s32(tgid) != task.process.pid:
+        raise SyscallError(ESRCH)
+    t = _thread(task, s32(tid))
+    signo = s32(sig)
+    if signo == 0:
+        return 0
+    return _queue(task, signo, uinfo, t)

@@ -38,6 +38,7 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
     vcpu.set_fs_base(tls if flags & CLONE_SETTLS else task.vcpu.get_fs_base())
     vcpu.set_gs_base(task.vcpu.get_gs_base())
     child.sigmask = task.sigmask
+    child.nice, child.ioprio, child.mempolicy = task.nice, task.ioprio, task.mempolicy
     child.comm = task.comm
     if flags & CLONE_PARENT_SETTID:
         task.mm.write_u32(parent_tid, tid)

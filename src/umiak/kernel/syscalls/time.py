@@ -6,7 +6,7 @@ import time as _time
 from umiak.kernel import abi
 from umiak.kernel.abi import (ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, ITIMERVAL, SI_KERNEL, SI_TIMER,
                               SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEVENT, s32, s64)
-from umiak.kernel.errors import EINTR, EINVAL, SyscallError
+from umiak.kernel.errors import EINTR, EINVAL, EPERM, SyscallError
 from umiak.kernel.timers import IntervalTimer, read_itimerspec
 
 _CLOCKS = {
@@ -24,23 +24,58 @@ _CLOCKS = {
 }
 
 
-def _host_clock(clock: int) -> int:
-    c = _CLOCKS.get(s32(clock))
+def _host_clock(task, clock: int) -> int:
+    """The host clock id that serves a guest clock id, EINVAL for none."""
+    clock = s32(clock)
+    if clock < 0:
+        return _cpu_clock(task, clock)
+    c = _CLOCKS.get(clock)
     if c is None:
         raise SyscallError(EINVAL)
     return c
 
 
+def _cpu_clock(task, clock: int) -> int:
+    """A CPU-time clock id as Linux encodes it: (~pid << 3) | perthread(4) | which, which
+    PROF 0, VIRT 1 or SCHED 2 (3 is a file descriptor's clock: none here). A thread's clock is
+    its host thread's CPU time (its vCPU runs there); the process's is umiak's own. All three
+    kinds count user and system time (VIRT would count user time only)."""
+    which, pid = clock & 3, ~(clock >> 3)
+    if which == 3 or task is None:
+        raise SyscallError(EINVAL)
+    if not clock & 4:
+        if pid != 0 and pid not in task.kernel.processes:
+            raise SyscallError(EINVAL)
+        return _time.CLOCK_PROCESS_CPUTIME_ID
+    if pid == 0 or pid == task.tid:
+        target = task
+    else:
+        target = next((p.tasks[pid] for p in task.kernel.processes.values() if pid in p.tasks), None)
+    if target is None:
+        raise SyscallError(EINVAL)
+    if target is task or target.host_thread is None:
+        return _time.CLOCK_THREAD_CPUTIME_ID if target is task else _time.CLOCK_PROCESS_CPUTIME_ID
+    try:
+        return _time.pthread_getcpuclockid(target.host_thread)
+    except (OSError, OverflowError):
+        raise SyscallError(EINVAL) from None
+
+
+def _own_thread_clock(task, clock: int) -> bool:
+    clock = s32(clock)
+    return clock == abi.CLOCK_THREAD_CPUTIME_ID or (clock < 0 and clock & 7 == 6 and ~(clock >> 3) in (0, task.tid))
+
+
 def sys_clock_gettime(task, clock, tp):
     """clock_gettime(2): the host's clocks (CPU-time clocks are the host thread's)."""
-    ns = _time.clock_gettime_ns(_host_clock(clock))
+    ns = _time.clock_gettime_ns(_host_clock(task, clock))
     task.mm.write(tp, abi.TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
     return 0
 
 
 def sys_clock_getres(task, clock, res):
     """clock_getres(2)"""
-    c = _host_clock(clock)
+    c = _host_clock(task, clock)
     if res:
         r = _time.clock_getres(c)
         task.mm.write(res, abi.TIMESPEC.pack(int(r), round((r - int(r)) * 1e9)))
@@ -55,6 +90,33 @@ def sys_gettimeofday(task, tv, tz):
     if tz:
         task.mm.write(tz, bytes(8))
     return 0
+
+
+def sys_clock_settime(task, clock, tp):
+    """clock_settime(2): the VM has no CAP_SYS_TIME (as a container): setting CLOCK_REALTIME
+    is EPERM after Linux's checks of the clock and the time (EINVAL), CPU-time clocks are EPERM
+    (Linux never sets them), and the clocks nobody may set (CLOCK_MONOTONIC...) are EINVAL."""
+    clock = s32(clock)
+    if clock < 0:
+        _host_clock(task, clock)
+        raise SyscallError(EPERM)
+    if clock != abi.CLOCK_REALTIME:
+        raise SyscallError(EINVAL)
+    _read_timespec(task, tp)
+    raise SyscallError(EPERM)
+
+
+def sys_settimeofday(task, tv, tz):
+    """settimeofday(2): EINVAL for a bad time or zone, else EPERM (no CAP_SYS_TIME, see clock_settime)."""
+    if tv:
+        sec, usec = task.mm.read_struct(tv, abi.TIMEVAL)
+        if s64(sec) < 0 or not 0 <= s64(usec) < 1_000_000:
+            raise SyscallError(EINVAL)
+    if tz:
+        minuteswest, _ = _struct.unpack("<ii", task.mm.read(tz, 8))
+        if not -15 * 60 <= minuteswest <= 15 * 60:
+            raise SyscallError(EINVAL)
+    raise SyscallError(EPERM)
 
 
 def sys_time(task, tloc):
@@ -87,7 +149,7 @@ def guest_clock_ns(task, clock: int) -> int:
         now = v.now_ns()
         if now is not None:
             return now + (v.rt_offset if clock in _VDSO_REAL else 0)
-    return _time.clock_gettime_ns(_host_clock(clock))
+    return _time.clock_gettime_ns(_host_clock(task, clock))
 
 
 def _sleep_until(task, clock: int, end_ns: int) -> int:
@@ -122,9 +184,9 @@ def sys_nanosleep(task, req, rem):
 def sys_clock_nanosleep(task, clock, flags, req, rem):
     """clock_nanosleep(2) with TIMER_ABSTIME."""
     clock = s32(clock)
-    if clock == abi.CLOCK_THREAD_CPUTIME_ID:
+    if _own_thread_clock(task, clock):        # Linux: a thread cannot sleep on its own CPU clock
         raise SyscallError(EINVAL)
-    _host_clock(clock)
+    _host_clock(task, clock)
     ns = _read_timespec(task, req)
     absolute = bool(flags & abi.TIMER_ABSTIME)
     end = ns if absolute else guest_clock_ns(task, clock) + ns
@@ -213,7 +275,7 @@ def sys_alarm(task, seconds):
 
 def sys_timer_create(task, clock, sevp, timerid):
     """timer_create(2): SIGEV_SIGNAL, SIGEV_THREAD_ID and SIGEV_NONE (glibc builds SIGEV_THREAD on these)."""
-    _host_clock(clock)
+    _host_clock(task, clock)
     timers = task.process.posix_timers
     tid = 0
     while tid in timers:
@@ -230,7 +292,7 @@ def sys_timer_create(task, clock, sevp, timerid):
         value, signo, notify, target = tid, abi.SIGALRM, SIGEV_SIGNAL, 0
     task.mm.write_u32(timerid, tid)
     timers[tid] = GuestTimer(task, signo, notify, target, value, tid)
-    timers[tid].clock = _host_clock(clock)
+    timers[tid].clock = _host_clock(task, clock)
     return 0
 
 
@@ -271,3 +333,44 @@ def sys_timer_delete(task, timerid):
     t.arm(0, 0)
     del task.process.posix_timers[s32(timerid)]
     return 0
+
+
+# -- adjtimex(2) / clock_adjtime(2) ------------------------------------------------------
+
+TIMEX_SIZE = 208
+ADJ_OFFSET_SS_READ = 0xA001
+
+
+def sys_adjtimex(task, buf):
+    """adjtimex(2): reading (modes 0) gives the host's clock state (the clock the VM reads);
+    any adjustment is EPERM (no CAP_SYS_TIME, as clock_settime)."""
+    return _adjtime(task, buf)
+
+
+def sys_clock_adjtime(task, clock, buf):
+    """clock_adjtime(2): CLOCK_REALTIME as adjtimex; the other clocks cannot be adjusted."""
+    c = s32(clock)
+    if c < 0:
+        _host_clock(task, c)
+        raise SyscallError(95)   # EOPNOTSUPP: CPU-time clocks
+    if c != abi.CLOCK_REALTIME:
+        _host_clock(task, c)
+        raise SyscallError(95)
+    return _adjtime(task, buf)
+
+
+def _adjtime(task, buf) -> int:
+    import ctypes
+    raw = task.mm.read(buf, TIMEX_SIZE)
+    modes = int.from_bytes(raw[:4], "little")
+    if modes not in (0, ADJ_OFFSET_SS_READ):
+        raise SyscallError(EPERM)
+    host = ctypes.create_string_buffer(TIMEX_SIZE)   # modes 0: a read, allowed to anyone
+    libc = ctypes.CDLL(None, use_errno=True)
+    state = libc.adjtimex(host)
+    if state < 0:
+        raise SyscallError(ctypes.get_errno() or EINVAL)
+    out = bytearray(host.raw)
+    out[:4] = raw[:4]
+    task.mm.write(buf, bytes(out))
+    return state

@@ -174,8 +174,8 @@ def _identity(kernel, overlay) -> None:
             inode = node.copy_up()   # keeps mode, owner, times
             if not isinstance(inode, MemInode):
                 continue
-            inode.fs.charge(len(data) - len(inode.data))
             inode.data = bytearray(data)
+            inode.settle()
         except SyscallError:
             try:
                 etc.create(name, 0o644).write_at(0, data)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from umiak.kernel.pagecache import MemCache
 
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
+PAGE = 4096
 MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
 
 class MemFS(FileSystem):
@@ -65,6 +66,11 @@ class MemFS(FileSystem):
         if delta > 0 and self.used + delta > self.limit:
             raise SyscallError(ENOSPC)
         self.used += delta
+
+    def reserve(self, n: int) -> None:
+        """ENOSPC unless n more bytes of pages fit (they are counted once present: settle)."""
+        if n > 0 and self.used + n > self.limit:
+            raise SyscallError(ENOSPC)
 
     def statfs(self, node) -> dict:
         bs = 4096
@@ -154,13 +160,16 @@ class _Attrs(Node):
 
 class MemInode(_Attrs):
     """A non-directory in memory. A regular file's data is its page cache (guest frames, holes
-    absent), so read/write, truncate and every MAP_SHARED mapping see one copy."""
+    absent), so read/write, truncate and every MAP_SHARED mapping see one copy. The file
+    system is charged for the pages present, not the size: holes are free, as in Linux's
+    tmpfs (a write at 2 GiB costs one page; SEEK_DATA/SEEK_HOLE report the pages)."""
 
     def __init__(self, fs, mode: int, owner: tuple[int, int], rdev: int = 0):
         self._init_attrs(fs, mode, owner)
         self.nlink = 1
         self.rdev = rdev
         self.length = 0          # st_size of a regular file
+        self.charged = 0         # bytes of pages the file system counts for this file (settle)
         self._cache: "MemCache | None" = None
         self.target = ""
         self.pipe: Pipe | None = None   # a FIFO's pipe, made at its first open
@@ -219,6 +228,24 @@ class MemInode(_Attrs):
             raise SyscallError(EINVAL)
         return self.target
 
+    def settle(self) -> None:
+        """Charge the file system for the pages now present (written, or faulted in by a
+        shared mapping since the last change), or give back what was dropped."""
+        have = self._cache.resident() * PAGE if self._cache is not None else 0
+        if have != self.charged:
+            self.fs.used += have - self.charged
+            self.charged = have
+
+    def _missing(self, offset: int, end: int) -> int:
+        """Bytes of the pages in [offset, end) not present yet (what a write must allocate)."""
+        first, last = offset // PAGE, (end - 1) // PAGE
+        pages = self._cache.pages if self._cache is not None else {}
+        if len(pages) < last - first + 1:
+            have = sum(1 for i in pages if first <= i <= last)
+        else:
+            have = sum(1 for i in range(first, last + 1) if i in pages)
+        return (last - first + 1 - have) * PAGE
+
     def truncate(self, length: int) -> None:
         if _stat.S_ISDIR(self.mode):
             raise SyscallError(EISDIR)
@@ -226,10 +253,10 @@ class MemInode(_Attrs):
             raise SyscallError(EFBIG)
         old = self.length
         if length != old:
-            self.fs.charge(length - old)
             if length < old and self._cache is not None:
                 self._cache.truncate(length)   # mapped pages past the end go: SIGBUS on touch
-            self.length = length
+            self.length = length               # growing makes a hole: nothing to charge
+            self.settle()
         self.mtime = self.ctime = _now()
 
     def write_at(self, offset: int, data) -> int:
@@ -237,20 +264,39 @@ class MemInode(_Attrs):
         end = offset + n
         if end > MAX_FILE:
             raise SyscallError(EFBIG)
+        if n == 0:
+            return 0
         old = self.length
-        if end > old:
-            self.fs.charge(end - old)
+        self.fs.reserve(self._missing(offset, end))
         try:
             self.cache.write(offset, data)
         except GuestOutOfMemory:               # out of guest memory: leave the file as it was
             if end > old:
-                self.fs.charge(old - end)
                 self.cache.truncate(old)
+            self.settle()
             raise SyscallError(ENOSPC) from None
         if end > old:
             self.length = end
+        self.settle()
         self.mtime = self.ctime = _now()
         return n
+
+    def seek_data_hole(self, offset: int, hole: bool) -> int:
+        """lseek SEEK_DATA/SEEK_HOLE: data is the pages present, holes the rest; ENXIO at or past
+        the end, and the end of the file is a hole."""
+        size = self.length
+        if offset < 0 or offset >= size:
+            raise SyscallError(ENXIO)
+        pages = self._cache.pages if self._cache is not None else {}
+        idx, last = offset // PAGE, (size - 1) // PAGE
+        if hole:
+            while idx <= last and idx in pages:
+                idx += 1
+            return min(size, max(offset, idx * PAGE))
+        after = [i for i in pages if idx <= i <= last]
+        if not after:
+            raise SyscallError(ENXIO)
+        return max(offset, min(after) * PAGE)
 
     def open(self, task, loc, flags: int):
         fmt = _stat.S_IFMT(self.mode)
@@ -307,8 +353,9 @@ class Leaf(Node):
             inode.target = self.lower.readlink()
         elif _stat.S_ISREG(st.st_mode):
             data = self.lower.read_bytes()
-            self.fs.charge(len(data))
+            self.fs.reserve(len(data))
             inode.data = data
+            inode.settle()
         self.upper = inode
         return inode
 
@@ -611,7 +658,8 @@ def _ino(node, default: int) -> int:
 
 def _release(inode: MemInode) -> None:
     """The last name is gone; open files keep the data until closed (then Python frees it)."""
-    inode.fs.charge(-inode.length)
+    inode.fs.charge(-inode.charged)
+    inode.charged = 0
     inode.fs = _Detached(inode.fs)
 
 
@@ -630,8 +678,12 @@ class _Detached:
     def __init__(self, fs):
         self.dev = fs.dev
         self.kernel = fs.kernel
+        self.used = 0                       # counted, never limited
 
     def charge(self, delta: int) -> None:
+        pass
+
+    def reserve(self, n: int) -> None:
         pass
 
     def next_ino(self) -> int:
@@ -710,9 +762,7 @@ class MemFile(File):
         elif whence == abi.SEEK_END:
             pos = size + offset
         elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
-            if offset < 0 or offset >= size:
-                raise SyscallError(ENXIO)
-            pos = offset if whence == abi.SEEK_DATA else size
+            pos = self.inode.seek_data_hole(offset, whence == abi.SEEK_HOLE)
         else:
             raise SyscallError(EINVAL)
         if pos < 0:

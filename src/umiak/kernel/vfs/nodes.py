@@ -111,6 +111,8 @@ class PathFile(LocFile):
 class DirFile(LocFile):
     """An open directory of any file system whose node has list() -> [(ino, d_type, name)]."""
 
+    pollable = False
+
     def __init__(self, loc, flags: int):
         super().__init__(loc, flags)
         self.dir_pos = 0
@@ -368,6 +370,8 @@ class DeviceFile(LocFile):
 
 
 class NullFile(DeviceFile):
+    pollable = False
+
     def read(self, n: int) -> bytes:
         return b""
 
@@ -376,6 +380,8 @@ class NullFile(DeviceFile):
 
 
 class ZeroFile(DeviceFile):
+    pollable = False
+
     def read(self, n: int) -> bytes:
         return bytes(n)
 

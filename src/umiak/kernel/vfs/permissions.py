@@ -12,6 +12,9 @@ import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import W_OK, X_OK
+
+# Capability bits (syscalls/creds.py has the rest): the checks root passes by them.
+CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 from umiak.kernel.errors import EACCES, EPERM, EROFS, SyscallError
 
 
@@ -27,10 +30,15 @@ def check_access(task, loc, mask: int, effective: bool = True) -> None:
         raise SyscallError(EROFS)
     creds = None if task is None else task.process.creds
     uid = 0 if creds is None else (creds.euid if effective else creds.uid)
-    if creds is None or uid == 0:
+    # access(2) checks with the real uid, and a real uid of 0 with root's permitted capabilities
+    caps = -1 if creds is None else (creds.cap_effective if effective else creds.cap_permitted if uid == 0 else 0)
+    if caps & DAC_OVERRIDE:
         if mask & X_OK and not _stat.S_ISDIR(mode) and not mode & 0o111:
             raise SyscallError(EACCES)
         return
+    if caps & DAC_READ_SEARCH and not mask & W_OK and (not mask & X_OK or _stat.S_ISDIR(mode)):
+        return
+    assert creds is not None   # the kernel itself (no task) has every capability
     st = node.stat()
     gid = creds.egid if effective else creds.gid
     if st.st_uid == uid:
@@ -45,7 +53,7 @@ def check_access(task, loc, mask: int, effective: bool = True) -> None:
 
 def may_search(task, loc) -> None:
     """Search (x) permission on a directory the walk passes through; root always may."""
-    if task is not None and task.process.creds.euid != 0:
+    if task is not None and not task.process.creds.cap_effective & (DAC_OVERRIDE | DAC_READ_SEARCH):
         check_access(task, loc, X_OK, effective=True)
 
 
@@ -59,16 +67,16 @@ def may_delete(task, parent, loc) -> None:
     (/tmp) only the owner of the file or of the directory (or root) may remove it."""
     check_access(task, parent, W_OK | X_OK)
     euid = task.process.creds.euid
-    if euid != 0 and parent.node.mode & _stat.S_ISVTX:
+    if not task.process.creds.cap_effective & FOWNER and parent.node.mode & _stat.S_ISVTX:
         if loc.node.stat().st_uid != euid and parent.node.stat().st_uid != euid:
             raise SyscallError(EPERM)
 
 
 def may_change_attrs(task, loc, what: str, uid: int = -1, gid: int = -1) -> None:
-    """chmod/utime need the owner (or root); chown needs root, or the owner giving the
-    file to one of its own groups."""
+    """chmod/utime need the owner (or CAP_FOWNER); chown needs CAP_CHOWN, or the owner giving
+    the file to one of its own groups."""
     c = task.process.creds
-    if c.euid == 0 or loc is None:
+    if loc is None or c.cap_effective & (CHOWN if what == "chown" else FOWNER):
         return
     st = loc.node.stat()
     if what == "chown":
@@ -90,7 +98,8 @@ def may_change(task, loc, op: str, args) -> None:
         may_change_attrs(task, loc, "chown", *args)
     elif op == "utime" and args[0] is None or op == "utime" and all(
             n in (abi.UTIME_NOW, abi.UTIME_OMIT) for _, n in args[0]):
-        if task.process.creds.euid != 0 and loc.node.stat().st_uid != task.process.creds.euid:
+        c = task.process.creds
+        if not c.cap_effective & FOWNER and loc.node.stat().st_uid != c.euid:
             check_access(task, loc, W_OK)
     else:
         may_change_attrs(task, loc, op)

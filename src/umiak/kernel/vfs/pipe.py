@@ -1,9 +1,10 @@
 """pipe(2): an in-memory byte queue with a read end and a write end.
 
 A read of an empty pipe or a write to a full one raises EAGAIN here; the
-syscall layer then waits (umiak.kernel.waiting) unless O_NONBLOCK. With one
-thread in the program nobody could ever fill or drain the pipe, and Linux
-would sleep forever; umiak does not hang the VM instead:
+syscall layer then waits (umiak.kernel.waiting) unless O_NONBLOCK. When nothing
+could ever fill or drain the pipe or interrupt the wait (one thread, one process,
+no timer armed: waiting.nothing_can_wake), Linux would sleep forever; umiak does
+not hang the VM instead:
 - a blocking write that would fill the pipe is taken whole (the buffer grows
   past its capacity);
 - a blocking read of an empty pipe whose write end is still open says so once

@@ -65,7 +65,7 @@ class ProcFS(SynthFS):
         k = kernel
         sys_kernel = {
             "hostname": f(lambda t: k.hostname + "\n", 0o644),
-            "domainname": f(lambda t: "(none)\n", 0o644),
+            "domainname": f(lambda t: k.domainname + "\n", 0o644),
             "ostype": f(lambda t: "Linux\n"),
             "osrelease": f(lambda t: _release()[0] + "\n"),
             "version": f(lambda t: _release()[1] + "\n"),
@@ -280,7 +280,7 @@ def _status(proc, who) -> str:
     cpus_hex = format((1 << ncpu) - 1, "x")
     return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\tR (running)\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
-            f"Uid:\t{c.uid}\t{c.euid}\t{c.euid}\t{c.euid}\nGid:\t{c.gid}\t{c.egid}\t{c.egid}\t{c.egid}\n"
+            f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}\nGid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}\n"
             f"FDSize:\t{max(64, 1 << max(0, len(proc.fds.files) - 1).bit_length())}\nGroups:\t{groups}\n"
             f"NStgid:\t{proc.pid}\nNSpid:\t{tid}\nNSpgid:\t{proc.pgid}\n"
             f"NSsid:\t{proc.sid}\n"
@@ -293,10 +293,9 @@ def _status(proc, who) -> str:
             f"Threads:\t{max(1, len(proc.tasks))}\n"
             f"SigQ:\t0/63336\nSigPnd:\t{pend:016x}\nShdPnd:\t{proc.pending:016x}\n"
             f"SigBlk:\t{sigblk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n"
-            "CapInh:\t0000000000000000\n"
-            + ("CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n" if c.euid == 0 else
-               "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n")
-            + "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n"
+            f"CapInh:\t{c.cap_inheritable:016x}\nCapPrm:\t{c.cap_permitted:016x}\n"
+            f"CapEff:\t{c.cap_effective:016x}\n"
+            "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\n"
             "Seccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n"
             f"Cpus_allowed:\t{cpus_hex}\nCpus_allowed_list:\t{_cpu_list(ncpu)}\n"
             "Mems_allowed:\t1\nMems_allowed_list:\t0\n"
@@ -320,9 +319,10 @@ def _stat_line(kernel, proc, who) -> str:
     stack = mm.stack_vma.end if mm.stack_vma is not None else 0
     rlim = proc.rlimits.get(abi.RLIMIT_AS, [abi.RLIM_INFINITY])[0]
     sigblk = who.sigmask
+    nice = who.nice
     fields = [
         "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
-        0, 0, 0, 0, utime, stime, 0, 0, 20, 0, max(1, len(proc.tasks)), 0, start_ticks,
+        0, 0, 0, 0, utime, stime, 0, 0, 20 + nice, nice, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
         0, 0, brk_start, 0, 0, 0, 0, 0,
