@@ -21,27 +21,27 @@ def test_blocking_pipe_io_is_interrupted_by_a_timer_signal(platform, variant):
 
 
 @pytest.mark.parametrize("layer", ["overlay", "volume", "tmpfs"])
-def test_unix_socket_bound_to_a_path_is_a_socket_file(platform, variant, workdir, layer):
+def test_unix_socket_bound_to_a_path_is_a_socket_file(platform, variant, tmp_path, layer):
     """bind makes an S_IFSOCK inode in the root's overlay, a host volume and a tmpfs."""
-    options = {"overlay": [], "volume": [f"--volume={workdir}:{workdir}"],
-               "tmpfs": [f"--tmpfs={workdir}"]}[layer]
-    compare(platform, [build("unix_socket_files", variant), workdir], options=options)
+    options = {"overlay": [], "volume": [f"--volume={tmp_path}:{tmp_path}"],
+               "tmpfs": [f"--tmpfs={tmp_path}"]}[layer]
+    compare(platform, [build("unix_socket_files", variant), tmp_path], options=options)
 
 
-def test_unix_socket_file_in_a_volume_is_a_socket_on_the_host(platform, workdir):
+def test_unix_socket_file_in_a_volume_is_a_socket_on_the_host(platform, tmp_path):
     prog = build("unix_socket_files", "glibc-static")
-    res = run_umiak(platform, [prog, workdir, "keep"], options=[f"--volume={workdir}:{workdir}"])
+    res = run_umiak(platform, [prog, tmp_path, "keep"], options=[f"--volume={tmp_path}:{tmp_path}"])
     assert res.status == 0, res.describe()
-    assert stat.S_ISSOCK(os.lstat(workdir / "dgram").st_mode)
+    assert stat.S_ISSOCK(os.lstat(tmp_path / "dgram").st_mode)
 
 
 @pytest.mark.parametrize("layer", ["overlay", "tmpfs"])
-def test_sparse_files_keep_their_holes(platform, variant, workdir, layer):
+def test_sparse_files_keep_their_holes(platform, variant, tmp_path, layer):
     """A write at 2 GiB and a truncate to 8 GiB cost one page, as on Linux's tmpfs."""
-    native_dir = "/dev/shm" if layer == "tmpfs" else workdir   # natively: a real tmpfs
-    options = [f"--tmpfs={workdir}"] if layer == "tmpfs" else []
+    native_dir = "/dev/shm" if layer == "tmpfs" else tmp_path   # natively: a real tmpfs
+    options = [f"--tmpfs={tmp_path}"] if layer == "tmpfs" else []
     native = run_native([build("sparse_files", variant), native_dir])
-    assert_same(native, run_umiak(platform, [build("sparse_files", variant), workdir], options=options))
+    assert_same(native, run_umiak(platform, [build("sparse_files", variant), tmp_path], options=options))
 
 
 def test_fd_limits_are_the_hosts(platform, variant):
@@ -64,15 +64,15 @@ def test_clock_settime_is_not_permitted(platform):
 
 
 @ROOT
-def test_credentials_and_capabilities(platform, variant, workdir):
+def test_credentials_and_capabilities(platform, variant, tmp_path):
     """As root natively (the tests run as root) and in the VM; the directory is writable by all."""
-    os.chmod(workdir, 0o777)
+    os.chmod(tmp_path, 0o777)
     try:
-        compare(platform, [build("creds_caps", variant), workdir])
+        compare(platform, [build("creds_caps", variant), tmp_path])
     finally:
         for name in ("f",):
             try:
-                os.unlink(workdir / name)
+                os.unlink(tmp_path / name)
             except FileNotFoundError:
                 pass
 
@@ -82,13 +82,13 @@ def test_nice_values_per_thread(platform, variant):
     compare(platform, [build("priority", variant, ("-pthread",))])
 
 
-def test_non_utf8_arguments_environment_and_paths_are_bytes(platform, variant, workdir):
+def test_non_utf8_arguments_environment_and_paths_are_bytes(platform, variant, tmp_path):
     """`umiak run /bin/echo $'a\\xe7b'`: arguments, environment values and a script's
     file name pass through as bytes (surrogate-escaped str here, as in sys.argv)."""
     raw = os.fsdecode(b"a\xe7b")
     env = {**GUEST_ENV, "K": os.fsdecode(b"v\xe7w")}
     compare(platform, [build("args_env", variant), raw, "plain"], env=env)
-    script = workdir / os.fsdecode(b"s\xe7.sh")
+    script = tmp_path / os.fsdecode(b"s\xe7.sh")
     script.write_text('#!/bin/sh\nprintf "%s|%s\\n" "$0" "$1"\n')
     script.chmod(0o755)
     compare(platform, [script, raw], env=env)
@@ -114,9 +114,9 @@ def test_sethostname_renames_the_vm_only(platform):
 
 
 @pytest.mark.parametrize("layer", ["overlay", "tmpfs"])
-def test_epoll_refuses_regular_files_and_directories(platform, variant, workdir, layer):
-    options = [f"--tmpfs={workdir}"] if layer == "tmpfs" else []
-    compare(platform, [build("epoll_regular", variant), workdir], options=options)
+def test_epoll_refuses_regular_files_and_directories(platform, variant, tmp_path, layer):
+    options = [f"--tmpfs={tmp_path}"] if layer == "tmpfs" else []
+    compare(platform, [build("epoll_regular", variant), tmp_path], options=options)
 
 
 @ROOT
