@@ -90,7 +90,28 @@ def dispatch_table(cfg, kernel) -> list:
             table[nr] = _silent_enosys        # on purpose, silently: programs fall back
         else:
             table[nr] = _absent_handler(cfg, nr, name, bool(family))
+    _stub_and_fake(cfg, table)
     return table
+
+
+def _stub_and_fake(cfg, table: list) -> None:
+    """CONFIG_SYSCALLS_STUB (-ENOSYS, silently) and CONFIG_SYSCALLS_FAKE (0, no effect)
+    override whatever else the config says about those calls."""
+    from umiak.kernel.syscalls.table import NUMBERS
+    for sym, answer in (("SYSCALLS_STUB", -ENOSYS), ("SYSCALLS_FAKE", 0)):
+        text = cfg.symbols.get(sym, "")
+        for name in text.split():
+            nr = NUMBERS.get(name)
+            if nr is not None:
+                table[nr] = _answer(answer, "stub" if answer else "fake")
+
+
+def _answer(value: int, kind: str):
+    def answer(task, a, b, c, d, e, f):
+        return value
+    answer.absent = True      # type: ignore[attr-defined]  # --strace: <not in this kernel>
+    answer.kind = kind        # type: ignore[attr-defined]
+    return answer
 
 
 def boot(cfg, kernel, proc) -> None:
