@@ -100,8 +100,7 @@ def check_traced(argv: list[str], status: int, signal: int, stopped_by_us: bool)
 def chosen_syscalls(facts: AppFacts) -> tuple[set[str], set[str], set[str]]:
     """(present, stubbed, faked) syscall names of the app kernel."""
     if facts.explored is not None:
-        present = {n for n, k in facts.explored.items() if k == "needed"}
-        return (present, {n for n, k in facts.explored.items() if k == "stub"},
+        return ({n for n, k in facts.explored.items() if k == "needed"}, {n for n, k in facts.explored.items() if k == "stub"},
                 {n for n, k in facts.explored.items() if k == "fake"})
     present: set[str] = set()
     if facts.static is not None:
@@ -181,7 +180,7 @@ def line_notes(facts: AppFacts) -> dict[str, str]:
     """syscall symbol -> the comment put above its line: where the call was found."""
     from umiak.config.rules import syscall_symbol
     notes: dict[str, list[str]] = {}
-    traced = facts.traced.syscall_names() if facts.traced is not None else {}
+    traced: dict[str, int] = facts.traced.syscall_names() if facts.traced is not None else {}
     names = set(traced) | set(facts.static or {}) | set(facts.explored or {})
     for name in sorted(names):
         bits = []

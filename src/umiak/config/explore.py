@@ -85,7 +85,7 @@ class Trials:
         env = dict(os.environ, UMIAK_STDOUT=out_p, UMIAK_STDERR=err_p,
                    UMIAK_STATUS="" if status is None else str(status))
         try:
-            r = subprocess.run(["sh", "-c", self.check], input=stdout, env=env, timeout=self.timeout + 5,
+            r = subprocess.run(["sh", "-c", self.check or "true"], input=stdout, env=env, timeout=self.timeout + 5,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return 124

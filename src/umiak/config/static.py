@@ -25,10 +25,11 @@ size and mtime (libc takes about a second to analyse).
 import bisect
 import os
 import re
+from typing import Any
 
 from umiak.errors import UmiakError
 
-FORMAT = 7
+FORMAT = 9
 _HEX = re.compile(r"0x[0-9a-f]+\Z|[0-9]+\Z")
 _RIP = re.compile(r"\[rip ([+-]) (0x[0-9a-f]+|[0-9]+)\]")
 # register name -> canonical register (only 32- and 64-bit writes keep a constant)
@@ -68,7 +69,7 @@ class ObjectFacts:
         self.exports: dict[str, list] = d["exports"]             # defined symbol -> [address, is code]
         self.regions: dict[int, dict] = {int(k): v for k, v in d["regions"].items()}
         self.dregions: dict[int, dict] = {int(k): v for k, v in d["dregions"].items()}
-        self.entry_roots: list[int] = d["entry_roots"]           # entry, DT_INIT, DT_FINI
+        self.entry_roots: list[int] = d["entry_roots"]           # DT_INIT, DT_FINI
         self.array_roots: list[int] = d["array_roots"]           # .init_array etc.: ld.so calls them
         self.wrapper = d.get("wrapper")                          # address of syscall() if defined here
         self._named: list[int] | None = None
@@ -139,8 +140,8 @@ def _analyse_file(host: str) -> dict:
                 if sec.name == ".dynsym" and sym["st_info"]["bind"] != "STB_LOCAL" and (code or within(dranges, v)):
                     exports.setdefault(sym.name, [v, code])
         # relocations: GOT slots (what code calls and loads through) and data slots
-        slot: dict[int, tuple[str, object]] = {}
-        dslots: list[tuple[int, str, object]] = []    # (where, "addr" | "sym", target)
+        slot: dict[int, tuple[str, Any]] = {}        # GOT slot -> ("addr", address) | ("sym", name)
+        dslots: list[tuple[int, str, Any]] = []      # (where, "addr" | "sym", target)
         dynsym = elf.get_section_by_name(".dynsym")
 
         def word_at(vaddr: int) -> int:
@@ -150,7 +151,7 @@ def _analyse_file(host: str) -> dict:
                     return int.from_bytes(f.read(8), "little")
             return 0
 
-        def put(off: int, kind: str, target) -> None:
+        def put(off: int, kind: str, target: Any) -> None:
             if within(got, off):
                 slot[off] = (kind, target)
             else:
@@ -176,8 +177,7 @@ def _analyse_file(host: str) -> dict:
             for tag in dyn.iter_tags():
                 if tag.entry.d_tag in ("DT_INIT", "DT_FINI"):
                     entry_roots.add(tag.entry.d_val)
-        if elf["e_entry"]:
-            entry_roots.add(elf["e_entry"])
+        entry = elf["e_entry"]   # a library's (libc's prints its version) runs only when executed
         if dyn is None:   # static: no relocations name its pointers; absolute ones are in the data itself
             for lo, hi in dranges:
                 for s in secs:
@@ -191,7 +191,7 @@ def _analyse_file(host: str) -> dict:
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     md.skipdata = True
     insns: list[tuple] = []
-    starts: set[int] = set(names) | entry_roots | {a for a, _ in execs}
+    starts: set[int] = set(names) | entry_roots | {a for a, _ in execs} | ({entry} if entry else set())
     dstarts: set[int] = set(dsyms) | {lo for lo, _ in dranges}
     for base, data in execs:
         for ins in md.disasm_lite(data, base):
@@ -246,6 +246,7 @@ def _analyse_file(host: str) -> dict:
     si = 0
     cur: dict | None = None
     last_mn = ""
+    padded = False
     nstarts = len(starts_l)
     spans: list[tuple[dict, int, int]] = []   # region, first and last+1 instruction index
     first = 0
@@ -256,16 +257,19 @@ def _analyse_file(host: str) -> dict:
             new = starts_l[si]
             si += 1
             if cur is not None:
-                if last_mn not in _ENDS:
-                    cur["edges"].append(new)   # falls through
+                # Falls through, unless it ended in a jmp/ret, or in a call followed by padding:
+                # a call to a function that does not return (__stack_chk_fail, abort, exit).
+                if last_mn not in _ENDS and not (last_mn == "call" and padded):
+                    cur["edges"].append(new)
                 spans.append((cur, first, idx))
             cur = regions[new] = {"sys": [], "unres": 0, "edges": [], "syms": [], "dedges": []}
             first, last_mn = idx, ""
         if cur is None:
             continue
         if mn in ("nop", "int3", ".byte", "endbr64") or mn.startswith(("nop", "data16")):
+            padded = mn != "endbr64"
             continue   # alignment padding after a ret/jmp is not a fall-through
-        last_mn = mn
+        last_mn, padded = mn, False
         if mn == "syscall":
             cur["has_sys"] = True
             continue
@@ -295,11 +299,11 @@ def _analyse_file(host: str) -> dict:
     for reg, i0, i1 in spans:
         if reg.pop("has_sys", False):
             _numbers(reg, insns, i0, i1, wrappers, slot)
-    for reg in list(regions.values()) + list(dregions.values()):
-        for k in ("edges", "syms", "dedges", "sys"):
-            if k in reg:
-                reg[k] = sorted(set(reg[k]))
-    is_exec = elf["e_type"] == "ET_EXEC" or dyn is None or any(k for k in ("interp",) if False)
+    for r_ in list(regions.values()) + list(dregions.values()):
+        for key in ("edges", "syms", "dedges", "sys"):
+            if key in r_:
+                r_[key] = sorted(set(r_[key]))
+    is_exec = elf["e_type"] == "ET_EXEC" or dyn is None
     return {"format": FORMAT, "starts": starts_l, "dstarts": dstarts_l,
             "names": {str(k): v for k, v in names.items()}, "exports": exports,
             "regions": {str(k): v for k, v in regions.items() if _useful(v)},
@@ -455,6 +459,7 @@ class StaticResult:
         self.unresolved_where: list[str] = []
         self.sites = 0
         self.nodes: dict[int, tuple] = {}          # number -> one region making it (for path_of)
+        self.path_of: Any = lambda node: []        # the regions from a root to a node (debugging)
 
     def report(self) -> list[str]:
         out = [f"{name}: {src[0]}" + (f" (+{len(src) - 1} more)" if len(src) > 1 else "")
@@ -571,12 +576,11 @@ def analyse(path: str, root: str = "/") -> StaticResult:
                 res.nodes.setdefault(di, node)
                 found.setdefault(di, []).append(source(node) + " via syscall()")
                 res.sites += 1
-    res.path_of = lambda node: _full_chain(node, parent, facts, labels)   # type: ignore[attr-defined]
+    res.path_of = lambda node: _full_chain(node, parent, facts, labels)
     for nr, src in found.items():
-        name = NAMES.get(nr)
-        if name is None:
-            continue   # not an x86-64 syscall number: a misread constant
-        res.syscalls[name] = sorted(set(src), key=len)
+        sname = NAMES.get(nr)
+        if sname is not None:   # else not an x86-64 syscall number: a misread constant
+            res.syscalls[sname] = sorted(set(src), key=len)
     return res
 
 
