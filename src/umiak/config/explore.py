@@ -1,8 +1,10 @@
 """Exploration (Loupe's method): which traced syscalls a program really needs.
 
-For each syscall a traced run used, the program is rerun under the full kernel with
-that one call answered -ENOSYS (CONFIG_SYSCALLS_STUB), then, if that failed, with 0
-and no effect (CONFIG_SYSCALLS_FAKE). A trial passes when the check passes:
+For each syscall a traced run used, the program is rerun under the kernel of that run
+(only the calls it used) with that one call answered -ENOSYS (CONFIG_SYSCALLS_STUB),
+then, if that failed, with 0 and no effect (CONFIG_SYSCALLS_FAKE). Unlike Loupe, which
+stubs one call on Linux, the rest of the kernel is already the app's: a stub whose
+fallback needs a call the program never made (no brk: glibc tries mmap) fails. A trial passes when the check passes:
   - no --check: status, stdout and stderr equal those of the full kernel's run;
   - --check CMD: `sh -c CMD` exits 0. It runs after the program ended, with the
     program's stdout on its stdin and UMIAK_STATUS, UMIAK_STDOUT, UMIAK_STDERR (file
@@ -121,6 +123,25 @@ def explore(argv: list[str], recorder, check: str | None = None, serve: bool = F
         if not t.passes(base):
             raise UmiakError(f"--explore: {' '.join(argv)} does not pass its check under the full kernel "
                              f"(status {base[0]}); nothing to explore")
+        # Trials run under the traced kernel (only the calls the run used), not the full one:
+        # a stub whose fallback needs a call the program never made (brk -> mmap) must fail.
+        from umiak.config.app import AppFacts, write_app_config
+        traced_facts = AppFacts(argv)
+        traced_facts.traced, traced_facts.methods = recorder, ["the traced run"]
+        base_cfg = os.path.join(d, "traced.config")
+        write_app_config(traced_facts, base_cfg)
+        with open(base_cfg, encoding="utf-8") as f:
+            base_text = f.read()
+        t.runs += 1
+        if not t.passes(t.run_config(base_cfg)):
+            raise UmiakError(f"--explore: {' '.join(argv)} does not pass its check under the kernel of its "
+                             "traced run (the run may not be repeatable)")
+
+        def under(sym: str, name: str) -> str:
+            line = f'CONFIG_{sym}=""\n'
+            if line not in base_text:
+                raise UmiakError(f"--explore: CONFIG_{sym} missing from the traced config")
+            return base_text.replace(line, f'CONFIG_{sym}="{name}"\n')
         for name in names:
             nr = NUMBERS.get(name)
             if nr is None or not SYSCALLS[nr][1]:
@@ -129,16 +150,15 @@ def explore(argv: list[str], recorder, check: str | None = None, serve: bool = F
             if name in NEVER_TRIED:
                 result[name] = "needed"
                 continue
-            if t.passes(t.run(f'CONFIG_SYSCALLS_STUB="{name}"\n')):
+            if t.passes(t.run(under("SYSCALLS_STUB", name))):
                 result[name] = "stub"
-            elif t.passes(t.run(f'CONFIG_SYSCALLS_FAKE="{name}"\n')):
+            elif t.passes(t.run(under("SYSCALLS_FAKE", name))):
                 result[name] = "fake"
             else:
                 result[name] = "needed"
         say(f"explored {len(names)} syscalls in {t.runs} trials: "
             + ", ".join(f"{k} {sum(1 for v in result.values() if v == k)}" for k in ("needed", "stub", "fake")))
         # all at once: the app kernel itself
-        from umiak.config.app import AppFacts, write_app_config
         demoted = [n for n in names if result[n] in ("stub", "fake") and NUMBERS.get(n) is not None
                    and SYSCALLS[NUMBERS[n]][1]]
         while True:

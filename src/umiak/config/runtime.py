@@ -28,7 +28,7 @@ def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
 
     def absent(task, a, b, c, d, e, f):
         k = task.kernel
-        seen = k.unimplemented if errno == ENOSYS else _eperm_calls(k)
+        seen = k.unimplemented if errno == ENOSYS and not configured_out else _absent_calls(k, ename)
         n = seen.get(name, 0)
         if n == 0:
             k.warn(f"{why}: returning -{ename}")
@@ -42,11 +42,13 @@ def _silent_enosys(task, a, b, c, d, e, f) -> int:
     return -ENOSYS
 
 
-def _eperm_calls(kernel) -> dict:
-    calls = getattr(kernel, "eperm_calls", None)
-    if calls is None:
-        calls = kernel.eperm_calls = {}
-    return calls
+def _absent_calls(kernel, ename: str) -> dict:
+    """Calls this config left out, per errno, listed at exit (Kernel.unimplemented keeps
+    the ones umiak has not written)."""
+    table = getattr(kernel, "absent_calls", None)
+    if table is None:
+        table = kernel.absent_calls = {}
+    return table.setdefault(ename, {})
 
 
 def _lazy(nr: int, name: str, family: str, adapt):
@@ -132,11 +134,12 @@ def boot(cfg, kernel, proc) -> None:
 
 
 def finish(cfg, kernel) -> None:
-    """At exit, list the calls that got EPERM for being absent (ENOSYS ones are listed by the kernel)."""
-    calls = getattr(kernel, "eperm_calls", None)
-    if calls:
-        kernel.warn("syscalls not in this kernel returned -EPERM: "
-                    + ", ".join(f"{n} ({c}x)" for n, c in sorted(calls.items())))
+    """At exit, list the calls that were refused for not being in this kernel, so a user
+    sees why a program failed (a config made for another program, say)."""
+    for ename, calls in sorted(getattr(kernel, "absent_calls", {}).items()):
+        if calls:
+            kernel.warn(f"syscalls not in this kernel returned -{ename}: "
+                        + ", ".join(f"{n} ({c}x)" for n, c in sorted(calls.items())))
 
 
 def _refuse(what: str, sym: str) -> UmiakError:
