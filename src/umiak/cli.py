@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", metavar="FILE",
                    help="run under the kernel this .config describes (default: $KCONFIG_CONFIG, else the full kernel)")
     r.add_argument("--profile", metavar="NAME", help="run under a shipped kernel profile (umiak config profiles)")
+    r.add_argument("--record-config", metavar="FILE",
+                   help="write the syscalls this run used as a .config (an app-specific kernel; umiak config app)")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
     # this parser for `umiak run` imports nothing of the config package.
@@ -122,6 +124,13 @@ def _run(args) -> int:
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
                       kernel_config=kconfig, **_user(args.user))
     sys.stdout.flush()
+    if args.record_config:
+        from umiak.config.record import Recorder
+        opts.extra["recorder"] = recorder = Recorder()
+        status = Machine(opts).run([args.program, *args.args])
+        from umiak.config.app import record_config
+        record_config(recorder, [args.program, *args.args], args.record_config)
+        return status
     return Machine(opts).run([args.program, *args.args])
 
 

@@ -164,6 +164,9 @@ class Machine:
             if opts.strace or opts.syscall_summary:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
+            recorder = opts.extra.get("recorder")   # --record-config (umiak.config.record)
+            if recorder is not None:
+                recorder.inner, kernel.tracer = kernel.tracer, recorder
             task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
             with self._cond:
                 self._live[kernel] = task.process

@@ -101,6 +101,11 @@ def frozen_of(kconf) -> dict:
             continue
         comp = component_of(name, family)
         syscalls[name] = "m" if all_lazy or (comp and kconf.syms[comp].tri_value == 1) else "y"
+    from umiak.kernel.syscalls.table import NUMBERS
+    for sym in ("SYSCALLS_STUB", "SYSCALLS_FAKE"):
+        bad = [n for n in symbols.get(sym, "").split() if n not in NUMBERS]
+        if bad:
+            raise UmiakError(f"CONFIG_{sym}: unknown syscall {bad[0]!r}")
     absent = next((a for a in ("enosys", "eperm", "kill") if symbols.get(f"ABSENT_SYSCALL_{a.upper()}") == "y"),
                   "enosys")
     return {"format": FORMAT, "symbols": symbols, "syscalls": syscalls, "absent": absent}

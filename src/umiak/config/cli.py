@@ -44,6 +44,30 @@ def _parser():
     sz.add_argument("--program", metavar="PROG", help="the program to start (default: a static hello, built now)")
     sz.add_argument("--runs", type=int, default=3, metavar="N", help="runs per config; the best is shown (default 3)")
     sz.add_argument("--json", action="store_true", help="print the figures as JSON")
+    a = cs.add_parser("app", help="an app-specific kernel: the syscalls one program needs (ELF analysis, a traced "
+                                  "run, exploration)",
+                      description="Write a .config with only the syscalls PROG uses: found by static analysis of "
+                                  "its ELF files (capstone), a traced run under the full kernel, and with --explore "
+                                  "by answering each traced call -ENOSYS, then 0, and rerunning the check.")
+    a.add_argument("-o", "--output", metavar="FILE", required=True, help="the .config to write")
+    a.add_argument("--static-only", action="store_true", help="no run: ELF analysis alone")
+    a.add_argument("--no-static", action="store_true", help="no ELF analysis: what the traced run used")
+    a.add_argument("--timeout", type=float, metavar="S", help="end the traced run after S seconds (SIGTERM)")
+    a.add_argument("--explore", action="store_true", help="classify each traced call needed / stub / fake (Loupe)")
+    a.add_argument("--check", metavar="CMD", help="with --explore: a shell command that passes (status 0) when the "
+                                                  "program worked; default: output and status equal the full kernel's")
+    a.add_argument("--serve", action="store_true", help="with --check: run CMD while the program runs (a server), "
+                                                        "then stop the program")
+    a.add_argument("--trial-timeout", type=float, default=20.0, metavar="S",
+                   help="with --explore: a trial still running after S seconds fails (default 20)")
+    a.add_argument("--sources", action="store_true", help="print where static analysis found each syscall")
+    a.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"], help="platform of the runs")
+    a.add_argument("--root", metavar="DIR", help="the guest's / (libraries are resolved there too)")
+    a.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROG ARGS")
+    ab = cs.add_parser("abi", help="the ABI this kernel exports: syscalls, ioctl/fcntl/prctl codes, socket families, "
+                                   "/proc and /sys files")
+    ab.add_argument("--config", metavar="FILE", help="a .config (default: the full kernel)")
+    ab.add_argument("--profile", metavar="NAME", help="a shipped profile instead of a .config")
     return c
 
 
@@ -65,6 +89,12 @@ def run(args) -> int:
         return _profiles()
     if cmd == "show":
         return _show(args)
+    if cmd == "app":
+        from umiak.config.app import app_command
+        return app_command(args)
+    if cmd == "abi":
+        from umiak.config.abi import abi_command
+        return abi_command(args)
     if cmd == "size":
         from umiak.config.size import size_command
         return size_command(args)

@@ -28,7 +28,7 @@ def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
 
     def absent(task, a, b, c, d, e, f):
         k = task.kernel
-        seen = k.unimplemented if errno == ENOSYS else _eperm_calls(k)
+        seen = k.unimplemented if errno == ENOSYS and not configured_out else _absent_calls(k, ename)
         n = seen.get(name, 0)
         if n == 0:
             k.warn(f"{why}: returning -{ename}")
@@ -42,11 +42,13 @@ def _silent_enosys(task, a, b, c, d, e, f) -> int:
     return -ENOSYS
 
 
-def _eperm_calls(kernel) -> dict:
-    calls = getattr(kernel, "eperm_calls", None)
-    if calls is None:
-        calls = kernel.eperm_calls = {}
-    return calls
+def _absent_calls(kernel, ename: str) -> dict:
+    """Calls this config left out, per errno, listed at exit (Kernel.unimplemented keeps
+    the ones umiak has not written)."""
+    table = getattr(kernel, "absent_calls", None)
+    if table is None:
+        table = kernel.absent_calls = {}
+    return table.setdefault(ename, {})
 
 
 def _lazy(nr: int, name: str, family: str, adapt):
@@ -90,7 +92,28 @@ def dispatch_table(cfg, kernel) -> list:
             table[nr] = _silent_enosys        # on purpose, silently: programs fall back
         else:
             table[nr] = _absent_handler(cfg, nr, name, bool(family))
+    _stub_and_fake(cfg, table)
     return table
+
+
+def _stub_and_fake(cfg, table: list) -> None:
+    """CONFIG_SYSCALLS_STUB (-ENOSYS, silently) and CONFIG_SYSCALLS_FAKE (0, no effect)
+    override whatever else the config says about those calls."""
+    from umiak.kernel.syscalls.table import NUMBERS
+    for sym, answer in (("SYSCALLS_STUB", -ENOSYS), ("SYSCALLS_FAKE", 0)):
+        text = cfg.symbols.get(sym, "")
+        for name in text.split():
+            nr = NUMBERS.get(name)
+            if nr is not None:
+                table[nr] = _answer(answer, "stub" if answer else "fake")
+
+
+def _answer(value: int, kind: str):
+    def answer(task, a, b, c, d, e, f):
+        return value
+    answer.absent = True      # type: ignore[attr-defined]  # --strace: <not in this kernel>
+    answer.kind = kind        # type: ignore[attr-defined]
+    return answer
 
 
 def boot(cfg, kernel, proc) -> None:
@@ -111,11 +134,12 @@ def boot(cfg, kernel, proc) -> None:
 
 
 def finish(cfg, kernel) -> None:
-    """At exit, list the calls that got EPERM for being absent (ENOSYS ones are listed by the kernel)."""
-    calls = getattr(kernel, "eperm_calls", None)
-    if calls:
-        kernel.warn("syscalls not in this kernel returned -EPERM: "
-                    + ", ".join(f"{n} ({c}x)" for n, c in sorted(calls.items())))
+    """At exit, list the calls that were refused for not being in this kernel, so a user
+    sees why a program failed (a config made for another program, say)."""
+    for ename, calls in sorted(getattr(kernel, "absent_calls", {}).items()):
+        if calls:
+            kernel.warn(f"syscalls not in this kernel returned -{ename}: "
+                        + ", ".join(f"{n} ({c}x)" for n, c in sorted(calls.items())))
 
 
 def _refuse(what: str, sym: str) -> UmiakError:

@@ -1,0 +1,89 @@
+"""What one run used: syscalls, ioctl requests, fcntl/prctl commands, socket families
+and /proc, /sys paths, across all threads (`umiak run --record-config`, `umiak config app`).
+
+A Recorder sits where the tracer sits (Kernel.dispatch's enter/exit hooks) and
+wraps the strace tracer when there is one, so both see every call. It only counts
+in `enter` (no timing, no decoding), so a recorded run is barely slower.
+"""
+
+# syscall number -> index of its path argument (calls that name a file)
+PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 59: 0, 76: 0, 80: 0, 89: 0, 137: 0, 188: 0, 191: 0, 194: 0,
+            257: 1, 262: 1, 267: 1, 269: 1, 322: 1, 332: 1, 437: 1, 439: 1}
+IOCTL, FCNTL, PRCTL, SOCKET, SOCKETPAIR = 16, 72, 157, 41, 53
+
+
+class Recorder:
+    """The tracer interface (enter, exit, exec, signal, exited, finish), recording only."""
+
+    def __init__(self, inner=None):
+        self.inner = inner                     # the strace tracer, if the run has one
+        self.counts: dict[int, int] = {}       # syscall number -> calls
+        self.ioctls: set[int] = set()
+        self.fcntls: set[int] = set()
+        self.prctls: set[int] = set()
+        self.families: set[int] = set()
+        self.paths: set[str] = set()           # /proc and /sys paths (and /dev ones)
+        self.exit_status: int | None = None
+        self.exit_signal = 0
+
+    def enter(self, task, nr: int, args):
+        c = self.counts
+        c[nr] = c.get(nr, 0) + 1
+        if nr in PATH_ARG:
+            try:
+                p = task.mm.read_cstr(args[PATH_ARG[nr]], 4096)
+                if p.startswith((b"/proc", b"/sys", b"/dev")):
+                    self.paths.add(p.decode("utf-8", "replace"))
+            except Exception:  # noqa: BLE001 - a bad pointer is the handler's business
+                pass
+        elif nr == IOCTL:
+            self.ioctls.add(args[1] & 0xFFFFFFFF)
+        elif nr == FCNTL:
+            self.fcntls.add(args[1] & 0xFFFFFFFF)
+        elif nr == PRCTL:
+            self.prctls.add(args[0] & 0xFFFFFFFF)
+        elif nr in (SOCKET, SOCKETPAIR):
+            self.families.add(args[0] & 0xFFFF)
+        inner = self.inner
+        return None if inner is None else inner.enter(task, nr, args)
+
+    def exit(self, task, call, ret) -> None:
+        if self.inner is not None:
+            self.inner.exit(task, call, ret)
+
+    def exec(self, task, path, argv, envp_addr, nenv) -> None:
+        if self.inner is not None:
+            self.inner.exec(task, path, argv, envp_addr, nenv)
+
+    def signal(self, task, signo, code, addr, info=None) -> None:
+        if self.inner is not None:
+            self.inner.signal(task, signo, code, addr, info)
+
+    def exited(self, task, status, signal) -> None:
+        if self.inner is not None:
+            self.inner.exited(task, status, signal)
+
+    def finish(self) -> None:
+        if self.inner is not None:
+            self.inner.finish()
+
+    # -- results -----------------------------------------------------------------------
+    def syscall_names(self) -> dict[str, int]:
+        from umiak.kernel.syscalls.table import NAMES
+        return {NAMES.get(nr, f"syscall_{nr}"): n for nr, n in sorted(self.counts.items())}
+
+    def merge(self, other: "Recorder") -> None:
+        for nr, n in other.counts.items():
+            self.counts[nr] = self.counts.get(nr, 0) + n
+        self.ioctls |= other.ioctls
+        self.fcntls |= other.fcntls
+        self.prctls |= other.prctls
+        self.families |= other.families
+        self.paths |= other.paths
+
+    def as_dict(self) -> dict:
+        return {"syscalls": self.syscall_names(), "ioctl": sorted(self.ioctls), "fcntl": sorted(self.fcntls),
+                "prctl": sorted(self.prctls), "families": sorted(self.families), "paths": sorted(self.paths)}
+
+
+__all__ = ["Recorder"]

@@ -1,0 +1,289 @@
+"""App-specific kernels: `umiak config app` (static analysis, traced runs, exploration),
+`umiak run --record-config`, CONFIG_SYSCALLS_STUB/FAKE, and the exported ABI lists.
+
+Real programs (/bin/ls, sqlite3, python3 -c, a busybox applet, a static C program) get
+their own kernel from each source; their workload under that kernel matches native
+Linux; the static set is an upper bound of what the traced run used; a call outside
+the kernel gets the configured answer; bad input is one `umiak:` line and status 125.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness import assert_same, build, run_native, run_umiak, umiak_env
+
+PYTHON = "/usr/bin/python3"
+BUSYBOX = shutil.which("busybox")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Frozen configs and static-analysis results go to a cache of their own."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("KCONFIG_CONFIG", None)
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+def umiak(*args, timeout=300, cwd=None):
+    return subprocess.run([sys.executable, "-m", "umiak", *args], capture_output=True,
+                          env=umiak_env(), timeout=timeout, cwd=cwd)
+
+
+def present(config: str) -> set[str]:
+    """The syscalls a .config has (CONFIG_SYSCALL_X=y)."""
+    from umiak.kernel.syscalls.table import NUMBERS
+    with open(config) as f:
+        names = {m.group(1).lower() for m in re.finditer(r"^CONFIG_SYSCALL_(\w+)=[ym]$", f.read(), re.M)}
+    return names & set(NUMBERS)   # not CONFIG_SYSCALL_SUMMARY
+
+
+def one_line_failure(r) -> str:
+    err = r.stderr.decode()
+    assert r.returncode == 125, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("umiak: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def static_c() -> list[str]:
+    return [str(build("appkernel", "glibc-static"))]
+
+
+def programs():
+    out = [
+        pytest.param(lambda: ["/bin/ls", "-la", "--time-style=+%Y", "/usr/share/common-licenses"], id="ls"),
+        pytest.param(lambda: ["/usr/bin/sqlite3", ":memory:",
+                              "create table t(a, b); insert into t values (1, 'x'), (2, 'y');"
+                              " select sum(a), group_concat(b) from t;"], id="sqlite3"),
+        pytest.param(lambda: [PYTHON, "-c", "import os; print(sorted(os.listdir('/usr/share/common-licenses'))[:3],"
+                                            " sum(range(100)))"], id="python3-c"),
+        pytest.param(lambda: [BUSYBOX, "sha256sum", "/etc/os-release"], id="busybox-sha256sum"),
+        pytest.param(static_c, id="static-c"),
+    ]
+    return out
+
+
+def need(argv):
+    if not os.path.exists(argv[0]):
+        pytest.skip(f"{argv[0]} is not installed")
+
+
+@pytest.mark.parametrize("argv_of", programs())
+def test_app_kernels_run_the_workload_as_linux(platform, argv_of, tmp_path):
+    argv = argv_of()
+    need(argv)
+    native = run_native(argv)
+    assert native.status == 0, native.describe()
+    # static + traced: the static set must cover everything the run used
+    both = tmp_path / "both.config"
+    r = umiak("config", "app", f"--platform={platform}", "-o", str(both), "--", *argv)
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"did not find" not in r.stderr, r.stderr.decode()   # the static set is an upper bound
+    assert r.stdout == native.stdout   # the traced run is the program itself, under the full kernel
+    static = tmp_path / "static.config"
+    r = umiak("config", "app", "--static-only", "-o", str(static), "--", *argv)
+    assert r.returncode == 0, r.stderr.decode()
+    traced = tmp_path / "traced.config"
+    run = run_umiak(platform, argv, options=[f"--record-config={traced}"])
+    assert_same(native, run)
+    s, t = present(str(static)), present(str(traced))
+    assert t and t <= s, f"traced but not found statically: {sorted(t - s)}"
+    with open(static) as f:
+        text = f.read()
+    assert text.startswith(f"# App-specific kernel for: {' '.join(argv)}\n")
+    assert re.search(r"^# Syscalls: static \d+ \(\d+ unresolved sites\)", text, re.M)
+    assert re.search(r"^# openat: static: \S+", text, re.M)   # where each call was found
+    for cfg in (static, traced, both):   # the program under its own kernel
+        assert_same(native, run_umiak(platform, argv, options=[f"--config={cfg}"]))
+
+
+def test_a_call_outside_the_app_kernel_gets_the_configured_answer(platform, tmp_path):
+    prog = static_c()[0]
+    cfg = tmp_path / "app.config"
+    r = umiak("config", "app", "--no-static", f"--platform={platform}", "-o", str(cfg), "--", prog)
+    assert r.returncode == 0, r.stderr.decode()
+    assert {"flock", "uname"}.isdisjoint(present(str(cfg)))
+    native = run_native([prog, "outside"])
+    assert native.stdout.endswith(b"flock: ok\nuname: ok\n")
+    out = run_umiak(platform, [prog, "outside"], options=[f"--config={cfg}"])
+    assert out.status == 0
+    assert out.stdout == native.stdout.replace(b": ok", b": ENOSYS")
+    # the refused calls are listed at exit, so a user sees why the program failed
+    assert out.stderr.endswith(b"umiak: syscalls not in this kernel returned -ENOSYS: flock (1x), uname (1x)\n"), \
+        out.stderr
+    # the same config with CONFIG_ABSENT_SYSCALL=kill: death by SIGSYS at the first one
+    r = umiak("config", "set", "--config", str(cfg), "ABSENT_SYSCALL_KILL=y")
+    assert r.returncode == 0, r.stderr.decode()
+    out = run_umiak(platform, [prog, "outside"], options=[f"--config={cfg}"])
+    assert out.status == 159 and out.stdout == native.stdout.split(b"flock")[0], out.describe()
+
+
+def test_record_config_is_an_ordinary_config(platform, tmp_path):
+    prog = static_c()[0]
+    cfg = tmp_path / "observed.config"
+    run = run_umiak(platform, [prog], options=[f"--record-config={cfg}"])
+    assert run.status == 0, run.describe()
+    used = present(str(cfg))
+    assert {"openat", "read", "write", "getdents64", "unlink", "exit_group"} <= used, used
+    assert "flock" not in used and "socket" not in used
+    with open(cfg) as f:
+        text = f.read()
+    assert "# CONFIG_NET is not set" in text and "# CONFIG_EPOLL is not set" in text
+    assert "# CONFIG_SYSFS is not set" in text   # no /sys path was opened
+    assert re.search(r"^# Method: umiak run --record-config", text, re.M)
+    # savedefconfig shrinks it, olddefconfig keeps it (kconfiglib reads it as any .config)
+    r = umiak("config", "savedefconfig", "--config", str(cfg), "-o", str(tmp_path / "min"))
+    assert r.returncode == 0, r.stderr.decode()
+    assert os.path.getsize(tmp_path / "min") < os.path.getsize(cfg)
+    r = umiak("config", "olddefconfig", "--config", str(cfg))
+    assert r.returncode == 0 and present(str(cfg)) == used
+    r = umiak("config", "show", "--config", str(cfg))
+    assert r.returncode == 0 and f"syscalls:   {len(used)} of".encode() in r.stdout, r.stdout
+
+
+def test_explore_classifies_needed_stub_fake(platform, tmp_path):
+    if platform != "kvm":
+        pytest.skip("exploration reruns the program dozens of times: kvm only")
+    prog = static_c()[0]
+    traced, explored = tmp_path / "traced.config", tmp_path / "explored.config"
+    assert umiak("config", "app", "--no-static", "--platform=kvm", "-o", str(traced), "--", prog).returncode == 0
+    r = umiak("config", "app", "--explore", "--platform=kvm", "-o", str(explored), "--", prog, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    with open(explored) as f:
+        text = f.read()
+    m = re.search(r"^# Syscalls: static (\d+) .*traced (\d+); needed (\d+), stub (\d+), fake (\d+)", text, re.M)
+    assert m, text[:600]
+    static_n, traced_n, needed, stub, fake = map(int, m.groups())
+    assert needed == len(present(str(explored))) and needed + stub + fake == traced_n
+    assert needed < len(present(str(traced))) <= static_n
+    assert {"write", "exit_group"} <= present(str(explored))
+    lists = dict(re.findall(r'^CONFIG_SYSCALLS_(STUB|FAKE)="([^"]*)"', text, re.M))
+    assert len(lists.get("STUB", "").split()) == stub and len(lists.get("FAKE", "").split()) == fake
+    # the program passes under the explored kernel, all stubs and fakes at once, silently
+    assert_same(run_native([prog]), run_umiak("kvm", [prog], options=[f"--config={explored}"]))
+
+
+def test_explore_with_a_check_command(platform, tmp_path):
+    if platform != "kvm":
+        pytest.skip("exploration reruns the program dozens of times: kvm only")
+    cfg = tmp_path / "ls.config"
+    r = umiak("config", "app", "--explore", "--platform=kvm", "--check", 'grep -q "^common-licenses$"',
+              "-o", str(cfg), "--", "/bin/ls", "/usr/share", timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    out = run_umiak("kvm", ["/bin/ls", "/usr/share"], options=[f"--config={cfg}"])
+    assert b"\ncommon-licenses\n" in out.stdout
+
+
+def test_stub_and_fake_lists(platform, tmp_path):
+    prog = str(build("config_absent", "glibc-static"))
+    cfg = tmp_path / "c.config"
+    cfg.write_text('CONFIG_SYSCALLS_FAKE="flock"\nCONFIG_SYSCALLS_STUB="eventfd2"\n')
+    out = run_umiak(platform, [prog], options=[f"--config={cfg}"])
+    assert out.status == 0 and out.stdout == b"open: ok\nflock: 0 ok\neventfd: ENOSYS\n", out.describe()
+    assert out.stderr == b""   # expected answers: no warning, nothing listed at exit
+    cfg.write_text('CONFIG_SYSCALLS_FAKE="flock nosuchcall"\n')
+    line = one_line_failure(subprocess.run([sys.executable, "-m", "umiak", "run", f"--config={cfg}", prog],
+                                           capture_output=True, env=umiak_env()))
+    assert "nosuchcall" in line
+
+
+def test_static_sources_and_unresolved_sites(tmp_path):
+    r = umiak("config", "app", "--static-only", "--sources", "-o", str(tmp_path / "ls.config"), "--", "/bin/ls")
+    assert r.returncode == 0, r.stderr.decode()
+    err = r.stderr.decode()
+    assert re.search(r"^openat: libc\.so\.6 \S+ <- .*(/bin/ls|ld\.so)", err, re.M), err
+    m = re.search(r"^(\d+) syscalls from (\d+) sites in 5 files; (\d+) sites with a number that is not a constant",
+                  err, re.M)
+    assert m, err
+    found = int(m.group(1))
+    from umiak.kernel.syscalls.table import SYSCALLS
+    assert 20 < found < len(SYSCALLS) * 0.6   # libc linked is not libc used
+
+
+def test_elf_closure_matches_ld_so():
+    from umiak import elfdeps
+    for prog in ("/bin/ls", "/usr/bin/sqlite3", PYTHON):
+        if not os.path.exists(prog):
+            continue
+        got = {os.path.realpath(p) for p, _ in elfdeps.closure(prog)}
+        out = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--list", prog], capture_output=True, text=True).stdout
+        want = {os.path.realpath(m) for m in re.findall(r"(/\S+) \(0x", out)}
+        assert got == want | {os.path.realpath(prog)}, (prog, got ^ want)
+        rows = elfdeps.closure(prog)
+        assert rows[0] == (prog, None) and all(by is not None for _, by in rows[1:])
+
+
+def test_missing_library_and_not_elf(tmp_path):
+    lib_c = tmp_path / "lib.c"
+    lib_c.write_text("int answer(void) { return 42; }\n")
+    main_c = tmp_path / "main.c"
+    main_c.write_text("int answer(void);\nint main(void) { return answer() == 42 ? 0 : 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libanswer.so"), str(lib_c)], check=True)
+    subprocess.run(["gcc", "-o", str(tmp_path / "prog"), str(main_c), f"-L{tmp_path}", "-lanswer",
+                    "-Wl,-rpath,$ORIGIN"], check=True)
+    from umiak import elfdeps
+    assert (str(tmp_path / "libanswer.so"), str(tmp_path / "prog")) in elfdeps.closure(str(tmp_path / "prog"))
+    os.unlink(tmp_path / "libanswer.so")
+    line = one_line_failure(umiak("config", "app", "--static-only", "-o", str(tmp_path / "x"), "--",
+                                  str(tmp_path / "prog")))
+    assert "libanswer.so (needed by" in line and "not found" in line
+    line = one_line_failure(umiak("config", "app", "-o", str(tmp_path / "x"), "--", "/etc/passwd"))
+    assert line == "umiak: /etc/passwd: not an ELF program"
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_crash_during_tracing_writes_no_config(platform, tmp_path):
+    prog = static_c()[0]
+    r = umiak("config", "app", "--no-static", f"--platform={platform}", "-o", str(tmp_path / "x"), "--", prog, "crash")
+    assert r.returncode == 125
+    # the program's own run shows as it would (the shell's message), then one line of umiak's
+    assert r.stderr.decode().splitlines() == [
+        "Segmentation fault", f"umiak: {prog} crashed during tracing (killed by SIGSEGV); no config written"]
+    assert not (tmp_path / "x").exists()
+
+
+def test_timeout_ends_the_traced_run(platform, tmp_path):
+    cfg = tmp_path / "sleep.config"
+    r = umiak("config", "app", "--no-static", "--timeout=1", f"--platform={platform}", "-o", str(cfg), "--",
+              "/bin/sleep", "30", timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "clock_nanosleep" in present(str(cfg)) or "nanosleep" in present(str(cfg))
+
+
+def test_exported_abi_lists_match_the_code(monkeypatch):
+    from umiak.config import abi
+    assert abi.drift() == [], "\n".join(abi.drift()) + "\n(regenerate: python -m umiak.config.abi --write)"
+    lists = abi.checked_in()
+    assert "syscall openat" in lists["CORE"] and "ioctl TCGETS 0x5401" in lists["CORE"]
+    assert "family AF_UNIX 1" in lists["NET_UNIX"] and "file /proc/<pid>/maps" in lists["PROCFS"]
+    # drift is caught both ways: an entry without a handler, a handler without an entry
+    doctored = {k: list(v) for k, v in lists.items()}
+    doctored["CORE"].remove("syscall openat")
+    doctored["EPOLL"].append("syscall epoll_frobnicate")
+    monkeypatch.setattr(abi, "checked_in", lambda: doctored)
+    found = abi.drift()
+    assert any("syscall openat is in the code but not in" in d for d in found)
+    assert any("epoll_frobnicate is listed" in d for d in found)
+
+
+def test_config_abi_prints_what_a_config_exports(tmp_path):
+    r = umiak("config", "abi")
+    assert r.returncode == 0
+    full = r.stdout.decode().splitlines()
+    assert "syscall epoll_wait" in full and "family AF_INET6 10" in full
+    r = umiak("config", "abi", "--profile", "minimal")
+    assert r.returncode == 0
+    mini = r.stdout.decode().splitlines()
+    assert "syscall epoll_wait" not in mini and not any(x.startswith(("family", "file /proc")) for x in mini)
+    assert "syscall openat" in mini and set(mini) < set(full)
