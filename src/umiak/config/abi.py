@@ -69,7 +69,7 @@ def _names_compared(fn, argi: int) -> list[ast.expr]:
     out: list[ast.expr] = []
     for node in ast.walk(f):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == var:
-            for op, comp in zip(node.ops, node.comparators):
+            for op, comp in zip(node.ops, node.comparators, strict=True):
                 if isinstance(op, (ast.Eq, ast.In)):
                     if isinstance(comp, (ast.Tuple, ast.List, ast.Set)):
                         out += comp.elts
@@ -93,7 +93,7 @@ def _local_constants(fn) -> dict[str, int]:
             if isinstance(t, ast.Name) and isinstance(val, int):
                 out[t.id] = val
             elif isinstance(t, ast.Tuple) and isinstance(val, tuple):
-                for e, x in zip(t.elts, val):
+                for e, x in zip(t.elts, val, strict=False):
                     if isinstance(e, ast.Name) and isinstance(x, int):
                         out[e.id] = x
     return out

@@ -179,7 +179,7 @@ def _analyse_file(host: str) -> dict:
                     entry_roots.add(tag.entry.d_val)
         entry = elf["e_entry"]   # a library's (libc's prints its version) runs only when executed
         if dyn is None:   # static: no relocations name its pointers; absolute ones are in the data itself
-            for lo, hi in dranges:
+            for lo, _hi in dranges:
                 for s in secs:
                     if s["sh_addr"] == lo and s["sh_type"] == "SHT_PROGBITS":
                         data = s.data()
@@ -320,7 +320,7 @@ def _numbers(reg: dict, insns: list, i0: int, i1: int, wrappers: set, slot: dict
         return
     at = {ins[0]: k for k, ins in enumerate(code)}
     leaders = {0}
-    for k, (a, size, mn, ops) in enumerate(code):
+    for k, (_a, _size, mn, ops) in enumerate(code):
         if mn[0] == "j" or mn in _ENDS:
             leaders.add(k + 1)
             if _HEX.match(ops) and int(ops, 0) in at:
