@@ -157,6 +157,8 @@ class Machine:
             if opts.strace or opts.syscall_summary:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
+            elif opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
+                kernel.tracer = opts.extra["tracer"]
             task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
             with self._cond:
                 self._live[kernel] = task.process
