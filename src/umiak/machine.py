@@ -127,7 +127,8 @@ class Machine:
         from umiak.loader.binfmt import resolve_program as resolve_binary
         argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
-        if opts.root is None:
+        from_guest = opts.root is not None or opts.image_root is not None
+        if not from_guest:
             # The guest's / is the host's: find and check the program before any VM exists.
             execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
             path = resolve_program(argv[0])
@@ -142,7 +143,7 @@ class Machine:
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
-        if opts.root is not None:
+        if from_guest:
             try:
                 image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b)
             except BaseException:

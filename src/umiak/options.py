@@ -26,6 +26,7 @@ class RunOptions:
     # File systems (umiak.kernel.vfs): the guest's root (None: the host's /, read-only) and
     # volumes "HOST:GUEST[:ro]" (or (host, guest, readonly) tuples) mounted over it.
     root: str | None = None
+    image_root: str | None = None      # an ext2/3/4 image file as / (umiak.kernel.vfs.ext4), instead of root
     volumes: list = field(default_factory=list)
     tmpfs: list = field(default_factory=list)     # guest paths of extra tmpfs mounts (/tmp always has one)
     net: str = "host"                  # host | private | none (--net)

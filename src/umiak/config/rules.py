@@ -34,7 +34,7 @@ FAMILY_COMPONENTS = {"net": "NET"}
 
 # Component symbols with a menu entry but no syscalls, for `umiak config show`.
 OTHER_COMPONENTS = ("PLATFORM_KVM", "PLATFORM_EMU", "LOADER_DYNAMIC", "BINFMT_SCRIPT", "VDSO", "ASLR",
-                    "HOSTFS", "OVERLAY_ROOT", "TMPFS", "DEVFS", "PROCFS", "SYSFS", "IDENTITY_FILES",
+                    "HOSTFS", "OVERLAY_ROOT", "EXT4", "TMPFS", "DEVFS", "PROCFS", "SYSFS", "IDENTITY_FILES",
                     "VOLUMES", "NET_UNIX", "NET_INET", "NET_INET6", "NET_NETLINK", "NET_MODE_HOST",
                     "NET_MODE_PRIVATE", "NET_MODE_NONE", "STRACE", "SYSCALL_SUMMARY", "VERBOSE")
 

@@ -145,6 +145,8 @@ def check_options(cfg, opts):
         raise _refuse("-v (volumes)", "VOLUMES")
     if opts.tmpfs and not cfg.has("TMPFS"):
         raise _refuse("--tmpfs", "TMPFS")
+    if getattr(opts, "image_root", None) and not cfg.has("EXT4"):
+        raise _refuse("an ext2/3/4 image", "EXT4")
     if opts.root is not None and not cfg.has("HOSTFS"):
         raise _refuse("--root", "HOSTFS")
     platform = opts.platform

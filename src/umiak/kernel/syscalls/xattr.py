@@ -1,12 +1,14 @@
 """Extended attributes: getxattr(2) and family.
 
-umiak keeps no extended attributes: reads find none (ENODATA, empty lists), as
-on a Linux file system where none were set; writes fail as on a read-only
-mount (EROFS) or, where the file system is writable, with ENOTSUP.
+Reads show what the node has (Node.xattrs: an ext2/3/4 image's inodes, and the overlay's
+names over them until copied up); other files have none (ENODATA, empty lists), as on a
+Linux file system where none were set. Writes fail as on a read-only mount (EROFS) or,
+where the file system is writable, with ENOTSUP.
 """
 
 from umiak.kernel.abi import XATTR_NAME_MAX, XATTR_SIZE_MAX, s32
 from umiak.kernel.errors import EINVAL, ENODATA, ENOTSUP, ERANGE, EROFS, SyscallError
+from umiak.kernel.vfs.core import Loc
 
 
 def _name(task, name) -> bytes:
@@ -21,42 +23,67 @@ def _loc(task, path, follow: bool):
     return task.kernel.vfs.resolve(task, -100, p, follow=follow)
 
 
-def _get(task, loc_or_file, name) -> int:
-    _name(task, name)
-    raise SyscallError(ENODATA)
+def _node(loc_or_file):
+    """The node a path or an fd names (None for files with no place in the tree)."""
+    loc = loc_or_file if isinstance(loc_or_file, Loc) else loc_or_file.loc
+    return loc.node if loc is not None else None
+
+
+def _attrs(loc_or_file) -> dict[bytes, bytes]:
+    node = _node(loc_or_file)
+    return node.xattrs() if node is not None else {}
+
+
+def _out(task, buf, size, data: bytes) -> int:
+    """Copy the answer out, or its size for size 0; ERANGE when it does not fit."""
+    if size == 0:
+        return len(data)
+    if size < len(data):
+        raise SyscallError(ERANGE)
+    task.mm.write(buf, data)
+    return len(data)
+
+
+def _get(task, loc_or_file, name, value=0, size=0) -> int:
+    n = _name(task, name)
+    v = _attrs(loc_or_file).get(n)
+    if v is None:
+        raise SyscallError(ENODATA)
+    return _out(task, value, size, v)
+
+
+def _list(task, loc_or_file, lst, size) -> int:
+    return _out(task, lst, size, b"".join(k + b"\0" for k in _attrs(loc_or_file)))
 
 
 def sys_getxattr(task, path, name, value, size):
     """getxattr(2)"""
-    return _get(task, _loc(task, path, True), name)
+    return _get(task, _loc(task, path, True), name, value, size)
 
 
 def sys_lgetxattr(task, path, name, value, size):
     """lgetxattr(2)"""
-    return _get(task, _loc(task, path, False), name)
+    return _get(task, _loc(task, path, False), name, value, size)
 
 
 def sys_fgetxattr(task, fd, name, value, size):
     """fgetxattr(2)"""
-    return _get(task, task.fds.get(s32(fd)), name)
+    return _get(task, task.fds.get(s32(fd)), name, value, size)
 
 
 def sys_listxattr(task, path, lst, size):
     """listxattr(2)"""
-    _loc(task, path, True)
-    return 0
+    return _list(task, _loc(task, path, True), lst, size)
 
 
 def sys_llistxattr(task, path, lst, size):
     """llistxattr(2)"""
-    _loc(task, path, False)
-    return 0
+    return _list(task, _loc(task, path, False), lst, size)
 
 
 def sys_flistxattr(task, fd, lst, size):
     """flistxattr(2)"""
-    task.fds.get(s32(fd))
-    return 0
+    return _list(task, task.fds.get(s32(fd)), lst, size)
 
 
 def _set(task, loc, name, size) -> int:

@@ -34,8 +34,17 @@ def build_vfs(kernel) -> VFS:
     opts = kernel.options
     root = getattr(opts, "root", None) or "/"
     caches = getattr(kernel, "page_caches", None)   # host files mapped shared (a bare VFS has none)
-    root_fs = HostFS(root, readonly=True, caches=caches)
-    overlay = OverlayFS(kernel, root_fs)
+    image = getattr(opts, "image_root", None)
+    if image:   # an ext2/3/4 image as / (the ext4 module is imported only here)
+        if not want("EXT4"):
+            from umiak.errors import UmiakError
+            raise UmiakError(f"{image}: ext2/3/4 images are not in this kernel (CONFIG_EXT4 is not set)")
+        from umiak.kernel.vfs.ext4 import mount_root
+        overlay = mount_root(kernel, image)
+        root_fs = overlay.lower_fs
+    else:
+        root_fs = HostFS(root, readonly=True, caches=caches)
+        overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
     vfs.host_filesystems.append(root_fs)
     tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
@@ -70,15 +79,15 @@ def build_vfs(kernel) -> VFS:
         _mount_point(overlay, path, True)
     if want("IDENTITY_FILES"):
         _identity(kernel, overlay)
-    return vfs if cfg is None else _configured(kernel, vfs, overlay, want)
+    return vfs if cfg is None else _configured(kernel, vfs, overlay, want, bool(image))
 
 
-def _configured(kernel, vfs: VFS, overlay, want) -> VFS:
+def _configured(kernel, vfs: VFS, overlay, want, image: bool = False) -> VFS:
     """The root a kernel config asks for: the host's own /proc, /sys, /dev hidden when
     those file systems are out (ENOENT, as without them); without OVERLAY_ROOT a
     read-only root; without HOSTFS an empty tmpfs as / (the other mounts stay)."""
     from umiak.kernel.vfs.memfs import MemFS
-    if not want("HOSTFS"):
+    if not want("HOSTFS") and not image:
         bare = VFS(kernel, MemFS(kernel, 0o755), root_readonly=False)
         bare.mounts.update({p: m for p, m in vfs.mounts.items() if p != "/"})
         return bare

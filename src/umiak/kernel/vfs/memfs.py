@@ -292,6 +292,9 @@ class Leaf(Node):
     def size(self) -> int:
         return self.stat().st_size
 
+    def xattrs(self) -> dict[bytes, bytes]:
+        return self.lower.xattrs() if self.upper is None else {}
+
     def copy_up(self) -> MemInode:
         """Bring the host file into memory (keeping its st_dev and st_ino)."""
         if self.upper is not None:
@@ -397,6 +400,9 @@ class MemDir(_Attrs):
         return Stat(st_mode=self.mode, st_ino=self.ino, st_dev=self.dev, st_nlink=nlink,
                     st_uid=self.uid, st_gid=self.gid, st_size=size, st_blksize=4096, st_blocks=8,
                     st_atime_ns=self.atime, st_mtime_ns=self.mtime, st_ctime_ns=self.ctime)
+
+    def xattrs(self) -> dict[bytes, bytes]:
+        return self.lower.xattrs() if self.lower is not None else {}
 
     # -- names ----------------------------------------------------------------------
     def lookup(self, name: str):

@@ -57,6 +57,10 @@ class Node:
         """The node that takes changes: itself, or an overlay's in-memory copy of a host file."""
         return self
 
+    def xattrs(self) -> dict[bytes, bytes]:
+        """Extended attributes, full name -> value (only an image's inodes have any)."""
+        return {}
+
 
 class FileSystem:
     """A mountable file system (interfaces.FileSys): its root node and whether it refuses changes."""
