@@ -68,7 +68,7 @@ def build(spec: Spec, quiet: bool = False) -> dict:
     bases = [b for b in (spec.from_dir, spec.from_oci, spec.deb or None) if b]
     if len(bases) > 1:
         raise UmiakError("give one of --from, --from-oci and --deb")
-    warn = (lambda m: None) if quiet else _log
+    warn = _log     # warnings whatever `quiet` says (it only drops the summary)
     tmp = tempfile.mkdtemp(prefix="umiak-build-", dir=os.environ.get("TMPDIR"))
     try:
         stage = Stage(os.path.join(tmp, "root"))
@@ -148,6 +148,8 @@ def _build_in(spec: Spec, stage: Stage, tmp: str, warn) -> dict:
 
     def take(path: str, needed_by: str = "") -> None:
         """Path and its closure into the stage (from the host, or checked in the base)."""
+        if path in seen:
+            return
         for p, by in _closure_of(path, root, missing):
             if p in seen:
                 continue
@@ -163,6 +165,8 @@ def _build_in(spec: Spec, stage: Stage, tmp: str, warn) -> dict:
         if not sep or not host or not guest.startswith("/"):
             raise UmiakError(f"bad --add {item!r} (use HOST:GUEST with an absolute GUEST path)")
         stage.copy_host(_abs(spec, host), posixpath.normpath(guest))
+        if not has_base:
+            _added_objects(_abs(spec, host), take, warn)
     added = 0
     for listing in spec.add_missing:
         added += _add_missing(spec, listing, stage, take, has_base)
@@ -178,6 +182,10 @@ def _build_in(spec: Spec, stage: Stage, tmp: str, warn) -> dict:
         env[k] = v
     if "PATH" not in env:
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **env}
+    for d, mode in (("/dev", 0o755), ("/proc", 0o555), ("/sys", 0o555), ("/tmp", 0o1777)):
+        if not stage.exists(d):   # where the guest's own file systems mount (an image's ls / shows them)
+            stage.mkdirs(d)
+            os.chmod(stage.hp(d), mode)
     _ld_cache(stage, warn)
     meta: dict = {
         "umiak_image": FORMAT,
@@ -256,6 +264,25 @@ def _closure_of(path: str, root: str, missing) -> list[tuple[str, str]]:
     if not is_elf(hp):
         return [(path, "")]
     return closure(path, root, missing)
+
+
+def _added_objects(src: str, take, warn) -> None:
+    """The libraries that ELF files in an --add'ed host file or tree load (Python's extension
+    modules, plugins), from the host; one nobody provides is a warning (an optional module)."""
+    from umiak.image.closure import NotElf, is_elf
+    files = [src] if not os.path.isdir(src) else [
+        os.path.join(d, n) for d, _dirs, names in os.walk(src) for n in sorted(names)]
+    for f in sorted(files):
+        if os.path.islink(f) or not os.path.isfile(f) or not is_elf(f):
+            continue
+        lost: list = []
+        try:
+            for lib, _by in closure(os.path.abspath(f), "/", lost)[1:]:
+                take(lib, f)
+        except NotElf:
+            continue
+        for name, by in lost:
+            warn(f"warning: {name} (needed by {by}) not found; {by} will not load")
 
 
 def _add_missing(spec: Spec, listing: str, stage: Stage, take, has_base: bool) -> int:

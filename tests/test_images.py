@@ -1,0 +1,410 @@
+"""Images: `umiak build` makes an ext4 file from host programs, Debian packages or an OCI
+layout; `umiak run IMAGE` runs it with the image as / and compares with the native program.
+
+Each image is built once per session (the `images` fixture) and checked with e2fsck -fn.
+Needs e2fsprogs, pyelftools, apt (for --deb: network or apt's archive cache), sqlite3,
+redis-server (to compare --version), golang-go, busybox (static).
+"""
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, assert_same, build, run_native, run_umiak, umiak_env
+
+pytestmark = pytest.mark.skipif(shutil.which("mke2fs") is None and not os.path.exists("/sbin/mke2fs"),
+                                reason="e2fsprogs is not installed (apt-get install e2fsprogs)")
+PYTHON = "/usr/bin/python3"
+PYLIB = "/usr/lib/python3.11"
+
+
+def umiak_cli(*args, input: bytes = b"", timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "umiak", *map(str, args)], env=umiak_env(),
+                          input=input, capture_output=True, timeout=timeout)
+
+
+def e2fsck(img: Path) -> None:
+    e2fsck = shutil.which("e2fsck") or "/sbin/e2fsck"
+    proc = subprocess.run([e2fsck, "-fn", str(img)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+class Images:
+    """Images built once per session, keyed by name."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.built: dict[str, Path] = {}
+
+    def get(self, name: str, *args) -> Path:
+        if name not in self.built:
+            out = self.root / f"{name}.img"
+            proc = umiak_cli("build", "-q", "-o", out, *args)
+            assert proc.returncode == 0, proc.stderr.decode()
+            e2fsck(out)
+            self.built[name] = out
+        return self.built[name]
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory) -> Images:
+    pytest.importorskip("elftools", reason="pyelftools is not installed (pip install pyelftools)")
+    return Images(tmp_path_factory.mktemp("images"))
+
+
+def hello_static() -> Path:
+    return build("hello", "glibc-static")
+
+
+def go_static() -> Path:
+    if shutil.which("go") is None:
+        pytest.skip("go is not installed (apt-get install golang-go)")
+    from test_runtimes import go_build
+    return go_build("go", cgo=False)
+
+
+def compare_image(platform, native_argv, image: Path, args=(), options=(), input=None):
+    native = run_native(native_argv, input=input)
+    umiak = run_umiak(platform, [image, *args], options=list(options), input=input)
+    assert_same(native, umiak)
+    return umiak
+
+
+# -- programs from the host --------------------------------------------------------------
+
+def test_static_hello(platform, images):
+    exe = hello_static()
+    compare_image(platform, [exe], images.get("hello", exe))
+
+
+def test_ls(platform, images):
+    img = images.get("ls", "/bin/ls")
+    # Files the image holds keep their mode, owner, size and mtime: ls -l is the host's.
+    args = ["-l", "--time-style=+%s", "/bin", "/usr/bin/ls", "/lib/x86_64-linux-gnu/libc.so.6"]
+    compare_image(platform, ["/bin/ls", *args], img, args)
+
+
+def test_image_hides_the_host(platform, images):
+    img = images.get("ls", "/bin/ls")
+    assert os.path.exists("/usr/bin/sqlite3") or os.path.exists(PYTHON)
+    probe = "/usr/bin/sqlite3" if os.path.exists("/usr/bin/sqlite3") else PYTHON
+    r = run_umiak(platform, [img, probe])
+    assert r.status == 2, r.describe()
+    assert r.stderr == f"/bin/ls: cannot access '{probe}': No such file or directory\n".encode(), r.describe()
+    # ... and the guest's own /dev, /proc, /tmp are there (mount points in the image's /)
+    r = run_umiak(platform, [img, "-d", "/dev/null", "/proc/self", "/tmp", "/sys"])
+    assert r.status == 0, r.describe()
+
+
+def test_sqlite3(platform, images):
+    if not os.path.exists("/usr/bin/sqlite3"):
+        pytest.skip("sqlite3 is not installed (apt-get install sqlite3)")
+    img = images.get("sqlite3", "/usr/bin/sqlite3")
+    sql = (b"create table t(a integer, b text); insert into t values (1, 'one'), (2, 'two'), (3, 'three');\n"
+           b"select a, upper(b), length(b) from t order by a desc; select sum(a), sqlite_version() from t;\n")
+    compare_image(platform, ["/usr/bin/sqlite3"], img, input=sql)
+    # --image IMAGE PROG runs a program of the image by its guest path
+    native = run_native(["/usr/bin/sqlite3", "-version"])
+    assert_same(native, run_umiak(platform, ["/usr/bin/sqlite3", "-version"], options=["--image", str(img)]))
+
+
+def test_python3_with_stdlib(platform, images):
+    if not os.path.isdir(PYLIB):
+        pytest.skip("Debian's python3 is not installed")
+    img = images.get("python3", PYTHON, f"--add={PYLIB}:{PYLIB}")
+    code = ("import sys, json, re, hashlib, collections, sqlite3, os\n"
+            "print(sys.version_info[:2], json.dumps({'a': [1, 2]}), re.sub('b+', '-', 'abbbc'))\n"
+            "print(hashlib.sha256(b'umiak').hexdigest(), collections.Counter('hello').most_common(1))\n"
+            "print(sqlite3.connect(':memory:').execute('select 6*7').fetchone())\n")
+    compare_image(platform, [PYTHON, "-c", code], img, ["-c", code])
+
+
+def test_go_program(platform, images):
+    exe = go_static()
+    img = images.get("go", exe)
+    for args in ([], ["exit3"]):
+        compare_image(platform, [exe, *args], img, args)
+
+
+# -- Debian packages ---------------------------------------------------------------------------
+
+def _redis_image(images):
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available")
+    return images.get("redis", "--deb", "redis-server", "--cmd", "redis-server --save '' --port 6379",
+                      "--port", "6379")
+
+
+def test_redis_from_deb(platform, images):
+    img = _redis_image(images)
+    if not os.path.exists("/usr/bin/redis-server"):
+        pytest.skip("redis-server is not installed on the host to compare with")
+    # ARGS replace the image's default arguments (as `docker run IMAGE ARGS`)
+    compare_image(platform, ["/usr/bin/redis-server", "--version"], img, ["--version"])
+
+
+def test_redis_serves(platform, images):
+    img = _redis_image(images)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "umiak", "run", f"--platform={platform}", str(img),
+           "--save", "", "--port", str(port), "--bind", "127.0.0.1"]
+    proc = subprocess.Popen(cmd, env=umiak_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                c = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "redis in the image never listened"
+                time.sleep(0.2)
+        with c:
+            c.sendall(b"PING\r\nSET k umiak\r\nGET k\r\n")
+            got = b""
+            while got.count(b"\r\n") < 4:
+                chunk = c.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            assert got == b"+PONG\r\n+OK\r\n$5\r\numiak\r\n", got
+            c.sendall(b"SHUTDOWN NOSAVE\r\n")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_apt_unknown_package():
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available")
+    r = umiak_cli("build", "-o", "/tmp/never-written.img", "--deb", "umiak-no-such-package")
+    assert r.returncode == 125
+    assert r.stderr == b"umiak: apt-get: Unable to locate package umiak-no-such-package\n"
+    assert not os.path.exists("/tmp/never-written.img")
+
+
+# -- reproducibility, metadata, inspect --------------------------------------------------------
+
+def test_same_inputs_same_bytes(tmp_path):
+    pytest.importorskip("elftools")
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    for out in (a, b):
+        r = umiak_cli("build", "-q", "-o", out, "/bin/ls", "--env", "K=V")
+        assert r.returncode == 0, r.stderr
+        time.sleep(1.1)   # a new second: nothing of the build time may reach the image
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_inspect(images):
+    img = images.get("ls", "/bin/ls")
+    r = umiak_cli("inspect", img)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "command   /bin/ls\n" in out
+    assert "libc.so.6  (needed by /bin/ls)" in out
+    assert "libpcre2-8.so.0  (needed by /lib/x86_64-linux-gnu/libselinux.so.1)" in out
+    r = umiak_cli("inspect", "--json", "--files", img)
+    meta = json.loads(r.stdout.decode().split("\n}\n", 1)[0] + "}")
+    assert meta["entrypoint"] == ["/bin/ls"] and meta["cwd"] == "/"
+    assert "f /usr/bin/ls" in r.stdout.decode().splitlines()
+
+
+def test_toml_metadata_and_overrides(platform, tmp_path):
+    pytest.importorskip("elftools")
+    exe = build("args_env", "glibc-static")
+    (tmp_path / "umiak.toml").write_text(
+        f'output = "app.img"\nprograms = ["{exe}"]\nargs = ["one", "two"]\ncwd = "/etc"\nmemory = "256M"\n'
+        f'ports = ["8080", "53/udp"]\n[env]\nGREETING = "hi"\n')
+    r = umiak_cli("build", "-q", "-f", tmp_path / "umiak.toml")
+    assert r.returncode == 0, r.stderr
+    img = tmp_path / "app.img"
+    e2fsck(img)
+    meta = json.loads(umiak_cli("inspect", "--json", img).stdout)
+    assert (meta["cmd"], meta["cwd"], meta["memory"], meta["ports"], meta["env"]["GREETING"]) == \
+        (["one", "two"], "/etc", "256M", ["53/udp", "8080/tcp"], "hi")
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "GREETING": "hi"}
+    native = run_native([exe, "one", "two"], env=dict(env, PATH=meta["env"]["PATH"]), cwd="/etc")
+    got = run_umiak(platform, [img], env={"HOME": "/root"})
+    assert_same(native, got)
+    # command-line options override the image's; ARGS replace its arguments
+    native = run_native([exe, "three"], env=dict(env, PATH=meta["env"]["PATH"], GREETING="yo"), cwd="/")
+    assert_same(native, run_umiak(platform, [img, "three"], env={"HOME": "/root", "GREETING": "yo"}, cwd="/"))
+
+
+def test_carried_kernel_config(platform, images, tmp_path):
+    pytest.importorskip("kconfiglib")
+    exe = hello_static()
+    cfg = tmp_path / "app.config"
+    cfg.write_text("# CONFIG_STRACE is not set\n")
+    img = tmp_path / "cfg.img"
+    r = umiak_cli("build", "-q", "-o", img, "--config", cfg, exe)
+    assert r.returncode == 0, r.stderr
+    assert "config    /.umiak/kernel.config" in umiak_cli("inspect", img).stdout.decode()
+    compare_image(platform, [exe], img)
+    r = run_umiak(platform, [img], options=["--strace"])
+    assert r.status == 125 and b"STRACE" in r.stderr and r.stderr.count(b"\n") == 1, r.describe()
+
+
+# -- OCI ------------------------------------------------------------------------------------------
+
+def _tar(files: dict) -> bytes:
+    """A layer: {path: bytes | ('dir',) | ('link', target) | ('exe', bytes)}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, v in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            if isinstance(v, tuple) and v[0] == "dir":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            elif isinstance(v, tuple) and v[0] == "link":
+                ti.type, ti.linkname = tarfile.SYMTYPE, v[1]
+                t.addfile(ti)
+            else:
+                data, ti.mode = (v[1], 0o755) if isinstance(v, tuple) else (v, 0o644)
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _oci_layout(dest: Path, layers: list[bytes], config: dict) -> Path:
+    import gzip
+    import hashlib
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        h = hashlib.sha256(data).hexdigest()
+        (blobs / h).write_bytes(data)
+        return f"sha256:{h}"
+    layer_descs = []
+    for i, layer in enumerate(layers):
+        data = gzip.compress(layer, mtime=0) if i % 2 else layer   # one gzip layer, one plain
+        layer_descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if i % 2 else ""),
+                            "digest": put(data), "size": len(data)})
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": config,
+                      "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": put(cfg), "size": len(cfg)},
+                           "layers": layer_descs}).encode()
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                "digest": put(manifest), "size": len(manifest),
+                                                "platform": {"architecture": "amd64", "os": "linux"}}]}
+    (dest / "index.json").write_text(json.dumps(index))
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    out = dest.with_suffix(".tar")
+    with tarfile.open(out, "w") as t:
+        for p in sorted(dest.rglob("*")):
+            t.add(p, arcname=str(p.relative_to(dest)), recursive=False)
+    return out
+
+
+def test_from_oci_layout(platform, tmp_path):
+    pytest.importorskip("elftools")
+    busybox = "/usr/bin/busybox" if os.path.exists("/usr/bin/busybox") else "/bin/busybox"
+    if not os.path.exists(busybox) or b"statically linked" not in subprocess.run(
+            ["file", "-L", busybox], capture_output=True).stdout:
+        pytest.skip("a static busybox is not installed (apt-get install busybox-static)")
+    bb = Path(busybox).read_bytes()
+    base = _tar({"bin": ("dir",), "bin/busybox": ("exe", bb), "bin/sh": ("link", "busybox"),
+                 "etc": ("dir",), "etc/msg": b"one\n", "data": ("dir",), "data/keep": b"k\n",
+                 "data/gone": b"g\n", "opq": ("dir",), "opq/old": b"o\n", "srv": ("dir",)})
+    top = _tar({"etc/msg": b"two\n", "data/.wh.gone": b"", "opq/.wh..wh..opq": b"", "opq/new": b"n\n",
+                "srv/site": ("link", "/data")})
+    config = {"Entrypoint": ["/bin/busybox"],
+              "Cmd": ["cat", "/etc/msg"],
+              "Env": ["PATH=/bin", "GREETING=from-oci"], "WorkingDir": "/srv", "ExposedPorts": {"8080/tcp": {}}}
+    tar = _oci_layout(tmp_path / "layout", [base, top], config)
+    img = tmp_path / "oci.img"
+    r = umiak_cli("build", "-q", "-o", img, "--from-oci", tar)
+    assert r.returncode == 0, r.stderr
+    e2fsck(img)
+    meta = json.loads(umiak_cli("inspect", "--json", img).stdout)
+    assert (meta["entrypoint"], meta["cwd"], meta["ports"]) == (["/bin/busybox"], "/srv", ["8080/tcp"])
+    # one applet a run (busybox sh would fork): Cmd, then ARGS in its place, after the Entrypoint
+    for args, want in (([], b"two\n"),
+                       (["ls", "/data", "/opq", "/srv/site/"], b"/data:\nkeep\n\n/opq:\nnew\n\n/srv/site/:\nkeep\n"),
+                       (["env"], b"PATH=/bin\nHOME=/root\nGREETING=from-oci\n"), (["pwd"], b"/srv\n")):
+        got = run_umiak(platform, [img, *args], env={"HOME": "/root"})
+        assert (got.status, got.stdout, got.stderr) == (0, want, b""), got.describe()
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+def _program_needing_a_library(tmp_path: Path) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    (tmp_path / "lib.c").write_text("int umiak_answer(void) { return 42; }\n")
+    (tmp_path / "main.c").write_text("int umiak_answer(void);\nint main(void) { return umiak_answer(); }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", tmp_path / "libumiaktest.so", tmp_path / "lib.c"], check=True)
+    subprocess.run(["gcc", "-o", tmp_path / "needs", tmp_path / "main.c", f"-L{tmp_path}", "-lumiaktest"],
+                   check=True)
+    (tmp_path / "libumiaktest.so").unlink()
+    return tmp_path / "needs"
+
+
+def test_missing_library(tmp_path):
+    pytest.importorskip("elftools")
+    prog = _program_needing_a_library(tmp_path)
+    r = umiak_cli("build", "-o", tmp_path / "x.img", prog)
+    assert r.returncode == 125
+    assert r.stderr.decode().startswith(f"umiak: libumiaktest.so (needed by {prog}) not found in "), r.stderr
+    assert r.stderr.count(b"\n") == 1 and not (tmp_path / "x.img").exists()
+    r = umiak_cli("build", "-q", "--allow-missing", "-o", tmp_path / "x.img", prog)
+    assert r.returncode == 0 and b"libumiaktest.so (needed by" in r.stderr, r.stderr
+    e2fsck(tmp_path / "x.img")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad-groups", "zeros"])
+def test_corrupt_image(platform, images, tmp_path, damage):
+    data = bytearray(images.get("hello", hello_static()).read_bytes())
+    if damage == "truncated":
+        data = data[:8192]
+    elif damage == "bad-groups":
+        data[4096:8192] = b"\xff" * 4096     # the group descriptors
+    else:
+        data[1024:1080] = bytes(56)          # superblock counts gone, magic kept
+    bad = tmp_path / "bad.img"
+    bad.write_bytes(bytes(data))
+    r = run_umiak(platform, [bad], timeout=30)
+    assert r.status == 125, r.describe()
+    assert r.stderr.startswith(b"umiak: ") and r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr, \
+        r.describe()
+
+
+# -- closing the rest: --record-missing and --add-missing ----------------------------------------
+
+def test_record_missing_then_add_missing(platform, images, tmp_path):
+    img = images.get("ls", "/bin/ls")
+    target = "/usr/bin/sqlite3" if os.path.exists("/usr/bin/sqlite3") else PYTHON
+    listing = tmp_path / "missing.txt"
+    r = run_umiak(platform, [img, target], options=["--record-missing", f"--missing-file={listing}"])
+    assert r.status == 2, r.describe()
+    missing = listing.read_text().splitlines()
+    assert target in missing, missing
+    out = tmp_path / "ls2.img"
+    b = umiak_cli("build", "-q", "-o", out, "/bin/ls", "--add-missing", listing)
+    assert b.returncode == 0, b.stderr
+    compare_image(platform, ["/bin/ls", target], out, [target])
+
+
+def test_plain_run_imports_no_image_code():
+    code = ("import sys, umiak.cli\n"
+            "st = umiak.cli.main(['run', '/bin/true'])\n"
+            "print(st, sorted(m for m in sys.modules if m.startswith('umiak.image') or m.endswith('.ext4')))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=umiak_env(), capture_output=True, cwd=REPO, timeout=60)
+    assert r.stdout == b"0 []\n", r.stdout + r.stderr
