@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from umiak.errors import UmiakError
-from umiak.image.closure import closure, host_path, resolve, undefined_symbols
+from umiak.image.closure import closure, host_path, referenced_names, resolve
 from umiak.image.stage import Stage
 
 META_DIR = "/.umiak"
@@ -330,8 +330,9 @@ def _runtime_files(stage: Stage, objects: set[str], env: dict, spec: Spec, take,
                 take(lib, "/etc/nsswitch.conf")
     for extra in ("/etc/host.conf", "/etc/services", "/etc/protocols"):
         stage.copy_from("/", extra)
-    symbols = undefined_symbols(sorted(p for p in objects if "libc.so" not in p and "ld-linux" not in p))
-    if symbols & {"iconv_open", "iconv"}:
+    symbols = referenced_names(sorted(p for p in objects if "libc.so" not in p and "ld-linux" not in p),
+                               TIME_SYMBOLS | {"iconv_open"})
+    if "iconv_open" in symbols:
         for d in ("/usr/lib/x86_64-linux-gnu/gconv", "/usr/lib64/gconv", "/usr/lib/gconv"):
             if os.path.isdir(d):
                 stage.copy_host(d, d)

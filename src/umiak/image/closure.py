@@ -136,13 +136,19 @@ class _Elf:
                 elf = ELFFile(f)
                 if elf.elfclass != 64 or elf["e_machine"] != "EM_X86_64":
                     raise NotElf(f"{label}: not an x86-64 ELF file")
-                dyn = None
-                for seg in elf.iter_segments():
-                    if seg["p_type"] == "PT_INTERP":
-                        self.interp = seg.get_interp_name()
-                    elif seg["p_type"] == "PT_DYNAMIC" and isinstance(seg, DynamicSegment):
-                        dyn = seg
-                if dyn is None:
+                # The sections when there are (cheap to reach); the segments of a stripped file.
+                dyn = elf.get_section_by_name(".dynamic") if elf.num_sections() else None
+                interp = elf.get_section_by_name(".interp") if dyn is not None else None
+                if dyn is not None:
+                    if interp is not None:
+                        self.interp = interp.data().rstrip(b"\0").decode("utf-8", "surrogateescape")
+                else:
+                    for seg in elf.iter_segments():
+                        if seg["p_type"] == "PT_INTERP":
+                            self.interp = seg.get_interp_name()
+                        elif seg["p_type"] == "PT_DYNAMIC" and isinstance(seg, DynamicSegment):
+                            dyn = seg
+                if dyn is None or not hasattr(dyn, "iter_tags"):
                     return
                 for tag in dyn.iter_tags():
                     t = tag.entry.d_tag
@@ -319,19 +325,20 @@ class _Resolver:
         missing.append((name, needed_by))
 
 
-def undefined_symbols(paths: list[str], root: str = "/") -> set[str]:
-    """The dynamic symbols these objects import (what they call from others): only when a rule
-    asks, since reading the symbol tables of big libraries is most of a closure's cost."""
+def referenced_names(paths: list[str], names: set[str], root: str = "/") -> set[str]:
+    """Which of `names` these objects' dynamic string tables hold (the symbols they import,
+    or export: the rules that ask only name functions libc defines). A string search, since
+    walking the symbol tables of big objects with pyelftools takes seconds."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     out: set[str] = set()
+    wanted = {n: b"\0" + n.encode() + b"\0" for n in names}
     for p in paths:
         try:
             with open(host_path(root, resolve(root, p) or p), "rb") as f:
-                symtab = ELFFile(f).get_section_by_name(".dynsym")
-                if symtab is None:
-                    continue
-                out.update(s.name for s in symtab.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name)
+                sec = ELFFile(f).get_section_by_name(".dynstr")
+                data = b"\0" + sec.data() if sec is not None else b""
         except (ELFError, OSError):
             continue
+        out.update(n for n, needle in wanted.items() if needle in data)
     return out
