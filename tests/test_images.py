@@ -306,6 +306,10 @@ def _oci_layout(dest: Path, layers: list[bytes], config: dict) -> Path:
                                                 "platform": {"architecture": "amd64", "os": "linux"}}]}
     (dest / "index.json").write_text(json.dumps(index))
     (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return _tar_of(dest)
+
+
+def _tar_of(dest: Path) -> Path:
     out = dest.with_suffix(".tar")
     with tarfile.open(out, "w") as t:
         for p in sorted(dest.rglob("*")):
@@ -313,7 +317,21 @@ def _oci_layout(dest: Path, layers: list[bytes], config: dict) -> Path:
     return out
 
 
-def test_from_oci_layout(platform, tmp_path):
+def _docker_save(dest: Path, layers: list[bytes], config: dict) -> Path:
+    """The `docker save` format: manifest.json naming a config file and layer tars."""
+    dest.mkdir()
+    names = []
+    for i, layer in enumerate(layers):
+        (dest / f"layer{i}").mkdir()
+        (dest / f"layer{i}" / "layer.tar").write_bytes(layer)
+        names.append(f"layer{i}/layer.tar")
+    (dest / "cfg.json").write_text(json.dumps({"architecture": "amd64", "os": "linux", "config": config}))
+    (dest / "manifest.json").write_text(json.dumps([{"Config": "cfg.json", "RepoTags": ["t:1"], "Layers": names}]))
+    return _tar_of(dest)
+
+
+@pytest.mark.parametrize("layout", ["oci-layout", "docker-save"])
+def test_from_oci(platform, tmp_path, layout):
     pytest.importorskip("elftools")
     busybox = "/usr/bin/busybox" if os.path.exists("/usr/bin/busybox") else "/bin/busybox"
     if not os.path.exists(busybox) or b"statically linked" not in subprocess.run(
@@ -328,7 +346,7 @@ def test_from_oci_layout(platform, tmp_path):
     config = {"Entrypoint": ["/bin/busybox"],
               "Cmd": ["cat", "/etc/msg"],
               "Env": ["PATH=/bin", "GREETING=from-oci"], "WorkingDir": "/srv", "ExposedPorts": {"8080/tcp": {}}}
-    tar = _oci_layout(tmp_path / "layout", [base, top], config)
+    tar = (_oci_layout if layout == "oci-layout" else _docker_save)(tmp_path / "layout", [base, top], config)
     img = tmp_path / "oci.img"
     r = umiak_cli("build", "-q", "-o", img, "--from-oci", tar)
     assert r.returncode == 0, r.stderr
