@@ -2,7 +2,8 @@
  * Usage: treewalk DIR       names, d_type, mode, nlink, owner, size, mtime, hard-link groups,
  *                           contents (CRC by read(2), by pread(2) at odd offsets, by mmap(2)
  *                           MAP_PRIVATE and MAP_SHARED), SEEK_DATA/SEEK_HOLE maps, link
- *                           targets, extended attributes
+ *                           targets, extended attributes (contents not in directories of
+ *                           more than 1000 entries)
  *        treewalk -i DIR    path, st_ino, st_blocks, st_blksize, st_size and the three times
  *                           in ns (the image's own numbers, checked against debugfs)
  * Probes: getdents64 (d_type) via readdir, lstat, open/read/pread/lseek(SEEK_DATA, SEEK_HOLE),
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 static int inode_mode;
+static int light;            /* in a directory of more than 1000 entries: lstat and xattrs only */
 static char root[4096];
 
 static uint32_t crc_table[256];
@@ -115,6 +117,7 @@ static void contents(const char *path, const struct stat *st)
         close(fd);
         return;
     }
+    lseek(fd, 0, SEEK_SET);
     unsigned char *buf = malloc(st->st_size + 1);
     size_t got = 0;
     for (;;) {
@@ -217,7 +220,7 @@ static void entry(const char *path, unsigned char dtype)
         if (first != rel)
             printf(" same-as:%s", first);
     }
-    if (S_ISREG(st.st_mode))
+    if (S_ISREG(st.st_mode) && !light)
         contents(path, &st);
     if (S_ISLNK(st.st_mode)) {
         char target[8192];
@@ -252,14 +255,18 @@ static void walk(const char *dir)
     }
     closedir(d);
     qsort(ents, n, sizeof *ents, cmp);
+    int was_light = light;
+    light = n > 1000;
     for (size_t i = 0; i < n; i++) {
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
         entry(path, ents[i]->d_type);
         if (ents[i]->d_type == DT_DIR)
             walk(path);
+        light = n > 1000;
         free(ents[i]);
     }
+    light = was_light;
     free(ents);
 }
 
