@@ -138,7 +138,9 @@ def _run(args) -> int:
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
                       cpus=args.cpus, max_threads=max_threads, prewarm=False, net=args.net, publish=_publish(args, kconfig),
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
-                      kernel_config=kconfig, image_root=args.image_root, **_user(args.user))
+                      kernel_config=kconfig, **_user(args.user))
+    if args.image_root:
+        opts.image_root = args.image_root
     if args.record_missing:
         if opts.strace or opts.syscall_summary:
             raise UmiakError("--record-missing cannot be combined with --strace or --syscall-summary")
