@@ -152,13 +152,16 @@ def test_redis_from_deb(platform, images):
     compare_image(platform, ["/usr/bin/redis-server", "--version"], img, ["--version"])
 
 
-def test_redis_serves(platform, images):
-    img = _redis_image(images)
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "umiak", "run", f"--platform={platform}", str(img),
-           "--save", "", "--port", str(port), "--bind", "127.0.0.1"]
+        return s.getsockname()[1]
+
+
+def _serve(platform, img: Path, args: list[str], port: int, request: bytes, until) -> bytes:
+    """Start the image's server (--net=host: its port is the host's), send one request once it
+    listens, read until until(reply) is true; returns the reply. The server is stopped after."""
+    cmd = [sys.executable, "-m", "umiak", "run", f"--platform={platform}", str(img), *args]
     proc = subprocess.Popen(cmd, env=umiak_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -168,23 +171,65 @@ def test_redis_serves(platform, images):
                 break
             except OSError:
                 assert proc.poll() is None, proc.stdout.read().decode()
-                assert time.monotonic() < deadline, "redis in the image never listened"
+                assert time.monotonic() < deadline, "the server in the image never listened"
                 time.sleep(0.2)
         with c:
-            c.sendall(b"PING\r\nSET k umiak\r\nGET k\r\n")
+            c.settimeout(30)
+            c.sendall(request)
             got = b""
-            while got.count(b"\r\n") < 4:
-                chunk = c.recv(100)
+            while not until(got):
+                chunk = c.recv(4096)
                 if not chunk:
                     break
                 got += chunk
-            assert got == b"+PONG\r\n+OK\r\n$5\r\numiak\r\n", got
-            c.sendall(b"SHUTDOWN NOSAVE\r\n")
-        assert proc.wait(timeout=30) == 0
+        return got
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_redis_serves(platform, images):
+    img = _redis_image(images)
+    port = _free_port()
+    got = _serve(platform, img, ["--save", "", "--port", str(port), "--bind", "127.0.0.1"], port,
+                 b"PING\r\nSET k umiak\r\nGET k\r\n", lambda b: b.count(b"\r\n") >= 4)
+    assert got == b"+PONG\r\n+OK\r\n$5\r\numiak\r\n", got
+
+
+NGINX_CONF = """user root root;
+daemon off;
+master_process off;
+error_log stderr;
+pid /tmp/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path /tmp/body; proxy_temp_path /tmp/proxy; fastcgi_temp_path /tmp/fcgi;
+    uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
+    server {{ listen 127.0.0.1:{port}; root /srv/site; }}
+}}
+"""
+
+
+def test_nginx_from_deb_with_a_site(platform, images, tmp_path_factory):
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available")
+    d = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    (d / "site").mkdir()
+    page = b"<h1>served from an umiak image</h1>\n"
+    (d / "site" / "index.html").write_bytes(page)
+    (d / "nginx.conf").write_text(NGINX_CONF.format(port=port))
+    img = images.get(f"nginx-{port}", "--deb", "nginx", "--add", f"{d / 'site'}:/srv/site",
+                     "--add", f"{d / 'nginx.conf'}:/etc/nginx/nginx.conf")
+    got = _serve(platform, img, [], port, b"GET /index.html HTTP/1.0\r\n\r\n",
+                 lambda b: b"\r\n\r\n" in b and b.endswith(page))
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\n" + page), got
 
 
 def test_apt_unknown_package():
@@ -256,6 +301,15 @@ def test_carried_kernel_config(platform, images, tmp_path):
     compare_image(platform, [exe], img)
     r = run_umiak(platform, [img], options=["--strace"])
     assert r.status == 125 and b"STRACE" in r.stderr and r.stderr.count(b"\n") == 1, r.describe()
+    # an image whose config this umiak lacks an option of (made by another version, say)
+    cfg.write_text("CONFIG_UMIAK_NO_SUCH_OPTION=y\n")
+    debugfs = shutil.which("debugfs") or "/sbin/debugfs"
+    subprocess.run([debugfs, "-w", "-R", "rm /.umiak/kernel.config", str(img)], capture_output=True, check=True)
+    subprocess.run([debugfs, "-w", "-R", f"write {cfg} /.umiak/kernel.config", str(img)], capture_output=True,
+                   check=True)
+    r = run_umiak(platform, [img])
+    assert r.status == 125 and r.stderr.startswith(f"umiak: {img}: this umiak cannot run the kernel config".encode()) \
+        and b"UMIAK_NO_SUCH_OPTION" in r.stderr and r.stderr.count(b"\n") == 1, r.describe()
 
 
 # -- OCI ------------------------------------------------------------------------------------------

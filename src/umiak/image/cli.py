@@ -226,7 +226,15 @@ def apply_image(args) -> list[str]:
     if args.memory is None and meta.get("memory"):
         args.memory = meta["memory"]
     if args.config is None and args.profile is None and meta.get("config"):
-        args.config = config_file(meta)
+        path = config_file(meta)
+        from umiak.config import load
+        try:
+            load(path)    # frozen and cached: the run's own load() below is then cheap
+        except UmiakError as e:
+            msg = str(e).removeprefix(f"{path}:")
+            raise UmiakError(f"{image}: this umiak cannot run the kernel config the image carries "
+                             f"({meta['config']}:{msg.lstrip()})") from None
+        args.config = path
     args.image_root = os.path.abspath(image)
     return argv
 
