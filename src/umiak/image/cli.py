@@ -203,6 +203,8 @@ def apply_image(args) -> list[str]:
     """`umiak run IMAGE [ARGS]` / `--image IMAGE PROG ARGS`: fill args' defaults from the image's
     metadata (the command line wins) and return the guest argv. args.image_root is set."""
     from umiak.image import config_file, read_meta
+    if args.root is not None:
+        raise UmiakError("an image is the guest's / already: --root cannot be given with it")
     if args.image:
         image, argv = args.image, [args.program, *args.args]
     else:

@@ -44,6 +44,10 @@ def closure(path: str, root: str = "/", missing: list | None = None) -> list[tup
     """[(guest path, the guest path of the file that needs it)] for `path` and everything it loads,
     `path` itself first (needed by ""). A library nobody provides raises MissingLibrary, or with
     a `missing` list is appended there as (name, needed_by) and skipped."""
+    try:
+        import elftools  # noqa: F401
+    except ImportError:
+        raise UmiakError("reading ELF files needs pyelftools (pip install pyelftools==0.32)") from None
     return _Resolver(root).run(path, missing)
 
 
