@@ -165,7 +165,7 @@ class Kernel:
             except OSError:
                 continue  # closed on the host: closed in the guest too
             fds.install_at(i, HostFile(hfd, mode, f"/dev/fd/{i}"))
-        cwd = opts.cwd or os.getcwd()
+        cwd = opts.cwd or ("/" if opts.image_root else os.getcwd())   # an image has none of the host's paths
         proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
         proc.ppid = 0
         proc.exe = host_path

@@ -77,6 +77,9 @@ def build_vfs(kernel) -> VFS:
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
     for path in tmpfs_paths:
         _mount_point(overlay, path, True)
+    if image:   # an image need not have /dev, /proc, /sys, /tmp: `ls /` shows them all the same
+        for path in [p for p in vfs.mounts if p.count("/") == 1 and p != "/"]:
+            _mount_point(overlay, path, True)
     if want("IDENTITY_FILES"):
         _identity(kernel, overlay)
     return vfs if cfg is None else _configured(kernel, vfs, overlay, want, bool(image))

@@ -336,11 +336,11 @@ class Ext4Node(Node):
                        st_rdev=rdev, st_blksize=fs.block_size, st_blocks=blocks,
                        st_atime_ns=_time(atime, ext(0x8C)), st_mtime_ns=_time(mtime, ext(0x88)),
                        st_ctime_ns=_time(ctime, ext(0x84)))
-        self._extents = None
-        self._starts = None
-        self._entries = None
-        self._xattrs = None
-        self._inline = None
+        self._extents: list[tuple[int, int, int]] | None = None
+        self._starts: list[int] = []
+        self._entries: dict[str, tuple[int, int]] | None = None
+        self._xattrs: dict[bytes, bytes] | None = None
+        self._inline: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Ext4Node({self.ino}, {oct(self.mode)})"
@@ -357,11 +357,14 @@ class Ext4Node(Node):
         """[(first logical block, first physical block or 0 for zeros, count)], sorted, merged."""
         if self._extents is None:
             out: list[list[int]] = []
+            # Map blocks (index, indirect) count in i_blocks: a tree that reads more than the
+            # inode owns is corrupt (a loop, or garbage pointers), never a long walk.
+            budget = [self.st.st_blocks // (self.fs.block_size // 512) + 2]
             try:
                 if self.flags & EXTENTS_FL:
-                    self._walk_extents(self.i_block, out, 0)
+                    self._walk_extents(self.i_block, out, None, budget)
                 else:
-                    self._walk_indirect(out)
+                    self._walk_indirect(out, budget)
             except (Corrupt, struct.error):
                 raise _eio() from None
             out.sort()
@@ -375,11 +378,19 @@ class Ext4Node(Node):
                 merged.append((lb, pb, n))
             self._extents = merged
             self._starts = [e[0] for e in merged]
+            return merged
         return self._extents
 
-    def _walk_extents(self, data: bytes, out: list, depth_seen: int) -> None:
+    def _map_block(self, blk: int, budget: list) -> bytes:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Corrupt(f"inode {self.ino}: more map blocks than the inode has")
+        return self.fs._block(blk)
+
+    def _walk_extents(self, data: bytes, out: list, want_depth: int | None, budget: list) -> None:
         magic, entries, _max, depth, _gen = _EXT_HDR.unpack_from(data, 0)
-        if magic != EXT_MAGIC or depth > 5 or depth_seen > 5 or 12 + entries * 12 > len(data):
+        if magic != EXT_MAGIC or depth > 5 or (want_depth is not None and depth != want_depth) \
+                or 12 + entries * 12 > len(data):
             raise Corrupt(f"inode {self.ino}: bad extent header")
         fs = self.fs
         for i in range(entries):
@@ -395,9 +406,9 @@ class Ext4Node(Node):
                     out.append([lb, pb, n])
             else:
                 _lb, lo, hi, _ = _EXT_INDEX.unpack_from(data, off)
-                self._walk_extents(fs._block(lo | (hi << 32)), out, depth_seen + 1)
+                self._walk_extents(self._map_block(lo | (hi << 32), budget), out, depth - 1, budget)
 
-    def _walk_indirect(self, out: list) -> None:
+    def _walk_indirect(self, out: list, budget: list) -> None:
         fs = self.fs
         per = fs.block_size // 4
         ptrs = struct.unpack_from("<15I", self.i_block, 0)
@@ -408,11 +419,11 @@ class Ext4Node(Node):
         base = 12
         for level, p in ((1, ptrs[12]), (2, ptrs[13]), (3, ptrs[14])):
             if p and base < nblocks:
-                self._indirect(p, level, base, per, nblocks, out)
+                self._indirect(p, level, base, per, nblocks, out, budget)
             base += per ** level
 
-    def _indirect(self, blk: int, level: int, base: int, per: int, nblocks: int, out: list) -> None:
-        ptrs = struct.unpack(f"<{per}I", self.fs._block(blk))
+    def _indirect(self, blk: int, level: int, base: int, per: int, nblocks: int, out: list, budget: list) -> None:
+        ptrs = struct.unpack(f"<{per}I", self._map_block(blk, budget))
         span = per ** (level - 1)
         for i, p in enumerate(ptrs):
             lb = base + i * span
@@ -426,14 +437,15 @@ class Ext4Node(Node):
                 else:
                     out.append([lb, p, 1])
             else:
-                self._indirect(p, level - 1, lb, per, nblocks, out)
+                self._indirect(p, level - 1, lb, per, nblocks, out, budget)
 
     # -- data -----------------------------------------------------------------------------
     def inline_data(self) -> bytes:
         """The bytes of an inline-data inode: i_block, then the system.data xattr."""
-        if self._inline is None:
-            self._inline = self.i_block + self._all_xattrs().get(b"system.data", b"")
-        return self._inline
+        data = self._inline
+        if data is None:
+            data = self._inline = self.i_block + self._all_xattrs().get(b"system.data", b"")
+        return data
 
     def read_at(self, offset: int, n: int) -> bytes:
         size = self.size
@@ -447,7 +459,7 @@ class Ext4Node(Node):
         fs = self.fs
         bs = fs.block_size
         end = offset + n
-        i = bisect.bisect_right(self._starts, offset // bs) - 1   # type: ignore[arg-type]
+        i = bisect.bisect_right(self._starts, offset // bs) - 1
         if i < 0:
             i = 0
         parts = []
@@ -514,12 +526,13 @@ class Ext4Node(Node):
         return -1 if data else min(pos, self.size)
 
     # -- Node -----------------------------------------------------------------------------
-    def _dir(self) -> dict:
-        """name -> inode number of a directory (read in full once)."""
-        if self._entries is None:
+    def _dir(self) -> dict[str, tuple[int, int]]:
+        """name -> (inode number, d_type) of a directory (read in full once)."""
+        entries = self._entries
+        if entries is None:
             if not _stat.S_ISDIR(self.mode):
                 raise SyscallError(ENOTDIR)
-            entries: dict[str, tuple[int, int]] = {}
+            entries = {}
             try:
                 if self.flags & INLINE_DATA_FL:
                     data = self.inline_data()
@@ -528,17 +541,22 @@ class Ext4Node(Node):
                     self._parse_block(data[4:60], entries, inline=True)
                     if len(data) > 60:
                         self._parse_block(data[60:], entries, inline=True)
-                else:
-                    bs = self.fs.block_size
-                    blob = self.read_at(0, self.size)
-                    for off in range(0, len(blob), bs):
-                        self._parse_block(blob[off:off + bs], entries)
+                else:   # the blocks that hold entries (never the holes a bad i_size claims)
+                    fs = self.fs
+                    bs = fs.block_size
+                    nblocks = (self.size + bs - 1) // bs
+                    for lb, pb, cnt in self.extents():
+                        cnt = min(cnt, nblocks - lb)
+                        if pb and cnt > 0:
+                            blob = fs._pread(pb * bs, cnt * bs)
+                            for off in range(0, len(blob), bs):
+                                self._parse_block(blob[off:off + bs], entries)
             except (Corrupt, struct.error):
                 raise _eio() from None
             entries.pop(".", None)
             entries.pop("..", None)
             self._entries = entries
-        return self._entries
+        return entries
 
     def _parse_block(self, blk: bytes, entries: dict, inline: bool = False) -> None:
         off, end = 0, len(blk)
@@ -580,6 +598,8 @@ class Ext4Node(Node):
     def readlink(self) -> str:
         if not _stat.S_ISLNK(self.mode):
             raise SyscallError(EINVAL)
+        if self.size > max(self.fs.block_size, 4096):
+            raise _eio()          # longer than any symlink ext4 can hold
         if self.flags & INLINE_DATA_FL:
             data = self.inline_data()[:self.size]
         elif self._fast_symlink():
@@ -609,8 +629,9 @@ class Ext4Node(Node):
 
     def _all_xattrs(self) -> dict[bytes, bytes]:
         """Full name -> value, from the inode body then the xattr block."""
-        if self._xattrs is None:
-            out: dict[bytes, bytes] = {}
+        out = self._xattrs
+        if out is None:
+            out = {}
             try:
                 start = 128 + self.extra_isize
                 raw = self.raw
@@ -624,7 +645,7 @@ class Ext4Node(Node):
             except (Corrupt, struct.error):
                 raise _eio() from None
             self._xattrs = out
-        return self._xattrs
+        return out
 
     def _parse_xattrs(self, data: bytes, off: int, values: bytes, out: dict) -> None:
         while off + 16 <= len(data):
@@ -635,6 +656,8 @@ class Ext4Node(Node):
             if index not in XATTR_PREFIX:
                 off += (16 + name_len + 3) & ~3
                 continue
+            if vsize > abi.XATTR_SIZE_MAX:
+                raise Corrupt(f"inode {self.ino}: an xattr of {vsize} bytes")
             if vino:
                 value = self.fs.node(vino).read_at(0, vsize)
             else:
