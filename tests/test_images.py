@@ -135,6 +135,61 @@ def test_go_program(platform, images):
         compare_image(platform, [exe, *args], img, args)
 
 
+# -- what glibc loads by name at run time --------------------------------------------------------
+
+def test_iconv_gets_gconv_modules(platform, images):
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/gconv/CP1252.so"):
+        pytest.skip("glibc's gconv modules are not installed")
+    img = images.get("iconv", "/usr/bin/iconv")
+    compare_image(platform, ["/usr/bin/iconv", "-f", "CP1252", "-t", "UTF-8"], img, ["-f", "CP1252", "-t", "UTF-8"],
+                  input=b"\x80 caf\xe9 \x93quoted\x94\n")
+
+
+def test_tz_gets_its_zone_file(platform, images):
+    if not os.path.exists("/usr/share/zoneinfo/Europe/Paris"):
+        pytest.skip("tzdata is not installed")
+    img = images.get("date-paris", "/bin/date", "--env", "TZ=Europe/Paris")
+    from harness import GUEST_ENV
+    args = ["-d", "@15000000", "+%c %Z"]
+    native = run_native(["/bin/date", *args], env=dict(GUEST_ENV, TZ="Europe/Paris"))
+    assert b"CET" in native.stdout
+    assert_same(native, run_umiak(platform, [img, *args]))
+
+
+def test_tls_library_brings_ca_certificates(images):
+    if not os.path.exists("/usr/bin/redis-server") or not os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
+        pytest.skip("needs the host's redis-server (it links libssl) and ca-certificates")
+    files = umiak_cli("inspect", "--files", images.get("redis-host", "/usr/bin/redis-server")).stdout.decode()
+    assert "f /etc/ssl/certs/ca-certificates.crt" in files.splitlines()
+    if os.path.exists("/usr/bin/sqlite3"):   # a program without TLS goes without them
+        files = umiak_cli("inspect", "--files", images.get("sqlite3", "/usr/bin/sqlite3")).stdout.decode()
+        assert "f /etc/ssl/certs/ca-certificates.crt" not in files.splitlines()
+
+
+def test_from_dir(platform, tmp_path):
+    pytest.importorskip("elftools")
+    busybox = _static_busybox()
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    (root / "etc" / "msg").write_text("from a directory\n")
+    img = tmp_path / "dir.img"
+    r = umiak_cli("build", "-q", "-o", img, "--from", root, "--cmd", "/bin/busybox cat")
+    assert r.returncode == 0, r.stderr
+    e2fsck(img)
+    native = run_native([root / "bin" / "busybox", "cat", root / "etc" / "msg"])
+    assert_same(native, run_umiak(platform, [img, "cat", "/etc/msg"]))   # ARGS replace "cat"
+
+
+def _static_busybox() -> str:
+    busybox = "/usr/bin/busybox" if os.path.exists("/usr/bin/busybox") else "/bin/busybox"
+    if not os.path.exists(busybox) or b"statically linked" not in subprocess.run(
+            ["file", "-L", busybox], capture_output=True).stdout:
+        pytest.skip("a static busybox is not installed (apt-get install busybox-static)")
+    return busybox
+
+
 # -- Debian packages ---------------------------------------------------------------------------
 
 def _redis_image(images):
@@ -387,11 +442,7 @@ def _docker_save(dest: Path, layers: list[bytes], config: dict) -> Path:
 @pytest.mark.parametrize("layout", ["oci-layout", "docker-save"])
 def test_from_oci(platform, tmp_path, layout):
     pytest.importorskip("elftools")
-    busybox = "/usr/bin/busybox" if os.path.exists("/usr/bin/busybox") else "/bin/busybox"
-    if not os.path.exists(busybox) or b"statically linked" not in subprocess.run(
-            ["file", "-L", busybox], capture_output=True).stdout:
-        pytest.skip("a static busybox is not installed (apt-get install busybox-static)")
-    bb = Path(busybox).read_bytes()
+    bb = Path(_static_busybox()).read_bytes()
     base = _tar({"bin": ("dir",), "bin/busybox": ("exe", bb), "bin/sh": ("link", "busybox"),
                  "etc": ("dir",), "etc/msg": b"one\n", "data": ("dir",), "data/keep": b"k\n",
                  "data/gone": b"g\n", "opq": ("dir",), "opq/old": b"o\n", "srv": ("dir",)})
