@@ -222,7 +222,7 @@ class _Resolver:
     def elf(self, guest: str, label: str) -> _Elf:
         e = self.elves.get(guest)
         if e is None:
-            e = self.elves[guest] = _Elf(self.hp(guest), label)
+            e = self.elves[guest] = _Elf(self.hp(resolve(self.root, guest) or guest), label)
         return e
 
     @property
