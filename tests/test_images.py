@@ -287,13 +287,26 @@ def test_nginx_from_deb_with_a_site(platform, images, tmp_path_factory):
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\n" + page), got
 
 
-def test_apt_unknown_package():
+def test_python3_minimal_from_deb_runs_its_main_program(platform, images):
+    if shutil.which("apt-get") is None or not os.path.exists(PYTHON):
+        pytest.skip("needs apt-get and the host's python3 to compare with")
+    img = images.get("python3-minimal", "--deb", "python3-minimal")
+    meta = json.loads(umiak_cli("inspect", "--json", img).stdout)
+    assert meta["entrypoint"] == ["/usr/bin/python3"] and meta["cmd"] == []
+    code = "import sys, os; print(sys.version_info[:2], sorted(sys.builtin_module_names)[:5], 2**100)"
+    compare_image(platform, [PYTHON, "-c", code], img, ["-c", code])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("umiak-no-such-package", "Unable to locate package umiak-no-such-package"),
+    ("redis-server=0.0-umiak", "Version '0.0-umiak' for 'redis-server' was not found")])
+def test_apt_cannot_find(tmp_path, spec, message):
     if shutil.which("apt-get") is None:
         pytest.skip("apt-get is not available")
-    r = umiak_cli("build", "-o", "/tmp/never-written.img", "--deb", "umiak-no-such-package")
+    r = umiak_cli("build", "-o", tmp_path / "x.img", "--deb", spec)
     assert r.returncode == 125
-    assert r.stderr == b"umiak: apt-get: Unable to locate package umiak-no-such-package\n"
-    assert not os.path.exists("/tmp/never-written.img")
+    assert r.stderr == f"umiak: apt-get: {message}\n".encode()
+    assert not (tmp_path / "x.img").exists()
 
 
 # -- reproducibility, metadata, inspect --------------------------------------------------------

@@ -298,6 +298,7 @@ class _Resolver:
             chain = queue.pop(0)
             obj = chain[-1]
             for name in self.elves[obj].needed:
+                found: str | None
                 if "/" in name:
                     found = posixpath.normpath(name if name.startswith("/") else posixpath.join("/", name))
                     where = ""

@@ -49,7 +49,7 @@ class _Source:
             except OSError as e:
                 raise UmiakError(f"--from-oci {self.path}: {name}: {e.strerror}") from None
         m = self.members.get(name.lstrip("./"))
-        f = self.tar.extractfile(m) if m is not None else None
+        f = self.tar.extractfile(m) if m is not None and self.tar is not None else None
         if f is None:
             raise UmiakError(f"--from-oci {self.path}: {name} is missing")
         return f
@@ -163,7 +163,8 @@ def apply_layer(stage, tar: tarfile.TarFile) -> None:
             _remove(dst)
             f = tar.extractfile(m)
             with open(dst, "wb") as out:
-                shutil.copyfileobj(f, out)
+                if f is not None:
+                    shutil.copyfileobj(f, out)
             os.chmod(dst, m.mode & 0o7777)
         elif m.issym():
             _remove(dst)
