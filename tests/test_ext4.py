@@ -197,6 +197,7 @@ LAYOUTS = {
     "ext4-meta-bg": ("mkfs.ext4", ["-b", "1024", "-O", "meta_bg,^resize_inode", "-g", "1024"]),
     "ext4-many-inodes": ("mkfs.ext4", ["-b", "4096", "-N", "60000"]),
     "ext4-128-byte-inodes": ("mkfs.ext4", ["-b", "4096", "-I", "128"]),
+    "ext4-bigalloc": ("mkfs.ext4", ["-b", "4096", "-O", "bigalloc", "-C", "16384"]),
     "ext3": ("mke2fs", ["-t", "ext3", "-b", "4096"]),
     "ext2": ("mke2fs", ["-t", "ext2", "-b", "4096"]),
 }
@@ -428,6 +429,41 @@ def test_corrupted_images_never_crash_or_hang(tmp_path, features):
         assert time.monotonic() - t < 5, f"trial {trial}: a long walk"
 
 
+def test_overlay_copy_up_of_an_image_file(tree, tmp_path):
+    """A change to an image file copies it into memory: same st_ino, st_dev, mode, owner,
+    times and bytes; the image's directory shows the new name, the image file is unchanged."""
+    import itertools
+
+    from umiak.kernel.vfs.ext4 import mount_root
+
+    class Kernel:   # what the overlay needs of a kernel
+        anon_minors = itertools.count(1)
+        options = None
+    src = tmp_path / "src"
+    subprocess.run(["cp", "-a", os.path.join(tree, "files"), str(src)], check=True)
+    image = mkfs(tmp_path / "o.img", str(src), "-b", "4096", size="64M", inodes=256, htree=False)
+    with open(image, "rb") as f:
+        before = f.read()
+    overlay = mount_root(Kernel(), image)
+    leaf = overlay.root.lookup("random3m")
+    st = leaf.stat()
+    inode = leaf.copy_up()
+    after = inode.stat()
+    for field in ("st_ino", "st_dev", "st_mode", "st_uid", "st_gid", "st_size", "st_mtime_ns", "st_atime_ns"):
+        assert getattr(after, field) == getattr(st, field), field
+    with open(src / "random3m", "rb") as f:
+        assert inode.data == f.read()
+    inode.write_at(0, b"changed")
+    assert overlay.root.lookup("random3m").stat().st_size == st.st_size
+    overlay.root.create("new-file", 0o644).write_at(0, b"new")
+    assert "new-file" in [n for _, _, n in overlay.root.list()]
+    with open(image, "rb") as f:
+        assert f.read() == before
+    info = overlay.statfs(overlay.root)
+    assert info["f_bsize"] == 4096 and info["f_blocks"] == 16384 and info["f_namelen"] == 255
+    overlay.lower_fs.close()
+
+
 # -- failures at mount ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -446,6 +482,9 @@ def bad_images(tree, tmp_path_factory):
     put("random.img", random.Random(1).randbytes(1 << 20))
     put("zeroed-superblock.img", data[:1024] + bytes(1024) + data[2048:])
     put("empty.img", b"")
+    casefold = bytearray(data)
+    casefold[1024 + 0x60 + 2] |= 0x02           # s_feature_incompat |= INCOMPAT_CASEFOLD (0x20000)
+    put("casefold.img", bytes(casefold))
     bad_groups = bytearray(data)
     bad_groups[4096:8192] = b"\xff" * 4096      # the group descriptors
     put("bad-groups.img", bytes(bad_groups))
@@ -473,6 +512,9 @@ def test_bad_images_give_one_line(platform, bad_images, tmp_path):
         assert r.status == 125, (name, r.describe())
         assert len(err.splitlines()) == 1 and err.startswith(f"umiak: {path}: "), (name, err)
         assert "Traceback" not in err and "internal error" not in err, (name, err)
+    r = run_image(tmp_path, ["/bin/true"], platform=platform)
+    assert r.status == 125 and r.stderr.decode().splitlines() == \
+        [f"umiak: {tmp_path}: not an ext2/3/4 image (not a file)"], r.describe()
     r = run_image(tmp_path / "absent.img", ["/bin/true"], platform=platform)
     assert r.status == 125 and r.stderr.decode().splitlines() == \
         [f"umiak: {tmp_path / 'absent.img'}: No such file or directory"]
@@ -486,6 +528,7 @@ def test_bad_image_messages(bad_images):
     want = {"truncated.img": "truncated ext2/3/4 image", "random.img": "not an ext2/3/4 image (bad magic)",
             "zeroed-superblock.img": "not an ext2/3/4 image (bad magic)",
             "empty.img": "not an ext2/3/4 image (too short for a superblock)",
+            "casefold.img": "ext4 feature not supported: casefold",
             "bad-groups.img": "corrupt ext2/3/4 image", "bad-block-size.img": "corrupt ext2/3/4 image"}
     for name, path in images.items():
         with pytest.raises(ImageError) as e:

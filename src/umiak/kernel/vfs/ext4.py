@@ -28,6 +28,7 @@ import bisect
 import os
 import stat as _stat
 import struct
+from typing import NoReturn
 
 from umiak.errors import UmiakError
 from umiak.kernel import abi
@@ -118,28 +119,31 @@ class Ext4FS(FileSystem):
             self.fd = os.open(image_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise ImageError(f"{image_path}: {e.strerror}") from None
+        minors = getattr(kernel, "anon_minors", None)
+        self.dev = makedev(7, next(minors)) if minors is not None else makedev(7, 0)   # a loop device
+        self._inodes: dict[int, Ext4Node] = {}
         try:
             self._mount()
+            self.root = self.node(2)
+            if not _stat.S_ISDIR(self.root.mode):
+                self._fail("corrupt ext2/3/4 image (the root inode is no directory)")
         except ImageError:
             os.close(self.fd)
             raise
         except (Corrupt, SyscallError, struct.error, ValueError, IndexError, OverflowError) as e:
             os.close(self.fd)
-            raise ImageError(f"{image_path}: corrupt ext2/3/4 image ({e or 'bad metadata'})") from None
-        minors = getattr(kernel, "anon_minors", None)
-        self.dev = makedev(7, next(minors)) if minors is not None else makedev(7, 0)   # a loop device
-        self._inodes: dict[int, Ext4Node] = {}
-        self.root = self.node(2)
-        if not _stat.S_ISDIR(self.root.mode):
-            os.close(self.fd)
-            raise ImageError(f"{image_path}: corrupt ext2/3/4 image (the root inode is no directory)")
+            why = e if isinstance(e, Corrupt) else os.strerror(e.errno) if isinstance(e, SyscallError) else "bad metadata"
+            raise ImageError(f"{image_path}: corrupt ext2/3/4 image ({why})") from None
 
     # -- the superblock and group descriptors -------------------------------------------
-    def _fail(self, why: str):
+    def _fail(self, why: str) -> NoReturn:
         raise ImageError(f"{self.path}: {why}")
 
     def _mount(self) -> None:
-        size = os.fstat(self.fd).st_size
+        st = os.fstat(self.fd)
+        if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISBLK(st.st_mode)):
+            self._fail("not an ext2/3/4 image (not a file)")
+        size = st.st_size if _stat.S_ISREG(st.st_mode) else os.lseek(self.fd, 0, os.SEEK_END)
         sb = os.pread(self.fd, 1024, SB_OFFSET)
         if len(sb) < 1024:
             self._fail("not an ext2/3/4 image (too short for a superblock)")
