@@ -321,6 +321,16 @@ def test_same_inputs_same_bytes(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_same_packages_same_bytes(images, tmp_path):
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available")
+    first = images.get("python3-minimal", "--deb", "python3-minimal")
+    again = tmp_path / "again.img"
+    r = umiak_cli("build", "-q", "-o", again, "--deb", "python3-minimal")
+    assert r.returncode == 0, r.stderr
+    assert first.read_bytes() == again.read_bytes()
+
+
 def test_inspect(images):
     img = images.get("ls", "/bin/ls")
     r = umiak_cli("inspect", img)
