@@ -107,6 +107,9 @@ def make_tree(top, entries: int):
     os.makedirs(sticky)
     os.chmod(sticky, 0o1777)
     os.mkfifo(os.path.join(odd, "fifo"))
+    import socket
+    with socket.socket(socket.AF_UNIX) as sock:    # a socket inode (the file stays after close)
+        sock.bind(os.path.join(odd, "sock"))
     old = os.path.join(odd, "old")
     with open(old, "w") as f:
         f.write("old\n")
@@ -200,7 +203,12 @@ LAYOUTS = {
     "ext4-bigalloc": ("mkfs.ext4", ["-b", "4096", "-O", "bigalloc", "-C", "16384"]),
     "ext3": ("mke2fs", ["-t", "ext3", "-b", "4096"]),
     "ext2": ("mke2fs", ["-t", "ext2", "-b", "4096"]),
+    "ext2-no-filetype": ("mke2fs", ["-t", "ext2", "-b", "1024", "-O", "^filetype"]),
 }
+
+
+DT = {stat.S_IFREG: 8, stat.S_IFDIR: 4, stat.S_IFLNK: 10, stat.S_IFIFO: 1, stat.S_IFCHR: 2, stat.S_IFBLK: 6,
+      stat.S_IFSOCK: 12}
 
 
 def _walk_tree(src):
@@ -284,8 +292,11 @@ def test_driver_reads_every_layout(request, tmp_path, layout):
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 assert ist.st_rdev == st.st_rdev, rel
             if stat.S_ISDIR(st.st_mode):
-                names = sorted(n for _, _, n in node.list() if n != "lost+found")
+                listing = node.list()
+                names = sorted(n for _, _, n in listing if n != "lost+found")
                 assert names == sorted(os.listdir(host)), rel
+                for ino, dtype, name in listing:
+                    assert dtype == DT[stat.S_IFMT(fs.node(ino).mode)], (rel, name)
             if not stat.S_ISLNK(st.st_mode):
                 want = {n.encode(): os.getxattr(host, n, follow_symlinks=False) for n in os.listxattr(host)
                         if not n.startswith("security.selinux")}

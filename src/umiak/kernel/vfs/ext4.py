@@ -36,7 +36,6 @@ from umiak.kernel.errors import EBADF, EINVAL, EIO, ENOENT, ENOTDIR, ENXIO, Sysc
 from umiak.kernel.files import Mapping, Stat
 from umiak.kernel.vfs.nodes import DirFile, FileSystem, LocFile, Node, makedev
 
-EXT4_SUPER_MAGIC = 0xEF53
 SB_OFFSET = 1024
 
 # s_feature_incompat bits
@@ -110,7 +109,7 @@ class Ext4FS(FileSystem):
 
     readonly = True
     fstype = "ext4"
-    magic = EXT4_SUPER_MAGIC
+    magic = abi.EXT4_SUPER_MAGIC
 
     def __init__(self, image_path: str, kernel=None):
         self.path = image_path
@@ -148,7 +147,7 @@ class Ext4FS(FileSystem):
         if len(sb) < 1024:
             self._fail("not an ext2/3/4 image (too short for a superblock)")
         (magic,) = struct.unpack_from("<H", sb, 0x38)
-        if magic != EXT4_SUPER_MAGIC:
+        if magic != abi.EXT4_SUPER_MAGIC:
             self._fail("not an ext2/3/4 image (bad magic)")
         u32 = lambda off: _U32.unpack_from(sb, off)[0]  # noqa: E731
         u16 = lambda off: struct.unpack_from("<H", sb, off)[0]  # noqa: E731
@@ -273,7 +272,7 @@ class Ext4FS(FileSystem):
 
     def statfs(self, node) -> dict:
         fsid = struct.unpack("<IIII", self.uuid)
-        return dict(f_type=EXT4_SUPER_MAGIC, f_bsize=self.block_size, f_blocks=self.blocks_count,
+        return dict(f_type=abi.EXT4_SUPER_MAGIC, f_bsize=self.block_size, f_blocks=self.blocks_count,
                     f_bfree=self.free_blocks, f_bavail=max(0, self.free_blocks - self.r_blocks),
                     f_files=self.inodes_count, f_ffree=self.free_inodes, f_namelen=255,
                     f_frsize=self.block_size, f_fsid=(fsid[0] ^ fsid[2], fsid[1] ^ fsid[3]),
