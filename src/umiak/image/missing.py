@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import posixpath
 
+from umiak.kernel.abi import AT_FDCWD
+from umiak.kernel.errors import ENOENT, ENOTDIR
+
 # syscall number -> index of the path argument, index of the dirfd argument (or None)
 PATH_CALLS = {2: (0, None), 4: (0, None), 6: (0, None), 21: (0, None), 59: (0, None), 89: (0, None),
               257: (1, 0), 262: (1, 0), 267: (1, 0), 269: (1, 0), 322: (1, 0), 332: (1, 0), 439: (1, 0)}
-NOT_FOUND = (-2, -20)     # ENOENT, ENOTDIR
-AT_FDCWD = -100
+NOT_FOUND = (-ENOENT, -ENOTDIR)
 
 
 class MissingRecorder:
