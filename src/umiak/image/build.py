@@ -89,6 +89,12 @@ def _abs(spec: Spec, path: str) -> str:
 
 
 def _build_in(spec: Spec, stage: Stage, tmp: str, warn) -> dict:
+    if spec.memory is not None:
+        from umiak.options import parse_size
+        try:
+            parse_size(spec.memory)
+        except ValueError:
+            raise UmiakError(f"bad memory size {spec.memory!r} (use e.g. 256M or 2G)") from None
     entrypoint: list[str] = []
     cmd: list[str] = []
     env: dict[str, str] = {}
@@ -196,12 +202,6 @@ def _build_in(spec: Spec, stage: Stage, tmp: str, warn) -> dict:
         "config": None, "source": source,
         "libraries": [list(x) for x in libraries],
     }
-    if spec.memory is not None:
-        from umiak.options import parse_size
-        try:
-            parse_size(spec.memory)
-        except ValueError:
-            raise UmiakError(f"bad memory size {spec.memory!r} (use e.g. 256M or 2G)") from None
     if spec.config:
         path = _abs(spec, spec.config)
         try:
