@@ -548,6 +548,35 @@ def test_record_missing_then_add_missing(platform, images, tmp_path):
     compare_image(platform, ["/bin/ls", target], out, [target])
 
 
+def test_record_missing_closes_a_python_image(platform, tmp_path):
+    """python3 alone lacks its standard library: one --record-missing run lists what it looked
+    for, and the image built with --add-missing runs the script as the host does."""
+    pytest.importorskip("elftools")
+    if not os.path.isdir(PYLIB):
+        pytest.skip("Debian's python3 is not installed")
+    code = "import json, textwrap; print(json.dumps(textwrap.wrap('closing the rest of an image', 10)))"
+    bare = tmp_path / "bare.img"
+    assert umiak_cli("build", "-q", "-o", bare, PYTHON).returncode == 0
+    listing = tmp_path / "missing.txt"
+    r = run_umiak(platform, [bare, "-c", code], options=["--record-missing", f"--missing-file={listing}"])
+    assert r.status != 0 and b"encodings" in r.stderr, r.describe()
+    full = tmp_path / "full.img"
+    b = umiak_cli("build", "-q", "-o", full, PYTHON, "--add-missing", listing)
+    assert b.returncode == 0, b.stderr
+    e2fsck(full)
+    compare_image(platform, [PYTHON, "-c", code], full, ["-c", code])
+
+
+def test_volume_over_an_image(platform, images, tmp_path):
+    img = images.get("ls", "/bin/ls")
+    (tmp_path / "data").mkdir()
+    for n in ("b", "a", "c"):
+        (tmp_path / "data" / n).write_text(n)
+    native = run_native(["/bin/ls", "-n", "--time-style=+%s", tmp_path / "data"])
+    got = run_umiak(platform, [img, "-n", "--time-style=+%s", "/data"], options=["-v", f"{tmp_path / 'data'}:/data"])
+    assert_same(native, got)
+
+
 def test_plain_run_imports_no_image_code():
     code = ("import sys, umiak.cli\n"
             "st = umiak.cli.main(['run', '/bin/true'])\n"

@@ -287,7 +287,7 @@ def _added_objects(src: str, take, warn) -> None:
 
 def _add_missing(spec: Spec, listing: str, stage: Stage, take, has_base: bool) -> int:
     """--add-missing LIST: the paths `umiak run --record-missing` printed, taken from the host
-    (ELF libraries with their closures); those the host lacks too are left out."""
+    (ELF libraries with their closures, directories whole); those the host lacks too are left out."""
     try:
         with open(_abs(spec, listing), encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().splitlines()
@@ -302,7 +302,10 @@ def _add_missing(spec: Spec, listing: str, stage: Stage, take, has_base: bool) -
         if not os.path.lexists(p) or stage.exists(p):
             continue
         if os.path.isdir(p) and not os.path.islink(p):
-            stage.copy_from("/", p)
+            stage.copy_from("/", posixpath.dirname(p))   # the symlinks on the way
+            stage.copy_host(p, p)                        # a directory looked for: all of it
+            if not has_base:
+                _added_objects(p, take, lambda m: None)
         elif has_base:
             stage.copy_from("/", p)
         else:
