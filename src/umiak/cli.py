@@ -50,12 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", metavar="NAME", help="run under a shipped kernel profile (umiak config profiles)")
     r.add_argument("--record-config", metavar="FILE",
                    help="write the syscalls this run used as a .config (an app-specific kernel; umiak config app)")
+    r.add_argument("--image", metavar="IMAGE", help="run PROGRAM from this image (its / is the image's)")
+    r.add_argument("--record-missing", action="store_true",
+                   help="at exit, list every path the program looked up and did not find (for build --add-missing)")
+    r.add_argument("--missing-file", metavar="PATH", help="write the --record-missing list here instead of stderr")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
     # this parser for `umiak run` imports nothing of the config package.
     c = sub.add_parser("config", add_help=False,
                        help="configure the kernel: menus, profiles, .config files (umiak config --help)")
     c.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # `umiak build` and `umiak inspect` parse their own arguments too (umiak.image.cli).
+    sub.add_parser("build", add_help=False, help="build an image from programs, a tree, an OCI image or "
+                   "Debian packages (umiak build --help)")
+    sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
     return p
 
 
@@ -63,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
         args = argparse.Namespace(command="config", config_args=argv[1:])
+    elif argv[:1] in (["build"], ["inspect"]):
+        args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:
         args = _parser().parse_args(argv)
     try:
@@ -73,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from umiak.config.cli import main as config_main
             return config_main(args.config_args)
+        if args.command in ("build", "inspect"):
+            from umiak.image import cli as image_cli
+            return (image_cli.build_main if args.command == "build" else image_cli.inspect_main)(args.sub_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:
@@ -98,6 +111,11 @@ def _run(args) -> int:
     from umiak.errors import UmiakError
     from umiak.machine import Machine
     from umiak.options import RunOptions, parse_size
+    argv = [args.program, *args.args]
+    args.image_root = None
+    if args.image or args.record_missing or _is_image(args.program):   # an image as / (umiak.image)
+        from umiak.image.cli import apply_image
+        argv = apply_image(args) if (args.image or _is_image(args.program)) else argv
     kconfig = None
     if args.config is not None or args.profile is not None or os.environ.get("KCONFIG_CONFIG"):
         from umiak.config import load
@@ -123,15 +141,32 @@ def _run(args) -> int:
                       cpus=args.cpus, max_threads=max_threads, prewarm=False, net=args.net, publish=_publish(args, kconfig),
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
                       kernel_config=kconfig, **_user(args.user))
+    if args.image_root:
+        opts.image_root = args.image_root
+    if args.record_missing:
+        if opts.strace or opts.syscall_summary:
+            raise UmiakError("--record-missing cannot be combined with --strace or --syscall-summary")
+        from umiak.image.cli import missing_recorder
+        opts.extra["tracer"] = missing_recorder(args.missing_file)
     sys.stdout.flush()
     if args.record_config:
         from umiak.config.record import Recorder
         opts.extra["recorder"] = recorder = Recorder()
-        status = Machine(opts).run([args.program, *args.args])
+        status = Machine(opts).run(argv)
         from umiak.config.app import record_config
-        record_config(recorder, [args.program, *args.args], args.record_config)
+        record_config(recorder, argv, args.record_config)
         return status
-    return Machine(opts).run([args.program, *args.args])
+    return Machine(opts).run(argv)
+
+
+def _is_image(path: str) -> bool:
+    """An ext2/3/4 file system (superblock magic at 1080), read without importing its driver."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1082)
+    except OSError:
+        return False
+    return len(head) == 1082 and head[1080:1082] == b"\x53\xef" and head[:4] != b"\x7fELF" and head[:2] != b"#!"
 
 
 def _user(text: str | None) -> dict:

@@ -167,6 +167,8 @@ class Machine:
             recorder = opts.extra.get("recorder")   # --record-config (umiak.config.record)
             if recorder is not None:
                 recorder.inner, kernel.tracer = kernel.tracer, recorder
+            if opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
+                kernel.tracer = opts.extra["tracer"]
             task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
             with self._cond:
                 self._live[kernel] = task.process
