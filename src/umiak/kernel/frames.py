@@ -38,6 +38,10 @@ class FrameAllocator:
         """One more mapping refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1
 
+    def refcount(self, pa: int) -> int:
+        """How many mappings use the (allocated) frame."""
+        return 1 + self._refs.get(pa, 0)
+
     def release(self, frames: list[int]) -> list[int]:
         """Drop one reference to each frame; frames nobody uses are discarded and freed.
 

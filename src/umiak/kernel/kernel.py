@@ -11,7 +11,7 @@ import sys
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.errors import ENOSYS, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.errors import EAGAIN, ENOSYS, ExitGroup, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
@@ -92,13 +92,16 @@ class Kernel:
         self.hostname = options.hostname
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
-        self.processes: dict[int, object] = {}
+        self.processes: dict[int, object] = {}   # pid -> Process, zombies included
+        self.tasks: dict[int, object] = {}       # tid -> live Task of any process
+        self.last_pid = 1
+        self.threads: set = set()                # host threads of the tasks started by clone
+        self.pid_max = 32768                     # /proc/sys/kernel/pid_max
         self.handlers = self._build_dispatch()
         self._vfs = None
         self.exit_signal = 0
         import threading
         self.lock = threading.Lock()   # the kernel lock: see process.py
-        self.next_tid = 2
         self._timers = None
         self.vdso = None
         self._current = threading.local()
@@ -112,7 +115,7 @@ class Kernel:
         from umiak.kernel.process import Process, Task
         from umiak.loader.exec import exec_program, setup_address_space
         opts = self.options
-        mm = AddressSpace(self.platform, self.frames, 0, list(self.platform.reserved_va))
+        mm = AddressSpace(self.platform.new_root(), self.frames, 0, list(self.platform.reserved_va))
         setup_address_space(mm, opts.aslr)
         fds = FdTable()
         import fcntl
@@ -137,7 +140,7 @@ class Kernel:
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
-        task.vcpu = self.platform.create_vcpu(0, 0)
+        task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None
         tsc_clock = getattr(self.platform, "tsc_clock", None)
         clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
@@ -154,6 +157,20 @@ class Kernel:
         if clock is not None:
             self.vdso.start(*clock)
         return task
+
+    def alloc_pid(self) -> int:
+        """The next free pid after the last one given, wrapping to 300 past pid_max, as
+        Linux's; a number still used by a task, a zombie or a group or session is skipped."""
+        n = self.last_pid
+        for _ in range(self.pid_max):
+            n = n + 1 if n + 1 < self.pid_max else 300
+            if n in self.tasks or n in self.processes:
+                continue
+            if any(p.pgid == n or p.sid == n for p in self.processes.values()):
+                continue
+            self.last_pid = n
+            return n
+        raise SyscallError(EAGAIN)
 
     def _read_interp(self, path: str) -> bytes:
         """The program interpreter (PT_INTERP), read through the guest's file system."""
@@ -180,19 +197,20 @@ class Kernel:
         task.wait(lambda: len(proc.tasks) == 1, interruptible=False)
         if task is not proc.leader:
             del proc.tasks[task.tid]
+            self.tasks.pop(task.tid, None)
             task.tid = proc.pid
             proc.tasks[task.tid] = task
+            self.tasks[task.tid] = task
             proc.leader = task
-        mm = proc.mm
-        mm.clear()
+        from umiak.kernel.mm import AddressSpace
+        old = proc.mm
+        self.drop_mm(proc, old)     # first, so its page-table root can serve the new space
+        mm = AddressSpace(self.platform.new_root(), self.frames, 0, list(self.platform.reserved_va))
+        proc.mm = task.mm = mm
+        task.vcpu.set_root(mm.platform)
         setup_address_space(mm, self.options.aslr)
         if self.vdso is not None:
-            from umiak.loader.vdso import VdsoClock
-            clock = self.vdso.clock
-            self.vdso.stop()
-            self.vdso = VdsoClock(self, mm)
-        else:
-            clock = None
+            self.vdso.map(mm)
         for fd in sorted(proc.fds.cloexec):
             if fd in proc.fds.files:
                 proc.fds.close(fd)
@@ -212,8 +230,13 @@ class Kernel:
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
         proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
-        if clock is not None:
-            self.vdso.start(*clock)
+        proc.did_exec = True
+        proc.release_vfork()
+
+    def drop_mm(self, proc, mm) -> None:
+        """proc stops using mm (exit, execve): free it unless another process shares it (vfork)."""
+        if not any(p.mm is mm and p is not proc and not p.zombie for p in self.processes.values()):
+            mm.release()
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
@@ -282,7 +305,14 @@ class Kernel:
         self._task_main(task)
         while not proc.done.wait(0.2):   # other threads still run; stay responsive to Ctrl-C
             pass
-        for t in list(proc.threads):
+        # pid 1 has ended: every other process was killed (a PID namespace); let them go.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(p.zombie for p in self.processes.values()):
+                    break
+            time.sleep(0.002)
+        for t in list(self.threads):
             t.join(timeout=2)
         self.exit_signal = proc.exit_signal
         return proc.exit_status
@@ -290,9 +320,16 @@ class Kernel:
     def start_thread(self, task) -> None:
         """Give a new task its own host thread (its vCPU must already exist)."""
         import threading
-        t = threading.Thread(target=self._task_main, args=(task,), name=f"umiak-task-{task.tid}", daemon=True)
-        task.process.threads.append(t)
+        t = threading.Thread(target=self._thread_main, args=(task,), name=f"umiak-task-{task.tid}", daemon=True)
+        self.threads.add(t)
         t.start()
+
+    def _thread_main(self, task) -> None:
+        import threading
+        try:
+            self._task_main(task)
+        finally:
+            self.threads.discard(threading.current_thread())
 
     def _task_main(self, task) -> None:
         from umiak.kernel.process import TaskKilled
@@ -347,9 +384,80 @@ class Kernel:
                     proc.exit_status = status
                     if self.tracer is not None:
                         self.tracer.exited(task, status, 0)
+                self._process_ended(proc)
                 proc.done.set()
-        if task.vcpu is not None and task is not proc.leader:
+            self.tasks.pop(task.tid, None)
+        if task.vcpu is not None and (task is not proc.leader or proc.pid != 1):
             task.vcpu.close()
+
+    # -- the process tree -----------------------------------------------------------
+    def _process_ended(self, proc) -> None:
+        """The last task of proc ended: free what it held, hand its children to pid 1,
+        tell its parent. Kernel lock held."""
+        proc.zombie = True
+        proc.release_vfork()
+        if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):
+            try:
+                proc.fds.close_all()
+            except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
+                pass
+        self.drop_mm(proc, proc.mm)
+        init = self.processes.get(1)
+        if init is proc or init is None or init.zombie:
+            init = None
+        for c in proc.children:
+            c.parent, c.ppid = init, init.pid if init is not None else 0
+            if init is not None:
+                init.children.append(c)
+        orphans, proc.children = proc.children, []
+        for c in orphans:
+            if c.zombie:
+                self._notify_parent(c)
+        if proc.pid == 1:
+            self.kill_all(exclude=proc)
+        if proc.pid != 1:
+            self._notify_parent(proc)
+
+    def kill_all(self, exclude=None) -> None:
+        """SIGKILL every process but exclude (pid 1 ended: the PID namespace goes). Lock held."""
+        for p in list(self.processes.values()):
+            if p is exclude or p.zombie or p.exiting:
+                continue
+            p.exiting = True
+            p.exit_status, p.exit_signal = 128 + abi.SIGKILL, abi.SIGKILL
+            for t in p.tasks.values():
+                t.interrupt()
+
+    def _notify_parent(self, child) -> None:
+        """A child became a zombie: SIGCHLD (its exit signal) to the parent and wake its waits;
+        reaped at once when the parent ignores SIGCHLD or set SA_NOCLDWAIT, or has none."""
+        from umiak.kernel.signals import make_siginfo, send
+        parent = child.parent
+        if parent is None or parent.zombie:
+            self.reap(child)
+            return
+        sig = child.child_signal
+        handler, flags = parent.sigactions.get(abi.SIGCHLD, (abi.SIG_DFL, 0, 0, 0))[:2]
+        autoreap = sig == abi.SIGCHLD and (handler == abi.SIG_IGN or flags & abi.SA_NOCLDWAIT)
+        if autoreap and handler == abi.SIG_IGN:
+            sig = 0
+        if sig:
+            send(self, parent, sig, make_siginfo(sig, child_code(child), extra=child_info(child)))
+        for t in parent.tasks.values():
+            t.wake()
+        if autoreap:
+            self.reap(child)
+
+    def reap(self, child) -> None:
+        """Remove a zombie from the process table. Kernel lock held."""
+        if self.processes.get(child.pid) is child and child.pid != 1:
+            del self.processes[child.pid]
+        parent = child.parent
+        if parent is not None:
+            if child in parent.children:
+                parent.children.remove(child)
+            parent.cutime += child.cutime
+            parent.cstime += child.cstime
 
     def _loop(self, task) -> None:
         """The life of one task: run its vCPU, serve what stops it, deliver signals."""
@@ -489,6 +597,21 @@ class Kernel:
             self.warn(f"unimplemented syscalls returned -ENOSYS: {calls}")
         if self.tracer is not None:
             self.tracer.finish()
+
+
+def child_info(child) -> bytes:
+    """The union part of a SIGCHLD siginfo (and waitid's): si_pid, si_uid, si_status."""
+    import struct
+    if child.exit_signal:
+        status = child.exit_signal
+    else:
+        status = child.exit_status & 0xFF
+    return struct.pack("<iIi4xqq", child.pid, child.creds.uid, status, 0, 0)
+
+
+def child_code(child) -> int:
+    """si_code of a child's exit: CLD_EXITED, CLD_KILLED (no core dumps in the VM)."""
+    return 2 if child.exit_signal else 1
 
 
 def getpid_of(task) -> int:

@@ -25,6 +25,7 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
+COW = 0x800     # page entry bit: a private page whose frame fork shares (mapped without write)
 
 
 @dataclass
@@ -319,6 +320,13 @@ class AddressSpace:
                     continue
                 va = vpn << 12
                 pa = e & ~0xFFF
+                if e & COW:    # still shared since fork: writable only after its copy
+                    pages[vpn] = pa | (prot & ~PROT_WRITE) | COW
+                    if prot:
+                        plat.map_page(va, pa, prot & ~PROT_WRITE)
+                    if (e & PROT_MASK) & ~prot:
+                        lowered.append(pa)
+                    continue
                 pages[vpn] = pa | prot
                 if prot:
                     plat.map_page(va, pa, prot)
@@ -392,6 +400,9 @@ class AddressSpace:
         if not vma.prot & need:
             return False
         e = self.pages.get(addr >> 12)
+        if e is not None and write and e & COW:
+            self._break_cow(vma, addr >> 12, e)
+            return True
         if e is not None:
             # Present already: another thread backed it while this fault waited for
             # the kernel lock (retry), or the access is truly not allowed.
@@ -420,8 +431,10 @@ class AddressSpace:
     def _page(self, va: int, need: int) -> int:
         """Guest-physical address of the page holding va, checked for `need` access."""
         e = self.pages.get(va >> 12)
-        if e is None:
-            if self.handle_fault(va, need == PROT_WRITE, False) is not True:
+        if e is None or e & COW and need != PROT_READ:
+            if e is not None and not need:   # a forced write (the loader) into a page fork shares
+                self._break_cow(self.find_vma(va), va >> 12, e)
+            elif self.handle_fault(va, need == PROT_WRITE, False) is not True:
                 raise SyscallError(EFAULT)
             e = self.pages[va >> 12]
         if need and not e & need:
@@ -457,7 +470,7 @@ class AddressSpace:
         off = addr & 0xFFF
         if off + n <= PAGE:
             e = self.pages.get(addr >> 12)
-            if e is not None and (force or e & PROT_WRITE):
+            if e is not None and (e & PROT_WRITE or force and not e & COW):
                 pa = (e & ~0xFFF) + off
                 self.ram[pa:pa + n] = data
                 return
@@ -512,6 +525,86 @@ class AddressSpace:
 
     def resident_bytes(self) -> int:
         return len(self.pages) * PAGE
+
+    # -- fork: copy-on-write ------------------------------------------------------
+    def fork(self, root) -> "AddressSpace":
+        """fork(2)'s address space: the same VMAs on a new page-table root, no page copied.
+
+        Private pages are shared read-only by both spaces (COW) with one more frame
+        reference; the first write copies the page (_break_cow). Shared mappings map
+        the same frames writable in both; their unbacked pages are backed first, so a
+        later touch in either space cannot give the two spaces different frames."""
+        child = AddressSpace(root, self.frames, self.mmap_top, list(self.reserved))
+        for attr in ("brk_start", "brk_end", "stack_top", "vdso_base"):
+            if hasattr(self, attr):
+                setattr(child, attr, getattr(self, attr))
+        pages, cpages, frames, plat = self.pages, child.pages, self.frames, self.platform
+        lowered: list[int] = []
+        for vma in self.vmas:
+            copy = vma.split_copy(vma.start, vma.end)
+            copy.chunk, copy.next_fault = vma.chunk, vma.next_fault
+            child.vmas.append(copy)
+            child._starts.append(copy.start)
+            if vma is self.stack_vma:
+                child.stack_vma = copy
+            shared = vma.flags & MAP_SHARED
+            if shared and vma.file is None:
+                self._populate(vma, vma.start, vma.end)
+            lo, hi = vma.start >> 12, vma.end >> 12
+            for vpn in (range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]):
+                e = pages.get(vpn)
+                if e is None:
+                    continue
+                pa = e & ~0xFFF
+                frames.share(pa)
+                if not shared:
+                    # Every private page is COW from now on (even a read-only one: an
+                    # mprotect may make it writable later).
+                    if e & PROT_WRITE:
+                        plat.map_page(vpn << 12, pa, e & PROT_MASK & ~PROT_WRITE)
+                        lowered.append(pa)
+                    e = (e & ~PROT_WRITE) | COW
+                    pages[vpn] = e
+                cpages[vpn] = e
+                if e & PROT_MASK:
+                    root.map_page(vpn << 12, pa, e & PROT_MASK)
+        if lowered:
+            plat.invalidate(lowered)   # this space's writable translations of them must go
+        return child
+
+    def _break_cow(self, vma: Vma, vpn: int, e: int) -> None:
+        """A write to a page fork shares: copy it, or take it back when no one else uses it."""
+        pa = e & ~0xFFF
+        prot = vma.prot & PROT_MASK
+        va = vpn << 12
+        if self.frames.refcount(pa) > 1:
+            new = self.frames.alloc()
+            self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
+            self.pages[vpn] = new | prot
+            self.platform.map_page(va, new, prot)
+            self.frames.release([pa])
+            self.platform.invalidate([pa])    # this space's read-only translation of the old frame
+        else:
+            self.pages[vpn] = pa | prot
+            self.platform.map_page(va, pa, prot)   # raising a permission needs no flush
+
+    def put_frame(self, va: int, pa: int) -> None:
+        """Put frame pa (one more reference) behind the backed page at va, its old frame freed:
+        how the VM's one [vvar] page appears in every address space."""
+        vpn = va >> 12
+        e = self.pages[vpn]
+        self.frames.share(pa)
+        self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE) | COW   # never written through
+        self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
+        self._release([e & ~0xFFF])
+
+    def release(self) -> None:
+        """The last user is gone (exit, execve): free every page and give the root back."""
+        self.clear()
+        root = self.platform
+        release_root = getattr(getattr(root, "platform", None), "release_root", None)
+        if release_root is not None:
+            release_root(root)
 
 
 def EPERM_OR(addr: int) -> int:

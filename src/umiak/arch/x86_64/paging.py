@@ -40,15 +40,23 @@ def pte_bits(prot: int, user: bool = True) -> int:
 
 
 class PageTables:
-    """The guest's one address space: a PML4 and the tables under it."""
+    """One address space: a PML4 and the tables under it.
 
-    def __init__(self, ram_q: memoryview, alloc_table: Callable[[], int]):
+    Every address space of a VM shares the kernel area: `kernel_from` gives the
+    tables whose top-level entries `kernel_slots` are copied into the new root
+    once (the subtrees below them are shared, never rewritten)."""
+
+    def __init__(self, ram_q: memoryview, alloc_table: Callable[[], int],
+                 kernel_from: "PageTables | None" = None, kernel_slots: tuple[int, ...] = ()):
         # ram_q: guest RAM cast to 64-bit words; alloc_table returns the guest
         # physical address of a fresh zeroed page that is never given back.
         self._q = ram_q
         self._alloc = alloc_table
         self.root = alloc_table()
         self._leaf_tables: dict[int, int] = {}  # va >> 21 -> word index of its PT
+        if kernel_from is not None:
+            for slot in kernel_slots:
+                ram_q[self.root // 8 + slot] = ram_q[kernel_from.root // 8 + slot]
 
     def _leaf_table(self, va: int, create: bool) -> int | None:
         key = va >> 21

@@ -32,7 +32,7 @@ def sys_gettid(task):
 
 
 def sys_getppid(task):
-    """getppid(2): the VM's program has no parent inside the VM; 0 as for a container's init child."""
+    """getppid(2): 0 for pid 1, as for a container's init."""
     return task.process.ppid
 
 
@@ -121,6 +121,18 @@ def sys_setgid(task, gid):
     return 0
 
 
+def _process(task, pid: int):
+    """The process a pid names (0: the caller's), zombies included; ESRCH if none."""
+    if pid == 0:
+        return task.process
+    k = task.kernel
+    t = k.tasks.get(pid)
+    proc = t.process if t is not None else k.processes.get(pid)
+    if proc is None or pid < 0:
+        raise SyscallError(ESRCH)
+    return proc
+
+
 def sys_getpgrp(task):
     """getpgrp(2)"""
     return task.process.pgid
@@ -128,27 +140,46 @@ def sys_getpgrp(task):
 
 def sys_getpgid(task, pid):
     """getpgid(2)"""
-    if s32(pid) not in (0, task.process.pid):
-        raise SyscallError(ESRCH)
-    return task.process.pgid
+    return _process(task, s32(pid)).pgid
 
 
 def sys_getsid(task, pid):
     """getsid(2)"""
-    if s32(pid) not in (0, task.process.pid):
-        raise SyscallError(ESRCH)
-    return task.process.sid
+    return _process(task, s32(pid)).sid
 
 
 def sys_setsid(task):
-    """setsid(2): the program already leads its session and group, so EPERM as Linux."""
-    raise SyscallError(EPERM)
+    """setsid(2): a new session and group led by the caller (no controlling terminal)."""
+    p = task.process
+    pid = p.pid
+    if p.pgid == pid or any(q.pgid == pid for q in task.kernel.processes.values()):
+        raise SyscallError(EPERM)
+    p.sid = p.pgid = pid
+    return pid
 
 
 def sys_setpgid(task, pid, pgid):
     """setpgid(2)"""
-    if s32(pid) not in (0, task.process.pid):
+    from umiak.kernel.errors import EACCES
+    pid, pgid = s32(pid), s32(pgid)
+    if pgid < 0:
+        raise SyscallError(EINVAL)
+    me = task.process
+    target = me if pid == 0 else task.kernel.processes.get(pid)
+    if target is None or pid < 0 or (target is not me and target.parent is not me):
         raise SyscallError(ESRCH)
+    if target is not me:
+        if target.sid != me.sid:
+            raise SyscallError(EPERM)
+        if target.did_exec:
+            raise SyscallError(EACCES)
+    if target.sid == target.pid:
+        raise SyscallError(EPERM)   # a session leader
+    pgid = pgid or target.pid
+    if pgid != target.pid and not any(q.pgid == pgid and q.sid == me.sid and not q.zombie
+                                       for q in task.kernel.processes.values()):
+        raise SyscallError(EPERM)
+    target.pgid = pgid
     return 0
 
 

@@ -19,7 +19,7 @@ def _wait_io(task, f, events, op, deadlock):
     except SyscallError as e:
         if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
             raise
-    if getattr(f, "pipe", None) is not None and len(task.process.tasks) <= 1:
+    if getattr(f, "pipe", None) is not None and len(task.kernel.tasks) <= 1:
         return deadlock()
     from umiak.kernel.waiting import blocking
     return blocking(task, f, events, op)

@@ -117,8 +117,9 @@ class ProcFS(SynthFS):
 
     def _pid_dir(self, pid: int, proc) -> SynthDir:
         d = self._pid_dirs.get(pid)
-        if d is None:
+        if d is None or d.proc is not proc:   # a pid is reused once its zombie is reaped
             d = self._pid_dirs[pid] = self._make_pid_dir(proc)
+            d.proc = proc
         return d
 
     def _make_pid_dir(self, proc) -> SynthDir:
@@ -266,7 +267,8 @@ def _status(proc, who=None) -> str:
     pend = getattr(who, "pending", 0)
     ncpu = getattr(proc.kernel, "ncpus", 1) if getattr(proc, "kernel", None) is not None else 1
     cpus_hex = format((1 << ncpu) - 1, "x")
-    return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\tR (running)\n"
+    state = "Z (zombie)" if getattr(proc, "zombie", False) else "R (running)"
+    return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\t{state}\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
             f"Uid:\t{c.uid}\t{c.euid}\t{c.euid}\t{c.euid}\nGid:\t{c.gid}\t{c.egid}\t{c.egid}\t{c.egid}\n"
             f"FDSize:\t{max(64, 1 << max(0, len(proc.fds.files) - 1).bit_length())}\nGroups:\t{groups}\n"
@@ -309,7 +311,7 @@ def _stat_line(kernel, proc, who=None) -> str:
     rlim = proc.rlimits.get(abi.RLIMIT_AS, [abi.RLIM_INFINITY])[0] if hasattr(proc, "rlimits") else 0
     sigblk = getattr(who, "sigmask", 0)
     fields = [
-        "R", proc.ppid, getattr(proc, "pgid", proc.pid), getattr(proc, "sid", proc.pid), 0, -1, 4194560,
+        "Z" if getattr(proc, "zombie", False) else "R", proc.ppid, getattr(proc, "pgid", proc.pid), getattr(proc, "sid", proc.pid), 0, -1, 4194560,
         0, 0, 0, 0, utime, stime, 0, 0, 20, 0, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
