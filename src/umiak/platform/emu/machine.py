@@ -460,14 +460,19 @@ class EmuPlatform:
                 return
             if old is not None:
                 self._ctx_save(self._h, old._ctx)
+                old._ctx_cr3 = self._engine_cr3
             self._ctx_restore(self._h, vcpu._ctx)
             self._engine_owner = vcpu
             self.switches += 1
-            if vcpu.cr3 != self._engine_cr3:
+            if vcpu.cr3 != vcpu._ctx_cr3:
+                # Moved to another root while out of the engine (execve after vfork):
+                # a CR3 write (not safe on a saved context) loads it and flushes the TLB.
+                self.uc.reg_write(self._x86.UC_X86_REG_CR3, vcpu.cr3)
+            elif vcpu.cr3 != self._engine_cr3:
                 # Another address space: a context restore is a plain copy of the CPU
                 # state, so QEMU's TLB still holds the old space's translations.
-                self._engine_cr3 = vcpu.cr3
                 self._flush_tlb()
+            self._engine_cr3 = vcpu.cr3
 
     def _alloc_table(self) -> int:
         pa = self._next_table
@@ -640,6 +645,7 @@ class EmuPlatform:
                 old = self._engine_owner
                 if old is not None:
                     self._ctx_save(self._h, old._ctx)
+                    old._ctx_cr3 = self._engine_cr3
                     self._engine_owner = None
                 # A new CPU starts from the state the first one booted from.
                 self._ctx_restore(self._h, self._pristine)
@@ -711,6 +717,7 @@ class EmuVcpu:
     def __init__(self, plat: EmuPlatform, entry: int, stack: int, cr3: int):
         self.plat = plat
         self.cr3 = cr3
+        self._ctx_cr3 = None    # the CR3 its saved context holds (None: not saved yet)
         self.error = ""
         self._h = plat._h
         self._lib = plat._lib
@@ -992,9 +999,7 @@ class EmuVcpu:
             if p._engine_owner is self:
                 p.uc.reg_write(p._x86.UC_X86_REG_CR3, root.cr3)   # flushes QEMU's TLB
                 p._engine_cr3 = root.cr3
-            else:
-                self._one.value = root.cr3
-                self._ctx_write(self._ctx, p._x86.UC_X86_REG_CR3, self._one_ref)
+            # else: loaded when the vCPU next takes the engine (EmuPlatform._load)
 
     def get_fs_base(self) -> int:
         return self._read(self._fs_id)

@@ -1,0 +1,121 @@
+"""Many processes in one VM (issue 10): fork with copy-on-write, vfork, posix_spawn,
+system(), popen(), wait4/waitid, SIGCHLD, process groups, orphans; and real
+programs that start others (shells, Python's subprocess, tar through gzip),
+compared with Linux."""
+
+import os
+import shutil
+
+import pytest
+
+from harness import GUEST_ENV, build, compare, run_native, run_umiak
+
+PTHREAD = ("-pthread",)
+
+
+def need(path: str) -> str:
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not installed")
+    return path
+
+
+def test_fork_copy_on_write(platform, variant):
+    compare(platform, [build("proc_fork_cow", variant, PTHREAD)])
+
+
+def test_wait_status_encodings_sigchld_process_groups(platform, variant):
+    compare(platform, [build("proc_wait", variant)])
+
+
+def test_vfork_exec_posix_spawn_system_popen(platform, variant):
+    compare(platform, [build("proc_spawn", variant)])
+
+
+SHELL_SCRIPT = ("ls /etc | sort | tail -3; n=$(ls /etc | wc -l); echo \"count $n\"; "
+                "x=$(echo inner $(echo nested)); echo \"$x\"; false || echo \"status $?\"; "
+                "(exit 7); echo \"subshell $?\"; sh -c 'exit 5'; echo \"child $?\"")
+
+
+@pytest.mark.parametrize("shell", ["/bin/dash", "/bin/bash", "busybox"])
+def test_shell_pipelines_and_command_substitution(platform, shell):
+    argv = [shutil.which("busybox") or need("/bin/busybox"), "sh"] if shell == "busybox" else [need(shell)]
+    compare(platform, argv + ["-c", SHELL_SCRIPT])
+
+
+def test_bash_background_jobs_and_wait(platform):
+    script = ("for i in 1 2 3; do (sleep 0.$i; echo job $i) & done; wait; echo all done; "
+              "sleep 5 & pid=$!; kill $pid; wait $pid; echo \"killed job status $?\"")
+    compare(platform, [need("/bin/bash"), "-c", script])
+
+
+def test_shell_reports_a_child_killed_by_a_signal(platform):
+    """bash prints the job's pid, which differs from the native one: compared without it."""
+    import re
+    argv = [need("/bin/bash"), "-c", "sh -c 'kill -USR1 $$'; echo \"status $?\"; exit 3"]
+    native, umiak = run_native(argv), run_umiak(platform, argv)
+    strip = lambda b: re.sub(rb"line 1: +[0-9]+ ", b"line 1: PID ", b)  # noqa: E731
+    assert (umiak.status, umiak.stdout, strip(umiak.stderr)) == \
+        (native.status, native.stdout, strip(native.stderr)), umiak.describe()
+
+
+PYTHON = "/usr/bin/python3"
+
+
+def test_python_subprocess_and_fork(platform):
+    code = """
+import os, subprocess, sys
+print(subprocess.run(["uname", "-s"], capture_output=True).stdout)
+print(subprocess.check_output("echo hi | tr a-z A-Z", shell=True))
+print(subprocess.run(["sh", "-c", "exit 4"]).returncode)
+p = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+print(p.communicate(b"through a pipe")[0], p.returncode)
+try:
+    subprocess.check_call(["false"])
+except subprocess.CalledProcessError as e:
+    print("CalledProcessError", e.returncode)
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+_, st = os.waitpid(pid, 0)
+print(os.WIFEXITED(st), os.WEXITSTATUS(st))
+"""
+    compare(platform, [need(PYTHON), "-c", code])
+
+
+def test_tar_czf_through_gzip(platform, tmp_path):
+    need("/bin/tar")
+    need("/bin/gzip")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_text("hello\n" * 1000)
+    (src / "d" / "b.txt").write_text("world\n" * 500)
+    for p in [src, *src.rglob("*")]:
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    out = tmp_path / "out"
+    out.mkdir()
+    # Create with -z (tar runs gzip), then list it with -z (gunzip).
+    script = (f"cd {src} && tar --owner=0 --group=0 --numeric-owner -czf {out}/x.tgz a.txt d && "
+              f"tar -tzvf {out}/x.tgz --numeric-owner | sed 's/ [0-9-]* [0-9:]* / /'")
+    native = run_native(["/bin/sh", "-c", script])
+    os.remove(out / "x.tgz")
+    umiak = run_umiak(platform, ["/bin/sh", "-c", script], options=[f"--volume={tmp_path}:{tmp_path}"])
+    assert native.status == 0, native.describe()
+    assert (umiak.status, umiak.stdout, umiak.stderr) == (native.status, native.stdout, native.stderr), \
+        umiak.describe()
+
+
+def test_pid1_exit_kills_the_rest_and_gives_its_status(platform):
+    """`umiak run` ends with pid 1: a background child sleeping on is killed, not waited for."""
+    r = run_umiak(platform, [need("/bin/sh"), "-c", "sleep 30 & echo started; exit 6"], timeout=20)
+    assert (r.status, r.stdout) == (6, b"started\n"), r.describe()
+
+
+def test_getppid_and_proc_lists_every_process(platform):
+    """pid 1 has ppid 0 (a container's init); /proc shows exactly the VM's processes:
+    the shell, the background sleep, and ls and grep of the pipeline."""
+    script = ("echo ppid of pid 1: $PPID; sh -c 'echo child ppid is 1: $((PPID == 1))'; "
+              "sleep 2 & sleep 0.3; ls /proc | grep -c '^[0-9]'; cut -d' ' -f2,4 /proc/$!/stat; "
+              "tr '\\0' ' ' < /proc/$!/cmdline; echo; grep PPid /proc/$!/status; kill $!")
+    r = run_umiak(platform, [need("/bin/dash"), "-c", script], env=GUEST_ENV)
+    assert (r.status, r.stdout) == (
+        0, b"ppid of pid 1: 0\nchild ppid is 1: 1\n4\n(sleep) 1\nsleep 2 \nPPid:\t1\n"), r.describe()
