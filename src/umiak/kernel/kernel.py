@@ -87,6 +87,9 @@ class Kernel:
         self.stdio = stdio
         self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
         self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
+        if hasattr(platform, "more_tables"):
+            platform.more_tables = self.frames.alloc
+        self._layout_seeds: dict[int, int] = {}   # page-table root -> its address-space layout
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname
@@ -115,7 +118,7 @@ class Kernel:
         from umiak.kernel.process import Process, Task
         from umiak.loader.exec import exec_program, setup_address_space
         opts = self.options
-        mm = AddressSpace(self.platform.new_root(), self.frames, 0, list(self.platform.reserved_va))
+        mm = self.new_mm()
         setup_address_space(mm, opts.aslr)
         fds = FdTable()
         import fcntl
@@ -202,10 +205,9 @@ class Kernel:
             proc.tasks[task.tid] = task
             self.tasks[task.tid] = task
             proc.leader = task
-        from umiak.kernel.mm import AddressSpace
         old = proc.mm
         self.drop_mm(proc, old)     # first, so its page-table root can serve the new space
-        mm = AddressSpace(self.platform.new_root(), self.frames, 0, list(self.platform.reserved_va))
+        mm = self.new_mm()
         proc.mm = task.mm = mm
         task.vcpu.set_root(mm.platform)
         setup_address_space(mm, self.options.aslr)
@@ -232,6 +234,23 @@ class Kernel:
         proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
         proc.did_exec = True
         proc.release_vfork()
+
+    def new_mm(self):
+        """An empty address space on a page-table root of its own.
+
+        Page tables are never freed (PVM), so a reused root keeps the tables its last
+        user built; programs loaded on it get that user's random layout again (one
+        per root, as zygote-forked processes share one), so the tables fit and the
+        table pool does not grow with every exec."""
+        import random
+        from umiak.kernel.mm import AddressSpace
+        root = self.platform.new_root()
+        mm = AddressSpace(root, self.frames, 0, list(self.platform.reserved_va))
+        seed = self._layout_seeds.get(root.cr3)
+        if seed is None:
+            seed = self._layout_seeds[root.cr3] = random.SystemRandom().getrandbits(62)
+        mm.layout_seed = seed
+        return mm
 
     def drop_mm(self, proc, mm) -> None:
         """proc stops using mm (exit, execve): free it unless another process shares it (vfork)."""
@@ -384,7 +403,10 @@ class Kernel:
                     proc.exit_status = status
                     if self.tracer is not None:
                         self.tracer.exited(task, status, 0)
-                self._process_ended(proc)
+                try:
+                    self._process_ended(proc)
+                except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
+                    self._internal_error(task, exc)
                 proc.done.set()
             self.tasks.pop(task.tid, None)
         if task.vcpu is not None and (task is not proc.leader or proc.pid != 1):

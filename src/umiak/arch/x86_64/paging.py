@@ -82,7 +82,10 @@ class PageTables:
 
     def set(self, va: int, pa: int, bits: int) -> int:
         """Point the 4 KiB page at va to frame pa with the given leaf bits; returns the old entry."""
-        idx = self._leaf_table(va, True) + ((va >> 12) & 511)
+        table = self._leaf_table(va, bool(bits))
+        if table is None:
+            return 0    # clearing a page no table covers: nothing to do
+        idx = table + ((va >> 12) & 511)
         old = self._q[idx]
         self._q[idx] = (pa | bits) if bits else 0
         return old

@@ -289,6 +289,9 @@ class EmuPlatform:
         self.xsave_size = XSAVE_SIZE
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
         self._roots: list[PageRoot] = []      # released page-table roots, kept for reuse
+        # Where page-table pages come from once the pool is used up (set by the kernel:
+        # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
+        self.more_tables = None
         self._first_root: PageRoot | None = None
         self._engine_cr3 = self.pt.root       # the CR3 the engine's CPU state holds now
         self._tlb_stale = False
@@ -477,6 +480,8 @@ class EmuPlatform:
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
+            if self.more_tables is not None:
+                return self.more_tables()   # a zeroed frame from the kernel, never given back
             raise MemoryError("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa

@@ -93,6 +93,9 @@ class KvmPlatform:
         self._vcpus: list["KvmVcpu"] = []
         self._idle: list["KvmVcpu"] = []      # closed vCPUs kept for reuse (KVM cannot free one)
         self._roots: list[PageRoot] = []      # released page-table roots, kept for reuse
+        # Where page-table pages come from once the pool is used up (set by the kernel:
+        # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
+        self.more_tables = None
         self._first_root: PageRoot | None = None
         try:
             self._setup(mem_size)
@@ -143,6 +146,8 @@ class KvmPlatform:
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
+            if self.more_tables is not None:
+                return self.more_tables()   # a zeroed frame from the kernel, never given back
             raise MemoryError("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa
