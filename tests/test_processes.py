@@ -119,3 +119,7 @@ def test_getppid_and_proc_lists_every_process(platform):
     r = run_umiak(platform, [need("/bin/dash"), "-c", script], env=GUEST_ENV)
     assert (r.status, r.stdout) == (
         0, b"ppid of pid 1: 0\nchild ppid is 1: 1\n4\n(sleep) 1\nsleep 2 \nPPid:\t1\n"), r.describe()
+
+
+def test_wipeonfork_dontfork_subreaper_pdeathsig(platform, variant):
+    compare(platform, [build("proc_misc", variant)])

@@ -213,6 +213,15 @@ class Kernel:
         setup_address_space(mm, self.options.aslr)
         if self.vdso is not None:
             self.vdso.map(mm)
+        others = [p for p in self.processes.values() if p is not proc and not p.zombie]
+        if any(p.fds is proc.fds for p in others):     # CLONE_FILES: execve unshares the table
+            from umiak.kernel.files import FdTable
+            fds = FdTable(proc.fds.limit)
+            for n, f in proc.fds.files.items():
+                fds.install_at(n, f, n in proc.fds.cloexec)
+            proc.fds = task.fds = fds
+        if any(p.sigactions is proc.sigactions for p in others):   # CLONE_SIGHAND: unshared too
+            proc.sigactions = dict(proc.sigactions)
         for fd in sorted(proc.fds.cloexec):
             if fd in proc.fds.files:
                 proc.fds.close(fd)
@@ -424,13 +433,21 @@ class Kernel:
             except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
                 pass
         self.drop_mm(proc, proc.mm)
-        init = self.processes.get(1)
+        # Orphans go to the nearest living subreaper above (PR_SET_CHILD_SUBREAPER), or pid 1.
+        init = proc.parent
+        while init is not None and (init.zombie or not init.subreaper):
+            init = init.parent
+        if init is None:
+            init = self.processes.get(1)
         if init is proc or init is None or init.zombie:
             init = None
+        from umiak.kernel.signals import make_siginfo, send
         for c in proc.children:
             c.parent, c.ppid = init, init.pid if init is not None else 0
             if init is not None:
                 init.children.append(c)
+            if c.pdeath_signal and not c.zombie:
+                send(self, c, c.pdeath_signal, make_siginfo(c.pdeath_signal, 0x80))
         orphans, proc.children = proc.children, []
         for c in orphans:
             if c.zombie:

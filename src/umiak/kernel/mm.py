@@ -26,6 +26,8 @@ TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
 COW = 0x800     # page entry bit: a private page whose frame fork shares (mapped without write)
+# Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
+VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
 
 @dataclass
@@ -541,12 +543,16 @@ class AddressSpace:
         pages, cpages, frames, plat = self.pages, child.pages, self.frames, self.platform
         lowered: list[int] = []
         for vma in self.vmas:
+            if vma.flags & VM_DONTFORK:
+                continue
             copy = vma.split_copy(vma.start, vma.end)
             copy.chunk, copy.next_fault = vma.chunk, vma.next_fault
             child.vmas.append(copy)
             child._starts.append(copy.start)
             if vma is self.stack_vma:
                 child.stack_vma = copy
+            if vma.flags & VM_WIPEONFORK:
+                continue     # the child's copy starts empty: zeros on first touch
             shared = vma.flags & MAP_SHARED
             if shared and vma.file is None:
                 self._populate(vma, vma.start, vma.end)
@@ -571,6 +577,22 @@ class AddressSpace:
         if lowered:
             plat.invalidate(lowered)   # this space's writable translations of them must go
         return child
+
+    def fork_advice(self, addr: int, length: int, advice: int) -> None:
+        """madvise(MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK) on [addr, addr+length)."""
+        end = addr + length
+        va = addr
+        while va < end:
+            v = self.find_vma(va)
+            if v is None:
+                raise SyscallError(ENOMEM)
+            if advice == abi.MADV_WIPEONFORK and (v.flags & MAP_SHARED or v.file is not None):
+                raise SyscallError(EINVAL)
+            va = v.end
+        set_bit = {abi.MADV_DONTFORK: VM_DONTFORK, abi.MADV_WIPEONFORK: VM_WIPEONFORK}.get(advice, 0)
+        clear = {abi.MADV_DOFORK: VM_DONTFORK, abi.MADV_KEEPONFORK: VM_WIPEONFORK}.get(advice, 0)
+        for vma in self._range_vmas(addr, end):
+            vma.flags = (vma.flags | set_bit) & ~clear
 
     def _break_cow(self, vma: Vma, vpn: int, e: int) -> None:
         """A write to a page fork shares: copy it, or take it back when no one else uses it."""

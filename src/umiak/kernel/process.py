@@ -78,6 +78,8 @@ class Process:
         self.did_exec = False                  # setpgid on a child that has exec'd is EACCES
         self.vfork_parent: "Task | None" = None   # sleeps in vfork until this process execs or exits
         self.cutime = self.cstime = 0.0        # CPU time of reaped children
+        self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
+        self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
 
     def wait_status(self) -> int:
         """The status word wait4 reports: exit code << 8, or the signal that killed it."""

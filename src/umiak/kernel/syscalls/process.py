@@ -284,7 +284,7 @@ def sys_sysinfo(task, info):
     uptime = int(time.clock_gettime(time.CLOCK_BOOTTIME))   # the clocks are the host's, so is uptime
     total = k.frames.total_bytes
     free = k.frames.free_bytes
-    data = abi_sysinfo(uptime, total, free, 1 + len(task.process.tasks))
+    data = abi_sysinfo(uptime, total, free, len(k.tasks))
     task.mm.write(info, data)
     return 0
 
@@ -319,6 +319,7 @@ def sys_prctl(task, option, a2, a3, a4, a5):
     PR_SET_NAME, PR_GET_NAME = 15, 16
     PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_VMA = 38, 39, 0x53564D41
     PR_SET_THP_DISABLE, PR_GET_THP_DISABLE, PR_CAPBSET_READ = 41, 42, 23
+    PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
     if option == PR_SET_NAME:
         task.comm = task.mm.read_cstr(a2, 4096)[:15]
         if task is task.process.leader:
@@ -327,10 +328,21 @@ def sys_prctl(task, option, a2, a3, a4, a5):
     if option == PR_GET_NAME:
         task.mm.write(a2, task.comm[:15].ljust(16, b"\0"))
         return 0
-    if option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_VMA, PR_SET_THP_DISABLE):
+    if option == PR_SET_PDEATHSIG:
+        if a2 > abi.NSIG:
+            raise SyscallError(EINVAL)
+        task.process.pdeath_signal = a2
         return 0
     if option == PR_GET_PDEATHSIG:
-        task.mm.write_u32(a2, 0)
+        task.mm.write_u32(a2, task.process.pdeath_signal)
+        return 0
+    if option == PR_SET_CHILD_SUBREAPER:
+        task.process.subreaper = bool(a2)
+        return 0
+    if option == PR_GET_CHILD_SUBREAPER:
+        task.mm.write_u32(a2, int(task.process.subreaper))
+        return 0
+    if option in (PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_VMA, PR_SET_THP_DISABLE):
         return 0
     if option == PR_GET_DUMPABLE:
         return 1

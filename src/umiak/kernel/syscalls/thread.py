@@ -35,6 +35,12 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         raise SyscallError(EINVAL)   # namespaces: one per VM already
     if len(kernel.tasks) >= kernel.options.max_threads:
         raise SyscallError(EAGAIN)
+    creds = task.process.creds
+    if creds.uid != 0:
+        # RLIMIT_NPROC counts the tasks of the real uid; root is exempt, as on Linux.
+        limit = task.process.rlimits.get(abi.RLIMIT_NPROC, [abi.RLIM_INFINITY])[0]
+        if sum(1 for t in kernel.tasks.values() if t.process.creds.uid == creds.uid) >= limit:
+            raise SyscallError(EAGAIN)
     if not flags & CLONE_THREAD:
         return _new_process(task, flags, stack, parent_tid, child_tid, tls, exit_signal)
     proc = task.process
