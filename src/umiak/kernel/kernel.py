@@ -9,12 +9,16 @@ import importlib
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import EAGAIN, ENOSYS, ExitGroup, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
+
+if TYPE_CHECKING:
+    from umiak.kernel.process import Process, Task
 
 # CPU exception vector -> (signal, si_code) when user code faults.
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
@@ -95,8 +99,8 @@ class Kernel:
         self.hostname = options.hostname
         self.unimplemented: dict[str, int] = {}
         self.tracer = None
-        self.processes: dict[int, object] = {}   # pid -> Process, zombies included
-        self.tasks: dict[int, object] = {}       # tid -> live Task of any process
+        self.processes: dict[int, "Process"] = {}   # pid -> Process, zombies included
+        self.tasks: dict[int, "Task"] = {}          # tid -> live Task of any process
         self.last_pid = 1
         self.threads: set = set()                # host threads of the tasks started by clone
         self.pid_max = 32768                     # /proc/sys/kernel/pid_max
@@ -114,7 +118,6 @@ class Kernel:
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
         from umiak.kernel.files import FdTable, HostFile
-        from umiak.kernel.mm import AddressSpace
         from umiak.kernel.process import Process, Task
         from umiak.loader.exec import exec_program, setup_address_space
         opts = self.options
@@ -443,8 +446,9 @@ class Kernel:
             init = None
         from umiak.kernel.signals import make_siginfo, send
         for c in proc.children:
-            c.parent, c.ppid = init, init.pid if init is not None else 0
+            c.parent, c.ppid = init, 0
             if init is not None:
+                c.ppid = init.pid
                 init.children.append(c)
             if c.pdeath_signal and not c.zombie:
                 send(self, c, c.pdeath_signal, make_siginfo(c.pdeath_signal, 0x80))
@@ -489,8 +493,9 @@ class Kernel:
 
     def reap(self, child) -> None:
         """Remove a zombie from the process table. Kernel lock held."""
-        if self.processes.get(child.pid) is child and child.pid != 1:
-            del self.processes[child.pid]
+        pid = child.pid
+        if pid != 1 and self.processes.get(pid) is child:
+            del self.processes[pid]
         parent = child.parent
         if parent is not None:
             if child in parent.children:

@@ -59,6 +59,7 @@ class AddressSpace:
         self.reserved = reserved   # [start, end) ranges the kernel keeps for itself
         self.brk_start = self.brk_end = 0
         self.stack_vma: Vma | None = None
+        self.layout_seed: int | None = None   # see Kernel.new_mm
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -434,8 +435,9 @@ class AddressSpace:
         """Guest-physical address of the page holding va, checked for `need` access."""
         e = self.pages.get(va >> 12)
         if e is None or e & COW and need != PROT_READ:
-            if e is not None and not need:   # a forced write (the loader) into a page fork shares
-                self._break_cow(self.find_vma(va), va >> 12, e)
+            vma = self.find_vma(va)
+            if e is not None and not need and vma is not None:   # a forced write into a COW page
+                self._break_cow(vma, va >> 12, e)
             elif self.handle_fault(va, need == PROT_WRITE, False) is not True:
                 raise SyscallError(EFAULT)
             e = self.pages[va >> 12]

@@ -117,9 +117,9 @@ class ProcFS(SynthFS):
 
     def _pid_dir(self, pid: int, proc) -> SynthDir:
         d = self._pid_dirs.get(pid)
-        if d is None or d.proc is not proc:   # a pid is reused once its zombie is reaped
+        if d is None or getattr(d, "proc", None) is not proc:   # a pid is reused once reaped
             d = self._pid_dirs[pid] = self._make_pid_dir(proc)
-            d.proc = proc
+            setattr(d, "proc", proc)
         return d
 
     def _make_pid_dir(self, proc) -> SynthDir:

@@ -27,7 +27,7 @@ class VdsoClock:
 
     def __init__(self, kernel, mm):
         self.kernel = kernel
-        self.vvar_pa = None
+        self.vvar_pa = mm.frames.alloc()   # the clock's own reference to the VM's one [vvar]
         self.map(mm)
         self.ram = mm.ram
         self.seq = 0
@@ -49,8 +49,6 @@ class VdsoClock:
         mm.mmap(base, size, abi.PROT_READ | abi.PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED,
                 name="[vdso]")
         mm.write(base, image, force=True)
-        if self.vvar_pa is None:
-            self.vvar_pa = mm.frames.alloc()    # the clock's own reference
         mm.put_frame(base - 4096, self.vvar_pa)
         self.base = mm.vdso_base = base
         return base
