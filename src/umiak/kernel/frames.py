@@ -38,6 +38,12 @@ class FrameAllocator:
         """One more mapping refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1
 
+    def share_many(self, frames) -> None:
+        refs = self._refs
+        get = refs.get
+        for pa in frames:
+            refs[pa] = get(pa, 0) + 1
+
     def refcount(self, pa: int) -> int:
         """How many mappings use the (allocated) frame."""
         return 1 + self._refs.get(pa, 0)

@@ -559,23 +559,23 @@ class AddressSpace:
             if shared and vma.file is None:
                 self._populate(vma, vma.start, vma.end)
             lo, hi = vma.start >> 12, vma.end >> 12
-            for vpn in (range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]):
-                e = pages.get(vpn)
-                if e is None:
-                    continue
-                pa = e & ~0xFFF
-                frames.share(pa)
-                if not shared:
-                    # Every private page is COW from now on (even a read-only one: an
-                    # mprotect may make it writable later).
-                    if e & PROT_WRITE:
-                        plat.map_page(vpn << 12, pa, e & PROT_MASK & ~PROT_WRITE)
-                        lowered.append(pa)
-                    e = (e & ~PROT_WRITE) | COW
-                    pages[vpn] = e
-                cpages[vpn] = e
-                if e & PROT_MASK:
-                    root.map_page(vpn << 12, pa, e & PROT_MASK)
+            if hi - lo <= len(pages):
+                vpns = [k for k in range(lo, hi) if k in pages]
+            else:
+                vpns = [k for k in pages if lo <= k < hi]
+            if not vpns:
+                continue
+            frames.share_many([pages[k] & ~0xFFF for k in vpns])
+            if shared:
+                cpages.update({k: pages[k] for k in vpns})
+            else:
+                # Every private page is COW from now on (even a read-only one: an
+                # mprotect may make it writable later).
+                lowered += [pages[k] & ~0xFFF for k in vpns if pages[k] & PROT_WRITE]
+                cow = {k: (pages[k] & ~PROT_WRITE) | COW for k in vpns}
+                pages.update(cow)
+                cpages.update(cow)
+            plat.copy_to(root, vma.start, vma.end, not shared)
         if lowered:
             plat.invalidate(lowered)   # this space's writable translations of them must go
         return child

@@ -56,6 +56,11 @@ class PageRoot:
     def invalidate(self, frames: list[int]) -> None:
         self.platform.invalidate(frames)
 
+    def copy_to(self, dst: "PageRoot", start: int, end: int, clear_write: bool) -> None:
+        """fork: dst maps [start, end) as this root does; clear_write makes both read-only
+        (the caller invalidates the frames whose write permission went)."""
+        self.platform.copy_ptes(self.pt, dst.pt, start, end, clear_write)
+
     def discard(self, frames: list[int]) -> None:
         self.platform.discard(frames)
 
@@ -111,6 +116,7 @@ class Platform(Protocol):
     def release_root(self, root: PageRoot) -> None: ...   # its pages are all unmapped: reuse it
     def map_page(self, va: int, pa: int, prot: int, pt=None) -> None: ...   # pt: a PageRoot's tables
     def unmap_page(self, va: int, pt=None) -> None: ...
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None: ...
     def invalidate(self, frames: list[int]) -> None: ...
     def discard(self, frames: list[int]) -> None: ...
     def cpu_features(self) -> dict[str, int]: ...   # hwcap, hwcap2, minsigstksz for the auxv

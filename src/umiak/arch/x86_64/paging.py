@@ -20,6 +20,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 
 # Non-leaf entries allow everything; the leaf decides.
 _TABLE_BITS = PTE_P | PTE_RW | PTE_US | PTE_A
+_CLEAR_RW = bytes(b & ~PTE_RW for b in range(256))   # applied to the low byte of each entry
 
 
 def pte_bits(prot: int, user: bool = True) -> int:
@@ -89,6 +90,26 @@ class PageTables:
         old = self._q[idx]
         self._q[idx] = (pa | bits) if bits else 0
         return old
+
+    def copy_range(self, dst: "PageTables", start: int, end: int, clear_write: bool) -> None:
+        """Copy the leaf entries of [start, end) into dst (fork), first clearing their write
+        bit here when clear_write (copy-on-write); whole runs of a table at a time."""
+        q, dq = self._q, dst._q
+        va = start
+        while va < end:
+            stop = min(end, (va | 0x1FFFFF) + 1)
+            table = self._leaf_table(va, False)
+            if table is not None:
+                lo = table + ((va >> 12) & 511)
+                hi = lo + ((stop - va) >> 12)
+                raw = bytearray(q[lo:hi].cast("B"))
+                if raw.count(0) != len(raw):
+                    if clear_write:
+                        raw[0::8] = raw[0::8].translate(_CLEAR_RW)
+                        q[lo:hi] = memoryview(raw).cast("Q")
+                    dlo = dst._leaf_table(va, True) + ((va >> 12) & 511)
+                    dq[dlo:dlo + (hi - lo)] = memoryview(raw).cast("Q")
+            va = stop
 
     def get(self, va: int) -> int:
         idx = self._leaf_table(va, False)

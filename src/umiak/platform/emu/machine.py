@@ -575,6 +575,13 @@ class EmuPlatform:
             pt.set(va, 0, 0)
             self._tlb_stale = True
 
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None:
+        """fork: the frames stay where they are, so no translated code goes stale; lowering
+        the source's write permission makes the TLB stale."""
+        src.copy_range(dst, start, end, clear_write)
+        if clear_write:
+            self._tlb_stale = True
+
     def _drop_code(self, va: int, pt) -> None:
         """Forget TCG's translations of the executable page at va (still mapped).
 

@@ -236,6 +236,9 @@ class KvmPlatform:
     def unmap_page(self, va: int, pt=None) -> None:
         (pt or self.pt).set(va, 0, 0)
 
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None:
+        src.copy_range(dst, start, end, clear_write)
+
     def invalidate(self, frames: list[int]) -> None:
         """Drop cached translations of these frames after lowering permissions.
 
