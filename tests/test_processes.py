@@ -165,3 +165,11 @@ def test_fork_heavy_vms_in_one_process_leak_nothing(platform, tmp_path):
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[-2:] == ["0", "0"], p.stdout + p.stderr
+
+
+def test_ps_and_pgrep_see_the_vms_processes(platform):
+    need("/usr/bin/ps")
+    script = "sleep 3 & ps -e -o pid=,ppid=,comm=; pgrep -x sleep; kill $!"
+    r = run_umiak(platform, ["/bin/sh", "-c", script])
+    assert (r.status, r.stdout) == (0, b"      1       0 sh\n      2       1 sleep\n      3       1 ps\n2\n"), \
+        r.describe()

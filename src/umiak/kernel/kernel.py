@@ -135,7 +135,8 @@ class Kernel:
         proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
         proc.ppid = 0
         proc.exe = host_path
-        proc.comm = os.path.basename(host_path).encode()[:15]
+        # comm is the name execve was given (Linux's bprm->filename), not the resolved file.
+        proc.comm = os.path.basename(execfn or host_path).encode()[:15]
         proc.creds.uid = proc.creds.euid = opts.uid
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
@@ -243,7 +244,7 @@ class Kernel:
         vcpu.set_gs_base(0)
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
-        proc.comm = task.comm = os.path.basename(exe_path).encode()[:15]
+        proc.comm = task.comm = os.path.basename(execfn or exe_path).encode()[:15]
         proc.did_exec = True
         proc.release_vfork()
 
