@@ -173,3 +173,7 @@ def test_ps_and_pgrep_see_the_vms_processes(platform):
     r = run_umiak(platform, ["/bin/sh", "-c", script])
     assert (r.status, r.stdout) == (0, b"      1       0 sh\n      2       1 sleep\n      3       1 ps\n2\n"), \
         r.describe()
+
+
+def test_pidfds(platform, variant):
+    compare(platform, [build("proc_pidfd", variant)])

@@ -459,6 +459,9 @@ class Kernel:
                 self._notify_parent(c)
         if proc.pid == 1:
             self.kill_all(exclude=proc)
+        if proc.pidfds:
+            from umiak.kernel.syscalls.pidfd import process_ended
+            process_ended(proc)
         if proc.pid != 1:
             self._notify_parent(proc)
 

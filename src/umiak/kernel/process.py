@@ -80,6 +80,7 @@ class Process:
         self.cutime = self.cstime = 0.0        # CPU time of reaped children
         self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
         self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
+        self.pidfds: list = []                 # open pidfds naming this process (woken at its end)
 
     def wait_status(self) -> int:
         """The status word wait4 reports: exit code << 8, or the signal that killed it."""

@@ -23,7 +23,7 @@ RSP, RAX, RIP = 6, 0, 16
 
 
 def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int,
-           exit_signal: int = 0) -> int:
+           exit_signal: int = 0, pidfd_at: int = 0) -> int:
     kernel = task.kernel
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
         raise SyscallError(EINVAL)
@@ -33,6 +33,8 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         raise SyscallError(EINVAL)
     if flags & CLONE_NEW_ANY:
         raise SyscallError(EINVAL)   # namespaces: one per VM already
+    if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
+        raise SyscallError(EINVAL)
     if len(kernel.tasks) >= kernel.options.max_threads:
         raise SyscallError(EAGAIN)
     creds = task.process.creds
@@ -42,7 +44,7 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         if sum(1 for t in kernel.tasks.values() if t.process.creds.uid == creds.uid) >= limit:
             raise SyscallError(EAGAIN)
     if not flags & CLONE_THREAD:
-        return _new_process(task, flags, stack, parent_tid, child_tid, tls, exit_signal)
+        return _new_process(task, flags, stack, parent_tid, child_tid, tls, exit_signal, pidfd_at)
     proc = task.process
     from umiak.kernel.process import Task
     tid = kernel.alloc_pid()
@@ -84,7 +86,7 @@ def _start_vcpu(task, child, flags: int, stack: int, tls: int, mm) -> None:
 
 
 def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int,
-                 exit_signal: int) -> int:
+                 exit_signal: int, pidfd_at: int = 0) -> int:
     """fork, vfork and every clone without CLONE_THREAD."""
     import copy
     from umiak.kernel.files import FdTable
@@ -136,6 +138,9 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
     child.comm = task.comm
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.sigaltstack = task.sigaltstack
+    if flags & CLONE_PIDFD:
+        from umiak.kernel.syscalls.pidfd import make_pidfd
+        task.mm.write_u32(pidfd_at, make_pidfd(task, proc))
     if flags & CLONE_PARENT_SETTID:
         task.mm.write_u32(parent_tid, pid)
     if flags & CLONE_CHILD_SETTID:
@@ -156,22 +161,24 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
 
 def sys_clone(task, flags, stack, parent_tid, child_tid, tls):
     """clone(2): no namespaces (EINVAL); CLONE_FS copies cwd and umask instead of sharing them."""
-    return _clone(task, flags & ~0xFF, stack, parent_tid, child_tid, tls, flags & 0xFF)
+    if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
+        raise SyscallError(EINVAL)   # both would use parent_tid
+    return _clone(task, flags & ~0xFF, stack, parent_tid, child_tid, tls, flags & 0xFF, parent_tid)
 
 
 def sys_clone3(task, args, size):
-    """clone3(2): set_tid, cgroup and CLONE_PIDFD are refused."""
+    """clone3(2): set_tid and cgroup are refused."""
     if size < 64 or size > 4096:
         raise SyscallError(EINVAL)
     raw = task.mm.read(args, min(size, CLONE_ARGS.size)).ljust(CLONE_ARGS.size, b"\0")
     flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup = \
         CLONE_ARGS.unpack(raw)
-    if set_tid or set_tid_size or flags & CLONE_PIDFD or flags & 0xFF or exit_signal > abi.NSIG:
+    if set_tid or set_tid_size or flags & 0xFF or exit_signal > abi.NSIG:
         raise SyscallError(EINVAL)
     if flags & CLONE_THREAD and exit_signal:
         raise SyscallError(EINVAL)
     sp = stack + stack_size if stack else 0
-    return _clone(task, flags, sp, parent_tid, child_tid, tls, exit_signal)
+    return _clone(task, flags, sp, parent_tid, child_tid, tls, exit_signal, pidfd)
 
 
 def sys_fork(task):

@@ -83,7 +83,7 @@ def sys_wait4(task, pid, wstatus, options, rusage):
 
 
 def sys_waitid(task, idtype, ident, infop, options, rusage):
-    """waitid(2): P_PIDFD is EINVAL (no pidfds yet)."""
+    """waitid(2)"""
     from umiak.kernel.kernel import child_code
     idtype, ident, options = s32(idtype), s32(ident), s32(options) & 0xFFFFFFFF
     if options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
@@ -100,6 +100,14 @@ def sys_waitid(task, idtype, ident, infop, options, rusage):
             raise SyscallError(EINVAL)
         if ident == 0:
             ident = task.process.pgid
+    elif idtype == P_PIDFD:
+        from umiak.kernel.syscalls.pidfd import pidfd_process
+        if ident < 0:
+            raise SyscallError(EINVAL)
+        target = pidfd_process(task, ident)
+        if target.parent is not task.process:
+            raise SyscallError(ECHILD)
+        idtype, ident = P_PID, target.pid
     else:
         raise SyscallError(EINVAL)
     child = _wait(task, idtype, ident, options)
