@@ -177,3 +177,20 @@ def test_ps_and_pgrep_see_the_vms_processes(platform):
 
 def test_pidfds(platform, variant):
     compare(platform, [build("proc_pidfd", variant)])
+
+
+def test_ctrl_c_reaches_pid1s_process_group(platform):
+    """SIGINT to `umiak run` goes to pid 1's group, as a terminal's Ctrl-C to its foreground
+    group: the running command and the shell end at once (130), nothing after runs."""
+    import signal
+    import subprocess
+    import time
+    from harness import umiak_command, umiak_env
+    p = subprocess.Popen(umiak_command(platform, ["/bin/sh", "-c", "sleep 30; echo after"]),
+                         env=umiak_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    t = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert (p.returncode, out) == (130, b""), err
+    assert time.monotonic() - t < 5

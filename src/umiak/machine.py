@@ -217,7 +217,7 @@ class _forward_host_signals:
         threading.Thread(target=self._deliver, args=(signo, force), daemon=True).start()
 
     def _deliver(self, signo: int, force: bool) -> None:
-        from umiak.kernel.signals import make_siginfo, send
+        from umiak.kernel.signals import make_siginfo
         k, p = self.kernel, self.process
         with k.lock:
             if p.exiting:
@@ -231,7 +231,7 @@ class _forward_host_signals:
                 if not p.tasks:
                     p.done.set()
                 return
-            send(k, p, signo, make_siginfo(signo, 0x80))
+            k.host_signal(signo, make_siginfo(signo, 0x80))
 
 
 def _load_from_guest(kernel, name: str, argv_b: list[bytes]):

@@ -465,6 +465,20 @@ class Kernel:
         if proc.pid != 1:
             self._notify_parent(proc)
 
+    def host_signal(self, signo: int, info: bytes) -> None:
+        """A signal sent to `umiak run` itself. SIGINT and SIGQUIT (a terminal's Ctrl-C and
+        Ctrl-\\) go to pid 1's process group, as a terminal sends them to its foreground
+        group; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
+        from umiak.kernel.signals import send
+        init = self.processes.get(1)
+        if init is None or init.zombie:
+            return
+        targets = [init]
+        if signo in (abi.SIGINT, abi.SIGQUIT):
+            targets = [p for p in self.processes.values() if p.pgid == init.pgid and not p.zombie]
+        for p in targets:
+            send(self, p, signo, info)
+
     def kill_all(self, exclude=None) -> None:
         """SIGKILL every process but exclude (pid 1 ended: the PID namespace goes). Lock held."""
         for p in list(self.processes.values()):
