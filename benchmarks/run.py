@@ -354,7 +354,7 @@ def row(label: str, v: dict, unit: str, higher_is_better: bool = False, scale: f
 
 def print_table(title: str, rows: list[list[str]], notes: list[str] = ()) -> None:
     widths = [max(len(str(r[i])) for r in [HEADERS, *rows]) for i in range(len(HEADERS))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + " |"  # noqa: E731
     print(f"\n## {title}\n")
     print(line(HEADERS))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -663,7 +663,7 @@ def print_targets() -> None:
             rows.append([name, goal, str(v), "-"])
     head = ["target", "goal", "measured", "verdict"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |"  # noqa: E731
     print("\n## Targets\n")
     print(line(head))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

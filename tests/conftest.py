@@ -31,13 +31,13 @@ def pytest_addoption(parser):
 def platform_problems() -> dict[str, str | None]:
     """platform name -> None when usable here, else why not (umiak's own words)."""
     try:
-        from umiak.platform import PLATFORM_NAMES, _problem
+        from umiak.platform import PLATFORM_NAMES, platform_problem
     except Exception as e:  # umiak not importable at all: every test will say so
         return {"kvm": f"umiak.platform not importable: {e}"}
     problems = {}
     for name in PLATFORM_NAMES:
         try:
-            problems[name] = _problem(name)
+            problems[name] = platform_problem(name)
         except Exception as e:  # a platform still being written
             problems[name] = f"{type(e).__name__}: {e}"
     return problems
@@ -68,9 +68,3 @@ def platform(request):
             pytest.fail(f"platform {name} was requested but is not usable: {problem}")
         pytest.skip(f"platform {name} not usable here: {problem}")
     return name
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """A temporary directory with files for guests to read (the host fs is visible read-only)."""
-    return tmp_path

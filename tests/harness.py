@@ -28,11 +28,6 @@ REPO = TESTS.parent
 GUEST_SRC = TESTS / "guest"
 BUILD = TESTS / ".build"
 
-# The one switch for dynamic programs: flip when umiak supports PT_INTERP (next issue).
-# UMIAK_TEST_DYNAMIC=1 runs them anyway, to see how far support has come.
-DYNAMIC_SUPPORTED = True or os.environ.get("UMIAK_TEST_DYNAMIC") == "1"
-DYNAMIC_SKIP_REASON = "dynamic programs (PT_INTERP/ld.so) come with the next issue"
-
 # Build variant -> (compiler, flags). Order is the order of test ids.
 VARIANTS = {
     "glibc-static": ("gcc", ["-static"]),
@@ -89,8 +84,6 @@ def have_tool(name: str) -> bool:
 
 def build(name: str, variant: str, extra_flags: tuple[str, ...] = ()) -> Path:
     """Compile tests/guest/<name>.c for a variant (cached); skip when impossible."""
-    if variant == "glibc-dynamic" and not DYNAMIC_SUPPORTED:
-        pytest.skip(DYNAMIC_SKIP_REASON)
     cc, flags = VARIANTS[variant]
     if not have_tool(cc):
         pytest.skip(f"{cc} is not installed (Debian: apt-get install {'musl-tools' if cc == 'musl-gcc' else 'gcc'})")

@@ -120,6 +120,20 @@ def test_too_little_guest_memory(platform):
     assert "Traceback" not in r.stderr.decode(), r.describe()
 
 
+def test_guest_out_of_memory_is_sigkill_with_a_hint(platform):
+    """A touched page no frame can back: SIGKILL as from Linux's OOM killer, and -m named."""
+    r = run_umiak(platform, [build("touch_memory", "glibc-static"), "touch", "256"], options=["-m", "64M"])
+    err = r.stderr.decode()
+    assert (r.status, r.stdout) == (137, b"mapped\n"), r.describe()
+    assert "umiak: guest out of memory (64 MiB; raise it with -m)" in err, r.describe()
+    assert err.splitlines()[-1] == "Killed" and "Traceback" not in err, r.describe()
+
+
+def test_map_populate_beyond_guest_memory_is_enomem(platform):
+    r = run_umiak(platform, [build("touch_memory", "glibc-static"), "populate", "256"], options=["-m", "64M"])
+    assert (r.status, r.stdout) == (3, b"mmap: ENOMEM\n"), r.describe()
+
+
 def test_bad_memory_size(platform):
     r = run_umiak(platform, [build("hello", "glibc-static")], options=["-m", "lots"])
     assert r.status == EXIT_UMIAK_FAILURE, r.describe()

@@ -75,18 +75,18 @@ CASES = [
 
 
 @pytest.fixture
-def files(workdir):
-    (workdir / "words.txt").write_text(WORDS)
-    (workdir / "numbers.txt").write_text(NUMBERS)
-    (workdir / "text.txt").write_text(TEXT)
-    d = workdir / "dir"
+def files(tmp_path):
+    (tmp_path / "words.txt").write_text(WORDS)
+    (tmp_path / "numbers.txt").write_text(NUMBERS)
+    (tmp_path / "text.txt").write_text(TEXT)
+    d = tmp_path / "dir"
     d.mkdir()
     for name in ["b", "a", "c.txt", ".hidden"]:
         (d / name).write_text(name)
     (d / "subdir").mkdir()
     os.utime(d / "a", (1_600_000_000, 1_600_000_000))
-    os.symlink("text.txt", workdir / "link")
-    return workdir
+    os.symlink("text.txt", tmp_path / "link")
+    return tmp_path
 
 
 @pytest.mark.parametrize("args,stdin", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

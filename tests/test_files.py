@@ -28,29 +28,29 @@ def make_tree(root):
     return sub
 
 
-def test_read_file(platform, variant, workdir):
-    make_tree(workdir)
-    compare(platform, [build("files", variant), workdir / "passwd", workdir / "passwd-link", workdir])
+def test_read_file(platform, variant, tmp_path):
+    make_tree(tmp_path)
+    compare(platform, [build("files", variant), tmp_path / "passwd", tmp_path / "passwd-link", tmp_path])
 
 
-def test_read_file_relative_to_cwd(platform, variant, workdir):
-    make_tree(workdir)
-    compare(platform, [build("files", variant), "passwd", "passwd-link", "."], cwd=workdir)
+def test_read_file_relative_to_cwd(platform, variant, tmp_path):
+    make_tree(tmp_path)
+    compare(platform, [build("files", variant), "passwd", "passwd-link", "."], cwd=tmp_path)
 
 
-def test_directory_listing(platform, variant, workdir):
-    sub = make_tree(workdir)
+def test_directory_listing(platform, variant, tmp_path):
+    sub = make_tree(tmp_path)
     compare(platform, [build("dirlist", variant), sub, os.path.realpath(sub)])
 
 
-def test_empty_directory_listing(platform, variant, workdir):
-    empty = workdir / "empty"
+def test_empty_directory_listing(platform, variant, tmp_path):
+    empty = tmp_path / "empty"
     empty.mkdir()
     compare(platform, [build("dirlist", variant), empty, os.path.realpath(empty)])
 
 
-def test_errno_for_bad_paths(platform, variant, workdir):
-    scratch = workdir / "scratch"
+def test_errno_for_bad_paths(platform, variant, tmp_path):
+    scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "file").write_text("content\n")
     os.chmod(scratch / "file", 0o644)

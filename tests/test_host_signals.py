@@ -22,7 +22,7 @@ def _finish(proc, timeout=20):
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("umiak did not end after the signal")
+        raise AssertionError("umiak did not end after the signal") from None
     return proc.returncode, out, err
 
 

@@ -257,7 +257,7 @@ def test_memcached(platform):
             for i in range(50):
                 f.write(b"set key%d 0 0 %d\r\nvalue-%d\r\n" % (i, len(b"value-%d" % i), i))
             f.flush()
-            for i in range(50):
+            for _ in range(50):
                 assert f.readline() == b"STORED\r\n"
             f.write(b"get key7 key42\r\n")
             f.flush()

@@ -346,7 +346,7 @@ def test_self_modifying_code(guest):
 
 # -- FPU state ----------------------------------------------------------------
 def test_fpu_image_round_trip(guest):
-    g = guest(f"""
+    g = guest("""
         mov rax, 0x1122334455667788
         movq xmm3, rax
         mov eax, 1
@@ -633,7 +633,7 @@ def test_vcpus_keep_their_own_registers_under_preemption(emu_guest):
     # One snippet per vCPU: place three copies and start each vCPU at its own.
     g = emu_guest("jmp 1f\n1:")
     codes = []
-    for i, src in enumerate(sources):
+    for src in sources:
         code = asm_text(src)
         codes.append(code)
     vcpus = []

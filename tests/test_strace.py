@@ -21,7 +21,8 @@ import pytest
 
 from umiak.kernel import abi
 from umiak.kernel.errors import ExitGroup, SyscallError
-from umiak.kernel.syscalls.table import NAMES
+from umiak.kernel.kernel import Kernel
+from umiak.kernel.syscalls.table import MAX_NR, NAMES
 from umiak.trace import make_tracer
 from umiak.trace.tracer import Tracer
 
@@ -67,6 +68,14 @@ class FakeMM:
 
 
 class FakeKernel:
+    """The kernel's dispatcher (the tracer's one caller) over a given handler list."""
+
+    dispatch = Kernel.dispatch
+    _beyond = Kernel._beyond
+
+    def __init__(self, tracer=None, handlers=None):
+        self.tracer, self.handlers = tracer, handlers
+
     def unknown_syscall(self, task, nr):
         return -errno.ENOSYS
 
@@ -87,7 +96,7 @@ class FakeTask:
 
 def handlers_returning(table: dict):
     """A dispatch list whose entries return (or raise) what `table` says, by syscall name."""
-    hs = [None] * (max(NAMES) + 1)
+    hs = [lambda task, *a: -errno.ENOSYS] * MAX_NR
     for nr, name in NAMES.items():
         def h(task, a, b, c, d, e, f, name=name):
             v = table.get(name, 0)
@@ -104,12 +113,12 @@ def trace(task, calls, results, **kw):
     """Run calls [(name, args...)] through a Tracer; return its output lines."""
     out = io.StringIO()
     t = Tracer(out, **kw)
-    hs = handlers_returning(results)
+    kernel = FakeKernel(t, handlers_returning(results))
     for name, *args in calls:
         nr = NR[name] if isinstance(name, str) else name
         args = [a & abi.MASK64 for a in args] + [0] * (6 - len(args))
         try:
-            t.call(task, nr, tuple(args), hs)
+            kernel.dispatch(task, nr, *args)
         except ExitGroup as eg:
             t.exited(task, eg.status, eg.signal)
     t.finish()
@@ -385,10 +394,10 @@ def test_thread_prefix_and_unfinished_calls():
     t = Tracer(out)
 
     def futex(task, *a):   # while main waits, the child thread writes
-        t.call(child, NR["write"], (1, 0, 0, 0, 0, 0), hs)
+        kernel.dispatch(child, NR["write"], 1, 0, 0, 0, 0, 0)
         return 0
-    hs = handlers_returning({"futex": futex})
-    t.call(main, NR["futex"], (0x7F00, 0x80, 2, 0, 0, 0), hs)
+    kernel = FakeKernel(t, handlers_returning({"futex": futex}))
+    kernel.dispatch(main, NR["futex"], 0x7F00, 0x80, 2, 0, 0, 0)
     assert out.getvalue().splitlines() == [
         "[pid    10] futex(0x7f00, FUTEX_WAIT_PRIVATE, 2, NULL <unfinished ...>",
         L('[pid    11] write(1, "", 0)', "0"),
@@ -423,7 +432,7 @@ def test_make_tracer(tmp_path):
     assert make_tracer(RunOptions(), sys.stderr) is None
     f = tmp_path / "trace.txt"
     tr = make_tracer(RunOptions(strace=True, strace_file=str(f)), sys.stderr)
-    tr.call(FakeTask(), NR["getpid"], (0,) * 6, handlers_returning({"getpid": 42}))
+    FakeKernel(tr, handlers_returning({"getpid": 42})).dispatch(FakeTask(), NR["getpid"], 0, 0, 0, 0, 0, 0)
     tr.finish()
     assert f.read_text() == "getpid()                                = 42\n"
     from umiak.errors import UmiakError

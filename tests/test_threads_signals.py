@@ -4,8 +4,8 @@ Each guest program runs natively and under umiak with identical stdout,
 stderr and exit status required.
 """
 
-import pytest
 
+import pytest
 from harness import build, compare
 
 PTHREAD = ("-pthread",)
@@ -29,3 +29,9 @@ def test_polling_epoll_eventfd_timerfd_signalfd_pipes(platform, variant):
 
 def test_interrupted_loop_counts_exactly(platform, variant):
     compare(platform, [build("signal_resume_exact", variant)])
+
+
+@pytest.mark.parametrize("mode", ["stack", "stack-segv-handler", "stack-altstack", "sigreturn", "sigreturn-altstack"])
+def test_unusable_signal_frame_is_sigsegv(platform, variant, mode):
+    """A frame that cannot be written (rsp unmapped) or read back (rt_sigreturn) is SIGSEGV."""
+    compare(platform, [build("bad_signal_frame", variant), mode])

@@ -11,7 +11,6 @@ in test_read_only_volume.
 
 import os
 
-import pytest
 
 from harness import assert_same, build, compare, run_native, run_umiak
 
@@ -39,22 +38,22 @@ def make_tree(d):
     return d
 
 
-def test_files_stat_symlinks_descriptors(platform, variant, workdir):
-    make_tree(workdir)
-    compare(platform, [build("vfs_files", variant), workdir])
+def test_files_stat_symlinks_descriptors(platform, variant, tmp_path):
+    make_tree(tmp_path)
+    compare(platform, [build("vfs_files", variant), tmp_path])
 
 
-def test_devices_proc_pipes(platform, variant, workdir):
+def test_devices_proc_pipes(platform, variant, tmp_path):
     prog = build("vfs_special", variant)
-    compare(platform, [prog, os.path.realpath(prog)], cwd=workdir)
+    compare(platform, [prog, os.path.realpath(prog)], cwd=tmp_path)
 
 
-def test_getcwd_of_a_symlinked_working_directory(platform, variant, workdir):
-    (workdir / "real").mkdir()
-    os.symlink("real", workdir / "via")
+def test_getcwd_of_a_symlinked_working_directory(platform, variant, tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "via")
     prog = build("vfs_special", variant)
-    native = compare(platform, [prog, os.path.realpath(prog)], cwd=workdir / "via")
-    assert native.stdout.startswith(f"getcwd: {os.path.realpath(workdir / 'real')}\n".encode())
+    native = compare(platform, [prog, os.path.realpath(prog)], cwd=tmp_path / "via")
+    assert native.stdout.startswith(f"getcwd: {os.path.realpath(tmp_path / 'real')}\n".encode())
 
 
 READ_ONLY_ROOT = """\
@@ -97,15 +96,15 @@ write /dev/null still works: 1
 """
 
 
-def test_read_only_volume(platform, variant, workdir):
+def test_read_only_volume(platform, variant, tmp_path):
     """umiak's semantics, not Linux's output here: the host directory is writable natively.
     The errors are those of Linux on a read-only mount (EEXIST/ENOENT first where Linux checks them first)."""
-    (workdir / "file").write_text("content\n")
-    (workdir / "sub").mkdir()
-    before = sorted(os.listdir(workdir))
-    res = run_umiak(platform, [build("vfs_rofs", variant), "/ro"], options=["-v", f"{workdir}:/ro:ro"])
+    (tmp_path / "file").write_text("content\n")
+    (tmp_path / "sub").mkdir()
+    before = sorted(os.listdir(tmp_path))
+    res = run_umiak(platform, [build("vfs_rofs", variant), "/ro"], options=["-v", f"{tmp_path}:/ro:ro"])
     assert (res.status, res.stdout.decode(), res.stderr) == (0, READ_ONLY_ROOT, b""), res.describe()
-    assert sorted(os.listdir(workdir)) == before and (workdir / "file").read_text() == "content\n"
+    assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "file").read_text() == "content\n"
 
 
 def _twin(d):
@@ -129,14 +128,24 @@ def test_overlay_root_changes_like_linux(platform, variant, tmp_path):
 # -- the VFS in-process (no VM): confinement, mounts, loops, openat2, open_exec --------------
 
 class _Kernel:
-    """Just what build_vfs and the resolver use."""
+    """Just what build_vfs and the resolver use: in-memory files keep their pages in host memory."""
 
     def __init__(self, **opts):
+        from types import SimpleNamespace
+
+        from umiak.kernel.pagecache import HeapFrames, PageCaches
         from umiak.options import RunOptions
         self.options = RunOptions(**opts)
+        self.hostname = self.options.hostname
+        heap = HeapFrames()
+        self.frames, self.platform = heap.frames, SimpleNamespace(ram=heap.ram)
+        self.page_caches = PageCaches(heap.frames, heap.ram)
         self.processes = {}
+        self.ncpus = 1
         self._vfs = None
         self.warnings = []
+        import itertools
+        self.pipe_inos, self.socket_inos, self.anon_minors = (itertools.count(n) for n in (0x4001, 0x10001, 41))
 
     @property
     def vfs(self):
@@ -147,6 +156,9 @@ class _Kernel:
 
     def warn(self, msg):
         self.warnings.append(msg)
+
+    def current_task(self):
+        return None   # no task threads here: the caller passes its task
 
 
 def _task(kernel, cwd="/"):

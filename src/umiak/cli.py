@@ -18,15 +18,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     r.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"],
                    help="CPU platform: kvm (hardware virtualization), emu (Unicorn software CPU) or auto")
-    r.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM, e.g. 256M, 2G (default 1G)")
+    r.add_argument("-m", "--memory", metavar="SIZE",
+                   help="guest RAM, e.g. 256M, 2G (default 1G, or the kernel config's)")
     r.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                    help="set a guest environment variable (K alone copies it from the host)")
     r.add_argument("--cwd", metavar="DIR", help="guest working directory (default: the current one)")
     r.add_argument("--hostname", default="umiak", help="the guest's host name (uname nodename)")
     r.add_argument("--no-aslr", action="store_true", help="load at fixed addresses, as with setarch -R")
     r.add_argument("-c", "--cpus", type=int, metavar="N", help="vCPUs the guest may use (default: host cores)")
-    r.add_argument("--max-threads", type=int, default=4096, metavar="N",
-                   help="threads the program may have; more gives EAGAIN (default 4096)")
+    r.add_argument("--max-threads", type=int, metavar="N",
+                   help="threads the program may have; more gives EAGAIN (default 4096, or the kernel config's)")
     r.add_argument("--strace", action="store_true", help="print one strace-style line per system call on stderr")
     r.add_argument("--trace", metavar="GLOBS", help="only trace matching calls, e.g. 'mmap|brk|open*'")
     r.add_argument("--strace-file", metavar="PATH", help="write strace lines to PATH instead of stderr")
@@ -44,17 +45,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="mount an in-memory file system at PATH (/tmp has one already)")
     r.add_argument("--user", metavar="UID:GID", help="run the program as this uid and gid (default 0:0)")
     r.add_argument("--verbose", action="store_true", help="say which platform runs and why; details of faults")
+    r.add_argument("--config", metavar="FILE",
+                   help="run under the kernel this .config describes (default: $KCONFIG_CONFIG, else the full kernel)")
+    r.add_argument("--profile", metavar="NAME", help="run under a shipped kernel profile (umiak config profiles)")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
+    # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
+    # this parser for `umiak run` imports nothing of the config package.
+    c = sub.add_parser("config", add_help=False,
+                       help="configure the kernel: menus, profiles, .config files (umiak config --help)")
+    c.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
+        args = argparse.Namespace(command="config", config_args=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "platforms":
             return _platforms()
+        if args.command == "config":
+            from umiak.config.cli import main as config_main
+            return config_main(args.config_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:
@@ -80,10 +96,15 @@ def _run(args) -> int:
     from umiak.errors import UmiakError
     from umiak.machine import Machine
     from umiak.options import RunOptions, parse_size
+    kconfig = None
+    if args.config is not None or args.profile is not None or os.environ.get("KCONFIG_CONFIG"):
+        from umiak.config import load
+        kconfig = load(args.config, args.profile)
     try:
-        mem = parse_size(args.memory)
+        mem = parse_size(args.memory) if args.memory is not None else getattr(kconfig, "guest_memory", 1 << 30)
     except ValueError:
         raise UmiakError(f"bad memory size {args.memory!r} (use e.g. 256M or 2G)") from None
+    max_threads = args.max_threads if args.max_threads is not None else getattr(kconfig, "max_threads", 4096)
     env = {}
     for item in args.env:
         k, sep, v = item.partition("=")
@@ -97,9 +118,9 @@ def _run(args) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus, max_threads=args.max_threads, prewarm=False, net=args.net, publish=_publish(args),
+                      cpus=args.cpus, max_threads=max_threads, prewarm=False, net=args.net, publish=_publish(args, kconfig),
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
-                      **_user(args.user))
+                      kernel_config=kconfig, **_user(args.user))
     sys.stdout.flush()
     return Machine(opts).run([args.program, *args.args])
 
@@ -120,9 +141,12 @@ def _user(text: str | None) -> dict:
     return {"uid": u, "gid": g}
 
 
-def _publish(args) -> list:
+def _publish(args, kconfig=None) -> list:
     """-p specs, checked now so a typo is an error before the VM starts."""
     from umiak.errors import UmiakError
+    if kconfig is not None:   # a kernel without this network mode refuses it first
+        from umiak.config.runtime import check_net
+        check_net(kconfig, args.net, bool(args.publish))
     if args.publish and args.net != "private":
         raise UmiakError("-p needs --net=private (with --net=host the guest's ports are the host's already)")
     if not args.publish and args.net == "host":

@@ -1,19 +1,34 @@
-"""The embeddable API: one `Machine` runs one program in its own micro-VM.
+"""The embeddable API: a `Machine` runs programs, each in a fresh micro-VM.
 
     from umiak import Machine
-    status = Machine(mem_size=256 << 20).run(["./hello", "world"])
-    result = Machine().run_captured(["./hello"])   # .status, .stdout, .stderr
+    with Machine(mem_size=256 << 20) as m:
+        status = m.run(["./hello", "world"])
+        result = m.run_captured(["./hello"])   # .status, .stdout, .stderr
 
 Each run creates a fresh VM (platform), kernel and process; nothing is shared
-between runs, so many machines can run one after another in one process.
+between runs or between Machines, so many programs can run one after another,
+or at once on several threads, in one process. close() (or leaving the `with`)
+releases every host resource the Machine holds; see Machine.
 """
 
+import atexit
+import dataclasses
+import functools
 import os
 import sys
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.errors import UmiakError
 from umiak.options import RunOptions
+
+if TYPE_CHECKING:
+    from umiak.kernel.files import File
+    from umiak.kernel.kernel import Kernel
+    from umiak.platform.base import Platform
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -47,27 +62,74 @@ def default_environment(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 class Machine:
-    """A micro-VM factory with fixed options; each run() boots a fresh VM."""
+    """Runs programs with fixed options, each in a fresh VM.
+
+    Lifecycle: use it as a context manager, or call close(). With `prewarm` (the
+    default for the API; the CLI turns it off) the next run's VM is built on a
+    background thread after each run; close() waits for it and releases it, and
+    returns once every VM the Machine ran has given its host resources back. A run
+    after close() is an error. A Machine that is never closed is closed at
+    interpreter exit (or, without waiting, when it is garbage-collected).
+
+    Threads: a Machine may be used from any thread, and runs may overlap (each has
+    its own VM); close() waits for runs in progress on other threads.
+    """
 
     def __init__(self, options: RunOptions | None = None, **overrides):
-        self.options = options or RunOptions()
-        for k, v in overrides.items():
-            if not hasattr(self.options, k):
+        options = options or RunOptions()
+        for k in overrides:
+            if not hasattr(options, k):
                 raise TypeError(f"unknown option {k!r}")
-            setattr(self.options, k, v)
+        # A copy when overridden: the caller's RunOptions (perhaps another Machine's) stays as it was.
+        self.options = dataclasses.replace(options, **overrides) if overrides else options
         self.platform_name: str | None = None
         self.platform_reason = ""
-        self.last_kernel = None
-        self._warm = None   # (platform name, memory size, builder thread, {"platform": ...})
+        self.last_kernel: Kernel | None = None
+        self._cond = threading.Condition()   # guards the fields below
+        self._warm: _WarmVM | None = None
+        self._running = 0
+        self._live: dict = {}               # kernel -> guest process, of the runs in progress
+        self._closed = False
+        self._at_exit: Callable[[], None] | None = None   # registered with atexit by the first run
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def run(self, argv: list[str], stdio: tuple[int, int, int] | None = None, err_out=None) -> int:
         """Run argv[0] with argv; returns the exit status as a shell would report it."""
+        with self._cond:
+            if self._closed:
+                raise UmiakError("this Machine is closed")
+            self._running += 1
+            if self._at_exit is None:
+                # Unique per Machine, so close() unregisters this one only.
+                at_exit = self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+                atexit.register(at_exit)
+        try:
+            return self._run(argv, stdio, err_out)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def _run(self, argv: list[str], stdio, err_out) -> int:
         from umiak.kernel.errors import ExitGroup
         from umiak.kernel.kernel import Kernel
         from umiak.platform import choose_platform, open_platform
         opts = self.options
         if not argv:
             raise UmiakError("no program given")
+        cfg = opts.kernel_config
+        if cfg is not None:   # a configured kernel: refuse what it lacks (umiak.config.runtime)
+            from umiak.config.runtime import check_options
+            opts = check_options(cfg, opts)
         from umiak.loader.binfmt import resolve_program as resolve_binary
         argv_b = [a.encode() if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
@@ -77,6 +139,9 @@ class Machine:
             path = resolve_program(argv[0])
             image, elf_path, argv_b = resolve_binary(
                 lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
+            if cfg is not None and elf_path != path:
+                from umiak.config.runtime import check_script
+                check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
         platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
@@ -99,12 +164,16 @@ class Machine:
                 from umiak.trace import make_tracer
                 kernel.tracer = make_tracer(opts, err_out)
             task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            with self._cond:
+                self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):
                 status = kernel.run(task)
             signal = kernel.exit_signal
         except ExitGroup as eg:
             status, signal = eg.status, eg.signal
         finally:
+            with self._cond:
+                self._live.pop(kernel, None)
             try:
                 kernel.finish(status, signal)
             finally:
@@ -116,47 +185,61 @@ class Machine:
 
     # -- a warm VM for the next run ------------------------------------------------
     def _warm_up(self, name: str, mem_size: int) -> None:
-        """Build the next run's VM on a background thread while the caller goes on."""
-        import threading
-        from umiak.platform import open_platform
-        box: dict = {}
-
-        def build():
-            try:
-                plat = open_platform(name, mem_size)
-                prepare = getattr(plat, "prepare", None)
-                if prepare is not None:
-                    prepare()
-                box["platform"] = plat
-            except Exception:  # noqa: BLE001 - the next run simply builds its own
-                pass
-        t = threading.Thread(target=build, name="umiak-warm-vm", daemon=True)
-        t.start()
-        self._warm = (name, mem_size, t, box)
+        """Start building the next run's VM while the caller goes on (once per Machine)."""
+        with self._cond:
+            if self._closed or self._warm is not None:
+                return
+            self._warm = _WarmVM(name, mem_size)
 
     def _take_warm(self, name: str, mem_size: int):
-        warm, self._warm = self._warm, None
+        with self._cond:
+            warm, self._warm = self._warm, None
         if warm is None:
             return None
-        wname, wsize, t, box = warm
-        t.join()
-        plat = box.get("platform")
-        if plat is not None and (wname, wsize) != (name, mem_size):
+        plat = warm.take()
+        if plat is not None and (warm.name, warm.mem_size) != (name, mem_size):
             plat.close()
             return None
         return plat
 
     def close(self) -> None:
-        """Release the warm VM, if one is waiting."""
-        plat = self._take_warm(None, None) if self._warm is not None else None
-        if plat is not None:
-            plat.close()
+        """Refuse further runs, wait for runs in progress, release the warm VM, and wait
+        until every VM this Machine ran has given its host resources back. Idempotent."""
+        self._close(None)
+
+    def _close(self, stop_after: float | None) -> None:
+        """close(); with stop_after, runs still going after that many seconds are stopped
+        (as by SIGKILL) and waited for as long again, then left behind."""
+        with self._cond:
+            self._closed = True
+            if stop_after is not None and not self._cond.wait_for(lambda: not self._running, stop_after):
+                for kernel, process in list(self._live.items()):
+                    _stop_guest(kernel, process, 128 + 9, "the interpreter is exiting: stopping the VM")
+                if not self._cond.wait_for(lambda: not self._running, stop_after):
+                    return
+            while self._running:
+                self._cond.wait()
+            warm, self._warm = self._warm, None
+            at_exit, self._at_exit = self._at_exit, None
+        if warm is not None:
+            plat = warm.take()
+            if plat is not None:
+                plat.close()
+        if at_exit is not None:
+            atexit.unregister(at_exit)
+        self.last_kernel = None
+        from umiak.platform import wait_released
+        wait_released()
 
     def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
+        # Garbage, never closed: nothing runs, nobody waits; the warm VM closes itself.
+        # getattr: __init__ may have failed (a bad option) before it set these.
+        warm, self._warm = getattr(self, "_warm", None), None
+        if warm is not None:
+            warm.abandon()
+        at_exit = getattr(self, "_at_exit", None)
+        if at_exit is not None:
+            atexit.unregister(at_exit)
 
     def run_captured(self, argv: list[str], input: bytes = b"") -> RunResult:
         """Run with stdin from `input` and stdout/stderr captured (umiak's own messages go to stderr too)."""
@@ -174,6 +257,70 @@ class Machine:
             fout.seek(0)
             ferr.seek(0)
             return RunResult(status, fout.read(), ferr.read())
+
+
+class _WarmVM:
+    """A VM being built on a background thread for a Machine's next run.
+
+    The thread is not a daemon: the interpreter waits for it at exit rather than
+    finalise under it (Unicorn's initialisation crashes when cut short)."""
+
+    def __init__(self, name: str, mem_size: int):
+        self.name, self.mem_size = name, mem_size
+        self._platform: Platform | None = None
+        self._abandoned = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._build, name="umiak-warm-vm")
+        self._thread.start()
+
+    def _build(self) -> None:
+        from umiak.platform import open_platform
+        try:
+            plat = open_platform(self.name, self.mem_size)
+            plat.prepare()
+        except Exception:  # noqa: BLE001 - the next run simply builds its own
+            return
+        with self._lock:
+            if not self._abandoned:
+                self._platform = plat
+                return
+        plat.close()
+
+    def take(self):
+        """Wait for the VM; it is the caller's now (None if it could not be built)."""
+        self._thread.join()
+        plat, self._platform = self._platform, None
+        return plat
+
+    def abandon(self) -> None:
+        """Nobody will take the VM: close it now, or once built, without waiting."""
+        with self._lock:
+            self._abandoned = True
+            plat, self._platform = self._platform, None
+        if plat is not None:
+            plat.close()
+
+
+def _close_at_exit(ref) -> None:
+    """A Machine still open at interpreter exit: a run in progress there (on a daemon
+    thread) gets a second to end, then is stopped."""
+    machine = ref()
+    if machine is not None:
+        machine._close(stop_after=1.0)
+
+
+def _stop_guest(kernel, process, status: int, why: str) -> None:
+    """End the guest program at once with `status` (its tasks are interrupted)."""
+    with kernel.lock:
+        if process.exiting:
+            return
+        kernel.warn(why)
+        process.exiting = True
+        process.exit_status, process.exit_signal = status, 0
+        for t in process.tasks.values():
+            t.interrupt()
+        if not process.tasks:
+            process.done.set()
 
 
 class _forward_host_signals:
@@ -222,16 +369,10 @@ class _forward_host_signals:
         with k.lock:
             if p.exiting:
                 return
-            if force:
-                k.warn("second interrupt: stopping the VM")
-                p.exiting = True
-                p.exit_status, p.exit_signal = 128 + signo, 0
-                for t in p.tasks.values():
-                    t.interrupt()
-                if not p.tasks:
-                    p.done.set()
+            if not force:
+                k.host_signal(signo, make_siginfo(signo, 0x80))
                 return
-            k.host_signal(signo, make_siginfo(signo, 0x80))
+        _stop_guest(k, p, 128 + signo, "second interrupt: stopping the VM")
 
 
 def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
@@ -240,7 +381,7 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
     from umiak.kernel.errors import SyscallError
     from umiak.loader.binfmt import resolve_program as resolve_binary
     vfs = kernel.vfs
-    opened = {}
+    opened: dict[str, File] = {}
 
     def read(p: str) -> bytes:
         try:
@@ -263,7 +404,7 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
             raise UmiakError(f"{name}: command not found")
     image, elf_path, argv_b = resolve_binary(read, path, argv_b)
     f = opened.get(elf_path)
-    exe = getattr(getattr(f, "loc", None), "path", None) or getattr(f, "path", elf_path)
+    exe = elf_path if f is None else (f.loc.path if f.loc is not None else f.path) or elf_path
     return image, exe, argv_b, path
 
 

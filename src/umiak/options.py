@@ -20,7 +20,7 @@ class RunOptions:
     # Host fds the guest gets as 0, 1, 2 (None: umiak's own stdin/stdout/stderr).
     stdio: tuple[int, int, int] | None = None
     cpus: int | None = None            # vCPUs the guest may use (default: the host's cores)
-    prewarm: bool = True               # Machine: build the next run's VM in the background
+    prewarm: bool = True               # Machine: build the next run's VM in the background (close() releases it)
     vdso: bool = True                  # serve clocks from a vDSO inside the guest when the CPU allows
     max_threads: int = 4096            # clone beyond this gives EAGAIN
     # File systems (umiak.kernel.vfs): the guest's root (None: the host's /, read-only) and
@@ -32,6 +32,8 @@ class RunOptions:
     publish: list = field(default_factory=list)   # (host addr, host port, guest port, "tcp"|"udp") (-p)
     uid: int = 0
     gid: int = 0
+    # The kernel's configuration (umiak.config.load: a FrozenConfig); None: the full kernel.
+    kernel_config: object = None
     extra: dict = field(default_factory=dict)
 
 

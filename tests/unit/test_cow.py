@@ -84,7 +84,7 @@ def check(spaces, frames):
             if e & COW:
                 assert not e & abi.PROT_WRITE
     for pa, n in holders.items():
-        assert frames.refcount(pa) == n, (hex(pa), n)
+        assert 1 + frames.users(pa) == n, (hex(pa), n)
         if n > 1:   # a private frame two spaces hold is never writable in either
             for mm, _ in spaces:
                 for vpn, e in mm.pages.items():

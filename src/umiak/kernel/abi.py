@@ -78,6 +78,10 @@ AT_SYMLINK_FOLLOW = 0x400
 AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
 AT_STATX_SYNC_TYPE = 0x6000
+AT_STATX_SYNC_AS_STAT, AT_STATX_FORCE_SYNC, AT_STATX_DONT_SYNC = 0, 0x2000, 0x4000
+
+PATH_MAX, NAME_MAX = 4096, 255
+UIO_MAXIOV = 1024
 
 SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
 
@@ -90,9 +94,16 @@ F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
 F_ADD_SEALS, F_GET_SEALS = 1033, 1034
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 FD_CLOEXEC = 1
+# record locks: struct flock is 32 bytes (l_type, l_whence, 4 pad, l_start, l_len, l_pid, 4 pad)
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
-# struct flock: l_type, l_whence, l_start, l_len, l_pid (32 bytes, l_start aligned)
 FLOCK = struct.Struct("<hh4xqqi4x")
+assert FLOCK.size == 32
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8   # flock(2)
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE = 1, 2, 4, 8, 16
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC = 1, 2, 4, 8, 0x10
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_NO_HIDE_STALE = 1, 2, 4
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 8, 16, 32, 64
+SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 
 # file types (st_mode)
 S_IFMT = 0o170000
@@ -104,7 +115,8 @@ S_IFDIR = 0o040000
 S_IFCHR = 0o020000
 S_IFIFO = 0o010000
 
-# getdents64 d_type
+# struct linux_dirent64 (getdents64) before its name: d_ino, d_off, d_reclen, d_type
+DIRENT64 = struct.Struct("<QqHB")
 DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 4, 6, 8, 10, 12
 
 # struct stat (x86-64): dev, ino, nlink, mode, uid, gid, pad, rdev, size, blksize, blocks,
@@ -123,6 +135,9 @@ STATX_ATTR_MOUNT_ROOT = 0x2000
 STATFS = struct.Struct("<qqQQQQQiiqqq32x")
 assert STATFS.size == 120
 ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_RELATIME = 1, 2, 4, 8, 0x400
+# statfs f_type
+TMPFS_MAGIC, OVERLAYFS_SUPER_MAGIC, PROC_SUPER_MAGIC, SYSFS_MAGIC = 0x01021994, 0x794C7630, 0x9FA0, 0x62656572
+PIPEFS_MAGIC, SOCKFS_MAGIC, ANON_INODE_FS_MAGIC = 0x50495045, 0x534F434B, 0x09041934   # files with no path
 # struct open_how (openat2): flags, mode, resolve
 OPEN_HOW = struct.Struct("<QQQ")
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
@@ -131,6 +146,8 @@ F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
 RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND = 1, 2, 4, 8, 0x10
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # tv_nsec of utimensat's times
+UTIMBUF = struct.Struct("<qq")   # utime(2): actime, modtime
 STATX_TYPE, STATX_MODE, STATX_NLINK, STATX_UID, STATX_GID = 1, 2, 4, 8, 0x10
 STATX_ATIME, STATX_MTIME, STATX_CTIME, STATX_INO, STATX_SIZE, STATX_BLOCKS = 0x20, 0x40, 0x80, 0x100, 0x200, 0x400
 STATX_BASIC_STATS = 0x7FF
@@ -138,18 +155,27 @@ STATX_BTIME = 0x800
 STATX_MNT_ID = 0x1000
 
 TIMESPEC = struct.Struct("<qq")
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # utimensat tv_nsec
-UTIMBUF = struct.Struct("<qq")     # struct utimbuf (utime(2)): actime, modtime
 TIMEVAL = struct.Struct("<qq")
+ITIMERSPEC = struct.Struct("<qqqq")   # it_interval (sec, nsec), it_value (sec, nsec)
+ITIMERVAL = struct.Struct("<qqqq")    # it_interval (sec, usec), it_value (sec, usec)
+SIGEVENT = struct.Struct("<Qii i44x")   # sigev_value, sigev_signo, sigev_notify, _tid (of the union)
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
 IOVEC = struct.Struct("<QQ")
 RLIMIT = struct.Struct("<QQ")
 RLIM_INFINITY = MASK64
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+CLK_TCK = 100   # USER_HZ: the clock ticks of times(2), /proc and AT_CLKTCK
+RUSAGE = struct.Struct("<4q14q")   # ru_utime, ru_stime (timevals), then 14 longs: maxrss ... nivcsw
+TMS = struct.Struct("<4q")         # tms_utime, tms_stime, tms_cutime, tms_cstime (clock ticks)
 
 # ioctl
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
 TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5413, 0x5414
 FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, FIOASYNC = 0x541B, 0x5421, 0x5451, 0x5450, 0x5452
 TIOCGPTN = 0x80045430
+WINSIZE = struct.Struct("<4H")   # ws_row, ws_col, ws_xpixel, ws_ypixel
 
 # arch_prctl
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -182,6 +208,13 @@ SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER = 1, 2, 4, 0x04000000
 SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x08000000, 0x10000000, 0x40000000, 0x80000000
 SIGACTION = struct.Struct("<QQQQ")  # handler, flags, restorer, mask (kernel's struct)
+SIGINFO_SIZE = 128   # sizeof(siginfo_t)
+# struct signalfd_siginfo (128 bytes): signo, errno, code, pid, uid, fd, tid, band, overrun, trapno,
+# status, int, ptr, utime, stime, addr, then padding
+SIGNALFD_SIGINFO = struct.Struct("<IiiIIiIIIIiiQQQQ48x")
+assert SIGNALFD_SIGINFO.size == 128
+SI_USER, SI_KERNEL, SI_QUEUE, SI_TIMER, SI_MESGQ, SI_ASYNCIO, SI_SIGIO, SI_TKILL = 0, 0x80, -1, -2, -3, -4, -5, -6
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
 
 # Descriptions as a shell prints them for a program killed by the signal.
 SIGNAL_DESCRIPTIONS = {
@@ -230,6 +263,7 @@ FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
 FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF   # the futex word
 
 # clone(2) / clone3(2) flags
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_PIDFD = 0x100, 0x200, 0x400, 0x800, 0x1000
@@ -239,9 +273,15 @@ CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_NEWCGROUP = 0x400000, 
 CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID = 0x4000000, 0x8000000, 0x10000000, 0x20000000
 CLONE_NEWNET, CLONE_IO = 0x40000000, 0x80000000
 CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_NEWTIME = 0x100000000, 0x200000000, 0x80
+# struct clone_args (clone3, CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid, parent_tid, exit_signal,
+# stack, stack_size, tls, set_tid, set_tid_size, cgroup
+CLONE_ARGS = struct.Struct("<11Q")
 
 # sigaltstack(2)
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 0x80000000
+STACK_T = struct.Struct("<Qi4xQ")   # stack_t: ss_sp, ss_flags, 4 pad, ss_size
+assert STACK_T.size == 24
+MINSIGSTKSZ = 2048
 
 # sockets
 AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 0, 1, 2, 10, 16, 17
@@ -257,6 +297,26 @@ TCP_NODELAY, TCP_MAXSEG, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 1,
 MSG_OOB, MSG_PEEK, MSG_DONTROUTE, MSG_CTRUNC, MSG_TRUNC, MSG_DONTWAIT = 1, 2, 4, 8, 0x20, 0x40
 MSG_EOR, MSG_WAITALL, MSG_NOSIGNAL, MSG_MORE, MSG_CMSG_CLOEXEC = 0x80, 0x100, 0x4000, 0x8000, 0x40000000
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+SOL_NETLINK = 270
+NETLINK_ROUTE = 0
+SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
+SO_BINDTODEVICE, SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_PEERNAME = 25, 26, 27, 28
+SO_TIMESTAMP, SO_PEERSEC, SO_SNDBUFFORCE, SO_RCVBUFFORCE = 29, 31, 32, 33
+SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 50, 51, 52
+SO_PEERGROUPS, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, SO_PEERPIDFD = 59, 66, 67, 77
+TCP_ZEROCOPY_RECEIVE = 35
+MSG_CONFIRM, MSG_ERRQUEUE, MSG_FASTOPEN, MSG_BATCH, MSG_WAITFORONE = 0x800, 0x2000, 0x20000000, 0x40000, 0x10000
+SOCK_TYPE_MASK = 0xF
+SIOCGIFNAME, SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFADDR = 0x8910, 0x8912, 0x8913, 0x8915
+SIOCGIFDSTADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK, SIOCGIFMTU = 0x8917, 0x8919, 0x891B, 0x8921
+SIOCGIFHWADDR, SIOCGIFINDEX, SIOCATMARK, SIOCOUTQ, SIOCINQ = 0x8927, 0x8933, 0x8905, 0x5411, 0x541B
+CMSGHDR = struct.Struct("<Qii")       # cmsg_len, cmsg_level, cmsg_type
+UCRED = struct.Struct("<iII")         # pid, uid, gid
+LINGER = struct.Struct("<ii")         # l_onoff, l_linger
+SOCKADDR_MAX = 128                    # sizeof(struct sockaddr_storage)
+MSGHDR = struct.Struct("<QI4xQQQQi4x")   # name, namelen, iov, iovlen, control, controllen, flags
+MMSGHDR_SIZE = 64                         # struct mmsghdr: a msghdr and msg_len, padded
+NLMSGHDR = struct.Struct("<IHHII")        # netlink: nlmsg_len, nlmsg_type, nlmsg_flags, nlmsg_seq, nlmsg_pid
 
 # poll / epoll / eventfd / timerfd
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
@@ -271,11 +331,34 @@ EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC = 1, O_NONBLOCK, O_CLOEXEC
 
 # wait
 WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
+WSTOPPED = WUNTRACED
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+# siginfo_t's SIGCHLD union (after the 16-byte head): si_pid, si_uid, si_status, si_utime, si_stime
+SIGCHLD_INFO = struct.Struct("<iIi4xqq")
+# the head and SIGCHLD fields waitid(2) fills: si_signo, si_errno, si_code, si_pid, si_uid, si_status
+WAITID_INFO = struct.Struct("<iii4xiIi")
+PIDFD_NONBLOCK = O_NONBLOCK
 
 # prctl
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
 PR_SET_NAME, PR_GET_NAME, PR_CAPBSET_READ, PR_SET_SECCOMP, PR_GET_SECCOMP = 15, 16, 23, 22, 21
-PR_SET_TIMERSLACK, PR_GET_TIMERSLACK, PR_SET_CHILD_SUBREAPER = 29, 30, 36
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 29, 30, 36, 37
 PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 38, 39, 41, 42
 PR_SET_VMA = 0x53564D41
+
+# sched(7), membarrier(2)
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
+SCHED_RESET_ON_FORK = 0x40000000
+MEMBARRIER_CMD_QUERY, MEMBARRIER_CMD_GLOBAL, MEMBARRIER_CMD_GLOBAL_EXPEDITED = 0, 1, 2
+MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED = 4, 8
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 16
+
+# extended attributes (linux/limits.h)
+XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
+
+# struct sysinfo: uptime, loads[3], totalram, freeram, sharedram, bufferram, totalswap, freeswap,
+# procs, pad, totalhigh, freehigh, mem_unit, padding to 112 bytes
+SYSINFO = struct.Struct("<q3Q6QH6xQQI4x")
+assert SYSINFO.size == 112

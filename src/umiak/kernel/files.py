@@ -10,10 +10,19 @@ import heapq
 import os
 import stat as _stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
-                                 ESPIPE, SyscallError)
+                                 EOPNOTSUPP, ESPIPE, SyscallError)
+
+if TYPE_CHECKING:
+    from umiak.kernel.interfaces import Mappable
+    from umiak.kernel.pagecache import HostCache, PageCaches
+    from umiak.kernel.vfs.core import Loc
+    from umiak.kernel.vfs.memfs import MemInode
+    from umiak.kernel.vfs.pipe import Pipe
+    from umiak.kernel.waiting import WaitQueue
 
 
 @dataclass
@@ -39,11 +48,53 @@ def oserror(e: OSError) -> SyscallError:
 
 
 class File:
-    """Base open file description."""
+    """Base open file description: every operation the kernel may ask of an open file
+    (interfaces.FileOps), each with the default Linux gives a file that lacks it."""
 
     path = ""          # guest path, for /proc/self/fd and strace
     flags = abi.O_RDONLY
-    loc = None         # where the file sits in the VFS (vfs.core.Loc), None for pipes and stdio
+    loc: "Loc | None" = None   # where the file sits in the VFS, None for pipes and stdio
+    pipe: "Pipe | None" = None   # the in-memory pipe this is an end of (pipes and FIFOs)
+    inode: "MemInode | None" = None   # the in-memory inode of a file with no place in the tree (memfd), else None
+    sigpipe_on_epipe = False     # EPIPE from write(2) comes with SIGPIPE (pipes, host pipes/ttys)
+    owner = 0          # F_SETOWN's pid
+    dir_pos = 0        # getdents(2)'s position in dir_entries() (directories)
+    _waitq: "WaitQueue | None" = None
+
+    def is_regular(self) -> bool:
+        """A regular file: never blocks, cannot be polled (epoll_ctl says EPERM)."""
+        return False
+
+    # -- readiness (waiting.py) -----------------------------------------------------
+    @property
+    def waitq(self) -> "WaitQueue":
+        """The queue woken when the file's readiness changes (made on first use)."""
+        q = self._waitq
+        if q is None:
+            from umiak.kernel.waiting import WaitQueue
+            q = self._waitq = WaitQueue()
+        return q
+
+    def host_fd(self) -> int | None:
+        """The host fd whose readiness is this file's (polled with the kernel lock
+        released), or None when readiness is the kernel's own (poll_mask and waitq)."""
+        return None
+
+    def poll_mask(self) -> int:
+        """Current readiness as POLL* bits: the host fd's, else readable/writable."""
+        fd = self.host_fd()
+        if fd is not None:
+            import select
+            p = select.poll()
+            p.register(fd, abi.POLLIN | abi.POLLOUT | abi.POLLPRI)
+            got = p.poll(0)
+            return got[0][1] if got else 0
+        mask = 0
+        if self.readable():
+            mask |= abi.POLLIN | abi.POLLRDNORM
+        if self.writable():
+            mask |= abi.POLLOUT | abi.POLLWRNORM
+        return mask
 
     def readable(self) -> bool:
         return (self.flags & abi.O_ACCMODE) != abi.O_WRONLY and not self.flags & abi.O_PATH
@@ -99,6 +150,25 @@ class File:
         """fsync(2): files with nothing to write back say EINVAL, as Linux's pipes and devices."""
         raise SyscallError(EINVAL)
 
+    def allocate(self, mode: int, offset: int, length: int) -> None:
+        """fallocate(2) of a regular file whose file system cannot reserve space."""
+        raise SyscallError(EOPNOTSUPP)
+
+    pseudo_fs = abi.ANON_INODE_FS_MAGIC   # the internal file system fstatfs names (below)
+
+    def statfs(self) -> dict:
+        """fstatfs(2) of a file with no place in the tree: its pseudo file system, as
+        Linux's simple_statfs (anon_inodefs for eventfd/epoll/..., pipefs, sockfs)."""
+        return dict(f_type=self.pseudo_fs, f_bsize=4096, f_blocks=0, f_bfree=0, f_bavail=0, f_files=0,
+                    f_ffree=0, f_namelen=255, f_frsize=4096)
+
+    def set_host_flags(self, flags: int) -> None:
+        """F_SETFL: the new status flags, for a file that keeps some of them on the host."""
+
+    def mmap_file(self) -> "Mapping | None":
+        """What a mapping of the file holds (mm's Vma.file), or None: mmap(2) says ENODEV."""
+        return None
+
     full_reads = False   # read(2) may loop to fill the buffer (regular files), else one call
 
     # -- lifetime -------------------------------------------------------------------
@@ -146,23 +216,53 @@ class File:
 
 class HostFile(File):
     """A host file descriptor: the guest's stdin/stdout/stderr (not owned: never closed),
-    and regular files of host-backed file systems (owned)."""
+    and regular files of host-backed file systems (owned).
 
-    def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None):
+    `caches` is the kernel's page_caches (set for files of host file systems): while a
+    host file is mapped MAP_SHARED its pages live there, and read/write of any open
+    file of the same inode go through them (pagecache.HostCache)."""
+
+    caches: "PageCaches | None" = None
+    sigpipe_on_epipe = True   # a host pipe or terminal (a regular file never gives EPIPE)
+
+    def __init__(self, fd: int, flags: int, path: str, owned: bool = False, loc=None, caches=None):
         self.fd = fd
         self.flags = flags
         self.path = path
         self.owned = owned
         self.loc = loc
-        self._regular = None
+        self._regular: bool | None = None
+        self._key: tuple[int, int] | None = None
+        if caches is not None:
+            self.caches = caches
 
     def _is_regular(self) -> bool:
         if self._regular is None:
             try:
-                self._regular = _stat.S_ISREG(os.fstat(self.fd).st_mode)
+                st = os.fstat(self.fd)
+                self._regular = _stat.S_ISREG(st.st_mode)
+                self._key = (st.st_dev, st.st_ino)
             except OSError:
                 self._regular = False
         return self._regular
+
+    is_regular = _is_regular
+
+    def host_fd(self) -> int | None:
+        """Stdio terminals and pipes, host FIFOs and ttys: polled on the host."""
+        if self.fd < 0 or self._is_regular():
+            return None
+        return self.fd
+
+    def statfs(self) -> dict:
+        from umiak.kernel.vfs.hostfs import host_statfs
+        return host_statfs(self.fd)
+
+    def _cache(self) -> "HostCache | None":
+        """The page cache of this host file while some mapping shares it, else None."""
+        if self.caches is not None and self._is_regular():
+            return self.caches.get(self._key)
+        return None
 
     def _would_block(self, events: int) -> bool:
         """Never block the VM inside a host read or write: a terminal or pipe that is not
@@ -178,6 +278,10 @@ class HostFile(File):
             import select
             if self._would_block(select.POLLIN):
                 raise SyscallError(EAGAIN)
+        elif self.caches:
+            c = self.caches.get(self._key)
+            if c is not None:
+                return self._read_cached(c, n)
         try:
             return os.read(self.fd, n)
         except IsADirectoryError:
@@ -185,11 +289,29 @@ class HostFile(File):
         except OSError as e:
             raise oserror(e) from None
 
+    def _read_cached(self, c, n: int) -> bytes:
+        try:
+            pos = os.lseek(self.fd, 0, os.SEEK_CUR)
+            data = os.read(self.fd, n)
+        except OSError as e:
+            raise oserror(e) from None
+        return c.overlay(pos, data)
+
     def write(self, data: bytes) -> int:
         if not self._is_regular():
             import select
             if self._would_block(select.POLLOUT):
                 raise SyscallError(EAGAIN)
+        elif self.caches:
+            c = self.caches.get(self._key)
+            if c is not None:
+                try:
+                    n = os.write(self.fd, data)
+                    pos = os.lseek(self.fd, 0, os.SEEK_CUR) - n   # O_APPEND: where it went
+                except OSError as e:
+                    raise oserror(e) from None
+                c.write(pos, memoryview(data)[:n], allocate=False)
+                return n
         try:
             return os.write(self.fd, data)
         except OSError as e:
@@ -197,15 +319,27 @@ class HostFile(File):
 
     def pread(self, offset: int, n: int) -> bytes:
         try:
-            return os.pread(self.fd, n, offset)
+            data = os.pread(self.fd, n, offset)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                return c.overlay(offset, data)
+        return data
 
     def pwrite(self, offset: int, data: bytes) -> int:
         try:
-            return os.pwrite(self.fd, data, offset)
+            n = os.pwrite(self.fd, data, offset)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                if self.flags & abi.O_APPEND:   # Linux appends even for pwrite on O_APPEND files
+                    offset = os.fstat(self.fd).st_size - n
+                c.write(offset, memoryview(data)[:n], allocate=False)
+        return n
 
     def lseek(self, offset: int, whence: int) -> int:
         try:
@@ -233,15 +367,24 @@ class HostFile(File):
             os.ftruncate(self.fd, length)
         except OSError as e:
             raise oserror(e) from None
+        if self.caches:
+            c = self._cache()
+            if c is not None:
+                c.truncate(length)
 
     def sync(self) -> None:
+        """fsync(2)/fdatasync(2): the file's dirty mapped pages first, as Linux."""
         try:
+            if self.caches:
+                c = self._cache()
+                if c is not None:
+                    c.writeback()
             os.fsync(self.fd)
         except OSError as e:
             raise oserror(e) from None
 
     @property
-    def full_reads(self) -> bool:
+    def full_reads(self) -> bool:  # type: ignore[override]  # derived, where the base stores it
         return self._is_regular()
 
     def link_text(self) -> str:
@@ -260,9 +403,9 @@ class HostFile(File):
         except OSError as e:
             raise oserror(e) from None
         return HostFile(fd, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC),
-                        self.link_text(), owned=True)
+                        self.link_text(), owned=True, caches=self.caches)
 
-    def mmap_file(self):
+    def mmap_file(self) -> "MappedHostFile":
         return MappedHostFile(self)
 
     def set_host_flags(self, flags: int) -> None:
@@ -319,20 +462,62 @@ class HostFile(File):
             self.fd = -1
 
 
-class MappedHostFile:
+class Mapping:
+    """What a file mapping holds (mm's Vma.file): the file's bytes as the mapping sees them,
+    whether it may write them back, and for MAP_SHARED the page cache to map (if any).
+    Subclasses keep what they need alive after close(2) of the descriptor, as on Linux."""
+
+    path = ""
+    writable = False   # a MAP_SHARED mapping may change the file (mprotect PROT_WRITE)
+
+    def pread(self, offset: int, n: int) -> bytes:
+        raise NotImplementedError
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        """Write back shared pages of a mapping with no page cache (default: dropped)."""
+        return len(data)
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def page_cache(self) -> "Mappable | None":
+        """The pages MAP_SHARED maps (made on first use), or None: shared mappings copy."""
+        return None
+
+    def ident(self) -> tuple[int, int]:
+        """(st_dev, st_ino) for /proc/self/maps (0, 0 for anonymous objects)."""
+        return 0, 0
+
+
+class MappedHostFile(Mapping):
     """What a file mapping holds (mm's Vma.file): its own host fd, so the mapping
-    outlives close(2) of the descriptor as on Linux."""
+    outlives close(2) of the descriptor as on Linux. A MAP_SHARED mapping maps the
+    pages of the host inode's cache (page_cache), when the file has one."""
 
     def __init__(self, f: HostFile):
         self.fd = os.dup(f.fd)
         self.path = f.path
         self.writable = f.writable()
+        self.caches = f.caches if f._is_regular() else None
+        self.key = f._key
+
+    def page_cache(self) -> "HostCache | None":
+        """The host inode's page cache (Mappable), made on the first shared mapping; None
+        where there is none (stdio, files of no host file system): shared mappings copy."""
+        if self.caches is None:
+            return None
+        c = self.caches.cache(self.key, self.fd)
+        if self.writable:
+            c.add_writer(self.fd)
+        return c
 
     def pread(self, offset: int, n: int) -> bytes:
         try:
-            return os.pread(self.fd, n, offset)
+            data = os.pread(self.fd, n, offset)
         except OSError as e:
             raise oserror(e) from None
+        c = self.caches.get(self.key) if self.caches else None
+        return c.overlay(offset, data) if c is not None else data
 
     def pwrite(self, offset: int, data: bytes) -> int:
         if not self.writable:
@@ -480,13 +665,9 @@ class FdTable:
         except SyscallError:
             pass
 
-    def close_all(self) -> None:
-        for fd in list(self.files):
-            self.close(fd)
-
 
 def is_dir_mode(mode: int) -> bool:
     return _stat.S_ISDIR(mode)
 
 
-__all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "EISDIR", "is_dir_mode", "oserror"]
+__all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "is_dir_mode", "oserror"]

@@ -4,7 +4,7 @@ Free frames are always zero (they are discarded to the host when freed and the
 RAM starts zeroed), so anonymous memory needs no clearing.
 """
 
-from umiak.kernel.errors import ENOMEM, SyscallError
+from umiak.kernel.errors import GuestOutOfMemory
 
 PAGE = 4096
 
@@ -15,7 +15,10 @@ class FrameAllocator:
         self._end = end
         self._free: list[int] = []
         self._discard = discard  # platform.discard: return frames to the host
-        self._refs: dict[int, int] = {}  # frames shared by more than one mapping: extra references
+        # Each frame has one holder when allocated (a private page, or a page cache); every
+        # further holder (a page-table entry mapping a cache page, an address space sharing a
+        # page copy-on-write since fork) is an extra reference here.
+        self._refs: dict[int, int] = {}
 
     @property
     def free_bytes(self) -> int:
@@ -30,23 +33,24 @@ class FrameAllocator:
             return self._free.pop()
         pa = self._next
         if pa >= self._end:
-            raise SyscallError(ENOMEM)
+            raise GuestOutOfMemory("no free guest frame")
         self._next = pa + PAGE
         return pa
 
     def share(self, pa: int) -> None:
-        """One more mapping refers to the frame."""
+        """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1
 
     def share_many(self, frames) -> None:
+        """One more holder for each frame (fork: the child maps them too)."""
         refs = self._refs
         get = refs.get
         for pa in frames:
             refs[pa] = get(pa, 0) + 1
 
-    def refcount(self, pa: int) -> int:
-        """How many mappings use the (allocated) frame."""
-        return 1 + self._refs.get(pa, 0)
+    def users(self, pa: int) -> int:
+        """Holders of the frame besides the first (0: only its owner holds it)."""
+        return self._refs.get(pa, 0)
 
     def release(self, frames: list[int]) -> list[int]:
         """Drop one reference to each frame; frames nobody uses are discarded and freed.

@@ -2,31 +2,40 @@
 
 One Kernel serves one VM (one Machine). Handlers are `sys_<name>(task, *args)`
 functions in `kernel/syscalls/<family>.py`, found through the one table in
-`syscalls/table.py`, and receive raw 64-bit register values.
+`syscalls/table.py`, and receive raw 64-bit register values. Kernel.dispatch is
+the one place a handler is called (the tracer hooks in around it).
 """
 
 import importlib
 import os
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EAGAIN, ENOSYS, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.errors import EAGAIN, ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
 
 if TYPE_CHECKING:
+    from umiak.kernel.mm import AddressSpace
+    from umiak.kernel.net.stack import NetStack
     from umiak.kernel.process import Process, Task
+    from umiak.kernel.syscalls.futex import Waiter
+    from umiak.kernel.timers import TimerQueue
+    from umiak.kernel.vfs.core import VFS
+    from umiak.kernel.vfs.memfs import MemFS
+    from umiak.loader.vdso import VdsoClock
+    from umiak.trace.tracer import Tracer
 
 # CPU exception vector -> (signal, si_code) when user code faults.
-SEGV_MAPERR, SEGV_ACCERR = 1, 2
 FAULT_SIGNALS = {
     0: (abi.SIGFPE, 1), 16: (abi.SIGFPE, 0), 19: (abi.SIGFPE, 0),
     1: (abi.SIGTRAP, 2), 3: (abi.SIGTRAP, 0x80),
     6: (abi.SIGILL, 2), 13: (abi.SIGSEGV, 0x80), 12: (abi.SIGBUS, 0x80),
-    17: (abi.SIGBUS, 1), 14: (abi.SIGSEGV, SEGV_MAPERR),
+    17: (abi.SIGBUS, 1), 14: (abi.SIGSEGV, abi.SEGV_MAPERR),
 }
 
 
@@ -45,31 +54,64 @@ def _adapt(handler):
     }[n]
 
 
-def _enosys(name: str, on_purpose: bool):
-    if on_purpose:
-        return lambda task, a, b, c, d, e, f: -ENOSYS
+def build_handlers(families: "set[str] | frozenset[str] | None" = None) -> list:
+    """The dispatch list: nr -> handler(task, a0..a5), one callable in every slot.
+
+    The table (syscalls/table.py) stays the one truth about each number; this list is
+    only its executable form, built once per Kernel. A row whose family is enabled
+    (`families` None = all) starts as a stub that, on its first call, imports that
+    family's module and binds the function value `sys_<name>` into every slot of
+    the family, so after the first call of a family dispatch is one list index and
+    one call. Why not import every family in table.py: a kernel configured without
+    a component never imports its module, a hello world imports only the few
+    families it uses (start-up stays fast), and the table keeps its plain-data
+    layout. That a row with a family resolves to an existing function (and every
+    `sys_*` has a row) is proved by tests/unit/test_syscall_table.py, not at run time.
+
+    Rows without a handler (or of a disabled family) return -ENOSYS: warned once and
+    listed at exit, or silently for ABSENT rows. Numbers that have no row (the hole
+    335-423 Linux never assigned) get the unknown-syscall path, as do numbers past
+    the end (Kernel.dispatch)."""
+    table: list = [None] * MAX_NR
+
+    def bind(family: str):
+        mod = importlib.import_module(f"umiak.kernel.syscalls.{family}")
+        for n, (name, fam, _status, _note) in SYSCALLS.items():
+            if fam == family:
+                table[n] = _adapt(getattr(mod, f"sys_{name}"))
+
+    for nr in range(MAX_NR):
+        row = SYSCALLS.get(nr)
+        if row is None:
+            table[nr] = _unknown(nr)
+            continue
+        name, family, status, _note = row
+        if family and (families is None or family in families):
+            table[nr] = _stub(bind, family, nr, table)
+        elif status == ABSENT:
+            table[nr] = _absent
+        else:
+            table[nr] = _enosys(name)
+    return table
+
+
+def _stub(bind, family: str, nr: int, table: list):
+    def first_call(task, a, b, c, d, e, f):
+        bind(family)
+        return table[nr](task, a, b, c, d, e, f)
+    return first_call
+
+
+def _unknown(nr: int):
+    return lambda task, a, b, c, d, e, f: task.kernel.unknown_syscall(task, nr)
+
+
+def _absent(task, a, b, c, d, e, f) -> int:
+    return -ENOSYS
+
+
+def _enosys(name: str):
     return lambda task, a, b, c, d, e, f: task.kernel.note_enosys(name)
-
-
-_DISPATCH: list = []
-
-
-def _dispatch_table() -> list:
-    """nr -> handler(task, a0..a5), built once per host process (it holds no state)."""
-    if _DISPATCH:
-        return _DISPATCH
-    table = [None] * MAX_NR
-    modules: dict[str, object] = {}
-    for nr, (name, family, status, _note) in SYSCALLS.items():
-        handler = None
-        if family:
-            mod = modules.get(family)
-            if mod is None:
-                mod = modules[family] = importlib.import_module(f"umiak.kernel.syscalls.{family}")
-            handler = getattr(mod, f"sys_{name}", None)
-        table[nr] = _adapt(handler) if handler else _enosys(name, status == ABSENT)
-    _DISPATCH[:] = table
-    return _DISPATCH
 
 
 def initial_fpu(image: bytes) -> bytes:
@@ -84,6 +126,11 @@ def initial_fpu(image: bytes) -> bytes:
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
 
 
+class _Current(threading.local):
+    """Per host thread: the task it runs, None on threads that run no task."""
+    task = None
+
+
 class Kernel:
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
@@ -91,29 +138,42 @@ class Kernel:
         self.stdio = stdio
         self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
         self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
-        if hasattr(platform, "more_tables"):
-            platform.more_tables = self.frames.alloc
+        platform.more_tables = self.frames.alloc   # page tables past the platform's pool
         self._layout_seeds: dict[int, int] = {}   # page-table root -> its address-space layout
+        from umiak.kernel.pagecache import PageCaches
+        self.page_caches = PageCaches(self.frames, platform.ram)   # host files mapped MAP_SHARED
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname
         self.unimplemented: dict[str, int] = {}
-        self.tracer = None
-        self.processes: dict[int, "Process"] = {}   # pid -> Process, zombies included
-        self.tasks: dict[int, "Task"] = {}          # tid -> live Task of any process
+        self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
+        self.processes: dict[int, Process] = {}   # pid -> Process, zombies included
+        self.tasks: dict[int, Task] = {}          # tid -> live Task of any process
         self.last_pid = 1
         self.threads: set = set()                # host threads of the tasks started by clone
         self.pid_max = 32768                     # /proc/sys/kernel/pid_max
-        self.handlers = self._build_dispatch()
-        self._vfs = None
+        self._vfs: VFS | None = None           # built on first use (the vfs property)
         self.exit_signal = 0
-        import threading
+        self.config = options.kernel_config   # umiak.config; None: the full kernel
+        # A configured kernel dispatches only its syscalls (umiak.config.runtime).
+        self.handlers = build_handlers() if self.config is None else self.config.dispatch_table(self)
         self.lock = threading.Lock()   # the kernel lock: see process.py
-        self._timers = None
-        self.vdso = None
-        self._current = threading.local()
+        self._timers: TimerQueue | None = None   # the timer thread, started on first use (timers)
+        self.vdso: VdsoClock | None = None       # the clock page of the vDSO, when options.vdso
+        self._current = _Current()   # .task: the task this host thread runs (set by _loop)
         self.ncpus = options.cpus or os.cpu_count() or 1
+        # Inode numbers of pipes and sockets, and minors of the anonymous devices (st_dev) of
+        # in-memory file systems: per VM, as Linux numbers them per boot.
+        import itertools
+        self.pipe_inos = itertools.count(0x4001)
+        self.socket_inos = itertools.count(0x10001)
+        self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
+        # Futex waiters by guest address of the futex word (syscalls/futex.py).
+        self.futexes: dict[int, list[Waiter]] = {}
+        # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
+        self._net: NetStack | None = None
+        self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -141,28 +201,29 @@ class Kernel:
         proc.creds.gid = proc.creds.egid = opts.gid
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
-        if getattr(opts, "net", "host") != "host":
+        if self.config is not None:
+            self.config.boot(self, proc)   # the config's values: fd limit, fault-around, platform
+        if opts.net != "host":
             from umiak.kernel import net
             net.start(self)   # before the program reads /etc/resolv.conf
         envp = [f"{k}={v}".encode() for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
-        task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
+        vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None
-        tsc_clock = getattr(self.platform, "tsc_clock", None)
-        clock = tsc_clock(task.vcpu) if opts.vdso and tsc_clock is not None else None
+        clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
         if opts.vdso:
             # Without a TSC clock the vDSO's functions fall back to the real syscalls.
             from umiak.loader.vdso import VdsoClock
-            self.vdso = VdsoClock(self, mm)
+            vdso = self.vdso = VdsoClock(self, mm)
         entry, sp = exec_program(self, proc, image, host_path, argv, envp, self._read_interp, opts.aslr, execfn)
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
-        task.vcpu.set_regs(regs)
+        vcpu.set_regs(regs)
         if self.tracer is not None:
             self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:
-            self.vdso.start(*clock)
+            vdso.start(*clock)   # clock is only made with opts.vdso
         return task
 
     def alloc_pid(self) -> int:
@@ -182,6 +243,9 @@ class Kernel:
     def _read_interp(self, path: str) -> bytes:
         """The program interpreter (PT_INTERP), read through the guest's file system."""
         from umiak.errors import ExecFormatError
+        if self.config is not None and not self.config.has("LOADER_DYNAMIC"):
+            raise ExecFormatError(f"interpreter {path}: dynamic programs are not in this kernel "
+                                  "(CONFIG_LOADER_DYNAMIC is not set)")
         task = self.current_task() or next(iter(self.processes[1].tasks.values()), None)
         try:
             f = self.vfs.open_exec(task, path)
@@ -248,7 +312,7 @@ class Kernel:
         proc.did_exec = True
         proc.release_vfork()
 
-    def new_mm(self):
+    def new_mm(self) -> "AddressSpace":
         """An empty address space on a page-table root of its own.
 
         Page tables are never freed (PVM), so a reused root keeps the tables its last
@@ -274,7 +338,7 @@ class Kernel:
         """Release what the VM held on the host (files it opened, the timer thread)."""
         if self._timers is not None:
             self._timers.stop()
-        if getattr(self, "_net", None) is not None:
+        if self._net is not None:
             from umiak.kernel import net
             net.stop(self)
         for proc in self.processes.values():
@@ -283,10 +347,12 @@ class Kernel:
                     proc.fds.close(fd)
                 except Exception:  # noqa: BLE001 - closing must go on
                     pass
+        if self._vfs is not None:
+            self._vfs.close()
 
     def current_task(self):
         """The task whose host thread is calling (None off the task threads)."""
-        return getattr(self._current, "task", None)
+        return self._current.task
 
     @property
     def timers(self):
@@ -305,8 +371,37 @@ class Kernel:
         return self._vfs
 
     # -- dispatch ---------------------------------------------------------------
-    def _build_dispatch(self) -> list:
-        return _dispatch_table()
+    def dispatch(self, task, nr: int, a: int, b: int, c: int, d: int, e: int, f: int):
+        """Serve one syscall: the only place a handler is called. The tracer's enter
+        and exit hooks wrap that call; a SyscallError becomes -errno."""
+        if nr < MAX_NR:
+            handler = self.handlers[nr]
+        else:
+            nr, handler = self._beyond(nr)
+        tracer = self.tracer
+        if tracer is None:
+            try:
+                return handler(task, a, b, c, d, e, f)
+            except SyscallError as err:
+                return -err.errno
+        call = tracer.enter(task, nr, (a, b, c, d, e, f))
+        try:
+            ret = handler(task, a, b, c, d, e, f)
+        except SyscallError as err:
+            ret = -err.errno
+        except BaseException:
+            tracer.exit(task, call, None)   # exit_group(0) = ?
+            raise
+        tracer.exit(task, call, ret)
+        return ret
+
+    def _beyond(self, nr: int):
+        """A number past the table: Linux looks at eax only (a number with high bits
+        set is the call in its low 32), else it is unknown."""
+        low = nr & 0xFFFFFFFF
+        if low < MAX_NR:
+            return low, self.handlers[low]
+        return nr, _unknown(nr)
 
     def note_enosys(self, name: str) -> int:
         n = self.unimplemented.get(name, 0)
@@ -357,7 +452,6 @@ class Kernel:
         t.start()
 
     def _thread_main(self, task) -> None:
-        import threading
         try:
             self._task_main(task)
         finally:
@@ -374,9 +468,10 @@ class Kernel:
             status = te.code & 0xFF
         except TaskKilled:
             pass
-        except (MemoryError, SyscallError):
+        except GuestOutOfMemory:
             # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL.
+            # OOM killer would end the program with SIGKILL. A guest's own error
+            # never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
             self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
             status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
         except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
@@ -398,12 +493,15 @@ class Kernel:
                 if self.tracer is not None and len(proc.tasks) > 1:
                     self.tracer.exited(task, status, 0)
                 from umiak.kernel.syscalls.futex import exit_robust_list, wake
-                exit_robust_list(task)
+                try:
+                    exit_robust_list(task)
+                except GuestOutOfMemory:   # the thread is gone either way
+                    pass
                 if task.clear_child_tid:
                     try:
                         task.mm.write_u32(task.clear_child_tid, 0)
                         wake(task, task.clear_child_tid, 1)
-                    except SyscallError:
+                    except (SyscallError, GuestOutOfMemory):
                         pass
             proc.tasks.pop(task.tid, None)
             for t in proc.tasks.values():   # an execve may be waiting for the others to go
@@ -432,10 +530,11 @@ class Kernel:
         proc.zombie = True
         proc.release_vfork()
         if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):
-            try:
-                proc.fds.close_all()
-            except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
-                pass
+            for fd in list(proc.fds.files):
+                try:
+                    proc.fds.close(fd)
+                except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
+                    pass
         self.drop_mm(proc, proc.mm)
         # Orphans go to the nearest living subreaper above (PR_SET_CHILD_SUBREAPER), or pid 1.
         init = proc.parent
@@ -529,8 +628,7 @@ class Kernel:
         import threading
         vcpu = task.vcpu
         run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
-        handlers = self.handlers
-        tracer = self.tracer
+        dispatch = self.dispatch
         lock = self.lock
         proc = task.process
         task.host_thread = threading.get_ident()
@@ -552,15 +650,7 @@ class Kernel:
             if kind is SYSCALL:
                 nr, a, b, c, d, e, f = args()
                 with lock:
-                    if tracer is not None:
-                        ret = tracer.call(task, nr, (a, b, c, d, e, f), handlers)
-                    elif nr < MAX_NR:
-                        try:
-                            ret = handlers[nr](task, a, b, c, d, e, f)
-                        except SyscallError as err:
-                            ret = -err.errno
-                    else:
-                        ret = self.unknown_syscall(task, nr)
+                    ret = dispatch(task, nr, a, b, c, d, e, f)
                 if ret is REGS_SET:
                     continue
                 if ret == -ERESTARTSYS:
@@ -611,7 +701,7 @@ class Kernel:
             if done:   # past the end of a mapped file
                 signo, code = abi.SIGBUS, 2   # BUS_ADRERR
             else:
-                signo, code = abi.SIGSEGV, (SEGV_ACCERR if err & 1 else SEGV_MAPERR)
+                signo, code = abi.SIGSEGV, (abi.SEGV_ACCERR if err & 1 else abi.SEGV_MAPERR)
             addr = fault.address
         else:
             signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
@@ -657,27 +747,21 @@ class Kernel:
         if self.unimplemented:
             calls = ", ".join(f"{n} ({c}x)" for n, c in sorted(self.unimplemented.items()))
             self.warn(f"unimplemented syscalls returned -ENOSYS: {calls}")
+        if self.config is not None:
+            self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
 
 
 def child_info(child) -> bytes:
     """The union part of a SIGCHLD siginfo (and waitid's): si_pid, si_uid, si_status."""
-    import struct
-    if child.exit_signal:
-        status = child.exit_signal
-    else:
-        status = child.exit_status & 0xFF
-    return struct.pack("<iIi4xqq", child.pid, child.creds.uid, status, 0, 0)
+    status = child.exit_signal or (child.exit_status & 0xFF)
+    return abi.SIGCHLD_INFO.pack(child.pid, child.creds.uid, status, 0, 0)
 
 
 def child_code(child) -> int:
-    """si_code of a child's exit: CLD_EXITED, CLD_KILLED (no core dumps in the VM)."""
-    return 2 if child.exit_signal else 1
+    """si_code of a child's exit: CLD_EXITED, or CLD_KILLED (no core dumps in the VM)."""
+    return abi.CLD_KILLED if child.exit_signal else abi.CLD_EXITED
 
 
-def getpid_of(task) -> int:
-    return task.process.pid
-
-
-__all__ = ["Kernel", "os"]
+__all__ = ["Kernel"]

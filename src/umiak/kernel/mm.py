@@ -11,11 +11,16 @@ which raise EFAULT exactly where the program itself would fault.
 import bisect
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
-from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, SyscallError
+from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
+from umiak.kernel.interfaces import Mappable
+
+if TYPE_CHECKING:
+    from umiak.kernel.files import Mapping
 
 PAGE = 4096
 PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -37,17 +42,20 @@ class Vma:
     prot: int
     flags: int
     name: str = ""        # "[heap]", "[stack]", or the guest path of a mapped file
-    file: object = None   # an open file with pread(offset, size) -> bytes, for file mappings
+    file: "Mapping | None" = None   # what a file mapping holds (File.mmap_file)
     offset: int = 0
     chunk: int = FAULT_CHUNK_MIN  # pages given at the last first-touch fault
     next_fault: int = -1          # where a sequential toucher faults next
+    cache: "Mappable | None" = None   # MAP_SHARED of a file with a page cache: its frames are mapped
 
     def split_copy(self, start: int, end: int) -> "Vma":
         off = self.offset + (start - self.start) if self.file is not None else 0
-        return Vma(start, end, self.prot, self.flags, self.name, self.file, off)
+        return Vma(start, end, self.prot, self.flags, self.name, self.file, off, cache=self.cache)
 
 
 class AddressSpace:
+    fault_chunk_max = FAULT_CHUNK_MAX   # pages; a kernel config may lower or raise it (umiak.config)
+
     def __init__(self, platform, frames, mmap_top: int, reserved: list[tuple[int, int]]):
         self.platform = platform
         self.frames = frames
@@ -59,6 +67,8 @@ class AddressSpace:
         self.reserved = reserved   # [start, end) ranges the kernel keeps for itself
         self.brk_start = self.brk_end = 0
         self.stack_vma: Vma | None = None
+        self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
+        self.vdso_base = 0         # where [vdso] is mapped (loader.vdso.VdsoClock.map)
         self.layout_seed: int | None = None   # see Kernel.new_mm
 
     # -- VMA bookkeeping ------------------------------------------------------
@@ -133,7 +143,7 @@ class AddressSpace:
             raise SyscallError(ENOMEM)
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr + length > TASK_SIZE or addr < MMAP_MIN_ADDR or not self._outside_reserved(addr, addr + length):
-                raise SyscallError(ENOMEM if addr + length > TASK_SIZE else EPERM_OR(addr))
+                raise SyscallError(ENOMEM if addr + length > TASK_SIZE else eperm_or_enomem(addr))
             if flags & MAP_FIXED_NOREPLACE and not self._is_free(addr, addr + length):
                 raise SyscallError(EEXIST)
             self.munmap(addr, length)
@@ -145,12 +155,21 @@ class AddressSpace:
             else:
                 start = self.find_free(length)
         vma = Vma(start, start + length, prot & (PROT_MASK | abi.PROT_GROWSDOWN), flags, name, file, offset)
+        if file is not None and flags & MAP_SHARED:
+            vma.cache = file.page_cache()
+            if vma.cache is not None:
+                vma.cache.mappers.add(self)
         self._insert(vma)
-        if file is not None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
+        # Private file mappings copy the file at once; shared ones map the cache's frames,
+        # a large one on first touch (a sparse memfd is not filled by mapping it).
+        if file is not None and vma.cache is None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
             try:
                 self._populate(vma, start, start + length)
-            except SyscallError:
+            except GuestOutOfMemory:
                 self.munmap(start, length)   # out of guest memory: leave nothing behind
+                raise SyscallError(ENOMEM) from None
+            except SyscallError:
+                self.munmap(start, length)   # the file could not be read
                 raise
         return start
 
@@ -166,7 +185,23 @@ class AddressSpace:
             # Pages wholly past the end of the file stay unbacked: touching them is SIGBUS.
             size = vma.file.size()
             end = min(end, max(start, vma.start + abi.page_up(max(0, size - vma.offset))))
-            data = vma.file.pread(vma.offset + (start - vma.start), end - start)
+            if vma.cache is None:
+                data = vma.file.pread(vma.offset + (start - vma.start), end - start)
+        cache = vma.cache
+        if cache is not None:
+            # The file's own frames: one more reference for each page-table entry.
+            first = (vma.offset - vma.start) >> 12
+            write = bool(prot & PROT_WRITE)
+            for va in range(start, end, PAGE):
+                vpn = va >> 12
+                if vpn in pages:
+                    continue
+                pa = cache.translate(first + vpn, write)
+                frames.share(pa)
+                pages[vpn] = pa | prot
+                if prot:
+                    plat.map_page(va, pa, prot)
+            return
         ram = self.ram
         for va in range(start, end, PAGE):
             vpn = va >> 12
@@ -188,12 +223,35 @@ class AddressSpace:
         if end > TASK_SIZE:
             raise SyscallError(EINVAL)
         dead: list[int] = []
+        caches = []
         for vma in self._range_vmas(addr, end):
-            self._flush_shared(vma, vma.start, vma.end)
+            if vma.cache is None:   # a cache writes back what nobody maps any more (_trim)
+                self._flush_shared(vma, vma.start, vma.end)
             self._take_pages(vma.start, vma.end, dead)
             i = bisect.bisect_left(self._starts, vma.start)
             del self.vmas[i]
             del self._starts[i]
+            if vma.cache is not None:
+                caches.append(vma.cache)
+        self._release(dead)
+        self._trim(caches)
+
+    def _trim(self, caches: list) -> None:
+        """Shared mappings went away: their caches may drop pages nobody maps (after writeback)."""
+        for c in dict.fromkeys(caches):
+            if not any(v.cache is c for v in self.vmas):
+                c.mappers.discard(self)
+            c.trim()
+
+    def unmap_cache_pages(self, cache, keep: int) -> None:
+        """The file behind cache shrank to `keep` pages: unmap the pages past it (a later
+        touch is SIGBUS, as Linux)."""
+        dead: list[int] = []
+        for vma in self.vmas:
+            if vma.cache is cache:
+                lo = max(vma.start, vma.start + keep * PAGE - vma.offset)
+                if lo < vma.end:
+                    self._take_pages(lo, vma.end, dead)
         self._release(dead)
 
     def zap(self, addr: int, length: int) -> None:
@@ -206,10 +264,12 @@ class AddressSpace:
             if vma is None:
                 raise SyscallError(ENOMEM)
             stop = min(end, vma.end)
-            self._flush_shared(vma, va, stop)
+            if vma.cache is None:
+                self._flush_shared(vma, va, stop)
             self._take_pages(va, stop, dead)
             va = stop
         self._release(dead)
+        self._trim([v.cache for v in self.vmas if v.cache is not None and v.start < end and addr < v.end])
 
     def _take_pages(self, start: int, end: int, dead: list[int]) -> None:
         """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
@@ -272,7 +332,7 @@ class AddressSpace:
         self._range_vmas(old, old + old_size)
         moved = Vma(
             dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
-            vma.offset + (old - vma.start) if vma.file is not None else 0)
+            vma.offset + (old - vma.start) if vma.file is not None else 0, cache=vma.cache)
         pages, plat = self.pages, self.platform
         keep = min(old_size, new_size)
         moving = []
@@ -312,9 +372,8 @@ class AddressSpace:
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
-                    and vma.file.writable is False:
+                    and not vma.file.writable:
                 raise SyscallError(EACCES)
-            old = vma.prot & PROT_MASK
             vma.prot = prot | (vma.prot & ~PROT_MASK)
             lo, hi = vma.start >> 12, vma.end >> 12
             for vpn in (range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]):
@@ -330,6 +389,8 @@ class AddressSpace:
                     if (e & PROT_MASK) & ~prot:
                         lowered.append(pa)
                     continue
+                if vma.cache is not None and prot & PROT_WRITE:
+                    vma.cache.translate(vpn + ((vma.offset - vma.start) >> 12), True)   # now may get dirty
                 pages[vpn] = pa | prot
                 if prot:
                     plat.map_page(va, pa, prot)
@@ -337,7 +398,6 @@ class AddressSpace:
                     plat.unmap_page(va)
                 if (e & PROT_MASK) & ~prot:
                     lowered.append(pa)
-            del old
         if lowered:
             plat.invalidate(lowered)
 
@@ -358,7 +418,7 @@ class AddressSpace:
             try:
                 if (new_top - old_top) // PAGE <= EAGER_PAGES:
                     self._populate(heap, old_top, new_top)
-            except SyscallError:
+            except GuestOutOfMemory:
                 self.munmap(old_top, new_top - old_top)
                 return self.brk_end
         elif new_top < old_top:
@@ -368,21 +428,25 @@ class AddressSpace:
 
     def _flush_shared(self, vma: Vma, start: int, end: int) -> None:
         """Write back MAP_SHARED file pages (munmap, msync, exit)."""
-        if not (vma.flags & MAP_SHARED and vma.file is not None and hasattr(vma.file, "pwrite")):
+        if vma.cache is not None:
+            if end > start:
+                first = (vma.offset - vma.start) >> 12
+                vma.cache.writeback(first + (start >> 12), first + ((end - 1) >> 12))
+            return
+        if not (vma.flags & MAP_SHARED and vma.file is not None):
             return
         for va in range(start, end, PAGE):
             e = self.pages.get(va >> 12)
             if e is not None:
                 pa = e & ~0xFFF
                 off = vma.offset + (va - vma.start)
-                size = getattr(vma.file, "size", lambda: off + PAGE)()
+                size = vma.file.size()
                 n = min(PAGE, size - off)
                 if n > 0:
                     vma.file.pwrite(off, bytes(self.ram[pa:pa + n]))
 
     def clear(self) -> None:
         """Unmap everything (execve)."""
-        self.sync_all()
         for v in list(self.vmas):
             self.munmap(v.start, v.end - v.start)
         self.brk_start = self.brk_end = 0
@@ -420,7 +484,7 @@ class AddressSpace:
         # the chunk, up to 2 MiB; a touch anywhere else starts again at 64 KiB, so
         # sparse use of a huge mapping costs little guest memory, as on Linux.
         if vma.next_fault <= addr < vma.next_fault + vma.chunk * PAGE:
-            vma.chunk = min(vma.chunk * 2, FAULT_CHUNK_MAX)
+            vma.chunk = min(vma.chunk * 2, self.fault_chunk_max)
         else:
             vma.chunk = FAULT_CHUNK_MIN
         chunk = vma.chunk * PAGE
@@ -492,7 +556,6 @@ class AddressSpace:
 
     def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
         """A NUL-terminated string; ENAMETOOLONG past limit (PATH_MAX for paths)."""
-        from umiak.kernel.errors import ENAMETOOLONG
         out = bytearray()
         va = addr
         while len(out) < limit:
@@ -539,9 +602,16 @@ class AddressSpace:
         the same frames writable in both; their unbacked pages are backed first, so a
         later touch in either space cannot give the two spaces different frames."""
         child = AddressSpace(root, self.frames, self.mmap_top, list(self.reserved))
-        for attr in ("brk_start", "brk_end", "stack_top", "vdso_base"):
-            if hasattr(self, attr):
-                setattr(child, attr, getattr(self, attr))
+        child.brk_start, child.brk_end = self.brk_start, self.brk_end
+        child.stack_top, child.vdso_base = self.stack_top, self.vdso_base
+        try:
+            self._fork_into(child, root)
+        except BaseException:
+            child.release()     # out of frames or page tables: nothing of the child stays
+            raise
+        return child
+
+    def _fork_into(self, child: "AddressSpace", root) -> None:
         pages, cpages, frames, plat = self.pages, child.pages, self.frames, self.platform
         lowered: list[int] = []
         for vma in self.vmas:
@@ -553,6 +623,8 @@ class AddressSpace:
             child._starts.append(copy.start)
             if vma is self.stack_vma:
                 child.stack_vma = copy
+            if copy.cache is not None:
+                copy.cache.mappers.add(child)   # a truncate of the file reaches the child too
             if vma.flags & VM_WIPEONFORK:
                 continue     # the child's copy starts empty: zeros on first touch
             shared = vma.flags & MAP_SHARED
@@ -578,7 +650,7 @@ class AddressSpace:
             plat.copy_to(root, vma.start, vma.end, not shared)
         if lowered:
             plat.invalidate(lowered)   # this space's writable translations of them must go
-        return child
+
 
     def fork_advice(self, addr: int, length: int, advice: int) -> None:
         """madvise(MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK) on [addr, addr+length)."""
@@ -601,7 +673,7 @@ class AddressSpace:
         pa = e & ~0xFFF
         prot = vma.prot & PROT_MASK
         va = vpn << 12
-        if self.frames.refcount(pa) > 1:
+        if self.frames.users(pa):
             new = self.frames.alloc()
             self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
             self.pages[vpn] = new | prot
@@ -631,6 +703,6 @@ class AddressSpace:
             release_root(root)
 
 
-def EPERM_OR(addr: int) -> int:
-    from umiak.kernel.errors import EPERM
+def eperm_or_enomem(addr: int) -> int:
+    """A MAP_FIXED mapping we refuse: EPERM below mmap_min_addr (as Linux), else ENOMEM."""
     return EPERM if addr < MMAP_MIN_ADDR else ENOMEM

@@ -15,10 +15,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.files import FdTable
 from umiak.kernel.mm import AddressSpace
+
+if TYPE_CHECKING:
+    from umiak.kernel.syscalls.event import SignalFd
+    from umiak.kernel.syscalls.pidfd import PidFd
+    from umiak.kernel.syscalls.time import GuestTimer
 
 
 @dataclass
@@ -71,6 +77,14 @@ class Process:
         self.done = threading.Event()          # set when the last task has ended
         self.threads: list[threading.Thread] = []
         self.leader: "Task | None" = None
+        # Timers (syscalls/time.py): setitimer's by ITIMER_* (each made on first use) and
+        # timer_create's by timer id.
+        self.itimers: dict[int, GuestTimer] = {}
+        self.posix_timers: dict[int, GuestTimer] = {}
+        # Open signalfds (syscalls/event.py), woken by signals.send when a signal in their mask
+        # arrives; a signalfd leaves the list when its last reference closes.
+        self.signalfds: list[SignalFd] = []
+        self.membarrier_registered = False     # MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED was done
         self.parent: "Process | None" = None
         self.children: list["Process"] = []
         self.child_signal = abi.SIGCHLD        # sent to the parent at exit (clone's exit signal)
@@ -80,7 +94,7 @@ class Process:
         self.cutime = self.cstime = 0.0        # CPU time of reaped children
         self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
         self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
-        self.pidfds: list = []                 # open pidfds naming this process (woken at its end)
+        self.pidfds: list[PidFd] = []          # open pidfds naming this process (woken at its end)
 
     def wait_status(self) -> int:
         """The status word wait4 reports: exit code << 8, or the signal that killed it."""
@@ -122,7 +136,7 @@ class Task:
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
-        self._wake_fd = None          # eventfd that interrupts a host poll in Task.wait
+        self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self
         process.kernel.tasks[tid] = self
@@ -150,7 +164,7 @@ class Task:
     def wake(self) -> None:
         """Wake the task from Task.wait. Caller holds the kernel lock."""
         self.cond.notify_all()
-        if self._polling:
+        if self._polling and self._wake_fd is not None:
             os.eventfd_write(self._wake_fd, 1)
 
     def wait(self, ready, timeout: float | None = None, interruptible: bool = True,
@@ -180,12 +194,13 @@ class Task:
     def _poll_host(self, host_fds: list[tuple[int, int]], left: float | None) -> bool:
         """Poll host fds plus this task's wake fd with the kernel lock released."""
         import select
-        if self._wake_fd is None:
-            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        wake_fd = self._wake_fd
+        if wake_fd is None:
+            wake_fd = self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         p = select.poll()
         for fd, ev in host_fds:
             p.register(fd, ev)
-        p.register(self._wake_fd, select.POLLIN)
+        p.register(wake_fd, select.POLLIN)
         lock = self.kernel.lock
         self._polling = True
         lock.release()
@@ -198,9 +213,9 @@ class Task:
             self._polling = False
         woke = False
         for fd, _ in got:
-            if fd == self._wake_fd:
+            if fd == wake_fd:
                 try:
-                    os.eventfd_read(self._wake_fd)
+                    os.eventfd_read(wake_fd)
                 except BlockingIOError:
                     pass
             else:

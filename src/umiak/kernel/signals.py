@@ -10,15 +10,13 @@ outside the VM could continue it.
 import struct
 
 from umiak.kernel import abi
-from umiak.kernel.errors import ExitGroup
+from umiak.kernel.abi import SI_KERNEL, SIGINFO_SIZE, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK
+from umiak.kernel.errors import ExitGroup, SyscallError
 from umiak.platform.base import R8, R9, R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RFLAGS, RIP, RSI, RSP
 
-SIGINFO_SIZE = 128
 FIX_EFLAGS = 0x50DD5   # AC OF DF TF SF ZF AF PF CF RF
 UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 1, 2, 4
 FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
-SI_USER, SI_TKILL, SI_TIMER, SI_KERNEL = 0, -6, -2, 0x80
 _STOP = frozenset({abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU})
 
 # struct sigcontext order of the general registers
@@ -77,10 +75,9 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
         targets = list(process.tasks.values())
     for t in targets[:1] if task is None and len(targets) > 1 and signo != abi.SIGKILL else targets:
         t.interrupt()
-    for sf in getattr(process, "signalfds", ()):
+    for sf in process.signalfds:
         if sf.mask & b:
-            from umiak.kernel.waiting import waitq
-            waitq(sf).notify()
+            sf.waitq.notify()
 
 
 def next_signal(task) -> tuple[int, bytes] | None:
@@ -136,7 +133,34 @@ def _deliver_locked(task, kernel) -> None:
             if flags & abi.SA_RESTART:
                 _restart(task)
             task.restart_nr = None
-        setup_frame(task, signo, info, handler, flags, restorer, mask)
+        try:
+            setup_frame(task, signo, info, handler, flags, restorer, mask)
+        except SyscallError:   # the stack cannot take the frame
+            force_sigsegv(task, signo)
+
+
+def force_sig(task, signo: int, info: bytes) -> None:
+    """Linux's force_sig_info: a signal the kernel raises for the task's own doing. If it
+    is blocked or ignored it is unblocked and its action reset to default (so it kills);
+    it is delivered at the task's next safe point. Caller holds kernel.lock."""
+    proc = task.process
+    b = bit(signo)
+    handler = action(proc, signo)[0]
+    blocked = bool(task.sigmask & b)
+    if blocked or handler == abi.SIG_IGN:
+        proc.sigactions[signo] = (abi.SIG_DFL, 0, 0, 0)
+        if blocked:
+            task.set_sigmask(task.sigmask & ~b)
+    send(task.kernel, proc, signo, info, task)
+
+
+def force_sigsegv(task, signo: int) -> None:
+    """Linux's force_sigsegv: a signal frame could not be written (or, for sigreturn,
+    read back). SIGSEGV follows; when SIGSEGV itself was the signal that could not be
+    delivered, its handler is reset so that the program dies of it."""
+    if signo == abi.SIGSEGV:
+        task.process.sigactions[abi.SIGSEGV] = (abi.SIG_DFL, 0, 0, 0)
+    force_sig(task, abi.SIGSEGV, make_siginfo(abi.SIGSEGV, SI_KERNEL, addr=0))
 
 
 def _restart(task) -> None:
@@ -203,25 +227,33 @@ def _xfeatures(xs: bytearray) -> int:
     return struct.unpack_from("<Q", xs, 512)[0] if len(xs) >= 520 else 3
 
 
-def sigreturn(task) -> None:
-    """rt_sigreturn(2): restore registers, mask, FPU state and the alternate stack."""
+def sigreturn(task) -> bool:
+    """rt_sigreturn(2): restore registers, mask, FPU state and the alternate stack.
+
+    The whole frame is read before anything changes. False when it cannot be read:
+    the registers are left as they are and SIGSEGV is forced, as on Linux."""
     vcpu, mm = task.vcpu, task.mm
     regs = vcpu.get_regs()
     uc = regs[RSP]  # the restorer's `syscall` runs with rsp = frame + 8 = &uc
     sc = uc + _UC_HEAD.size
-    vals = _SIGCONTEXT.unpack(mm.read(sc, _SIGCONTEXT.size))
+    try:
+        vals = _SIGCONTEXT.unpack(mm.read(sc, _SIGCONTEXT.size))
+        fpstate = vals[26]
+        fpu = mm.read(fpstate, len(vcpu.get_fpu())) if fpstate else None
+        mask = mm.read_u64(sc + _SIGCONTEXT.size)
+        _, ss_sp, ss_flags, ss_size = _UC_HEAD.unpack(mm.read(uc, _UC_HEAD.size))[1:]
+    except SyscallError:
+        force_sigsegv(task, 0)
+        return False
     new = list(regs)
     for i, idx in enumerate(_SC_ORDER):
         new[idx] = vals[i]
     # Only the flags user code may change come from the frame (Linux's FIX_EFLAGS).
     new[RFLAGS] = (regs[RFLAGS] & ~FIX_EFLAGS) | (new[RFLAGS] & FIX_EFLAGS) | 2
-    fpstate = vals[26]
-    if fpstate:
-        size = len(vcpu.get_fpu())
-        vcpu.set_fpu(mm.read(fpstate, size))
-    mask = mm.read_u64(sc + _SIGCONTEXT.size)
-    _, ss_sp, ss_flags, ss_size = _UC_HEAD.unpack(mm.read(uc, _UC_HEAD.size))[1:]
+    if fpu is not None:
+        vcpu.set_fpu(fpu)
     if not ss_flags & SS_ONSTACK:
         task.sigaltstack = (ss_sp, ss_flags & ~SS_ONSTACK, ss_size) if ss_size else task.sigaltstack
     vcpu.set_regs(new)
     task.set_sigmask(mask)
+    return True

@@ -8,16 +8,20 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
+
+from umiak.kernel.abi import ITIMERSPEC
+from umiak.kernel.errors import EINVAL, SyscallError
 
 
 class TimerQueue:
     def __init__(self, lock: threading.Lock):
         self._lock = lock                      # the kernel lock, held while callbacks run
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, object]] = []
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._live: dict[int, tuple] = {}
         self._ids = itertools.count(1)
-        self._thread = None
+        self._thread: threading.Thread | None = None   # started by the first add()
         self._stopped = False
 
     def add(self, deadline: float, callback) -> int:
@@ -28,8 +32,8 @@ class TimerQueue:
             self._live[tid] = entry
             heapq.heappush(self._heap, entry)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
-                self._thread.start()
+                t = self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
+                t.start()
             self._cond.notify()
             return tid
 
@@ -76,7 +80,7 @@ class IntervalTimer:
         self.kernel = kernel
         self.interval = 0.0
         self.deadline: float | None = None
-        self.handle = None
+        self.handle: int | None = None   # the TimerQueue entry while armed
 
     def arm(self, value: float, interval: float) -> None:
         """value seconds from now (0 disarms), then every interval. Caller holds the kernel lock."""
@@ -89,13 +93,17 @@ class IntervalTimer:
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic()) if self.deadline else 0.0
 
+    def itimerspec(self) -> bytes:
+        """The struct itimerspec timer_gettime(2) and timerfd_gettime(2) write: period, time left."""
+        return ITIMERSPEC.pack(*_sec_nsec(self.interval), *_sec_nsec(self.remaining()))
+
     def cancel(self) -> None:
         self.kernel.timers.cancel(self.handle)
         self.handle = self.deadline = None
 
     def _fire(self) -> None:
         count = 1
-        if self.interval > 0:
+        if self.interval > 0 and self.deadline is not None:
             self.deadline += self.interval
             now = time.monotonic()
             if self.deadline < now:   # periods missed while the host was busy
@@ -109,3 +117,16 @@ class IntervalTimer:
 
     def expired(self, count: int) -> None:
         raise NotImplementedError
+
+
+def _sec_nsec(seconds: float) -> tuple[int, int]:
+    ns = int(round(seconds * 1e9))
+    return ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def read_itimerspec(task, addr: int) -> tuple[float, float]:
+    """A guest struct itimerspec as (value, interval) in seconds; EINVAL if a field is out of range."""
+    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(addr, ITIMERSPEC.size))
+    if isec < 0 or vsec < 0 or not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000):
+        raise SyscallError(EINVAL)
+    return vsec + vnsec / 1e9, isec + insec / 1e9

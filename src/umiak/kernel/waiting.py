@@ -7,13 +7,14 @@ on the host with the kernel lock released. A file whose operation would block
 raises EAGAIN; the syscall layer then waits for readiness unless O_NONBLOCK.
 """
 
-import select
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
+from umiak.kernel.abi import POLLERR, POLLHUP
 from umiak.kernel.errors import EAGAIN, SyscallError
 
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND, POLLRDHUP = 0x40, 0x80, 0x100, 0x200, 0x2000
+if TYPE_CHECKING:
+    from umiak.kernel.interfaces import Waitable
 
 
 class WaitQueue:
@@ -44,58 +45,17 @@ class WaitQueue:
             entry[0].wake()
 
 
-def waitq(f) -> WaitQueue:
-    q = getattr(f, "_waitq", None)
-    if q is None:
-        q = WaitQueue()
-        try:
-            f._waitq = q
-        except AttributeError:
-            pass
-    return q
-
-
-def host_fd(f) -> int | None:
-    """The host fd to poll for f, when f's readiness lives on the host (not regular files)."""
-    fd = getattr(f, "fd", None)
-    if fd is None or not isinstance(fd, int):
-        return None
-    is_regular = getattr(f, "_is_regular", None)
-    if is_regular is not None and is_regular():
-        return None
-    return fd
-
-
-def poll_mask(f) -> int:
-    """Current readiness of f as POLL* bits (without waiting)."""
-    pm = getattr(f, "poll_mask", None)
-    if pm is not None:
-        return pm()
-    fd = host_fd(f)
-    if fd is not None:
-        p = select.poll()
-        p.register(fd, POLLIN | POLLOUT | POLLPRI)
-        got = p.poll(0)
-        return got[0][1] if got else 0
-    mask = 0
-    if f.readable():
-        mask |= POLLIN | POLLRDNORM
-    if f.writable():
-        mask |= POLLOUT | POLLWRNORM
-    return mask
-
-
-def wait_for(task, items: list[tuple[object, int]], timeout: float | None) -> bool:
+def wait_for(task, items: "list[tuple[Waitable, int]]", timeout: float | None) -> bool:
     """Sleep until one of (file, events) may be ready, or timeout (False).
 
     Caller holds the kernel lock; raises ERESTARTSYS on a signal."""
     entries, host = [], []
     for f, events in items:
-        fd = host_fd(f) if getattr(f, "poll_mask", None) is None else None
+        fd = f.host_fd()
         if fd is not None:
             host.append((fd, events & 0xFFFF))   # EPOLLET/ONESHOT/... are not poll(2) bits
         else:
-            q = waitq(f)
+            q = f.waitq
             entries.append((q, q.add(task)))
     try:
         return task.wait(lambda: any(e[1] for _, e in entries), timeout, host_fds=host or None)
@@ -113,7 +73,7 @@ def blocking(task, f, events: int, op):
         except SyscallError as e:
             if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
                 raise
-        if poll_mask(f) & (events | POLLERR | POLLHUP):
+        if f.poll_mask() & (events | POLLERR | POLLHUP):
             # Ready but the operation still would block (e.g. a partial pipe write): sleep briefly.
             wait_for(task, [(f, events)], 0.001)
         else:

@@ -68,11 +68,12 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
     mm = process.mm
     rng = layout_random(mm, 1)
     interp = None
-    if image.interp:
-        data = open_interp(image.interp)
-        interp = parse_elf(data, image.interp)
+    interp_path = image.interp or ""   # PT_INTERP, "" for a static program
+    if interp_path:
+        data = open_interp(interp_path)
+        interp = parse_elf(data, interp_path)
         if interp.interp:
-            raise ExecFormatError(f"{image.interp}: an interpreter that needs an interpreter")
+            raise ExecFormatError(f"{interp_path}: an interpreter that needs an interpreter")
 
     # Main program.
     if image.type == ET_DYN:
@@ -91,7 +92,7 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
     base = 0
     if interp is not None:
         base = _dyn_base(mm, interp)
-        map_image(mm, interp, base, image.interp)
+        map_image(mm, interp, base, interp_path)
         start = base + interp.entry
     else:
         start = entry
@@ -145,7 +146,7 @@ def _build_stack(kernel, process, top: int, argv: list[bytes], envp: list[bytes]
     auxv = aux + [
         (abi.AT_HWCAP, feats.get("hwcap", 0)),
         (abi.AT_HWCAP2, feats.get("hwcap2", 0)),
-        (abi.AT_CLKTCK, 100),
+        (abi.AT_CLKTCK, abi.CLK_TCK),
         (abi.AT_PLATFORM, platform_addr),
         (abi.AT_RANDOM, random_addr),
         (abi.AT_EXECFN, strings_start + execfn_off),

@@ -6,12 +6,14 @@ Unicorn's software CPU. Nothing above this package knows which one runs.
 
 from umiak.platform.base import ExitKind, Fault, Platform, Vcpu
 
-__all__ = ["ExitKind", "Fault", "Platform", "Vcpu", "open_platform", "available_platforms"]
+__all__ = ["ExitKind", "Fault", "Platform", "Vcpu", "open_platform", "available_platforms", "platform_problem",
+           "wait_released"]
 
 PLATFORM_NAMES = ("kvm", "emu")
 
 
-def _problem(name: str) -> str | None:
+def platform_problem(name: str) -> str | None:
+    """None when the named platform can run here, else why not (for a user to read)."""
     if name == "kvm":
         from umiak.platform.kvm.device import kvm_problem
         return kvm_problem()
@@ -23,21 +25,21 @@ def _problem(name: str) -> str | None:
 
 def available_platforms() -> dict[str, str | None]:
     """Each platform name mapped to None when usable here, else why not."""
-    return {name: _problem(name) for name in PLATFORM_NAMES}
+    return {name: platform_problem(name) for name in PLATFORM_NAMES}
 
 
 def choose_platform(name: str = "auto") -> tuple[str, str]:
     """Resolve 'auto' (kvm when usable, else emu); returns (name, reason)."""
     from umiak.errors import PlatformUnavailable
     if name != "auto":
-        problem = _problem(name)
+        problem = platform_problem(name)
         if problem:
             raise PlatformUnavailable(f"platform {name}: {problem}")
         return name, f"{name} requested"
-    kvm = _problem("kvm")
+    kvm = platform_problem("kvm")
     if kvm is None:
         return "kvm", "auto: /dev/kvm is usable"
-    emu = _problem("emu")
+    emu = platform_problem("emu")
     if emu is None:
         return "emu", f"auto: kvm unusable ({kvm})"
     raise PlatformUnavailable(f"no platform can run here: kvm: {kvm}; emu: {emu}")
@@ -52,3 +54,12 @@ def open_platform(name: str, mem_size: int) -> Platform:
         from umiak.platform.emu.machine import EmuPlatform
         return EmuPlatform(mem_size)
     raise ValueError(name)
+
+
+def wait_released() -> None:
+    """Return once every VM closed so far has given its host resources back (KVM closes
+    VM fds on a background thread, so that a finished run returns at once)."""
+    import sys
+    kvm = sys.modules.get("umiak.platform.kvm.machine")
+    if kvm is not None:
+        kvm.wait_closed()

@@ -19,16 +19,16 @@ R8, R9, R10, R11, R12, R13, R14, R15, RIP, RFLAGS = range(8, 18)
 def frame_runs(frames: list[int]):
     """Contiguous runs (start, length) of page-aligned guest-physical addresses, so host
     calls on guest RAM (madvise, mprotect) are made once per run, not once per page."""
-    start = prev = None
+    start = prev = -1
     for pa in sorted(frames):
-        if start is None:
+        if start < 0:
             start = prev = pa
         elif pa == prev + 4096:
             prev = pa
         elif pa != prev:
             yield start, prev + 4096 - start
             start = prev = pa
-    if start is not None:
+    if start >= 0:
         yield start, prev + 4096 - start
 
 
@@ -104,6 +104,10 @@ class Vcpu(Protocol):
 
 
 class Platform(Protocol):
+    """A machine the kernel runs on (kvm, emu). Both subclass it, so the optional
+    methods at the end are inherited with their no-op defaults where a platform has
+    no use for them: the kernel calls them without asking whether they exist."""
+
     name: str
     ram: memoryview           # guest RAM, writable bytes; index = guest-physical address
     mem_size: int
@@ -121,6 +125,19 @@ class Platform(Protocol):
     def discard(self, frames: list[int]) -> None: ...
     def cpu_features(self) -> dict[str, int]: ...   # hwcap, hwcap2, minsigstksz for the auxv
     def describe(self) -> str: ...
-    def close(self) -> None: ...
-    # Optional: tsc_clock(vcpu) -> (guest TSC kHz, guest TSC - host TSC) | None, when guest
-    # code reads the TSC natively; the kernel then serves clocks from the vDSO.
+    def close(self) -> None: ...         # may finish on a background thread: see platform.wait_released
+
+    # -- optional, with defaults ---------------------------------------------------------
+    def tsc_clock(self, vcpu) -> tuple[int, int] | None:
+        """(guest TSC kHz, guest TSC - host TSC) when guest code reads the TSC natively
+        (the kernel then serves clocks from the vDSO), else None."""
+        return None
+
+    def precise_interrupts(self) -> None:
+        """From now on a kick must stop the vCPU exactly (a signal handler may resume the
+        program): the kernel calls this when a program installs its first handler."""
+        return None
+
+    def prepare(self) -> None:
+        """Do ahead what the first run would (a warm VM waiting for its program)."""
+        return None

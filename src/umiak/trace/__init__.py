@@ -5,16 +5,20 @@ syscall (see tracer.py), or returns None when neither --strace nor
 --syscall-summary was given.
 """
 
+from typing import TYPE_CHECKING
 
-def make_tracer(options, err_stream):
+if TYPE_CHECKING:
+    from umiak.options import RunOptions
+
+
+def make_tracer(options: "RunOptions", err_stream):
     """A Tracer for these RunOptions (strace, strace_file, trace_filter,
     strace_timestamps, syscall_summary), writing to --strace-file or err_stream."""
-    strace = bool(getattr(options, "strace", False))
-    summary = bool(getattr(options, "syscall_summary", False))
+    strace, summary = options.strace, options.syscall_summary
     if not strace and not summary:
         return None
     from umiak.trace.tracer import Tracer
-    path = getattr(options, "strace_file", None)
+    path = options.strace_file
     out, close = err_stream, False
     if path:
         try:
@@ -23,8 +27,8 @@ def make_tracer(options, err_stream):
             from umiak.errors import UmiakError
             raise UmiakError(f"cannot write the strace file {path}: {err.strerror}") from None
     try:
-        return Tracer(out, strace=strace, trace_filter=getattr(options, "trace_filter", None),
-                      timestamps=bool(getattr(options, "strace_timestamps", False)),
+        return Tracer(out, strace=strace, trace_filter=options.trace_filter,
+                      timestamps=options.strace_timestamps,
                       summary=summary, close_out=close)
     except ValueError as err:   # a --trace expression we cannot read
         if close:

@@ -1,6 +1,6 @@
-"""The tracer: serves each syscall through the handler table and prints it as strace does.
+"""The tracer: prints each syscall as strace does, and counts them for -c.
 
-The kernel calls `call` instead of the handler when tracing is on, then
+Kernel.dispatch calls `enter` before a handler and `exit` after it, then
 `signal` for a fatal signal, `exited` when a task ends and `finish` at the
 end. Lines are written when the call returns (one write and a flush each), so
 they interleave with the program's own output. A call that another thread's
@@ -13,7 +13,6 @@ import re
 import threading
 import time
 
-from umiak.kernel.errors import SyscallError
 from umiak.kernel.syscalls.table import NAMES
 from umiak.trace import decode
 
@@ -132,33 +131,32 @@ class Tracer:
         self.inflight: dict[int, list] = {}
 
     # -- the kernel's interface -------------------------------------------------------
-    def call(self, task, nr: int, args, handlers) -> int:
+    def enter(self, task, nr: int, args) -> list | None:
+        """Kernel.dispatch calls this before the handler; what it returns goes to `exit`.
+        The entry line is only prepared here (it is printed when the call returns,
+        or as `<unfinished ...>` if another thread's line comes first)."""
         if not self.selected(nr):
-            return self._serve(task, nr, args, handlers)
-        name = syscall_name(nr)
-        c = decode.Call(task, nr, name, args)
-        show = self.strace
-        if show:
-            stamp = time.monotonic()
-            head = self._prefix(task, stamp) + name + "("
+            return None
+        c = decode.Call(task, nr, syscall_name(nr), args)
+        rest_at = 6
+        if self.strace:
+            head = self._prefix(task, time.monotonic()) + c.name + "("
             parts, rest_at = decode.entry_args(c)
-            entry = head + ", ".join(parts)
             with self.lock:
-                self.inflight[task.tid] = [name, entry, False, parts]
-        t0 = time.perf_counter()
-        try:
-            ret = self._serve(task, nr, args, handlers)
-        except BaseException:
-            # strace -c leaves out calls that never return (exit_group); so do we.
-            if show:   # exit_group(0) = ? (and a handler's own bug, before it propagates)
-                self._finish_line(task, c, None, rest_at)
-            raise
-        if self.summary:
-            self._count(nr, time.perf_counter() - t0, isinstance(ret, int) and -4096 < ret < 0)
-        if show:
+                self.inflight[task.tid] = [c.name, head + ", ".join(parts), False, parts]
+        return [c, rest_at, time.perf_counter()]
+
+    def exit(self, task, call: list | None, ret) -> None:
+        """After the handler: ret is its result, or None for a call that never returns
+        (exit_group; strace shows `= ?` and -c leaves it out)."""
+        if call is None:
+            return
+        c, rest_at, t0 = call
+        if ret is not None and self.summary:
+            self._count(c.nr, time.perf_counter() - t0, isinstance(ret, int) and -4096 < ret < 0)
+        if self.strace:
             c.ret = ret
             self._finish_line(task, c, ret, rest_at)
-        return ret
 
     def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
         """strace's first line, for the program umiak starts: execve("./prog", ["./prog"], 0x7ff... /* 3 vars */) = 0."""
@@ -197,16 +195,7 @@ class Tracer:
                 except OSError:
                     pass
 
-    # -- serving -------------------------------------------------------------------
-    @staticmethod
-    def _serve(task, nr, args, handlers) -> int:
-        if nr < len(handlers):
-            try:
-                return handlers[nr](task, *args)
-            except SyscallError as err:
-                return -err.errno
-        return task.kernel.unknown_syscall(task, nr)
-
+    # -- counting ------------------------------------------------------------------
     def _count(self, nr: int, seconds: float, failed: bool) -> None:
         st = self.stats.get(nr)
         if st is None:
@@ -245,7 +234,7 @@ class Tracer:
                 line = entry + (", " if parts and more else "") + ", ".join(more) + ") "
             if len(line) < COLUMN:
                 line += " " * (COLUMN - len(line))
-            self._emit(task.tid, line + "= " + res + "\n")
+            self._emit(task.tid, line + "= " + res + _absent_mark(task, c.nr) + "\n")
 
     def _line(self, task, text: str) -> None:
         with self.lock:
@@ -288,3 +277,11 @@ class Tracer:
         lines.append(dash)
         lines.append(row(100.0, total_s, total_c, total_e, "total"))
         return "\n".join(lines) + "\n"
+
+
+def _absent_mark(task, nr: int) -> str:
+    """' <not in this kernel>' for a call its kernel config left out (umiak.config.runtime
+    marks those handlers `absent`)."""
+    handlers = getattr(task.kernel, "handlers", None)
+    h = handlers[nr] if handlers is not None and 0 <= nr < len(handlers) else None
+    return " <not in this kernel>" if getattr(h, "absent", False) else ""

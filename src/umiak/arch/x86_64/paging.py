@@ -7,6 +7,9 @@ frames involved (the platform's job, not this module's).
 """
 
 from collections.abc import Callable
+from typing import Literal, overload
+
+from umiak.kernel.abi import PROT_EXEC, PROT_READ, PROT_WRITE
 
 PTE_P = 1
 PTE_RW = 1 << 1
@@ -15,8 +18,6 @@ PTE_A = 1 << 5
 PTE_D = 1 << 6
 PTE_NX = 1 << 63
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
-
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 
 # Non-leaf entries allow everything; the leaf decides.
 _TABLE_BITS = PTE_P | PTE_RW | PTE_US | PTE_A
@@ -58,6 +59,11 @@ class PageTables:
         if kernel_from is not None:
             for slot in kernel_slots:
                 ram_q[self.root // 8 + slot] = ram_q[kernel_from.root // 8 + slot]
+
+    @overload
+    def _leaf_table(self, va: int, create: Literal[True]) -> int: ...
+    @overload
+    def _leaf_table(self, va: int, create: bool) -> int | None: ...
 
     def _leaf_table(self, va: int, create: bool) -> int | None:
         key = va >> 21

@@ -14,6 +14,6 @@ def host_rdtsc() -> int:
         buf.write(_CODE)
         addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
         fn = ctypes.CFUNCTYPE(ctypes.c_uint64)(addr)
-        fn._keep = buf
+        fn._keep = buf   # type: ignore[attr-defined]  # the code's buffer lives as long as the function
         _rdtsc = fn
     return _rdtsc()

@@ -15,10 +15,13 @@
 `syscalls/net.py`, so programs without sockets never load any of this).
 """
 
+from umiak.errors import UmiakError
+from umiak.kernel.errors import EACCES, SyscallError
+
 
 def vm_stack(kernel):
     """The VM's NetStack (made on first use; the private modes start at once)."""
-    st = getattr(kernel, "_net", None)
+    st = kernel._net
     if st is None:
         from umiak.kernel.net.stack import NetStack
         st = kernel._net = NetStack(kernel.options, kernel.warn)
@@ -31,8 +34,6 @@ def start(kernel) -> None:
     """Make the VM's network now: in the private modes the namespace, the published
     ports and the guest's /etc/resolv.conf and /etc/hosts. Kernel.spawn should call
     it when options.net != "host" (else it happens at the first socket call)."""
-    from umiak.errors import UmiakError
-    from umiak.kernel.errors import EACCES, SyscallError
     st = vm_stack(kernel)
     if st._started:
         return
@@ -53,6 +54,6 @@ def start(kernel) -> None:
 
 def stop(kernel) -> None:
     """Release the VM's network: forwarders, the namespace helper."""
-    st = getattr(kernel, "_net", None)
+    st = kernel._net
     if st is not None:
         st.close()

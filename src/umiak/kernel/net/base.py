@@ -5,35 +5,20 @@ waits (Task.wait through waiting.wait_for) unless the guest asked for
 O_NONBLOCK / MSG_DONTWAIT, with SO_RCVTIMEO / SO_SNDTIMEO as the deadline.
 """
 
-import struct
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EINVAL, ENOPROTOOPT, ENOTTY, EOPNOTSUPP, SyscallError
+from umiak.kernel.abi import (CMSGHDR, SIOCGIFADDR, SIOCGIFBRDADDR, SIOCGIFCONF, SIOCGIFDSTADDR, SIOCGIFFLAGS,
+                              SIOCGIFHWADDR, SIOCGIFINDEX, SIOCGIFMTU, SIOCGIFNAME, SIOCGIFNETMASK, SIOCINQ,
+                              SIOCOUTQ, TIMEVAL)
+from umiak.kernel.errors import EDOM, EINVAL, ENOPROTOOPT, ENOTTY, EOPNOTSUPP, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
 
-# constants the shared abi module does not have yet
-AF_NETLINK = 16
-SOL_NETLINK = 270
-NETLINK_ROUTE = 0
-SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
-SO_BINDTODEVICE, SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_PEERNAME = 25, 26, 27, 28
-SO_TIMESTAMP, SO_PEERSEC, SO_SNDBUFFORCE, SO_RCVBUFFORCE = 29, 31, 32, 33
-SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF = 50, 51, 52
-SO_PEERGROUPS, SO_PEERPIDFD = 59, 77
-TCP_ZEROCOPY_RECEIVE = 35
-MSG_CONFIRM, MSG_ERRQUEUE, MSG_FASTOPEN, MSG_BATCH = 0x800, 0x2000, 0x20000000, 0x40000
-SOCK_TYPE_MASK = 0xF
-SIOCGIFNAME, SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFADDR = 0x8910, 0x8912, 0x8913, 0x8915
-SIOCGIFDSTADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK, SIOCGIFMTU = 0x8917, 0x8919, 0x891B, 0x8921
-SIOCGIFHWADDR, SIOCGIFINDEX, SIOCATMARK, SIOCOUTQ, SIOCINQ = 0x8927, 0x8933, 0x8905, 0x5411, 0x541B
-IFREQ_GET = (SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK,
-             SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFINDEX)
+if TYPE_CHECKING:
+    from umiak.kernel.kernel import Kernel
 
-CMSGHDR = struct.Struct("<Qii")       # cmsg_len, cmsg_level, cmsg_type
-UCRED = struct.Struct("<iII")         # pid, uid, gid
-TIMEVAL = struct.Struct("<qq")
-LINGER = struct.Struct("<ii")
-SOCKADDR_MAX = 128                    # sizeof(struct sockaddr_storage)
+IFREQ_GET = (SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK,
+             SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFINDEX)   # the ioctls that read a struct ifreq
 
 
 def cmsg_align(n: int) -> int:
@@ -68,7 +53,6 @@ def timeval_seconds(raw: bytes) -> float | None:
         raise SyscallError(EINVAL)
     sec, usec = TIMEVAL.unpack_from(raw)
     if usec < 0 or usec >= 1_000_000:
-        from umiak.kernel.errors import EDOM
         raise SyscallError(EDOM)
     if sec < 0:
         return None if sec == 0 and usec == 0 else 0.0   # Linux: a negative time means no wait... as 0
@@ -83,14 +67,6 @@ def timeval_bytes(t: float | None) -> bytes:
     return TIMEVAL.pack(us // 1_000_000, us % 1_000_000)
 
 
-_ino = [0x10000]
-
-
-def next_ino() -> int:
-    _ino[0] += 1
-    return _ino[0]
-
-
 class Socket(File):
     """A socket open file description. Subclasses implement the socket operations;
     each raises SyscallError, EAGAIN when it would block."""
@@ -98,17 +74,19 @@ class Socket(File):
     family = abi.AF_UNSPEC
     type = abi.SOCK_STREAM
     proto = 0
-    kernel = None
+    kernel: "Kernel"   # set by __init__: the VM the socket lives in
     rcvtimeo: float | None = None
     sndtimeo: float | None = None
+    pseudo_fs = abi.SOCKFS_MAGIC
 
-    def __init__(self, flags: int):
+    def __init__(self, flags: int, kernel):
         self.flags = abi.O_RDWR | (flags & abi.O_NONBLOCK)
-        self.ino = next_ino()
+        self.kernel = kernel
+        self.ino = next(kernel.socket_inos)
 
     # -- as a file ---------------------------------------------------------------
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
         return f"socket:[{self.ino}]"
 
     def link_text(self) -> str:
@@ -124,7 +102,7 @@ class Socket(File):
         try:
             return self.send(data, 0)
         except SyscallError as e:
-            if e.errno == abi_epipe():
+            if e.errno == EPIPE:
                 sigpipe(self)
             raise
 
@@ -132,7 +110,7 @@ class Socket(File):
         if req in IFREQ_GET or req == SIOCGIFCONF:
             # any socket answers the interface requests (glibc asks an AF_UNIX one first)
             from umiak.kernel.net import vm_stack
-            from umiak.kernel.net.host import interface_ioctl
+            from umiak.kernel.net.host import interface_ioctl  # lazy: start-up
             return interface_ioctl(task, vm_stack(self.kernel).probe_fd(), req, arg)
         if req in (SIOCINQ,):
             task.mm.write_u32(arg, self.available())
@@ -192,15 +170,10 @@ class Socket(File):
         raise SyscallError(ENOPROTOOPT)
 
 
-def abi_epipe() -> int:
-    import errno
-    return errno.EPIPE
-
-
 def sigpipe(sock) -> None:
     """EPIPE on a socket write: SIGPIPE to the writing thread (caller holds the kernel lock)."""
     from umiak.kernel.signals import make_siginfo, send
-    kernel = getattr(sock, "kernel", None)
+    kernel = sock.kernel
     task = kernel.current_task() if kernel is not None else None
     if task is None:
         return

@@ -11,6 +11,7 @@ that client. Threads are daemons and end when the stack closes.
 import selectors
 import socket
 import threading
+from typing import cast
 
 IDLE_UDP = 120.0     # seconds a UDP client mapping lives without traffic
 
@@ -70,7 +71,7 @@ class Forwarder:
         try:
             while open_ and not self.closed:
                 for key, _ in sel.select(0.5):
-                    src = key.fileobj
+                    src = cast(socket.socket, key.fileobj)   # only sockets are registered
                     try:
                         data = src.recv(1 << 16)
                     except OSError:
@@ -101,7 +102,7 @@ class Forwarder:
         try:
             while not self.closed:
                 for key, _ in sel.select(0.5):
-                    s = key.fileobj
+                    s = cast(socket.socket, key.fileobj)
                     try:
                         if s is self.lsock:
                             data, peer = s.recvfrom(1 << 16)

@@ -19,16 +19,15 @@ import socket as _socket
 import struct
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EAGAIN, EFAULT, EINVAL, ENOPROTOOPT, ENOTTY, EPERM, SyscallError
-from umiak.kernel.net.base import (AF_NETLINK, IFREQ_GET, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
-                                   SO_ATTACH_BPF, SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF,
-                                   SO_ATTACH_REUSEPORT_EBPF, SO_PEERPIDFD, SOCKADDR_MAX,
-                                   TCP_ZEROCOPY_RECEIVE, Socket)
+from umiak.kernel.abi import (AF_NETLINK, MSG_DONTWAIT, MSG_NOSIGNAL, NLMSGHDR, SCM_RIGHTS, SIOCGIFCONF, SIOCOUTQ,
+                              SO_ATTACH_BPF, SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF,
+                              SO_PEERPIDFD, SOCKADDR_MAX, SOL_NETLINK, TCP_ZEROCOPY_RECEIVE)
+from umiak.kernel.errors import EAGAIN, EINVAL, ENOPROTOOPT, EPERM, SyscallError
+from umiak.kernel.net.base import IFREQ_GET, Socket
 
-MSG_DONTWAIT, MSG_NOSIGNAL = abi.MSG_DONTWAIT, abi.MSG_NOSIGNAL
 # flags a host call may see (the guest's MSG_WAITALL/MSG_CMSG_CLOEXEC are done here)
-SEND_FLAGS = abi.MSG_OOB | abi.MSG_DONTROUTE | abi.MSG_EOR | abi.MSG_MORE | 0x800 | 0x20000000
-RECV_FLAGS = abi.MSG_OOB | abi.MSG_PEEK | abi.MSG_TRUNC | 0x2000
+SEND_FLAGS = abi.MSG_OOB | abi.MSG_DONTROUTE | abi.MSG_EOR | abi.MSG_MORE | abi.MSG_CONFIRM | abi.MSG_FASTOPEN
+RECV_FLAGS = abi.MSG_OOB | abi.MSG_PEEK | abi.MSG_TRUNC | abi.MSG_ERRQUEUE
 MAX_RECV = 1 << 20           # one host recv at most (a socket read may be short)
 REFUSED_OPTS = {
     (abi.SOL_SOCKET, SO_ATTACH_FILTER), (abi.SOL_SOCKET, SO_ATTACH_BPF),
@@ -36,8 +35,7 @@ REFUSED_OPTS = {
     (abi.SOL_SOCKET, SO_PEERPIDFD), (abi.SOL_TCP, TCP_ZEROCOPY_RECEIVE),
 }
 OPT_LEVELS = {abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP, abi.SOL_IPV6,
-              abi.IPPROTO_ICMPV6, 270, 255, 136}   # ..., SOL_NETLINK, SOL_RAW, SOL_UDPLITE
-NLMSGHDR = struct.Struct("<IHHII")
+              abi.IPPROTO_ICMPV6, SOL_NETLINK, 255, 136}   # ..., SOL_RAW, SOL_UDPLITE
 
 
 class _iovec(ctypes.Structure):
@@ -50,7 +48,7 @@ class _msghdr(ctypes.Structure):
                 ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int)]
 
 
-_LIBC = []
+_LIBC: list[ctypes.CDLL] = []   # libc, loaded on first use (one per host process: it holds no VM state)
 
 
 def libc():
@@ -103,15 +101,11 @@ def interface_ioctl(task, fd: int, req: int, arg: int) -> int:
     return 0
 
 
-def _never_ready() -> int:
-    return 0
-
-
 class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
     def __init__(self, kernel, sock: _socket.socket, flags: int, stack=None):
-        super().__init__(flags)
+        super().__init__(flags, kernel)
         self.kernel = kernel
         self.stack = stack
         self.sock = sock
@@ -124,8 +118,16 @@ class HostSocket(Socket):
         except OSError:
             pass
 
-    def _is_regular(self) -> bool:
-        return False
+    def host_fd(self) -> int | None:
+        """The host socket, polled on the host; None once released (nothing to poll)."""
+        return self.fd if self.fd >= 0 else None
+
+    def poll_mask(self) -> int:
+        return super().poll_mask() if self.fd >= 0 else 0   # released: epoll sets may still hold it
+
+    def statfs(self) -> dict:
+        from umiak.kernel.vfs.hostfs import host_statfs
+        return host_statfs(self.fd)
 
     def stat(self):
         try:
@@ -136,7 +138,6 @@ class HostSocket(Socket):
     def close(self) -> None:
         if self.fd >= 0:
             self.fd = -1
-            self.poll_mask = _never_ready   # released: nothing to poll (epoll sets may still hold it)
             self.sock.close()
 
     def available(self) -> int:
@@ -303,5 +304,3 @@ class HostSocket(Socket):
                 break
             pos += (ln + 3) & ~3
 
-
-__all__ = ["HostSocket", "EFAULT", "ENOTTY"]

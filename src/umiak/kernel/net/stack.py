@@ -20,7 +20,6 @@ at once instead of timing out) and /etc/hosts maps localhost.
 
 import os
 import socket as _socket
-import struct
 import threading
 
 from umiak.errors import UmiakError
@@ -69,9 +68,9 @@ def namespace_problem() -> str | None:
 
 class NetStack:
     def __init__(self, options, warn=None):
-        self.mode = getattr(options, "net", None) or "host"
-        self.publish = list(getattr(options, "publish", None) or [])
-        self.hostname = getattr(options, "hostname", "umiak")
+        self.mode = options.net
+        self.publish = list(options.publish)
+        self.hostname = options.hostname
         self.warn = warn or (lambda msg: None)
         self.unix_names: dict = {}           # AF_UNIX names of the VM (see unix.py)
         self._ns = None
@@ -139,4 +138,4 @@ class NetStack:
             self._ns = None
 
 
-__all__ = ["NetStack", "parse_publish", "namespace_problem", "struct"]
+__all__ = ["NetStack", "parse_publish", "namespace_problem"]

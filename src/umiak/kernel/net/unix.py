@@ -14,18 +14,15 @@ Connecting to a path that is no umiak socket gives ECONNREFUSED if the file
 exists, ENOENT if not: the guest never reaches the host's AF_UNIX sockets.
 """
 
-import errno
 from collections import deque
 
 from umiak.kernel import abi
-from umiak.kernel.errors import (EAGAIN, EINVAL, EMSGSIZE, ENOENT, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP,
-                                 EPIPE, SyscallError)
-from umiak.kernel.net.base import (SCM_CREDENTIALS, SCM_RIGHTS, UCRED, SO_PEERGROUPS, Socket,
-                                   build_cmsg, cmsg_space)
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, waitq
+from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SCM_CREDENTIALS,
+                              SCM_RIGHTS, SO_PEERGROUPS, UCRED)
+from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
+                                 ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
+from umiak.kernel.net.base import Socket, build_cmsg
 
-EADDRINUSE, ECONNREFUSED, EISCONN, ECONNRESET = errno.EADDRINUSE, errno.ECONNREFUSED, errno.EISCONN, errno.ECONNRESET
-EDESTADDRREQ, EINVAL_ = errno.EDESTADDRREQ, errno.EINVAL
 BUF_SIZE = 212992          # Linux's default SO_SNDBUF/SO_RCVBUF (net.core.*mem_default)
 MAX_DGRAM_QLEN = 512       # net.unix.max_dgram_qlen
 SCM_MAX_FD = 253
@@ -62,7 +59,7 @@ class UnixSocket(Socket):
     family = abi.AF_UNIX
 
     def __init__(self, kernel, sock_type: int, flags: int):
-        super().__init__(flags)
+        super().__init__(flags, kernel)
         self.kernel = kernel
         self.type = sock_type
         self.name = b""            # sun_path as bound (b"" unnamed; b"\0..." abstract)
@@ -124,7 +121,7 @@ class UnixSocket(Socket):
         return m
 
     def _changed(self) -> None:
-        waitq(self).notify()
+        self.waitq.notify()
 
     def available(self) -> int:
         if self.listening:
@@ -259,7 +256,7 @@ class UnixSocket(Socket):
             if self.flags & abi.O_NONBLOCK:
                 raise SyscallError(EAGAIN)
             # A blocking connect waits for the listener to accept (or go away), as on Linux.
-            q = waitq(target)
+            q = target.waitq
             entry = q.add(task)
             try:
                 task.wait(lambda: len(target.backlog) < target.max_backlog or target.closed
@@ -348,7 +345,7 @@ class UnixSocket(Socket):
                 pid, uid, gid = UCRED.unpack_from(body)
                 mine = _creds(task)
                 if task is not None and task.process.creds.euid != 0 and (pid, uid, gid) != mine:
-                    raise SyscallError(errno.EPERM)
+                    raise SyscallError(EPERM)
                 creds = (pid, uid, gid)
             else:
                 raise SyscallError(EINVAL)
@@ -403,7 +400,7 @@ class UnixSocket(Socket):
             raise SyscallError(EINVAL)
         if self._conn() and self.peer is None and not self.peer_gone and not self.rx:
             if self.type == abi.SOCK_STREAM or not self.shut_rd:
-                raise SyscallError(ENOTCONN if self.type == abi.SOCK_SEQPACKET else EINVAL_)
+                raise SyscallError(ENOTCONN if self.type == abi.SOCK_SEQPACKET else EINVAL)
         if not self.rx:
             if self.err:
                 e, self.err = self.err, 0
@@ -553,4 +550,4 @@ def socketpair(kernel, task, sock_type: int, flags: int) -> tuple[UnixSocket, Un
     return a, b
 
 
-__all__ = ["UnixSocket", "socketpair", "cmsg_space"]
+__all__ = ["UnixSocket", "socketpair"]

@@ -9,7 +9,7 @@ def sys_fadvise64(task, fd, offset, length, advice):
     f = task.fds.get(s32(fd))
     if not 0 <= s32(advice) <= 5 or s64(length) < 0:
         raise SyscallError(EINVAL)
-    if getattr(f, "pipe", None) is not None:
+    if f.pipe is not None:
         raise SyscallError(ESPIPE)
     return 0
 

@@ -4,7 +4,7 @@ older utime forms, truncate(2), ftruncate(2) and fallocate(2)."""
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, s32, s64
 from umiak.kernel.errors import EBADF, EFAULT, EINVAL, EISDIR, ENODEV, EOPNOTSUPP, EROFS, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import NS, io_file, path_arg, vfs_of
 from umiak.kernel.vfs.permissions import check_access, fs_op, may_change
@@ -23,11 +23,10 @@ def _change_loc(task, dirfd: int, path: str, follow: bool, empty_ok: bool, op: s
 def _change_file(task, f, op: str, *args):
     loc = f.loc
     if loc is None:
-        inode = getattr(f, "inode", None)     # memfd: its inode keeps the change
-        if inode is not None:
-            getattr(inode, op)(*args)
+        if f.inode is not None:               # memfd: its inode keeps the change
+            getattr(f.inode, op)(*args)       # op: "chmod", "chown" or "utime"
         return 0                              # pipes and stdio: nothing to keep
-    if not loc.mount.readonly and not hasattr(loc.node, op):
+    if not loc.mount.readonly and not hasattr(loc.node, op):   # a node type without the change
         return 0
     may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
@@ -165,7 +164,6 @@ def sys_ftruncate(task, fd, length):
     return 0
 
 
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 FALLOC_KNOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
 
 
@@ -188,8 +186,5 @@ def sys_fallocate(task, fd, mode, offset, length):
         raise SyscallError(ENODEV)
     if f.loc is not None and f.loc.mount.readonly:
         raise SyscallError(EROFS)
-    allocate = getattr(f, "allocate", None)    # host files and in-memory files
-    if allocate is None:
-        raise SyscallError(EOPNOTSUPP)
-    allocate(mode, offset, length)
+    f.allocate(mode, offset, length)   # EOPNOTSUPP where the file system cannot
     return 0

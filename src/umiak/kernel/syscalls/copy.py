@@ -4,12 +4,12 @@ vmsplice(2)."""
 import stat as _stat
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
-from umiak.kernel.errors import EBADF, EINVAL, EISDIR, SyscallError
+from umiak.kernel.abi import SPLICE_F_NONBLOCK, s32, s64
+from umiak.kernel.errors import EBADF, EINVAL, EISDIR, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.syscalls.rw import readv_file, writev_file
-from umiak.kernel.waiting import POLLIN
+from umiak.kernel.abi import POLLIN
 
 
 def _copy(task, fin, fout, pos_in, pos_out, count) -> tuple[int, int, int]:
@@ -85,11 +85,10 @@ def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):
     return n
 
 
-SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 
 
 def _is_pipe(f) -> bool:
-    if hasattr(f, "pipe"):
+    if f.pipe is not None:
         return True
     try:
         return _stat.S_ISFIFO(f.stat().st_mode)
@@ -99,7 +98,6 @@ def _is_pipe(f) -> bool:
 
 def sys_splice(task, fd_in, off_in, fd_out, off_out, length, flags):
     """splice(2): one side a pipe, as Linux requires; the data is copied (no page moving)."""
-    from umiak.kernel.errors import ESPIPE
     from umiak.kernel.waiting import blocking
     if flags & ~0xF:
         raise SyscallError(EINVAL)

@@ -23,7 +23,7 @@ def _getdents(task, fd, dirp, count, wide: bool):
     entries = f.dir_entries()
     count &= 0xFFFFFFFF
     out = bytearray()
-    pos = getattr(f, "dir_pos", 0)
+    pos = f.dir_pos
     while pos < len(entries):
         ino, dtype, name = entries[pos]
         bname = os.fsencode(name)

@@ -4,14 +4,12 @@ import struct
 import time as _time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import (EFD_SEMAPHORE, POLLIN, POLLOUT, SIGNALFD_SIGINFO, TFD_TIMER_ABSTIME,
+                              TFD_TIMER_CANCEL_ON_SET, s32)
 from umiak.kernel.errors import EAGAIN, EINVAL, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.timers import IntervalTimer
-from umiak.kernel.waiting import POLLIN, POLLOUT, blocking, waitq
+from umiak.kernel.timers import IntervalTimer, read_itimerspec
 
-EFD_SEMAPHORE = 1
-TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
 U64_MAX = (1 << 64) - 1
 
 
@@ -43,7 +41,7 @@ class EventFd(_AnonFile):
             raise SyscallError(EAGAIN)
         v = 1 if self.semaphore else self.count
         self.count -= v
-        waitq(self).notify()
+        self.waitq.notify()
         return v.to_bytes(8, "little")
 
     def write(self, data: bytes) -> int:
@@ -55,7 +53,7 @@ class EventFd(_AnonFile):
         if self.count + v > U64_MAX - 1:
             raise SyscallError(EAGAIN)
         self.count += v
-        waitq(self).notify()
+        self.waitq.notify()
         return 8
 
 
@@ -88,7 +86,7 @@ class TimerFd(_AnonFile, IntervalTimer):
 
     def expired(self, count: int) -> None:
         self.expirations += count
-        waitq(self).notify()
+        self.waitq.notify()
 
     def read(self, n: int) -> bytes:
         if n < 8:
@@ -100,9 +98,6 @@ class TimerFd(_AnonFile, IntervalTimer):
 
     def close(self) -> None:
         self.cancel()
-
-
-ITIMERSPEC = struct.Struct("<qqqq")
 
 
 def sys_timerfd_create(task, clock, flags):
@@ -125,41 +120,37 @@ def _timerfd(task, fd) -> TimerFd:
     return f
 
 
-def _ts(seconds: float) -> tuple[int, int]:
-    ns = int(round(seconds * 1e9))
-    return ns // 1_000_000_000, ns % 1_000_000_000
-
-
 def sys_timerfd_settime(task, fd, flags, new, old):
     """timerfd_settime(2)"""
     t = _timerfd(task, fd)
     if flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
         raise SyscallError(EINVAL)
-    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(new, ITIMERSPEC.size))
-    if isec < 0 or vsec < 0 or not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000):
-        raise SyscallError(EINVAL)
+    value, interval = read_itimerspec(task, new)
     if old:
-        task.mm.write(old, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
-    value = vsec + vnsec / 1e9
+        task.mm.write(old, t.itimerspec())
     if flags & TFD_TIMER_ABSTIME and value:
         value = max(1e-9, value - _time.clock_gettime(t.clock))
-    t.arm(value, isec + insec / 1e9)
+    t.arm(value, interval)
     return 0
 
 
 def sys_timerfd_gettime(task, fd, cur):
     """timerfd_gettime(2)"""
     t = _timerfd(task, fd)
-    task.mm.write(cur, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    task.mm.write(cur, t.itimerspec())
     return 0
 
 
 class SignalFd(_AnonFile):
     """Reads dequeue pending signals in `mask` of the reading thread or the process."""
 
-    def __init__(self, kernel, mask: int, flags: int):
+    def __init__(self, process, mask: int, flags: int):
         super().__init__("signalfd", flags)
-        self.kernel, self.mask = kernel, mask
+        self.process, self.kernel, self.mask = process, process.kernel, mask
+
+    def close(self) -> None:
+        if self in self.process.signalfds:
+            self.process.signalfds.remove(self)
 
     def _task(self):
         return self.kernel.current_task()
@@ -172,27 +163,25 @@ class SignalFd(_AnonFile):
 
     def read(self, n: int) -> bytes:
         from umiak.kernel.signals import bit
-        if n < 128:
+        if n < SIGNALFD_SIGINFO.size:
             raise SyscallError(EINVAL)
         t = self._task()
         out = b""
-        while len(out) + 128 <= n:
+        while len(out) + SIGNALFD_SIGINFO.size <= n:
             pend = (t.pending | t.process.pending) & self.mask
             if not pend:
                 break
             signo = (pend & -pend).bit_length()
             owner = t if t.pending & bit(signo) else t.process
             infos = owner.siginfo.get(signo, [])
-            info = infos.pop(0) if infos else struct.pack("<i", signo).ljust(128, b"\0")
+            info = infos.pop(0) if infos else struct.pack("<i", signo).ljust(abi.SIGINFO_SIZE, b"\0")
             if not infos:
                 owner.siginfo.pop(signo, None)
                 owner.pending &= ~bit(signo)
             signo_, errno_, code = struct.unpack_from("<iii", info)
             pid, uid = struct.unpack_from("<iI", info, 16)
-            # struct signalfd_siginfo: signo, errno, code, pid, uid, fd, tid, band, overrun, trapno,
-            # status, int, ptr, utime, stime, addr ...
-            out += struct.pack("<IiiIIiIIIIiiQQQQ", signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
-                               0, 0, 0, struct.unpack_from("<Q", info, 16)[0]).ljust(128, b"\0")
+            out += SIGNALFD_SIGINFO.pack(signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 0, struct.unpack_from("<Q", info, 16)[0])
         t.recompute_pending()
         if not out:
             raise SyscallError(EAGAIN)
@@ -213,15 +202,12 @@ def sys_signalfd4(task, fd, mask, sizemask, flags):
             raise SyscallError(EINVAL)
         f.mask = m
         return fd
-    sf = SignalFd(task.kernel, m, flags)
-    task.process.signalfds = getattr(task.process, "signalfds", [])
-    task.process.signalfds.append(sf)
-    return task.fds.install(sf, cloexec=bool(flags & abi.O_CLOEXEC))
+    sf = SignalFd(task.process, m, flags)
+    fd = task.fds.install(sf, cloexec=bool(flags & abi.O_CLOEXEC))
+    task.process.signalfds.append(sf)   # signals.send wakes its readers (until close)
+    return fd
 
 
 def sys_signalfd(task, fd, mask, sizemask):
     """signalfd(2)"""
     return sys_signalfd4(task, fd, mask, sizemask, 0)
-
-
-__all__ = ["blocking"]

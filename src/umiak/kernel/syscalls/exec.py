@@ -17,7 +17,8 @@ MAX_ARG_BYTES = 2 << 20
 
 
 def _strings(task, addr: int) -> list[bytes]:
-    out, total = [], 0
+    out: list[bytes] = []
+    total = 0
     if not addr:
         return out
     while True:
@@ -43,7 +44,7 @@ def _do_execve(task, dirfd: int, path: bytes, argv_ptr: int, envp_ptr: int, flag
         raise SyscallError(ENOENT)
     if dirfd != abi.AT_FDCWD and not name.startswith("/"):
         base = task.fds.get(dirfd)
-        loc = getattr(base, "loc", None)
+        loc = base.loc
         if loc is None:
             raise SyscallError(ENOENT)
         name = loc.path.rstrip("/") + "/" + name
@@ -60,7 +61,7 @@ def _do_execve(task, dirfd: int, path: bytes, argv_ptr: int, envp_ptr: int, flag
         raise SyscallError(ELOOP) from None
     except ExecFormatError:
         raise SyscallError(ENOEXEC) from None
-    exe = getattr(opened.get(elf_path), "loc", None)
+    exe = opened[elf_path].loc if elf_path in opened else None
     exe_path = exe.path if exe is not None else elf_path
     task.kernel.exec_image(task, image, exe_path, name, argv, envp)
     return REGS_SET

@@ -41,7 +41,7 @@ PATH_FCNTL = (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC, abi.F_GETFD, abi.F_SETFD, abi.F_
 def _locks(task):
     """The VM's lock table, remembered by the fd table so close(2) can drop locks."""
     vfs = vfs_of(task)
-    table = getattr(vfs, "locks", None)
+    table = vfs.locks
     if table is None:
         from umiak.kernel.vfs.locks import LockTable
         table = vfs.locks = LockTable()
@@ -109,7 +109,7 @@ F_SEALS = 1 | 2 | 4 | 8 | 16
 
 def _seals(task, f, cmd, arg):
     """F_ADD_SEALS/F_GET_SEALS on memfd and tmpfs files."""
-    inode = getattr(f, "inode", None)
+    inode = f.inode
     if inode is None:
         raise SyscallError(EINVAL)
     if cmd == abi.F_GET_SEALS:
@@ -151,15 +151,13 @@ def sys_fcntl(task, fd, cmd, arg):
     if cmd == abi.F_SETFL:
         arg = s32(arg)
         new = (f.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
-        setfl = getattr(f, "set_host_flags", None)
-        if setfl is not None:
-            setfl(new)
+        f.set_host_flags(new)
         f.flags = new
         return 0
     if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW):
         return _record_lock(task, f, cmd, arg)
     if cmd in (abi.F_GETPIPE_SZ, abi.F_SETPIPE_SZ):
-        pipe = getattr(f, "pipe", None)
+        pipe = f.pipe
         if pipe is None:
             raise SyscallError(EBADF)
         if cmd == abi.F_SETPIPE_SZ:
@@ -172,7 +170,7 @@ def sys_fcntl(task, fd, cmd, arg):
             pipe.capacity = want
         return pipe.capacity
     if cmd == abi.F_GETOWN:
-        return getattr(f, "owner", 0)
+        return f.owner
     if cmd == abi.F_SETOWN:
         f.owner = s32(arg)
         return 0

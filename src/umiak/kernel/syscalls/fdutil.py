@@ -10,7 +10,7 @@ import os
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EBADF, SyscallError
+from umiak.kernel.errors import EBADF, EPIPE, SyscallError
 from umiak.kernel.vfs.core import PATH_MAX
 
 MAX_RW = 0x7FFFF000      # Linux caps one read/write at this many bytes
@@ -43,11 +43,10 @@ def io_file(task, fd):
 def sigpipe(task, f, fn):
     """fn(), and on EPIPE from a pipe or a host pipe/terminal SIGPIPE to the writing thread
     before the error (sockets send their own, honouring MSG_NOSIGNAL)."""
-    from umiak.kernel.errors import EPIPE
     try:
         return fn()
     except SyscallError as e:
-        if e.errno == EPIPE and (hasattr(f, "pipe") or type(f).__name__ == "HostFile"):
+        if e.errno == EPIPE and f.sigpipe_on_epipe:
             from umiak.kernel.signals import make_siginfo, send
             # Linux's pipe_write: send_sig(SIGPIPE, current, 0), so SI_USER from the writer itself
             send(task.kernel, task.process, abi.SIGPIPE,

@@ -8,16 +8,10 @@ import struct
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import (FUTEX_BITSET_MATCH_ANY, FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_OWNER_DIED,
+                              FUTEX_REQUEUE, FUTEX_TID_MASK, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAITERS,
+                              FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, s32)
 from umiak.kernel.errors import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
-
-FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
-FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
-FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
-FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
-FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
-FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
-FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
 
 
 class Waiter:
@@ -27,17 +21,9 @@ class Waiter:
         self.task, self.addr, self.bitset, self.woken = task, addr, bitset, False
 
 
-def _queues(task) -> dict[int, list[Waiter]]:
-    k = task.kernel
-    q = getattr(k, "futexes", None)
-    if q is None:
-        q = k.futexes = {}
-    return q
-
-
 def wake(task, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
     """Wake up to n waiters on addr whose bitset matches. Caller holds the kernel lock."""
-    queues = _queues(task)
+    queues = task.kernel.futexes
     q = queues.get(addr)
     if not q:
         return 0
@@ -75,16 +61,16 @@ def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
     if task.mm.read_u32(addr) != val & 0xFFFFFFFF:
         raise SyscallError(EAGAIN)
     w = Waiter(task, addr, bitset)
-    _queues(task).setdefault(addr, []).append(w)
+    task.kernel.futexes.setdefault(addr, []).append(w)
     try:
         ok = task.wait(lambda: w.woken, timeout)
     finally:
         if not w.woken:
-            q = _queues(task).get(w.addr)
+            q = task.kernel.futexes.get(w.addr)
             if q and w in q:
                 q.remove(w)
                 if not q:
-                    del _queues(task)[w.addr]
+                    del task.kernel.futexes[w.addr]
     if not ok:
         raise SyscallError(ETIMEDOUT)
     return 0
@@ -92,7 +78,7 @@ def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
 
 def _requeue(task, addr: int, n_wake: int, n_move: int, addr2: int) -> int:
     done = wake(task, addr, n_wake)
-    queues = _queues(task)
+    queues = task.kernel.futexes
     q = queues.get(addr, [])
     moved = 0
     while q and moved < n_move:

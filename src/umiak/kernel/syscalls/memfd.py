@@ -10,13 +10,8 @@ MFD_NAME_MAX = 249
 
 def sys_memfd_create(task, name, flags):
     """memfd_create(2): an anonymous tmpfs file (MFD_HUGETLB is EINVAL: no huge pages)."""
-    from umiak.kernel.vfs.memfs import (
-        MFD_ALLOW_SEALING,
-        MFD_CLOEXEC,
-        MFD_EXEC,
-        MFD_NOEXEC_SEAL,
-        make_memfd,
-    )
+    from umiak.kernel.abi import MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_NOEXEC_SEAL
+    from umiak.kernel.vfs.memfs import make_memfd
     flags &= 0xFFFFFFFF
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC):
         raise SyscallError(EINVAL)

@@ -3,7 +3,7 @@
 from umiak.kernel import abi
 from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
                               MAP_SHARED_VALIDATE, MAP_TYPE, PROT_EXEC, PROT_READ, PROT_WRITE, s32, s64)
-from umiak.kernel.errors import EACCES, EBADF, EINVAL, ENODEV, ENOMEM, SyscallError
+from umiak.kernel.errors import EACCES, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, SyscallError
 
 PAGE = 4096
 _KNOWN_MAP_FLAGS = (MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | abi.MAP_32BIT | abi.MAP_GROWSDOWN
@@ -21,7 +21,7 @@ def sys_mmap(task, addr, length, prot, flags, fd, offset):
     if kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         raise SyscallError(EINVAL)
     if kind == MAP_SHARED_VALIDATE and flags & ~_KNOWN_MAP_FLAGS:
-        raise SyscallError(abi_eopnotsupp())
+        raise SyscallError(EOPNOTSUPP)
     if offset & (PAGE - 1) or length == 0:
         raise SyscallError(EINVAL)
     if abi.page_up(length) == 0 or length > (1 << 47):
@@ -30,23 +30,17 @@ def sys_mmap(task, addr, length, prot, flags, fd, offset):
     file = None
     if not flags & MAP_ANONYMOUS:
         f = task.fds.get(s32(fd))
-        mmap_file = getattr(f, "mmap_file", None)
-        if mmap_file is None:
-            raise SyscallError(ENODEV)
         if not f.readable():
             raise SyscallError(EACCES)
         if kind != MAP_PRIVATE and prot & PROT_WRITE and not f.writable():
             raise SyscallError(EACCES)
-        file = mmap_file()
+        file = f.mmap_file()
+        if file is None:
+            raise SyscallError(ENODEV)
     if flags & abi.MAP_32BIT and not flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) and not addr:
         addr = 0x40000000
-    name = getattr(file, "path", "") if file is not None else ""
+    name = file.path if file is not None else ""
     return mm.mmap(addr, length, prot, flags, file, offset, name)
-
-
-def abi_eopnotsupp() -> int:
-    from umiak.kernel.errors import EOPNOTSUPP
-    return EOPNOTSUPP
 
 
 def sys_munmap(task, addr, length):
@@ -113,5 +107,3 @@ def _noop(task, *a):
 
 
 sys_mlock = sys_munlock = sys_mlockall = sys_munlockall = sys_mlock2 = _noop
-
-__all__ = ["EBADF"]

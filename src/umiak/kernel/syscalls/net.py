@@ -10,21 +10,14 @@ import struct
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
-from umiak.kernel.errors import (EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EMFILE, EOPNOTSUPP, EPIPE, ERESTARTSYS,
-                                 SyscallError)
-from umiak.kernel.net.base import SOCKADDR_MAX, Socket, parse_cmsgs, sigpipe, timeval_bytes, timeval_seconds
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, poll_mask, wait_for
+from umiak.kernel.abi import (MMSGHDR_SIZE, MSG_WAITFORONE, MSGHDR, NETLINK_ROUTE, POLLERR, POLLHUP, POLLIN,
+                              POLLOUT, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, SOCKADDR_MAX, UIO_MAXIOV, s32)
+from umiak.kernel.errors import (EAFNOSUPPORT, EAGAIN, EINPROGRESS, EINTR, EINVAL, EMFILE, ENOTSOCK, EOPNOTSUPP,
+                                 EPIPE, EPROTONOSUPPORT, ERESTARTSYS, ESOCKTNOSUPPORT, SyscallError)
+from umiak.kernel.net.base import Socket, parse_cmsgs, sigpipe, timeval_bytes, timeval_seconds
+from umiak.kernel.waiting import wait_for
 
-ENOTSOCK, EINPROGRESS, EAFNOSUPPORT, EPROTONOSUPPORT = 88, 115, 97, 93
-ESOCKTNOSUPPORT, EPROTOTYPE = 94, 91
-MSGHDR = struct.Struct("<QI4xQQQQi4x")     # name, namelen, iov, iovlen, control, controllen, flags
-MMSGHDR_SIZE = 64
-SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW = 66, 67
-MSG_WAITFORONE = 0x10000
-UIO_MAXIOV = 1024
 MAX_SEND = 4 << 20         # bytes of a stream send taken from guest memory per step
-NETLINK_ROUTE = 0
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -64,7 +57,7 @@ def _nonblock(sock, flags: int = 0) -> bool:
 def _wait_op(task, sock, events: int, op, nonblock: bool, timeout: float | None):
     """op() until it does not raise EAGAIN, waiting for `events` on sock in between."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    internal = getattr(sock, "poll_mask", None) is not None
+    internal = sock.host_fd() is None
     while True:
         try:
             return op()
@@ -76,7 +69,7 @@ def _wait_op(task, sock, events: int, op, nonblock: bool, timeout: float | None)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SyscallError(EAGAIN)
-        if internal and poll_mask(sock) & (events | POLLERR | POLLHUP):
+        if internal and sock.poll_mask() & (events | POLLERR | POLLHUP):
             left = 0.002 if left is None else min(left, 0.002)   # ready, yet it would block: look again soon
         try:
             wait_for(task, [(sock, events)], left)
@@ -94,6 +87,8 @@ def _install(task, sock, flags: int) -> int:
 
 def _new_socket(task, family: int, stype: int, proto: int, flags: int) -> Socket:
     kernel = task.kernel
+    if kernel.config is not None and family not in kernel.config.socket_families:
+        raise SyscallError(EAFNOSUPPORT)    # a family this kernel was configured without
     if family == abi.AF_UNIX:
         if stype not in (abi.SOCK_STREAM, abi.SOCK_DGRAM, abi.SOCK_SEQPACKET):
             raise SyscallError(ESOCKTNOSUPPORT)
@@ -140,6 +135,9 @@ def sys_socketpair(task, family, type_, protocol, sv):
     """socketpair(2): AF_UNIX only, as Linux."""
     stype, flags = _split_type(type_)
     family, proto = s32(family), s32(protocol)
+    cfg = task.kernel.config
+    if cfg is not None and family == abi.AF_UNIX and family not in cfg.socket_families:
+        raise SyscallError(EAFNOSUPPORT)
     if family != abi.AF_UNIX:
         raise SyscallError(EOPNOTSUPP if family in (abi.AF_INET, abi.AF_INET6) else EAFNOSUPPORT)
     if stype not in (abi.SOCK_STREAM, abi.SOCK_DGRAM, abi.SOCK_SEQPACKET):
@@ -226,7 +224,7 @@ def sys_connect(task, fd, addr, addrlen):
         if e.errno != EINPROGRESS or _nonblock(sock):
             raise
     deadline = None if sock.sndtimeo is None else time.monotonic() + sock.sndtimeo
-    while not poll_mask(sock) & (POLLOUT | POLLERR | POLLHUP):
+    while not sock.poll_mask() & (POLLOUT | POLLERR | POLLHUP):
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise SyscallError(EINPROGRESS)
@@ -311,7 +309,8 @@ def _send(task, sock, data: bytes, cmsgs: list, flags: int, dest: bytes | None) 
         while True:
             chunk = data[sent:] if sent else data
             try:
-                n = _wait_op(task, sock, POLLOUT, lambda: sock.sendmsg(task, chunk, cmsgs, flags, dest),
+                n = _wait_op(task, sock, POLLOUT, lambda chunk=chunk, cmsgs=cmsgs: sock.sendmsg(task, chunk, cmsgs,
+                                                                                                 flags, dest),
                              nonblock, sock.sndtimeo)
             except SyscallError as e:
                 if sent and e.errno in (EAGAIN, EINTR, ERESTARTSYS):
@@ -337,7 +336,7 @@ def _recv(task, sock, n: int, flags: int, controllen: int, want_addr: bool):
         parts, total = [got[0]], len(got[0])
         while total < n:
             try:
-                more = _wait_op(task, sock, POLLIN, lambda: sock.recvmsg(task, n - total, flags, 0, False),
+                more = _wait_op(task, sock, POLLIN, lambda left=n - total: sock.recvmsg(task, left, flags, 0, False),
                                 False, sock.rcvtimeo)[0]
             except SyscallError:
                 break
@@ -494,5 +493,3 @@ def sys_recvmmsg(task, fd, msgvec, vlen, flags, timeout):
             break
     return done
 
-
-__all__ = ["EBADF", "EFAULT"]

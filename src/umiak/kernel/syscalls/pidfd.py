@@ -9,9 +9,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import s32
 from umiak.kernel.errors import EBADF, EINVAL, EPERM, ESRCH, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.waiting import POLLIN, POLLRDNORM, waitq
-
-PIDFD_NONBLOCK = abi.O_NONBLOCK
+from umiak.kernel.abi import PIDFD_NONBLOCK, POLLIN, POLLRDNORM, SI_TKILL, SI_USER
 
 
 class PidFd(File):
@@ -43,7 +41,7 @@ class PidFd(File):
 def process_ended(process) -> None:
     """Wake whoever polls a pidfd of process. Kernel lock held."""
     for f in process.pidfds:
-        waitq(f).notify()
+        f.waitq.notify()
 
 
 def make_pidfd(task, process, flags: int = 0) -> int:
@@ -72,7 +70,7 @@ def sys_pidfd_open(task, pid, flags):
 
 def sys_pidfd_send_signal(task, pidfd, sig, info, flags):
     """pidfd_send_signal(2)"""
-    from umiak.kernel.signals import SI_USER, make_siginfo, send
+    from umiak.kernel.signals import make_siginfo, send
     from umiak.kernel.syscalls.signal import _may_signal
     sig = s32(sig)
     if flags:
@@ -89,7 +87,7 @@ def sys_pidfd_send_signal(task, pidfd, sig, info, flags):
         signo, _err, code = s32(int.from_bytes(raw[0:4], "little")), 0, s32(int.from_bytes(raw[8:12], "little"))
         if signo != sig:
             raise SyscallError(EINVAL)
-        if (code >= 0 or code == -6) and proc is not task.process:   # SI_TKILL too: Linux refuses
+        if (code >= 0 or code == SI_TKILL) and proc is not task.process:   # as Linux refuses
             raise SyscallError(EPERM)
         data = bytes(raw)
     else:

@@ -4,16 +4,12 @@ import struct
 import time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
+                              EPOLLONESHOT, POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, s32, s64)
 from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ENOENT, EPERM, ERESTARTSYS, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLNVAL, poll_mask, wait_for, waitq
+from umiak.kernel.waiting import wait_for
 
-POLLFD = struct.Struct("<ihh")
-EPOLL_EVENT = struct.Struct("<IQ")   # packed on x86-64
-EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP = 0x1, 0x4, 0x8, 0x10
-EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 1 << 31
-EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
 ALWAYS = POLLERR | POLLHUP
 
 
@@ -62,7 +58,7 @@ def _do_poll(task, entries: list[tuple[int, int]], timeout: float | None) -> lis
             if f is None:
                 out.append(POLLNVAL)
                 continue
-            out.append(poll_mask(f) & (events | ALWAYS))
+            out.append(f.poll_mask() & (events | ALWAYS))
             items.append((f, events | ALWAYS))
         if any(out):
             return out
@@ -110,7 +106,7 @@ def _select(task, nfds, rp, wp, ep, timeout):
     sets = [int.from_bytes(task.mm.read(p, nbytes), "little") if p else 0 for p in (rp, wp, ep)]
     entries = []
     for fd in range(nfds):
-        ev = (abi_in(sets[0], fd) and 0x1) | (abi_in(sets[1], fd) and 0x4) | (abi_in(sets[2], fd) and 0x2)
+        ev = (_isset(sets[0], fd) and POLLIN) | (_isset(sets[1], fd) and POLLOUT) | (_isset(sets[2], fd) and POLLPRI)
         if ev:
             if fd not in task.fds.files:
                 raise SyscallError(EBADF)
@@ -118,19 +114,21 @@ def _select(task, nfds, rp, wp, ep, timeout):
     revents = _do_poll(task, entries, timeout)
     res = [0, 0, 0]
     count = 0
-    for (fd, ev), r in zip(entries, revents):
-        hits = [ev & 1 and r & (0x1 | POLLHUP | POLLERR), ev & 4 and r & (0x4 | POLLERR), ev & 2 and r & 0x2]
+    for (fd, ev), r in zip(entries, revents, strict=True):
+        hits = [ev & POLLIN and r & (POLLIN | POLLHUP | POLLERR), ev & POLLOUT and r & (POLLOUT | POLLERR),
+                ev & POLLPRI and r & POLLPRI]
         for i, h in enumerate(hits):
             if h:
                 res[i] |= 1 << fd
                 count += 1
-    for p, v in zip((rp, wp, ep), res):
+    for p, v in zip((rp, wp, ep), res, strict=True):
         if p:
             task.mm.write(p, v.to_bytes(nbytes, "little"))
     return count
 
 
-def abi_in(bits: int, fd: int) -> bool:
+def _isset(bits: int, fd: int) -> bool:
+    """FD_ISSET: fd's bit in a select(2) set."""
     return bool(bits >> fd & 1)
 
 
@@ -196,16 +194,16 @@ class EpollFile(File):
 
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
         out = []
-        for fd, ent in list(self.interest.items()):
+        for ent in list(self.interest.values()):
             f, events, data, last_seq, disabled = ent
             if disabled:
                 continue
-            mask = poll_mask(f) & (events | ALWAYS)
+            mask = f.poll_mask() & (events | ALWAYS)
             if not mask:
                 continue
             if events & EPOLLET:
-                seq = waitq(f).seq
-                if seq == last_seq and getattr(f, "poll_mask", None) is not None:
+                seq = f.waitq.seq
+                if seq == last_seq and f.host_fd() is None:   # no change since: nothing new
                     continue
                 if not peek:
                     ent[3] = seq
@@ -245,7 +243,7 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
     target = task.fds.get(fd)
     if target is ep:
         raise SyscallError(EINVAL)
-    if getattr(target, "loc", None) is not None and getattr(target, "_is_regular", lambda: False)():
+    if target.loc is not None and target.is_regular():
         raise SyscallError(EPERM)   # regular files cannot be polled
     key = (fd, id(target))
     if op == EPOLL_CTL_DEL:
@@ -266,7 +264,7 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
         ep.interest[key] = [target, events, data, -1, False]
     else:
         raise SyscallError(EINVAL)
-    waitq(ep).notify()
+    ep.waitq.notify()
     return 0
 
 

@@ -5,7 +5,7 @@ import time
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EFAULT, EINVAL, EPERM, ESRCH, ExitGroup, SyscallError, ThreadExit
+from umiak.kernel.errors import EINVAL, EPERM, ESRCH, ExitGroup, SyscallError, ThreadExit
 
 LINUX_RELEASE = b"6.1.0-umiak"
 LINUX_VERSION = b"#1 SMP PREEMPT_DYNAMIC umiak"
@@ -284,16 +284,10 @@ def sys_sysinfo(task, info):
     uptime = int(time.clock_gettime(time.CLOCK_BOOTTIME))   # the clocks are the host's, so is uptime
     total = k.frames.total_bytes
     free = k.frames.free_bytes
-    data = abi_sysinfo(uptime, total, free, len(k.tasks))
-    task.mm.write(info, data)
+    loads = (int(x * 65536) for x in os.getloadavg())
+    procs = len(k.tasks)   # every task of the VM, as Linux counts threads
+    task.mm.write(info, abi.SYSINFO.pack(uptime, *loads, total, free, 0, 0, 0, 0, procs, 0, 0, 1))
     return 0
-
-
-def abi_sysinfo(uptime: int, total: int, free: int, procs: int) -> bytes:
-    import struct
-    loads = os.getloadavg()
-    return struct.pack("<q3QQQQQQQH6xQQI", uptime, *(int(x * 65536) for x in loads),
-                       total, free, 0, 0, 0, 0, procs, 0, 0, 1).ljust(112, b"\0")
 
 
 def sys_getrandom(task, buf, count, flags):
@@ -360,17 +354,16 @@ def sys_personality(task, persona):
 
 def _rusage(task) -> bytes:
     import resource
-    import struct
     ru = resource.getrusage(resource.RUSAGE_THREAD if hasattr(resource, "RUSAGE_THREAD") else resource.RUSAGE_SELF)
     def tv(x):
         return int(x), int((x - int(x)) * 1_000_000)
-    return struct.pack("<qqqq14q", *tv(ru.ru_utime), *tv(ru.ru_stime), task.mm.resident_bytes() // 1024,
-                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return abi.RUSAGE.pack(*tv(ru.ru_utime), *tv(ru.ru_stime), task.mm.resident_bytes() // 1024,
+                           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def sys_getrusage(task, who, usage):
     """getrusage(2): CPU time is the host thread's running this VM."""
-    if s32(who) not in (0, -1, 1):
+    if s32(who) not in (abi.RUSAGE_SELF, abi.RUSAGE_CHILDREN, abi.RUSAGE_THREAD):
         raise SyscallError(EINVAL)
     task.mm.write(usage, _rusage(task))
     return 0
@@ -378,11 +371,8 @@ def sys_getrusage(task, who, usage):
 
 def sys_times(task, buf):
     """times(2)"""
-    import struct
     t = os.times()
     if buf:
-        task.mm.write(buf, struct.pack("<4q", int(t.user * 100), int(t.system * 100), 0, 0))
-    return int((time.monotonic() - task.kernel.boot_monotonic) * 100) + 1
+        task.mm.write(buf, abi.TMS.pack(int(t.user * abi.CLK_TCK), int(t.system * abi.CLK_TCK), 0, 0))
+    return int((time.monotonic() - task.kernel.boot_monotonic) * abi.CLK_TCK) + 1
 
-
-__all__ = ["EFAULT"]

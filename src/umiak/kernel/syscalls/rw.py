@@ -2,13 +2,12 @@
 preadv(2), pwritev(2), preadv2(2), pwritev2(2) and lseek(2)."""
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
+from umiak.kernel.abi import UIO_MAXIOV, s32, s64
 from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
-from umiak.kernel.waiting import POLLIN, POLLOUT
+from umiak.kernel.abi import POLLIN, POLLOUT
 
-UIO_MAXIOV = 1024
 
 
 def _wait_io(task, f, events, op, deadlock):
@@ -19,7 +18,7 @@ def _wait_io(task, f, events, op, deadlock):
     except SyscallError as e:
         if e.errno != EAGAIN or f.flags & abi.O_NONBLOCK:
             raise
-    if getattr(f, "pipe", None) is not None and len(task.kernel.tasks) <= 1:
+    if f.pipe is not None and len(task.kernel.tasks) <= 1:
         return deadlock()
     from umiak.kernel.waiting import blocking
     return blocking(task, f, events, op)
@@ -35,7 +34,7 @@ def _read_into(task, f, buf, count, reader) -> int:
     while total < count:
         n = min(count - total, CHUNK)
         if total == 0 and not full:
-            data = _wait_io(task, f, POLLIN, lambda: reader(0, n), lambda: f.read_deadlock())
+            data = _wait_io(task, f, POLLIN, lambda n=n: reader(0, n), lambda: f.read_deadlock())
         else:
             data = reader(total, n)
         if not data:
@@ -55,8 +54,9 @@ def _write_all(task, f, data: bytes, writer) -> int:
     total = 0
     while total < len(data):
         try:
-            n = _wait_io(task, f, POLLOUT, lambda: writer(total, data[total:]),
-                         lambda: f.write_unbounded(data[total:]))
+            rest = data[total:]
+            n = _wait_io(task, f, POLLOUT, lambda at=total, rest=rest: writer(at, rest),
+                         lambda rest=rest: f.write_unbounded(rest))
         except SyscallError as e:
             return io_result(total, e)
         total += n

@@ -5,12 +5,11 @@ and accept what they cannot change, as a container's kernel would.
 """
 
 import os
-import struct
 
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import (MEMBARRIER_CMD_GLOBAL, MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_QUERY,
+                              MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, SCHED_BATCH, SCHED_FIFO, SCHED_IDLE,
+                              SCHED_OTHER, SCHED_RESET_ON_FORK, SCHED_RR, TIMESPEC, s32)
 from umiak.kernel.errors import EINVAL, EPERM, ESRCH, SyscallError
-
-SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
 
 
 def _check_pid(task, pid) -> None:
@@ -82,7 +81,7 @@ def sys_sched_getscheduler(task, pid):
 def sys_sched_setscheduler(task, pid, policy, param):
     """sched_setscheduler(2): SCHED_OTHER/BATCH/IDLE accepted; real-time policies EPERM."""
     _check_pid(task, pid)
-    policy = s32(policy) & ~0x40000000  # SCHED_RESET_ON_FORK
+    policy = s32(policy) & ~SCHED_RESET_ON_FORK
     if policy in (SCHED_FIFO, SCHED_RR):
         raise SyscallError(EPERM)
     if policy not in (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE):
@@ -113,7 +112,7 @@ def sys_sched_get_priority_min(task, policy):
 def sys_sched_rr_get_interval(task, pid, tp):
     """sched_rr_get_interval(2)"""
     _check_pid(task, pid)
-    task.mm.write(tp, struct.pack("<qq", 0, 100_000_000))
+    task.mm.write(tp, TIMESPEC.pack(0, 100_000_000))
     return 0
 
 
@@ -127,10 +126,6 @@ def sys_getcpu(task, cpu, node, cache):
     return 0
 
 
-MEMBARRIER_CMD_QUERY = 0
-MEMBARRIER_CMD_GLOBAL = 1
-MEMBARRIER_CMD_PRIVATE_EXPEDITED = 8
-MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 16
 _SUPPORTED = (MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_PRIVATE_EXPEDITED
               | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED)
 
@@ -145,7 +140,7 @@ def sys_membarrier(task, cmd, flags, cpu_id):
         task.process.membarrier_registered = True
         return 0
     if cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED:
-        if not getattr(task.process, "membarrier_registered", False):
+        if not task.process.membarrier_registered:
             raise SyscallError(EPERM)
         _kick_others(task)
         return 0

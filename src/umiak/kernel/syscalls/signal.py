@@ -1,8 +1,8 @@
 """Signal syscalls: actions, masks, sending, waiting; delivery lives in kernel/signals.py."""
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
-from umiak.kernel.errors import EINVAL, EPERM, ESRCH, SyscallError
+from umiak.kernel.abi import MINSIGSTKSZ, SI_TKILL, SI_USER, SS_AUTODISARM, SS_DISABLE, STACK_T, s32
+from umiak.kernel.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH, SyscallError
 
 _UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -22,9 +22,7 @@ def sys_rt_sigaction(task, signo, act, oldact, sigsetsize):
         handler, flags, restorer, mask = new
         actions[signo] = (handler, flags, restorer, mask & ~_UNBLOCKABLE)
         if handler not in (abi.SIG_DFL, abi.SIG_IGN):
-            precise = getattr(task.kernel.platform, "precise_interrupts", None)
-            if precise is not None:
-                precise()   # a handler may resume the program after a kick
+            task.kernel.platform.precise_interrupts()   # a handler may resume the program after a kick
     return 0
 
 
@@ -61,25 +59,21 @@ def sys_rt_sigpending(task, set_ptr, sigsetsize):
 
 def sys_sigaltstack(task, ss, old_ss):
     """sigaltstack(2)"""
-    import struct
-    st = struct.Struct("<QiiQ")
     if old_ss:
         sp, flags, size = task.sigaltstack
-        task.mm.write(old_ss, st.pack(sp, flags, 0, size))
+        task.mm.write(old_ss, STACK_T.pack(sp, flags, size))
     if ss:
-        sp, flags, _pad, size = task.mm.read_struct(ss, st)
-        SS_DISABLE, SS_AUTODISARM = 2, 1 << 31
+        sp, flags, size = task.mm.read_struct(ss, STACK_T)
         if flags & ~(SS_DISABLE | SS_AUTODISARM):
             raise SyscallError(EINVAL)
-        if not flags & SS_DISABLE and size < 2048:
-            from umiak.kernel.errors import ENOMEM
+        if not flags & SS_DISABLE and size < MINSIGSTKSZ:
             raise SyscallError(ENOMEM)
         task.sigaltstack = (sp, flags, size)
     return 0
 
 
 def _send(task, signo: int, target=None, process=None) -> int:
-    from umiak.kernel.signals import SI_TKILL, SI_USER, make_siginfo, send
+    from umiak.kernel.signals import make_siginfo, send
     if not 0 <= signo <= abi.NSIG:
         raise SyscallError(EINVAL)
     if signo == 0:
@@ -163,16 +157,14 @@ def sys_tkill(task, tid, signo):
 
 
 def sys_rt_sigreturn(task):
-    """rt_sigreturn(2)"""
+    """rt_sigreturn(2): a frame that cannot be read is SIGSEGV (the call returns 0, as Linux's)."""
     from umiak.kernel.kernel import REGS_SET
     from umiak.kernel.signals import sigreturn
-    sigreturn(task)
-    return REGS_SET
+    return REGS_SET if sigreturn(task) else 0
 
 
 def sys_rt_sigsuspend(task, mask, sigsetsize):
     """rt_sigsuspend(2): wait for a signal with a temporary mask; always EINTR."""
-    from umiak.kernel.errors import EINTR
     if sigsetsize != 8:
         raise SyscallError(EINVAL)
     new = task.mm.read_u64(mask)
@@ -189,7 +181,6 @@ def sys_rt_sigsuspend(task, mask, sigsetsize):
 
 def sys_pause(task):
     """pause(2)"""
-    from umiak.kernel.errors import EINTR
     try:
         task.wait(lambda: False)
     except SyscallError:
@@ -199,7 +190,6 @@ def sys_pause(task):
 
 def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):
     """rt_sigtimedwait(2)"""
-    from umiak.kernel.errors import EAGAIN
     from umiak.kernel.signals import bit
     if sigsetsize != 8:
         raise SyscallError(EINVAL)
@@ -226,7 +216,7 @@ def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):
     signo = (pend & -pend).bit_length()
     owner = task if task.pending & bit(signo) else proc
     infos = owner.siginfo.get(signo, [])
-    info = infos.pop(0) if infos else bytes(128)
+    info = infos.pop(0) if infos else bytes(abi.SIGINFO_SIZE)
     if not infos:
         owner.siginfo.pop(signo, None)
         owner.pending &= ~bit(signo)

@@ -11,21 +11,21 @@ from umiak.kernel.vfs.permissions import check_access
 
 
 def encode_stat(st) -> bytes:
+    """st: an os.stat_result (host files) or a files.Stat, which has the same fields."""
     a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
     return abi.STAT.pack(
         st.st_dev, st.st_ino, st.st_nlink, st.st_mode, st.st_uid, st.st_gid, 0,
-        getattr(st, "st_rdev", 0), st.st_size, getattr(st, "st_blksize", 4096),
-        getattr(st, "st_blocks", 0), a // NS, a % NS, m // NS, m % NS, c // NS, c % NS)
+        st.st_rdev, st.st_size, st.st_blksize, st.st_blocks, a // NS, a % NS, m // NS, m % NS, c // NS, c % NS)
 
 
 def encode_statx(st, mask: int, mount_root: bool = False) -> bytes:
     a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
-    rdev = getattr(st, "st_rdev", 0)
+    rdev = st.st_rdev
     attrs = abi.STATX_ATTR_MOUNT_ROOT if mount_root else 0
     return abi.STATX.pack(
-        abi.STATX_BASIC_STATS | abi.STATX_MNT_ID, getattr(st, "st_blksize", 4096), attrs,
+        abi.STATX_BASIC_STATS | abi.STATX_MNT_ID, st.st_blksize, attrs,
         st.st_nlink, st.st_uid, st.st_gid, st.st_mode & 0xFFFF, 0,
-        st.st_ino, st.st_size, getattr(st, "st_blocks", 0), abi.STATX_ATTR_MOUNT_ROOT,
+        st.st_ino, st.st_size, st.st_blocks, abi.STATX_ATTR_MOUNT_ROOT,
         a // NS, a % NS, 0, 0, c // NS, c % NS, m // NS, m % NS,
         os.major(rdev), os.minor(rdev), os.major(st.st_dev), os.minor(st.st_dev),
         1, 0, 0)
@@ -139,11 +139,7 @@ def sys_fstatfs(task, fd, buf):
     """fstatfs(2)"""
     f = task.fds.get(s32(fd))
     if f.loc is None:
-        from umiak.kernel.vfs.hostfs import host_statfs
-        fd_ = getattr(f, "fd", None)
-        info = host_statfs(fd_) if fd_ is not None else dict(
-            f_type=0x50495045, f_bsize=4096, f_blocks=0, f_bfree=0, f_bavail=0, f_files=0,
-            f_ffree=0, f_namelen=255, f_frsize=4096)
+        info = f.statfs()
         flags = info.get("f_flags", 0)
         fsid = info.get("f_fsid", (0, 0))
         task.mm.write(buf, abi.STATFS.pack(

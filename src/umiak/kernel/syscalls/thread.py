@@ -7,19 +7,17 @@ very address space, and with CLONE_VFORK the caller sleeps until the child execs
 or exits. Only the calling thread exists in the child.
 """
 
-import struct
-
 from umiak.kernel import abi
-from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, SyscallError
+from umiak.kernel.abi import (CLONE_ARGS, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES,
+                              CLONE_FS, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
+                              CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD,
+                              CLONE_SETTLS, CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM)
+from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, GuestOutOfMemory, SyscallError
+from umiak.platform.base import RAX, RIP, RSP
 
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
-CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
-CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
-CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_DETACHED = 0x100000, 0x200000, 0x400000
-CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_IO = 0x800000, 0x1000000, 0x80000000
-CLONE_NEW_ANY = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | CLONE_NEWNS
-CLONE_ARGS = struct.Struct("<11Q")
-RSP, RAX, RIP = 6, 0, 16
+# Namespaces: the VM is one of each already.
+_NEW_NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
+                   | CLONE_NEWNET)
 
 
 def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int,
@@ -31,8 +29,8 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         raise SyscallError(EINVAL)
     if flags & CLONE_NEWNS and flags & CLONE_FS:
         raise SyscallError(EINVAL)
-    if flags & CLONE_NEW_ANY:
-        raise SyscallError(EINVAL)   # namespaces: one per VM already
+    if flags & _NEW_NAMESPACES:
+        raise SyscallError(EINVAL)
     if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
         raise SyscallError(EINVAL)
     if len(kernel.tasks) >= kernel.options.max_threads:
@@ -97,10 +95,9 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
         mm = parent.mm
     else:
         try:
-            root = kernel.platform.new_root()
-        except MemoryError:
-            raise SyscallError(ENOMEM) from None
-        mm = parent.mm.fork(root)
+            mm = parent.mm.fork(kernel.platform.new_root())
+        except (MemoryError, GuestOutOfMemory):
+            raise SyscallError(ENOMEM) from None   # no frames for the page tables (fork.c's ENOMEM)
     if flags & CLONE_FILES:
         fds = parent.fds
     else:
@@ -130,7 +127,8 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
         if mm is not parent.mm:
             mm.release()
         if fds is not parent.fds:
-            fds.close_all()
+            for n in list(fds.files):
+                fds.close(n)
         raise
     real_parent.children.append(proc)
     kernel.processes[pid] = proc

@@ -4,9 +4,10 @@ import struct as _struct
 import time as _time
 
 from umiak.kernel import abi
-from umiak.kernel.abi import s32, s64
-from umiak.kernel.errors import EFAULT, EINVAL, SyscallError
-from umiak.kernel.timers import IntervalTimer
+from umiak.kernel.abi import (ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, ITIMERVAL, SI_KERNEL, SI_TIMER,
+                              SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEVENT, s32, s64)
+from umiak.kernel.errors import EINTR, EINVAL, SyscallError
+from umiak.kernel.timers import IntervalTimer, read_itimerspec
 
 _CLOCKS = {
     abi.CLOCK_REALTIME: _time.CLOCK_REALTIME,
@@ -72,9 +73,6 @@ def _read_timespec(task, addr) -> int:
     return sec * 1_000_000_000 + nsec
 
 
-__all__ = ["EFAULT"]
-
-
 # -- sleeping that signals interrupt -------------------------------------------------
 
 _VDSO_MONO = (abi.CLOCK_MONOTONIC, abi.CLOCK_MONOTONIC_RAW, abi.CLOCK_MONOTONIC_COARSE, abi.CLOCK_BOOTTIME)
@@ -106,7 +104,6 @@ def _sleep_until(task, clock: int, end_ns: int) -> int:
 
 
 def _interrupted(task, left_ns: int, rem: int) -> None:
-    from umiak.kernel.errors import EINTR
     if rem:
         task.mm.write(rem, abi.TIMESPEC.pack(left_ns // 1_000_000_000, left_ns % 1_000_000_000))
     raise SyscallError(EINTR)
@@ -139,12 +136,6 @@ def sys_clock_nanosleep(task, clock, flags, req, rem):
 
 # -- interval timers and POSIX timers ------------------------------------------------
 
-ITIMERVAL = _struct.Struct("<qqqq")      # interval (sec, usec), value (sec, usec)
-ITIMERSPEC = _struct.Struct("<qqqq")     # interval (sec, nsec), value (sec, nsec)
-SIGEVENT = _struct.Struct("<Qii i44x")   # sigev_value, signo, notify, tid (union)
-SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
-ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
-
 
 class GuestTimer(IntervalTimer):
     """A timer that makes a signal pending when it expires (setitimer, alarm, timer_create)."""
@@ -158,12 +149,12 @@ class GuestTimer(IntervalTimer):
         self.clock = _time.CLOCK_MONOTONIC
 
     def expired(self, count: int) -> None:
-        from umiak.kernel.signals import SI_TIMER, make_siginfo, send
+        from umiak.kernel.signals import make_siginfo, send
         self.overrun += count - 1   # periods missed count as overruns
         if self.notify == SIGEV_NONE or self.process.exiting:
             return
         if self.timer_id < 0:   # setitimer/alarm: a plain kernel signal
-            info = make_siginfo(self.signo, 0x80)
+            info = make_siginfo(self.signo, SI_KERNEL)
         else:
             info = make_siginfo(self.signo, SI_TIMER, extra=_struct.pack("<iiQ", self.timer_id, self.overrun,
                                                                               self.value))
@@ -172,15 +163,8 @@ class GuestTimer(IntervalTimer):
         send(self.kernel, self.process, self.signo, info, target)
 
 
-def _itimers(task) -> dict:
-    p = task.process
-    if not hasattr(p, "itimers"):
-        p.itimers = {}
-    return p.itimers
-
-
 def _itimer(task, which: int) -> GuestTimer:
-    timers = _itimers(task)
+    timers = task.process.itimers
     t = timers.get(which)
     if t is None:
         signo = {ITIMER_REAL: abi.SIGALRM, ITIMER_VIRTUAL: abi.SIGVTALRM, ITIMER_PROF: abi.SIGPROF}[which]
@@ -227,17 +211,10 @@ def sys_alarm(task, seconds):
     return int(left + 0.999999) if left else 0
 
 
-def _posix_timers(task) -> dict:
-    p = task.process
-    if not hasattr(p, "posix_timers"):
-        p.posix_timers = {}
-    return p.posix_timers
-
-
 def sys_timer_create(task, clock, sevp, timerid):
     """timer_create(2): SIGEV_SIGNAL, SIGEV_THREAD_ID and SIGEV_NONE (glibc builds SIGEV_THREAD on these)."""
     _host_clock(clock)
-    timers = _posix_timers(task)
+    timers = task.process.posix_timers
     tid = 0
     while tid in timers:
         tid += 1
@@ -258,36 +235,28 @@ def sys_timer_create(task, clock, sevp, timerid):
 
 
 def _timer(task, timerid) -> GuestTimer:
-    t = _posix_timers(task).get(s32(timerid))
+    t = task.process.posix_timers.get(s32(timerid))
     if t is None:
         raise SyscallError(EINVAL)
     return t
 
 
-def _ts(seconds: float) -> tuple[int, int]:
-    ns = int(round(seconds * 1e9))
-    return ns // 1_000_000_000, ns % 1_000_000_000
-
-
 def sys_timer_settime(task, timerid, flags, new, old):
     """timer_settime(2) with TIMER_ABSTIME."""
     t = _timer(task, timerid)
-    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(task.mm.read(new, ITIMERSPEC.size))
-    if not (0 <= insec < 1_000_000_000 and 0 <= vnsec < 1_000_000_000) or isec < 0 or vsec < 0:
-        raise SyscallError(EINVAL)
+    value, interval = read_itimerspec(task, new)
     if old:
-        task.mm.write(old, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
-    value = vsec + vnsec / 1e9
+        task.mm.write(old, t.itimerspec())
     if flags & abi.TIMER_ABSTIME and value:
         value = max(1e-9, value - _time.clock_gettime(t.clock))
-    t.arm(value, isec + insec / 1e9)
+    t.arm(value, interval)
     return 0
 
 
 def sys_timer_gettime(task, timerid, cur):
     """timer_gettime(2)"""
     t = _timer(task, timerid)
-    task.mm.write(cur, ITIMERSPEC.pack(*_ts(t.interval), *_ts(t.remaining())))
+    task.mm.write(cur, t.itimerspec())
     return 0
 
 
@@ -300,5 +269,5 @@ def sys_timer_delete(task, timerid):
     """timer_delete(2)"""
     t = _timer(task, timerid)
     t.arm(0, 0)
-    del _posix_timers(task)[s32(timerid)]
+    del task.process.posix_timers[s32(timerid)]
     return 0

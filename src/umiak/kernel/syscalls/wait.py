@@ -5,18 +5,10 @@ continues are never reported: the VM has no job control (stop signals are
 ignored), so WUNTRACED/WSTOPPED/WCONTINUED only widen what is waited for.
 """
 
-import struct
-
 from umiak.kernel import abi
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import (P_ALL, P_PGID, P_PID, P_PIDFD, WAITID_INFO, WCONTINUED, WEXITED, WNOHANG, WNOWAIT,
+                              WSTOPPED, __WALL, __WCLONE, __WNOTHREAD, s32)
 from umiak.kernel.errors import ECHILD, EINVAL, ESRCH, SyscallError
-
-WNOHANG, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 4, 8
-WNOWAIT = 0x01000000
-__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
-P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
-RUSAGE_SIZE = 144
-_WAITID_INFO = struct.Struct("<iii4xiIi")   # signo errno code, pid uid status
 
 
 def _eligible(child, idtype: int, ident: int, options: int) -> bool:
@@ -51,9 +43,10 @@ def _wait(task, idtype: int, ident: int, options: int):
 
 
 def _rusage_bytes(child) -> bytes:
+    """The child's struct rusage: the CPU time of its own reaped children (its own is not kept)."""
     def tv(x: float) -> tuple[int, int]:
         return int(x), int((x - int(x)) * 1_000_000)
-    return struct.pack("<qqqq", *tv(child.cutime), *tv(child.cstime)).ljust(RUSAGE_SIZE, b"\0")
+    return abi.RUSAGE.pack(*tv(child.cutime), *tv(child.cstime), *([0] * 14))
 
 
 def sys_wait4(task, pid, wstatus, options, rusage):
@@ -113,11 +106,11 @@ def sys_waitid(task, idtype, ident, infop, options, rusage):
     child = _wait(task, idtype, ident, options)
     if child is None:
         if infop:
-            task.mm.write(infop, _WAITID_INFO.pack(0, 0, 0, 0, 0, 0))
+            task.mm.write(infop, WAITID_INFO.pack(0, 0, 0, 0, 0, 0))
         return 0
     if infop:
         status = child.exit_signal or (child.exit_status & 0xFF)
-        task.mm.write(infop, _WAITID_INFO.pack(abi.SIGCHLD, 0, child_code(child), child.pid,
+        task.mm.write(infop, WAITID_INFO.pack(abi.SIGCHLD, 0, child_code(child), child.pid,
                                                child.creds.uid, status))
     if rusage:
         task.mm.write(rusage, _rusage_bytes(child))

@@ -5,10 +5,8 @@ on a Linux file system where none were set; writes fail as on a read-only
 mount (EROFS) or, where the file system is writable, with ENOTSUP.
 """
 
-from umiak.kernel.abi import s32
+from umiak.kernel.abi import XATTR_NAME_MAX, XATTR_SIZE_MAX, s32
 from umiak.kernel.errors import EINVAL, ENODATA, ENOTSUP, ERANGE, EROFS, SyscallError
-
-XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
 
 
 def _name(task, name) -> bytes:
@@ -65,8 +63,7 @@ def _set(task, loc, name, size) -> int:
     _name(task, name)
     if size > XATTR_SIZE_MAX:
         raise SyscallError(EINVAL)
-    mount = getattr(loc, "mount", None)
-    if mount is not None and mount.readonly:
+    if loc is not None and loc.mount.readonly:
         raise SyscallError(EROFS)
     raise SyscallError(ENOTSUP)
 
@@ -84,7 +81,7 @@ def sys_lsetxattr(task, path, name, value, size, flags):
 def sys_fsetxattr(task, fd, name, value, size, flags):
     """fsetxattr(2)"""
     f = task.fds.get(s32(fd))
-    return _set(task, getattr(f, "loc", None), name, size)
+    return _set(task, f.loc, name, size)
 
 
 def sys_removexattr(task, path, name):
@@ -100,4 +97,4 @@ def sys_lremovexattr(task, path, name):
 def sys_fremovexattr(task, fd, name):
     """fremovexattr(2)"""
     f = task.fds.get(s32(fd))
-    return _set(task, getattr(f, "loc", None), name, 0)
+    return _set(task, f.loc, name, 0)

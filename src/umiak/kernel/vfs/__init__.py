@@ -25,37 +25,67 @@ from umiak.kernel.vfs.core import VFS, Loc, Mount
 
 def build_vfs(kernel) -> VFS:
     from umiak.kernel.errors import SyscallError
-    from umiak.kernel.vfs.devfs import make_devfs
     from umiak.kernel.vfs.hostfs import HostFS
-    from umiak.kernel.vfs.memfs import MemFS, OverlayFS
-    from umiak.kernel.vfs.procfs import make_procfs, make_sysfs
+    from umiak.kernel.vfs.memfs import MemDir, MemFS, OverlayFS
+    cfg = getattr(kernel, "config", None)    # umiak.config: a kernel may lack some file systems
+
+    def want(sym: str) -> bool:
+        return cfg is None or cfg.has(sym)
     opts = kernel.options
-    root = getattr(opts, "root", None) or "/"
-    overlay = OverlayFS(kernel, HostFS(root, readonly=True))
+    caches = kernel.page_caches   # host files mapped shared
+    root_fs = HostFS(opts.root or "/", readonly=True, caches=caches)
+    overlay = OverlayFS(kernel, root_fs)
     vfs = VFS(kernel, overlay, root_readonly=False)
-    tmpfs_paths = [_norm(p) for p in getattr(opts, "tmpfs", None) or []]
-    if "/tmp" not in tmpfs_paths:
+    vfs.host_filesystems.append(root_fs)
+    tmpfs_paths = [_norm(p) for p in opts.tmpfs]
+    if "/tmp" not in tmpfs_paths and want("TMPFS"):
         lower = None
         try:
-            node = overlay.root.lookup("tmp")
-            lower = node.lower if hasattr(node, "entries") else None
+            node = overlay.root.lookup("tmp") if want("HOSTFS") else None
+            lower = node.lower if isinstance(node, MemDir) else None   # else a file: no lower /tmp
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
-    vfs.mount("/dev", make_devfs(kernel))
-    vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
-    vfs.mount("/proc", make_procfs(kernel))
-    vfs.mount("/sys", make_sysfs(kernel), readonly=True)
+    if want("DEVFS"):
+        from umiak.kernel.vfs.devfs import make_devfs
+        vfs.mount("/dev", make_devfs(kernel))
+        if want("TMPFS"):
+            vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
+    if want("PROCFS"):   # never imported without it
+        from umiak.kernel.vfs.procfs import make_procfs
+        vfs.mount("/proc", make_procfs(kernel))
+    if want("SYSFS"):
+        from umiak.kernel.vfs.procfs import make_sysfs
+        vfs.mount("/sys", make_sysfs(kernel), readonly=True)
     for path in tmpfs_paths:
         vfs.mount(path, MemFS(kernel, 0o1777))
-    for spec in getattr(opts, "volumes", None) or []:
+    for spec in opts.volumes:
         host, guest, readonly = parse_volume(spec) if isinstance(spec, str) else spec
-        fs = HostFS(host, readonly=readonly)
+        fs = HostFS(host, readonly=readonly, caches=caches)
+        vfs.host_filesystems.append(fs)
         vfs.mount(guest, fs, readonly=readonly)
         _mount_point(overlay, guest, _stat.S_ISDIR(fs.root.mode))
     for path in tmpfs_paths:
         _mount_point(overlay, path, True)
-    _identity(kernel, overlay)
+    if want("IDENTITY_FILES"):
+        _identity(kernel, overlay)
+    return vfs if cfg is None else _configured(kernel, vfs, overlay, want)
+
+
+def _configured(kernel, vfs: VFS, overlay, want) -> VFS:
+    """The root a kernel config asks for: the host's own /proc, /sys, /dev hidden when
+    those file systems are out (ENOENT, as without them); without OVERLAY_ROOT a
+    read-only root; without HOSTFS an empty tmpfs as / (the other mounts stay)."""
+    from umiak.kernel.vfs.memfs import MemFS
+    if not want("HOSTFS"):
+        bare = VFS(kernel, MemFS(kernel, 0o755), root_readonly=False)
+        bare.mounts.update({p: m for p, m in vfs.mounts.items() if p != "/"})
+        return bare
+    for sym, name in (("PROCFS", "proc"), ("SYSFS", "sys"), ("DEVFS", "dev")):
+        if not want(sym):
+            overlay.root.whiteouts.add(name)
+    if not want("OVERLAY_ROOT"):
+        vfs.mounts["/"].readonly = True
     return vfs
 
 
@@ -70,10 +100,11 @@ def _mount_point(overlay, path: str, is_dir: bool) -> None:
     """Make the directory (or file) a mount sits on in the overlay when the root lacks it,
     so that `ls` of its parent shows it (Docker does the same)."""
     from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs.memfs import MemDir
     node = overlay.root
     parts = [p for p in path.split("/") if p]
     for i, name in enumerate(parts):
-        if not hasattr(node, "entries"):
+        if not isinstance(node, MemDir):
             return
         try:
             node = node.lookup(name)
@@ -94,23 +125,23 @@ def _identity(kernel, overlay) -> None:
     """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself."""
     from umiak.kernel.errors import SyscallError
     from umiak.kernel.vfs import identity
+    from umiak.kernel.vfs.memfs import Leaf, MemDir, MemInode
     opts = kernel.options
-    hostname = getattr(kernel, "hostname", None) or getattr(opts, "hostname", "umiak")
-    uid, gid = getattr(opts, "uid", 0), getattr(opts, "gid", 0)
+    hostname = kernel.hostname   # the VM's name, as uname(2) gives it
+    uid, gid = opts.uid, opts.gid
     root = overlay.root
     try:
         etc = root.lookup("etc")
     except SyscallError:
         root.mkdir("etc", 0o755)
         etc = root.lookup("etc")
-    if not hasattr(etc, "entries"):
+    if not isinstance(etc, MemDir):
         return
 
     def base(name):
         try:
             node = etc.lookup(name)
-            lower = getattr(node, "lower", None)
-            return lower.read_bytes() if lower is not None and _stat.S_ISREG(node.mode) else None
+            return node.lower.read_bytes() if isinstance(node, Leaf) and _stat.S_ISREG(node.mode) else None
         except SyscallError:
             return None
 
@@ -128,8 +159,8 @@ def _identity(kernel, overlay) -> None:
             continue                  # the root's own file says it already
         try:
             node = etc.lookup(name)
-            inode = node.copy_up() if hasattr(node, "copy_up") else node   # keeps mode, owner, times
-            if not hasattr(inode, "data"):
+            inode = node.copy_up()   # keeps mode, owner, times
+            if not isinstance(inode, MemInode):
                 continue
             inode.fs.charge(len(data) - len(inode.data))
             inode.data = bytearray(data)

@@ -7,29 +7,27 @@ target starts again at the guest's root), `..` climbs the chain of locations
 the walk came through (so it leaves a mount for its parent and stops at `/`),
 and mount points are found by the guest path of the directory being entered.
 
-A file system is any object with `root` (a node) and `readonly`; a node has
-`mode` (the st_mode of its lstat), `stat()`, and as fits its type `lookup(name)`,
-`list()`, `readlink()`, `open(task, loc, flags)`, or `magic(vfs, task)` for the
-/proc links that jump to an open file rather than to a path.
+A file system is a nodes.FileSystem (`root`, `readonly`, `tmpfile`); a node is a
+nodes.Node: `mode` (the st_mode of its lstat), `stat()`, and as fits its type
+`lookup(name)`, `list()`, `readlink()`, `open(task, loc, flags)`, `create(...)`, or
+`magic(vfs, task)` for the /proc links that jump to an open file rather than to a path
+(interfaces.Inode and FileSys say what each means).
 """
 
 import stat as _stat
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import (EACCES, EAGAIN, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG,
-                                 ENOENT, ENOTDIR, EROFS, EXDEV, SyscallError)
+from umiak.kernel.abi import (NAME_MAX, PATH_MAX, R_OK, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+                              RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV, W_OK, X_OK)
+from umiak.kernel.errors import (EACCES, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR,
+                                 EROFS, EXDEV, SyscallError)
 from umiak.kernel.vfs.permissions import check_access, may_search
 
-PATH_MAX = 4096
-NAME_MAX = 255
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.locks import LockTable
+
 MAXSYMLINKS = 40
-
-# openat2 resolve flags
-RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
-RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
-RESOLVE_ALL = 0x3F
-
-R_OK, W_OK, X_OK = 4, 2, 1
 
 # What the last component of a parent walk is (Linux's LAST_NORM...)
 LAST_NORM, LAST_ROOT, LAST_DOT, LAST_DOTDOT = 0, 1, 2, 3
@@ -62,7 +60,7 @@ class Mount:
     def __init__(self, fs, path: str, readonly: bool, noexec: bool = False):
         self.fs = fs
         self.path = path
-        self.readonly = readonly or getattr(fs, "readonly", False)
+        self.readonly = readonly or fs.readonly
         self.noexec = noexec
 
     @property
@@ -82,6 +80,14 @@ class VFS:
         self.mounts["/"] = root_mount
         self.root = Loc("/", root_fs.root, root_mount, None)
         self._cwd_cache: tuple[str, Loc] | None = None
+        self.host_filesystems: list = []   # HostFS instances: their directory fds are closed with the VM
+        self.locks: LockTable | None = None   # fcntl/flock/OFD locks: made at the first lock (syscalls/fcntl.py)
+
+    def close(self) -> None:
+        """Give the host directory fds back (the kernel's shutdown)."""
+        for fs in self.host_filesystems:
+            fs.close()
+        self.host_filesystems = []
 
     # -- the mount table --------------------------------------------------------
     def mount(self, path: str, fs, readonly: bool = False, noexec: bool = False) -> Mount:
@@ -212,7 +218,7 @@ class VFS:
                 links += 1
                 if links > MAXSYMLINKS or rflags & RESOLVE_NO_SYMLINKS:
                     raise SyscallError(ELOOP)
-                magic = getattr(nxt.node, "magic", None)
+                magic = nxt.node.magic
                 if magic is not None:
                     if rflags & RESOLVE_NO_MAGICLINKS:
                         raise SyscallError(ELOOP)
@@ -261,48 +267,43 @@ class VFS:
             if (flags & abi.O_ACCMODE) == abi.O_RDONLY:
                 raise SyscallError(EINVAL)
             check_access(task, loc, W_OK | X_OK)
-            creator = getattr(loc.mount.fs, "tmpfile", None)
-            if creator is None:
-                raise SyscallError(abi_eopnotsupp())
-            return creator(task, loc, flags, mode & ~task.process.umask if task else mode)
+            return loc.mount.fs.tmpfile(task, loc, flags, mode & ~task.process.umask if task else mode)
         parent, name, kind = self.resolve_parent(task, dirfd, path)
         if kind != LAST_NORM or path.endswith("/"):
             raise SyscallError(EISDIR)   # open("x/", O_CREAT) is EISDIR whatever x is, as Linux
+        found: Loc | None
         try:
-            loc = self.child(parent, name)
+            found = self.child(parent, name)
         except SyscallError as e:
             if e.errno != ENOENT:
                 raise
-            loc = None
-        if loc is not None and _stat.S_ISLNK(loc.node.mode) and not flags & abi.O_EXCL:
+            found = None
+        if found is not None and _stat.S_ISLNK(found.node.mode) and not flags & abi.O_EXCL:
             if flags & abi.O_NOFOLLOW:
                 raise SyscallError(ELOOP)
             try:
-                loc = self._walk(self.root, parent, name, True, resolve_flags, task=task)
+                found = self._walk(self.root, parent, name, True, resolve_flags, task=task)
             except SyscallError as e:
                 if e.errno != ENOENT:
                     raise
                 # a dangling symlink: Linux creates its target
                 if depth >= MAXSYMLINKS or resolve_flags & RESOLVE_NO_SYMLINKS:
                     raise SyscallError(ELOOP) from None
-                target = loc.node.readlink()
+                target = found.node.readlink()
                 if not target.startswith("/"):
                     target = parent.child_path(target)
                 return self._open_create(task, abi.AT_FDCWD, target, flags, mode, resolve_flags, depth + 1)
-        if loc is not None:
+        if found is not None:
             if flags & abi.O_EXCL:
                 raise SyscallError(EEXIST)
-            if loc.is_dir:
+            if found.is_dir:
                 raise SyscallError(EISDIR)
-            return self.open_loc(task, loc, flags & ~abi.O_CREAT)
+            return self.open_loc(task, found, flags & ~abi.O_CREAT)
         self._need_writable(parent)
         check_access(task, parent, W_OK | X_OK)
-        create = getattr(parent.node, "create", None)
-        if create is None:
-            raise SyscallError(EACCES)
         umask = task.process.umask if task is not None else 0o022
         c = task.process.creds if task is not None else None
-        node = create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
+        node = parent.node.create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
         return self.open_loc(task, Loc(parent.child_path(name), node, parent.mount, parent),
                              flags & ~abi.O_TRUNC, created=True)
 
@@ -334,10 +335,7 @@ class VFS:
                     raise SyscallError(EROFS)
                 if not want_write:
                     check_access(task, loc, W_OK)
-        opener = getattr(node, "open", None)
-        if opener is None:
-            raise SyscallError(abi_enxio())
-        return opener(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
+        return node.open(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
 
     def open_exec(self, task, path: str):
         """The file execve(2) would run (a File with pread(offset, n), size() and .path, the
@@ -372,27 +370,7 @@ class VFS:
             raise SyscallError(EINVAL)
         return loc.node.readlink()
 
-    def readdir(self, file) -> list[tuple[int, int, str]]:
-        return file.dir_entries()
-
-    def dotdot(self, loc: Loc) -> Loc:
-        if loc.path == "/":
-            return loc
-        return loc.parent if loc.parent is not None else self._parent_of(loc.path)
-
     def statfs(self, loc: Loc):
         fs = loc.mount.fs
         return fs.statfs(loc.node), loc.mount.readonly
 
-
-def abi_eopnotsupp() -> int:
-    from umiak.kernel.errors import EOPNOTSUPP
-    return EOPNOTSUPP
-
-
-def abi_enxio() -> int:
-    from umiak.kernel.errors import ENXIO
-    return ENXIO
-
-
-__all__ = ["VFS", "Loc", "Mount", "EAGAIN", "EBADF"]

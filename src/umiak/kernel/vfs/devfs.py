@@ -1,7 +1,6 @@
 """devfs: the device nodes a program expects in /dev."""
 
 import os
-import stat as _stat
 
 from umiak.kernel.files import HostFile, oserror
 from umiak.kernel.vfs.nodes import (DeviceNode, FullFile, NullFile, RandomFile, SynthDir, SynthFS,
@@ -47,4 +46,4 @@ def make_devfs(kernel) -> DevFS:
     return DevFS(kernel)
 
 
-__all__ = ["DevFS", "make_devfs", "_stat"]
+__all__ = ["DevFS", "make_devfs"]

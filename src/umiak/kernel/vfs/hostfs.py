@@ -8,20 +8,27 @@ a symlink nor a rename racing with the guest can lead outside the host directory
 
 import os
 import stat as _stat
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP, SyscallError
 from umiak.kernel.files import HostFile, oserror
-from umiak.kernel.vfs.nodes import DirFile, dtype
+from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FD_CACHE = 128   # directory fds kept open for lookups
 
 
-class HostFS:
-    """`host_root` seen as a file system; `readonly` refuses every change (EROFS)."""
+class HostFS(FileSystem):
+    """`host_root` seen as a file system; `readonly` refuses every change (EROFS).
+    `caches`: the kernel's page caches of host files (pagecache.PageCaches), given to the
+    files opened here so read/write see the pages of shared mappings."""
 
-    def __init__(self, host_root: str, readonly: bool = True):
+    fstype = "hostfs"   # its type in /proc/self/mounts
+    dev = 0             # the device /proc/self/mountinfo shows (files keep their host st_dev)
+
+    def __init__(self, host_root: str, readonly: bool = True, caches=None):
+        self.caches = caches
         try:   # a directory, or a single file (-v /host/file:/guest/file)
             self.root_fd = os.open(host_root, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
@@ -70,12 +77,19 @@ class HostFS:
         self._dirfds = {}
 
 
-class _Changes:
+class _Changes(Node):
     """Changes to a writable host directory (volumes). Every name is one component in a
     directory held open; the object of chmod/chown/utime/truncate is reached through an
     O_PATH|O_NOFOLLOW fd, so no host symlink is ever followed."""
 
     __slots__ = ()
+    # What the node it is mixed into (HostNode) has:
+    fs: "HostFS"
+    rel: tuple[str, ...]   # the path below fs.host_root, one name per component
+    mode: int
+    if TYPE_CHECKING:
+        def stat(self): ...
+        def lookup(self, name: str) -> "HostNode": ...
 
     def _dirfd(self) -> int:
         return self.fs.dirfd(self.rel)
@@ -86,7 +100,7 @@ class _Changes:
         except OSError as e:
             raise oserror(e) from None
 
-    def create(self, name: str, mode: int, owner=None) -> "HostNode":
+    def create(self, name: str, mode: int, owner=None) -> Node:
         fd = self._host(os.open, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                         mode, dir_fd=self._dirfd())
         os.close(fd)
@@ -133,7 +147,7 @@ class _Changes:
         """The whole file (copy-up into the overlay)."""
         fd = self._host_open(os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 b = self._host(os.read, fd, 1 << 20)
                 if not b:
@@ -175,7 +189,7 @@ class _Changes:
         st = self.stat()
         now = time.time_ns()
         out = []
-        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns)):
+        for (sec, nsec), old in zip(ts, (st.st_atime_ns, st.st_mtime_ns), strict=True):
             out.append(now if nsec == (1 << 30) - 1 else old if nsec == (1 << 30) - 2 else sec * 10**9 + nsec)
         self._via_fd(os.utime, ns=tuple(out))
 
@@ -183,6 +197,11 @@ class _Changes:
         fd = self._host_open(os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             self._host(os.ftruncate, fd, length)
+            if self.fs.caches:
+                st = os.fstat(fd)
+                c = self.fs.caches.get((st.st_dev, st.st_ino))
+                if c is not None:
+                    c.truncate(length)   # mapped pages past the end go (SIGBUS on touch)
         finally:
             os.close(fd)
 
@@ -232,12 +251,12 @@ class HostNode(_Changes):
         out = []
         try:
             with os.scandir(fd) as it:
-                for e in it:
+                for ent in it:
                     try:
-                        t = dtype(e.stat(follow_symlinks=False).st_mode)
+                        t = dtype(ent.stat(follow_symlinks=False).st_mode)
                     except OSError:
                         t = abi.DT_UNKNOWN
-                    out.append((e.inode(), t, e.name))
+                    out.append((ent.inode(), t, ent.name))
         finally:
             os.close(fd)
         return out
@@ -250,20 +269,20 @@ class HostNode(_Changes):
         if not _stat.S_ISREG(self.mode):
             host_flags |= os.O_NONBLOCK   # a host FIFO must not block the whole VM in open
         fd = self._host_open(host_flags)
-        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc)
+        return HostFile(fd, flags, loc.path if loc is not None else "/".join(self.rel), owned=True, loc=loc,
+                        caches=self.fs.caches if _stat.S_ISREG(self.mode) else None)
 
 
 def host_statfs(fd: int) -> dict:
     """fstatfs(2) of a host fd (Python's statvfs lacks f_type, so ask libc)."""
     import ctypes
-    buf = ctypes.create_string_buffer(120)
+    buf = ctypes.create_string_buffer(abi.STATFS.size)   # the host's struct statfs is Linux's
     libc = ctypes.CDLL(None, use_errno=True)
     # an O_PATH fd works with fstatfs
     if libc.fstatfs(fd, buf) != 0:
         raise SyscallError(ctypes.get_errno() or EINVAL)
-    import struct
     (f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, fsid0, fsid1,
-     f_namelen, f_frsize, f_flags) = struct.unpack_from("<qqQQQQQiiqqq", buf.raw)
+     f_namelen, f_frsize, f_flags) = abi.STATFS.unpack(buf.raw)
     return dict(f_type=f_type, f_bsize=f_bsize, f_blocks=f_blocks, f_bfree=f_bfree,
                 f_bavail=f_bavail, f_files=f_files, f_ffree=f_ffree, f_fsid=(fsid0, fsid1),
                 f_namelen=f_namelen, f_frsize=f_frsize, f_flags=f_flags)

@@ -8,11 +8,10 @@ Files are told apart by (st_dev, st_ino). The locks live in the VM: host process
 do not see them on volume files.
 """
 
+from umiak.kernel.abi import F_UNLCK, F_WRLCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN
 from umiak.kernel.errors import EAGAIN, EDEADLK, EINVAL, SyscallError
 from umiak.kernel.waiting import WaitQueue
 
-F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
-LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
 INF = 1 << 63
 
 

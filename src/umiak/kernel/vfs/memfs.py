@@ -19,43 +19,37 @@ need redirect_dir for that). Copied-up files keep the host's st_dev and st_ino.
 import os
 import stat as _stat
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
+from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
+                              FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MFD_ALLOW_SEALING, OVERLAYFS_SUPER_MAGIC,
+                              RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
-                                 ENXIO, EOPNOTSUPP, EPERM, SyscallError)
-from umiak.kernel.files import File, Stat
-from umiak.kernel.vfs.nodes import DirFile, dtype, makedev
+                                 ENXIO, EOPNOTSUPP, EPERM, EXDEV, GuestOutOfMemory, SyscallError)
+from umiak.kernel.files import File, Mapping, Stat
+from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype, makedev
 
-TMPFS_MAGIC = 0x01021994
-OVERLAYFS_SUPER_MAGIC = 0x794C7630
+
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.pipe import Pipe
+    from umiak.kernel.pagecache import MemCache
+
 BOGO_DIRENT_SIZE = 20        # tmpfs counts 20 bytes of st_size per directory entry
 MAX_FILE = 1 << 46           # s_maxbytes of tmpfs on x86-64 (close enough)
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 
-_next_minor = [40]
-
-
-def anon_dev() -> int:
-    """A fresh st_dev for an in-memory file system (Linux's anonymous block devices 0:N)."""
-    _next_minor[0] += 1
-    return makedev(0, _next_minor[0])
-
-
-class MemFS:
+class MemFS(FileSystem):
     """A tmpfs: `limit` bytes of file data at most (ENOSPC beyond), half the guest's RAM by default."""
 
     fstype = "tmpfs"
     magic = TMPFS_MAGIC
-    readonly = False
 
-    def __init__(self, kernel=None, mode: int = 0o1777, limit: int | None = None, lower=None):
+    def __init__(self, kernel, mode: int = 0o1777, limit: int | None = None, lower=None):
         self.kernel = kernel
-        self.dev = anon_dev()
+        self.dev = makedev(0, next(kernel.anon_minors))   # an anonymous block device 0:N, as Linux's
         self._ino = 0
         if limit is None:
-            mem = getattr(getattr(kernel, "options", None), "mem_size", 1 << 30)
-            limit = max(mem // 2, 1 << 20)
+            limit = max(kernel.options.mem_size // 2, 1 << 20)
         self.limit = limit
         self.used = 0
         self.root = MemDir(self, _stat.S_IFDIR | mode, (0, 0), lower=lower)
@@ -116,7 +110,7 @@ def _now() -> int:
     return time.time_ns()
 
 
-class _Attrs:
+class _Attrs(Node):
     """st_* fields kept in memory."""
 
     def _init_attrs(self, fs, mode: int, owner: tuple[int, int]):
@@ -159,26 +153,62 @@ class _Attrs:
 
 
 class MemInode(_Attrs):
-    """A non-directory in memory."""
+    """A non-directory in memory. A regular file's data is its page cache (guest frames, holes
+    absent), so read/write, truncate and every MAP_SHARED mapping see one copy."""
 
     def __init__(self, fs, mode: int, owner: tuple[int, int], rdev: int = 0):
         self._init_attrs(fs, mode, owner)
         self.nlink = 1
         self.rdev = rdev
-        self.data = bytearray()
+        self.length = 0          # st_size of a regular file
+        self._cache: "MemCache | None" = None
         self.target = ""
-        self.pipe = None
+        self.pipe: Pipe | None = None   # a FIFO's pipe, made at its first open
         self.seals = 0
         self.locks = None
+
+    @property
+    def cache(self):
+        """The file's pages (made on first use; the frames go back when the inode is freed)."""
+        c = self._cache
+        if c is None:
+            import weakref
+
+            from umiak.kernel.pagecache import MemCache, memory_of
+            frames, ram = memory_of(self.fs.kernel)
+            c = self._cache = MemCache(frames, ram)
+            weakref.finalize(self, _free_pages, c).atexit = False
+        return c
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        n = min(n, self.length - offset)
+        if n <= 0 or offset < 0:
+            return b""
+        return self.cache.read(offset, n)
+
+    @property
+    def data(self) -> bytes:
+        """The whole content (for the few callers that want it at once)."""
+        return self.read_at(0, self.length)
+
+    @data.setter
+    def data(self, content) -> None:
+        """Replace the content; the caller has charged the file system for it."""
+        if self._cache is not None:
+            self._cache.truncate(0)
+        self.length = 0
+        if content:
+            self.cache.write(0, content)
+        self.length = len(content)
 
     def size(self) -> int:
         if _stat.S_ISLNK(self.mode):
             return len(os.fsencode(self.target))
-        return len(self.data)
+        return self.length
 
     def stat(self):
         size = self.size()
-        blocks = ((len(self.data) + 4095) // 4096) * 8 if _stat.S_ISREG(self.mode) else 0
+        blocks = (self._cache.resident() * 8 if self._cache is not None else 0) if _stat.S_ISREG(self.mode) else 0
         return Stat(st_mode=self.mode, st_ino=self.ino, st_dev=self.dev, st_nlink=self.nlink,
                     st_uid=self.uid, st_gid=self.gid, st_size=size, st_rdev=self.rdev,
                     st_blksize=4096, st_blocks=blocks,
@@ -194,32 +224,38 @@ class MemInode(_Attrs):
             raise SyscallError(EISDIR)
         if length > MAX_FILE:
             raise SyscallError(EFBIG)
-        old = len(self.data)
+        old = self.length
         if length != old:
             self.fs.charge(length - old)
-            if length < old:
-                del self.data[length:]
-            else:
-                self.data.extend(bytes(length - old))
+            if length < old and self._cache is not None:
+                self._cache.truncate(length)   # mapped pages past the end go: SIGBUS on touch
+            self.length = length
         self.mtime = self.ctime = _now()
 
-    def write_at(self, offset: int, data: bytes) -> int:
-        end = offset + len(data)
+    def write_at(self, offset: int, data) -> int:
+        n = len(data)
+        end = offset + n
         if end > MAX_FILE:
             raise SyscallError(EFBIG)
-        d = self.data
-        if end > len(d):
-            self.fs.charge(end - len(d))
-            if offset > len(d):
-                d.extend(bytes(offset - len(d)))
-        d[offset:end] = data
+        old = self.length
+        if end > old:
+            self.fs.charge(end - old)
+        try:
+            self.cache.write(offset, data)
+        except GuestOutOfMemory:               # out of guest memory: leave the file as it was
+            if end > old:
+                self.fs.charge(old - end)
+                self.cache.truncate(old)
+            raise SyscallError(ENOSPC) from None
+        if end > old:
+            self.length = end
         self.mtime = self.ctime = _now()
-        return len(data)
+        return n
 
     def open(self, task, loc, flags: int):
         fmt = _stat.S_IFMT(self.mode)
         if fmt == _stat.S_IFREG:
-            if flags & abi.O_TRUNC and self.data:
+            if flags & abi.O_TRUNC and self.length:
                 self.truncate(0)
             return MemFile(loc, flags, self)
         if fmt == _stat.S_IFIFO:
@@ -229,7 +265,7 @@ class MemInode(_Attrs):
         raise SyscallError(ENXIO)
 
 
-class Leaf:
+class Leaf(Node):
     """A non-directory of a lower (host) directory, until a change copies it up."""
 
     __slots__ = ("lower", "upper", "fs")
@@ -239,8 +275,8 @@ class Leaf:
         self.lower = lower
         self.upper = None
 
-    @property
-    def mode(self) -> int:
+    @property   # Node declares mode a plain attribute: a Leaf's is its upper's or lower's
+    def mode(self) -> int:  # type: ignore[override]
         return self.upper.mode if self.upper is not None else self.lower.mode
 
     @property
@@ -267,8 +303,9 @@ class Leaf:
         if _stat.S_ISLNK(st.st_mode):
             inode.target = self.lower.readlink()
         elif _stat.S_ISREG(st.st_mode):
-            inode.data = bytearray(self.lower.read_bytes())
-            self.fs.charge(len(inode.data))
+            data = self.lower.read_bytes()
+            self.fs.charge(len(data))
+            inode.data = data
         self.upper = inode
         return inode
 
@@ -458,7 +495,6 @@ class MemDir(_Attrs):
         if isinstance(inode, MemDir):
             raise SyscallError(EPERM)
         if inode.fs is not self.fs:
-            from umiak.kernel.errors import EXDEV
             raise SyscallError(EXDEV)
         self._add(name, inode)
         inode.nlink += 1
@@ -483,11 +519,9 @@ class MemDir(_Attrs):
         if not node.is_empty():
             raise SyscallError(ENOTEMPTY)
         self._drop(name)
-        node.removed = True
 
     def rename(self, name: str, new_parent: "MemDir", new_name: str, flags: int) -> None:
         if not isinstance(new_parent, MemDir):
-            from umiak.kernel.errors import EXDEV
             raise SyscallError(EXDEV)
         node = self.lookup(name)
         try:
@@ -503,7 +537,7 @@ class MemDir(_Attrs):
                     isinstance(target, MemDir) and self._under(target):
                 raise SyscallError(EINVAL)
             self.entries[name], new_parent.entries[new_name] = target, node
-            for d, n, nm in ((self, target, name), (new_parent, node, new_name)):
+            for d, n in ((self, target), (new_parent, node)):
                 if isinstance(n, MemDir):
                     n.parent = d
                 d._changed()
@@ -571,8 +605,16 @@ def _ino(node, default: int) -> int:
 
 def _release(inode: MemInode) -> None:
     """The last name is gone; open files keep the data until closed (then Python frees it)."""
-    inode.fs.charge(-len(inode.data))
+    inode.fs.charge(-inode.length)
     inode.fs = _Detached(inode.fs)
+
+
+def _free_pages(cache) -> None:
+    """The inode is gone (no name, no open file, no mapping): its frames are free again."""
+    try:
+        cache.drop_all()
+    except Exception:  # noqa: BLE001 - the VM may be gone already
+        pass
 
 
 class _Detached:
@@ -597,45 +639,51 @@ class MemFile(File):
 
     full_reads = True
 
+    def is_regular(self) -> bool:
+        return True
+
     def __init__(self, loc, flags: int, inode: MemInode, path: str | None = None):
         self.loc = loc
         self.flags = flags
-        self.inode = inode
+        self.inode: MemInode = inode
         self.pos = 0
         self._path = path
 
     @property
-    def path(self) -> str:
-        return self._path if self._path is not None else self.loc.path
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
+        return self._path if self._path is not None else self._loc_path()
+
+    def _loc_path(self) -> str:
+        assert self.loc is not None, "a memory file without a path of its own has a place in the VFS"
+        return self.loc.path
 
     def link_text(self) -> str:
         if self._path is not None:
             return self._path
-        return self.loc.path + (" (deleted)" if self.inode.nlink == 0 and "(deleted)" not in self.loc.path else "")
+        path = self._loc_path()
+        return path + (" (deleted)" if self.inode.nlink == 0 and "(deleted)" not in path else "")
 
     def stat(self):
         return self.inode.stat()
 
     def read(self, n: int) -> bytes:
-        out = bytes(self.inode.data[self.pos:self.pos + n])
+        out = self.inode.read_at(self.pos, n)
         self.pos += len(out)
         return out
 
     def pread(self, offset: int, n: int) -> bytes:
-        return bytes(self.inode.data[offset:offset + n])
+        return self.inode.read_at(offset, n)
 
     def _check_seals(self, offset: int, n: int) -> None:
         seals = self.inode.seals
         if seals & F_SEAL_WRITE or seals & F_SEAL_FUTURE_WRITE:
-            from umiak.kernel.errors import EPERM as _EPERM
-            raise SyscallError(_EPERM)
-        if seals & F_SEAL_GROW and offset + n > len(self.inode.data):
-            from umiak.kernel.errors import EPERM as _EPERM
-            raise SyscallError(_EPERM)
+            raise SyscallError(EPERM)
+        if seals & F_SEAL_GROW and offset + n > self.inode.length:
+            raise SyscallError(EPERM)
 
     def write(self, data: bytes) -> int:
         if self.flags & abi.O_APPEND:
-            self.pos = len(self.inode.data)
+            self.pos = self.inode.length
         self._check_seals(self.pos, len(data))
         n = self.inode.write_at(self.pos, data)
         self.pos += n
@@ -643,12 +691,12 @@ class MemFile(File):
 
     def pwrite(self, offset: int, data: bytes) -> int:
         if self.flags & abi.O_APPEND:     # Linux appends even for pwrite on O_APPEND files
-            offset = len(self.inode.data)
+            offset = self.inode.length
         self._check_seals(offset, len(data))
         return self.inode.write_at(offset, data)
 
     def lseek(self, offset: int, whence: int) -> int:
-        size = len(self.inode.data)
+        size = self.inode.length
         if whence == abi.SEEK_SET:
             pos = offset
         elif whence == abi.SEEK_CUR:
@@ -668,7 +716,7 @@ class MemFile(File):
 
     def truncate(self, length: int) -> None:
         seals = self.inode.seals
-        cur = len(self.inode.data)
+        cur = self.inode.length
         if length < cur and seals & F_SEAL_SHRINK or length > cur and seals & F_SEAL_GROW:
             raise SyscallError(EPERM)
         self.inode.truncate(length)
@@ -677,23 +725,26 @@ class MemFile(File):
         """fallocate(2): mode 0 and FALLOC_FL_KEEP_SIZE; holes are not kept, so punching zeroes."""
         end = offset + length
         if mode & FALLOC_FL_PUNCH_HOLE:
-            d = self.inode.data
-            stop = min(end, len(d))
+            stop = min(end, self.inode.length)
             if offset < stop:
-                d[offset:stop] = bytes(stop - offset)
+                self.inode.cache.zero(offset, stop)
             return
         if mode & ~FALLOC_FL_KEEP_SIZE:
             raise SyscallError(EOPNOTSUPP)
-        if end > len(self.inode.data) and not mode & FALLOC_FL_KEEP_SIZE:
+        if end > self.inode.length and not mode & FALLOC_FL_KEEP_SIZE:
             if self.inode.seals & F_SEAL_GROW:
                 raise SyscallError(EPERM)
             self.inode.truncate(end)
 
     def available(self) -> int:
-        return max(0, len(self.inode.data) - self.pos)
+        return max(0, self.inode.length - self.pos)
 
     def sync(self) -> None:
         pass
+
+    def statfs(self) -> dict:
+        """A memfd (no place in the tree): its internal tmpfs."""
+        return self.inode.fs.statfs(self.inode)
 
     def mmap_file(self):
         return MemMapping(self.inode, self.writable(), self.path)
@@ -706,8 +757,9 @@ class MemFile(File):
         return f
 
 
-class MemMapping:
-    """What a mapping of an in-memory file holds: the inode (the data outlives close(2))."""
+class MemMapping(Mapping):
+    """What a mapping of an in-memory file holds: the inode (the data outlives close(2)).
+    MAP_SHARED maps the inode's own frames (page_cache); MAP_PRIVATE copies them (pread)."""
 
     def __init__(self, inode: MemInode, writable: bool, path: str):
         self.inode = inode
@@ -715,34 +767,21 @@ class MemMapping:
         self.path = path
 
     def pread(self, offset: int, n: int) -> bytes:
-        return bytes(self.inode.data[offset:offset + n])
+        return self.inode.read_at(offset, n)
 
-    def pwrite(self, offset: int, data: bytes) -> int:
-        if not self.writable:
-            return len(data)
-        size = len(self.inode.data)
-        if offset >= size:
-            return 0
-        data = data[:size - offset]       # a mapping never grows the file
-        self.inode.data[offset:offset + len(data)] = data
-        self.inode.mtime = self.inode.ctime = _now()
-        return len(data)
+    def page_cache(self):
+        return self.inode.cache
 
     def size(self) -> int:
-        return len(self.inode.data)
+        return self.inode.length
 
     def ident(self) -> tuple[int, int]:
         return self.inode.dev, self.inode.ino
 
 
-# memfd seals (fcntl F_ADD_SEALS) and fallocate modes
-F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE = 1, 2, 4, 8, 16
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
-
-
 def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile:
     """memfd_create(2): a file of an internal tmpfs; /proc/self/fd shows /memfd:NAME (deleted)."""
-    fs = getattr(kernel, "_memfd_fs", None)
+    fs = kernel._memfd_fs
     if fs is None:
         fs = kernel._memfd_fs = MemFS(kernel, 0o1777)
     inode = MemInode(fs, _stat.S_IFREG | 0o777, owner)
@@ -752,19 +791,16 @@ def make_memfd(kernel, name: str, flags: int, owner: tuple[int, int]) -> MemFile
     return MemFile(None, abi.O_RDWR | abi.O_LARGEFILE, inode, path=f"/memfd:{name} (deleted)")
 
 
-MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC = 1, 2, 4, 8, 0x10
-
-
 # -- FIFOs and device nodes in memory ---------------------------------------------------------
 
 def _open_fifo(task, inode: MemInode, loc, flags: int):
     """A named pipe: every open shares the inode's Pipe. O_NONBLOCK|O_WRONLY without a reader
     is ENXIO; a blocking open waits for the other end when another thread could open it."""
     from umiak.kernel.vfs.pipe import Pipe, PipeEnd
-    if inode.pipe is None:
-        inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
-        inode.pipe.ino = inode.ino
     p = inode.pipe
+    if p is None:
+        p = inode.pipe = Pipe(inode.fs.kernel, inode.uid, inode.gid)
+        p.ino = inode.ino
     acc = flags & abi.O_ACCMODE
     if acc == abi.O_WRONLY and flags & abi.O_NONBLOCK and p.readers == 0:
         raise SyscallError(ENXIO)
@@ -794,6 +830,6 @@ def _open_device(task, inode: MemInode, loc, flags: int):
     devfs = kernel.vfs.mounts.get("/dev")
     if devfs is not None:
         for node in devfs.fs.root.entries().values():
-            if getattr(node, "rdev", None) == inode.rdev and _stat.S_ISCHR(node.mode):
+            if node.rdev == inode.rdev and _stat.S_ISCHR(node.mode):
                 return node.open(task, loc, flags)
     raise SyscallError(ENXIO)

@@ -4,10 +4,15 @@ nodes (the entries of procfs and devfs), in-memory file contents and devices."""
 import os
 import stat as _stat
 import time
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, SyscallError
-from umiak.kernel.files import File, Stat
+from umiak.kernel.errors import (EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENXIO, EOPNOTSUPP,
+                                 SyscallError)
+from umiak.kernel.files import File, Mapping, Stat
+
+if TYPE_CHECKING:
+    from umiak.kernel.vfs.core import Loc
 
 DT_OF_MODE = {
     _stat.S_IFDIR: abi.DT_DIR, _stat.S_IFREG: abi.DT_REG, _stat.S_IFLNK: abi.DT_LNK,
@@ -25,15 +30,64 @@ def makedev(major: int, minor: int) -> int:
     return ((major & 0xFFFFF000) << 32) | ((major & 0xFFF) << 8) | ((minor & 0xFFFFFF00) << 12) | (minor & 0xFF)
 
 
+class Node:
+    """A node of a file system tree (interfaces.Inode). Every file system's nodes subclass
+    it; the defaults are Linux's answers for an object without the operation."""
+
+    __slots__ = ()
+    mode: int
+    magic = None   # a magic link (/proc/self/exe, fd/N): jump(vfs, task) -> the Loc it leads to
+
+    def stat(self):
+        raise NotImplementedError
+
+    def lookup(self, name: str) -> "Node":
+        raise SyscallError(ENOTDIR)
+
+    def list(self) -> list[tuple[int, int, str]]:
+        raise SyscallError(ENOTDIR)
+
+    def readlink(self) -> str:
+        raise SyscallError(EINVAL)
+
+    def open(self, task, loc, flags: int) -> File:
+        raise SyscallError(ENXIO)
+
+    def create(self, name: str, mode: int, owner=None) -> "Node":
+        """A new regular file in this directory (open(O_CREAT)); EACCES where none can be made."""
+        raise SyscallError(EACCES)
+
+    def copy_up(self) -> "Node":
+        """The node that takes changes: itself, or an overlay's in-memory copy of a host file."""
+        return self
+
+
+class FileSystem:
+    """A mountable file system (interfaces.FileSys): its root node and whether it refuses changes."""
+
+    fstype = "none"     # its type in /proc/self/mounts (subclasses name theirs)
+    readonly = False
+    root: Node
+
+    def statfs(self, node) -> dict:
+        raise NotImplementedError
+
+    def tmpfile(self, task, loc, flags: int, mode: int) -> File:
+        """open(O_TMPFILE) in a directory of this file system."""
+        raise SyscallError(EOPNOTSUPP)
+
+
 class LocFile(File):
     """A file opened at a place (Loc) in the VFS tree: its path and stat come from there."""
+
+    loc: "Loc"
 
     def __init__(self, loc, flags: int):
         self.loc = loc
         self.flags = flags
 
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
         return self.loc.path
 
     def stat(self):
@@ -56,7 +110,7 @@ class DirFile(LocFile):
     def __init__(self, loc, flags: int):
         super().__init__(loc, flags)
         self.dir_pos = 0
-        self._entries = None
+        self._entries: list[tuple[int, int, str]] | None = None
 
     def read(self, n: int) -> bytes:
         raise SyscallError(EISDIR)
@@ -137,7 +191,7 @@ class BytesFile(LocFile):
         return BytesMapping(self.data, self.path)
 
 
-class BytesMapping:
+class BytesMapping(Mapping):
     """A read-only mapping of bytes made at open (what mm's file mappings need)."""
 
     writable = False
@@ -158,17 +212,16 @@ class BytesMapping:
 
 # -- synthetic nodes -------------------------------------------------------------
 
-class SynthFS:
+class SynthFS(FileSystem):
     """A small in-memory file system of synthetic nodes (procfs, devfs)."""
 
-    readonly = False
-    magic = 0x01021994      # TMPFS_MAGIC
+    magic = abi.TMPFS_MAGIC
 
     def __init__(self, dev: int):
         self.dev = dev
         self._next_ino = 1
         self.time_ns = time.time_ns()
-        self.root = None
+        self.root = None   # type: ignore[assignment]  # set by the subclass
 
     def ino(self) -> int:
         self._next_ino += 1
@@ -179,7 +232,7 @@ class SynthFS:
                     f_files=0, f_ffree=0, f_namelen=255, f_frsize=4096)
 
 
-class SynthNode:
+class SynthNode(Node):
     nlink = 1
 
     def __init__(self, fs: SynthFS, mode: int, rdev: int = 0, uid: int = 0, gid: int = 0):
@@ -213,7 +266,7 @@ class SynthDir(SynthNode):
         return e() if callable(e) else e
 
     @property
-    def nlink(self):
+    def nlink(self):  # type: ignore[override]  # derived, where the base stores it
         return 2 + sum(1 for n in self.entries().values() if _stat.S_ISDIR(n.mode))
 
     def lookup(self, name: str):
@@ -241,14 +294,12 @@ class SynthFile(SynthNode):
     def open(self, task, loc, flags: int):
         acc = flags & abi.O_ACCMODE
         if acc != abi.O_RDONLY and self.store is None:
-            from umiak.kernel.errors import EACCES
             raise SyscallError(EACCES)
         data = self.content(task) if acc != abi.O_WRONLY else b""
         return BytesFile(loc, flags, data if isinstance(data, bytes) else data.encode(), self.store)
 
     def truncate(self, length: int) -> None:
         if self.store is None:
-            from umiak.kernel.errors import EACCES
             raise SyscallError(EACCES)
 
 
@@ -284,7 +335,7 @@ class DeviceNode(SynthNode):
         return self.factory(task, loc, flags)
 
 
-class FileNode:
+class FileNode(Node):
     """What /proc/self/fd/N leads to for a file with no place in the tree (pipes, stdio):
     stat is the file's, open makes a new description of the same object."""
 
@@ -331,7 +382,7 @@ class ZeroFile(DeviceFile):
         return ZeroMapping()
 
 
-class ZeroMapping:
+class ZeroMapping(Mapping):
     """A mapping of /dev/zero: zeros as far as it goes (Linux makes it anonymous memory)."""
 
     writable = True

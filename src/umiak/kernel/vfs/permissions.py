@@ -11,9 +11,9 @@ and ownership (EPERM).
 import stat as _stat
 
 from umiak.kernel import abi
+from umiak.kernel.abi import W_OK, X_OK
 from umiak.kernel.errors import EACCES, EPERM, EROFS, SyscallError
 
-R_OK, W_OK, X_OK = abi.R_OK, abi.W_OK, abi.X_OK
 
 
 def check_access(task, loc, mask: int, effective: bool = True) -> None:
@@ -22,7 +22,7 @@ def check_access(task, loc, mask: int, effective: bool = True) -> None:
     A task of None (the kernel itself) is root."""
     node = loc.node
     mode = node.mode
-    if mask & W_OK and (loc.mount.readonly or getattr(node, "readonly", False)) \
+    if mask & W_OK and loc.mount.readonly \
             and (_stat.S_ISREG(mode) or _stat.S_ISDIR(mode) or _stat.S_ISLNK(mode)):
         raise SyscallError(EROFS)
     creds = None if task is None else task.process.creds
@@ -100,6 +100,8 @@ def fs_op(loc, op: str):
     """The file system's method for a change, EROFS on a read-only mount, EPERM if it has none."""
     if loc.mount.readonly:
         raise SyscallError(EROFS)
+    # By name: the changes a node supports differ by file system (a HostNode of a volume
+    # has them all, procfs nodes none), and the EPERM must come before the permission checks.
     fn = getattr(loc.node, op, None)
     if fn is None:
         raise SyscallError(EPERM)

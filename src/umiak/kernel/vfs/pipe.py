@@ -13,15 +13,15 @@ would sleep forever; umiak does not hang the VM instead:
 import stat as _stat
 
 from umiak.kernel import abi
+from umiak.kernel.abi import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from umiak.kernel.errors import EAGAIN, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.vfs.nodes import makedev
-from umiak.kernel.waiting import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
+from umiak.kernel.waiting import WaitQueue
 
 PIPE_CAPACITY = 65536
 PIPE_BUF = 4096
 PIPEFS_DEV = makedev(0, 14)
-_next_ino = [0x4000]
 
 
 class Pipe:
@@ -31,13 +31,15 @@ class Pipe:
         self.readers = 0
         self.writers = 0
         self.capacity = PIPE_CAPACITY
-        _next_ino[0] += 1
-        self.ino = _next_ino[0]
+        self.ino = next(kernel.pipe_inos)
         self.uid = uid
         self.gid = gid
         import time
         self.time_ns = time.time_ns()
         self.warned = False
+        config = getattr(kernel, "config", None)   # a kernel config's pipe buffer size
+        if config is not None:
+            self.capacity = config.pipe_capacity
         self.waitq = WaitQueue()
 
 
@@ -46,7 +48,7 @@ class PipeEnd(File):
     `loc` is set for a FIFO's ends (their path and inode are the FIFO's)."""
 
     def __init__(self, pipe: Pipe, flags: int, reading: bool, both: bool = False):
-        self.pipe = pipe
+        self.pipe: Pipe = pipe
         self.flags = flags
         self.reading = reading
         self.both = both
@@ -58,7 +60,7 @@ class PipeEnd(File):
         self.loc = None
 
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override]  # derived, where the base stores it
         return f"pipe:[{self.pipe.ino}]"
 
     def link_text(self) -> str:
@@ -70,8 +72,12 @@ class PipeEnd(File):
     def writable(self) -> bool:
         return (not self.reading or self.both) and not self.flags & abi.O_PATH
 
+    sigpipe_on_epipe = True
+    pseudo_fs = abi.PIPEFS_MAGIC
+
     @property
-    def _waitq(self) -> WaitQueue:
+    def waitq(self) -> WaitQueue:
+        """Both ends (and every open of a FIFO) share the pipe's queue."""
         return self.pipe.waitq
 
     def read(self, n: int) -> bytes:

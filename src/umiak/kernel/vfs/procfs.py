@@ -15,13 +15,11 @@ import time
 import uuid
 
 from umiak.kernel import abi
+from umiak.kernel.abi import CLK_TCK, PROC_SUPER_MAGIC, SYSFS_MAGIC
 from umiak.kernel.errors import ENOENT, SyscallError
 from umiak.kernel.vfs.core import Loc, Mount
-from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, makedev
+from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, SynthNode, makedev
 
-PROC_SUPER_MAGIC = 0x9FA0
-SYSFS_MAGIC = 0x62656572
-CLK_TCK = 100
 PID_MAX = 4194304
 
 
@@ -29,9 +27,33 @@ def _boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)   # the guest's clocks are the host's
 
 
-def _release() -> str:
+def _release() -> tuple[str, str]:
     from umiak.kernel.syscalls.process import LINUX_RELEASE, LINUX_VERSION
     return LINUX_RELEASE.decode(), LINUX_VERSION.decode()
+
+
+class _TaskDir(SynthDir):
+    """/proc/<pid>/task/<tid>: kept while the same task lives (a tid may be reused)."""
+
+    def __init__(self, fs, entries, task):
+        super().__init__(fs, entries)
+        self.task = task
+
+
+class _PidDir(SynthDir):
+    """/proc/<pid>: kept while the same process holds the pid (a pid is reused once reaped)."""
+
+    def __init__(self, fs, entries, proc):
+        super().__init__(fs, entries)
+        self.proc = proc
+
+
+class _FdLink(SynthLink):
+    """/proc/<pid>/fd/<n>: kept while the same open file sits at that fd."""
+
+    def __init__(self, fs, f, jump):
+        super().__init__(fs, f.link_text, jump, size=64)
+        self.file = f
 
 
 class ProcFS(SynthFS):
@@ -42,8 +64,8 @@ class ProcFS(SynthFS):
         super().__init__(makedev(0, 22))
         self.kernel = kernel
         self.anon_mount = Mount(self, "", readonly=False)   # for files reached through fd/N
-        self._pid_dirs: dict[int, SynthDir] = {}
-        self._task_dirs: dict[tuple[int, int], SynthDir] = {}
+        self._pid_dirs: dict[int, _PidDir] = {}
+        self._task_dirs: dict[tuple[int, int], _TaskDir] = {}
         self.boot_id = str(uuid.uuid4())
         self._self = SynthLink(self, lambda: str(self._current_pid()), size=0)
         self._thread_self = SynthLink(self, lambda: "%d/task/%d" % self._current_ids(), size=0)
@@ -56,7 +78,7 @@ class ProcFS(SynthFS):
             "osrelease": f(lambda t: _release()[0] + "\n"),
             "version": f(lambda t: _release()[1] + "\n"),
             "pid_max": f(lambda t: f"{PID_MAX}\n", 0o644),
-            "threads-max": f(lambda t: f"{getattr(k.options, 'max_threads', 4096)}\n", 0o644),
+            "threads-max": f(lambda t: f"{k.options.max_threads}\n", 0o644),
             "ngroups_max": f(lambda t: "65536\n"),
             "cap_last_cap": f(lambda t: "40\n"),
             "random": SynthDir(self, {
@@ -96,14 +118,14 @@ class ProcFS(SynthFS):
         self.root = SynthDir(self, self._root_entries)
 
     def _current_ids(self) -> tuple[int, int]:
-        task = self.kernel.current_task() if hasattr(self.kernel, "current_task") else None
+        task = self.kernel.current_task()
         if task is not None:
             return task.process.pid, task.tid
         pid = self._current_pid()
         return pid, pid
 
     def _current_pid(self) -> int:
-        task = self.kernel.current_task() if hasattr(self.kernel, "current_task") else None
+        task = self.kernel.current_task()
         if task is not None:
             return task.process.pid
         procs = self.kernel.processes
@@ -117,12 +139,11 @@ class ProcFS(SynthFS):
 
     def _pid_dir(self, pid: int, proc) -> SynthDir:
         d = self._pid_dirs.get(pid)
-        if d is None or getattr(d, "proc", None) is not proc:   # a pid is reused once reaped
+        if d is None or d.proc is not proc:
             d = self._pid_dirs[pid] = self._make_pid_dir(proc)
-            setattr(d, "proc", proc)
         return d
 
-    def _make_pid_dir(self, proc) -> SynthDir:
+    def _make_pid_dir(self, proc) -> _PidDir:
         def jump_path(getpath):
             def jump(vfs, task):
                 path = getpath()
@@ -131,7 +152,7 @@ class ProcFS(SynthFS):
                 return vfs.resolve(None, abi.AT_FDCWD, path, True)
             return jump
 
-        fd_links: dict[int, SynthLink] = {}
+        fd_links: dict[int, _FdLink] = {}
 
         def fd_entries() -> dict:
             out = {}
@@ -163,7 +184,7 @@ class ProcFS(SynthFS):
             "cmdline": SynthFile(self, lambda task: b"".join(a + b"\0" for a in proc.argv)),
             "environ": SynthFile(self, lambda task: b"".join(a + b"\0" for a in proc.envp), mode=0o400),
             "auxv": SynthFile(self, lambda task: _auxv(proc), mode=0o400),
-            "comm": _comm_file(self, lambda: leader() or proc, proc),
+            "comm": _comm_file(self, leader, proc),
             "stat": SynthFile(self, lambda task: _stat_line(self.kernel, proc, leader())),
             "statm": SynthFile(self, lambda task: _statm(proc)),
             "status": SynthFile(self, lambda task: _status(proc, leader())),
@@ -175,7 +196,7 @@ class ProcFS(SynthFS):
             "oom_score_adj": SynthFile(self, lambda task: "0\n", mode=0o644),
             "loginuid": SynthFile(self, lambda task: "4294967295\n", mode=0o644),
         }
-        d = SynthDir(self, entries)
+        d = _PidDir(self, entries, proc)
         d.uid, d.gid = proc.creds.euid, proc.creds.egid
         return d
 
@@ -184,17 +205,16 @@ class ProcFS(SynthFS):
         d = self._task_dirs.get(key)
         if d is not None and d.task is task:
             return d
-        d = SynthDir(self, {
+        d = _TaskDir(self, {
             "comm": _comm_file(self, lambda: task, proc),
             "stat": SynthFile(self, lambda t: _stat_line(self.kernel, proc, task)),
             "status": SynthFile(self, lambda t: _status(proc, task)),
-        })
-        d.task = task
+        }, task)
         d.uid, d.gid = proc.creds.euid, proc.creds.egid
         self._task_dirs[key] = d
         return d
 
-    def _fd_link(self, f) -> SynthLink:
+    def _fd_link(self, f) -> _FdLink:
         fs = self
 
         def jump(vfs, task):
@@ -202,42 +222,40 @@ class ProcFS(SynthFS):
                 return f.loc
             return Loc(f.link_text(), FileNode(f), fs.anon_mount, None)
 
-        link = SynthLink(self, f.link_text, jump, size=64)
+        link = _FdLink(self, f, jump)
         acc = f.flags & abi.O_ACCMODE
         link.mode = _stat.S_IFLNK | {abi.O_RDONLY: 0o500, abi.O_WRONLY: 0o300}.get(acc, 0o700)
-        link.file = f
         return link
 
 
 def _comm_file(fs, get_task, proc) -> SynthFile:
     """comm: the thread's name (prctl PR_SET_NAME); writing it renames the thread."""
     def content(t):
-        who = get_task()
-        name = getattr(who, "comm", None) or proc.comm or b""
-        return name.split(b"\0")[0][:15] + b"\n"
+        return _name(get_task(), proc).encode() + b"\n"
 
     def store(data: bytes) -> None:
         who = get_task()
         name = data[:15].split(b"\0")[0]      # Linux keeps a trailing newline, as written
         if who is not None:
             who.comm = name
-        if who is None or getattr(who, "tid", None) == proc.pid:
+        if who is None or who.tid == proc.pid:
             proc.comm = name
 
     return SynthFile(fs, content, 0o644, store=store)
 
 
 def _name(who, proc) -> str:
-    name = getattr(who, "comm", None) or proc.comm or b""
+    """The thread's name (who: a Task, or None for the process's)."""
+    name = (who.comm if who is not None else b"") or proc.comm
     return name.split(b"\0")[0][:15].decode(errors="replace")
 
 
 def _vm(proc) -> dict:
     """Sizes in kB from the address space."""
     mm = proc.mm
-    vmas = list(getattr(mm, "vmas", []) or [])
+    vmas = list(mm.vmas)
     size = sum(v.end - v.start for v in vmas) // 1024
-    pages = getattr(mm, "pages", {}) or {}
+    pages = mm.pages
     rss = len(pages) * 4
     stack = sum(v.end - v.start for v in vmas if v.name == "[stack]") // 1024
     data = sum(v.end - v.start for v in vmas if v.file is None and v.name not in ("[stack]", "[vdso]", "[vvar]")
@@ -252,28 +270,29 @@ def _vm(proc) -> dict:
     return dict(size=size, rss=rss, stack=stack, data=data, exe=exe, lib=max(0, lib), file_rss=file_rss)
 
 
-def _status(proc, who=None) -> str:
+def _status(proc, who) -> str:
+    """/proc/<pid>[/task/<tid>]/status; who is the thread (the leader for the process's file)."""
     c = proc.creds
     vm = _vm(proc)
-    tid = getattr(who, "tid", proc.pid)
+    tid = who.tid
     groups = " ".join(map(str, c.groups))
-    sigblk = getattr(who, "sigmask", 0)
+    sigblk = who.sigmask
     ign = cgt = 0
-    for signo, act in getattr(proc, "sigactions", {}).items():
+    for signo, act in proc.sigactions.items():
         if act[0] == abi.SIG_IGN:
             ign |= 1 << (signo - 1)
         elif act[0] != 0:
             cgt |= 1 << (signo - 1)
-    pend = getattr(who, "pending", 0)
-    ncpu = getattr(proc.kernel, "ncpus", 1) if getattr(proc, "kernel", None) is not None else 1
+    pend = who.pending
+    ncpu = proc.kernel.ncpus
     cpus_hex = format((1 << ncpu) - 1, "x")
-    state = "Z (zombie)" if getattr(proc, "zombie", False) else "R (running)"
+    state = "Z (zombie)" if proc.zombie else "R (running)"
     return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\t{state}\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
             f"Uid:\t{c.uid}\t{c.euid}\t{c.euid}\t{c.euid}\nGid:\t{c.gid}\t{c.egid}\t{c.egid}\t{c.egid}\n"
             f"FDSize:\t{max(64, 1 << max(0, len(proc.fds.files) - 1).bit_length())}\nGroups:\t{groups}\n"
-            f"NStgid:\t{proc.pid}\nNSpid:\t{tid}\nNSpgid:\t{getattr(proc, 'pgid', proc.pid)}\n"
-            f"NSsid:\t{getattr(proc, 'sid', proc.pid)}\n"
+            f"NStgid:\t{proc.pid}\nNSpid:\t{tid}\nNSpgid:\t{proc.pgid}\n"
+            f"NSsid:\t{proc.sid}\n"
             f"VmPeak:\t{vm['size']:8d} kB\nVmSize:\t{vm['size']:8d} kB\nVmLck:\t       0 kB\n"
             f"VmPin:\t       0 kB\nVmHWM:\t{vm['rss']:8d} kB\nVmRSS:\t{vm['rss']:8d} kB\n"
             f"RssAnon:\t{vm['rss'] - vm['file_rss']:8d} kB\nRssFile:\t{vm['file_rss']:8d} kB\n"
@@ -281,7 +300,7 @@ def _status(proc, who=None) -> str:
             f"VmExe:\t{vm['exe']:8d} kB\nVmLib:\t{vm['lib']:8d} kB\nVmPTE:\t{max(4, vm['rss'] // 512):8d} kB\n"
             f"VmSwap:\t       0 kB\nHugetlbPages:\t       0 kB\nCoreDumping:\t0\nTHP_enabled:\t1\n"
             f"Threads:\t{max(1, len(proc.tasks))}\n"
-            f"SigQ:\t0/63336\nSigPnd:\t{pend:016x}\nShdPnd:\t{getattr(proc, 'pending', 0):016x}\n"
+            f"SigQ:\t0/63336\nSigPnd:\t{pend:016x}\nShdPnd:\t{proc.pending:016x}\n"
             f"SigBlk:\t{sigblk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n"
             "CapInh:\t0000000000000000\n"
             + ("CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n" if c.euid == 0 else
@@ -297,21 +316,21 @@ def _cpu_list(n: int) -> str:
     return "0" if n <= 1 else f"0-{n - 1}"
 
 
-def _stat_line(kernel, proc, who=None) -> str:
-    """/proc/<pid>/stat: 52 fields as Linux prints them."""
-    tid = getattr(who, "tid", proc.pid)
+def _stat_line(kernel, proc, who) -> str:
+    """/proc/<pid>[/task/<tid>]/stat: 52 fields as Linux prints them; who is the thread."""
+    tid = who.tid
     vm = _vm(proc)
     t = os.times()
     utime, stime = int(t.user * CLK_TCK), int(t.system * CLK_TCK)
-    started = getattr(proc, "start_time", 0.0) or time.monotonic()
+    started = proc.start_time or time.monotonic()
     start_ticks = int((_boottime() - (time.monotonic() - started)) * CLK_TCK)
     mm = proc.mm
-    brk_start = getattr(mm, "brk_start", 0)
-    stack = getattr(getattr(mm, "stack_vma", None), "end", 0) or 0
-    rlim = proc.rlimits.get(abi.RLIMIT_AS, [abi.RLIM_INFINITY])[0] if hasattr(proc, "rlimits") else 0
-    sigblk = getattr(who, "sigmask", 0)
+    brk_start = mm.brk_start
+    stack = mm.stack_vma.end if mm.stack_vma is not None else 0
+    rlim = proc.rlimits.get(abi.RLIMIT_AS, [abi.RLIM_INFINITY])[0]
+    sigblk = who.sigmask
     fields = [
-        "Z" if getattr(proc, "zombie", False) else "R", proc.ppid, getattr(proc, "pgid", proc.pid), getattr(proc, "sid", proc.pid), 0, -1, 4194560,
+        "Z" if proc.zombie else "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
         0, 0, 0, 0, utime, stime, 0, 0, 20, 0, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
@@ -326,22 +345,22 @@ def _statm(proc) -> str:
 
 
 _LIMITS = [
-    ("Max cpu time", abi.RLIMIT_CPU if hasattr(abi, "RLIMIT_CPU") else 0, "seconds"),
-    ("Max file size", getattr(abi, "RLIMIT_FSIZE", 1), "bytes"),
-    ("Max data size", getattr(abi, "RLIMIT_DATA", 2), "bytes"),
+    ("Max cpu time", abi.RLIMIT_CPU, "seconds"),
+    ("Max file size", abi.RLIMIT_FSIZE, "bytes"),
+    ("Max data size", abi.RLIMIT_DATA, "bytes"),
     ("Max stack size", abi.RLIMIT_STACK, "bytes"),
     ("Max core file size", abi.RLIMIT_CORE, "bytes"),
-    ("Max resident set", getattr(abi, "RLIMIT_RSS", 5), "bytes"),
+    ("Max resident set", abi.RLIMIT_RSS, "bytes"),
     ("Max processes", abi.RLIMIT_NPROC, "processes"),
     ("Max open files", abi.RLIMIT_NOFILE, "files"),
     ("Max locked memory", abi.RLIMIT_MEMLOCK, "bytes"),
-    ("Max address space", getattr(abi, "RLIMIT_AS", 9), "bytes"),
-    ("Max file locks", getattr(abi, "RLIMIT_LOCKS", 10), "locks"),
+    ("Max address space", abi.RLIMIT_AS, "bytes"),
+    ("Max file locks", abi.RLIMIT_LOCKS, "locks"),
     ("Max pending signals", abi.RLIMIT_SIGPENDING, "signals"),
     ("Max msgqueue size", abi.RLIMIT_MSGQUEUE, "bytes"),
     ("Max nice priority", abi.RLIMIT_NICE, ""),
     ("Max realtime priority", abi.RLIMIT_RTPRIO, ""),
-    ("Max realtime timeout", getattr(abi, "RLIMIT_RTTIME", 15), "us"),
+    ("Max realtime timeout", abi.RLIMIT_RTTIME, "us"),
 ]
 
 
@@ -380,7 +399,7 @@ def _fdinfo(proc, n: int) -> str:
 
 
 def _mnt_id(f) -> int:
-    loc = getattr(f, "loc", None)
+    loc = f.loc
     if loc is None:
         return 15
     return 20 + (hash(loc.mount.path) & 0xFF)
@@ -388,7 +407,7 @@ def _mnt_id(f) -> int:
 
 def _maps(proc) -> str:
     lines = []
-    for v in list(getattr(proc.mm, "vmas", []) or []):
+    for v in list(proc.mm.vmas):
         prot = v.prot
         perms = ("r" if prot & abi.PROT_READ else "-") + ("w" if prot & abi.PROT_WRITE else "-") \
             + ("x" if prot & abi.PROT_EXEC else "-") + ("s" if v.flags & abi.MAP_SHARED else "p")
@@ -407,15 +426,13 @@ def _maps(proc) -> str:
     return "".join(ln + "\n" for ln in lines)
 
 
-def _fstype(m) -> str:
-    return getattr(m.fs, "fstype", None) or {"HostFS": "hostfs"}.get(type(m.fs).__name__, "none")
 
 
 def _mounts(kernel) -> str:
     vfs = kernel.vfs
     out = []
     for path, m in sorted(vfs.mounts.items()):
-        kind = _fstype(m)
+        kind = m.fs.fstype
         src = {"proc": "proc", "devtmpfs": "udev", "sysfs": "sysfs", "tmpfs": "tmpfs",
                "overlay": "overlay"}.get(kind, "umiak")
         out.append(f"{src} {path} {kind} {'ro' if m.readonly else 'rw'},relatime 0 0\n")
@@ -426,14 +443,14 @@ def _mountinfo(kernel) -> str:
     vfs = kernel.vfs
     ids = {}
     out = []
-    for i, (path, m) in enumerate(sorted(vfs.mounts.items())):
+    for i, path in enumerate(sorted(vfs.mounts)):
         ids[path] = 20 + i
     for path, m in sorted(vfs.mounts.items()):
         parent = path.rsplit("/", 1)[0] or "/"
         while parent not in ids and parent != "/":
             parent = parent.rsplit("/", 1)[0] or "/"
-        kind = _fstype(m)
-        dev = getattr(m.fs, "dev", 0) or 0
+        kind = m.fs.fstype
+        dev = m.fs.dev
         opts = "ro" if m.readonly else "rw"
         out.append(f"{ids[path]} {ids.get(parent, 1) if path != '/' else 1} {os.major(dev)}:{os.minor(dev)} / "
                    f"{path} {opts},relatime - {kind} {kind} {opts}\n")
@@ -530,10 +547,10 @@ class SysFS(SynthFS):
     def __init__(self, kernel):
         super().__init__(makedev(0, 21))
         self.kernel = kernel
-        n = getattr(kernel, "ncpus", 1)
+        n = kernel.ncpus
         cpus = _cpu_list(n) + "\n"
         f = lambda text: SynthFile(self, lambda t: text)  # noqa: E731
-        cpu = {"online": f(cpus), "possible": f(cpus), "present": f(cpus),
+        cpu: dict[str, SynthNode] = {"online": f(cpus), "possible": f(cpus), "present": f(cpus),
                "offline": f("\n"), "kernel_max": f("8191\n")}
         for i in range(n):
             cpu[f"cpu{i}"] = SynthDir(self, {

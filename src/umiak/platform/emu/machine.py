@@ -101,7 +101,7 @@ import time
 from umiak.arch.x86_64 import cpu, descriptors
 from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RIP, ExitKind, Fault, PageRoot, frame_runs
+from umiak.platform.base import RIP, ExitKind, Fault, PageRoot, Platform, frame_runs
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -180,11 +180,12 @@ class _ExceptionState:
             raise UmiakError("unicorn: cannot allocate a CPU context")
         size = lib.uc_context_size(h)
         lib.uc_context_save(h, self._ctx)
-        blob = ctypes.string_at(self._ctx.value, size)
+        ctx = self._ctx.value or 0   # uc_context_alloc succeeded: not NULL
+        blob = ctypes.string_at(ctx, size)
         at = blob.find(self._PATTERN)
         if at < 0 or blob.find(self._PATTERN, at + 1) >= 0:
             raise PlatformUnavailable("this unicorn build has an unknown CPU state layout: pip install unicorn==2.1.4")
-        base = self._ctx.value + at - 16
+        base = ctx + at - 16
         self._error_code = ctypes.c_int.from_address(base)
         self._old_exception = ctypes.c_int.from_address(base + 16 + 64 + 32)
 
@@ -267,7 +268,7 @@ class _NativeBlockHook:
         self.address = addr
 
 
-class EmuPlatform:
+class EmuPlatform(Platform):
     """One Unicorn engine whose physical memory is the guest RAM buffer."""
 
     name = "emu"
@@ -280,9 +281,11 @@ class EmuPlatform:
         if mem_size < reserved + (4 << 20) or mem_size % PAGE:
             raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
-        self._mem = mmap.mmap(-1, mem_size, flags=flags)
-        self.ram = memoryview(self._mem)
-        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        mem = mmap.mmap(-1, mem_size, flags=flags)
+        self._mem: mmap.mmap | None = mem   # None once closed
+        self.ram = memoryview(mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+        self._exc_state: _ExceptionState | None = None   # made with the engine (see _setup_cpu)
         self._next_table, self._tables_end = TABLES_PA, reserved
         self.usable = (reserved, mem_size)
         self.reserved_va = [(KBASE, KBASE + (1 << 32))]  # guest-virtual range user mappings must avoid
@@ -312,6 +315,14 @@ class EmuPlatform:
         self._stop_req: ctypes.c_uint8 | None = None  # set: the block hook stops emulation
 
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_X86, uc_mod.UC_MODE_64)
+        # Unicorn frees the engine from a weakref.finalize, which by default also runs at
+        # interpreter exit, before the atexit handlers registered earlier (Machine's, which
+        # stop runs still going and close the warm VM) and under any vCPU still emulating
+        # or booting on another thread: a crash at exit. The engine is freed when close()
+        # drops it, or with the process.
+        finalizer = getattr(self.uc, "_Uc__finalizer", None)
+        if finalizer is not None:
+            finalizer.atexit = False
         self._h = self.uc._uch  # a c_void_p
         # The hot calls go through prototype-less functions of the same library:
         # ctypes' argument conversion costs more than the call (1.9 vs 0.8 us).
@@ -482,7 +493,8 @@ class EmuPlatform:
         if pa >= self._tables_end:
             if self.more_tables is not None:
                 return self.more_tables()   # a zeroed frame from the kernel, never given back
-            raise MemoryError("guest page-table pool exhausted")
+            from umiak.kernel.errors import GuestOutOfMemory
+            raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa
 
@@ -539,7 +551,8 @@ class EmuPlatform:
     def _on_interrupt(self, uc, intno, _data) -> None:
         self._lib.uc_emu_stop(self._h)
         v = self._engine_owner
-        v._stop, v._intno = _INTR, intno
+        if v is not None:   # the engine runs for its owner only
+            v._stop, v._intno = _INTR, intno
 
     # -- memory -------------------------------------------------------------
     def new_root(self) -> PageRoot:
@@ -627,8 +640,11 @@ class EmuPlatform:
     def _discard_now(self, frames: list[int]) -> None:
         if self._multi:
             self._flush_tlb()
+        mem = self._mem
+        if mem is None:   # closed
+            return
         for start, length in frame_runs(frames):
-            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+            mem.madvise(mmap.MADV_DONTNEED, start, length)
         self._tlb_stale = True
 
     def _flush_tlb(self) -> None:
@@ -697,13 +713,13 @@ class EmuPlatform:
         if self._pristine is not None:
             self._lib.uc_context_free(self._pristine)
             self._pristine = None
-        if getattr(self, "_exc_state", None) is not None:
+        if self._exc_state is not None:
             self._exc_state.close()
             self._exc_state = None
         # The engine is freed with its last reference, before the RAM it points into.
         self.uc = None
         self._h = None
-        self.ram = None
+        self.ram = memoryview(b"")
         self._mem = None
 
 
@@ -729,7 +745,7 @@ class EmuVcpu:
     def __init__(self, plat: EmuPlatform, entry: int, stack: int, cr3: int):
         self.plat = plat
         self.cr3 = cr3
-        self._ctx_cr3 = None    # the CR3 its saved context holds (None: not saved yet)
+        self._ctx_cr3: int | None = None   # the CR3 its saved context holds (None: not saved yet)
         self.error = ""
         self._h = plat._h
         self._lib = plat._lib
@@ -738,8 +754,8 @@ class EmuVcpu:
         self._kicked = False
         self._running = False
         self._runs = 0
-        self._ctx = None        # saved registers while another vCPU has the engine
-        self._waiter = None     # queued for the engine (see EmuPlatform._acquire)
+        self._ctx: ctypes.c_void_p | None = None   # saved registers while another vCPU has the engine
+        self._waiter: _Waiter | None = None        # queued for the engine (see EmuPlatform._acquire)
         fast = plat._fast
         self._emu_start = fast.uc_emu_start
         self._read_batch = fast.uc_reg_read_batch
@@ -929,7 +945,8 @@ class EmuVcpu:
             self._rip = rip - 2
             self._fault = Fault(cpu.VEC_GP, (vec << 3) | 2, 0, rip - 2)
             return ExitKind.FAULT
-        err = self.plat._exc_state.take()
+        state = self.plat._exc_state
+        err = state.take() if state is not None else 0   # None: the VM is closing
         if vec not in cpu.VECTORS_WITH_ERROR_CODE:
             err = 0
         addr = self._read_engine(self._cr2_id) if vec == cpu.VEC_PF else 0
@@ -997,7 +1014,10 @@ class EmuVcpu:
         self._rip = regs[RIP] & MASK64
 
     def fault(self) -> Fault:
-        return self._fault
+        f = self._fault
+        if f is None:
+            raise RuntimeError("fault() without a fault exit")
+        return f
 
     def resume_fault(self) -> None:
         """Re-run the faulting instruction: RIP already points at it."""

@@ -17,7 +17,7 @@ import threading
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, PageRoot, frame_runs
+from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, PageRoot, Platform, frame_runs
 from umiak.platform.kvm import api
 from umiak.platform.kvm.device import flavour, open_kvm
 
@@ -37,6 +37,7 @@ TABLES_PA = 0x8000
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+_libc.sigaction.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 def _ioctl(fd: int, req: int, arg) -> int:
@@ -49,39 +50,101 @@ def _ioctl(fd: int, req: int, arg) -> int:
 
 # A host signal that interrupts KVM_RUN on another thread (its handler does nothing).
 KICK_SIGNAL = signal.SIGRTMIN + 2 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2
+SA_RESTART = 0x10000000
+
+
+class _Sigaction(ctypes.Structure):
+    """struct sigaction as glibc and musl lay it out on x86-64."""
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_uint64 * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+
+# Process-wide, as a signal disposition is: the page holding the native handler (never
+# freed: the handler may be installed until the process ends) and the lock that makes
+# two VMs starting on two threads install it once.
+_kick_page = None
+_kick_lock = threading.Lock()
 
 
 def _install_kick_handler() -> None:
-    if signal.getsignal(KICK_SIGNAL) in (signal.SIG_DFL, None) and \
-            threading.current_thread() is threading.main_thread():
-        signal.signal(KICK_SIGNAL, lambda signo, frame: None)
+    """Make KICK_SIGNAL harmless for the whole process, from whichever thread starts a VM.
+
+    The handler is one `ret` instruction in a page of its own, installed with sigaction(2):
+    Python's signal.signal works only on the main thread, and a Python handler could not
+    run on the thread the signal hits anyway. The signal's one effect is then what kick()
+    wants: KVM_RUN returns EINTR. A handler someone else installed is left alone (any
+    handler does that job); SIG_DFL (death) and SIG_IGN (KVM_RUN not interrupted) are not.
+    Checked at every VM start (one sigaction call), so a reset to SIG_DFL is repaired."""
+    global _kick_page
+    old = _Sigaction()
+    with _kick_lock:
+        if _libc.sigaction(KICK_SIGNAL, None, ctypes.byref(old)) == 0 and (old.handler or 0) > 1:
+            return
+        if _kick_page is None:
+            try:
+                page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            except OSError as e:
+                raise UmiakError(f"kvm: cannot map the kick signal handler ({e.strerror})") from None
+            page.write(b"\xc3")   # ret
+            _kick_page = page
+        act = _Sigaction()
+        act.handler = ctypes.addressof(ctypes.c_char.from_buffer(_kick_page))
+        act.flags = SA_RESTART
+        if _libc.sigaction(KICK_SIGNAL, ctypes.byref(act), None) != 0:
+            err = ctypes.get_errno()
+            raise UmiakError(f"kvm: cannot install the kick signal handler: {os.strerror(err)}")
 
 
-_closer = None
-_SUPPORTED_CPUID = None
+class _Closer:
+    """Closes VM fds on a background thread (KVM frees a VM slowly), in order; wait()
+    returns once everything handed over so far is closed. One per host process: it
+    holds fds in flight only, never VM state."""
+
+    def __init__(self):
+        import queue
+        self._q: queue.SimpleQueue = queue.SimpleQueue()   # lists of fds, and Events to set
+        threading.Thread(target=self._loop, name="umiak-vm-close", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            for fd in item:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def close_later(self, fds: list[int]) -> None:
+        self._q.put(fds)
+
+    def wait(self) -> None:
+        done = threading.Event()
+        self._q.put(done)
+        done.wait()
+
+
+_closer: _Closer | None = None
+_SUPPORTED_CPUID = None   # a property of the host: read once per process
 
 
 def _close_later(fds: list[int]) -> None:
-    """Close fds on a background thread (one per host process; it holds no VM state)."""
     global _closer
-    if _closer is None:
-        import queue
-        import threading
-        q = queue.SimpleQueue()
-
-        def loop():
-            while True:
-                for fd in q.get():
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-        threading.Thread(target=loop, name="umiak-vm-close", daemon=True).start()
-        _closer = q
-    _closer.put(fds)
+    with _kick_lock:
+        if _closer is None:
+            _closer = _Closer()
+    _closer.close_later(fds)
 
 
-class KvmPlatform:
+def wait_closed() -> None:
+    """Return once every VM closed so far has given its fds back to the host."""
+    if _closer is not None:
+        _closer.wait()
+
+
+class KvmPlatform(Platform):
     """A KVM virtual machine with guest RAM, page tables and the kernel stubs mapped."""
 
     name = "kvm"
@@ -90,7 +153,10 @@ class KvmPlatform:
         self.flavour = flavour()
         self.mem_size = mem_size
         self._kvm = open_kvm()
+        self._vm = -1                        # made by _setup (close() may run after it failed); -1 once closed
+        self._mem: mmap.mmap | None = None
         self._vcpus: list["KvmVcpu"] = []
+        self._spare: KvmVcpu | None = None   # a vCPU made ahead by prepare()
         self._idle: list["KvmVcpu"] = []      # closed vCPUs kept for reuse (KVM cannot free one)
         self._roots: list[PageRoot] = []      # released page-table roots, kept for reuse
         # Where page-table pages come from once the pool is used up (set by the kernel:
@@ -111,12 +177,13 @@ class KvmPlatform:
         self._vm = fcntl.ioctl(self._kvm, api.KVM_CREATE_VM, 0)
         self._run_size = fcntl.ioctl(self._kvm, api.KVM_GET_VCPU_MMAP_SIZE, 0)
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000  # MAP_NORESERVE
-        self._mem = mmap.mmap(-1, mem_size, flags=flags)
-        self.ram = memoryview(self._mem)
-        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
+        mem = self._mem = mmap.mmap(-1, mem_size, flags=flags)
+        self.ram = memoryview(mem)
+        self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
         self._cpuid = self._supported_cpuid()
+        self.xsave_size = self._xsave_size()   # get_fpu/set_fpu copy this much (fixed for the VM)
         _install_kick_handler()
 
         # Page tables get a pool of their own that is never given back.
@@ -148,7 +215,8 @@ class KvmPlatform:
         if pa >= self._tables_end:
             if self.more_tables is not None:
                 return self.more_tables()   # a zeroed frame from the kernel, never given back
-            raise MemoryError("guest page-table pool exhausted")
+            from umiak.kernel.errors import GuestOutOfMemory
+            raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
         return pa
 
@@ -172,8 +240,7 @@ class KvmPlatform:
                 supported = e.eax | (e.edx << 32)
         return supported & 0xE7 or 3
 
-    @property
-    def xsave_size(self) -> int:
+    def _xsave_size(self) -> int:
         """Bytes of XSAVE state for the features in XCR0 (CPUID 0xD.0 EBX reports the maximum)."""
         size = 576
         xcr0 = self.xcr0()
@@ -191,7 +258,7 @@ class KvmPlatform:
         # Linux: the signal frame (xsave area + rt_sigframe) rounded as the kernel reports it.
         return {"hwcap": hwcap, "hwcap2": 0, "minsigstksz": max(2048, xsave + 1024)}
 
-    def tsc_clock(self, vcpu: "KvmVcpu") -> tuple[int, int] | None:
+    def tsc_clock(self, vcpu) -> tuple[int, int] | None:
         """(guest TSC kHz, guest TSC - host TSC), read before the vCPU first runs; guest code
         reads the TSC natively, so a vDSO can serve clocks without exits."""
         from umiak.arch.x86_64.tsc import host_rdtsc
@@ -254,8 +321,11 @@ class KvmPlatform:
 
     def discard(self, frames: list[int]) -> None:
         """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
+        mem = self._mem
+        if mem is None:   # closed
+            return
         for start, length in frame_runs(frames):
-            self._mem.madvise(mmap.MADV_DONTNEED, start, length)
+            mem.madvise(mmap.MADV_DONTNEED, start, length)
 
     # -- vCPUs --------------------------------------------------------------
     def _cpu_page(self) -> int:
@@ -276,7 +346,7 @@ class KvmPlatform:
 
     def create_vcpu(self, entry: int, stack: int, root: PageRoot | None = None) -> "KvmVcpu":
         cr3 = root.cr3 if root is not None else self.pt.root
-        spare, self._spare = getattr(self, "_spare", None), None
+        spare, self._spare = self._spare, None
         if spare is None and self._idle:
             spare = self._idle.pop()
             spare._reset_state(entry, stack, cr3)
@@ -299,21 +369,18 @@ class KvmPlatform:
     def close(self) -> None:
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
-        fds = []
-        spare, self._spare = getattr(self, "_spare", None), None
+        fds: list[int | None] = []
+        spare, self._spare = self._spare, None
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
         self._idle.clear()
-        for attr in ("_vm", "_kvm"):
-            fd = getattr(self, attr, None)
-            if fd is not None:
-                fds.append(fd)
-                setattr(self, attr, None)
-        _close_later([fd for fd in fds if fd is not None])
+        fds += [self._vm, self._kvm]
+        self._vm = self._kvm = -1
+        _close_later([fd for fd in fds if fd is not None and fd >= 0])
         # ram is exported to ctypes (for the memory slot), so the mmap cannot be
         # closed explicitly; dropping the references frees it.
-        self.ram = None
+        self.ram = memoryview(b"")
         self._mem = None
 
 
@@ -339,8 +406,8 @@ class KvmVcpu:
         self._gs = (api.RUN_SYNC_SREGS + api.SREGS_GS) // 8
         self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
         self._state = 0
-        self._thread = None
-        self._cpu_pa = None
+        self._thread: int | None = None   # ident of the host thread that runs it (for kicks)
+        self._cpu_pa: int | None = None   # its GDT/TSS/IST page, kept when the vCPU is reused
         self._init_state(entry, stack, cr3 if cr3 is not None else plat.pt.root)
 
     def _init_state(self, entry: int, stack: int, cr3: int) -> None:
@@ -386,9 +453,10 @@ class KvmVcpu:
         s.gs = _user_segment(False)
         s.fs.selector = s.gs.selector = 0
         if self._cpu_pa is None:
+            from umiak.kernel.errors import GuestOutOfMemory
             try:
                 self._cpu_pa = p._cpu_page()
-            except MemoryError:
+            except (MemoryError, GuestOutOfMemory):
                 raise PlatformUnavailable("no room for another vCPU in the page-table pool") from None
         cpu_pa = self._cpu_pa
         s.tr = api.Segment(KBASE + cpu_pa + CPU_TSS_OFF, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -571,12 +639,12 @@ class KvmVcpu:
 
         Without defer (a task ended) the vCPU waits for reuse: KVM frees vCPUs only
         with the VM, and a VM holds at most KVM_CAP_MAX_VCPUS of them."""
-        if not defer and self.fd is not None and self.plat.ram is not None:
+        if not defer and self.fd >= 0 and self.plat._vm >= 0:
             if self not in self.plat._idle:
                 self.plat._idle.append(self)
             return None
-        fd, self.fd = self.fd, None
-        if fd is None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
             return None
         self._regs.release()
         self._q.release()
