@@ -194,3 +194,15 @@ def test_ctrl_c_reaches_pid1s_process_group(platform):
     out, err = p.communicate(timeout=20)
     assert (p.returncode, out) == (130, b""), err
     assert time.monotonic() - t < 5
+
+
+def test_out_of_memory_kills_the_largest_process_and_the_others_go_on(platform):
+    """-m 64M: a child's copy-on-write copies run out of frames; its parent (the largest
+    process) is killed with SIGKILL and a message naming -m, the child finishes."""
+    r = run_umiak(platform, [build("proc_oom", "glibc-static")], options=["-m", "64M"], timeout=120)
+    err = r.stderr.decode()
+    assert r.status == 0, r.describe()
+    assert sorted(r.stdout.decode().splitlines()) == [
+        "big parent: killed by 9", "child wrote every page: 1", "orphaned child: exited 0"], r.describe()
+    assert "umiak: guest out of memory (64 MiB; raise it with -m): killed process 2 (proc_oom-" in err, err
+    assert "Traceback" not in err

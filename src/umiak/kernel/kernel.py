@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import EAGAIN, ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
+from umiak.kernel.errors import EAGAIN, ENOMEM, ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
@@ -152,6 +152,7 @@ class Kernel:
         self.last_pid = 1
         self.threads: set = set()                # host threads of the tasks started by clone
         self.pid_max = 32768                     # /proc/sys/kernel/pid_max
+        self.oom_victim: Process | None = None   # killed for its memory, not gone yet
         self._vfs: VFS | None = None           # built on first use (the vfs property)
         self.exit_signal = 0
         self.config = options.kernel_config   # umiak.config; None: the full kernel
@@ -469,10 +470,10 @@ class Kernel:
         except TaskKilled:
             pass
         except GuestOutOfMemory:
-            # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL. A guest's own error
-            # never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
-            self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
+            # Frames or page tables ran out while backing a touched page and this process
+            # is the largest (oom_kill): Linux's OOM killer ends it with SIGKILL. A guest's
+            # own error never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
+            self.warn(self._oom_message(task.process))
             status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
         except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
             status, whole = self._internal_error(task, exc), True
@@ -578,6 +579,31 @@ class Kernel:
         for p in targets:
             send(self, p, signo, info)
 
+    def oom_kill(self, task) -> bool:
+        """No frame is free for task: SIGKILL the process with the largest resident set, as
+        Linux's OOM killer does. True when that is another process (or one is already being
+        killed), so the task may retry; False when it is the task's own (the caller ends it).
+        Kernel lock held."""
+        from umiak.kernel.signals import make_siginfo, send
+        victim = self.oom_victim
+        if victim is not None and not victim.zombie:
+            return victim is not task.process
+        alive = [p for p in self.processes.values() if not p.zombie and not p.exiting and p.tasks]
+        if not alive:
+            return False
+        victim = max(alive, key=lambda p: (len(p.mm.pages), -p.pid))
+        if victim is task.process:
+            return False
+        self.oom_victim = victim
+        self.warn(self._oom_message(victim))
+        send(self, victim, abi.SIGKILL, make_siginfo(abi.SIGKILL, abi.SI_KERNEL))
+        return True
+
+    def _oom_message(self, victim) -> str:
+        return (f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m): killed process "
+                f"{victim.pid} ({victim.comm.decode(errors='replace')}), "
+                f"{len(victim.mm.pages) * 4096 >> 20} MiB resident")
+
     def kill_all(self, exclude=None) -> None:
         """SIGKILL every process but exclude (pid 1 ended: the PID namespace goes). Lock held."""
         for p in list(self.processes.values()):
@@ -650,7 +676,12 @@ class Kernel:
             if kind is SYSCALL:
                 nr, a, b, c, d, e, f = args()
                 with lock:
-                    ret = dispatch(task, nr, a, b, c, d, e, f)
+                    try:
+                        ret = dispatch(task, nr, a, b, c, d, e, f)
+                    except GuestOutOfMemory:
+                        if not self.oom_kill(task):
+                            raise
+                        ret = -ENOMEM   # the call needed a frame; another process is killed for it
                 if ret is REGS_SET:
                     continue
                 if ret == -ERESTARTSYS:
@@ -662,7 +693,14 @@ class Kernel:
                 task.restart_nr = None
             elif kind is FAULT:
                 with lock:
-                    self.handle_fault(task)
+                    try:
+                        self.handle_fault(task)
+                    except GuestOutOfMemory:
+                        if not self.oom_kill(task):
+                            raise
+                        # Another process is being killed for its memory: the faulting
+                        # instruction runs again once it had a moment to go.
+                        task.cond.wait(0.005)
                 if task.has_signal:
                     deliver(task)
             elif kind == ExitKind.INTERRUPTED:
