@@ -291,6 +291,9 @@ class Kernel:
             proc.fds = task.fds = fds
         if any(p.sigactions is proc.sigactions for p in others):   # CLONE_SIGHAND: unshared too
             proc.sigactions = dict(proc.sigactions)
+        for timer in proc.posix_timers.values():   # execve deletes POSIX timers (itimers stay)
+            timer.cancel()
+        proc.posix_timers.clear()
         for fd in sorted(proc.fds.cloexec):
             if fd in proc.fds.files:
                 proc.fds.close(fd)
@@ -530,6 +533,8 @@ class Kernel:
         tell its parent. Kernel lock held."""
         proc.zombie = True
         proc.release_vfork()
+        for timer in [*proc.itimers.values(), *proc.posix_timers.values()]:
+            timer.cancel()   # a zombie's alarm never fires
         if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):
             for fd in list(proc.fds.files):
                 try:
