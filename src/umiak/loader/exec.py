@@ -179,4 +179,7 @@ def setup_address_space(mm, aslr: bool) -> None:
     mm.stack_top = stack_top
     mm.mmap(stack_top - STACK_SIZE, STACK_SIZE, abi.PROT_READ | abi.PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | abi.MAP_GROWSDOWN, name="[stack]")
-    mm.mmap_top = page_down(STACK_TOP - MMAP_GAP - ((rng.getrandbits(28) << 12) if aslr else 0))
+    # Below the randomised stack, as Linux's mmap_base leaves room for the stack's random
+    # offset: from STACK_TOP, a low stack could end up inside the mmap area (about 1% of runs),
+    # and the heap of a static-pie program, placed there, could then grow over it.
+    mm.mmap_top = page_down(stack_top - MMAP_GAP - ((rng.getrandbits(28) << 12) if aslr else 0))
