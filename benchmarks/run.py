@@ -1,7 +1,7 @@
 """umiak benchmarks: one run on this machine, one table per topic, a targets summary.
 
     python3 benchmarks/run.py                  all sections (about 2-3 minutes)
-    python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4, fds;
+    python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4, fds, processes;
                                                a bare number works too)
     UMIAK_SRC=/path/to/src python3 benchmarks/run.py   measure another copy of umiak
 
@@ -593,6 +593,37 @@ def section_fds(ctx: Ctx) -> None:
         "then closes all in opening order; each call is one VM exit under umiak."])
 
 
+# -- processes: fork, exec, wait (issue 10) -------------------------------------------------
+SPAWN_N = {"native": 2000, "kvm": 200, "emu": 200, "qemu": 200, "runsc": 100}
+FORK_MIB = 256
+
+
+def section_processes(ctx: Ctx) -> None:
+    bench, true = build_c("fork_bench"), build_c("true")
+    sp = ctx.per_kind("fork+exec+wait", lambda k: first_float(k, [str(bench), "spawn", str(SPAWN_N[k]), str(true)]))
+    RESULTS["spawn_kvm"], RESULTS["spawn_runsc"] = sp["kvm"], sp["runsc"]
+    pipe = ["/bin/sh", "-c", "seq 200000 | sort -n | tail -1"]
+    pl = ctx.per_kind("sh pipeline", lambda k: whole_process_ms(k, pipe, runs=3, expect="200000"))
+    script = ["/bin/sh", "-c", "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done; echo ok"]
+    sc = ctx.per_kind("200 commands", lambda k: whole_process_ms(k, script, runs=1, expect="ok"))
+
+    def big(k):
+        out = run_cmd(k, [str(bench), "big", str(FORK_MIB)], timeout=300).split()
+        return float(out[0]), float(out[1])
+    bg = ctx.per_kind("fork of 256 MiB", big, kinds=("native", "kvm", "emu", "qemu", "runsc"))
+    RESULTS["fork256_kvm"] = bg["kvm"][0] if isinstance(bg["kvm"], tuple) else bg["kvm"]
+    first = {k: (v[0] if isinstance(v, tuple) else v) for k, v in bg.items()}
+    second = {k: (v[1] if isinstance(v, tuple) else v) for k, v in bg.items()}
+    print_table("Processes (issue 10)", [
+        row("fork + execve(static true) + waitpid, per second", sp, "/s", higher_is_better=True),
+        row("sh -c 'seq 200000 | sort -n | tail -1', whole process", pl, "ms"),
+        row("sh script running 200 commands (/bin/true), whole process", sc, "ms"),
+        row(f"fork() of a process with {FORK_MIB} MiB touched", first, "ms"),
+        row("  then a child writes 1% of those pages and exits", second, "ms")], [
+        "Rates and fork times are timed inside the guest; spawns: " + ", ".join(f"{k} {n}" for k, n in SPAWN_N.items()),
+        "Whole process: fork of umiak (Python start-up included) to its exit."])
+
+
 # -- targets -----------------------------------------------------------------------------
 def print_targets() -> None:
     def verdict(value, ok) -> str:
@@ -614,7 +645,15 @@ def print_targets() -> None:
         ("2 threads vs 1 under umiak kvm", "threads_kvm", ">= 1.8x", show_threads, lambda v: v >= 1.8),
         (f"{FDS_N:,} fds installed and closed, in-process FdTable", "fds_s", "< 1 s",
          lambda v: f"{v * 1e3:.3g} ms", lambda v: v < 1),
+        (f"fork of {FORK_MIB} MiB touched (kvm)", "fork256_kvm", "< 20 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v < 20),
+        ("fork+exec+wait (kvm) vs runsc", "spawn_ratio", "within 3x of runsc",
+         lambda v: f"{v:.2f}x runsc's rate", lambda v: v >= 1 / 3),
     ]
+    if num(RESULTS.get("spawn_kvm")) and num(RESULTS.get("spawn_runsc")):
+        RESULTS["spawn_ratio"] = RESULTS["spawn_kvm"] / RESULTS["spawn_runsc"]
+    elif "spawn_kvm" in RESULTS:
+        RESULTS["spawn_ratio"] = f"runsc: {RESULTS.get('spawn_runsc')}"
     rows = []
     for name, key, goal, show, ok in targets:
         v = RESULTS.get(key, "not measured (section not run)")
@@ -632,7 +671,8 @@ def print_targets() -> None:
         print(line(r))
 
 
-SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4, "fds": section_fds}
+SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4, "fds": section_fds,
+            "processes": section_processes}
 
 
 def main(argv: list[str]) -> int:

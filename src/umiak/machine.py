@@ -370,13 +370,13 @@ class _forward_host_signals:
         threading.Thread(target=self._deliver, args=(signo, force), daemon=True).start()
 
     def _deliver(self, signo: int, force: bool) -> None:
-        from umiak.kernel.signals import make_siginfo, send
+        from umiak.kernel.signals import make_siginfo
         k, p = self.kernel, self.process
         with k.lock:
             if p.exiting:
                 return
             if not force:
-                send(k, p, signo, make_siginfo(signo, 0x80))
+                k.host_signal(signo, make_siginfo(signo, 0x80))
                 return
         _stop_guest(k, p, 128 + signo, "second interrupt: stopping the VM")
 

@@ -24,7 +24,7 @@ class _Mem:
 
 
 def _process() -> tuple[Process, Task]:
-    kernel = SimpleNamespace(lock=threading.Lock(), current_task=lambda: None)
+    kernel = SimpleNamespace(lock=threading.Lock(), current_task=lambda: None, tasks={})
     proc = Process(kernel, 1, _Mem(bit(abi.SIGUSR1)), FdTable(), "/")
     return proc, Task(proc, 1)
 

@@ -16,7 +16,8 @@ class FrameAllocator:
         self._free: list[int] = []
         self._discard = discard  # platform.discard: return frames to the host
         # Each frame has one holder when allocated (a private page, or a page cache); every
-        # further holder (a page-table entry mapping a cache page) is an extra reference here.
+        # further holder (a page-table entry mapping a cache page, an address space sharing a
+        # page copy-on-write since fork) is an extra reference here.
         self._refs: dict[int, int] = {}
 
     @property
@@ -37,8 +38,15 @@ class FrameAllocator:
         return pa
 
     def share(self, pa: int) -> None:
-        """One more holder (a mapping of a page-cache frame) refers to the frame."""
+        """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1
+
+    def share_many(self, frames) -> None:
+        """One more holder for each frame (fork: the child maps them too)."""
+        refs = self._refs
+        get = refs.get
+        for pa in frames:
+            refs[pa] = get(pa, 0) + 1
 
     def users(self, pa: int) -> int:
         """Holders of the frame besides the first (0: only its owner holds it)."""

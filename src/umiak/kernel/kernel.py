@@ -14,14 +14,15 @@ import time
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
-from umiak.kernel.errors import ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
+from umiak.kernel.errors import EAGAIN, ENOMEM, ENOSYS, ExitGroup, GuestOutOfMemory, SyscallError, ThreadExit
 from umiak.kernel.frames import FrameAllocator
 from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
 
 if TYPE_CHECKING:
+    from umiak.kernel.mm import AddressSpace
     from umiak.kernel.net.stack import NetStack
-    from umiak.kernel.process import Process
+    from umiak.kernel.process import Process, Task
     from umiak.kernel.syscalls.futex import Waiter
     from umiak.kernel.timers import TimerQueue
     from umiak.kernel.vfs.core import VFS
@@ -137,6 +138,8 @@ class Kernel:
         self.stdio = stdio
         self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
         self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
+        platform.more_tables = self.frames.alloc   # page tables past the platform's pool
+        self._layout_seeds: dict[int, int] = {}   # page-table root -> its address-space layout
         from umiak.kernel.pagecache import PageCaches
         self.page_caches = PageCaches(self.frames, platform.ram)   # host files mapped MAP_SHARED
         self.boot_time = time.time()
@@ -145,14 +148,18 @@ class Kernel:
         self.domainname = "(none)"
         self.unimplemented: dict[str, int] = {}
         self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
-        self.processes: dict[int, Process] = {}
+        self.processes: dict[int, Process] = {}   # pid -> Process, zombies included
+        self.tasks: dict[int, Task] = {}          # tid -> live Task of any process
+        self.last_pid = 1
+        self.threads: set = set()                # host threads of the tasks started by clone
+        self.pid_max = 32768                     # /proc/sys/kernel/pid_max
+        self.oom_victim: Process | None = None   # killed for its memory, not gone yet
         self._vfs: VFS | None = None           # built on first use (the vfs property)
         self.exit_signal = 0
         self.config = options.kernel_config   # umiak.config; None: the full kernel
         # A configured kernel dispatches only its syscalls (umiak.config.runtime).
         self.handlers = build_handlers() if self.config is None else self.config.dispatch_table(self)
         self.lock = threading.Lock()   # the kernel lock: see process.py
-        self.next_tid = 2
         self._timers: TimerQueue | None = None   # the timer thread, started on first use (timers)
         self.vdso: VdsoClock | None = None       # the clock page of the vDSO, when options.vdso
         self._current = _Current()   # .task: the task this host thread runs (set by _loop)
@@ -173,11 +180,10 @@ class Kernel:
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
         from umiak.kernel.files import FdTable, HostFile
-        from umiak.kernel.mm import AddressSpace
         from umiak.kernel.process import Process, Task
         from umiak.loader.exec import exec_program, setup_address_space
         opts = self.options
-        mm = AddressSpace(self.platform, self.frames, 0, list(self.platform.reserved_va))
+        mm = self.new_mm()
         setup_address_space(mm, opts.aslr)
         fds = FdTable()
         import fcntl
@@ -191,7 +197,8 @@ class Kernel:
         proc = Process(self, 1, mm, fds, os.path.normpath(cwd))
         proc.ppid = 0
         proc.exe = host_path
-        proc.comm = os.fsencode(os.path.basename(host_path))[:15]
+        # comm is the name execve was given (Linux's bprm->filename), not the resolved file.
+        proc.comm = os.fsencode(os.path.basename(execfn or host_path))[:15]
         proc.creds.become(opts.uid, opts.gid)
         proc.start_time = time.monotonic()
         self.processes[proc.pid] = proc
@@ -204,7 +211,7 @@ class Kernel:
         envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
         task = Task(proc, proc.pid)
         proc.leader = task
-        vcpu = task.vcpu = self.platform.create_vcpu(0, 0)
+        vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None
         clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
         if opts.vdso:
@@ -220,6 +227,20 @@ class Kernel:
         if clock is not None:
             vdso.start(*clock)   # clock is only made with opts.vdso
         return task
+
+    def alloc_pid(self) -> int:
+        """The next free pid after the last one given, wrapping to 300 past pid_max, as
+        Linux's; a number still used by a task, a zombie or a group or session is skipped."""
+        n = self.last_pid
+        for _ in range(self.pid_max):
+            n = n + 1 if n + 1 < self.pid_max else 300
+            if n in self.tasks or n in self.processes:
+                continue
+            if any(p.pgid == n or p.sid == n for p in self.processes.values()):
+                continue
+            self.last_pid = n
+            return n
+        raise SyscallError(EAGAIN)
 
     def _read_interp(self, path: str) -> bytes:
         """The program interpreter (PT_INTERP), read through the guest's file system."""
@@ -249,19 +270,31 @@ class Kernel:
         task.wait(lambda: len(proc.tasks) == 1, interruptible=False)
         if task is not proc.leader:
             del proc.tasks[task.tid]
+            self.tasks.pop(task.tid, None)
             task.tid = proc.pid
             proc.tasks[task.tid] = task
+            self.tasks[task.tid] = task
             proc.leader = task
-        mm = proc.mm
-        mm.clear()
+        old = proc.mm
+        self.drop_mm(proc, old)     # first, so its page-table root can serve the new space
+        mm = self.new_mm()
+        proc.mm = task.mm = mm
+        task.vcpu.set_root(mm.platform)
         setup_address_space(mm, self.options.aslr)
         if self.vdso is not None:
-            from umiak.loader.vdso import VdsoClock
-            clock = self.vdso.clock
-            self.vdso.stop()
-            vdso = self.vdso = VdsoClock(self, mm)
-        else:
-            clock = None
+            self.vdso.map(mm)
+        others = [p for p in self.processes.values() if p is not proc and not p.zombie]
+        if any(p.fds is proc.fds for p in others):     # CLONE_FILES: execve unshares the table
+            from umiak.kernel.files import FdTable
+            fds = FdTable(proc.fds.limit)
+            for n, f in proc.fds.files.items():
+                fds.install_at(n, f, n in proc.fds.cloexec)
+            proc.fds = task.fds = fds
+        if any(p.sigactions is proc.sigactions for p in others):   # CLONE_SIGHAND: unshared too
+            proc.sigactions = dict(proc.sigactions)
+        for timer in proc.posix_timers.values():   # execve deletes POSIX timers (itimers stay)
+            timer.cancel()
+        proc.posix_timers.clear()
         for fd in sorted(proc.fds.cloexec):
             if fd in proc.fds.files:
                 proc.fds.close(fd)
@@ -280,9 +313,31 @@ class Kernel:
         vcpu.set_gs_base(0)
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
-        proc.comm = task.comm = os.fsencode(os.path.basename(exe_path))[:15]
-        if clock is not None:
-            vdso.start(*clock)   # clock is only taken from a running vDSO
+        proc.comm = task.comm = os.fsencode(os.path.basename(execfn or exe_path))[:15]
+        proc.did_exec = True
+        proc.release_vfork()
+
+    def new_mm(self) -> "AddressSpace":
+        """An empty address space on a page-table root of its own.
+
+        Page tables are never freed (PVM), so a reused root keeps the tables its last
+        user built; programs loaded on it get that user's random layout again (one
+        per root, as zygote-forked processes share one), so the tables fit and the
+        table pool does not grow with every exec."""
+        import random
+        from umiak.kernel.mm import AddressSpace
+        root = self.platform.new_root()
+        mm = AddressSpace(root, self.frames, 0, list(self.platform.reserved_va))
+        seed = self._layout_seeds.get(root.cr3)
+        if seed is None:
+            seed = self._layout_seeds[root.cr3] = random.SystemRandom().getrandbits(62)
+        mm.layout_seed = seed
+        return mm
+
+    def drop_mm(self, proc, mm) -> None:
+        """proc stops using mm (exit, execve): free it unless another process shares it (vfork)."""
+        if not any(p.mm is mm and p is not proc and not p.zombie for p in self.processes.values()):
+            mm.release()
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
@@ -382,7 +437,14 @@ class Kernel:
         self._task_main(task)
         while not proc.done.wait(0.2):   # other threads still run; stay responsive to Ctrl-C
             pass
-        for t in list(proc.threads):
+        # pid 1 has ended: every other process was killed (a PID namespace); let them go.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(p.zombie for p in self.processes.values()):
+                    break
+            time.sleep(0.002)
+        for t in list(self.threads):
             t.join(timeout=2)
         self.exit_signal = proc.exit_signal
         return proc.exit_status
@@ -390,9 +452,15 @@ class Kernel:
     def start_thread(self, task) -> None:
         """Give a new task its own host thread (its vCPU must already exist)."""
         import threading
-        t = threading.Thread(target=self._task_main, args=(task,), name=f"umiak-task-{task.tid}", daemon=True)
-        task.process.threads.append(t)
+        t = threading.Thread(target=self._thread_main, args=(task,), name=f"umiak-task-{task.tid}", daemon=True)
+        self.threads.add(t)
         t.start()
+
+    def _thread_main(self, task) -> None:
+        try:
+            self._task_main(task)
+        finally:
+            self.threads.discard(threading.current_thread())
 
     def _task_main(self, task) -> None:
         from umiak.kernel.process import TaskKilled
@@ -406,10 +474,10 @@ class Kernel:
         except TaskKilled:
             pass
         except GuestOutOfMemory:
-            # Frames or page tables ran out while backing a touched page: Linux's
-            # OOM killer would end the program with SIGKILL. A guest's own error
-            # never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
-            self.warn(f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m)")
+            # Frames or page tables ran out while backing a touched page and this process
+            # is the largest (oom_kill): Linux's OOM killer ends it with SIGKILL. A guest's
+            # own error never gets here (a bad signal frame is SIGSEGV); anything else is a bug.
+            self.warn(self._oom_message(task.process))
             status, signal, whole = 128 + abi.SIGKILL, abi.SIGKILL, True
         except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
             status, whole = self._internal_error(task, exc), True
@@ -451,9 +519,138 @@ class Kernel:
                     proc.exit_status = status
                     if self.tracer is not None:
                         self.tracer.exited(task, status, 0)
+                try:
+                    self._process_ended(proc)
+                except Exception as exc:  # noqa: BLE001 - a kernel bug must not become a traceback
+                    self._internal_error(task, exc)
                 proc.done.set()
-        if task.vcpu is not None and task is not proc.leader:
+            self.tasks.pop(task.tid, None)
+        if task.vcpu is not None and (task is not proc.leader or proc.pid != 1):
             task.vcpu.close()
+
+    # -- the process tree -----------------------------------------------------------
+    def _process_ended(self, proc) -> None:
+        """The last task of proc ended: free what it held, hand its children to pid 1,
+        tell its parent. Kernel lock held."""
+        proc.zombie = True
+        proc.release_vfork()
+        for timer in [*proc.itimers.values(), *proc.posix_timers.values()]:
+            timer.cancel()   # a zombie's alarm never fires
+        if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):
+            for fd in list(proc.fds.files):
+                try:
+                    proc.fds.close(fd)
+                except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
+                    pass
+        self.drop_mm(proc, proc.mm)
+        # Orphans go to the nearest living subreaper above (PR_SET_CHILD_SUBREAPER), or pid 1.
+        init = proc.parent
+        while init is not None and (init.zombie or not init.subreaper):
+            init = init.parent
+        if init is None:
+            init = self.processes.get(1)
+        if init is proc or init is None or init.zombie:
+            init = None
+        from umiak.kernel.signals import make_siginfo, send
+        for c in proc.children:
+            c.parent, c.ppid = init, 0
+            if init is not None:
+                c.ppid = init.pid
+                init.children.append(c)
+            if c.pdeath_signal and not c.zombie:
+                send(self, c, c.pdeath_signal, make_siginfo(c.pdeath_signal, 0x80))
+        orphans, proc.children = proc.children, []
+        for c in orphans:
+            if c.zombie:
+                self._notify_parent(c)
+        if proc.pid == 1:
+            self.kill_all(exclude=proc)
+        if proc.pidfds:
+            from umiak.kernel.syscalls.pidfd import process_ended
+            process_ended(proc)
+        if proc.pid != 1:
+            self._notify_parent(proc)
+
+    def host_signal(self, signo: int, info: bytes) -> None:
+        """A signal sent to `umiak run` itself. SIGINT and SIGQUIT (a terminal's Ctrl-C and
+        Ctrl-\\) go to pid 1's process group, as a terminal sends them to its foreground
+        group; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
+        from umiak.kernel.signals import send
+        init = self.processes.get(1)
+        if init is None or init.zombie:
+            return
+        targets = [init]
+        if signo in (abi.SIGINT, abi.SIGQUIT):
+            targets = [p for p in self.processes.values() if p.pgid == init.pgid and not p.zombie]
+        for p in targets:
+            send(self, p, signo, info)
+
+    def oom_kill(self, task) -> bool:
+        """No frame is free for task: SIGKILL the process with the largest resident set, as
+        Linux's OOM killer does. True when that is another process (or one is already being
+        killed), so the task may retry; False when it is the task's own (the caller ends it).
+        Kernel lock held."""
+        from umiak.kernel.signals import make_siginfo, send
+        victim = self.oom_victim
+        if victim is not None and not victim.zombie:
+            return victim is not task.process
+        alive = [p for p in self.processes.values() if not p.zombie and not p.exiting and p.tasks]
+        if not alive:
+            return False
+        victim = max(alive, key=lambda p: (len(p.mm.pages), -p.pid))
+        if victim is task.process:
+            return False
+        self.oom_victim = victim
+        self.warn(self._oom_message(victim))
+        send(self, victim, abi.SIGKILL, make_siginfo(abi.SIGKILL, abi.SI_KERNEL))
+        return True
+
+    def _oom_message(self, victim) -> str:
+        return (f"guest out of memory ({self.options.mem_size >> 20} MiB; raise it with -m): killed process "
+                f"{victim.pid} ({victim.comm.decode(errors='replace')}), "
+                f"{len(victim.mm.pages) * 4096 >> 20} MiB resident")
+
+    def kill_all(self, exclude=None) -> None:
+        """SIGKILL every process but exclude (pid 1 ended: the PID namespace goes). Lock held."""
+        for p in list(self.processes.values()):
+            if p is exclude or p.zombie or p.exiting:
+                continue
+            p.exiting = True
+            p.exit_status, p.exit_signal = 128 + abi.SIGKILL, abi.SIGKILL
+            for t in p.tasks.values():
+                t.interrupt()
+
+    def _notify_parent(self, child) -> None:
+        """A child became a zombie: SIGCHLD (its exit signal) to the parent and wake its waits;
+        reaped at once when the parent ignores SIGCHLD or set SA_NOCLDWAIT, or has none."""
+        from umiak.kernel.signals import make_siginfo, send
+        parent = child.parent
+        if parent is None or parent.zombie:
+            self.reap(child)
+            return
+        sig = child.child_signal
+        handler, flags = parent.sigactions.get(abi.SIGCHLD, (abi.SIG_DFL, 0, 0, 0))[:2]
+        autoreap = sig == abi.SIGCHLD and (handler == abi.SIG_IGN or flags & abi.SA_NOCLDWAIT)
+        if autoreap and handler == abi.SIG_IGN:
+            sig = 0
+        if sig:
+            send(self, parent, sig, make_siginfo(sig, child_code(child), extra=child_info(child)))
+        for t in parent.tasks.values():
+            t.wake()
+        if autoreap:
+            self.reap(child)
+
+    def reap(self, child) -> None:
+        """Remove a zombie from the process table. Kernel lock held."""
+        pid = child.pid
+        if pid != 1 and self.processes.get(pid) is child:
+            del self.processes[pid]
+        parent = child.parent
+        if parent is not None:
+            if child in parent.children:
+                parent.children.remove(child)
+            parent.cutime += child.cutime
+            parent.cstime += child.cstime
 
     def _loop(self, task) -> None:
         """The life of one task: run its vCPU, serve what stops it, deliver signals."""
@@ -485,7 +682,12 @@ class Kernel:
             if kind is SYSCALL:
                 nr, a, b, c, d, e, f = args()
                 with lock:
-                    ret = dispatch(task, nr, a, b, c, d, e, f)
+                    try:
+                        ret = dispatch(task, nr, a, b, c, d, e, f)
+                    except GuestOutOfMemory:
+                        if not self.oom_kill(task):
+                            raise
+                        ret = -ENOMEM   # the call needed a frame; another process is killed for it
                 if ret is REGS_SET:
                     continue
                 if ret == -ERESTARTSYS:
@@ -497,7 +699,14 @@ class Kernel:
                 task.restart_nr = None
             elif kind is FAULT:
                 with lock:
-                    self.handle_fault(task)
+                    try:
+                        self.handle_fault(task)
+                    except GuestOutOfMemory:
+                        if not self.oom_kill(task):
+                            raise
+                        # Another process is being killed for its memory: the faulting
+                        # instruction runs again once it had a moment to go.
+                        task.cond.wait(0.005)
                 if task.has_signal:
                     deliver(task)
             elif kind == ExitKind.INTERRUPTED:
@@ -586,6 +795,17 @@ class Kernel:
             self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
+
+
+def child_info(child) -> bytes:
+    """The union part of a SIGCHLD siginfo (and waitid's): si_pid, si_uid, si_status."""
+    status = child.exit_signal or (child.exit_status & 0xFF)
+    return abi.SIGCHLD_INFO.pack(child.pid, child.creds.uid, status, 0, 0)
+
+
+def child_code(child) -> int:
+    """si_code of a child's exit: CLD_EXITED, or CLD_KILLED (no core dumps in the VM)."""
+    return abi.CLD_KILLED if child.exit_signal else abi.CLD_EXITED
 
 
 __all__ = ["Kernel"]

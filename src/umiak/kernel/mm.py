@@ -30,6 +30,9 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
+COW = 0x800     # page entry bit: a private page whose frame fork shares (mapped without write)
+# Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
+VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
 
 @dataclass
@@ -65,6 +68,8 @@ class AddressSpace:
         self.brk_start = self.brk_end = 0
         self.stack_vma: Vma | None = None
         self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
+        self.vdso_base = 0         # where [vdso] is mapped (loader.vdso.VdsoClock.map)
+        self.layout_seed: int | None = None   # see Kernel.new_mm
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -377,6 +382,13 @@ class AddressSpace:
                     continue
                 va = vpn << 12
                 pa = e & ~0xFFF
+                if e & COW:    # still shared since fork: writable only after its copy
+                    pages[vpn] = pa | (prot & ~PROT_WRITE) | COW
+                    if prot:
+                        plat.map_page(va, pa, prot & ~PROT_WRITE)
+                    if (e & PROT_MASK) & ~prot:
+                        lowered.append(pa)
+                    continue
                 if vma.cache is not None and prot & PROT_WRITE:
                     vma.cache.translate(vpn + ((vma.offset - vma.start) >> 12), True)   # now may get dirty
                 pages[vpn] = pa | prot
@@ -455,6 +467,9 @@ class AddressSpace:
         if not vma.prot & need:
             return False
         e = self.pages.get(addr >> 12)
+        if e is not None and write and e & COW:
+            self._break_cow(vma, addr >> 12, e)
+            return True
         if e is not None:
             # Present already: another thread backed it while this fault waited for
             # the kernel lock (retry), or the access is truly not allowed.
@@ -483,8 +498,11 @@ class AddressSpace:
     def _page(self, va: int, need: int) -> int:
         """Guest-physical address of the page holding va, checked for `need` access."""
         e = self.pages.get(va >> 12)
-        if e is None:
-            if self.handle_fault(va, need == PROT_WRITE, False) is not True:
+        if e is None or e & COW and need != PROT_READ:
+            vma = self.find_vma(va)
+            if e is not None and not need and vma is not None:   # a forced write into a COW page
+                self._break_cow(vma, va >> 12, e)
+            elif self.handle_fault(va, need == PROT_WRITE, False) is not True:
                 raise SyscallError(EFAULT)
             e = self.pages[va >> 12]
         if need and not e & need:
@@ -520,7 +538,7 @@ class AddressSpace:
         off = addr & 0xFFF
         if off + n <= PAGE:
             e = self.pages.get(addr >> 12)
-            if e is not None and (force or e & PROT_WRITE):
+            if e is not None and (e & PROT_WRITE or force and not e & COW):
                 pa = (e & ~0xFFF) + off
                 self.ram[pa:pa + n] = data
                 return
@@ -574,6 +592,115 @@ class AddressSpace:
 
     def resident_bytes(self) -> int:
         return len(self.pages) * PAGE
+
+    # -- fork: copy-on-write ------------------------------------------------------
+    def fork(self, root) -> "AddressSpace":
+        """fork(2)'s address space: the same VMAs on a new page-table root, no page copied.
+
+        Private pages are shared read-only by both spaces (COW) with one more frame
+        reference; the first write copies the page (_break_cow). Shared mappings map
+        the same frames writable in both; their unbacked pages are backed first, so a
+        later touch in either space cannot give the two spaces different frames."""
+        child = AddressSpace(root, self.frames, self.mmap_top, list(self.reserved))
+        child.brk_start, child.brk_end = self.brk_start, self.brk_end
+        child.stack_top, child.vdso_base = self.stack_top, self.vdso_base
+        try:
+            self._fork_into(child, root)
+        except BaseException:
+            child.release()     # out of frames or page tables: nothing of the child stays
+            raise
+        return child
+
+    def _fork_into(self, child: "AddressSpace", root) -> None:
+        pages, cpages, frames, plat = self.pages, child.pages, self.frames, self.platform
+        lowered: list[int] = []
+        for vma in self.vmas:
+            if vma.flags & VM_DONTFORK:
+                continue
+            copy = vma.split_copy(vma.start, vma.end)
+            copy.chunk, copy.next_fault = vma.chunk, vma.next_fault
+            child.vmas.append(copy)
+            child._starts.append(copy.start)
+            if vma is self.stack_vma:
+                child.stack_vma = copy
+            if copy.cache is not None:
+                copy.cache.mappers.add(child)   # a truncate of the file reaches the child too
+            if vma.flags & VM_WIPEONFORK:
+                continue     # the child's copy starts empty: zeros on first touch
+            shared = vma.flags & MAP_SHARED
+            if shared and vma.file is None:
+                self._populate(vma, vma.start, vma.end)
+            lo, hi = vma.start >> 12, vma.end >> 12
+            if hi - lo <= len(pages):
+                vpns = [k for k in range(lo, hi) if k in pages]
+            else:
+                vpns = [k for k in pages if lo <= k < hi]
+            if not vpns:
+                continue
+            frames.share_many([pages[k] & ~0xFFF for k in vpns])
+            if shared:
+                cpages.update({k: pages[k] for k in vpns})
+            else:
+                # Every private page is COW from now on (even a read-only one: an
+                # mprotect may make it writable later).
+                lowered += [pages[k] & ~0xFFF for k in vpns if pages[k] & PROT_WRITE]
+                cow = {k: (pages[k] & ~PROT_WRITE) | COW for k in vpns}
+                pages.update(cow)
+                cpages.update(cow)
+            plat.copy_to(root, vma.start, vma.end, not shared)
+        if lowered:
+            plat.invalidate(lowered)   # this space's writable translations of them must go
+
+
+    def fork_advice(self, addr: int, length: int, advice: int) -> None:
+        """madvise(MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK) on [addr, addr+length)."""
+        end = addr + length
+        va = addr
+        while va < end:
+            v = self.find_vma(va)
+            if v is None:
+                raise SyscallError(ENOMEM)
+            if advice == abi.MADV_WIPEONFORK and (v.flags & MAP_SHARED or v.file is not None):
+                raise SyscallError(EINVAL)
+            va = v.end
+        set_bit = {abi.MADV_DONTFORK: VM_DONTFORK, abi.MADV_WIPEONFORK: VM_WIPEONFORK}.get(advice, 0)
+        clear = {abi.MADV_DOFORK: VM_DONTFORK, abi.MADV_KEEPONFORK: VM_WIPEONFORK}.get(advice, 0)
+        for vma in self._range_vmas(addr, end):
+            vma.flags = (vma.flags | set_bit) & ~clear
+
+    def _break_cow(self, vma: Vma, vpn: int, e: int) -> None:
+        """A write to a page fork shares: copy it, or take it back when no one else uses it."""
+        pa = e & ~0xFFF
+        prot = vma.prot & PROT_MASK
+        va = vpn << 12
+        if self.frames.users(pa):
+            new = self.frames.alloc()
+            self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
+            self.pages[vpn] = new | prot
+            self.platform.map_page(va, new, prot)
+            self.frames.release([pa])
+            self.platform.invalidate([pa])    # this space's read-only translation of the old frame
+        else:
+            self.pages[vpn] = pa | prot
+            self.platform.map_page(va, pa, prot)   # raising a permission needs no flush
+
+    def put_frame(self, va: int, pa: int) -> None:
+        """Put frame pa (one more reference) behind the backed page at va, its old frame freed:
+        how the VM's one [vvar] page appears in every address space."""
+        vpn = va >> 12
+        e = self.pages[vpn]
+        self.frames.share(pa)
+        self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE) | COW   # never written through
+        self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
+        self._release([e & ~0xFFF])
+
+    def release(self) -> None:
+        """The last user is gone (exit, execve): free every page and give the root back."""
+        self.clear()
+        root = self.platform
+        release_root = getattr(getattr(root, "platform", None), "release_root", None)
+        if release_root is not None:
+            release_root(root)
 
 
 def eperm_or_enomem(addr: int) -> int:

@@ -1,5 +1,8 @@
-"""Processes and tasks (threads). umiak runs one program per VM, so there is one
-process; it may have many tasks, each with its own vCPU and host thread.
+"""Processes and tasks (threads). A VM holds a tree of processes (pid 1 is the
+program `umiak run` started); each has its own address space, fd table, cwd,
+credentials, limits and signal actions, and one or more tasks, each with its own
+vCPU and host thread. A process whose tasks have all ended is a zombie (no host
+thread, no vCPU, no memory) until its parent reaps it.
 
 Locking: one kernel lock (`kernel.lock`, a plain Lock) guards all kernel state;
 the run loop holds it while a syscall or fault is handled and drops it while
@@ -20,6 +23,7 @@ from umiak.kernel.mm import AddressSpace
 
 if TYPE_CHECKING:
     from umiak.kernel.syscalls.event import SignalFd
+    from umiak.kernel.syscalls.pidfd import PidFd
     from umiak.kernel.syscalls.time import GuestTimer
 
 
@@ -119,6 +123,28 @@ class Process:
         # arrives; a signalfd leaves the list when its last reference closes.
         self.signalfds: list[SignalFd] = []
         self.membarrier_registered = False     # MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED was done
+        self.parent: "Process | None" = None
+        self.children: list["Process"] = []
+        self.child_signal = abi.SIGCHLD        # sent to the parent at exit (clone's exit signal)
+        self.zombie = False                    # every task ended; waits to be reaped
+        self.did_exec = False                  # setpgid on a child that has exec'd is EACCES
+        self.vfork_parent: "Task | None" = None   # sleeps in vfork until this process execs or exits
+        self.cutime = self.cstime = 0.0        # CPU time of reaped children
+        self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
+        self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
+        self.pidfds: list[PidFd] = []          # open pidfds naming this process (woken at its end)
+
+    def wait_status(self) -> int:
+        """The status word wait4 reports: exit code << 8, or the signal that killed it."""
+        if self.exit_signal:
+            return self.exit_signal & 0x7F
+        return (self.exit_status & 0xFF) << 8
+
+    def release_vfork(self) -> None:
+        """The vfork parent may run again (this child exec'd or exited). Kernel lock held."""
+        parent, self.vfork_parent = self.vfork_parent, None
+        if parent is not None:
+            parent.wake()
 
 
 class Task:
@@ -154,6 +180,7 @@ class Task:
         self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
         self._polling = False
         process.tasks[tid] = self
+        process.kernel.tasks[tid] = self
 
     # -- signals --------------------------------------------------------------
     def recompute_pending(self) -> None:

@@ -68,7 +68,7 @@ def nothing_can_wake(task) -> bool:
     """Whether a sleep on guest-internal state would last forever: no other thread or
     process could change it and no armed timer could interrupt it with a signal."""
     k = task.kernel
-    if len(task.process.tasks) > 1 or len(k.processes) > 1:
+    if len(k.tasks) > 1:   # live tasks of every process (zombies cannot wake anyone)
         return False
     return not k.timers.armed()
 

@@ -66,7 +66,7 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
     Returns (entry, stack pointer) for the first thread.
     """
     mm = process.mm
-    rng = random.SystemRandom()
+    rng = layout_random(mm, 1)
     interp = None
     interp_path = image.interp or ""   # PT_INTERP, "" for a static program
     if interp_path:
@@ -165,11 +165,21 @@ def _build_stack(kernel, process, top: int, argv: list[bytes], envp: list[bytes]
     return sp
 
 
+def layout_random(mm, part: int):
+    """The random source of an address space's layout: its own seed (see Kernel.new_mm)
+    when it has one, so the same seed gives the same layout; part tells the draws apart."""
+    seed = getattr(mm, "layout_seed", None)
+    return random.SystemRandom() if seed is None else random.Random(seed * 4 + part)
+
+
 def setup_address_space(mm, aslr: bool) -> None:
     """Place the stack and the mmap area as Linux's default (legacy-free) layout does."""
-    rng = random.SystemRandom()
+    rng = layout_random(mm, 0)
     stack_top = STACK_TOP - ((rng.getrandbits(22) << 12) if aslr else 0)
     mm.stack_top = stack_top
     mm.mmap(stack_top - STACK_SIZE, STACK_SIZE, abi.PROT_READ | abi.PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | abi.MAP_GROWSDOWN, name="[stack]")
-    mm.mmap_top = page_down(STACK_TOP - MMAP_GAP - ((rng.getrandbits(28) << 12) if aslr else 0))
+    # Below the randomised stack, as Linux's mmap_base leaves room for the stack's random
+    # offset: from STACK_TOP, a low stack could end up inside the mmap area (about 1% of runs),
+    # and the heap of a static-pie program, placed there, could then grow over it.
+    mm.mmap_top = page_down(stack_top - MMAP_GAP - ((rng.getrandbits(28) << 12) if aslr else 0))

@@ -32,6 +32,39 @@ def frame_runs(frames: list[int]):
         yield start, prev + 4096 - start
 
 
+class PageRoot:
+    """One address space's page-table root, as the kernel's AddressSpace sees the platform.
+
+    Each process has its own; a vCPU runs on the root it was created with (or was
+    moved to with Vcpu.set_root). Invalidation is by frame and reaches every root,
+    so lowering a permission here also drops what other roots cached for the frame."""
+
+    __slots__ = ("platform", "pt", "ram", "cr3")
+
+    def __init__(self, platform, pt):
+        self.platform = platform
+        self.pt = pt            # arch PageTables
+        self.ram = platform.ram
+        self.cr3 = pt.root
+
+    def map_page(self, va: int, pa: int, prot: int) -> None:
+        self.platform.map_page(va, pa, prot, self.pt)
+
+    def unmap_page(self, va: int) -> None:
+        self.platform.unmap_page(va, self.pt)
+
+    def invalidate(self, frames: list[int]) -> None:
+        self.platform.invalidate(frames)
+
+    def copy_to(self, dst: "PageRoot", start: int, end: int, clear_write: bool) -> None:
+        """fork: dst maps [start, end) as this root does; clear_write makes both read-only
+        (the caller invalidates the frames whose write permission went)."""
+        self.platform.copy_ptes(self.pt, dst.pt, start, end, clear_write)
+
+    def discard(self, frames: list[int]) -> None:
+        self.platform.discard(frames)
+
+
 class ExitKind(IntEnum):
     SYSCALL = 1      # the guest executed `syscall`; see Vcpu.syscall_args
     FAULT = 2        # a CPU exception in user code; see Vcpu.fault
@@ -66,6 +99,7 @@ class Vcpu(Protocol):
     def at_user(self) -> bool: ...            # stopped in user code, not inside a kernel stub
     def get_fpu(self) -> bytes: ...           # XSAVE image of the FPU/SSE/AVX state
     def set_fpu(self, image: bytes) -> None: ...
+    def set_root(self, root: PageRoot) -> None: ...   # run on another address space (execve)
     def close(self, defer: bool = False) -> int | None: ...
 
 
@@ -81,9 +115,12 @@ class Platform(Protocol):
     reserved_va: list[tuple[int, int]]   # guest-virtual ranges user mappings must avoid
     xsave_size: int           # bytes of the XSAVE image get_fpu returns
 
-    def create_vcpu(self, entry: int, stack: int) -> Vcpu: ...
-    def map_page(self, va: int, pa: int, prot: int) -> None: ...
-    def unmap_page(self, va: int) -> None: ...
+    def create_vcpu(self, entry: int, stack: int, root: PageRoot | None = None) -> Vcpu: ...
+    def new_root(self) -> PageRoot: ...               # a page-table root for a new address space
+    def release_root(self, root: PageRoot) -> None: ...   # its pages are all unmapped: reuse it
+    def map_page(self, va: int, pa: int, prot: int, pt=None) -> None: ...   # pt: a PageRoot's tables
+    def unmap_page(self, va: int, pt=None) -> None: ...
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None: ...
     def invalidate(self, frames: list[int]) -> None: ...
     def discard(self, frames: list[int]) -> None: ...
     def cpu_features(self) -> dict[str, int]: ...   # hwcap, hwcap2, minsigstksz for the auxv

@@ -1386,6 +1386,8 @@ SPECS: dict[str, tuple[str, ...]] = {
     "membarrier": ("hex", "hex", "int"),
     "sched_get_priority_max": ("int",), "sched_get_priority_min": ("int",),
     "pidfd_open": ("int", "hex"),
+    "pidfd_send_signal": ("fd", "exit_sig", "ptr", "hex"),
+    "pidfd_getfd": ("fd", "int", "hex"),
     "copy_file_range": ("fd", "off_ptr", "fd", "off_ptr", "ulong", "hex"),
     "splice": ("fd", "off_ptr", "fd", "off_ptr", "ulong", "hex"),
     "chroot": ("path",),

@@ -21,6 +21,7 @@ ADDR_MASK = 0x000F_FFFF_FFFF_F000
 
 # Non-leaf entries allow everything; the leaf decides.
 _TABLE_BITS = PTE_P | PTE_RW | PTE_US | PTE_A
+_CLEAR_RW = bytes(b & ~PTE_RW for b in range(256))   # applied to the low byte of each entry
 
 
 def pte_bits(prot: int, user: bool = True) -> int:
@@ -41,15 +42,23 @@ def pte_bits(prot: int, user: bool = True) -> int:
 
 
 class PageTables:
-    """The guest's one address space: a PML4 and the tables under it."""
+    """One address space: a PML4 and the tables under it.
 
-    def __init__(self, ram_q: memoryview, alloc_table: Callable[[], int]):
+    Every address space of a VM shares the kernel area: `kernel_from` gives the
+    tables whose top-level entries `kernel_slots` are copied into the new root
+    once (the subtrees below them are shared, never rewritten)."""
+
+    def __init__(self, ram_q: memoryview, alloc_table: Callable[[], int],
+                 kernel_from: "PageTables | None" = None, kernel_slots: tuple[int, ...] = ()):
         # ram_q: guest RAM cast to 64-bit words; alloc_table returns the guest
         # physical address of a fresh zeroed page that is never given back.
         self._q = ram_q
         self._alloc = alloc_table
         self.root = alloc_table()
         self._leaf_tables: dict[int, int] = {}  # va >> 21 -> word index of its PT
+        if kernel_from is not None:
+            for slot in kernel_slots:
+                ram_q[self.root // 8 + slot] = ram_q[kernel_from.root // 8 + slot]
 
     @overload
     def _leaf_table(self, va: int, create: Literal[True]) -> int: ...
@@ -80,10 +89,33 @@ class PageTables:
 
     def set(self, va: int, pa: int, bits: int) -> int:
         """Point the 4 KiB page at va to frame pa with the given leaf bits; returns the old entry."""
-        idx = self._leaf_table(va, True) + ((va >> 12) & 511)
+        table = self._leaf_table(va, bool(bits))
+        if table is None:
+            return 0    # clearing a page no table covers: nothing to do
+        idx = table + ((va >> 12) & 511)
         old = self._q[idx]
         self._q[idx] = (pa | bits) if bits else 0
         return old
+
+    def copy_range(self, dst: "PageTables", start: int, end: int, clear_write: bool) -> None:
+        """Copy the leaf entries of [start, end) into dst (fork), first clearing their write
+        bit here when clear_write (copy-on-write); whole runs of a table at a time."""
+        q, dq = self._q, dst._q
+        va = start
+        while va < end:
+            stop = min(end, (va | 0x1FFFFF) + 1)
+            table = self._leaf_table(va, False)
+            if table is not None:
+                lo = table + ((va >> 12) & 511)
+                hi = lo + ((stop - va) >> 12)
+                raw = bytearray(q[lo:hi].cast("B"))
+                if raw.count(0) != len(raw):
+                    if clear_write:
+                        raw[0::8] = raw[0::8].translate(_CLEAR_RW)
+                        q[lo:hi] = memoryview(raw).cast("Q")
+                    dlo = dst._leaf_table(va, True) + ((va >> 12) & 511)
+                    dq[dlo:dlo + (hi - lo)] = memoryview(raw).cast("Q")
+            va = stop
 
     def get(self, va: int) -> int:
         idx = self._leaf_table(va, False)

@@ -57,11 +57,14 @@ def _do_execve(task, dirfd: int, path: bytes, argv_ptr: int, envp_ptr: int, flag
         return f.pread(0, f.size())
     try:
         image, elf_path, argv = resolve_program(read, name, argv or [path])
+        exe = opened[elf_path].loc if elf_path in opened else None
     except TooManyInterpreters:
         raise SyscallError(ELOOP) from None
     except ExecFormatError:
         raise SyscallError(ENOEXEC) from None
-    exe = opened[elf_path].loc if elf_path in opened else None
+    finally:
+        for f in opened.values():   # read whole: a fork-heavy program must not pile up host fds
+            f.close()
     exe_path = exe.path if exe is not None else elf_path
     task.kernel.exec_image(task, image, exe_path, name, argv, envp)
     return REGS_SET

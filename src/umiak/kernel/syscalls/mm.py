@@ -70,6 +70,8 @@ def sys_madvise(task, addr, length, advice):
     advice = s32(advice)
     if advice in (abi.MADV_DONTNEED, abi.MADV_FREE):
         task.mm.zap(addr, abi.page_up(length))
+    elif advice in (abi.MADV_DONTFORK, abi.MADV_DOFORK, abi.MADV_WIPEONFORK, abi.MADV_KEEPONFORK):
+        task.mm.fork_advice(addr, abi.page_up(length), advice)
     return 0
 
 

@@ -32,7 +32,7 @@ def sys_gettid(task):
 
 
 def sys_getppid(task):
-    """getppid(2): the VM's program has no parent inside the VM; 0 as for a container's init child."""
+    """getppid(2): 0 for pid 1, as for a container's init."""
     return task.process.ppid
 
 
@@ -56,6 +56,18 @@ def sys_getegid(task):
     return task.process.creds.egid
 
 
+def _process(task, pid: int):
+    """The process a pid names (0: the caller's), zombies included; ESRCH if none."""
+    if pid == 0:
+        return task.process
+    k = task.kernel
+    t = k.tasks.get(pid)
+    proc = t.process if t is not None else k.processes.get(pid)
+    if proc is None or pid < 0:
+        raise SyscallError(ESRCH)
+    return proc
+
+
 def sys_getpgrp(task):
     """getpgrp(2)"""
     return task.process.pgid
@@ -63,27 +75,46 @@ def sys_getpgrp(task):
 
 def sys_getpgid(task, pid):
     """getpgid(2)"""
-    if s32(pid) not in (0, task.process.pid):
-        raise SyscallError(ESRCH)
-    return task.process.pgid
+    return _process(task, s32(pid)).pgid
 
 
 def sys_getsid(task, pid):
     """getsid(2)"""
-    if s32(pid) not in (0, task.process.pid):
-        raise SyscallError(ESRCH)
-    return task.process.sid
+    return _process(task, s32(pid)).sid
 
 
 def sys_setsid(task):
-    """setsid(2): the program already leads its session and group, so EPERM as Linux."""
-    raise SyscallError(EPERM)
+    """setsid(2): a new session and group led by the caller (no controlling terminal)."""
+    p = task.process
+    pid = p.pid
+    if p.pgid == pid or any(q.pgid == pid for q in task.kernel.processes.values()):
+        raise SyscallError(EPERM)
+    p.sid = p.pgid = pid
+    return pid
 
 
 def sys_setpgid(task, pid, pgid):
     """setpgid(2)"""
-    if s32(pid) not in (0, task.process.pid):
+    from umiak.kernel.errors import EACCES
+    pid, pgid = s32(pid), s32(pgid)
+    if pgid < 0:
+        raise SyscallError(EINVAL)
+    me = task.process
+    target = me if pid == 0 else task.kernel.processes.get(pid)
+    if target is None or pid < 0 or (target is not me and target.parent is not me):
         raise SyscallError(ESRCH)
+    if target is not me:
+        if target.sid != me.sid:
+            raise SyscallError(EPERM)
+        if target.did_exec:
+            raise SyscallError(EACCES)
+    if target.sid == target.pid:
+        raise SyscallError(EPERM)   # a session leader
+    pgid = pgid or target.pid
+    if pgid != target.pid and not any(q.pgid == pgid and q.sid == me.sid and not q.zombie
+                                       for q in task.kernel.processes.values()):
+        raise SyscallError(EPERM)
+    target.pgid = pgid
     return 0
 
 
@@ -190,7 +221,7 @@ def sys_sysinfo(task, info):
     total = k.frames.total_bytes
     free = k.frames.free_bytes
     loads = (int(x * 65536) for x in os.getloadavg())
-    procs = 1 + len(task.process.tasks)
+    procs = len(k.tasks)   # every task of the VM, as Linux counts threads
     task.mm.write(info, abi.SYSINFO.pack(uptime, *loads, total, free, 0, 0, 0, 0, procs, 0, 0, 1))
     return 0
 
@@ -218,6 +249,7 @@ def sys_prctl(task, option, a2, a3, a4, a5):
     PR_SET_NAME, PR_GET_NAME = 15, 16
     PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_VMA = 38, 39, 0x53564D41
     PR_SET_THP_DISABLE, PR_GET_THP_DISABLE, PR_CAPBSET_READ = 41, 42, 23
+    PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
     if option == PR_SET_NAME:
         task.comm = task.mm.read_cstr(a2, 4096)[:15]
         if task is task.process.leader:
@@ -226,10 +258,21 @@ def sys_prctl(task, option, a2, a3, a4, a5):
     if option == PR_GET_NAME:
         task.mm.write(a2, task.comm[:15].ljust(16, b"\0"))
         return 0
-    if option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_VMA, PR_SET_THP_DISABLE):
+    if option == PR_SET_PDEATHSIG:
+        if a2 > abi.NSIG:
+            raise SyscallError(EINVAL)
+        task.process.pdeath_signal = a2
         return 0
     if option == PR_GET_PDEATHSIG:
-        task.mm.write_u32(a2, 0)
+        task.mm.write_u32(a2, task.process.pdeath_signal)
+        return 0
+    if option == PR_SET_CHILD_SUBREAPER:
+        task.process.subreaper = bool(a2)
+        return 0
+    if option == PR_GET_CHILD_SUBREAPER:
+        task.mm.write_u32(a2, int(task.process.subreaper))
+        return 0
+    if option in (PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_VMA, PR_SET_THP_DISABLE):
         return 0
     if option == PR_GET_DUMPABLE:
         return 1

@@ -72,28 +72,65 @@ def sys_sigaltstack(task, ss, old_ss):
     return 0
 
 
-def _send(task, signo: int, target=None) -> int:
+def _send(task, signo: int, target=None, process=None) -> int:
     from umiak.kernel.signals import make_siginfo, send
+    if not 0 <= signo <= abi.NSIG:
+        raise SyscallError(EINVAL)
     if signo == 0:
         return 0
-    if not 1 <= signo <= abi.NSIG:
-        raise SyscallError(EINVAL)
     code = SI_USER if target is None else SI_TKILL
     info = make_siginfo(signo, code, pid=task.process.pid, uid=task.process.creds.uid)
-    send(task.kernel, task.process, signo, info, target)
+    proc = target.process if target is not None else (process or task.process)
+    if not proc.zombie:
+        send(task.kernel, proc, signo, info, target)
     return 0
 
 
+def _may_signal(task, proc) -> bool:
+    """Linux's kill_ok_by_cred (no saved ids here: the saved uid is the effective one)."""
+    c, t = task.process.creds, proc.creds
+    return c.euid == 0 or bool({c.uid, c.euid} & {t.uid, t.euid})
+
+
+def _send_each(task, signo: int, procs) -> int:
+    """kill(2) to many: success when any was signalled, else EPERM (or ESRCH for none)."""
+    sent = denied = False
+    for p in procs:
+        if _may_signal(task, p):
+            _send(task, signo, process=p)
+            sent = True
+        else:
+            denied = True
+    if sent:
+        return 0
+    raise SyscallError(EPERM if denied else ESRCH)
+
+
 def sys_kill(task, pid, signo):
-    """kill(2): only the program itself exists in the VM."""
-    pid = s32(pid)
-    if pid not in (0, -1, task.process.pid, -task.process.pid):
+    """kill(2): within the VM's processes only; kill(-1) spares pid 1 and the caller, as in
+    a PID namespace. pid 1 is not protected from its own default actions (as a program
+    that is not a namespace's init)."""
+    pid, signo = s32(pid), s32(signo)
+    if not 0 <= signo <= abi.NSIG:
+        raise SyscallError(EINVAL)
+    kernel = task.kernel
+    if pid > 0:
+        t = kernel.tasks.get(pid)
+        proc = t.process if t is not None else kernel.processes.get(pid)
+        if proc is None:
+            raise SyscallError(ESRCH)
+        return _send_each(task, signo, [proc])
+    if pid == -1:
+        return _send_each(task, signo, [p for p in list(kernel.processes.values())
+                                        if p.pid > 1 and p is not task.process and not p.zombie])
+    if pid == -0x80000000:
         raise SyscallError(ESRCH)
-    return _send(task, s32(signo))
+    pgid = task.process.pgid if pid == 0 else -pid
+    return _send_each(task, signo, [p for p in list(kernel.processes.values()) if p.pgid == pgid])
 
 
 def _thread(task, tid: int):
-    t = task.process.tasks.get(tid)
+    t = task.kernel.tasks.get(tid)
     if t is None:
         raise SyscallError(ESRCH if tid > 0 else EINVAL)
     return t
@@ -103,14 +140,20 @@ def sys_tgkill(task, tgid, tid, signo):
     """tgkill(2)"""
     if s32(tgid) <= 0 or s32(tid) <= 0:
         raise SyscallError(EINVAL)
-    if s32(tgid) != task.process.pid:
+    t = _thread(task, s32(tid))
+    if t.process.pid != s32(tgid):
         raise SyscallError(ESRCH)
-    return _send(task, s32(signo), _thread(task, s32(tid)))
+    if not _may_signal(task, t.process):
+        raise SyscallError(EPERM)
+    return _send(task, s32(signo), t)
 
 
 def sys_tkill(task, tid, signo):
     """tkill(2)"""
-    return _send(task, s32(signo), _thread(task, s32(tid)))
+    t = _thread(task, s32(tid))
+    if not _may_signal(task, t.process):
+        raise SyscallError(EPERM)
+    return _send(task, s32(signo), t)
 
 
 def sys_rt_sigreturn(task):

@@ -72,7 +72,7 @@ class LockTable:
         while self.conflict(key, owner, ltype, start, end) is not None:
             if not wait:
                 raise SyscallError(EAGAIN)
-            if len(task.process.tasks) <= 1:
+            if len(task.kernel.tasks) <= 1:
                 raise SyscallError(EDEADLK)
             self._wait(task, lambda: self.conflict(key, owner, ltype, start, end) is None)
         self.set(key, owner, ltype, start, end)
@@ -110,7 +110,7 @@ class LockTable:
         while blocked():
             if op & LOCK_NB:
                 raise SyscallError(EAGAIN)
-            if len(task.process.tasks) <= 1:
+            if len(task.kernel.tasks) <= 1:
                 raise SyscallError(EDEADLK)
             self._wait(task, lambda: not blocked())
         held[f] = kind

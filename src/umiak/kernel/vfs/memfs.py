@@ -864,7 +864,7 @@ def _open_fifo(task, inode: MemInode, loc, flags: int):
     end = PipeEnd(p, keep, acc != abi.O_WRONLY, both=acc == abi.O_RDWR)
     end.loc = loc
     p.waitq.notify()
-    if acc != abi.O_RDWR and not flags & abi.O_NONBLOCK and task is not None and len(task.process.tasks) > 1:
+    if acc != abi.O_RDWR and not flags & abi.O_NONBLOCK and task is not None and len(task.kernel.tasks) > 1:
         other = (lambda: p.writers > 0) if acc == abi.O_RDONLY else (lambda: p.readers > 0)
         q = p.waitq
         entry = q.add(task)

@@ -40,6 +40,14 @@ class _TaskDir(SynthDir):
         self.task = task
 
 
+class _PidDir(SynthDir):
+    """/proc/<pid>: kept while the same process holds the pid (a pid is reused once reaped)."""
+
+    def __init__(self, fs, entries, proc):
+        super().__init__(fs, entries)
+        self.proc = proc
+
+
 class _FdLink(SynthLink):
     """/proc/<pid>/fd/<n>: kept while the same open file sits at that fd."""
 
@@ -56,7 +64,7 @@ class ProcFS(SynthFS):
         super().__init__(makedev(0, 22))
         self.kernel = kernel
         self.anon_mount = Mount(self, "", readonly=False)   # for files reached through fd/N
-        self._pid_dirs: dict[int, SynthDir] = {}
+        self._pid_dirs: dict[int, _PidDir] = {}
         self._task_dirs: dict[tuple[int, int], _TaskDir] = {}
         self.boot_id = str(uuid.uuid4())
         self._self = SynthLink(self, lambda: str(self._current_pid()), size=0)
@@ -131,11 +139,11 @@ class ProcFS(SynthFS):
 
     def _pid_dir(self, pid: int, proc) -> SynthDir:
         d = self._pid_dirs.get(pid)
-        if d is None:
+        if d is None or d.proc is not proc:
             d = self._pid_dirs[pid] = self._make_pid_dir(proc)
         return d
 
-    def _make_pid_dir(self, proc) -> SynthDir:
+    def _make_pid_dir(self, proc) -> _PidDir:
         def jump_path(getpath):
             def jump(vfs, task):
                 path = getpath()
@@ -188,7 +196,7 @@ class ProcFS(SynthFS):
             "oom_score_adj": SynthFile(self, lambda task: "0\n", mode=0o644),
             "loginuid": SynthFile(self, lambda task: "4294967295\n", mode=0o644),
         }
-        d = SynthDir(self, entries)
+        d = _PidDir(self, entries, proc)
         d.uid, d.gid = proc.creds.euid, proc.creds.egid
         return d
 
@@ -278,7 +286,8 @@ def _status(proc, who) -> str:
     pend = who.pending
     ncpu = proc.kernel.ncpus
     cpus_hex = format((1 << ncpu) - 1, "x")
-    return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\tR (running)\n"
+    state = "Z (zombie)" if proc.zombie else "R (running)"
+    return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\t{state}\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
             f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}\nGid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}\n"
             f"FDSize:\t{max(64, 1 << max(0, len(proc.fds.files) - 1).bit_length())}\nGroups:\t{groups}\n"
@@ -321,7 +330,7 @@ def _stat_line(kernel, proc, who) -> str:
     sigblk = who.sigmask
     nice = who.nice
     fields = [
-        "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
+        "Z" if proc.zombie else "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
         0, 0, 0, 0, utime, stime, 0, 0, 20 + nice, nice, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,

@@ -27,15 +27,8 @@ class VdsoClock:
 
     def __init__(self, kernel, mm):
         self.kernel = kernel
-        image = vdso_image()
-        size = abi.page_up(len(image))
-        base = mm.find_free(size + 4096) + 4096
-        mm.mmap(base - 4096, 4096, abi.PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED, name="[vvar]")
-        mm.mmap(base, size, abi.PROT_READ | abi.PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED,
-                name="[vdso]")
-        mm.write(base, image, force=True)
-        self.base = base
-        self.vvar_pa = mm.pages[(base - 4096) >> 12] & ~0xFFF
+        self.vvar_pa = mm.frames.alloc()   # the clock's own reference to the VM's one [vvar]
+        self.map(mm)
         self.ram = mm.ram
         self.seq = 0
         self.mult = 0
@@ -45,6 +38,20 @@ class VdsoClock:
         self.handle = None
         self.rt_offset = 0
         self.clock = None
+
+    def map(self, mm) -> int:
+        """Map [vvar] and [vdso] into an address space (every process has them). The one
+        [vvar] frame of the VM is behind each; the clock holds a reference of its own."""
+        image = vdso_image()
+        size = abi.page_up(len(image))
+        base = mm.find_free(size + 4096) + 4096
+        mm.mmap(base - 4096, 4096, abi.PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED, name="[vvar]")
+        mm.mmap(base, size, abi.PROT_READ | abi.PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED,
+                name="[vdso]")
+        mm.write(base, image, force=True)
+        mm.put_frame(base - 4096, self.vvar_pa)
+        self.base = mm.vdso_base = base
+        return base
 
     def start(self, khz: int, offset: int) -> None:
         """khz: the guest TSC rate; offset: guest TSC minus host TSC."""

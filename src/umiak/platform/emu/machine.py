@@ -101,7 +101,7 @@ import time
 from umiak.arch.x86_64 import cpu, descriptors
 from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RIP, ExitKind, Fault, Platform, frame_runs
+from umiak.platform.base import RIP, ExitKind, Fault, PageRoot, Platform, frame_runs
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -291,6 +291,12 @@ class EmuPlatform(Platform):
         self.reserved_va = [(KBASE, KBASE + (1 << 32))]  # guest-virtual range user mappings must avoid
         self.xsave_size = XSAVE_SIZE
         self.pt = PageTables(self.ram.cast("Q"), self._alloc_table)
+        self._roots: list[PageRoot] = []      # released page-table roots, kept for reuse
+        # Where page-table pages come from once the pool is used up (set by the kernel:
+        # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
+        self.more_tables = None
+        self._first_root: PageRoot | None = None
+        self._engine_cr3 = self.pt.root       # the CR3 the engine's CPU state holds now
         self._tlb_stale = False
         self._vcpus: list[EmuVcpu] = []
         self._engine_owner: EmuVcpu | None = None  # whose registers the engine holds
@@ -468,13 +474,25 @@ class EmuPlatform(Platform):
                 return
             if old is not None:
                 self._ctx_save(self._h, old._ctx)
+                old._ctx_cr3 = self._engine_cr3
             self._ctx_restore(self._h, vcpu._ctx)
             self._engine_owner = vcpu
             self.switches += 1
+            if vcpu.cr3 != vcpu._ctx_cr3:
+                # Moved to another root while out of the engine (execve after vfork):
+                # a CR3 write (not safe on a saved context) loads it and flushes the TLB.
+                self.uc.reg_write(self._x86.UC_X86_REG_CR3, vcpu.cr3)
+            elif vcpu.cr3 != self._engine_cr3:
+                # Another address space: a context restore is a plain copy of the CPU
+                # state, so QEMU's TLB still holds the old space's translations.
+                self._flush_tlb()
+            self._engine_cr3 = vcpu.cr3
 
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
+            if self.more_tables is not None:
+                return self.more_tables()   # a zeroed frame from the kernel, never given back
             from umiak.kernel.errors import GuestOutOfMemory
             raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
@@ -537,37 +555,69 @@ class EmuPlatform(Platform):
             v._stop, v._intno = _INTR, intno
 
     # -- memory -------------------------------------------------------------
-    def map_page(self, va: int, pa: int, prot: int) -> None:
+    def new_root(self) -> PageRoot:
+        """A page-table root for a new address space; the kernel area is shared by all.
+        Released roots are reused whole (every leaf was cleared when unmapped)."""
+        if self._first_root is None:
+            self._first_root = PageRoot(self, self.pt)
+            return self._first_root
+        if self._roots:
+            return self._roots.pop()
+        pt = PageTables(self.ram.cast("Q"), self._alloc_table, self.pt, (KBASE >> 39,))
+        return PageRoot(self, pt)
+
+    def release_root(self, root: PageRoot) -> None:
+        self._roots.append(root)
+
+    def map_page(self, va: int, pa: int, prot: int, pt=None) -> None:
+        pt = pt or self.pt
         bits = pte_bits(prot)
-        old = self.pt.get(va)
+        old = pt.get(va)
         if old & PTE_P and not old & PTE_NX and (old ^ pa) & ADDR_MASK | (bits & PTE_NX):
-            self._drop_code(va)
-        self.pt.set(va, pa, bits)
+            self._drop_code(va, pt)
+        pt.set(va, pa, bits)
         if old & PTE_P and (old & ~bits & (PTE_P | PTE_RW) or bits & ~old & PTE_NX or (old ^ pa) & ADDR_MASK):
             self._tlb_stale = True
 
-    def unmap_page(self, va: int) -> None:
-        old = self.pt.get(va)
+    def unmap_page(self, va: int, pt=None) -> None:
+        pt = pt or self.pt
+        old = pt.get(va)
         if old & PTE_P:
             if not old & PTE_NX:
-                self._drop_code(va)
-            self.pt.set(va, 0, 0)
+                self._drop_code(va, pt)
+            pt.set(va, 0, 0)
             self._tlb_stale = True
 
-    def _drop_code(self, va: int) -> None:
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None:
+        """fork: the frames stay where they are, so no translated code goes stale; lowering
+        the source's write permission makes the TLB stale."""
+        src.copy_range(dst, start, end, clear_write)
+        if clear_write:
+            self._tlb_stale = True
+
+    def _drop_code(self, va: int, pt) -> None:
         """Forget TCG's translations of the executable page at va (still mapped).
 
         Host writes to guest RAM bypass TCG, so a frame reused for other code
         (exec, dlopen, a JIT's munmap + mmap) would run stale translations.
-        UC_CTL_TB_REMOVE_CACHE looks va up through the live page tables.
+        UC_CTL_TB_REMOVE_CACHE looks va up through the live page tables: those of
+        the engine's CR3, so a page of another address space is looked up with
+        that space's root loaded for the moment.
         """
-        self._with_engine(self._drop_code_now, va)
+        self._with_engine(self._drop_code_now, va, pt.root)
 
-    def _drop_code_now(self, va: int) -> None:
+    def _drop_code_now(self, va: int, cr3: int) -> None:
         if self._tlb_stale:
             self._flush_tlb()
         U = self._unicorn
-        self.uc.ctl(U.UC_CTL_TB_REMOVE_CACHE, U.UC_CTL_IO_WRITE, ctypes.c_uint64(va), ctypes.c_uint64(va + PAGE))
+        own = self._engine_cr3
+        if cr3 != own:
+            self.uc.reg_write(self._x86.UC_X86_REG_CR3, cr3)   # QEMU flushes its TLB on a CR3 write
+        try:
+            self.uc.ctl(U.UC_CTL_TB_REMOVE_CACHE, U.UC_CTL_IO_WRITE, ctypes.c_uint64(va), ctypes.c_uint64(va + PAGE))
+        finally:
+            if cr3 != own:
+                self.uc.reg_write(self._x86.UC_X86_REG_CR3, own)
 
     def invalidate(self, frames: list[int]) -> None:
         """Drop cached translations after lowering permissions (Unicorn: flush its TLB).
@@ -603,9 +653,10 @@ class EmuPlatform(Platform):
         self._tlb_stale = False
 
     # -- vCPUs --------------------------------------------------------------
-    def create_vcpu(self, entry: int, stack: int) -> "EmuVcpu":
+    def create_vcpu(self, entry: int, stack: int, root: PageRoot | None = None) -> "EmuVcpu":
+        cr3 = root.cr3 if root is not None else self.pt.root
         if not self._vcpus:
-            vcpu = EmuVcpu(self, entry, stack)
+            vcpu = EmuVcpu(self, entry, stack, cr3)
             self._vcpus.append(vcpu)
             return vcpu
         if not self._multi:
@@ -622,10 +673,12 @@ class EmuPlatform(Platform):
                 old = self._engine_owner
                 if old is not None:
                     self._ctx_save(self._h, old._ctx)
+                    old._ctx_cr3 = self._engine_cr3
                     self._engine_owner = None
                 # A new CPU starts from the state the first one booted from.
                 self._ctx_restore(self._h, self._pristine)
-            vcpu = EmuVcpu(self, entry, stack)
+                self._engine_cr3 = -1     # not known: the new vCPU loads its own
+            vcpu = EmuVcpu(self, entry, stack, cr3)
             vcpu._ensure_context()
             with self._mx:
                 self._vcpus.append(vcpu)
@@ -689,8 +742,10 @@ class EmuVcpu:
     """One guest CPU. Its registers live in the Unicorn engine while it is the
     engine's owner (always, with one vCPU), else in its own saved context."""
 
-    def __init__(self, plat: EmuPlatform, entry: int, stack: int):
+    def __init__(self, plat: EmuPlatform, entry: int, stack: int, cr3: int):
         self.plat = plat
+        self.cr3 = cr3
+        self._ctx_cr3: int | None = None   # the CR3 its saved context holds (None: not saved yet)
         self.error = ""
         self._h = plat._h
         self._lib = plat._lib
@@ -756,6 +811,9 @@ class EmuVcpu:
         )).cast("Q")
         p._engine_owner = self
         uc, x = p.uc, p._x86
+        if p._engine_cr3 != self.cr3:
+            uc.reg_write(x.UC_X86_REG_CR3, self.cr3)   # flushes QEMU's TLB
+            p._engine_cr3 = self.cr3
         uc.reg_write(x.UC_X86_REG_RSP, KBASE + BOOT_STACK_PA)
         p.pt.set(landing, BOOT_USER_PA, pte_bits(5))
         p._flush_tlb()
@@ -964,6 +1022,16 @@ class EmuVcpu:
     def resume_fault(self) -> None:
         """Re-run the faulting instruction: RIP already points at it."""
         self._fault = None
+
+    def set_root(self, root: PageRoot) -> None:
+        """Run on another address space from the next run() on (execve after vfork)."""
+        p = self.plat
+        self.cr3 = root.cr3
+        with p._mx:
+            if p._engine_owner is self:
+                p.uc.reg_write(p._x86.UC_X86_REG_CR3, root.cr3)   # flushes QEMU's TLB
+                p._engine_cr3 = root.cr3
+            # else: loaded when the vCPU next takes the engine (EmuPlatform._load)
 
     def get_fs_base(self) -> int:
         return self._read(self._fs_id)

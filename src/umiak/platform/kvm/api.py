@@ -57,6 +57,7 @@ RUN_SYNC_SREGS = RUN_SYNC_REGS + 0x90  # struct kvm_sregs (0x138 bytes)
 SREGS_FS = 0x48
 SREGS_GS = 0x60
 SREGS_CR2 = 0xE8
+SREGS_CR3 = 0xF0
 SEGMENT_SIZE = 0x18
 
 

@@ -17,7 +17,7 @@ import threading
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
-from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, Platform, frame_runs
+from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, PageRoot, Platform, frame_runs
 from umiak.platform.kvm import api
 from umiak.platform.kvm.device import flavour, open_kvm
 
@@ -157,6 +157,12 @@ class KvmPlatform(Platform):
         self._mem: mmap.mmap | None = None
         self._vcpus: list["KvmVcpu"] = []
         self._spare: KvmVcpu | None = None   # a vCPU made ahead by prepare()
+        self._idle: list["KvmVcpu"] = []      # closed vCPUs kept for reuse (KVM cannot free one)
+        self._roots: list[PageRoot] = []      # released page-table roots, kept for reuse
+        # Where page-table pages come from once the pool is used up (set by the kernel:
+        # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
+        self.more_tables = None
+        self._first_root: PageRoot | None = None
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -207,6 +213,8 @@ class KvmPlatform(Platform):
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
+            if self.more_tables is not None:
+                return self.more_tables()   # a zeroed frame from the kernel, never given back
             from umiak.kernel.errors import GuestOutOfMemory
             raise GuestOutOfMemory("guest page-table pool exhausted")
         self._next_table = pa + PAGE
@@ -269,11 +277,34 @@ class KvmPlatform(Platform):
         return khz, msrs.entries[0].data - (before + after) // 2
 
     # -- memory -------------------------------------------------------------
-    def map_page(self, va: int, pa: int, prot: int) -> None:
-        self.pt.set(va, pa, pte_bits(prot))
+    def new_root(self) -> PageRoot:
+        """A page-table root for a new address space; the kernel area is shared by all.
 
-    def unmap_page(self, va: int) -> None:
-        self.pt.set(va, 0, 0)
+        Released roots are reused whole: their non-leaf entries stay as they were
+        (PVM's rule) and every leaf was cleared and its frame invalidated or discarded
+        when it was unmapped, so no shadow entry of the old space survives."""
+        if self._first_root is None:
+            self._first_root = PageRoot(self, self.pt)
+            return self._first_root
+        if self._roots:
+            return self._roots.pop()
+        try:
+            pt = PageTables(self.ram.cast("Q"), self._alloc_table, self.pt, (KBASE >> 39,))
+        except MemoryError:
+            raise MemoryError("guest page-table pool exhausted") from None
+        return PageRoot(self, pt)
+
+    def release_root(self, root: PageRoot) -> None:
+        self._roots.append(root)
+
+    def map_page(self, va: int, pa: int, prot: int, pt=None) -> None:
+        (pt or self.pt).set(va, pa, pte_bits(prot))
+
+    def unmap_page(self, va: int, pt=None) -> None:
+        (pt or self.pt).set(va, 0, 0)
+
+    def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None:
+        src.copy_range(dst, start, end, clear_write)
 
     def invalidate(self, frames: list[int]) -> None:
         """Drop cached translations of these frames after lowering permissions.
@@ -313,15 +344,22 @@ class KvmPlatform(Platform):
         if not self._vcpus:
             self._spare = KvmVcpu(self, 0, 0, 0)
 
-    def create_vcpu(self, entry: int, stack: int) -> "KvmVcpu":
+    def create_vcpu(self, entry: int, stack: int, root: PageRoot | None = None) -> "KvmVcpu":
+        cr3 = root.cr3 if root is not None else self.pt.root
         spare, self._spare = self._spare, None
+        if spare is None and self._idle:
+            spare = self._idle.pop()
+            spare._reset_state(entry, stack, cr3)
+            return spare
         if spare is not None:
             regs = [0] * 18
             regs[RIP], regs[RSP], regs[RFLAGS] = entry, stack, cpu.RFLAGS_RESERVED
             spare.set_regs(regs)
             vcpu = spare
+            if cr3 != self.pt.root:
+                vcpu._set_cr3(cr3)
         else:
-            vcpu = KvmVcpu(self, len(self._vcpus), entry, stack)
+            vcpu = KvmVcpu(self, len(self._vcpus), entry, stack, cr3)
         self._vcpus.append(vcpu)
         return vcpu
 
@@ -336,6 +374,7 @@ class KvmPlatform(Platform):
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
         self._vcpus.clear()
+        self._idle.clear()
         fds += [self._vm, self._kvm]
         self._vm = self._kvm = -1
         _close_later([fd for fd in fds if fd is not None and fd >= 0])
@@ -354,7 +393,7 @@ def _user_segment(code: bool) -> api.Segment:
 class KvmVcpu:
     """One vCPU. Its state is read and written through kvm_run's sync-regs area."""
 
-    def __init__(self, plat: KvmPlatform, index: int, entry: int, stack: int):
+    def __init__(self, plat: KvmPlatform, index: int, entry: int, stack: int, cr3: int | None = None):
         self.plat = plat
         self.error = ""
         self._pvm = plat.flavour == "pvm"
@@ -368,32 +407,13 @@ class KvmVcpu:
         self._cr2 = (api.RUN_SYNC_SREGS + api.SREGS_CR2) // 8
         self._state = 0
         self._thread: int | None = None   # ident of the host thread that runs it (for kicks)
-        self._init_state(entry, stack)
+        self._cpu_pa: int | None = None   # its GDT/TSS/IST page, kept when the vCPU is reused
+        self._init_state(entry, stack, cr3 if cr3 is not None else plat.pt.root)
 
-    def _init_state(self, entry: int, stack: int) -> None:
+    def _init_state(self, entry: int, stack: int, cr3: int) -> None:
         p = self.plat
         _ioctl(self.fd, api.KVM_SET_CPUID2, p._cpuid)  # before SREGS, or CR4.OSXSAVE is refused
-        s = api.Sregs()
-        _ioctl(self.fd, api.KVM_GET_SREGS, s)
-        s.cr0 = cpu.CR0_PE | cpu.CR0_MP | cpu.CR0_ET | cpu.CR0_NE | cpu.CR0_WP | cpu.CR0_AM | cpu.CR0_PG
-        s.cr4 = cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | cpu.CR4_OSXSAVE
-        s.cr3 = p.pt.root
-        s.efer = cpu.EFER_SCE | cpu.EFER_LME | cpu.EFER_LMA | cpu.EFER_NXE
-        s.cs = _user_segment(True)
-        s.ss = s.ds = s.es = _user_segment(False)
-        s.fs = _user_segment(False)
-        s.gs = _user_segment(False)
-        s.fs.selector = s.gs.selector = 0
-        from umiak.kernel.errors import GuestOutOfMemory
-        try:
-            cpu_pa = p._cpu_page()
-        except GuestOutOfMemory:
-            raise PlatformUnavailable("no room for another vCPU in the page-table pool") from None
-        s.tr = api.Segment(KBASE + cpu_pa + CPU_TSS_OFF, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-        s.ldt = api.Segment(0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
-        s.gdt.base, s.gdt.limit = KBASE + cpu_pa + CPU_GDT_OFF, p._gdt_limit
-        s.idt.base, s.idt.limit = KBASE + IDT_PA, stubs.NUM_VECTORS * 16 - 1
-        _ioctl(self.fd, api.KVM_SET_SREGS, s)
+        self._set_sregs(cr3)
         xcrs = api.Xcrs()
         xcrs.nr_xcrs = 1
         xcrs.xcrs[0].xcr = 0
@@ -408,6 +428,46 @@ class KvmVcpu:
             msrs.entries[i].index, msrs.entries[i].data = idx, val
         if _ioctl(self.fd, api.KVM_SET_MSRS, msrs) != 4:
             raise PlatformUnavailable("KVM refused the syscall MSRs")
+        self._set_entry(entry, stack)
+
+    def _reset_state(self, entry: int, stack: int, cr3: int) -> None:
+        """Make a closed vCPU new again for another task (KVM never frees a vCPU)."""
+        self.error = ""
+        self._state = 0
+        self._thread = None
+        self._run[api.RUN_IMMEDIATE_EXIT] = 0
+        self._set_sregs(cr3)
+        self._set_entry(entry, stack)
+
+    def _set_sregs(self, cr3: int) -> None:
+        p = self.plat
+        s = api.Sregs()
+        _ioctl(self.fd, api.KVM_GET_SREGS, s)
+        s.cr0 = cpu.CR0_PE | cpu.CR0_MP | cpu.CR0_ET | cpu.CR0_NE | cpu.CR0_WP | cpu.CR0_AM | cpu.CR0_PG
+        s.cr4 = cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | cpu.CR4_OSXSAVE
+        s.cr3 = cr3
+        s.efer = cpu.EFER_SCE | cpu.EFER_LME | cpu.EFER_LMA | cpu.EFER_NXE
+        s.cs = _user_segment(True)
+        s.ss = s.ds = s.es = _user_segment(False)
+        s.fs = _user_segment(False)
+        s.gs = _user_segment(False)
+        s.fs.selector = s.gs.selector = 0
+        if self._cpu_pa is None:
+            from umiak.kernel.errors import GuestOutOfMemory
+            try:
+                self._cpu_pa = p._cpu_page()
+            except (MemoryError, GuestOutOfMemory):
+                raise PlatformUnavailable("no room for another vCPU in the page-table pool") from None
+        cpu_pa = self._cpu_pa
+        s.tr = api.Segment(KBASE + cpu_pa + CPU_TSS_OFF, 103, cpu.TSS_SEL, 11, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+        s.ldt = api.Segment(0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
+        s.gdt.base, s.gdt.limit = KBASE + cpu_pa + CPU_GDT_OFF, p._gdt_limit
+        s.idt.base, s.idt.limit = KBASE + IDT_PA, stubs.NUM_VECTORS * 16 - 1
+        _ioctl(self.fd, api.KVM_SET_SREGS, s)
+        self._sregs = s
+
+    def _set_entry(self, entry: int, stack: int) -> None:
+        s = self._sregs
         r = api.Regs()
         r.rip, r.rsp, r.rflags = entry, stack, cpu.RFLAGS_RESERVED
         _ioctl(self.fd, api.KVM_SET_REGS, r)
@@ -554,6 +614,14 @@ class KvmVcpu:
             except (ProcessLookupError, OSError):
                 pass
 
+    def set_root(self, root: PageRoot) -> None:
+        """Run on another address space from the next run() on (execve after vfork)."""
+        self._set_cr3(root.cr3)
+
+    def _set_cr3(self, cr3: int) -> None:
+        self._q[(api.RUN_SYNC_SREGS + api.SREGS_CR3) // 8] = cr3
+        self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
+
     def get_fpu(self) -> bytes:
         """The XSAVE image of the FPU/SSE/AVX state (the size the CPU uses for XCR0)."""
         buf = (ctypes.c_char * 4096)()
@@ -567,7 +635,14 @@ class KvmVcpu:
         _ioctl(self.fd, api.KVM_SET_XSAVE, buf)
 
     def close(self, defer: bool = False) -> int | None:
-        """Release the vCPU; with defer the fd is returned for the caller to close."""
+        """Release the vCPU; with defer the fd is returned for the caller to close.
+
+        Without defer (a task ended) the vCPU waits for reuse: KVM frees vCPUs only
+        with the VM, and a VM holds at most KVM_CAP_MAX_VCPUS of them."""
+        if not defer and self.fd >= 0 and self.plat._vm >= 0:
+            if self not in self.plat._idle:
+                self.plat._idle.append(self)
+            return None
         fd, self.fd = self.fd, -1
         if fd < 0:
             return None

@@ -1,0 +1,156 @@
+"""In-process tests of fork's copy-on-write (kernel/mm.py AddressSpace.fork/_break_cow)
+against a model: a fake platform keeps each address space's page table as a dict, the
+way the CPU would see it, and a CPU-like store obeys it (a write to a read-only entry
+faults into handle_fault first). Random forks, writes, mprotects, munmaps and exits;
+every space must read what the model says, no writable entry may point at a shared
+frame, and every frame comes back when all spaces are gone."""
+
+import random
+
+from umiak.kernel import abi
+from umiak.kernel.frames import FrameAllocator
+from umiak.kernel.mm import COW, PAGE, PROT_MASK, AddressSpace
+
+RAM = 16 << 20
+RW = abi.PROT_READ | abi.PROT_WRITE
+
+
+class FakePlatform:
+    def __init__(self):
+        self.ram = memoryview(bytearray(RAM))
+        self.invalidated = 0
+
+    def discard(self, frames):
+        for pa in frames:
+            self.ram[pa:pa + PAGE] = bytes(PAGE)
+
+
+class FakeRoot:
+    """A PageRoot whose page table is a dict va -> (pa, prot)."""
+
+    def __init__(self, plat):
+        self.platform, self.ram, self.pt = plat, plat.ram, {}
+
+    def map_page(self, va, pa, prot):
+        self.pt[va] = (pa, prot)
+
+    def unmap_page(self, va):
+        self.pt.pop(va, None)
+
+    def invalidate(self, frames):
+        self.platform.invalidated += len(frames)
+
+    def discard(self, frames):
+        self.platform.discard(frames)
+
+    def copy_to(self, dst, start, end, clear_write):
+        for va, (pa, prot) in list(self.pt.items()):
+            if start <= va < end:
+                if clear_write:
+                    prot &= ~abi.PROT_WRITE
+                    self.pt[va] = (pa, prot)
+                dst.pt[va] = (pa, prot)
+
+
+def cpu_store(mm, va, byte):
+    """A user-mode store: through the page table, faulting when it does not allow it."""
+    e = mm.platform.pt.get(va & ~(PAGE - 1))
+    if e is None or not e[1] & abi.PROT_WRITE:
+        assert mm.handle_fault(va, True, False) is True
+        e = mm.platform.pt[va & ~(PAGE - 1)]
+        assert e[1] & abi.PROT_WRITE
+    mm.ram[e[0] + (va & (PAGE - 1))] = byte
+
+
+def cpu_load(mm, va):
+    e = mm.platform.pt.get(va & ~(PAGE - 1))
+    if e is None:
+        assert mm.handle_fault(va, False, False) is True
+        e = mm.platform.pt[va & ~(PAGE - 1)]
+    return mm.ram[e[0] + (va & (PAGE - 1))]
+
+
+def check(spaces, frames):
+    holders: dict[int, int] = {}
+    for mm, _ in spaces:
+        for vpn, e in mm.pages.items():
+            pa = e & ~0xFFF
+            holders[pa] = holders.get(pa, 0) + 1
+            pte = mm.platform.pt.get(vpn << 12)
+            if e & PROT_MASK:
+                assert pte == (pa, e & PROT_MASK), (hex(vpn), pte, hex(e))
+            else:
+                assert pte is None
+            if e & COW:
+                assert not e & abi.PROT_WRITE
+    for pa, n in holders.items():
+        assert 1 + frames.users(pa) == n, (hex(pa), n)
+        if n > 1:   # a private frame two spaces hold is never writable in either
+            for mm, _ in spaces:
+                for vpn, e in mm.pages.items():
+                    if e & ~0xFFF == pa and not mm.find_vma(vpn << 12).flags & abi.MAP_SHARED:
+                        assert not mm.platform.pt.get(vpn << 12, (0, 0))[1] & abi.PROT_WRITE
+
+
+def test_random_forks_writes_and_exits_match_a_model():
+    plat = FakePlatform()
+    frames = FrameAllocator(1 << 20, RAM, plat.discard)
+    free0 = frames.free_bytes
+    r = random.Random(10)
+    mm = AddressSpace(FakeRoot(plat), frames, 0x7000_0000_0000, [])
+    base = mm.mmap(0, 64 * PAGE, RW, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS)
+    big = mm.mmap(0, 600 * PAGE, RW, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS)     # lazily backed
+    shared = mm.mmap(0, 8 * PAGE, RW, abi.MAP_SHARED | abi.MAP_ANONYMOUS)
+    spaces = [(mm, {})]           # (address space, model: va -> byte for private memory)
+    shared_model: dict[int, int] = {}
+    addrs = [base + i * PAGE + 7 for i in range(64)] + [big + i * PAGE + 3 for i in range(0, 600, 37)]
+    for step in range(3000):
+        op = r.random()
+        i = r.randrange(len(spaces))
+        mm, model = spaces[i]
+        if op < 0.5:
+            va = r.choice(addrs)
+            v = r.randrange(256)
+            cpu_store(mm, va, v) if r.random() < 0.8 else mm.write(va, bytes([v]))
+            model[va] = v
+        elif op < 0.6:
+            va = shared + r.randrange(8) * PAGE + 11
+            v = r.randrange(256)
+            cpu_store(mm, va, v)
+            shared_model[va] = v
+        elif op < 0.7 and len(spaces) < 6:
+            spaces.append((mm.fork(FakeRoot(plat)), dict(model)))
+        elif op < 0.75 and len(spaces) > 1:
+            spaces.pop(i)
+            mm.release()
+        elif op < 0.8:
+            page = base + r.randrange(64) * PAGE
+            mm.mprotect(page, PAGE, abi.PROT_READ)
+            mm.mprotect(page, PAGE, RW)     # back: still copy-on-write where shared
+        else:
+            for va in r.sample(addrs, 5):
+                assert cpu_load(mm, va) == model.get(va, 0), (step, hex(va))
+            for va, v in shared_model.items():
+                assert cpu_load(mm, va) == v
+        if step % 100 == 0:
+            check(spaces, frames)
+    check(spaces, frames)
+    for mm, model in spaces:
+        for va in addrs:
+            assert cpu_load(mm, va) == model.get(va, 0)
+        mm.release()
+    assert frames.free_bytes == free0
+
+
+def test_a_write_after_the_other_side_exited_takes_the_page_back():
+    plat = FakePlatform()
+    frames = FrameAllocator(1 << 20, RAM, plat.discard)
+    mm = AddressSpace(FakeRoot(plat), frames, 0x7000_0000_0000, [])
+    a = mm.mmap(0, PAGE, RW, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS)
+    cpu_store(mm, a, 1)
+    child = mm.fork(FakeRoot(plat))
+    pa = mm.pages[a >> 12] & ~0xFFF
+    child.release()
+    free = frames.free_bytes
+    cpu_store(mm, a, 2)
+    assert mm.pages[a >> 12] & ~0xFFF == pa and frames.free_bytes == free   # no copy made
