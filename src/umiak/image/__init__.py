@@ -8,7 +8,7 @@ An image is an ordinary ext4 file system (e2fsck, debugfs and `mount -o loop` op
 /.umiak/image.json says what to run: entrypoint and cmd (as an OCI image config: ARGS
 on the command line replace cmd), env, cwd, user, memory, ports, and the app kernel
 config it carries (/.umiak/kernel.config). Nothing here is imported by a plain `umiak
-run PROG`: the CLI recognises an image by its superblock magic alone (is_image).
+run PROG`: the CLI recognises an image by its superblock magic alone (cli._is_image).
 """
 
 from __future__ import annotations
@@ -19,16 +19,6 @@ import os
 from umiak.errors import UmiakError
 
 META_PATH = "/.umiak/image.json"
-
-
-def is_image(path: str) -> bool:
-    """An ext2/3/4 file system (magic 0xEF53 at byte 1080) and not an ELF file or a script."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1082)
-    except OSError:
-        return False
-    return len(head) == 1082 and head[1080:1082] == b"\x53\xef" and head[:4] != b"\x7fELF" and head[:2] != b"#!"
 
 
 def _read(fs, guest: str) -> bytes | None:
