@@ -33,7 +33,8 @@ int main(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     printf("realtime after 2020: %s\n", rt.tv_sec > 1577836800 ? "yes" : "no");
-    printf("time() agrees with realtime: %s\n", t - rt.tv_sec <= 1 && t >= rt.tv_sec ? "yes" : "no");
+    printf("time() agrees with realtime: %s\n", t - rt.tv_sec <= 1 && t >= rt.tv_sec - 1 ? "yes" : "no");
+    /* time() reads the coarse clock on Linux: it may lag CLOCK_REALTIME by a tick at a second boundary. */
     printf("gettimeofday agrees: %s\n", tv.tv_sec - rt.tv_sec <= 1 && tv.tv_sec >= rt.tv_sec ? "yes" : "no");
     struct timespec res;
     int rr = clock_getres(CLOCK_MONOTONIC, &res);
