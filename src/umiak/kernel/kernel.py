@@ -210,6 +210,7 @@ class Kernel:
             net.start(self)   # before the program reads /etc/resolv.conf
         envp = [os.fsencode(f"{k}={v}") for k, v in env.items()]
         task = Task(proc, proc.pid)
+        task.nice = os.getpriority(os.PRIO_PROCESS, 0)   # inherited from umiak, as a child's is
         proc.leader = task
         vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None

@@ -134,6 +134,7 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
     real_parent.children.append(proc)
     kernel.processes[pid] = proc
     child.sigmask = task.sigmask
+    child.nice, child.ioprio, child.mempolicy = task.nice, task.ioprio, task.mempolicy
     child.comm = task.comm
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.sigaltstack = task.sigaltstack
