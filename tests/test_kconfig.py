@@ -343,13 +343,14 @@ def test_menuconfig_in_tmux(tmp_path):
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
     session = f"umiak-kconfig-{os.getpid()}"
+    tmux = ["tmux", "-L", session, "-f", "/dev/null"]   # a server of its own: others' tmux never interfere
     env = umiak_env()
     cmd = (f"cd {tmp_path} && PYTHONPATH={env['PYTHONPATH']} XDG_CACHE_HOME={os.environ['XDG_CACHE_HOME']} "
            f"{sys.executable} -m umiak config menuconfig; echo $? > {tmp_path}/status; sleep 60")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
 
     def screen() -> str:
-        return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,
+        return subprocess.run([*tmux, "capture-pane", "-t", session, "-p"], capture_output=True,
                               text=True).stdout
 
     def wait_for(text: str, timeout: float = 30) -> str:
@@ -362,7 +363,7 @@ def test_menuconfig_in_tmux(tmp_path):
         raise AssertionError(f"{text!r} never appeared:\n{screen()}")
 
     def keys(*k):
-        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", session, *k], check=True)
     try:
         wait_for("umiak kernel configuration")
         keys("/")
@@ -384,7 +385,7 @@ def test_menuconfig_in_tmux(tmp_path):
             time.sleep(0.2)
         assert (tmp_path / "status").read_text().strip() == "0", screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
     text = (tmp_path / ".config").read_text()
     assert "# CONFIG_STRACE is not set\n" in text and "CONFIG_SYSCALL_SUMMARY=y\n" in text
     r = umiak("run", "--config", str(tmp_path / ".config"), "--strace", "/bin/true")
