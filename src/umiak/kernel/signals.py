@@ -80,6 +80,26 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
             sf.waitq.notify()
 
 
+def fatal_pending(task) -> bool:
+    """A signal that will end the process is pending (SIGKILL, or a deliverable one whose
+    action is the default termination). fork checks this as Linux's copy_process does, so
+    a child is never made after its parent's group was killed: it would escape the kill."""
+    proc = task.process
+    if proc.exiting or task.killed:
+        return True
+    pending = task.pending | proc.pending
+    if pending & bit(abi.SIGKILL):
+        return True
+    ready = pending & ~task.sigmask
+    while ready:
+        signo = (ready & -ready).bit_length()
+        ready &= ready - 1
+        if action(proc, signo)[0] == abi.SIG_DFL and signo not in abi.IGNORED_BY_DEFAULT \
+                and signo not in _STOP:
+            return True
+    return False
+
+
 def next_signal(task) -> tuple[int, bytes] | None:
     """Dequeue the lowest-numbered deliverable signal. Caller holds kernel.lock."""
     proc = task.process

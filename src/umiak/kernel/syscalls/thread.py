@@ -12,7 +12,7 @@ from umiak.kernel.abi import (CLONE_ARGS, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETT
                               CLONE_FS, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
                               CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD,
                               CLONE_SETTLS, CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM)
-from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, GuestOutOfMemory, SyscallError
+from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, ERESTARTSYS, GuestOutOfMemory, SyscallError
 from umiak.platform.base import RAX, RIP, RSP
 
 # Namespaces: the VM is one of each already.
@@ -33,6 +33,10 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         raise SyscallError(EINVAL)
     if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
         raise SyscallError(EINVAL)
+    if task.has_signal:
+        from umiak.kernel.signals import fatal_pending
+        if fatal_pending(task):
+            raise SyscallError(ERESTARTSYS)   # the signal ends the caller first: no child escapes it
     if len(kernel.tasks) >= kernel.options.max_threads:
         raise SyscallError(EAGAIN)
     creds = task.process.creds
