@@ -31,6 +31,18 @@ def test_vfork_exec_posix_spawn_system_popen(platform, variant):
     compare(platform, [build("proc_spawn", variant)])
 
 
+def test_futexes_between_processes(platform, variant):
+    compare(platform, [build("proc_futex", variant)])
+
+
+@pytest.mark.parametrize("user", [None, "65534:65534"])
+def test_fork_bomb_bounded_by_rlimit_nproc(platform, user):
+    """Every process of the bomb forks until EAGAIN; the supervisor kills the group and
+    reaps it all, and fork works again. Natively (and under umiak as root) the bomb drops
+    to uid 65534 itself; with --user it starts there."""
+    compare(platform, [build("proc_fork_bomb", "glibc-static")], options=[f"--user={user}"] if user else [])
+
+
 SHELL_SCRIPT = ("ls /etc | sort | tail -3; n=$(ls /etc | wc -l); echo \"count $n\"; "
                 "x=$(echo inner $(echo nested)); echo \"$x\"; false || echo \"status $?\"; "
                 "(exit 7); echo \"subshell $?\"; sh -c 'exit 5'; echo \"child $?\"")

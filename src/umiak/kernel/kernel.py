@@ -172,7 +172,7 @@ class Kernel:
         self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
         # Futex waiters by guest address of the futex word (syscalls/futex.py).
-        self.futexes: dict[int, list[Waiter]] = {}
+        self.futexes: dict[object, list[Waiter]] = {}
         # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
         self._net: NetStack | None = None
         self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
