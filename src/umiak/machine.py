@@ -136,8 +136,11 @@ class Machine:
         from_guest = opts.root is not None or opts.image_root is not None
         if not from_guest:
             # The guest's / is the host's: find and check the program before any VM exists.
-            execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
-            path = resolve_program(argv[0])
+            # A PATH given with --env is the one the program's own lookups use: find it there
+            # too (as `env PATH=... prog` does), else a shim on it runs another interpreter.
+            search = (opts.env or {}).get("PATH")
+            path = resolve_program(argv[0], search)
+            execfn = argv[0] if "/" in argv[0] else path
             image, elf_path, argv_b = resolve_binary(
                 lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
             if cfg is not None and elf_path != path:
