@@ -43,6 +43,10 @@ def test_fork_bomb_bounded_by_rlimit_nproc(platform, user):
     compare(platform, [build("proc_fork_bomb", "glibc-static")], options=[f"--user={user}"] if user else [])
 
 
+def test_stop_and_continue(platform, variant):
+    compare(platform, [build("proc_jobctl", variant)])
+
+
 SHELL_SCRIPT = ("ls /etc | sort | tail -3; n=$(ls /etc | wc -l); echo \"count $n\"; "
                 "x=$(echo inner $(echo nested)); echo \"$x\"; false || echo \"status $?\"; "
                 "(exit 7); echo \"subshell $?\"; sh -c 'exit 5'; echo \"child $?\"")

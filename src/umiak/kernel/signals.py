@@ -50,13 +50,16 @@ def is_ignored(process, signo: int) -> bool:
     handler = action(process, signo)[0]
     if handler == abi.SIG_IGN:
         return signo not in (abi.SIGKILL, abi.SIGSTOP)
-    return handler == abi.SIG_DFL and (signo in abi.IGNORED_BY_DEFAULT or signo in _STOP)
+    return handler == abi.SIG_DFL and signo in abi.IGNORED_BY_DEFAULT
 
 
 def send(kernel, process, signo: int, info: bytes, task=None) -> None:
     """Make signo pending (on task, or on the process) and wake whoever can take it.
 
     Caller holds kernel.lock."""
+    if signo == abi.SIGCONT or signo in _STOP:
+        from umiak.kernel.jobctl import sent
+        sent(kernel, process, signo)
     if signo == 0 or is_ignored(process, signo):
         return
     b = bit(signo)
@@ -127,6 +130,9 @@ def deliver(task) -> None:
 
 def _deliver_locked(task, kernel) -> None:
     while True:
+        if task.process.stopped:
+            from umiak.kernel.jobctl import wait_while_stopped
+            wait_while_stopped(task)   # another thread took a stop signal; SIGCONT or SIGKILL ends this
         got = next_signal(task)
         task.recompute_pending()
         if got is None:
@@ -141,7 +147,13 @@ def _deliver_locked(task, kernel) -> None:
         if handler == abi.SIG_IGN and signo != abi.SIGKILL:
             continue
         if handler == abi.SIG_DFL or signo == abi.SIGKILL:
-            if signo in abi.IGNORED_BY_DEFAULT or signo in _STOP:
+            if signo in abi.IGNORED_BY_DEFAULT:
+                continue
+            if signo in _STOP:
+                if kernel.tracer is not None:
+                    kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0, info)
+                from umiak.kernel.jobctl import stop
+                stop(task, signo)
                 continue
             if kernel.tracer is not None:
                 kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0, info)
@@ -150,7 +162,7 @@ def _deliver_locked(task, kernel) -> None:
             kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0],
                                  struct.unpack_from("<Q", info, 16)[0], info)
         if task.restart_nr is not None:
-            if flags & abi.SA_RESTART:
+            if flags & abi.SA_RESTART and not task.restart_nohand:
                 _restart(task)
             task.restart_nr = None
         try:
