@@ -216,7 +216,7 @@ class Tracer:
         tasks = getattr(task.kernel, "tasks", None)
         if tasks is None:
             tasks = getattr(task.process, "tasks", ())
-        pre = f"[pid {task.tid:5d}] " if len(tasks) > 1 else ""
+        pre = f"[pid {task.tid:5d}] " if len(tasks or ()) > 1 else ""
         if self.timestamps:
             if stamp is None:
                 stamp = time.monotonic()
