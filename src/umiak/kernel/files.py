@@ -443,7 +443,7 @@ class HostFile(File):
             ioctl(task, term, req, arg)
             return 0
         if req in (abi.TCGETS, abi.TIOCGWINSZ):
-            size = {abi.TCGETS: 60, abi.TIOCGWINSZ: 8}[req]
+            size = {abi.TCGETS: 36, abi.TIOCGWINSZ: 8}[req]
             try:
                 out = fcntl.ioctl(self.fd, req, bytes(size))
             except OSError as e:
@@ -451,7 +451,7 @@ class HostFile(File):
             task.mm.write(arg, out)
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
-            size = 8 if req == abi.TIOCSWINSZ else 60
+            size = 8 if req == abi.TIOCSWINSZ else 36   # the kernel's struct termios (c_line, 19 c_cc), not glibc's 60 bytes
             data = task.mm.read(arg, size)
             try:
                 fcntl.ioctl(self.fd, req, data)
