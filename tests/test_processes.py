@@ -47,6 +47,23 @@ def test_stop_and_continue(platform, variant):
     compare(platform, [build("proc_jobctl", variant)])
 
 
+def test_clone_fs_shares_cwd_and_umask(platform, variant):
+    compare(platform, [build("proc_clone_fs", variant)])
+
+
+PROC_OF_ANOTHER = ("sleep 3 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
+                   "grep -q ' /usr/bin/sleep$' /proc/$p/maps && echo maps the program; "
+                   "[ \"$(ls /proc/$p/task)\" = \"$p\" ] && echo one task, the leader; "
+                   "grep -E '^(State|Threads):' /proc/$p/status; kill -STOP $p; sleep 0.2; "
+                   "grep State /proc/$p/status; cut -d' ' -f3 /proc/$p/stat; kill -CONT $p; sleep 0.2; "
+                   "grep State /proc/$p/status; kill $p")
+
+
+def test_proc_of_another_process(platform):
+    """/proc/<pid>/fd, maps, task and status of a sibling: asleep (S), stopped (T), again S."""
+    compare(platform, [need("/bin/dash"), "-c", PROC_OF_ANOTHER])
+
+
 SHELL_SCRIPT = ("ls /etc | sort | tail -3; n=$(ls /etc | wc -l); echo \"count $n\"; "
                 "x=$(echo inner $(echo nested)); echo \"$x\"; false || echo \"status $?\"; "
                 "(exit 7); echo \"subshell $?\"; sh -c 'exit 5'; echo \"child $?\"")

@@ -537,6 +537,8 @@ class Kernel:
         tell its parent. Kernel lock held."""
         proc.zombie = True
         proc.release_vfork()
+        if proc.fs_peers is not None:   # CLONE_FS: the others keep sharing without it
+            proc.fs_peers.remove(proc)
         for timer in [*proc.itimers.values(), *proc.posix_timers.values()]:
             timer.cancel()   # a zombie's alarm never fires
         if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):

@@ -133,6 +133,7 @@ class Process:
         self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
         self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
         self.pidfds: list[PidFd] = []          # open pidfds naming this process (woken at its end)
+        self.fs_peers: list[Process] | None = None   # processes sharing cwd and umask (CLONE_FS)
         # Job control (kernel/jobctl.py): stopped by a stop signal; a stop or a continue
         # that wait4(WUNTRACED / WCONTINUED) has yet to report.
         self.stopped = False
@@ -145,6 +146,15 @@ class Process:
         if self.exit_signal:
             return self.exit_signal & 0x7F
         return (self.exit_status & 0xFF) << 8
+
+    def set_fs(self, cwd: str | None = None, umask: int | None = None) -> None:
+        """chdir/fchdir/umask: the change reaches every process that shares this one's
+        fs_struct (clone with CLONE_FS)."""
+        for p in self.fs_peers or (self,):
+            if cwd is not None:
+                p.cwd = cwd
+            if umask is not None:
+                p.umask = umask
 
     def release_vfork(self) -> None:
         """The vfork parent may run again (this child exec'd or exited). Kernel lock held."""

@@ -112,6 +112,11 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
     pid = kernel.alloc_pid()
     proc = Process(kernel, pid, mm, fds, parent.cwd)
     proc.umask = parent.umask
+    if flags & CLONE_FS:   # one fs_struct: a chdir or umask in either is seen by both
+        if parent.fs_peers is None:
+            parent.fs_peers = [parent]
+        parent.fs_peers.append(proc)
+        proc.fs_peers = parent.fs_peers
     proc.exe, proc.comm = parent.exe, parent.comm
     proc.argv, proc.envp, proc.auxv = list(parent.argv), list(parent.envp), list(parent.auxv)
     proc.creds = copy.deepcopy(parent.creds)
@@ -164,7 +169,7 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
 
 
 def sys_clone(task, flags, stack, parent_tid, child_tid, tls):
-    """clone(2): no namespaces (EINVAL); CLONE_FS copies cwd and umask instead of sharing them."""
+    """clone(2): no namespaces (EINVAL)."""
     if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
         raise SyscallError(EINVAL)   # both would use parent_tid
     return _clone(task, flags & ~0xFF, stack, parent_tid, child_tid, tls, flags & 0xFF, parent_tid)
