@@ -31,6 +31,39 @@ def test_vfork_exec_posix_spawn_system_popen(platform, variant):
     compare(platform, [build("proc_spawn", variant)])
 
 
+def test_futexes_between_processes(platform, variant):
+    compare(platform, [build("proc_futex", variant)])
+
+
+@pytest.mark.parametrize("user", [None, "65534:65534"])
+def test_fork_bomb_bounded_by_rlimit_nproc(platform, user):
+    """Every process of the bomb forks until EAGAIN; the supervisor kills the group and
+    reaps it all, and fork works again. Natively (and under umiak as root) the bomb drops
+    to uid 65534 itself; with --user it starts there."""
+    compare(platform, [build("proc_fork_bomb", "glibc-static")], options=[f"--user={user}"] if user else [])
+
+
+def test_stop_and_continue(platform, variant):
+    compare(platform, [build("proc_jobctl", variant)])
+
+
+def test_clone_fs_shares_cwd_and_umask(platform, variant):
+    compare(platform, [build("proc_clone_fs", variant)])
+
+
+PROC_OF_ANOTHER = ("sleep 3 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
+                   "grep -q ' /usr/bin/sleep$' /proc/$p/maps && echo maps the program; "
+                   "[ \"$(ls /proc/$p/task)\" = \"$p\" ] && echo one task, the leader; "
+                   "grep -E '^(State|Threads):' /proc/$p/status; kill -STOP $p; sleep 0.2; "
+                   "grep State /proc/$p/status; cut -d' ' -f3 /proc/$p/stat; kill -CONT $p; sleep 0.2; "
+                   "grep State /proc/$p/status; kill $p")
+
+
+def test_proc_of_another_process(platform):
+    """/proc/<pid>/fd, maps, task and status of a sibling: asleep (S), stopped (T), again S."""
+    compare(platform, [need("/bin/dash"), "-c", PROC_OF_ANOTHER])
+
+
 SHELL_SCRIPT = ("ls /etc | sort | tail -3; n=$(ls /etc | wc -l); echo \"count $n\"; "
                 "x=$(echo inner $(echo nested)); echo \"$x\"; false || echo \"status $?\"; "
                 "(exit 7); echo \"subshell $?\"; sh -c 'exit 5'; echo \"child $?\"")
@@ -201,3 +234,95 @@ def test_out_of_memory_kills_the_largest_process_and_the_others_go_on(platform):
         "big parent: killed by 9", "child wrote every page: 1", "orphaned child: exited 0"], r.describe()
     assert "umiak: guest out of memory (64 MiB; raise it with -m): killed process 2 (proc_oom-" in err, err
     assert "Traceback" not in err
+
+
+def _drive_pty(argv: list[str], env: dict, steps, cwd, timeout: float = 60.0) -> tuple[int, bytes]:
+    """Run argv with a new pseudo-terminal as its controlling terminal and stdio, as a
+    terminal emulator does; steps are (bytes typed, bytes to wait for, seconds to let pass)."""
+    import fcntl
+    import pty
+    import select
+    import subprocess
+    import termios
+    import time
+    master, slave = pty.openpty()
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
+                         preexec_fn=own_terminal)
+    os.close(slave)
+    out = bytearray()
+
+    def pump(mark: int, until: bytes | None, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while until is None or until not in out[mark:]:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([master], [], [], left)[0]:
+                if until is None:
+                    return
+                raise AssertionError(f"no {until!r} after {seconds}s; the terminal shows:\n{out.decode(errors='replace')}")
+            try:
+                out.extend(os.read(master, 4096))
+            except OSError:   # the other side closed
+                if until is None:
+                    return
+                raise AssertionError(f"ended before {until!r}:\n{out.decode(errors='replace')}") from None
+    try:
+        for typed, expect, pause in steps:
+            mark = len(out)
+            if typed:
+                os.write(master, typed)
+            if expect:
+                pump(mark, expect, timeout)
+            if pause:
+                pump(mark, None, pause)
+        p.wait(timeout=timeout)
+        pump(len(out), None, 0.2)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return p.returncode, bytes(out)
+
+
+JOB = "trap 'echo continued' CONT\necho started\nwhile :; do sleep 0.1; done\n"
+
+
+def test_bash_job_control_under_a_terminal(platform, tmp_path):
+    """An interactive bash on a terminal: Ctrl-Z stops the foreground job ("Stopped"), fg
+    gives it the terminal and continues it, Ctrl-C ends it (status 130), and a background
+    job that reads the terminal is stopped by SIGTTIN. The same dialogue natively."""
+    import sys
+    from harness import REPO
+    need("/bin/bash")
+    (tmp_path / "job.sh").write_text(JOB)
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/", "TERM": "dumb", "PS1": "$ ", "LANG": "C", "LC_ALL": "C"}
+    bash = ["/bin/bash", "--norc", "--noprofile", "-i"]
+    steps = [
+        (None, b"$ ", 0),
+        (b"sh job.sh\n", b"started", 0.3),
+        (b"\x1a", b"Stopped                 sh job.sh\r\n$ ", 0),
+        (b"fg\n", b"continued", 0.3),
+        (b"\x03", b"$ ", 0),
+        (b"echo status $?\n", b"status 130", 0),
+        (b"cat > /dev/null &\n", b"$ ", 0),
+        (b"sleep 3; jobs\n", b"$ ", 0),
+        (b"kill -9 %1; sleep 0.5\n", b"$ ", 0),
+        (b"exit 3\n", None, 0),
+    ]
+    results = {}
+    for where in ("native", "umiak"):
+        argv = bash if where == "native" else [
+            sys.executable, "-m", "umiak", "run", f"--platform={platform}", f"--volume={tmp_path}:{tmp_path}",
+            *[f"--env={k}={v}" for k, v in env.items()], *bash]
+        run_env = dict(env, PYTHONPATH=str(REPO / "src")) if where == "umiak" else env
+        results[where] = _drive_pty(argv, run_env, steps, tmp_path, timeout=90)
+    for where, (status, out) in results.items():
+        text = out.decode(errors="replace")
+        assert status == 3, f"{where}: status {status}\n{text}"
+        assert "[1]+  Stopped                 sh job.sh" in text, f"{where}:\n{text}"
+        assert "status 130" in text and "[1]+  Stopped                 cat > /dev/null" in text, f"{where}:\n{text}"
+        assert "no job control" not in text and "Traceback" not in text, f"{where}:\n{text}"

@@ -621,3 +621,43 @@ def test_thread_exit_line(tmp_path):
     ours, _ = umiak_strace(exe, [], tmp_path)
     assert [ln for ln in _pids(ours) if "+++" in ln] == ["[pid N] +++ exited with 0 +++", "+++ exited with 0 +++"]
     assert [re.sub(r"^\d+ +", "", ln) for ln in native if "+++" in ln] == ["+++ exited with 0 +++"] * 2
+
+
+@needs_tools
+def test_forked_child_lines_carry_its_pid(tmp_path):
+    """As strace -f: the child's calls and its end carry `[pid N]` while two tasks exist;
+    the same lines (pids aside) as Linux's."""
+    exe = build("strace_fork")
+    native, _ = native_strace(exe, [], tmp_path, "-f")
+    ours, up = umiak_strace(exe, [], tmp_path)
+    assert (up.returncode, up.stdout) == (0, b"child\nparent\n"), up.stderr.decode()
+    fork = next(ln for ln in ours if ln.startswith(("clone(", "fork(")) and re.search(r"= \d+$", ln))
+    child = int(fork.rsplit("=", 1)[1])
+    text = "\n".join(ours)
+    assert L(f'[pid {child:5d}] write(1, "child\\n", 6)', "6") in text, text
+    assert f"[pid {child:5d}] exit_group(3)" in text and f"[pid {child:5d}] +++ exited with 3 +++" in text, text
+    assert ours[-3:] == [L('write(1, "parent\\n", 7)', "7"), L("exit_group(0)", "?"), "+++ exited with 0 +++"]
+    strip = [re.sub(r"^\[pid +\d+\] ", "", ln) for ln in normalise(ours)]
+    theirs = normalise(native)
+    for want in ('write(1, "child\\n", 6) = 6', "+++ exited with 3 +++", 'write(1, "parent\\n", 7) = 7'):
+        assert want in strip and want in theirs, want
+
+
+@needs_tools
+def test_syscall_summary_counts_every_process(tmp_path):
+    """--syscall-summary covers the whole tree, as strace -f -c: the shell's forks, its
+    children's execve (and the first one) and the pipeline's pipe."""
+    script = tmp_path / "s.sh"
+    script.write_text("/bin/true; /bin/echo hi | /bin/cat; /bin/true\n")
+    out = tmp_path / "native.c"
+    subprocess.run([STRACE, "-f", "-c", "-o", str(out), "/bin/dash", str(script)], capture_output=True, check=True)
+    theirs = summary_rows(out.read_text())
+    p = umiak(Path("/bin/dash"), [str(script)], "--syscall-summary")
+    assert p.returncode == 0 and p.stdout == b"hi\n", p.stderr.decode()
+    ours = summary_rows(p.stderr.decode())
+
+    def calls(rows, *names):
+        return sum(int(rows[n][3]) for n in names if n in rows)
+    assert calls(ours, "execve") == calls(theirs, "execve") == 5
+    assert calls(ours, "clone", "fork", "vfork") == calls(theirs, "clone", "fork", "vfork") == 4
+    assert calls(ours, "pipe", "pipe2") == calls(theirs, "pipe", "pipe2") == 1

@@ -136,8 +136,11 @@ class Machine:
         from_guest = opts.root is not None or opts.image_root is not None
         if not from_guest:
             # The guest's / is the host's: find and check the program before any VM exists.
-            execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
-            path = resolve_program(argv[0])
+            # A PATH given with --env is the one the program's own lookups use: find it there
+            # too (as `env PATH=... prog` does), else a shim on it runs another interpreter.
+            search = (opts.env or {}).get("PATH")
+            path = resolve_program(argv[0], search)
+            execfn = argv[0] if "/" in argv[0] else path
             image, elf_path, argv_b = resolve_binary(
                 lambda p: _read_program(p, argv[0] if p == path else p), path, argv_b)
             if cfg is not None and elf_path != path:
@@ -330,13 +333,14 @@ def _stop_guest(kernel, process, status: int, why: str) -> None:
 
 
 class _forward_host_signals:
-    """While the guest runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT to umiak go to the guest.
+    """While the guest runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT to umiak go to the guest, and
+    SIGTSTP (Ctrl-Z) when a shell in the VM has a job in the terminal's foreground.
 
     A second Ctrl-C within a second kills the VM (status 130), so a guest that
     ignores SIGINT or is deadlocked can always be stopped.
     """
 
-    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGTSTP")
 
     def __init__(self, kernel, process):
         self.kernel, self.process = kernel, process
@@ -362,12 +366,35 @@ class _forward_host_signals:
     def _handler(self, signo, frame):
         import threading
         import time
+        if signo == 20 and not self._guest_job_in_foreground():
+            self._stop_self()
+            return
         now = time.monotonic()
         force = signo == 2 and now - self.last_int < 1.0
         if signo == 2:
             self.last_int = now
         # The handler may run while this thread holds the kernel lock: act from another thread.
         threading.Thread(target=self._deliver, args=(signo, force), daemon=True).start()
+
+    def _guest_job_in_foreground(self) -> bool:
+        """A shell in the VM gave the terminal to one of its jobs (Ctrl-Z is for that job)."""
+        from umiak.kernel.jobctl import foreground_group
+        try:
+            fg = foreground_group(self.kernel)   # reads only; the lock may be held by this thread
+        except RuntimeError:                     # a table changed under the read
+            return False
+        return fg is not None and fg != self.process.pgid
+
+    def _stop_self(self) -> None:
+        """Ctrl-Z with no job of the VM in the foreground: umiak itself stops, as any
+        program does (the host shell's job control), and goes on when continued."""
+        import os
+        import signal
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)
+        finally:
+            signal.signal(signal.SIGTSTP, self._handler)
 
     def _deliver(self, signo: int, force: bool) -> None:
         from umiak.kernel.signals import make_siginfo

@@ -18,6 +18,7 @@ from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR,
 
 if TYPE_CHECKING:
     from umiak.kernel.interfaces import Mappable
+    from umiak.kernel.jobctl import Terminal
     from umiak.kernel.pagecache import HostCache, PageCaches
     from umiak.kernel.vfs.core import Loc
     from umiak.kernel.vfs.memfs import MemInode
@@ -233,6 +234,7 @@ class HostFile(File):
         self.owned = owned
         self.loc = loc
         self._regular: bool | None = None
+        self._tty: bool | None = None
         self._key: tuple[int, int] | None = None
         if caches is not None:
             self.caches = caches
@@ -421,20 +423,35 @@ class HostFile(File):
         except OSError as e:
             raise oserror(e) from None
 
+    def terminal(self, kernel) -> "Terminal | None":
+        """The job-control state of this host tty (kernel/jobctl.py); None if not a tty."""
+        if self._tty is None:
+            self._tty = not self._is_regular() and self.fd >= 0 and os.isatty(self.fd)
+        if not self._tty:
+            return None
+        from umiak.kernel.jobctl import host_terminal
+        return host_terminal(kernel, self.fd)
+
     def ioctl(self, task, req: int, arg: int) -> int:
         import fcntl
-        if req in (abi.TCGETS, abi.TIOCGWINSZ, abi.TIOCGPGRP):
-            size = {abi.TCGETS: 60, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
+        if req in (abi.TIOCGPGRP, abi.TIOCSPGRP, abi.TIOCSCTTY, abi.TIOCNOTTY, abi.TIOCGSID):
+            # The guest's own process groups and sessions, never the host's.
+            term = self.terminal(task.kernel)
+            if term is None:
+                raise SyscallError(ENOTTY)
+            from umiak.kernel.jobctl import ioctl
+            ioctl(task, term, req, arg)
+            return 0
+        if req in (abi.TCGETS, abi.TIOCGWINSZ):
+            size = {abi.TCGETS: 36, abi.TIOCGWINSZ: 8}[req]
             try:
                 out = fcntl.ioctl(self.fd, req, bytes(size))
             except OSError as e:
                 raise oserror(e) from None
-            if req == abi.TIOCGPGRP:
-                out = task.process.pgid.to_bytes(4, "little")
             task.mm.write(arg, out)
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
-            size = 8 if req == abi.TIOCSWINSZ else 60
+            size = 8 if req == abi.TIOCSWINSZ else 36   # the kernel's struct termios (c_line, 19 c_cc), not glibc's 60 bytes
             data = task.mm.read(arg, size)
             try:
                 fcntl.ioctl(self.fd, req, data)

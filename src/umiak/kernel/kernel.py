@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from umiak.kernel.mm import AddressSpace
     from umiak.kernel.net.stack import NetStack
     from umiak.kernel.process import Process, Task
+    from umiak.kernel.jobctl import Terminal
     from umiak.kernel.syscalls.futex import Waiter
     from umiak.kernel.timers import TimerQueue
     from umiak.kernel.vfs.core import VFS
@@ -172,7 +173,8 @@ class Kernel:
         self.anon_minors = itertools.count(41)
         self.cpu_features = platform.cpu_features()
         # Futex waiters by guest address of the futex word (syscalls/futex.py).
-        self.futexes: dict[int, list[Waiter]] = {}
+        self.futexes: dict[object, list[Waiter]] = {}
+        self.terminals: dict[int, "Terminal"] = {}   # host ttys' job-control state, by device (jobctl.py)
         # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
         self._net: NetStack | None = None
         self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
@@ -535,6 +537,8 @@ class Kernel:
         tell its parent. Kernel lock held."""
         proc.zombie = True
         proc.release_vfork()
+        if proc.fs_peers is not None:   # CLONE_FS: the others keep sharing without it
+            proc.fs_peers.remove(proc)
         for timer in [*proc.itimers.values(), *proc.posix_timers.values()]:
             timer.cancel()   # a zombie's alarm never fires
         if not any(p.fds is proc.fds and not p.zombie for p in self.processes.values()):
@@ -573,16 +577,19 @@ class Kernel:
             self._notify_parent(proc)
 
     def host_signal(self, signo: int, info: bytes) -> None:
-        """A signal sent to `umiak run` itself. SIGINT and SIGQUIT (a terminal's Ctrl-C and
-        Ctrl-\\) go to pid 1's process group, as a terminal sends them to its foreground
-        group; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
+        """A signal sent to `umiak run` itself. SIGINT, SIGQUIT and SIGTSTP (a terminal's
+        Ctrl-C, Ctrl-\\ and Ctrl-Z) go to the foreground group of pid 1's terminal (pid 1's
+        own group until a shell in the VM hands the terminal to a job), as a terminal sends
+        them; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
+        from umiak.kernel.jobctl import foreground_group
         from umiak.kernel.signals import send
         init = self.processes.get(1)
         if init is None or init.zombie:
             return
         targets = [init]
-        if signo in (abi.SIGINT, abi.SIGQUIT):
-            targets = [p for p in self.processes.values() if p.pgid == init.pgid and not p.zombie]
+        if signo in (abi.SIGINT, abi.SIGQUIT, abi.SIGTSTP):
+            fg = foreground_group(self) or init.pgid
+            targets = [p for p in self.processes.values() if p.pgid == fg and not p.zombie]
         for p in targets:
             send(self, p, signo, info)
 
@@ -655,7 +662,7 @@ class Kernel:
 
     def _loop(self, task) -> None:
         """The life of one task: run its vCPU, serve what stops it, deliver signals."""
-        from umiak.kernel.errors import ERESTARTSYS, EINTR
+        from umiak.kernel.errors import ERESTARTNOHAND, ERESTARTSYS, EINTR
         from umiak.kernel.process import TaskKilled
         from umiak.kernel.signals import deliver
         import threading
@@ -692,7 +699,10 @@ class Kernel:
                 if ret is REGS_SET:
                     continue
                 if ret == -ERESTARTSYS:
-                    task.restart_nr = nr
+                    task.restart_nr, task.restart_nohand = nr, False
+                    ret = -EINTR
+                elif ret == -ERESTARTNOHAND:   # restarted unless a handler runs (a stop, say)
+                    task.restart_nr, task.restart_nohand = nr, True
                     ret = -EINTR
                 set_result(ret)
                 if task.has_signal:

@@ -133,12 +133,28 @@ class Process:
         self.pdeath_signal = 0                 # PR_SET_PDEATHSIG: sent when the parent ends
         self.subreaper = False                 # PR_SET_CHILD_SUBREAPER: orphans below come here
         self.pidfds: list[PidFd] = []          # open pidfds naming this process (woken at its end)
+        self.fs_peers: list[Process] | None = None   # processes sharing cwd and umask (CLONE_FS)
+        # Job control (kernel/jobctl.py): stopped by a stop signal; a stop or a continue
+        # that wait4(WUNTRACED / WCONTINUED) has yet to report.
+        self.stopped = False
+        self.stop_signal = 0
+        self.stop_report = False
+        self.cont_report = False
 
     def wait_status(self) -> int:
-        """The status word wait4 reports: exit code << 8, or the signal that killed it."""
+        """The status word wait4 reports for a zombie: exit code << 8, or the signal that killed it."""
         if self.exit_signal:
             return self.exit_signal & 0x7F
         return (self.exit_status & 0xFF) << 8
+
+    def set_fs(self, cwd: str | None = None, umask: int | None = None) -> None:
+        """chdir/fchdir/umask: the change reaches every process that shares this one's
+        fs_struct (clone with CLONE_FS)."""
+        for p in self.fs_peers or (self,):
+            if cwd is not None:
+                p.cwd = cwd
+            if umask is not None:
+                p.umask = umask
 
     def release_vfork(self) -> None:
         """The vfork parent may run again (this child exec'd or exited). Kernel lock held."""
@@ -172,12 +188,14 @@ class Task:
         self.host_thread = None       # threading ident of the host thread driving the vCPU
         self.cpu_start = 0.0
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
+        self.restart_nohand = False   # ... only if no handler runs (ERESTARTNOHAND: sleeps, pause)
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)
         self.nice = 0                 # setpriority(2): per thread, inherited by new threads
         self.ioprio = 0               # ioprio_set(2): IOPRIO_CLASS_NONE until set
         self.mempolicy = (0, 0)       # set_mempolicy(2): (mode with flags, node mask)
         self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
+        self.sleeping = False         # in Task.wait (/proc's S state)
         self._polling = False
         process.tasks[tid] = self
         process.kernel.tasks[tid] = self
@@ -187,7 +205,7 @@ class Task:
         """Refresh has_signal. Caller holds the kernel lock."""
         p = self.process
         blockable = ~self.sigmask | (1 << 8) | (1 << 18)  # SIGKILL, SIGSTOP cannot be blocked
-        self.has_signal = bool((self.pending | p.pending) & blockable) or p.exiting or self.killed
+        self.has_signal = bool((self.pending | p.pending) & blockable) or p.exiting or self.killed or p.stopped
 
     def set_sigmask(self, mask: int) -> None:
         self.sigmask = mask & ~((1 << 8) | (1 << 18))
@@ -213,6 +231,14 @@ class Task:
         """Sleep until ready() is true (or a host fd in host_fds is ready); False on
         timeout. EINTR (as ERESTARTSYS) when a signal arrives. Caller holds the kernel
         lock; it is released while asleep."""
+        self.sleeping = True   # /proc's S state
+        try:
+            return self._wait(ready, timeout, interruptible, host_fds)
+        finally:
+            self.sleeping = False
+
+    def _wait(self, ready, timeout: float | None = None, interruptible: bool = True,
+              host_fds: list[tuple[int, int]] | None = None) -> bool:
         from umiak.kernel.errors import ERESTARTSYS, SyscallError
         deadline = None if timeout is None else time.monotonic() + timeout
         while not ready():

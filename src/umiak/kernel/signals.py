@@ -50,13 +50,16 @@ def is_ignored(process, signo: int) -> bool:
     handler = action(process, signo)[0]
     if handler == abi.SIG_IGN:
         return signo not in (abi.SIGKILL, abi.SIGSTOP)
-    return handler == abi.SIG_DFL and (signo in abi.IGNORED_BY_DEFAULT or signo in _STOP)
+    return handler == abi.SIG_DFL and signo in abi.IGNORED_BY_DEFAULT
 
 
 def send(kernel, process, signo: int, info: bytes, task=None) -> None:
     """Make signo pending (on task, or on the process) and wake whoever can take it.
 
     Caller holds kernel.lock."""
+    if signo == abi.SIGCONT or signo in _STOP:
+        from umiak.kernel.jobctl import sent
+        sent(kernel, process, signo)
     if signo == 0 or is_ignored(process, signo):
         return
     b = bit(signo)
@@ -78,6 +81,26 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
     for sf in process.signalfds:
         if sf.mask & b:
             sf.waitq.notify()
+
+
+def fatal_pending(task) -> bool:
+    """A signal that will end the process is pending (SIGKILL, or a deliverable one whose
+    action is the default termination). fork checks this as Linux's copy_process does, so
+    a child is never made after its parent's group was killed: it would escape the kill."""
+    proc = task.process
+    if proc.exiting or task.killed:
+        return True
+    pending = task.pending | proc.pending
+    if pending & bit(abi.SIGKILL):
+        return True
+    ready = pending & ~task.sigmask
+    while ready:
+        signo = (ready & -ready).bit_length()
+        ready &= ready - 1
+        if action(proc, signo)[0] == abi.SIG_DFL and signo not in abi.IGNORED_BY_DEFAULT \
+                and signo not in _STOP:
+            return True
+    return False
 
 
 def next_signal(task) -> tuple[int, bytes] | None:
@@ -107,6 +130,9 @@ def deliver(task) -> None:
 
 def _deliver_locked(task, kernel) -> None:
     while True:
+        if task.process.stopped:
+            from umiak.kernel.jobctl import wait_while_stopped
+            wait_while_stopped(task)   # another thread took a stop signal; SIGCONT or SIGKILL ends this
         got = next_signal(task)
         task.recompute_pending()
         if got is None:
@@ -121,7 +147,13 @@ def _deliver_locked(task, kernel) -> None:
         if handler == abi.SIG_IGN and signo != abi.SIGKILL:
             continue
         if handler == abi.SIG_DFL or signo == abi.SIGKILL:
-            if signo in abi.IGNORED_BY_DEFAULT or signo in _STOP:
+            if signo in abi.IGNORED_BY_DEFAULT:
+                continue
+            if signo in _STOP:
+                if kernel.tracer is not None:
+                    kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0, info)
+                from umiak.kernel.jobctl import stop
+                stop(task, signo)
                 continue
             if kernel.tracer is not None:
                 kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0], 0, info)
@@ -130,7 +162,7 @@ def _deliver_locked(task, kernel) -> None:
             kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0],
                                  struct.unpack_from("<Q", info, 16)[0], info)
         if task.restart_nr is not None:
-            if flags & abi.SA_RESTART:
+            if flags & abi.SA_RESTART and not task.restart_nohand:
                 _restart(task)
             task.restart_nr = None
         try:

@@ -160,7 +160,11 @@ class Tracer:
 
     def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
         """strace's first line, for the program umiak starts: execve("./prog", ["./prog"], 0x7ff... /* 3 vars */) = 0."""
-        if not self.strace or not self.selected(59):
+        if not self.selected(59):
+            return
+        if self.summary:
+            self._count(59, 0.0, False)   # strace -c counts the execve it started the program with
+        if not self.strace:
             return
         items = [decode.quote(a[:decode.MAX_STRLEN]) + ("..." if len(a) > decode.MAX_STRLEN else "")
                  for a in argv[:decode.MAX_ARRAY]]
@@ -207,8 +211,12 @@ class Tracer:
 
     # -- lines -----------------------------------------------------------------------
     def _prefix(self, task, stamp: float | None = None) -> str:
-        """[pid  N] while the program has more than one thread, then -r's relative time."""
-        pre = f"[pid {task.tid:5d}] " if len(getattr(task.process, "tasks", ())) > 1 else ""
+        """[pid  N] while the VM has more than one task (threads of any process, as strace -f
+        prints while it traces more than one), then -r's relative time."""
+        tasks = getattr(task.kernel, "tasks", None)
+        if tasks is None:
+            tasks = getattr(task.process, "tasks", ())
+        pre = f"[pid {task.tid:5d}] " if len(tasks or ()) > 1 else ""
         if self.timestamps:
             if stamp is None:
                 stamp = time.monotonic()

@@ -105,7 +105,7 @@ def sys_chdir(task, path):
     if not loc.is_dir:
         raise SyscallError(ENOTDIR)
     check_access(task, loc, abi.X_OK)
-    task.process.cwd = loc.path
+    task.process.set_fs(cwd=loc.path)
     return 0
 
 
@@ -115,7 +115,7 @@ def sys_fchdir(task, fd):
     if f.loc is None or not f.loc.is_dir:
         raise SyscallError(ENOTDIR)
     check_access(task, f.loc, abi.X_OK)
-    task.process.cwd = f.loc.path
+    task.process.set_fs(cwd=f.loc.path)
     return 0
 
 

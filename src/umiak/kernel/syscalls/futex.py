@@ -1,7 +1,11 @@
-"""futex(2): wait queues keyed by the futex word's address, robust lists at thread exit.
+"""futex(2): wait queues keyed as Linux keys futexes, robust lists at thread exit.
 
-umiak runs one process per VM, so private and shared futexes live in the same
-table, keyed by guest-virtual address.
+A private futex (FUTEX_PRIVATE_FLAG), or a shared one in a private mapping, is
+keyed by its address space and virtual address: forked processes use the same
+addresses for different words. A shared futex in a MAP_SHARED mapping (a
+process-shared semaphore in /dev/shm, a memfd, a shared anonymous mapping) is
+keyed by the guest-physical address of its word, the same in every process
+that maps the page wherever it maps it (Linux keys it by inode and offset).
 """
 
 import struct
@@ -9,7 +13,7 @@ import time
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (FUTEX_BITSET_MATCH_ANY, FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_OWNER_DIED,
-                              FUTEX_REQUEUE, FUTEX_TID_MASK, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAITERS,
+                              FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, MAP_SHARED, FUTEX_TID_MASK, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAITERS,
                               FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, s32)
 from umiak.kernel.errors import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
 
@@ -17,13 +21,33 @@ from umiak.kernel.errors import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
 class Waiter:
     __slots__ = ("task", "bitset", "woken", "addr")
 
-    def __init__(self, task, addr: int, bitset: int):
-        self.task, self.addr, self.bitset, self.woken = task, addr, bitset, False
+    def __init__(self, task, addr, bitset: int):
+        self.task, self.addr, self.bitset, self.woken = task, addr, bitset, False   # addr: the key
 
 
-def wake(task, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
-    """Wake up to n waiters on addr whose bitset matches. Caller holds the kernel lock."""
-    queues = task.kernel.futexes
+def futex_key(task, addr: int, op: int = 0):
+    """The wait-queue key of the futex word at addr (see the module docstring)."""
+    mm = task.mm
+    if not op & FUTEX_PRIVATE_FLAG:
+        vma = mm.find_vma(addr)
+        if vma is not None and vma.flags & MAP_SHARED:
+            e = mm.pages.get(addr >> 12)
+            if e is None:
+                mm.read_u32(addr & ~3)        # fault the shared page in (EFAULT if it cannot be)
+                e = mm.pages.get(addr >> 12)
+            if e is not None:
+                return (e & ~0xFFF) | (addr & 0xFFF)
+    return (mm, addr)
+
+
+def wake(task, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY, op: int = 0) -> int:
+    """Wake up to n waiters on the futex at addr whose bitset matches (a shared futex
+    unless op has FUTEX_PRIVATE_FLAG). Caller holds the kernel lock."""
+    return _wake_key(task.kernel, futex_key(task, addr, op), n, bitset)
+
+
+def _wake_key(kernel, addr, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
+    queues = kernel.futexes
     q = queues.get(addr)
     if not q:
         return 0
@@ -55,11 +79,12 @@ def _timeout(task, utime: int, absolute: bool, realtime: bool) -> float | None:
     return t
 
 
-def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
-    if addr & 3:
+def _wait(task, uaddr: int, op: int, val: int, timeout: float | None, bitset: int) -> int:
+    if uaddr & 3:
         raise SyscallError(EINVAL)
-    if task.mm.read_u32(addr) != val & 0xFFFFFFFF:
+    if task.mm.read_u32(uaddr) != val & 0xFFFFFFFF:
         raise SyscallError(EAGAIN)
+    addr = futex_key(task, uaddr, op)
     w = Waiter(task, addr, bitset)
     task.kernel.futexes.setdefault(addr, []).append(w)
     try:
@@ -76,8 +101,9 @@ def _wait(task, addr: int, val: int, timeout: float | None, bitset: int) -> int:
     return 0
 
 
-def _requeue(task, addr: int, n_wake: int, n_move: int, addr2: int) -> int:
-    done = wake(task, addr, n_wake)
+def _requeue(task, uaddr: int, op: int, n_wake: int, n_move: int, uaddr2: int) -> int:
+    addr, addr2 = futex_key(task, uaddr, op), futex_key(task, uaddr2, op)
+    done = _wake_key(task.kernel, addr, n_wake)
     queues = task.kernel.futexes
     q = queues.get(addr, [])
     moved = 0
@@ -91,7 +117,7 @@ def _requeue(task, addr: int, n_wake: int, n_move: int, addr2: int) -> int:
     return done + moved
 
 
-def _wake_op(task, addr1: int, n1: int, n2: int, addr2: int, op: int) -> int:
+def _wake_op(task, addr1: int, n1: int, n2: int, addr2: int, op: int, flags: int) -> int:
     kind, cmp = (op >> 28) & 7, (op >> 24) & 15
     oparg, cmparg = (op >> 12) & 0xFFF, op & 0xFFF
     if op >> 31:
@@ -102,11 +128,11 @@ def _wake_op(task, addr1: int, n1: int, n2: int, addr2: int, op: int) -> int:
     if kind not in ops:
         raise SyscallError(ENOSYS)
     task.mm.write_u32(addr2, ops[kind](old) & 0xFFFFFFFF)
-    n = wake(task, addr1, n1)
+    n = wake(task, addr1, n1, op=flags)
     so = s32(old)
     tests = {0: so == cmparg, 1: so != cmparg, 2: so < cmparg, 3: so <= cmparg, 4: so > cmparg, 5: so >= cmparg}
     if tests.get(cmp, False):
-        n += wake(task, addr2, n2)
+        n += wake(task, addr2, n2, op=flags)
     return n
 
 
@@ -115,25 +141,25 @@ def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     cmd = op & 127
     realtime = bool(op & FUTEX_CLOCK_REALTIME)
     if cmd == FUTEX_WAIT:
-        return _wait(task, uaddr, val, _timeout(task, utime, False, realtime), FUTEX_BITSET_MATCH_ANY)
+        return _wait(task, uaddr, op, val, _timeout(task, utime, False, realtime), FUTEX_BITSET_MATCH_ANY)
     if cmd == FUTEX_WAIT_BITSET:
         if val3 & 0xFFFFFFFF == 0:
             raise SyscallError(EINVAL)
-        return _wait(task, uaddr, val, _timeout(task, utime, True, realtime), val3)
+        return _wait(task, uaddr, op, val, _timeout(task, utime, True, realtime), val3)
     if cmd == FUTEX_WAKE:
-        return wake(task, uaddr, s32(val) if s32(val) > 0 else 0)
+        return wake(task, uaddr, s32(val) if s32(val) > 0 else 0, op=op)
     if cmd == FUTEX_WAKE_BITSET:
         if val3 & 0xFFFFFFFF == 0:
             raise SyscallError(EINVAL)
-        return wake(task, uaddr, s32(val), val3)
+        return wake(task, uaddr, s32(val), val3, op)
     if cmd == FUTEX_REQUEUE:
-        return _requeue(task, uaddr, s32(val), utime & 0x7FFFFFFF, uaddr2)
+        return _requeue(task, uaddr, op, s32(val), utime & 0x7FFFFFFF, uaddr2)
     if cmd == FUTEX_CMP_REQUEUE:
         if task.mm.read_u32(uaddr) != val3 & 0xFFFFFFFF:
             raise SyscallError(EAGAIN)
-        return _requeue(task, uaddr, s32(val), utime & 0x7FFFFFFF, uaddr2)
+        return _requeue(task, uaddr, op, s32(val), utime & 0x7FFFFFFF, uaddr2)
     if cmd == FUTEX_WAKE_OP:
-        return _wake_op(task, uaddr, s32(val), utime & 0x7FFFFFFF, uaddr2, val3 & 0xFFFFFFFF)
+        return _wake_op(task, uaddr, s32(val), utime & 0x7FFFFFFF, uaddr2, val3 & 0xFFFFFFFF, op)
     raise SyscallError(ENOSYS)
 
 

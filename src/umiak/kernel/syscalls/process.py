@@ -238,7 +238,7 @@ def sys_getrandom(task, buf, count, flags):
 def sys_umask(task, mask):
     """umask(2)"""
     old = task.process.umask
-    task.process.umask = mask & 0o777
+    task.process.set_fs(umask=mask & 0o777)
     return old
 
 

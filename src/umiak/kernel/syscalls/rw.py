@@ -7,6 +7,7 @@ from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.abi import POLLIN, POLLOUT
+from umiak.kernel.files import HostFile
 
 
 
@@ -87,10 +88,20 @@ def _write_from(task, f, buf, count, writer) -> int:
     return total
 
 
+def _job_control(task, f) -> None:
+    """A read of umiak's terminal by a background job: SIGTTIN (kernel/jobctl.py)."""
+    term = f.terminal(task.kernel)
+    if term is not None:
+        from umiak.kernel.jobctl import check_read
+        check_read(task, term)
+
+
 def sys_read(task, fd, buf, count):
     """read(2)"""
     f = io_file(task, fd)
     check_readable(f)
+    if f.__class__ is HostFile:
+        _job_control(task, f)
     return _read_into(task, f, buf, count, lambda done, n: f.read(n))
 
 
@@ -198,7 +209,10 @@ def _writev(task, f, vecs, writer) -> int:
 
 def sys_readv(task, fd, iov, iovcnt):
     """readv(2)"""
-    return readv_file(task, io_file(task, fd), iov, s32(iovcnt))
+    f = io_file(task, fd)
+    if f.__class__ is HostFile:
+        _job_control(task, f)
+    return readv_file(task, f, iov, s32(iovcnt))
 
 
 def sys_writev(task, fd, iov, iovcnt):

@@ -2,7 +2,7 @@
 
 from umiak.kernel import abi
 from umiak.kernel.abi import MINSIGSTKSZ, SI_TKILL, SI_USER, SS_AUTODISARM, SS_DISABLE, STACK_T, s32
-from umiak.kernel.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ESRCH, SyscallError
+from umiak.kernel.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, ERESTARTNOHAND, ESRCH, SyscallError
 
 _UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -180,12 +180,12 @@ def sys_rt_sigsuspend(task, mask, sigsetsize):
 
 
 def sys_pause(task):
-    """pause(2)"""
+    """pause(2): returns only when a handler runs (a stop and SIGCONT restart it)."""
     try:
         task.wait(lambda: False)
     except SyscallError:
         pass
-    raise SyscallError(EINTR)
+    raise SyscallError(ERESTARTNOHAND)
 
 
 def sys_rt_sigtimedwait(task, uthese, uinfo, uts, sigsetsize):

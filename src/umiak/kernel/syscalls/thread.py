@@ -12,7 +12,7 @@ from umiak.kernel.abi import (CLONE_ARGS, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETT
                               CLONE_FS, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
                               CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD,
                               CLONE_SETTLS, CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM)
-from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, GuestOutOfMemory, SyscallError
+from umiak.kernel.errors import EAGAIN, EINVAL, ENOMEM, ERESTARTSYS, GuestOutOfMemory, SyscallError
 from umiak.platform.base import RAX, RIP, RSP
 
 # Namespaces: the VM is one of each already.
@@ -33,6 +33,10 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
         raise SyscallError(EINVAL)
     if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
         raise SyscallError(EINVAL)
+    if task.has_signal:
+        from umiak.kernel.signals import fatal_pending
+        if fatal_pending(task):
+            raise SyscallError(ERESTARTSYS)   # the signal ends the caller first: no child escapes it
     if len(kernel.tasks) >= kernel.options.max_threads:
         raise SyscallError(EAGAIN)
     creds = task.process.creds
@@ -108,6 +112,11 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
     pid = kernel.alloc_pid()
     proc = Process(kernel, pid, mm, fds, parent.cwd)
     proc.umask = parent.umask
+    if flags & CLONE_FS:   # one fs_struct: a chdir or umask in either is seen by both
+        if parent.fs_peers is None:
+            parent.fs_peers = [parent]
+        parent.fs_peers.append(proc)
+        proc.fs_peers = parent.fs_peers
     proc.exe, proc.comm = parent.exe, parent.comm
     proc.argv, proc.envp, proc.auxv = list(parent.argv), list(parent.envp), list(parent.auxv)
     proc.creds = copy.deepcopy(parent.creds)
@@ -160,7 +169,7 @@ def _new_process(task, flags: int, stack: int, parent_tid: int, child_tid: int, 
 
 
 def sys_clone(task, flags, stack, parent_tid, child_tid, tls):
-    """clone(2): no namespaces (EINVAL); CLONE_FS copies cwd and umask instead of sharing them."""
+    """clone(2): no namespaces (EINVAL)."""
     if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID:
         raise SyscallError(EINVAL)   # both would use parent_tid
     return _clone(task, flags & ~0xFF, stack, parent_tid, child_tid, tls, flags & 0xFF, parent_tid)

@@ -6,7 +6,7 @@ import time as _time
 from umiak.kernel import abi
 from umiak.kernel.abi import (ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, ITIMERVAL, SI_KERNEL, SI_TIMER,
                               SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEVENT, s32, s64)
-from umiak.kernel.errors import EINTR, EINVAL, EPERM, SyscallError
+from umiak.kernel.errors import EINVAL, EPERM, ERESTARTNOHAND, SyscallError
 from umiak.kernel.timers import IntervalTimer, read_itimerspec
 
 _CLOCKS = {
@@ -166,9 +166,11 @@ def _sleep_until(task, clock: int, end_ns: int) -> int:
 
 
 def _interrupted(task, left_ns: int, rem: int) -> None:
+    """EINTR with the time left if a handler runs; restarted if not (a stop and SIGCONT:
+    the sleep starts again from its full length, where Linux keeps the time left)."""
     if rem:
         task.mm.write(rem, abi.TIMESPEC.pack(left_ns // 1_000_000_000, left_ns % 1_000_000_000))
-    raise SyscallError(EINTR)
+    raise SyscallError(ERESTARTNOHAND)
 
 
 def sys_nanosleep(task, req, rem):

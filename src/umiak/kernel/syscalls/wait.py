@@ -1,8 +1,8 @@
 """Waiting for children: wait4(2) and waitid(2).
 
-A child that has ended is a zombie until one of these reaps it. Stops and
-continues are never reported: the VM has no job control (stop signals are
-ignored), so WUNTRACED/WSTOPPED/WCONTINUED only widen what is waited for.
+A child that has ended is a zombie until one of these reaps it. A child that a
+stop signal stopped is reported once with WUNTRACED/WSTOPPED, one that SIGCONT
+continued once with WCONTINUED (kernel/jobctl.py); neither is reaped.
 """
 
 from umiak.kernel import abi
@@ -22,24 +22,43 @@ def _eligible(child, idtype: int, ident: int, options: int) -> bool:
     return (child.child_signal != abi.SIGCHLD) == bool(options & __WCLONE)
 
 
+EXITED, STOPPED, CONTINUED = 0, 1, 2   # what _wait found
+
+
 def _wait(task, idtype: int, ident: int, options: int):
-    """The zombie to report (None: WNOHANG and nothing yet); ECHILD when nothing matches."""
+    """(child, EXITED|STOPPED|CONTINUED) to report, or None (WNOHANG and nothing yet);
+    ECHILD when nothing matches. A stop or continue is consumed unless WNOWAIT."""
     proc = task.process
-    found = []
+    found: list = []
 
     def ready() -> bool:
         any_child = False
         for c in proc.children:
             if _eligible(c, idtype, ident, options):
                 any_child = True
-                if c.zombie and options & WEXITED:
-                    found.append(c)
+                if c.zombie:
+                    if options & WEXITED:
+                        found.append((c, EXITED))
+                        return True
+                elif c.stop_report and c.stopped and options & WSTOPPED:
+                    found.append((c, STOPPED))
+                    return True
+                elif c.cont_report and options & WCONTINUED:
+                    found.append((c, CONTINUED))
                     return True
         if not any_child:
             raise SyscallError(ECHILD)
         return bool(options & WNOHANG)
     task.wait(ready)
-    return found[0] if found else None
+    if not found:
+        return None
+    child, kind = found[0]
+    if not options & WNOWAIT:
+        if kind == STOPPED:
+            child.stop_report = False
+        elif kind == CONTINUED:
+            child.cont_report = False
+    return found[0]
 
 
 def _rusage_bytes(child) -> bytes:
@@ -50,7 +69,7 @@ def _rusage_bytes(child) -> bytes:
 
 
 def sys_wait4(task, pid, wstatus, options, rusage):
-    """wait4(2): stopped and continued children are never reported (no job control)."""
+    """wait4(2)"""
     pid, options = s32(pid), s32(options) & 0xFFFFFFFF
     if options & ~(WNOHANG | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
         raise SyscallError(EINVAL)
@@ -64,14 +83,18 @@ def sys_wait4(task, pid, wstatus, options, rusage):
         idtype, ident = P_PGID, task.process.pgid
     else:
         idtype, ident = P_PID, pid
-    child = _wait(task, idtype, ident, options | WEXITED)
-    if child is None:
+    got = _wait(task, idtype, ident, options | WEXITED)
+    if got is None:
         return 0
+    child, kind = got
     if wstatus:
-        task.mm.write_u32(wstatus, child.wait_status())
+        status = child.wait_status() if kind == EXITED else \
+            (child.stop_signal << 8 | 0x7F) if kind == STOPPED else 0xFFFF
+        task.mm.write_u32(wstatus, status)
     if rusage:
         task.mm.write(rusage, _rusage_bytes(child))
-    task.kernel.reap(child)
+    if kind == EXITED:
+        task.kernel.reap(child)
     return child.pid
 
 
@@ -103,17 +126,22 @@ def sys_waitid(task, idtype, ident, infop, options, rusage):
         idtype, ident = P_PID, target.pid
     else:
         raise SyscallError(EINVAL)
-    child = _wait(task, idtype, ident, options)
-    if child is None:
+    got = _wait(task, idtype, ident, options)
+    if got is None:
         if infop:
             task.mm.write(infop, WAITID_INFO.pack(0, 0, 0, 0, 0, 0))
         return 0
+    child, kind = got
     if infop:
-        status = child.exit_signal or (child.exit_status & 0xFF)
-        task.mm.write(infop, WAITID_INFO.pack(abi.SIGCHLD, 0, child_code(child), child.pid,
-                                               child.creds.uid, status))
+        if kind == EXITED:
+            code, status = child_code(child), child.exit_signal or (child.exit_status & 0xFF)
+        elif kind == STOPPED:
+            code, status = abi.CLD_STOPPED, child.stop_signal
+        else:
+            code, status = abi.CLD_CONTINUED, abi.SIGCONT
+        task.mm.write(infop, WAITID_INFO.pack(abi.SIGCHLD, 0, code, child.pid, child.creds.uid, status))
     if rusage:
         task.mm.write(rusage, _rusage_bytes(child))
-    if not options & WNOWAIT:
+    if kind == EXITED and not options & WNOWAIT:
         task.kernel.reap(child)
     return 0

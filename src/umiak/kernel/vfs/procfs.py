@@ -270,6 +270,18 @@ def _vm(proc) -> dict:
     return dict(size=size, rss=rss, stack=stack, data=data, exe=exe, lib=max(0, lib), file_rss=file_rss)
 
 
+_STATES = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)", "Z": "Z (zombie)"}
+
+
+def _state(proc, who) -> str:
+    """Z a zombie, T stopped by a signal, S asleep in a blocking call, else R."""
+    if proc.zombie:
+        return "Z"
+    if proc.stopped:
+        return "T"
+    return "S" if getattr(who, "sleeping", False) else "R"
+
+
 def _status(proc, who) -> str:
     """/proc/<pid>[/task/<tid>]/status; who is the thread (the leader for the process's file)."""
     c = proc.creds
@@ -286,7 +298,7 @@ def _status(proc, who) -> str:
     pend = who.pending
     ncpu = proc.kernel.ncpus
     cpus_hex = format((1 << ncpu) - 1, "x")
-    state = "Z (zombie)" if proc.zombie else "R (running)"
+    state = _STATES[_state(proc, who)]
     return (f"Name:\t{_name(who, proc)}\nUmask:\t{proc.umask:04o}\nState:\t{state}\n"
             f"Tgid:\t{proc.pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{proc.ppid}\nTracerPid:\t0\n"
             f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}\nGid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}\n"
@@ -330,7 +342,7 @@ def _stat_line(kernel, proc, who) -> str:
     sigblk = who.sigmask
     nice = who.nice
     fields = [
-        "Z" if proc.zombie else "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
+        _state(proc, who), proc.ppid, proc.pgid, proc.sid, 0, -1, 4194560,
         0, 0, 0, 0, utime, stime, 0, 0, 20 + nice, nice, max(1, len(proc.tasks)), 0, start_ticks,
         vm["size"] * 1024, vm["rss"] // 4, rlim if rlim != abi.RLIM_INFINITY else 18446744073709551615,
         1, 1, stack, 0, 0, 0, sigblk & 0x7FFFFFFF, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
