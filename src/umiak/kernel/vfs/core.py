@@ -335,7 +335,8 @@ class VFS:
                     raise SyscallError(EROFS)
                 if not want_write:
                     check_access(task, loc, W_OK)
-        return node.open(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
+        drop = abi.O_CREAT | abi.O_EXCL | abi.O_CLOEXEC | (0 if node.tty else abi.O_NOCTTY)
+        return node.open(task, loc, flags & ~drop)
 
     def open_exec(self, task, path: str):
         """The file execve(2) would run (a File with pread(offset, n), size() and .path, the
