@@ -32,3 +32,8 @@ def test_script_runs_a_command_on_a_pty(platform):
 def test_blocked_ignored_signals_reach_signalfd(platform, variant):
     """SIGCHLD with its default (ignore) action, blocked, still reaches a signalfd, with its status."""
     compare(platform, [build("signalfd_kinds", variant)])
+
+
+def test_sysv_shared_memory_semaphores_and_message_queues(platform, variant):
+    """shm shared with a forked child, semaphores that block across processes, message types."""
+    compare(platform, [build("sysv_ipc", variant)])

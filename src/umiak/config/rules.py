@@ -17,6 +17,7 @@ COMPONENT_SYSCALLS: dict[str, tuple[str, ...]] = {
     "SIGNALFD": ("signalfd", "signalfd4"),
     "TIMERFD": ("timerfd_*",),
     "MEMFD": ("memfd_create",),
+    "SYSVIPC": ("shm*", "sem*", "msg*"),
     "EPOLL": ("epoll_*",),
     "POLL": ("poll", "ppoll"),
     "SELECT": ("select", "pselect6"),
