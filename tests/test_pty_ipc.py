@@ -37,3 +37,8 @@ def test_blocked_ignored_signals_reach_signalfd(platform, variant):
 def test_sysv_shared_memory_semaphores_and_message_queues(platform, variant):
     """shm shared with a forked child, semaphores that block across processes, message types."""
     compare(platform, [build("sysv_ipc", variant)])
+
+
+def test_posix_message_queues(platform, variant):
+    """Priorities, limits, timeouts, a receiver in another process, mq_notify's signal."""
+    compare(platform, [build("posix_mqueue", variant)])

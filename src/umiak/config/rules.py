@@ -18,6 +18,7 @@ COMPONENT_SYSCALLS: dict[str, tuple[str, ...]] = {
     "TIMERFD": ("timerfd_*",),
     "MEMFD": ("memfd_create",),
     "SYSVIPC": ("shm*", "sem*", "msg*"),
+    "POSIX_MQUEUE": ("mq_*",),
     "EPOLL": ("epoll_*",),
     "POLL": ("poll", "ppoll"),
     "SELECT": ("select", "pselect6"),
