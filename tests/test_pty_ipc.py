@@ -42,3 +42,11 @@ def test_sysv_shared_memory_semaphores_and_message_queues(platform, variant):
 def test_posix_message_queues(platform, variant):
     """Priorities, limits, timeouts, a receiver in another process, mq_notify's signal."""
     compare(platform, [build("posix_mqueue", variant)])
+
+
+@pytest.mark.parametrize("layer", ["overlay", "volume", "tmpfs"])
+def test_inotify_sees_the_programs_own_changes(platform, variant, tmp_path, layer):
+    """Create, modify, close, attrib, rename with cookies, delete, oneshot, mask add, rm_watch."""
+    options = {"overlay": [], "volume": [f"--volume={tmp_path}:{tmp_path}"],
+               "tmpfs": [f"--tmpfs={tmp_path}"]}[layer]
+    compare(platform, [build("inotify_events", variant), tmp_path], options=options)

@@ -19,6 +19,7 @@ COMPONENT_SYSCALLS: dict[str, tuple[str, ...]] = {
     "MEMFD": ("memfd_create",),
     "SYSVIPC": ("shm*", "sem*", "msg*"),
     "POSIX_MQUEUE": ("mq_*",),
+    "INOTIFY_USER": ("inotify_*",),
     "EPOLL": ("epoll_*",),
     "POLL": ("poll", "ppoll"),
     "SELECT": ("select", "pselect6"),
