@@ -133,6 +133,14 @@ class _Current(threading.local):
 
 
 class Kernel:
+    # Made on first use by their subsystems (None until then): the ptys (vfs/devpts.py),
+    # inotify watches (inotify.py: the VFS hooks test this), SysV IPC objects (sysvipc.py)
+    # and POSIX message queues (syscalls/mqueue.py).
+    devpts = None
+    inotify = None
+    sysvipc = None
+    mqueues = None
+
     def __init__(self, options, platform, stdio: tuple[int, int, int], err_out=None):
         self.options = options
         self.platform = platform

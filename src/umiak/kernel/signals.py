@@ -60,9 +60,15 @@ def send(kernel, process, signo: int, info: bytes, task=None) -> None:
     if signo == abi.SIGCONT or signo in _STOP:
         from umiak.kernel.jobctl import sent
         sent(kernel, process, signo)
-    if signo == 0 or is_ignored(process, signo):
+    if signo == 0:
         return
     b = bit(signo)
+    if is_ignored(process, signo):
+        # Blocked signals are never ignored (Linux's sig_ignored): the action may change
+        # before they are unblocked, and a signalfd or sigwait may take them (SIGCHLD).
+        blockers = [task] if task is not None else process.tasks.values()
+        if not any(t.sigmask & b for t in blockers):
+            return
     if task is not None:
         if not (task.pending & b and signo < 32):
             task.pending |= b

@@ -17,6 +17,9 @@ def _change_loc(task, dirfd: int, path: str, follow: bool, empty_ok: bool, op: s
         return _change_file(task, f, op, *args)
     may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import changed
+        changed(task, loc)
     return 0
 
 
@@ -30,6 +33,9 @@ def _change_file(task, f, op: str, *args):
         return 0
     may_change(task, loc, op, args)
     fs_op(loc, op)(*args)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import changed
+        changed(task, loc)
     return 0
 
 
@@ -149,6 +155,9 @@ def sys_truncate(task, path, length):
     fn = fs_op(loc, "truncate")
     check_access(task, loc, abi.W_OK)
     fn(length)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import IN_MODIFY, changed
+        changed(task, loc, IN_MODIFY)
     return 0
 
 
@@ -161,6 +170,9 @@ def sys_ftruncate(task, fd, length):
     if not f.writable() or not _stat.S_ISREG(f.stat().st_mode):
         raise SyscallError(EINVAL)
     f.truncate(length)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import IN_MODIFY, file_event
+        file_event(task, f, IN_MODIFY)
     return 0
 
 

@@ -161,6 +161,9 @@ def _mkdirat(task, dirfd: int, path: str, mode: int) -> int:
     fn = fs_op(parent, "mkdir")
     may_create(task, parent)
     fn(name, mode & ~task.process.umask, owner=owner_of(task))
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import created
+        created(task, parent, name, True)
     return 0
 
 
@@ -186,6 +189,9 @@ def _mknodat(task, dirfd: int, path: str, mode: int, dev: int) -> int:
     if ftype in (abi.S_IFCHR, abi.S_IFBLK) and not task.process.creds.capable(27):   # CAP_MKNOD
         raise SyscallError(EPERM)
     fn(name, mode & ~task.process.umask, dev, owner=owner_of(task))
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import created
+        created(task, parent, name)
     return 0
 
 
@@ -208,6 +214,9 @@ def _symlinkat(task, target: str, dirfd: int, path: str) -> int:
     fn = fs_op(parent, "symlink")
     may_create(task, parent)
     fn(name, target, owner=owner_of(task))
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import created
+        created(task, parent, name)
     return 0
 
 
@@ -241,7 +250,19 @@ def _linkat(task, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, flag
         raise SyscallError(EXDEV)
     may_create(task, parent)
     fn(name, old.node)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import IN_ATTRIB, created, event
+        event(task.kernel, IN_ATTRIB, old.node)
+        created(task, parent, name)
     return 0
+
+
+def _watch_key(task, loc):
+    """The inode key inotify events of a removal need, taken before it (None: no watches)."""
+    if task.kernel.inotify is None:
+        return None
+    from umiak.kernel.inotify import key_of
+    return key_of(loc.node)
 
 
 def sys_unlinkat(task, dirfd, path, flags):
@@ -281,7 +302,11 @@ def _unlinkat(task, dirfd: int, path: str, flags: int) -> int:
             raise SyscallError(EBUSY)
         fn = fs_op(parent, "rmdir")
         may_delete(task, parent, loc)
+        key = _watch_key(task, loc)
         fn(name)
+        if key is not None:
+            from umiak.kernel.inotify import deleted
+            deleted(task, parent, name, loc.node, True, key)
         return 0
     if kind != LAST_NORM:
         raise SyscallError(EISDIR)
@@ -296,7 +321,11 @@ def _unlinkat(task, dirfd: int, path: str, flags: int) -> int:
         raise SyscallError(EBUSY)
     fn = fs_op(parent, "unlink")
     may_delete(task, parent, loc)
+    key = _watch_key(task, loc)
     fn(name)
+    if key is not None:
+        from umiak.kernel.inotify import deleted
+        deleted(task, parent, name, loc.node, False, key)
     return 0
 
 
@@ -344,6 +373,9 @@ def _renameat2(task, olddirfd: int, oldpath: str, newdirfd: int, newpath: str, f
     may_delete(task, oparent, old)
     may_create(task, nparent)
     fn(oname, nparent.node, nname, flags)
+    if task.kernel.inotify is not None:
+        from umiak.kernel.inotify import moved
+        moved(task, oparent, oname, nparent, nname, old.node)
     return 0
 
 

@@ -178,14 +178,30 @@ class SignalFd(_AnonFile):
             if not infos:
                 owner.siginfo.pop(signo, None)
                 owner.pending &= ~bit(signo)
-            signo_, errno_, code = struct.unpack_from("<iii", info)
-            pid, uid = struct.unpack_from("<iI", info, 16)
-            out += SIGNALFD_SIGINFO.pack(signo_, errno_, code, pid, uid, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0, struct.unpack_from("<Q", info, 16)[0])
+            out += _signalfd_info(info)
         t.recompute_pending()
         if not out:
             raise SyscallError(EAGAIN)
         return out
+
+
+def _signalfd_info(info: bytes) -> bytes:
+    """struct signalfd_siginfo from a siginfo, by its kind as Linux's signalfd_copyinfo:
+    SIGCHLD's status and times; a timer's id and overrun; a sigval (sigqueue, timers, mq_notify)."""
+    signo, errno_, code = struct.unpack_from("<iii", info)
+    pid, uid = struct.unpack_from("<iI", info, 16)
+    status = value = utime = stime = tid = overrun = 0
+    if signo == abi.SIGCHLD and code > 0:
+        status, utime, stime = struct.unpack_from("<i4xqq", info, 24)
+    elif code in (abi.SI_QUEUE, abi.SI_TIMER, abi.SI_MESGQ) or code < 0 and signo >= 32:
+        value = struct.unpack_from("<Q", info, 24)[0]
+        if code == abi.SI_TIMER:
+            tid, overrun, pid, uid = pid, uid, 0, 0
+    addr = 0
+    if code > 0 and signo in (abi.SIGSEGV, abi.SIGBUS, abi.SIGILL, abi.SIGFPE, abi.SIGTRAP):
+        addr, pid, uid = struct.unpack_from("<Q", info, 16)[0], 0, 0
+    return SIGNALFD_SIGINFO.pack(signo, errno_, code, pid, uid, 0, tid, 0, overrun, 0, status,
+                                 abi.s32(value), value, utime, stime, addr)
 
 
 def sys_signalfd4(task, fd, mask, sizemask, flags):

@@ -29,10 +29,15 @@ def _do_open(task, dirfd, path_addr, flags, mode, resolve=0):
     f = vfs_of(task).open(task, dirfd, path, flags, mode, resolve)
     f.flags = flags & (O_PATH_KEEP if flags & abi.O_PATH else OPEN_KEEP)
     try:
-        return task.fds.install(f, bool(flags & abi.O_CLOEXEC))
+        fd = task.fds.install(f, bool(flags & abi.O_CLOEXEC))
     except SyscallError:
         f.close()
         raise
+    if task.kernel.inotify is not None and not flags & abi.O_PATH:
+        from umiak.kernel.inotify import IN_OPEN, file_event, watch_close
+        file_event(task, f, IN_OPEN)
+        watch_close(task, f)
+    return fd
 
 
 def sys_open(task, path, flags, mode):

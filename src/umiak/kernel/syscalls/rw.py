@@ -102,7 +102,11 @@ def sys_read(task, fd, buf, count):
     check_readable(f)
     if f.__class__ is HostFile:
         _job_control(task, f)
-    return _read_into(task, f, buf, count, lambda done, n: f.read(n))
+    n = _read_into(task, f, buf, count, lambda done, n: f.read(n))
+    if n > 0 and task.kernel.inotify is not None:
+        from umiak.kernel.inotify import IN_ACCESS, file_event
+        file_event(task, f, IN_ACCESS)
+    return n
 
 
 def sys_write(task, fd, buf, count):
@@ -111,7 +115,15 @@ def sys_write(task, fd, buf, count):
     check_writable(f)
     if count == 0:
         return 0
-    return sigpipe(task, f, lambda: _write_from(task, f, buf, count, lambda done, data: f.write(data)))
+    n = sigpipe(task, f, lambda: _write_from(task, f, buf, count, lambda done, data: f.write(data)))
+    if n > 0 and task.kernel.inotify is not None:
+        _modified(task, f)
+    return n
+
+
+def _modified(task, f) -> None:
+    from umiak.kernel.inotify import IN_MODIFY, file_event
+    file_event(task, f, IN_MODIFY)
 
 
 def sys_pread64(task, fd, buf, count, pos):
@@ -133,7 +145,10 @@ def sys_pwrite64(task, fd, buf, count, pos):
     check_writable(f)
     if count == 0:
         return 0
-    return _write_from(task, f, buf, count, lambda done, data: f.pwrite(pos + done, data))
+    n = _write_from(task, f, buf, count, lambda done, data: f.pwrite(pos + done, data))
+    if n > 0 and task.kernel.inotify is not None:
+        _modified(task, f)
+    return n
 
 
 def _iovecs(task, iov, iovcnt):
@@ -217,7 +232,11 @@ def sys_readv(task, fd, iov, iovcnt):
 
 def sys_writev(task, fd, iov, iovcnt):
     """writev(2): one write of the gathered buffers, so lines stay whole."""
-    return writev_file(task, io_file(task, fd), iov, s32(iovcnt))
+    f = io_file(task, fd)
+    n = writev_file(task, f, iov, s32(iovcnt))
+    if n > 0 and task.kernel.inotify is not None:
+        _modified(task, f)
+    return n
 
 
 def readv_file(task, f, iov: int, iovcnt: int) -> int:
@@ -279,9 +298,13 @@ def _preadv2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
 def _pwritev2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
     f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_writable)
     if pos == -1:
-        return sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
-    f.pwrite(pos, b"")
-    return _writev(task, f, vecs, lambda off, data: f.pwrite(pos + off, data))
+        n = sigpipe(task, f, lambda: _writev(task, f, vecs, lambda off, data: f.write(data)))
+    else:
+        f.pwrite(pos, b"")
+        n = _writev(task, f, vecs, lambda off, data: f.pwrite(pos + off, data))
+    if n > 0 and task.kernel.inotify is not None:
+        _modified(task, f)
+    return n
 
 
 def sys_lseek(task, fd, offset, whence):

@@ -304,6 +304,9 @@ class VFS:
         umask = task.process.umask if task is not None else 0o022
         c = task.process.creds if task is not None else None
         node = parent.node.create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
+        if task is not None and task.kernel.inotify is not None:
+            from umiak.kernel.inotify import created
+            created(task, parent, name)
         return self.open_loc(task, Loc(parent.child_path(name), node, parent.mount, parent),
                              flags & ~abi.O_TRUNC, created=True)
 
@@ -335,7 +338,8 @@ class VFS:
                     raise SyscallError(EROFS)
                 if not want_write:
                     check_access(task, loc, W_OK)
-        return node.open(task, loc, flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_CLOEXEC))
+        drop = abi.O_CREAT | abi.O_EXCL | abi.O_CLOEXEC | (0 if node.tty else abi.O_NOCTTY)
+        return node.open(task, loc, flags & ~drop)
 
     def open_exec(self, task, path: str):
         """The file execve(2) would run (a File with pread(offset, n), size() and .path, the

@@ -36,6 +36,7 @@ class Node:
 
     __slots__ = ()
     mode: int
+    tty = False    # a terminal device: open() is also given O_NOCTTY (DeviceNode)
     magic = None   # a magic link (/proc/self/exe, fd/N): jump(vfs, task) -> the Loc it leads to
 
     def stat(self):
@@ -331,11 +332,14 @@ class SynthLink(SynthNode):
 
 
 class DeviceNode(SynthNode):
-    """A character device: opening it asks `factory(task, loc, flags)` for the File."""
+    """A character device: opening it asks `factory(task, loc, flags)` for the File.
+    A terminal (`tty`) is given O_NOCTTY too: without it, a session leader's open
+    makes the terminal its controlling one."""
 
-    def __init__(self, fs: SynthFS, major: int, minor: int, factory, mode: int = 0o666):
+    def __init__(self, fs: SynthFS, major: int, minor: int, factory, mode: int = 0o666, tty: bool = False):
         super().__init__(fs, _stat.S_IFCHR | mode, rdev=makedev(major, minor))
         self.factory = factory
+        self.tty = tty
 
     def open(self, task, loc, flags: int):
         return self.factory(task, loc, flags)

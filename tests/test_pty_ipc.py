@@ -1,0 +1,52 @@
+"""Pseudo-terminals, SysV IPC, POSIX message queues and inotify (issue 19), compared with Linux.
+
+Each guest program runs natively and under umiak; stdout, stderr and exit status
+must agree.
+"""
+
+import os
+
+import pytest
+
+from harness import GUEST_ENV, build, compare
+
+
+def test_pty_pair_line_discipline(platform, variant):
+    """ptmx/pts, locking, ttyname, termios defaults, canonical editing and echo, raw mode, hang-ups."""
+    compare(platform, [build("pty_basic", variant)])
+
+
+def test_pty_controlling_terminal_and_signals(platform, variant):
+    """A child session on the slave: ctty, foreground group, ^C -> SIGINT, SIGWINCH, SIGHUP."""
+    compare(platform, [build("pty_session", variant)])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/script"), reason="util-linux script is not installed")
+def test_script_runs_a_command_on_a_pty(platform):
+    """script(1) (openpty, TIOCGPTPEER, TIOCSCTTY, signalfd for SIGCHLD) and stty inside it."""
+    env = dict(GUEST_ENV, SHELL="/bin/sh")
+    compare(platform, ["/usr/bin/script", "-qec", "tty | sed 's/[0-9]*$/N/'; stty size; stty -a | head -3",
+                       "/dev/null"], env=env)
+
+
+def test_blocked_ignored_signals_reach_signalfd(platform, variant):
+    """SIGCHLD with its default (ignore) action, blocked, still reaches a signalfd, with its status."""
+    compare(platform, [build("signalfd_kinds", variant)])
+
+
+def test_sysv_shared_memory_semaphores_and_message_queues(platform, variant):
+    """shm shared with a forked child, semaphores that block across processes, message types."""
+    compare(platform, [build("sysv_ipc", variant)])
+
+
+def test_posix_message_queues(platform, variant):
+    """Priorities, limits, timeouts, a receiver in another process, mq_notify's signal."""
+    compare(platform, [build("posix_mqueue", variant)])
+
+
+@pytest.mark.parametrize("layer", ["overlay", "volume", "tmpfs"])
+def test_inotify_sees_the_programs_own_changes(platform, variant, tmp_path, layer):
+    """Create, modify, close, attrib, rename with cookies, delete, oneshot, mask add, rm_watch."""
+    options = {"overlay": [], "volume": [f"--volume={tmp_path}:{tmp_path}"],
+               "tmpfs": [f"--tmpfs={tmp_path}"]}[layer]
+    compare(platform, [build("inotify_events", variant), tmp_path], options=options)
