@@ -172,11 +172,15 @@ RUSAGE = struct.Struct("<4q14q")   # ru_utime, ru_stime (timevals), then 14 long
 TMS = struct.Struct("<4q")         # tms_utime, tms_stime, tms_cutime, tms_cstime (clock ticks)
 
 # ioctl
+# terminal ioctls (host terminals: files.py, jobctl.py; ptys: tty.py)
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
-TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5413, 0x5414
+TCGETS2, TCSETS2, TCSETSW2, TCSETSF2 = 0x802C542A, 0x402C542B, 0x402C542C, 0x402C542D
+TCSBRK, TCXONC, TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY = 0x5409, 0x540A, 0x540B, 0x540C, 0x540D, 0x540E
+TIOCGPGRP, TIOCSPGRP, TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5411, 0x5413, 0x5414
+TIOCNOTTY, TIOCSETD, TIOCGETD, TCSBRKP, TIOCSBRK, TIOCCBRK, TIOCGSID = (0x5422, 0x5423, 0x5424, 0x5425,
+                                                                       0x5427, 0x5428, 0x5429)
+TIOCGPTN, TIOCSPTLCK, TIOCGPTLCK, TIOCGPTPEER = 0x80045430, 0x40045431, 0x80045439, 0x5441
 FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, FIOASYNC = 0x541B, 0x5421, 0x5451, 0x5450, 0x5452
-TIOCGPTN = 0x80045430
-TIOCSCTTY, TIOCNOTTY, TIOCGSID = 0x540E, 0x5422, 0x5429   # job control (kernel/jobctl.py)
 WINSIZE = struct.Struct("<4H")   # ws_row, ws_col, ws_xpixel, ws_ypixel
 
 # arch_prctl

@@ -1396,6 +1396,18 @@ SPECS: dict[str, tuple[str, ...]] = {
     "fgetxattr": ("fd", "str", "ptr", "ulong"),
     "sethostname": ("buf_in:1", "ulong"),
     "getcpu": ("ptr", "ptr", "ptr"),
+    "inotify_init": (), "inotify_init1": ("hex",),
+    "inotify_add_watch": ("fd", "path", "hex"), "inotify_rm_watch": ("fd", "int"),
+    "mq_open": ("str", "open_flags", "open_mode:1", "ptr"), "mq_unlink": ("str",),
+    "mq_timedsend": ("fd", "buf_in:2", "ulong", "ulong", "timespec"),
+    "mq_timedreceive": ("fd", "ptr", "ulong", "ptr", "timespec"),
+    "mq_notify": ("fd", "ptr"), "mq_getsetattr": ("fd", "ptr", "ptr"),
+    "shmget": ("hex", "ulong", "hex"), "shmat": ("int", "ptr", "hex"), "shmdt": ("ptr",),
+    "shmctl": ("int", "int", "ptr"),
+    "semget": ("hex", "int", "hex"), "semop": ("int", "ptr", "ulong"),
+    "semtimedop": ("int", "ptr", "ulong", "timespec"), "semctl": ("int", "int", "int", "hex"),
+    "msgget": ("hex", "hex"), "msgsnd": ("int", "ptr", "ulong", "hex"),
+    "msgrcv": ("int", "ptr", "ulong", "long", "hex"), "msgctl": ("int", "int", "ptr"),
 }
 
 # The "<kind>_out" forms: the same formatter, printed after the call.

@@ -12,7 +12,8 @@ import stat as _stat
 from umiak.kernel import abi
 from umiak.kernel.errors import EINVAL, EIO, ENOSPC, SyscallError
 from umiak.kernel.files import File, Stat
-from umiak.kernel.tty import BUF_MAX, TIOCGPTLCK, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK, Tty
+from umiak.kernel.abi import TIOCGPTLCK, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK
+from umiak.kernel.tty import BUF_MAX, Tty
 from umiak.kernel.vfs.nodes import DeviceNode, SynthDir, SynthFS, makedev
 
 PTY_SLAVE_MAJOR = 136
