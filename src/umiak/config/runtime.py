@@ -119,9 +119,9 @@ def _answer(value: int, kind: str):
 def boot(cfg, kernel, proc) -> None:
     """Values the config gives the first process and the VM (Kernel.spawn calls it)."""
     nofile = proc.rlimits.get(abi.RLIMIT_NOFILE)
-    if nofile is not None:
+    if cfg.fd_limit and nofile is not None:   # 0: the host's, as without a config
         nofile[0] = min(cfg.fd_limit, nofile[1])
-    proc.fds.limit = min(cfg.fd_limit, 1 << 20)
+        proc.fds.limit = min(nofile[0], 1 << 20)
     proc.mm.fault_chunk_max = cfg.fault_chunk_max
     plat = kernel.platform
     if hasattr(plat, "slice"):
