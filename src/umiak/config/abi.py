@@ -43,6 +43,7 @@ CODE_SITES = (
     ("fcntl", "CORE", "umiak.kernel.syscalls.fcntl", "sys_fcntl", 2),
     ("prctl", "CORE", "umiak.kernel.syscalls.process", "sys_prctl", 1),
 )
+FCNTL_LOCK_COMMANDS = ("F_GETLK", "F_SETLK", "F_SETLKW", "F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW")
 FAMILY_COMPONENTS = (("NET_UNIX", "AF_UNIX"), ("NET_INET", "AF_INET"), ("NET_INET6", "AF_INET6"),
                      ("NET_NETLINK", "AF_NETLINK"))
 PREFIX = {"ioctl": ("TC", "TIOC", "FIO", "SIOC", "FIONREAD"), "fcntl": ("F_",), "prctl": ("PR_",)}
@@ -205,6 +206,8 @@ def derive() -> dict[str, list[str]]:
         if family:
             lists.setdefault(component_of(name, family) or "CORE", set()).add(f"syscall {name}")
     for comp, kind, name, value in _code_entries():
+        if kind == "fcntl" and name in FCNTL_LOCK_COMMANDS:
+            comp = "FCNTL_LOCKS"
         lists.setdefault(comp, set()).add(f"{kind} {name} {value:#x}" if kind == "ioctl" else f"{kind} {name} {value}")
     for comp, af in FAMILY_COMPONENTS:
         lists.setdefault(comp, set()).add(f"family {af} {getattr(abi, af)}")

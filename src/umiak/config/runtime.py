@@ -92,8 +92,32 @@ def dispatch_table(cfg, kernel) -> list:
             table[nr] = _silent_enosys        # on purpose, silently: programs fall back
         else:
             table[nr] = _absent_handler(cfg, nr, name, bool(family))
+    if not cfg.has("PROCESSES"):   # fork and vfork answer as a clone of a new process does
+        from umiak.kernel.syscalls.table import NUMBERS
+        for name in ("fork", "vfork"):
+            table[NUMBERS[name]] = _no_process_handler(name)
     _stub_and_fake(cfg, table)
     return table
+
+
+def no_processes(cfg, task, name: str) -> int:
+    """The errno a new process gets in a kernel without PROCESSES (warned once, listed at exit)."""
+    from umiak.kernel.errors import EAGAIN
+    errno, ename = (EAGAIN, "EAGAIN") if cfg.value("PROCESSES_ABSENT_EAGAIN") == "y" else (ENOSYS, "ENOSYS")
+    seen = _absent_calls(task.kernel, ename)
+    key = f"{name} (a new process)"
+    if key not in seen:
+        task.kernel.warn(f"new processes are not in this kernel (CONFIG_PROCESSES is not set): {name} "
+                         f"returns -{ename}")
+    seen[key] = seen.get(key, 0) + 1
+    return errno
+
+
+def _no_process_handler(name: str):
+    def no_process(task, a, b, c, d, e, f):
+        return -no_processes(task.kernel.config, task, name)
+    no_process.absent = True   # type: ignore[attr-defined]
+    return no_process
 
 
 def _stub_and_fake(cfg, table: list) -> None:
