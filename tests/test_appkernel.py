@@ -221,7 +221,7 @@ def test_elf_closure_matches_ld_so():
         want = {os.path.realpath(m) for m in re.findall(r"(/\S+) \(0x", out)}
         assert got == want | {os.path.realpath(prog)}, (prog, got ^ want)
         rows = elfdeps.closure(prog)
-        assert rows[0] == (prog, None) and all(by is not None for _, by in rows[1:])
+        assert rows[0] == (prog, "") and all(by for _, by in rows[1:])
 
 
 def test_missing_library_and_not_elf(tmp_path):

@@ -39,9 +39,9 @@ class AppFacts:
         dlopen (extension modules, NSS modules, plugins), invisible to static analysis."""
         if self.traced is None or not self.closure:
             return []
-        from umiak.elfdeps import host_path
-        known = {host_path(p, self.root) for p in self.closure}
-        return sorted(p for p in self.traced.libraries if host_path(p, self.root) not in known)
+        from umiak.elfdeps import real_path
+        known = {os.path.realpath(real_path(self.root, p)) for p in self.closure}
+        return sorted(p for p in self.traced.libraries if os.path.realpath(real_path(self.root, p)) not in known)
 
 
 # -- traced runs -------------------------------------------------------------------------

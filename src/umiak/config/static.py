@@ -503,12 +503,12 @@ def analyse(path: str, root: str = "/") -> StaticResult:
     from umiak.kernel.syscalls.table import NAMES
     rel = path if root in ("/", "") else "/" + os.path.relpath(os.path.abspath(path), os.path.abspath(root))
     objs = elfdeps.closure(rel, root)
-    interp = elfdeps.read_elf(rel, root).interp
+    interp = elfdeps.interpreter(rel, root)
     res = StaticResult()
     facts: list[ObjectFacts] = []
     labels: list[str] = []
     for i, (p, _by) in enumerate(objs):
-        facts.append(object_facts(elfdeps.host_path(p, root))[0])
+        facts.append(object_facts(elfdeps.real_path(root, p))[0])
         labels.append(p if i == 0 else os.path.basename(p))
         res.objects.append(p)
     # A name is looked up in ld.so's global scope (the program, then the libraries in load
