@@ -183,6 +183,56 @@ def test_modular_net_is_imported_on_first_socket(platform, tmp_path):
     compare(platform, [PYTHON, "-c", code], options=["--config", cfg])
 
 
+def test_processes_left_out(platform, tmp_path):
+    """Without CONFIG_PROCESSES fork, vfork and posix_spawn get the configured errno, and the
+    fork, wait and pidfd modules are never imported."""
+    prog = str(build("config_procs", "glibc-dynamic"))
+    native = run_native([prog])
+    assert native.stdout == b"fork: ok, child status 7\nvfork: ok, child status 8\nposix_spawn: ok, status 0\n"
+    fork_code = ("umiak.kernel.syscalls.fork", "umiak.kernel.syscalls.wait", "umiak.kernel.syscalls.pidfd")
+    assert set(fork_code[:2]) <= set(imported(f"--platform={platform}", "--profile", "full", prog))
+    for errno in ("ENOSYS", "EAGAIN"):
+        text = "# CONFIG_PROCESSES is not set\n" + ("CONFIG_PROCESSES_ABSENT_EAGAIN=y\n" if errno == "EAGAIN" else "")
+        cfg = write(tmp_path / f"{errno}.config", text)
+        r = run_umiak(platform, [prog], options=["--config", cfg])
+        assert r.status == 0 and r.stdout == f"fork: {errno}\nvfork: {errno}\nposix_spawn: {errno}\n".encode(), \
+            r.describe()
+        assert b"new processes are not in this kernel (CONFIG_PROCESSES is not set): clone returns -" \
+            + errno.encode() in r.stderr, r.describe()
+        assert r.stderr.splitlines()[-1].startswith(f"umiak: syscalls not in this kernel returned -{errno}: ".encode())
+    mods = imported(f"--platform={platform}", "--config", cfg, prog)
+    assert [m for m in mods if m.startswith(fork_code)] == [], mods
+
+
+def test_fcntl_locks_left_out(platform, tmp_path):
+    prog = build("config_procs", "glibc-static")
+    native = compare(platform, [prog, "locks"])
+    assert native.stdout.startswith(b"F_SETLK: ok\nF_GETLK: ok, unlocked\n"), native.describe()
+    cfg = write(tmp_path / "nolocks.config", "# CONFIG_FCNTL_LOCKS is not set\n")
+    r = run_umiak(platform, [prog, "locks"], options=["--config", cfg])
+    # as a Linux built without CONFIG_FILE_LOCKING
+    assert (r.status, r.stdout) == (0, b"F_SETLK: EACCES\nF_GETLK: EINVAL\nF_OFD_SETLK: EACCES\nF_OFD_GETLK: EINVAL\n"), \
+        r.describe()
+
+
+def test_modular_file_systems_are_made_at_first_use(platform, tmp_path):
+    """PROCFS, SYSFS and DEVFS `m`: mounted, but their modules imported only when a program
+    looks inside; then they behave as built in."""
+    cfg = write(tmp_path / "m.config", "CONFIG_PROCFS=m\nCONFIG_SYSFS=m\nCONFIG_DEVFS=m\n")
+    hello = str(build("hello", "glibc-dynamic"))   # (static glibc reads /proc/self/exe: a first use)
+    mods = imported(f"--platform={platform}", "--config", cfg, hello)
+    assert "umiak.kernel.vfs.procfs" not in mods and "umiak.kernel.vfs.devfs" not in mods, mods
+    code = ("import os\nprint(open('/proc/self/comm').read().strip(), os.path.isdir('/sys/devices/system/cpu'))\n"
+            "print(open('/dev/zero', 'rb').read(3), sorted(os.listdir('/'))[:3])\n"
+            "print(sorted(l.split()[1] for l in open('/proc/mounts') if l.split()[1] in ('/proc', '/sys', '/dev')))\n")
+    r = run_umiak(platform, [PYTHON, "-c", code], options=["--config", cfg])
+    full = run_umiak(platform, [PYTHON, "-c", code], options=["--profile", "full"])
+    assert r.status == 0 and (r.stdout, r.stderr) == (full.stdout, full.stderr), (r.describe(), full.describe())
+    assert r.stdout.splitlines()[-1] == b"['/dev', '/proc', '/sys']", r.describe()
+    assert {"umiak.kernel.vfs.procfs", "umiak.kernel.vfs.devfs"} <= set(
+        imported(f"--platform={platform}", "--config", cfg, PYTHON, "-c", code))
+
+
 def test_proc_absent_without_procfs(platform):
     profile_platform("minimal", platform)
     compare_ls = run_umiak(platform, ["/bin/ls", "-d", "/proc", "/etc"], options=["--profile", "minimal"])
@@ -264,7 +314,7 @@ def test_defconfig_olddefconfig_savedefconfig_and_set(tmp_path):
     r = umiak("config", "olddefconfig", cwd=tmp_path)
     assert r.returncode == 0, r
     new = open(dot).read()
-    assert "CONFIG_SYSCALL_WRITE=y" in new and "CONFIG_FD_LIMIT=1024" in new and "CONFIG_STRACE=y" in new
+    assert "CONFIG_SYSCALL_WRITE=y" in new and "CONFIG_FD_LIMIT=0" in new and "CONFIG_STRACE=y" in new
     assert "# CONFIG_NET is not set" in new   # what the old file said stays
     r = umiak("config", "set", "STRACE=n", "CONFIG_NET=m", "FD_LIMIT=64", cwd=tmp_path)
     assert r.returncode == 0, r

@@ -1,4 +1,4 @@
-"""umiak.image.closure against glibc's own loader: the libraries it finds by reading ELF files
+"""umiak.elfdeps (the ELF closure resolver) against glibc's own loader: the libraries it finds by reading ELF files
 must be those `ldd` (ld.so --list) loads, for host programs and for RPATH / RUNPATH / $ORIGIN
 layouts compiled here; what ld.so cannot find, closure names with the object that needs it.
 
@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("elftools", reason="pyelftools is not installed (pip install pyelftools)")
 
-from umiak.image.closure import MissingLibrary, closure, resolve  # noqa: E402
+from umiak.elfdeps import MissingLibrary, closure, resolve  # noqa: E402
 
 
 def ldd(path) -> tuple[set[str], list[str]]:

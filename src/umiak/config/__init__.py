@@ -6,7 +6,8 @@
 A .config (or a defconfig fragment, or a shipped profile) is resolved with
 kconfiglib once (umiak.config.build) into a small frozen dict under
 $XDG_CACHE_HOME/umiak (or ~/.cache/umiak), keyed by a hash of the file and of the
-Kconfig tree (the Kconfig files, syscalls/table.py, the rules): frozen-KEY.json
+Kconfig tree's stamp (the Kconfig files, syscalls/table.py, the rules: their paths,
+sizes and mtimes): frozen-KEY.json
 for people to read, frozen-KEY.PYVERSION.marshal that later runs load (marshal is
 built in: no import), never importing kconfiglib. Without --config/--profile/KCONFIG_CONFIG
 nothing here is imported at all and the kernel is the full one, as before.
@@ -52,6 +53,17 @@ def tree_fingerprint() -> str:
     return h.hexdigest()
 
 
+def tree_stamp() -> str:
+    """What a run keys its frozen config on: the Kconfig tree's files by path, size and
+    mtime (a stat each: reading and hashing them all took 1-6 ms of every configured start).
+    An edit changes the mtime, so the config is resolved again, as with the content hash."""
+    parts = [f"umiak-kconfig-{FORMAT}", PKG]
+    for rel in TREE_FILES:
+        st = os.stat(os.path.join(PKG, rel))
+        parts.append(f"{rel}:{st.st_size}:{st.st_mtime_ns}")
+    return "\0".join(parts)
+
+
 def profile_names() -> list[str]:
     return sorted(n[:-len(".defconfig")] for n in os.listdir(PROFILES_DIR) if n.endswith(".defconfig"))
 
@@ -84,7 +96,7 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
         raise UmiakError(f"config {path}: {e.strerror}") from None
     import marshal   # built in: reading the frozen form costs no import (json would cost ~5 ms)
     import sys
-    key = _sha256(tree_fingerprint().encode() + b"\0" + data).hexdigest()[:32]
+    key = _sha256(tree_stamp().encode() + b"\0" + data).hexdigest()[:32]
     base = os.path.join(cache_dir(), f"frozen-{key}")
     fast = f"{base}.{sys.hexversion:x}.marshal"
     try:

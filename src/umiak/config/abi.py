@@ -18,7 +18,9 @@ the socket code compares; /proc and /sys files by walking procfs and sysfs built
 a stand-in kernel. tests/test_appkernel.py fails when the two differ (a handler
 added without its entry, or an entry with no handler);
 `python -m umiak.config.abi --write` rewrites the lists after a deliberate change.
-`umiak config abi [--config FILE]` prints the union a config's kernel exports.
+`umiak config abi [--config FILE]` prints the union a config's kernel exports;
+`umiak config abi --markdown -o docs/compat.md` writes the compatibility table from the
+same data (table.py's status and notes beside the lists), which a test keeps current.
 """
 
 import ast
@@ -41,6 +43,7 @@ CODE_SITES = (
     ("fcntl", "CORE", "umiak.kernel.syscalls.fcntl", "sys_fcntl", 2),
     ("prctl", "CORE", "umiak.kernel.syscalls.process", "sys_prctl", 1),
 )
+FCNTL_LOCK_COMMANDS = ("F_GETLK", "F_SETLK", "F_SETLKW", "F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW")
 FAMILY_COMPONENTS = (("NET_UNIX", "AF_UNIX"), ("NET_INET", "AF_INET"), ("NET_INET6", "AF_INET6"),
                      ("NET_NETLINK", "AF_NETLINK"))
 PREFIX = {"ioctl": ("TC", "TIOC", "FIO", "SIOC", "FIONREAD"), "fcntl": ("F_",), "prctl": ("PR_",)}
@@ -203,6 +206,8 @@ def derive() -> dict[str, list[str]]:
         if family:
             lists.setdefault(component_of(name, family) or "CORE", set()).add(f"syscall {name}")
     for comp, kind, name, value in _code_entries():
+        if kind == "fcntl" and name in FCNTL_LOCK_COMMANDS:
+            comp = "FCNTL_LOCKS"
         lists.setdefault(comp, set()).add(f"{kind} {name} {value:#x}" if kind == "ioctl" else f"{kind} {name} {value}")
     for comp, af in FAMILY_COMPONENTS:
         lists.setdefault(comp, set()).add(f"family {af} {getattr(abi, af)}")
@@ -278,9 +283,112 @@ def exported(cfg) -> list[str]:
     return sorted(set(out), key=_order)
 
 
+# -- the compatibility table (docs/compat.md, or a README section between the markers) ---------
+BEGIN, END = "<!-- umiak-compat:begin -->", "<!-- umiak-compat:end -->"
+COMPAT_COMMAND = "umiak config abi --markdown -o docs/compat.md"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(cfg=None) -> str:
+    """The compatibility table: every x86-64 syscall with its status, component and note
+    (kernel/syscalls/table.py), then the ioctl/fcntl/prctl codes, socket families and
+    /proc and /sys files each component exports (the checked-in lists). With a config,
+    what that kernel has."""
+    from umiak.config.rules import component_of
+    from umiak.kernel.syscalls.table import ABSENT, ENOSYS, FULL, PARTIAL, SYSCALLS
+    lines = exported(cfg)
+    syscalls = {ln.split(" ", 1)[1] for ln in lines if ln.startswith("syscall ")}
+    count = {k: 0 for k in (FULL, PARTIAL, ENOSYS, ABSENT)}
+    rows = []
+    words = {FULL: "full", PARTIAL: "partial", ENOSYS: "ENOSYS (not written yet)", ABSENT: "absent on purpose"}
+    for nr, (name, family, status, note) in sorted(SYSCALLS.items()):
+        if family and name not in syscalls:
+            status_text, comp = "not in this kernel", component_of(name, family) or "CORE"
+        else:
+            count[status] = count.get(status, 0) + 1
+            status_text = words.get(status, status)
+            comp = (component_of(name, family) or "CORE") if family else "-"
+        rows.append(f"| {nr} | `{name}` | {status_text} | {comp} | {_cell(note)} |")
+    title = "the full kernel" if cfg is None else f"the kernel of {getattr(cfg, 'source', 'a config')}"
+    out = [BEGIN,
+           f"<!-- Generated from umiak's ABI data by `{COMPAT_COMMAND}`: do not edit by hand. -->",
+           "",
+           f"Linux x86-64 compatibility of {title}: {count[FULL]} system calls full, {count[PARTIAL]} partial "
+           f"(the note says what is missing), {count[ABSENT]} absent on purpose (-ENOSYS, silently: programs "
+           f"fall back), {count[ENOSYS]} not written yet (-ENOSYS, warned once and listed at exit), of "
+           f"{len(SYSCALLS)} numbers. The component is the Kconfig symbol a call depends on (CORE: always "
+           "there unless its own symbol is off).",
+           "",
+           "| nr | system call | status | component | note |",
+           "|---:|---|---|---|---|",
+           *rows,
+           ""]
+    kinds = (("ioctl", "ioctl requests"), ("fcntl", "fcntl commands"), ("prctl", "prctl options"),
+             ("family", "socket families"), ("file", "/proc and /sys files"))
+    owner = {ln: comp for comp, lns in checked_in().items() for ln in lns}
+    for kind, heading in kinds:
+        entries = [ln for ln in lines if ln.startswith(kind + " ")]
+        if not entries:
+            continue
+        out += [f"{heading[0].upper()}{heading[1:]}:", ""]
+        if kind == "file":
+            by: dict[str, list[str]] = {}
+            for ln in entries:
+                by.setdefault(owner.get(ln, "CORE"), []).append(ln.split(" ", 1)[1])
+            out += ["| component | files |", "|---|---|"]
+            out += [f"| {comp} | {', '.join(f'`{p}`' for p in paths)} |" for comp, paths in sorted(by.items())]
+        else:
+            out += ["| name | value | component |", "|---|---:|---|"]
+            for ln in entries:
+                _k, name, value = ln.split(" ", 2)
+                out.append(f"| `{name}` | {value} | {owner.get(ln, 'CORE')} |")
+        out.append("")
+    out.append(END)
+    return "\n".join(out) + "\n"
+
+
+def splice(old: str, table: str) -> str:
+    """`old` with the text between the markers replaced by the table (the whole table when
+    `old` has no markers)."""
+    i, j = old.find(BEGIN), old.find(END)
+    if i < 0 or j < i:
+        return table
+    return old[:i] + table.rstrip("\n") + old[j + len(END):]
+
+
+def write_markdown(path: str, cfg=None) -> None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    except OSError as e:
+        raise UmiakError(f"{path}: {e.strerror}") from None
+    new = splice(old, markdown(cfg)) if old else "# umiak: Linux compatibility\n\n" + markdown(cfg)
+    try:
+        d = os.path.dirname(path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    except OSError as e:
+        raise UmiakError(f"{path}: {e.strerror}") from None
+
+
 def abi_command(args) -> int:
     from umiak.config import load
     cfg = load(args.config, args.profile) if (args.config or args.profile) else None
+    if getattr(args, "output", None) and not args.markdown:
+        raise UmiakError("config abi: -o goes with --markdown")
+    if args.markdown:
+        if args.output:
+            write_markdown(args.output, cfg)
+        else:
+            sys.stdout.write(markdown(cfg))
+        return 0
     for line in exported(cfg):
         print(line)
     return 0

@@ -68,6 +68,11 @@ def _parser():
                                    "/proc and /sys files")
     ab.add_argument("--config", metavar="FILE", help="a .config (default: the full kernel)")
     ab.add_argument("--profile", metavar="NAME", help="a shipped profile instead of a .config")
+    ab.add_argument("--markdown", action="store_true",
+                    help="the compatibility table (syscalls with status and notes, codes, families, files) "
+                         "in Markdown")
+    ab.add_argument("-o", "--output", metavar="FILE",
+                    help="with --markdown: write it to FILE (between the umiak-compat markers when FILE has them)")
     return c
 
 

@@ -1,5 +1,7 @@
-"""What one run used: syscalls, ioctl requests, fcntl/prctl commands, socket families
-and /proc, /sys paths, across all threads (`umiak run --record-config`, `umiak config app`).
+"""What one run used: syscalls, ioctl requests, fcntl/prctl commands, socket families,
+/proc, /sys paths and the shared libraries opened, across all threads (`umiak run
+--record-config`, `umiak config app`: the libraries beyond the ELF closure are the ones
+loaded with dlopen, which static analysis cannot see).
 
 A Recorder sits where the tracer sits (Kernel.dispatch's enter/exit hooks) and
 wraps the strace tracer when there is one, so both see every call. It only counts
@@ -10,6 +12,20 @@ in `enter` (no timing, no decoding), so a recorded run is barely slower.
 PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 59: 0, 76: 0, 80: 0, 89: 0, 137: 0, 188: 0, 191: 0, 194: 0,
             257: 1, 262: 1, 267: 1, 269: 1, 322: 1, 332: 1, 437: 1, 439: 1}
 IOCTL, FCNTL, PRCTL, SOCKET, SOCKETPAIR = 16, 72, 157, 41, 53
+OPENS = (2, 257, 437)   # open, openat, openat2: a shared library is recorded when one succeeds
+
+
+def _is_library(p: bytes) -> bool:
+    base = p.rsplit(b"/", 1)[-1]
+    return base.endswith(b".so") or b".so." in base
+
+
+class _Open:
+    """enter's token for an open of a shared library: exit records it if the open worked."""
+    __slots__ = ("path", "inner")
+
+    def __init__(self, path: str, inner):
+        self.path, self.inner = path, inner
 
 
 class Recorder:
@@ -23,6 +39,7 @@ class Recorder:
         self.prctls: set[int] = set()
         self.families: set[int] = set()
         self.paths: set[str] = set()           # /proc and /sys paths (and /dev ones)
+        self.libraries: set[str] = set()       # shared libraries opened (guest paths, as named)
         self.exit_status: int | None = None
         self.exit_signal = 0
 
@@ -34,6 +51,10 @@ class Recorder:
                 p = task.mm.read_cstr(args[PATH_ARG[nr]], 4096)
                 if p.startswith((b"/proc", b"/sys", b"/dev")):
                     self.paths.add(p.decode("utf-8", "replace"))
+                elif nr in OPENS and _is_library(p):
+                    inner = self.inner
+                    return _Open(p.decode("utf-8", "surrogateescape"),
+                                 None if inner is None else inner.enter(task, nr, args))
             except Exception:  # noqa: BLE001 - a bad pointer is the handler's business
                 pass
         elif nr == IOCTL:
@@ -48,6 +69,10 @@ class Recorder:
         return None if inner is None else inner.enter(task, nr, args)
 
     def exit(self, task, call, ret) -> None:
+        if isinstance(call, _Open):
+            if isinstance(ret, int) and ret >= 0:
+                self.libraries.add(call.path)
+            call = call.inner
         if self.inner is not None:
             self.inner.exit(task, call, ret)
 
@@ -80,10 +105,12 @@ class Recorder:
         self.prctls |= other.prctls
         self.families |= other.families
         self.paths |= other.paths
+        self.libraries |= other.libraries
 
     def as_dict(self) -> dict:
         return {"syscalls": self.syscall_names(), "ioctl": sorted(self.ioctls), "fcntl": sorted(self.fcntls),
-                "prctl": sorted(self.prctls), "families": sorted(self.families), "paths": sorted(self.paths)}
+                "prctl": sorted(self.prctls), "families": sorted(self.families), "paths": sorted(self.paths),
+                "libraries": sorted(self.libraries)}
 
 
 __all__ = ["Recorder"]

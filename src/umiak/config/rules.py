@@ -27,6 +27,7 @@ COMPONENT_SYSCALLS: dict[str, tuple[str, ...]] = {
     "XATTR": ("*xattr",),
     "THREADS": ("clone", "clone3"),
     "EXECVE": ("execve", "execveat"),
+    "PROCESSES": ("fork", "vfork", "wait4", "waitid", "pidfd_*"),
     "NET": ("socket", "socketpair", "bind", "connect", "listen", "accept", "accept4", "getsockname",
             "getpeername", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
             "shutdown", "setsockopt", "getsockopt"),
@@ -36,7 +37,7 @@ COMPONENT_SYSCALLS: dict[str, tuple[str, ...]] = {
 FAMILY_COMPONENTS = {"net": "NET"}
 
 # Component symbols with a menu entry but no syscalls, for `umiak config show`.
-OTHER_COMPONENTS = ("PLATFORM_KVM", "PLATFORM_EMU", "LOADER_DYNAMIC", "BINFMT_SCRIPT", "VDSO", "ASLR",
+OTHER_COMPONENTS = ("FCNTL_LOCKS", "PLATFORM_KVM", "PLATFORM_EMU", "LOADER_DYNAMIC", "BINFMT_SCRIPT", "VDSO", "ASLR",
                     "HOSTFS", "OVERLAY_ROOT", "EXT4", "TMPFS", "DEVFS", "PROCFS", "SYSFS", "IDENTITY_FILES",
                     "VOLUMES", "NET_UNIX", "NET_INET", "NET_INET6", "NET_NETLINK", "NET_MODE_HOST",
                     "NET_MODE_PRIVATE", "NET_MODE_NONE", "STRACE", "SYSCALL_SUMMARY", "VERBOSE")

@@ -92,8 +92,32 @@ def dispatch_table(cfg, kernel) -> list:
             table[nr] = _silent_enosys        # on purpose, silently: programs fall back
         else:
             table[nr] = _absent_handler(cfg, nr, name, bool(family))
+    if not cfg.has("PROCESSES"):   # fork and vfork answer as a clone of a new process does
+        from umiak.kernel.syscalls.table import NUMBERS
+        for name in ("fork", "vfork"):
+            table[NUMBERS[name]] = _no_process_handler(name)
     _stub_and_fake(cfg, table)
     return table
+
+
+def no_processes(cfg, task, name: str) -> int:
+    """The errno a new process gets in a kernel without PROCESSES (warned once, listed at exit)."""
+    from umiak.kernel.errors import EAGAIN
+    errno, ename = (EAGAIN, "EAGAIN") if cfg.value("PROCESSES_ABSENT_EAGAIN") == "y" else (ENOSYS, "ENOSYS")
+    seen = _absent_calls(task.kernel, ename)
+    key = f"{name} (a new process)"
+    if key not in seen:
+        task.kernel.warn(f"new processes are not in this kernel (CONFIG_PROCESSES is not set): {name} "
+                         f"returns -{ename}")
+    seen[key] = seen.get(key, 0) + 1
+    return errno
+
+
+def _no_process_handler(name: str):
+    def no_process(task, a, b, c, d, e, f):
+        return -no_processes(task.kernel.config, task, name)
+    no_process.absent = True   # type: ignore[attr-defined]
+    return no_process
 
 
 def _stub_and_fake(cfg, table: list) -> None:
@@ -119,9 +143,9 @@ def _answer(value: int, kind: str):
 def boot(cfg, kernel, proc) -> None:
     """Values the config gives the first process and the VM (Kernel.spawn calls it)."""
     nofile = proc.rlimits.get(abi.RLIMIT_NOFILE)
-    if nofile is not None:
+    if cfg.fd_limit and nofile is not None:   # 0: the host's, as without a config
         nofile[0] = min(cfg.fd_limit, nofile[1])
-    proc.fds.limit = min(cfg.fd_limit, 1 << 20)
+        proc.fds.limit = min(nofile[0], 1 << 20)
     proc.mm.fault_chunk_max = cfg.fault_chunk_max
     plat = kernel.platform
     if hasattr(plat, "slice"):

@@ -6,7 +6,9 @@ known from the symbols, direct call targets, PLT entries and code addresses that
 relocations or RIP-relative `lea`s name. Per region we keep
   - its `syscall` sites with the number recovered: the constant last put into
     eax/rax in the same straight-line code (through register copies), or, for a
-    call to libc's `syscall()` wrapper, the constant in edi at the call;
+    call to a syscall wrapper, the constant in the register that carries the number
+    at the call: edi for libc's `syscall()`, eax for Go's syscall.Syscall family
+    (Go's register ABI passes the first argument in rax);
   - its edges: direct calls and jumps, falling through into the next region,
     code addresses it takes (`lea`), and calls through GOT slots (to a symbol,
     resolved in ld.so's global scope order, or to a local address).
@@ -29,7 +31,14 @@ from typing import Any
 
 from umiak.errors import UmiakError
 
-FORMAT = 9
+FORMAT = 10
+# Go's syscall wrappers (in a Go program's .symtab): the number is their first
+# argument, in rax under Go's register ABI. Both the syscall package's and the
+# runtime's; the .abi0 assembly bodies behind them are wrappers too (their own
+# `syscall` sites read the number from the stack).
+_GO_WRAPPER = re.compile(r"(syscall|runtime/internal/syscall|internal/runtime/syscall(/linux)?|"
+                         r"golang\.org/x/sys/unix)\.(Raw)?Syscall(6|NoError)?(\.abi0)?\Z"
+                         r"|syscall\.(rawSyscallNoError|rawVforkSyscall)(\.abi0)?\Z")
 _HEX = re.compile(r"0x[0-9a-f]+\Z|[0-9]+\Z")
 _RIP = re.compile(r"\[rip ([+-]) (0x[0-9a-f]+|[0-9]+)\]")
 # register name -> canonical register (only 32- and 64-bit writes keep a constant)
@@ -71,7 +80,8 @@ class ObjectFacts:
         self.dregions: dict[int, dict] = {int(k): v for k, v in d["dregions"].items()}
         self.entry_roots: list[int] = d["entry_roots"]           # DT_INIT, DT_FINI
         self.array_roots: list[int] = d["array_roots"]           # .init_array etc.: ld.so calls them
-        self.wrapper = d.get("wrapper")                          # address of syscall() if defined here
+        # syscall wrappers defined here: address -> the register with the number (di | a)
+        self.wrappers: dict[int, str] = {int(k): v for k, v in d.get("wrappers", {}).items()}
         self._named: list[int] | None = None
 
     def region_of(self, addr: int, data: bool = False) -> int | None:
@@ -235,14 +245,16 @@ def _analyse_file(host: str) -> dict:
     array_roots = sorted({dstarts_l[bisect.bisect_right(dstarts_l, lo) - 1] for lo, _ in arrays
                           if bisect.bisect_right(dstarts_l, lo) > 0})
     regions: dict[int, dict] = {}
-    wrapper = next((v[0] for n, v in exports.items() if n == "syscall" and v[1]), None)
+    # syscall wrappers: address -> the register holding the number at a call
+    wrappers: dict[int, str] = {v[0]: "di" for n, v in exports.items() if n == "syscall" and v[1]}
+    wrappers.update({a: "a" for a, n in names.items() if _GO_WRAPPER.match(n)})
+    defined = dict(wrappers)   # (the PLT stubs below are not wrappers defined here)
     # PLT entries that jump to syscall(): calls to them are calls to the wrapper
-    wrappers = {wrapper} if wrapper is not None else set()
     for a, size, mn, ops in insns:
         if mn == "jmp" and "rip" in ops and slot.get(_rip_ref(a, size, ops) or -1) == ("sym", "syscall"):
             k = bisect.bisect_right(starts_l, a) - 1
             if k >= 0 and a - starts_l[k] < 16:
-                wrappers.add(starts_l[k])
+                wrappers[starts_l[k]] = "di"
     si = 0
     cur: dict | None = None
     last_mn = ""
@@ -308,12 +320,13 @@ def _analyse_file(host: str) -> dict:
             "names": {str(k): v for k, v in names.items()}, "exports": exports,
             "regions": {str(k): v for k, v in regions.items() if _useful(v)},
             "dregions": {str(k): v for k, v in dregions.items()},
-            "entry_roots": sorted(entry_roots), "array_roots": array_roots, "wrapper": wrapper, "is_exec": is_exec}
+            "entry_roots": sorted(entry_roots), "array_roots": array_roots, "wrappers": {str(k): v for k, v in defined.items()},
+            "is_exec": is_exec}
 
 
-def _numbers(reg: dict, insns: list, i0: int, i1: int, wrappers: set, slot: dict) -> None:
-    """The syscall numbers of one region's `syscall` sites (and the edi of its calls to
-    syscall()): a forward dataflow over its basic blocks, each register holding the set
+def _numbers(reg: dict, insns: list, i0: int, i1: int, wrappers: dict, slot: dict) -> None:
+    """The syscall numbers of one region's `syscall` sites (and the number register of
+    its calls to wrappers: edi for syscall(), rax for Go's): a forward dataflow over its basic blocks, each register holding the set
     of constants it may have (absent: unknown), merged by union at joins."""
     code = insns[i0:i1]
     if not code:
@@ -345,8 +358,11 @@ def _numbers(reg: dict, insns: list, i0: int, i1: int, wrappers: set, slot: dict
             if record:
                 t = int(ops, 0) if _HEX.match(ops) else None
                 ref = _rip_ref(a, size, ops) if "rip" in ops else None
-                if (t is not None and t in wrappers) or (ref is not None and slot.get(ref) == ("sym", "syscall")):
-                    vals = st.get("di")
+                via = wrappers.get(t) if t is not None else None
+                if via is None and ref is not None and slot.get(ref) == ("sym", "syscall"):
+                    via = "di"
+                if via is not None:
+                    vals = st.get(via)
                     reg.setdefault("wcalls", []).extend(sorted(vals) if vals is not None else [None])
             return {k: v for k, v in st.items() if k not in _CALL_CLOBBERS}
         if mn == "mov":
@@ -449,6 +465,9 @@ def object_facts(host: str) -> tuple[ObjectFacts, bool]:
 
 # libc functions ld.so calls by lookup, not through an import
 RTLD_CALLBACKS = ("__libc_early_init", "_dl_catch_exception", "_dl_signal_error", "_dl_signal_exception")
+# Functions that load a library at run time (dlopen for plugins and extension modules,
+# glibc's own for NSS modules and iconv): what they load is in no DT_NEEDED list.
+DLOPENERS = ("dlopen", "dlmopen", "__libc_dlopen_mode")
 
 
 class StaticResult:
@@ -457,6 +476,7 @@ class StaticResult:
         self.syscalls: dict[str, list[str]] = {}   # name -> sources "libc.so.6 __open64 <- opendir <- /bin/ls"
         self.unresolved = 0
         self.unresolved_where: list[str] = []
+        self.dlopen: list[str] = []                # where a reachable dlopen is ("libc.so.6 dlopen <- python3")
         self.sites = 0
         self.nodes: dict[int, tuple] = {}          # number -> one region making it (for path_of)
         self.path_of: Any = lambda node: []        # the regions from a root to a node (debugging)
@@ -468,7 +488,13 @@ class StaticResult:
                    f"{self.unresolved} sites with a number that is not a constant"
                    + (f" ({', '.join(self.unresolved_where[:6])}"
                       + (", ..." if len(self.unresolved_where) > 6 else "") + ")" if self.unresolved_where else ""))
+        if self.dlopen:
+            out.append(self.dlopen_note())
         return out
+
+    def dlopen_note(self) -> str:
+        return (f"dlopen is reachable ({self.dlopen[0]}): libraries loaded at run time are not in this "
+                "analysis; a traced run or --explore finds their calls")
 
 
 def analyse(path: str, root: str = "/") -> StaticResult:
@@ -477,12 +503,12 @@ def analyse(path: str, root: str = "/") -> StaticResult:
     from umiak.kernel.syscalls.table import NAMES
     rel = path if root in ("/", "") else "/" + os.path.relpath(os.path.abspath(path), os.path.abspath(root))
     objs = elfdeps.closure(rel, root)
-    interp = elfdeps.read_elf(rel, root).interp
+    interp = elfdeps.interpreter(rel, root)
     res = StaticResult()
     facts: list[ObjectFacts] = []
     labels: list[str] = []
     for i, (p, _by) in enumerate(objs):
-        facts.append(object_facts(elfdeps.host_path(p, root))[0])
+        facts.append(object_facts(elfdeps.real_path(root, p))[0])
         labels.append(p if i == 0 else os.path.basename(p))
         res.objects.append(p)
     # A name is looked up in ld.so's global scope (the program, then the libraries in load
@@ -520,7 +546,7 @@ def analyse(path: str, root: str = "/") -> StaticResult:
     for name in RTLD_CALLBACKS:
         for n in lookup(name):
             reach(n, None, "ld.so")
-    wrapper_regions = {(j, fa.region_of(fa.wrapper), 0) for j, fa in enumerate(facts) if fa.wrapper is not None}
+    wrapper_regions = {(j, fa.region_of(w), 0) for j, fa in enumerate(facts) for w in fa.wrappers}
     while queue:
         node = queue.pop(0)
         i, start, kind = node
@@ -571,12 +597,21 @@ def analyse(path: str, root: str = "/") -> StaticResult:
         for di in calls:
             if di is None:
                 res.unresolved += 1
-                res.unresolved_where.append(f"{labels[i]} {facts[i].name_of(start)} (syscall())")
+                res.unresolved_where.append(f"{labels[i]} {facts[i].name_of(start)} (a syscall wrapper)")
             else:
                 res.nodes.setdefault(di, node)
-                found.setdefault(di, []).append(source(node) + " via syscall()")
+                found.setdefault(di, []).append(source(node) + " via a wrapper")
                 res.sites += 1
     res.path_of = lambda node: _full_chain(node, parent, facts, labels)
+    for i, fa in enumerate(facts):   # (ld.so's own loader code is not a program's dlopen)
+        if objs[i][0] == interp:
+            continue
+        by_name = {n: a for a, n in fa.names.items()}
+        for name in DLOPENERS:
+            addr = fa.exports[name][0] if name in fa.exports else by_name.get(name)
+            at = fa.region_of(addr) if addr is not None else None
+            if at is not None and (i, at, 0) in parent:
+                res.dlopen.append(source((i, at, 0)))
     for nr, src in found.items():
         sname = NAMES.get(nr)
         if sname is not None:   # else not an x86-64 syscall number: a misread constant

@@ -4,7 +4,7 @@
     build(spec)            # -> ls.img, an ext4 file system with /.umiak/image.json
 
 The steps: a base tree (--from DIR, --from-oci, --deb) or none; the programs and their
-ELF closures (umiak.image.closure), from the host when there is no base, else checked
+ELF closures (umiak.elfdeps), from the host when there is no base, else checked
 inside it; --add and --add-missing files; what glibc loads by name at run time (NSS
 modules, gconv, CA certificates, time zones) by rule; a regenerated /etc/ld.so.cache;
 the metadata; then the ext4 file (umiak.image.mkfs).
@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from umiak.errors import UmiakError
-from umiak.image.closure import closure, host_path, referenced_names, resolve
+from umiak.elfdeps import closure, host_path, referenced_names, resolve
 from umiak.image.stage import Stage
 
 META_DIR = "/.umiak"
@@ -244,7 +244,7 @@ def _find_in_path(name: str, root: str, path_var: str | None) -> str:
 
 def _closure_of(path: str, root: str, missing) -> list[tuple[str, str]]:
     """A program's closure; a #! script's is its own and its interpreter's; another file's is itself."""
-    from umiak.image.closure import is_elf
+    from umiak.elfdeps import is_elf
     real = resolve(root, path)
     if real is None:
         raise UmiakError(f"{path}: No such file or directory")
@@ -269,7 +269,7 @@ def _closure_of(path: str, root: str, missing) -> list[tuple[str, str]]:
 def _added_objects(src: str, take, warn) -> None:
     """The libraries that ELF files in an --add'ed host file or tree load (Python's extension
     modules, plugins), from the host; one nobody provides is a warning (an optional module)."""
-    from umiak.image.closure import NotElf, is_elf
+    from umiak.elfdeps import NotElf, is_elf
     files = [src] if not os.path.isdir(src) else [
         os.path.join(d, n) for d, _dirs, names in os.walk(src) for n in sorted(names)]
     for f in sorted(files):
@@ -354,7 +354,7 @@ def _runtime_files(stage: Stage, objects: set[str], env: dict, spec: Spec, take,
 
 
 def _find_lib(name: str) -> str | None:
-    from umiak.image.closure import DEFAULT_DIRS, is_elf, read_ld_cache
+    from umiak.elfdeps import DEFAULT_DIRS, is_elf, read_ld_cache
     cached = read_ld_cache("/").get(name)
     if cached and is_elf(cached):
         return cached

@@ -17,7 +17,7 @@ import shutil
 import tarfile
 
 from umiak.errors import UmiakError
-from umiak.image.closure import resolve
+from umiak.elfdeps import resolve
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 from umiak.errors import UmiakError
-from umiak.image.closure import host_path, symlink_chain
+from umiak.elfdeps import host_path, symlink_chain
 
 
 class Stage:

@@ -3,7 +3,7 @@ seals), flock(2) and ioctl(2)."""
 
 from umiak.kernel import abi
 from umiak.kernel.abi import s32
-from umiak.kernel.errors import EBADF, EBUSY, EINVAL, EPERM, SyscallError
+from umiak.kernel.errors import EACCES, EBADF, EBUSY, EINVAL, EPERM, SyscallError
 from umiak.kernel.syscalls.fdutil import nofile_limit, vfs_of
 
 SETFL_MASK = abi.O_APPEND | abi.O_NONBLOCK | abi.O_ASYNC | abi.O_DIRECT | abi.O_NOATIME
@@ -155,6 +155,10 @@ def sys_fcntl(task, fd, cmd, arg):
         f.flags = new
         return 0
     if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW):
+        cfg = task.kernel.config
+        if cfg is not None and not cfg.has("FCNTL_LOCKS"):
+            # Linux built without CONFIG_FILE_LOCKING: getting a lock EINVAL, setting one EACCES.
+            raise SyscallError(EINVAL if cmd in (abi.F_GETLK, abi.F_OFD_GETLK) else EACCES)
         return _record_lock(task, f, cmd, arg)
     if cmd in (abi.F_GETPIPE_SZ, abi.F_SETPIPE_SZ):
         pipe = f.pipe

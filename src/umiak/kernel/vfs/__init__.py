@@ -55,17 +55,33 @@ def build_vfs(kernel) -> VFS:
         except SyscallError:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
-    if want("DEVFS"):
+    def mount_synth(sym: str, path: str, fstype: str, make, readonly: bool = False) -> None:
+        """devfs, procfs, sysfs: `y` made now, `m` (a config's) at the first look inside,
+        `n` never (their modules are then never imported)."""
+        if not want(sym):
+            return
+        if cfg is not None and cfg.value(sym) == "m":
+            lazy = OnFirstUse(make, fstype, readonly)
+            lazy.mount = vfs.mount(path, lazy, readonly=readonly)
+        else:
+            vfs.mount(path, make(), readonly=readonly)
+
+    def devfs():
         from umiak.kernel.vfs.devfs import make_devfs
-        vfs.mount("/dev", make_devfs(kernel))
-        if want("TMPFS"):
-            vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
-    if want("PROCFS"):   # never imported without it
+        return make_devfs(kernel)
+
+    def procfs():
         from umiak.kernel.vfs.procfs import make_procfs
-        vfs.mount("/proc", make_procfs(kernel))
-    if want("SYSFS"):
+        return make_procfs(kernel)
+
+    def sysfs():
         from umiak.kernel.vfs.procfs import make_sysfs
-        vfs.mount("/sys", make_sysfs(kernel), readonly=True)
+        return make_sysfs(kernel)
+    mount_synth("DEVFS", "/dev", "devtmpfs", devfs)
+    if want("DEVFS") and want("TMPFS"):
+        vfs.mount("/dev/shm", MemFS(kernel, 0o1777))
+    mount_synth("PROCFS", "/proc", "proc", procfs)
+    mount_synth("SYSFS", "/sys", "sysfs", sysfs, readonly=True)
     for path in tmpfs_paths:
         vfs.mount(path, MemFS(kernel, 0o1777))
     for spec in opts.volumes:
@@ -82,6 +98,26 @@ def build_vfs(kernel) -> VFS:
     if want("IDENTITY_FILES"):
         _identity(kernel, overlay)
     return vfs if cfg is None else _configured(kernel, vfs, overlay, want, bool(image))
+
+
+class OnFirstUse:
+    """A file system configured `m`: mounted at start, made (its module imported) by the
+    first use of anything but its type, which also puts the real one in the mount."""
+
+    def __init__(self, make, fstype: str, readonly: bool):
+        self._make, self.fstype, self.readonly = make, fstype, readonly
+        self.mount: Mount | None = None
+        self._real = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_make", "_real", "mount"):
+            raise AttributeError(name)
+        real = self._real
+        if real is None:
+            real = self._real = self._make()
+            if self.mount is not None and self.mount.fs is self:
+                self.mount.fs = real
+        return getattr(real, name)
 
 
 def _configured(kernel, vfs: VFS, overlay, want, image: bool = False) -> VFS:
@@ -197,4 +233,4 @@ def parse_volume(spec: str) -> tuple[str, str, bool]:
     return os.path.abspath(parts[0]), posixpath.normpath(parts[1]).replace("//", "/"), readonly
 
 
-__all__ = ["VFS", "Loc", "Mount", "build_vfs", "parse_volume"]
+__all__ = ["VFS", "Loc", "Mount", "OnFirstUse", "build_vfs", "parse_volume"]
