@@ -1,7 +1,8 @@
 """Job control: stop signals that stop, SIGCONT that continues, and a terminal's
 session and foreground process group (tcgetpgrp/tcsetpgrp, TIOCSCTTY, SIGTTIN/SIGTTOU).
 
-A stop signal with the default action stops every task of its process: each parks
+A stop signal with the default action stops every task of its process (but pid 1's,
+as a container's init is never stopped from inside): each parks
 in `wait_while_stopped` (at its next signal-delivery point, so a blocking call is
 restarted afterwards) until SIGCONT or SIGKILL; the parent gets SIGCHLD with
 CLD_STOPPED (unless SA_NOCLDSTOP) and wait4(WUNTRACED) reports the stop once.
@@ -47,6 +48,8 @@ def stop(task, signo: int) -> None:
     """The default action of a stop signal, at task's delivery point."""
     proc = task.process
     kernel = task.kernel
+    if proc.pid == 1:
+        return   # as a container's init: nothing in the VM could continue it
     if signo != abi.SIGSTOP and orphaned(kernel, proc.pgid):
         return   # Linux discards terminal stop signals to an orphaned group
     if not proc.stopped:
