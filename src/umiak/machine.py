@@ -169,7 +169,11 @@ class Machine:
                 recorder.inner, kernel.tracer = kernel.tracer, recorder
             if opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
                 kernel.tracer = opts.extra["tracer"]
-            task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            env = dict(opts.env or {}) if opts.extra.get("exact_env") else default_environment(opts.env)
+            task = kernel.spawn(image, exe_path, argv_b, env, execfn)
+            started = opts.extra.get("started")   # e.g. umiak oci: holds the program until `start`
+            if started is not None:
+                started(kernel, task)
             with self._cond:
                 self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):
