@@ -424,7 +424,8 @@ class HostFile(File):
     def ioctl(self, task, req: int, arg: int) -> int:
         import fcntl
         if req in (abi.TCGETS, abi.TIOCGWINSZ, abi.TIOCGPGRP):
-            size = {abi.TCGETS: 60, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
+            # The kernel's struct termios is 36 bytes (glibc's own is 60: it converts).
+            size = {abi.TCGETS: 36, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
             try:
                 out = fcntl.ioctl(self.fd, req, bytes(size))
             except OSError as e:
@@ -434,7 +435,7 @@ class HostFile(File):
             task.mm.write(arg, out)
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
-            size = 8 if req == abi.TIOCSWINSZ else 60
+            size = 8 if req == abi.TIOCSWINSZ else 36
             data = task.mm.read(arg, size)
             try:
                 fcntl.ioctl(self.fd, req, data)

@@ -116,6 +116,7 @@ def _parse(cmd: str, args: list[str]) -> argparse.Namespace:
         p.add_argument("--preserve-fds", type=int, default=0)
     elif cmd == "kill":
         p.add_argument("--all", "-a", action="store_true")
+        p.add_argument("id", metavar="ID")
         p.add_argument("signal", nargs="?", default="SIGTERM")
     elif cmd == "delete":
         p.add_argument("--force", "-f", action="store_true")
@@ -140,6 +141,6 @@ def _parse(cmd: str, args: list[str]) -> argparse.Namespace:
                      "--cpu-quota", "--cpu-period", "--cpuset-cpus", "--cpuset-mems", "--pids-limit",
                      "--blkio-weight", "--cpu-rt-period", "--cpu-rt-runtime", "--l3-cache-schema"):
             p.add_argument(flag)
-    if cmd not in ("features", "exec"):
+    if cmd not in ("features", "exec", "kill"):
         p.add_argument("id", metavar="ID")
     return p.parse_args(args)
