@@ -469,3 +469,43 @@ def test_ctr_run_runc_binary(docker):
                                 "echo hi from ctr; /probe ids; exit 6"], timeout=TIMEOUT)
     _same(res)
     assert res["umiak"].status == 6
+
+
+def test_docker_exec_tty_pause_update(docker):
+    """exec -t (the exec's terminal over the console socket), pause/unpause (the VM stops
+    and goes on) and update --memory are accepted as runc's are."""
+    seen = {}
+    for rt in ("umiak", "runc"):
+        name = f"uo-p-{rt}"
+        r = docker.run("run", "-d", "--name", name, "--network=none", f"--runtime={rt}", "uo:local",
+                       "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done")
+        assert r.status == 0, r.describe()
+        cmd = " ".join(docker.cmd("exec", "-t", name, "/probe", "tty"))
+        tty = harness._run(["script", "-qec", cmd, "/dev/null"], timeout=TIMEOUT)
+        pause = docker.run("pause", name)
+        state = docker.run("inspect", "-f", "{{.State.Status}}", name).stdout
+        unpause = docker.run("unpause", name)
+        time.sleep(0.5)
+        after = docker.run("exec", name, "cat", "/tmp/n")
+        upd = docker.run("update", "--memory=512m", "--memory-swap=512m", name)
+        docker.run("rm", "-f", name)
+        assert after.status == 0 and int(after.stdout) > 0, after.describe()
+        seen[rt] = (tty.status, tty.stdout, pause.status, state, unpause.status, upd.status)
+    assert seen["umiak"] == seen["runc"]
+    assert b"fd 1: isatty 1 tcgetattr 0" in seen["umiak"][1] and seen["umiak"][3] == b"paused\n"
+
+
+def test_docker_create_error_is_shown(docker):
+    """A program that is not there: create fails, the runtime's error line is what docker
+    prints, and the status is runc's (127)."""
+    res = docker.both("--", "/no/such/program")
+    assert res["umiak"].status == res["runc"].status == 127, res["umiak"].describe()
+    assert b"/no/such/program" in res["umiak"].stderr and b"OCI runtime create failed" in res["umiak"].stderr
+    codes = {}
+    for rt in ("umiak", "runc"):
+        name = f"uo-e-{rt}"
+        assert docker.run("run", "-d", "--name", name, "--network=none", f"--runtime={rt}", "uo:local",
+                          "sleep", "100").status == 0
+        codes[rt] = (docker.run("exec", name, "/no/such/program").status, docker.run("exec", name, "nothere").status)
+        docker.run("rm", "-f", name)
+    assert codes["umiak"] == codes["runc"]

@@ -164,7 +164,7 @@ def run_init(st: State, b: Bundle, ready_w: int, tty: int | None) -> None:
     except BaseException as e:  # noqa: BLE001 - the reason goes to `create`, or to the VM's log
         msg = str(e) if isinstance(e, OciError) else _describe(e)
         if not ready[0]:
-            report(msg)
+            report(exec_error(b.process.args[0], msg))
         else:
             try:
                 with open(st.log_path, "a") as f:
@@ -174,6 +174,19 @@ def run_init(st: State, b: Bundle, ready_w: int, tty: int | None) -> None:
     finally:
         report("umiak: the VM ended before it was ready")
         os._exit(status & 0xFF)
+
+
+def exec_error(name: str, msg: str) -> str:
+    """umiak's "NAME: No such file or directory" in runc's words, which engines read (Docker
+    makes "no such file or directory" and "executable file not found" status 127, and
+    "permission denied" 126)."""
+    prefix = f"{name}: "
+    if not msg.startswith(prefix):
+        return msg
+    why = msg[len(prefix):]
+    if why == "command not found":
+        return f'exec: "{name}": executable file not found in $PATH'
+    return f'exec: "{name}": {why[:1].lower()}{why[1:]}'
 
 
 def _describe(e: BaseException) -> str:
@@ -244,6 +257,10 @@ def _exec(conn, r: Reader, kernel, msg: dict) -> None:
         return
     try:
         p = parse_process(msg.get("process"), "exec process")
+    except OciError as e:
+        send_msg(conn, {"error": str(e)})
+        return
+    try:
         stdio = tuple(os.dup(fd) for fd in r.fds)
         try:
             with kernel.lock:
@@ -257,7 +274,7 @@ def _exec(conn, r: Reader, kernel, msg: dict) -> None:
                 os.close(fd)
             raise
     except UmiakError as e:
-        send_msg(conn, {"error": f"exec failed: {e}"})
+        send_msg(conn, {"error": f"exec failed: {exec_error(p.args[0], str(e))}"})
         return
     except Exception as e:  # noqa: BLE001 - one line for the user
         send_msg(conn, {"error": f"exec failed: {_describe(e)}"})
