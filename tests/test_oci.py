@@ -56,7 +56,7 @@ def _make_rootfs(root: Path, busybox: str, probe: Path, dynamic: Path | None = N
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "dyn"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(busybox, root / "bin" / "busybox")
-    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc"):
+    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc", "nc"):
         (root / "bin" / a).symlink_to("busybox")
     shutil.copy(probe, root / "probe")
     if dynamic is not None:
@@ -240,6 +240,33 @@ def test_direct_crash_and_delete_force(direct_env):
                 [_create(str(tmp / "pid")), ["start", "ID"], ["delete", "--force", "ID"], ["wait"], ["state", "ID"]])
     for name, (results, _, _) in out.items():
         assert [r.get("rc", r.get("status")) for r in results] == [0, 0, 0, 137, 1], (name, results)
+
+
+def test_direct_network_namespace_path(direct_env):
+    """linux.namespaces network with a path (as containerd gives a pod's): the VM's sockets
+    are made in that namespace, so the guest reaches a server listening only there."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs ip (Debian: iproute2)")
+    tmp = direct_env[0]
+    ns = f"uo{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c",
+             "import socket; s = socket.create_server(('127.0.0.1', 47123)); print('up', flush=True)\n"
+             "for _ in range(2):\n c, _ = s.accept(); c.sendall(b'hello from the namespace\\n'); c.close()"],
+            stdout=subprocess.PIPE)
+        assert server.stdout is not None and server.stdout.readline() == b"up\n"
+        out = _both(direct_env, ["nc", "127.0.0.1", "47123"],
+                    [_create(str(tmp / "pid")), ["start", "ID"], ["wait"], ["delete", "ID"]],
+                    linux={"namespaces": [{"type": "network", "path": f"/run/netns/{ns}"},
+                                          *({"type": t} for t in ("pid", "uts", "mount", "ipc"))]})
+        server.wait(30)
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns])
+    assert out["umiak"][1:] == out["runc"][1:]
+    assert out["umiak"][1] == b"hello from the namespace\n"
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -439,6 +466,7 @@ def test_docker_detached_exec_logs_kill_top_stop(docker):
             time.sleep(0.2)
         e1 = docker.run("exec", name, "sh", "-c", "echo in exec; echo e >&2; exit 4")
         e2 = docker.run("exec", "-i", name, "cat", input=b"through exec\n")
+        e3 = docker.run("exec", "-u", "1000:100", "-w", "/tmp", "-e", "FOO=x", name, "/dyn/probe", "ids")
         top = docker.run("top", name)
         assert top.status == 0 and len(top.stdout.splitlines()) >= 2, top.describe()
         assert docker.run("kill", "-s", "USR1", name).status == 0
@@ -450,7 +478,8 @@ def test_docker_detached_exec_logs_kill_top_stop(docker):
         logs = docker.run("logs", name)
         docker.run("rm", "-f", name)
         assert stop.status == 0 and took < 15, (rt, took, stop.describe())   # by SIGTERM, not after the grace
-        seen[rt] = ((e1.status, e1.stdout, e1.stderr), (e2.status, e2.stdout), code, logs.stdout, logs.stderr)
+        seen[rt] = ((e1.status, e1.stdout, e1.stderr), (e2.status, e2.stdout), code, logs.stdout, logs.stderr,
+                    (e3.status, e3.stdout, e3.stderr))
     assert seen["umiak"] == seen["runc"]
     assert seen["umiak"][3] == b"started\ngot usr1\nterm\n"
 
