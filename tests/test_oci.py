@@ -538,3 +538,33 @@ def test_docker_create_error_is_shown(docker):
         codes[rt] = (docker.run("exec", name, "/no/such/program").status, docker.run("exec", name, "nothere").status)
         docker.run("rm", "-f", name)
     assert codes["umiak"] == codes["runc"]
+
+
+def test_docker_bridge_network_and_published_port(docker):
+    """A user-defined bridge network: Docker's prestart hook (libnetwork-setkey) moves the
+    container's interface into the VM's network namespace, so -p reaches the guest."""
+    import socket
+    net = docker.run("network", "create", "uo-net")
+    if net.status != 0:
+        pytest.skip(f"no bridge networks here: {net.stderr.decode(errors='replace').strip()}")
+    try:
+        got = {}
+        for port, rt in ((47211, "umiak"), (47212, "runc")):
+            name = f"uo-n-{rt}"
+            r = docker.run("run", "-d", "--name", name, "--network=uo-net", "-p", f"127.0.0.1:{port}:8080",
+                           f"--runtime={rt}", "uo:local", "sh", "-c",
+                           "while true; do echo hello over the bridge | nc -l -p 8080; done")
+            assert r.status == 0, r.describe()
+            deadline = time.monotonic() + 30
+            data = b""
+            while time.monotonic() < deadline and not data:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                        data = s.recv(100)
+                except OSError:
+                    time.sleep(0.3)
+            got[rt] = data
+            docker.run("rm", "-f", name)
+    finally:
+        docker.run("network", "rm", "uo-net")
+    assert got["umiak"] == got["runc"] == b"hello over the bridge\n"
