@@ -484,13 +484,21 @@ def test_docker_detached_exec_logs_kill_top_stop(docker):
     assert seen["umiak"][3] == b"started\ngot usr1\nterm\n"
 
 
-def test_ctr_run_runc_binary(docker):
-    """The same image straight through containerd (`ctr run --runc-binary`)."""
+def _ctr(docker) -> list[str]:
+    """ctr on dockerd's containerd, namespace "uo", with the test image imported."""
     addr = str(docker.work / "x" / "containerd" / "containerd.sock")
     ctr = ["ctr", "-a", addr, "-n", "uo"]
-    save = subprocess.run(docker.cmd("save", "uo:local"), capture_output=True, timeout=TIMEOUT)
-    imp = subprocess.run([*ctr, "images", "import", "-"], input=save.stdout, capture_output=True, timeout=TIMEOUT)
-    assert imp.returncode == 0, imp.stderr
+    if b"uo:local" not in subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True).stdout:
+        save = subprocess.run(docker.cmd("save", "uo:local"), capture_output=True, timeout=TIMEOUT)
+        imp = subprocess.run([*ctr, "images", "import", "-"], input=save.stdout, capture_output=True,
+                             timeout=TIMEOUT)
+        assert imp.returncode == 0, imp.stderr
+    return ctr
+
+
+def test_ctr_run_runc_binary(docker):
+    """The same image straight through containerd (`ctr run --runc-binary`)."""
+    ctr = _ctr(docker)
     image = "docker.io/library/uo:local"
     res = {}
     for rt, extra in (("umiak", ["--runc-binary", str(docker.wrapper)]), ("runc", [])):
@@ -568,3 +576,36 @@ def test_docker_bridge_network_and_published_port(docker):
     finally:
         docker.run("network", "rm", "uo-net")
     assert got["umiak"] == got["runc"] == b"hello over the bridge\n"
+
+
+def test_ctr_pod_shaped_network(docker):
+    """Two containers as a pod's: the second joins the first's network namespace by path
+    (/proc/<pid>/ns/net, as CRI gives the pause container's), and reaches its server on
+    127.0.0.1 there; both with the CRI annotations a pod's containers carry."""
+    ctr = _ctr(docker)
+    image = "docker.io/library/uo:local"
+    got = {}
+    for rt, extra in (("umiak", ["--runc-binary", str(docker.wrapper)]), ("runc", [])):
+        sbx = f"uo-sbx-{rt}"
+        r = harness._run([*ctr, "run", "-d", *extra, "--annotation", "io.kubernetes.cri.container-type=sandbox",
+                          image, sbx, "sh", "-c", "while true; do echo hello pod | nc -l -p 8081; done"])
+        assert r.status == 0, r.describe()
+        try:
+            tasks = harness._run([*ctr, "task", "ls"]).stdout.decode().split("\n")
+            pid = next(line.split()[1] for line in tasks if line.startswith(sbx + " "))
+            deadline, out = time.monotonic() + 30, None
+            while time.monotonic() < deadline:
+                out = harness._run([*ctr, "run", "--rm", *extra, "--with-ns", f"network:/proc/{pid}/ns/net",
+                                    "--annotation", "io.kubernetes.cri.container-type=container",
+                                    "--annotation", f"io.kubernetes.cri.sandbox-id={sbx}", image, f"uo-c-{rt}",
+                                    "nc", "127.0.0.1", "8081"])
+                if out.stdout:
+                    break
+                time.sleep(0.3)
+            got[rt] = (out.status, out.stdout) if out else None
+        finally:
+            harness._run([*ctr, "task", "kill", "-s", "SIGKILL", sbx])
+            time.sleep(0.5)
+            harness._run([*ctr, "task", "delete", "-f", sbx])
+            harness._run([*ctr, "containers", "rm", sbx])
+    assert got["umiak"] == got["runc"] == (0, b"hello pod\n")
