@@ -56,7 +56,7 @@ def _make_rootfs(root: Path, busybox: str, probe: Path, dynamic: Path | None = N
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "dyn"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(busybox, root / "bin" / "busybox")
-    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc", "nc"):
+    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc", "nc", "ps", "grep"):
         (root / "bin" / a).symlink_to("busybox")
     shutil.copy(probe, root / "probe")
     if dynamic is not None:
@@ -107,6 +107,9 @@ for step in steps:
         _, st = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(st)
         note(step="wait", status=128 - code if code < 0 else code)   # as containerd reports it
+    elif step[0] == "hostkill":   # as the shim ends an exec: kill(2) on its pid-file's pid
+        os.kill(int(open(step[1]).read()), int(step[2]))
+        os.waitpid(int(open(step[1]).read()), 0)
     elif step[0] == "stdout-size":
         note(step="stdout-size", size=os.fstat(1).st_size)
     elif step[0] in ("create", "exec"):
@@ -227,6 +230,21 @@ def test_direct_signals_and_exec(direct_env):
     assert out["umiak"][1:] == out["runc"][1:]
     assert out["umiak"][1] == b"up\ngot usr2\nexec baz\nterm\n"
     assert [r.get("status") for r in out["umiak"][0]] == [r.get("status") for r in out["runc"][0]]
+
+
+def test_direct_exec_ends_with_its_proxy(direct_env):
+    """The shim ends an exec by SIGKILL to its pid: the process in the VM goes too."""
+    tmp = direct_env[0]
+    pf = str(tmp / "exec.pid")
+    out = _both(direct_env, ["sleep", "100"],
+                [_create(str(tmp / "pid")), ["start", "ID"],
+                 ["exec", "--detach", "--pid-file", pf, "ID", "sleep", "999"], ["sleep", 0.5],
+                 ["exec", "ID", "sh", "-c", "ps -o args | grep -c '^sleep 999'"],
+                 ["hostkill", pf, "9"], ["sleep", 0.5],
+                 ["exec", "ID", "sh", "-c", "ps -o args | grep -c '^sleep 999'"],
+                 ["delete", "--force", "ID"], ["wait"]])
+    assert out["umiak"][1:] == out["runc"][1:]
+    assert out["umiak"][1] == b"1\n0\n"
 
 
 def test_direct_crash_and_delete_force(direct_env):
@@ -401,6 +419,10 @@ def docker():
         log.close()
         _unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
+        try:
+            os.rmdir("/run/containerd/runc/uo")   # ctr's --root for namespace uo, when empty
+        except OSError:
+            pass
 
 
 def test_docker_exit_codes_and_output(docker):

@@ -283,14 +283,18 @@ def _exec(conn, r: Reader, kernel, msg: dict) -> None:
 
     def relay() -> None:
         while True:
-            m = r.next()
-            if m is None:
-                return
-            signo = m.get("signal")
+            try:
+                m = r.next()
+            except OSError:
+                m = None
+            # Its proxy gone (SIGKILLed, as the shim ends an exec): the process goes with it.
+            signo = signal.SIGKILL if m is None else m.get("signal")
             if isinstance(signo, int) and 0 < signo < 65:
                 with kernel.lock:
                     if not proc.zombie and not proc.exiting:
                         send(kernel, proc, signo, make_siginfo(signo, 0))
+            if m is None:
+                return
     threading.Thread(target=relay, name="umiak-oci-exec-signals", daemon=True).start()
     proc.done.wait()
     send_msg(conn, {"exit": proc.exit_status})
