@@ -451,7 +451,8 @@ def test_docker_terminal(docker):
 
 def test_docker_user_workdir_hostname_env(docker):
     _same(docker.both("-u", "1000:100", "-w", "/tmp", "--hostname", "boat", "-e", "FOO=b a r", "--",
-                      "sh", "-c", "id; pwd; hostname; cat /etc/hostname; echo \"$FOO\"; /probe ids"))
+                      "sh", "-c", "id; pwd; hostname; cat /etc/hostname; echo \"$FOO\"; /probe ids; "
+                      "env | grep -E '^(HOME|PATH|FOO|HOSTNAME|TERM)=' | sort"))
 
 
 def test_docker_read_only_and_volume(docker, tmp_path):
@@ -486,7 +487,7 @@ def test_docker_detached_exec_logs_kill_top_stop(docker):
         deadline = time.monotonic() + 30
         while b"started" not in docker.run("logs", name).stdout and time.monotonic() < deadline:
             time.sleep(0.2)
-        e1 = docker.run("exec", name, "sh", "-c", "echo in exec; echo e >&2; exit 4")
+        e1 = docker.run("exec", name, "sh", "-c", "echo in exec $HOME $PATH; echo e >&2; exit 4")
         e2 = docker.run("exec", "-i", name, "cat", input=b"through exec\n")
         e3 = docker.run("exec", "-u", "1000:100", "-w", "/tmp", "-e", "FOO=x", name, "/dyn/probe", "ids")
         top = docker.run("top", name)

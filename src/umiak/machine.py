@@ -151,7 +151,8 @@ class Machine:
         self.last_kernel = kernel
         if from_guest:
             try:
-                image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b)
+                search = (opts.env or {}).get("PATH") if opts.extra.get("exact_env") else None
+                image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b, search)
             except BaseException:
                 kernel.shutdown()
                 platform.close()
@@ -385,9 +386,10 @@ class _forward_host_signals:
         _stop_guest(k, p, 128 + signo, "second interrupt: stopping the VM")
 
 
-def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
-    """With --root the program is a guest path: find it (PATH as a shell would) and read it
-    through the guest's file system. Returns (image, resolved exe path, argv, execfn)."""
+def _load_from_guest(kernel, name: str, argv_b: list[bytes], search_path: str | None = None):
+    """With --root the program is a guest path: find it (in search_path, else the default
+    PATH, as a shell would) and read it through the guest's file system. Returns (image,
+    resolved exe path, argv, execfn)."""
     from umiak.kernel.errors import SyscallError
     from umiak.loader.binfmt import resolve_program as resolve_binary
     vfs = kernel.vfs
@@ -403,9 +405,9 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
 
     path = name
     if "/" not in name:
-        for d in DEFAULT_PATH.split(":"):
+        for d in (search_path or DEFAULT_PATH).split(":"):
             try:
-                vfs.open_exec(None, f"{d}/{name}").close()
+                vfs.open_exec(None, f"{d or '.'}/{name}").close()
             except SyscallError:
                 continue
             path = f"{d}/{name}"

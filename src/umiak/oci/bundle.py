@@ -146,11 +146,26 @@ def load(bundle: str, platform: str = "auto") -> Bundle:
     config = annotations.get("dev.umiak.config")
     if config is not None and not os.path.isfile(config):
         raise OciError(f"annotation dev.umiak.config={config!r}: no such file")
+    process = parse_process(spec.get("process"))
+    process.env.setdefault("HOME", home_of(rpath, process.uid))
     return Bundle(path=bundle, root=rpath, readonly=bool(root.get("readonly", False)),
-                  process=parse_process(spec.get("process")), hostname=spec.get("hostname") or "umiak",
+                  process=process, hostname=spec.get("hostname") or "umiak",
                   volumes=volumes, tmpfs=tmpfs, memory=memory, netns=netns, platform=plat, config=config,
                   annotations={str(k): str(v) for k, v in annotations.items()},
                   hooks=_get(spec, "hooks", dict, "hooks") or {})
+
+
+def home_of(rootfs: str, uid: int) -> str:
+    """HOME when the spec sets none, as runc sets it: the user's in the image's /etc/passwd, else /."""
+    try:
+        with open(os.path.join(rootfs, "etc", "passwd"), errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
 
 
 def _mounts(mounts, bundle: str) -> tuple[list[tuple[str, str, bool]], list[str]]:

@@ -22,7 +22,7 @@ import struct
 import termios
 import threading
 
-from umiak.oci.bundle import Bundle, OciError, parse_process
+from umiak.oci.bundle import Bundle, OciError, home_of, parse_process
 from umiak.oci.state import Reader, State, listen, send_msg
 
 CLONE_NEWNET = 0x40000000
@@ -257,6 +257,7 @@ def _exec(conn, r: Reader, kernel, msg: dict) -> None:
         return
     try:
         p = parse_process(msg.get("process"), "exec process")
+        p.env.setdefault("HOME", home_of(kernel.options.root or "/", p.uid))
     except OciError as e:
         send_msg(conn, {"error": str(e)})
         return
@@ -265,7 +266,7 @@ def _exec(conn, r: Reader, kernel, msg: dict) -> None:
         try:
             with kernel.lock:
                 argv_b = [os.fsencode(a) for a in p.args]
-                image, exe, argv_b, execfn = _load_from_guest(kernel, p.args[0], argv_b)
+                image, exe, argv_b, execfn = _load_from_guest(kernel, p.args[0], argv_b, p.env.get("PATH"))
                 envp = [os.fsencode(f"{k}={v}") for k, v in p.env.items()]
                 proc = kernel.spawn_process(image, exe, argv_b, envp, execfn, stdio, p.cwd, p.uid, p.gid, p.groups)
                 apply_process(kernel, proc, p)
