@@ -165,10 +165,12 @@ def run_init(st: State, b: Bundle, ready_w: int, tty: int | None) -> None:
         msg = str(e) if isinstance(e, OciError) else _describe(e)
         if not ready[0]:
             report(exec_error(b.process.args[0], msg))
-        else:
+        else:   # umiak itself failed under a running program: say so where the user looks too
+            line = f"umiak: {msg}\n"
             try:
+                os.write(2, line.encode())
                 with open(st.log_path, "a") as f:
-                    f.write(f"umiak: {msg}\n")
+                    f.write(line)
             except OSError:
                 pass
     finally:
