@@ -55,7 +55,7 @@ def test_docker_shaped_config(tmp_path):
     assert b.tmpfs == ["/run"]
     p = b.process
     assert (p.args, p.env, p.cwd, p.uid, p.gid, p.groups, p.umask, p.terminal, p.console_size) == \
-        (["sh", "-c", "x"], {"PATH": "/bin", "A": "b=c"}, "/w", 1000, 100, [5, 6], 18, True, (24, 80))
+        (["sh", "-c", "x"], {"PATH": "/bin", "A": "b=c", "HOME": "/"}, "/w", 1000, 100, [5, 6], 18, True, (24, 80))
     assert p.rlimits == {7: (100, 200)} and p.no_new_privileges
 
 
@@ -107,3 +107,14 @@ def test_errors_are_json_lines_and_leave_nothing(tmp_path):
         assert json.loads((tmp_path / "log.json").read_text().splitlines()[-1])["level"] == "error"
     features = json.loads(_oci(tmp_path, "features").stdout)
     assert features["ociVersionMax"] == "1.0.2"
+
+
+def test_home_from_the_images_passwd(tmp_path):
+    """No HOME in the spec: the user's home in the image's /etc/passwd, else / (runc's rule)."""
+    (tmp_path / "rootfs" / "etc").mkdir(parents=True)
+    (tmp_path / "rootfs" / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n")
+    for uid, home in ((0, "/root"), (1000, "/home/u"), (5, "/")):
+        b = bundle.load(str(_bundle(tmp_path, process={"args": ["x"], "user": {"uid": uid, "gid": 0}})))
+        assert b.process.env["HOME"] == home
+    b = bundle.load(str(_bundle(tmp_path, process={"args": ["x"], "env": ["HOME=/h"], "user": {"uid": 1000}})))
+    assert b.process.env["HOME"] == "/h"

@@ -8,3 +8,9 @@ stdio, forwards signals to the guest and exits with its status. `exec` starts a
 new process in that same VM over a control socket, behind a small host process of
 its own that stands for it (proxy.exec_proxy).
 """
+
+from umiak.errors import UmiakError
+
+
+class OciError(UmiakError):
+    """What the runtime cannot do: one line for --log (and so for `docker run`)."""

@@ -12,11 +12,9 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 
-from umiak.errors import UmiakError
+from umiak.oci import OciError
 
-
-class OciError(UmiakError):
-    """What the runtime cannot do: one line for --log (and so for `docker run`)."""
+__all__ = ["Bundle", "OciError", "Process", "home_of", "load", "parse_process"]
 
 
 # Mount types the guest has its own file system for (umiak.kernel.vfs): accepted, not mounted.

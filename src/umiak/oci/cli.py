@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from umiak.oci.bundle import OciError
+from umiak.oci import OciError
 
 DEFAULT_ROOT = "/run/umiak-oci"
 _VALUED_GLOBALS = {"--root", "--log", "--log-format", "--criu", "--rootless", "--platform"}

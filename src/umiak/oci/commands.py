@@ -1,4 +1,7 @@
-"""The runtime's commands (one function each, called by cli.main with the parsed flags)."""
+"""The runtime's commands (one function each, called by cli.main with the parsed flags).
+
+Only create and exec read a bundle or start a proxy: the others (start, state, kill,
+delete, called for every container) import no more than the state directory needs."""
 
 import json
 import os
@@ -6,9 +9,22 @@ import signal
 import sys
 import time
 
-from umiak.oci import bundle as bundles
-from umiak.oci.bundle import OciError
+from typing import TYPE_CHECKING
+
+from umiak.oci import OciError
 from umiak.oci.state import State, parse_signal, proc_start_time, send_console
+
+
+if TYPE_CHECKING:
+    from umiak.oci.bundle import Process
+
+
+def _hooks(bundle_path: str) -> dict:
+    from umiak.oci import bundle
+    try:
+        return bundle.load(bundle_path).hooks
+    except OciError:
+        return {}
 
 
 def _spawn(target, process, console_socket: str | None) -> int:
@@ -106,7 +122,8 @@ def _run_hooks(hooks: dict, names: tuple[str, ...], state: dict, must: bool = Tr
 
 
 def cmd_create(g, a) -> int:
-    b = bundles.load(a.bundle, g.platform)
+    from umiak.oci import bundle
+    b = bundle.load(a.bundle, g.platform)
     if b.process.terminal and not a.console_socket:
         raise OciError("process.terminal is set: --console-socket is needed")
     st = State.create(g.root, a.id, b.path, b.annotations)
@@ -135,10 +152,7 @@ def cmd_start(g, a) -> int:
     reader.s.close()
     st.data["started"] = True
     st.save()
-    try:
-        _run_hooks(bundles.load(st.data["bundle"]).hooks, ("poststart",), st.oci_state(), must=False)
-    except OciError:
-        pass
+    _run_hooks(_hooks(st.data["bundle"]), ("poststart",), st.oci_state(), must=False)
     return 0
 
 
@@ -172,15 +186,13 @@ def cmd_delete(g, a) -> int:
     if pids:
         st.signal_all(signal.SIGKILL)
         _wait_gone(pids, 10)
-    try:
-        _run_hooks(bundles.load(st.data["bundle"]).hooks, ("poststop",), st.oci_state(), must=False)
-    except OciError:
-        pass
+    _run_hooks(_hooks(st.data["bundle"]), ("poststop",), st.oci_state(), must=False)
     st.remove()
     return 0
 
 
-def _exec_process(a) -> "bundles.Process":
+def _exec_process(a) -> "Process":
+    from umiak.oci import bundle as bundles
     if a.process:
         try:
             with open(a.process) as f:

@@ -11,14 +11,19 @@ Status is computed, not stored: a proxy that is gone means "stopped", whoever en
 
 import json
 import os
-import re
-import shutil
-import signal
-import socket
+from typing import TYPE_CHECKING
 
-from umiak.oci.bundle import OciError
+from umiak.oci import OciError
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+if TYPE_CHECKING:
+    import socket
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
+
+
+def valid_id(cid: str) -> bool:
+    """runc's rule: letters, digits and _.+- (not first), so an id is one directory name."""
+    return 0 < len(cid) <= 1024 and cid[0].isascii() and cid[0].isalnum() and set(cid) <= _ID_CHARS
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -37,7 +42,7 @@ def proc_start_time(pid: int) -> int | None:
 
 class State:
     def __init__(self, root: str, cid: str):
-        if not _ID.match(cid):
+        if not valid_id(cid):
             raise OciError(f"invalid container id {cid!r}")
         self.root, self.id = root, cid
         self.dir = os.path.join(root, cid)
@@ -89,6 +94,7 @@ class State:
         os.replace(tmp, self.file)
 
     def remove(self) -> None:
+        import shutil
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- processes ----------------------------------------------------------------
@@ -164,7 +170,8 @@ def _short(path: str) -> tuple[str, int]:
     return f"/proc/self/fd/{fd}/{os.path.basename(path)}", fd
 
 
-def listen(path: str) -> socket.socket:
+def listen(path: str) -> "socket.socket":
+    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     short, fd = _short(path)
     try:
@@ -175,7 +182,8 @@ def listen(path: str) -> socket.socket:
     return s
 
 
-def connect(path: str) -> socket.socket:
+def connect(path: str) -> "socket.socket":
+    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         short, fd = _short(path)
@@ -192,7 +200,8 @@ def connect(path: str) -> socket.socket:
     return s
 
 
-def send_msg(s: socket.socket, msg: dict, fds=()) -> None:
+def send_msg(s: "socket.socket", msg: dict, fds=()) -> None:
+    import socket
     data = json.dumps(msg).encode() + b"\n"
     if fds:
         socket.send_fds(s, [data], list(fds))
@@ -203,7 +212,7 @@ def send_msg(s: socket.socket, msg: dict, fds=()) -> None:
 class Reader:
     """JSON lines from a stream socket; the first read may carry fds (SCM_RIGHTS)."""
 
-    def __init__(self, s: socket.socket):
+    def __init__(self, s: "socket.socket"):
         self.s, self.buf = s, b""
         self.fds: list[int] = []
 
@@ -211,6 +220,7 @@ class Reader:
         """The next message; None at EOF."""
         while b"\n" not in self.buf:
             if want_fds:
+                import socket
                 data, fds, _flags, _addr = socket.recv_fds(self.s, 65536, want_fds)
                 self.fds.extend(fds)
                 want_fds = 0
@@ -229,6 +239,7 @@ class Reader:
 
 def send_console(sock_path: str, master: int) -> None:
     """Hand a terminal's master to the engine (--console-socket), as runc does."""
+    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(sock_path)
@@ -239,16 +250,15 @@ def send_console(sock_path: str, master: int) -> None:
         s.close()
 
 
-SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
-
-
 def parse_signal(text: str) -> int:
+    """'9', 'KILL', 'SIGKILL' -> 9 (any case)."""
+    import signal
     t = text.upper()
     if t.isdigit():
         n = int(t)
     else:
-        n = SIGNALS.get(t[3:] if t.startswith("SIG") else t, 0)
+        name = t if t.startswith("SIG") else "SIG" + t
+        n = int(getattr(signal, name, 0)) if not name.startswith("SIG_") else 0
     if not 0 < n < 65:
         raise OciError(f"unknown signal {text!r}")
     return n
