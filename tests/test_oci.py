@@ -287,6 +287,27 @@ def test_direct_network_namespace_path(direct_env):
     assert out["umiak"][1] == b"hello from the namespace\n"
 
 
+def test_direct_hostname_of_a_joined_uts_namespace(direct_env):
+    """No hostname in the spec: a joined UTS namespace's (a pod's), else the host's."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    tmp = direct_env[0]
+    holder = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname uo-pod-name && echo up && exec sleep 60"],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"up\n"
+        steps = [_create(str(tmp / "pid")), ["start", "ID"], ["wait"], ["delete", "ID"]]
+        namespaces = [{"type": t} for t in ("pid", "network", "ipc", "mount")]
+        joined = _both(direct_env, ["hostname"], steps, hostname="",
+                       linux={"namespaces": [*namespaces, {"type": "uts", "path": f"/proc/{holder.pid}/ns/uts"}]})
+        host = _both(direct_env, ["hostname"], steps, hostname="", linux={"namespaces": namespaces})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert joined["umiak"][1:] == joined["runc"][1:] and joined["umiak"][1] == b"uo-pod-name\n"
+    assert host["umiak"][1:] == host["runc"][1:] and host["umiak"][1] == os.uname().nodename.encode() + b"\n"
+
+
 def _leftovers(root: Path) -> list[str]:
     return os.listdir(root) if root.exists() else []
 

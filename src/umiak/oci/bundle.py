@@ -132,12 +132,19 @@ def load(bundle: str, platform: str = "auto") -> Bundle:
     mem = ((_get(linux, "resources", dict, "linux.resources") or {}).get("memory") or {}).get("limit")
     if isinstance(mem, int) and mem > 0:
         memory = max(mem, MIN_MEMORY)
-    netns = None
+    netns = utsns = None
     for ns in _get(linux, "namespaces", list, "linux.namespaces") or []:
         if isinstance(ns, dict) and ns.get("type") == "network":
             netns = ns.get("path") or "new"
             if netns != "new" and not os.path.exists(netns):
                 raise OciError(f"network namespace {netns}: no such file")
+        if isinstance(ns, dict) and ns.get("type") == "uts" and ns.get("path"):
+            utsns = ns["path"]
+            if not os.path.exists(utsns):
+                raise OciError(f"uts namespace {utsns}: no such file")
+    # No hostname: the one of the UTS namespace joined (a pod's), else the host's (a new
+    # UTS namespace starts as a copy of its parent's).
+    hostname = _get(spec, "hostname", str, "hostname") or (uts_hostname(utsns) if utsns else os.uname().nodename)
     plat = annotations.get("dev.umiak.platform", platform)
     if plat not in ("auto", "kvm", "emu"):
         raise OciError(f"annotation dev.umiak.platform={plat!r}: use kvm, emu or auto")
@@ -147,10 +154,32 @@ def load(bundle: str, platform: str = "auto") -> Bundle:
     process = parse_process(spec.get("process"))
     process.env.setdefault("HOME", home_of(rpath, process.uid))
     return Bundle(path=bundle, root=rpath, readonly=bool(root.get("readonly", False)),
-                  process=process, hostname=spec.get("hostname") or "umiak",
+                  process=process, hostname=hostname,
                   volumes=volumes, tmpfs=tmpfs, memory=memory, netns=netns, platform=plat, config=config,
                   annotations={str(k): str(v) for k, v in annotations.items()},
                   hooks=_get(spec, "hooks", dict, "hooks") or {})
+
+
+def uts_hostname(path: str) -> str:
+    """The host name in another UTS namespace: read by a short-lived thread that joins it
+    (namespaces are per thread; the process's own stays as it was)."""
+    import ctypes
+    import threading
+    out: list[str] = []
+
+    def look() -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if ctypes.CDLL(None, use_errno=True).setns(fd, 0x04000000) == 0:   # CLONE_NEWUTS
+                out.append(os.uname().nodename)
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=look)
+    t.start()
+    t.join()
+    if not out:
+        raise OciError(f"uts namespace {path}: cannot join it")
+    return out[0]
 
 
 def home_of(rootfs: str, uid: int) -> str:
