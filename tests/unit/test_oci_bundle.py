@@ -47,12 +47,14 @@ def test_docker_shaped_config(tmp_path):
                 {"destination": "/etc/hosts", "type": "bind", "source": str(tmp_path / "hosts"),
                  "options": ["rbind", "rprivate"]},
                 {"destination": "/data", "source": str(tmp_path), "options": ["rbind", "ro"]}],
-        linux={"resources": {"memory": {"limit": 256 << 20}}, "namespaces": [{"type": "network"}]},
+        linux={"resources": {"memory": {"limit": 256 << 20}, "cpu": {"quota": 150000, "period": 100000},
+                             "pids": {"limit": 50}},
+               "namespaces": [{"type": "network"}]},
         annotations={"dev.umiak.platform": "emu"})))
     assert (b.root, b.readonly, b.hostname, b.platform, b.memory, b.netns) == \
         (str(tmp_path / "rootfs"), True, "h1", "emu", 256 << 20, "new")
     assert b.volumes == [(str(tmp_path / "hosts"), "/etc/hosts", False), (str(tmp_path), "/data", True)]
-    assert b.tmpfs == ["/run"]
+    assert b.tmpfs == ["/run"] and (b.cpus, b.pids) == (2, 50)
     p = b.process
     assert (p.args, p.env, p.cwd, p.uid, p.gid, p.groups, p.umask, p.terminal, p.console_size) == \
         (["sh", "-c", "x"], {"PATH": "/bin", "A": "b=c", "HOME": "/"}, "/w", 1000, 100, [5, 6], 18, True, (24, 80))

@@ -58,7 +58,9 @@ class Bundle:
     hostname: str
     volumes: list[tuple[str, str, bool]]
     tmpfs: list[str]
-    memory: int | None
+    memory: int | None       # the VM's RAM (linux.resources.memory.limit)
+    cpus: int | None         # its vCPUs (the CPU quota, rounded up)
+    pids: int | None         # the tasks it may have (pids.limit)
     netns: str | None        # a network namespace to join (path), "new" for one of its own, None: the host's
     platform: str
     config: str | None       # a kernel .config (annotation dev.umiak.config)
@@ -128,10 +130,7 @@ def load(bundle: str, platform: str = "auto") -> Bundle:
     annotations = _get(spec, "annotations", dict, "annotations") or {}
     volumes, tmpfs = _mounts(spec.get("mounts") or [], bundle)
     linux = _get(spec, "linux", dict, "linux") or {}
-    memory = None
-    mem = ((_get(linux, "resources", dict, "linux.resources") or {}).get("memory") or {}).get("limit")
-    if isinstance(mem, int) and mem > 0:
-        memory = max(mem, MIN_MEMORY)
+    memory, cpus, pids = resources(_get(linux, "resources", dict, "linux.resources") or {})
     netns = utsns = None
     for ns in _get(linux, "namespaces", list, "linux.namespaces") or []:
         if isinstance(ns, dict) and ns.get("type") == "network":
@@ -155,9 +154,22 @@ def load(bundle: str, platform: str = "auto") -> Bundle:
     process.env.setdefault("HOME", home_of(rpath, process.uid))
     return Bundle(path=bundle, root=rpath, readonly=bool(root.get("readonly", False)),
                   process=process, hostname=hostname,
-                  volumes=volumes, tmpfs=tmpfs, memory=memory, netns=netns, platform=plat, config=config,
+                  volumes=volumes, tmpfs=tmpfs, memory=memory, cpus=cpus, pids=pids, netns=netns, platform=plat, config=config,
                   annotations={str(k): str(v) for k, v in annotations.items()},
                   hooks=_get(spec, "hooks", dict, "hooks") or {})
+
+
+def resources(res: dict) -> tuple[int | None, int | None, int | None]:
+    """LinuxResources -> (RAM, vCPUs, task limit) of the VM; None: not limited."""
+    import math
+    mem = (res.get("memory") or {}).get("limit")
+    memory = max(mem, MIN_MEMORY) if isinstance(mem, int) and mem > 0 else None
+    cpu = res.get("cpu") or {}
+    quota, period = cpu.get("quota"), cpu.get("period") or 100000
+    cpus = max(1, math.ceil(quota / period)) if isinstance(quota, int) and quota > 0 and period > 0 else None
+    limit = (res.get("pids") or {}).get("limit")
+    pids = limit if isinstance(limit, int) and limit > 0 else None
+    return memory, cpus, pids
 
 
 def uts_hostname(path: str) -> str:

@@ -99,7 +99,7 @@ def _options(b: Bundle):
     opts = RunOptions(mem_size=mem, platform=b.platform, env=dict(p.env), cwd=p.cwd, hostname=b.hostname,
                       prewarm=False, net="host", volumes=list(b.volumes), root=b.root, tmpfs=list(b.tmpfs),
                       uid=p.uid, gid=p.gid, kernel_config=kconfig,
-                      max_threads=getattr(kconfig, "max_threads", 4096))
+                      cpus=b.cpus, max_threads=b.pids or getattr(kconfig, "max_threads", 4096))
     opts.extra["exact_env"] = True   # the bundle's environment, nothing of the host's
     opts.extra["identity_files"] = False   # /etc/passwd, hosts...: the image's and the engine's mounts
     return opts
