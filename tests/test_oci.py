@@ -308,6 +308,22 @@ def test_direct_hostname_of_a_joined_uts_namespace(direct_env):
     assert host["umiak"][1:] == host["runc"][1:] and host["umiak"][1] == os.uname().nodename.encode() + b"\n"
 
 
+def test_direct_kernel_config_annotation(direct_env, tmp_path):
+    """dev.umiak.config selects the guest kernel: one without procfs has no /proc."""
+    rt = _runtimes(tmp_path, _one_platform())["umiak"]
+    d = Direct(tmp_path, direct_env[1])
+    steps = [["create", "--bundle", ".", "--pid-file", str(tmp_path / "pid"), "cfg"], ["start", "cfg"], ["wait"],
+             ["delete", "cfg"]]
+    d.config(["sh", "-c", "ls -d /proc"])
+    full = d.run(rt, steps)
+    minimal = REPO / "src" / "umiak" / "config" / "profiles" / "minimal.defconfig"
+    d.config(["sh", "-c", "ls -d /proc"], annotations={"dev.umiak.config": str(minimal)})
+    small = d.run(rt, steps)
+    assert full[1] == b"/proc\n" and [r.get("status") for r in full[0]][2] == 0
+    assert small[1] == b"" and b"/proc: No such file or directory" in small[2]
+    assert [r.get("status") for r in small[0]][2] == 1
+
+
 def _leftovers(root: Path) -> list[str]:
     return os.listdir(root) if root.exists() else []
 
