@@ -56,7 +56,7 @@ def _make_rootfs(root: Path, busybox: str, probe: Path, dynamic: Path | None = N
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "dyn"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(busybox, root / "bin" / "busybox")
-    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc", "nc", "ps", "grep"):
+    for a in ("sh", "ls", "cat", "echo", "id", "hostname", "sleep", "true", "touch", "pwd", "kill", "wc", "nc", "ps", "grep", "mv"):
         (root / "bin" / a).symlink_to("busybox")
     shutil.copy(probe, root / "probe")
     if dynamic is not None:
@@ -87,6 +87,19 @@ def _one_platform() -> str:
         if platform_problems().get(name, "unknown") is None:
             return name
     pytest.skip(f"no usable platform among {wanted}")
+
+
+def test_terminal_job_control_under_umiak_run(platform):
+    """On a terminal (script(1) gives one): isatty, tcgetattr (the kernel's 36-byte termios,
+    not glibc's 60) and tcsetpgrp as natively; what -t containers and shells need."""
+    if shutil.which("script") is None:
+        pytest.skip("needs script (util-linux)")
+    probe = str(harness.build("oci_probe", "glibc-static"))
+    native = harness._run(["script", "-qec", f"{probe} tty", "/dev/null"])
+    cmd = " ".join(harness.umiak_command(platform, [probe, "tty"]))
+    umiak = harness._run(["script", "-qec", cmd, "/dev/null"], env=harness.umiak_env())
+    assert (umiak.status, umiak.stdout) == (native.status, native.stdout), f"{umiak.describe()}\n{native.describe()}"
+    assert b"tcsetpgrp 0, foreground is ours 1" in native.stdout
 
 
 # -- the runtime driven directly, as a shim does -------------------------------------------
@@ -484,6 +497,7 @@ def test_docker_terminal(docker):
     assert res["umiak"].stdout == res["runc"].stdout and res["umiak"].status == res["runc"].status == 0, \
         f"{res['umiak'].describe()}\n{res['runc'].describe()}"
     assert b"fd 0: isatty 1 tcgetattr 0" in res["umiak"].stdout
+    assert b"tcsetpgrp 0, foreground is ours 1" in res["umiak"].stdout
 
 
 def test_docker_user_workdir_hostname_env(docker):
@@ -575,7 +589,7 @@ def test_docker_exec_tty_pause_update(docker):
     for rt in ("umiak", "runc"):
         name = f"uo-p-{rt}"
         r = docker.run("run", "-d", "--name", name, "--network=none", f"--runtime={rt}", "uo:local",
-                       "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done")
+                       "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/m; mv /tmp/m /tmp/n; sleep 0.1; done")
         assert r.status == 0, r.describe()
         cmd = " ".join(docker.cmd("exec", "-t", name, "/probe", "tty"))
         tty = harness._run(["script", "-qec", cmd, "/dev/null"], timeout=TIMEOUT)
@@ -590,6 +604,7 @@ def test_docker_exec_tty_pause_update(docker):
         seen[rt] = (tty.status, tty.stdout, pause.status, state, unpause.status, upd.status)
     assert seen["umiak"] == seen["runc"]
     assert b"fd 1: isatty 1 tcgetattr 0" in seen["umiak"][1] and seen["umiak"][3] == b"paused\n"
+    assert b"tcsetpgrp 0, foreground is ours 1" in seen["umiak"][1]
 
 
 def test_docker_create_error_is_shown(docker):

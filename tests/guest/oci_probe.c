@@ -1,6 +1,6 @@
 /* oci_probe: what a container's program sees of its runtime (tests/test_oci.py).
  * Probes: exit status, a crash's status (SIGSEGV, 139), isatty/tcgetattr on a terminal
- * (the kernel's 36-byte struct termios), memory up to a limit (MiB touched), the
+ * (the kernel's 36-byte struct termios), tcsetpgrp/tcgetpgrp (TIOC[SG]PGRP), memory up to a limit (MiB touched), the
  * environment, cwd and ids, and a process started into the running VM (exec).
  *   oci_probe hello | crash | tty | alloc MIB | ids | exit N
  */
@@ -27,6 +27,9 @@ int main(int argc, char **argv)
         struct termios t;
         for (int fd = 0; fd < 3; fd++)
             printf("fd %d: isatty %d tcgetattr %d\n", fd, isatty(fd), tcgetattr(fd, &t));
+        /* job control as a shell does it: make our group the terminal's foreground group */
+        int set = tcsetpgrp(0, getpgrp());
+        printf("tcsetpgrp %d, foreground is ours %d\n", set, tcgetpgrp(0) == getpgrp());
         return 0;
     }
     if (!strcmp(mode, "alloc") && argc > 2) {

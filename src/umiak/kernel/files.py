@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
-                                 EOPNOTSUPP, ESPIPE, SyscallError)
+                                 EOPNOTSUPP, EPERM, ESPIPE, SyscallError)
 
 if TYPE_CHECKING:
     from umiak.kernel.interfaces import Mappable
@@ -424,15 +424,35 @@ class HostFile(File):
     def ioctl(self, task, req: int, arg: int) -> int:
         import fcntl
         if req in (abi.TCGETS, abi.TIOCGWINSZ, abi.TIOCGPGRP):
-            # The kernel's struct termios is 36 bytes (glibc's own is 60: it converts).
-            size = {abi.TCGETS: 36, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
+            # The kernel's struct termios is 36 bytes (glibc's own is 60: it converts). TIOCGPGRP
+            # asks the host only whether it is a terminal: it need not be umiak's controlling one.
+            host_req, size = {abi.TCGETS: (abi.TCGETS, 36), abi.TIOCGWINSZ: (abi.TIOCGWINSZ, 8),
+                              abi.TIOCGPGRP: (abi.TCGETS, 36)}[req]
             try:
-                out = fcntl.ioctl(self.fd, req, bytes(size))
+                out = fcntl.ioctl(self.fd, host_req, bytes(size))
             except OSError as e:
                 raise oserror(e) from None
-            if req == abi.TIOCGPGRP:
-                out = task.process.pgid.to_bytes(4, "little")
+            if req == abi.TIOCGPGRP:   # guest pgids: the VM's foreground group (tcsetpgrp), else the caller's
+                fg = task.kernel.tty_pgrp
+                if not fg or not any(p.pgid == fg and not p.zombie for p in task.kernel.processes.values()):
+                    fg = task.process.pgid
+                out = fg.to_bytes(4, "little")
             task.mm.write(arg, out)
+            return 0
+        if req == abi.TIOCSPGRP:
+            # tcsetpgrp: the host terminal's group is umiak's; the VM keeps its own foreground
+            # group (what TIOCGPGRP says, where a terminal's Ctrl-C goes: Kernel.host_signal).
+            try:
+                fcntl.ioctl(self.fd, abi.TCGETS, bytes(36))   # a terminal, or ENOTTY as Linux
+            except OSError as e:
+                raise oserror(e) from None
+            pgid = task.mm.read_u32(arg)
+            if pgid <= 0 or pgid >= 1 << 31:
+                raise SyscallError(EINVAL)
+            if not any(p.pgid == pgid and p.sid == task.process.sid and not p.zombie
+                       for p in task.kernel.processes.values()):
+                raise SyscallError(EPERM)
+            task.kernel.tty_pgrp = pgid
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
             size = 8 if req == abi.TIOCSWINSZ else 36

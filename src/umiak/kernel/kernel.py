@@ -145,6 +145,7 @@ class Kernel:
         self.boot_time = time.time()
         self.boot_monotonic = time.monotonic()
         self.hostname = options.hostname       # the VM's UTS names (sethostname/setdomainname)
+        self.tty_pgrp = 0                      # the foreground group of the VM's terminal (tcsetpgrp); 0: pid 1's
         self.domainname = "(none)"
         self.unimplemented: dict[str, int] = {}
         self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
@@ -628,15 +629,16 @@ class Kernel:
 
     def host_signal(self, signo: int, info: bytes) -> None:
         """A signal sent to `umiak run` itself. SIGINT and SIGQUIT (a terminal's Ctrl-C and
-        Ctrl-\\) go to pid 1's process group, as a terminal sends them to its foreground
-        group; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
+        Ctrl-\\) go to the foreground group (tcsetpgrp's, else pid 1's), as a terminal sends
+        them; the others (SIGTERM as from `docker stop`, SIGHUP) go to pid 1. Lock held."""
         from umiak.kernel.signals import send
         init = self.processes.get(1)
         if init is None or init.zombie:
             return
         targets = [init]
         if signo in (abi.SIGINT, abi.SIGQUIT):
-            targets = [p for p in self.processes.values() if p.pgid == init.pgid and not p.zombie]
+            group = [p for p in self.processes.values() if p.pgid == self.tty_pgrp and not p.zombie]
+            targets = group or [p for p in self.processes.values() if p.pgid == init.pgid and not p.zombie]
         for p in targets:
             send(self, p, signo, info)
 

@@ -28,7 +28,7 @@ SYSCALLS: dict[int, tuple[str, str | None, str, str]] = {
     13: ("rt_sigaction", "signal", FULL, ""),
     14: ("rt_sigprocmask", "signal", FULL, ""),
     15: ("rt_sigreturn", "signal", FULL, ""),
-    16: ("ioctl", "fcntl", PARTIAL, "TCGETS/TCSETS*/TIOC[GS]WINSZ/TIOCGPGRP to host terminals, FIONREAD, FIONBIO, FIOASYNC, FIO[N]CLEX; others ENOTTY"),
+    16: ("ioctl", "fcntl", PARTIAL, "TCGETS/TCSETS*/TIOC[GS]WINSZ/TIOC[GS]PGRP to host terminals, FIONREAD, FIONBIO, FIOASYNC, FIO[N]CLEX; others ENOTTY"),
     17: ("pread64", "rw", FULL, ""),
     18: ("pwrite64", "rw", FULL, ""),
     19: ("readv", "rw", FULL, ""),
