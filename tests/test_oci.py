@@ -684,3 +684,41 @@ def test_ctr_pod_shaped_network(docker):
             harness._run([*ctr, "task", "delete", "-f", sbx])
             harness._run([*ctr, "containers", "rm", sbx])
     assert got["umiak"] == got["runc"] == (0, b"hello pod\n")
+
+
+def _interactive(cmd: list[str], lines: list[bytes], prompt: bytes = b"# ") -> tuple[int, bytes]:
+    """Run cmd on a new terminal; at each prompt type the next line. (status, all output)."""
+    import pty
+    import select
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp(cmd[0], cmd)
+    out, todo, deadline = b"", list(lines), time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 1)
+            if not r:
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError:   # EIO: the other side is closed
+                break
+            if not data:
+                break
+            out += data
+            if todo and out.rstrip(b"\x1b[6n").endswith(prompt):
+                os.write(master, todo.pop(0))
+    finally:
+        os.close(master)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st), out
+
+
+def test_docker_interactive_shell(docker):
+    """docker run -it: an interactive shell with job control on the container's terminal."""
+    res = {}
+    for rt in ("umiak", "runc"):
+        res[rt] = _interactive(docker.cmd("run", "--rm", "-it", "--network=none", f"--runtime={rt}", "uo:local", "sh"),
+                               [b"echo hi-$((1+2))\n", b"sleep 0.2; exit 7\n"])
+    assert res["umiak"] == res["runc"]
+    assert res["umiak"][0] == 7 and b"hi-3" in res["umiak"][1]
