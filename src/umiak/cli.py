@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", add_help=False, help="build an image from programs, a tree, an OCI image or "
                    "Debian packages (umiak build --help)")
     sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
+    sub.add_parser("oci", add_help=False, help="the OCI runtime for Docker and containerd (umiak oci --help)")
     return p
 
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
         args = argparse.Namespace(command="config", config_args=argv[1:])
+    elif argv[:1] == ["oci"]:   # runc's command line (umiak.oci.cli), errors in its own format
+        from umiak.oci.cli import main as oci_main
+        return oci_main(argv[1:])
     elif argv[:1] in (["build"], ["inspect"]):
         args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:

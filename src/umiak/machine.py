@@ -154,7 +154,8 @@ class Machine:
         self.last_kernel = kernel
         if from_guest:
             try:
-                image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b)
+                search = (opts.env or {}).get("PATH") if opts.extra.get("exact_env") else None
+                image, exe_path, argv_b, execfn = _load_from_guest(kernel, argv[0], argv_b, search)
             except BaseException:
                 kernel.shutdown()
                 platform.close()
@@ -172,7 +173,11 @@ class Machine:
                 recorder.inner, kernel.tracer = kernel.tracer, recorder
             if opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
                 kernel.tracer = opts.extra["tracer"]
-            task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            env = dict(opts.env or {}) if opts.extra.get("exact_env") else default_environment(opts.env)
+            task = kernel.spawn(image, exe_path, argv_b, env, execfn)
+            started = opts.extra.get("started")   # e.g. umiak oci: holds the program until `start`
+            if started is not None:
+                started(kernel, task)
             with self._cond:
                 self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):
@@ -408,9 +413,10 @@ class _forward_host_signals:
         _stop_guest(k, p, 128 + signo, "second interrupt: stopping the VM")
 
 
-def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
-    """With --root the program is a guest path: find it (PATH as a shell would) and read it
-    through the guest's file system. Returns (image, resolved exe path, argv, execfn)."""
+def _load_from_guest(kernel, name: str, argv_b: list[bytes], search_path: str | None = None):
+    """With --root the program is a guest path: find it (in search_path, else the default
+    PATH, as a shell would) and read it through the guest's file system. Returns (image,
+    resolved exe path, argv, execfn)."""
     from umiak.kernel.errors import SyscallError
     from umiak.loader.binfmt import resolve_program as resolve_binary
     vfs = kernel.vfs
@@ -426,9 +432,9 @@ def _load_from_guest(kernel, name: str, argv_b: list[bytes]):
 
     path = name
     if "/" not in name:
-        for d in DEFAULT_PATH.split(":"):
+        for d in (search_path or DEFAULT_PATH).split(":"):
             try:
-                vfs.open_exec(None, f"{d}/{name}").close()
+                vfs.open_exec(None, f"{d or '.'}/{name}").close()
             except SyscallError:
                 continue
             path = f"{d}/{name}"

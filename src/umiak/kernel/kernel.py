@@ -239,6 +239,60 @@ class Kernel:
             vdso.start(*clock)   # clock is only made with opts.vdso
         return task
 
+    def spawn_process(self, image, exe_path: str, argv: list[bytes], envp: list[bytes], execfn: str,
+                      stdio: tuple[int, int, int], cwd: str, uid: int, gid: int, groups=()) -> "Process":
+        """A new process started from the host while the VM runs (as `docker exec` enters a
+        container): its own address space, the host fds `stdio` as 0, 1, 2 (owned: closed
+        when it ends), no parent (ppid 0, as a process that entered a PID namespace from
+        outside; reaped at its end). Wait on .done, then read .exit_status. Kernel lock held."""
+        import fcntl
+
+        from umiak.kernel.files import FdTable, HostFile
+        from umiak.kernel.process import Process, Task
+        from umiak.loader.exec import exec_program, setup_address_space
+        mm = self.new_mm()
+        setup_address_space(mm, self.options.aslr)
+        if self.vdso is not None:
+            self.vdso.map(mm)
+        fds = FdTable()
+        for i, hfd in enumerate(stdio):
+            mode = fcntl.fcntl(hfd, fcntl.F_GETFL) & (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK)
+            fds.install_at(i, HostFile(hfd, mode, f"/dev/fd/{i}", owned=True))
+        init = self.processes.get(1)
+        pid = self.alloc_pid()
+        proc = Process(self, pid, mm, fds, os.path.normpath(cwd))
+        proc.ppid, proc.parent = 0, None
+        proc.creds.become(uid, gid)
+        proc.creds.groups = list(groups)
+        if init is not None:
+            proc.rlimits = {k: list(v) for k, v in init.rlimits.items()}
+        fds.limit = min(proc.rlimits[abi.RLIMIT_NOFILE][0], 1 << 20)
+        proc.start_time = time.monotonic()
+        task = Task(proc, pid)
+        task.nice = os.getpriority(os.PRIO_PROCESS, 0)
+        proc.leader = task
+        vcpu = None
+        try:
+            vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
+            entry, sp = exec_program(self, proc, image, exe_path, argv, envp, self._read_interp,
+                                     self.options.aslr, execfn)
+        except BaseException:
+            self.tasks.pop(pid, None)
+            if vcpu is not None:
+                vcpu.close()
+            mm.release()
+            for n in list(fds.files):
+                fds.close(n)
+            raise
+        proc.exe = exe_path
+        proc.comm = task.comm = os.fsencode(os.path.basename(execfn or exe_path))[:15]
+        regs = [0] * 18
+        regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
+        vcpu.set_regs(regs)
+        self.processes[pid] = proc
+        self.start_thread(task)
+        return proc
+
     def alloc_pid(self) -> int:
         """The next free pid after the last one given, wrapping to 300 past pid_max, as
         Linux's; a number still used by a task, a zombie or a group or session is skipped."""

@@ -95,7 +95,7 @@ def build_vfs(kernel) -> VFS:
     if image:   # an image need not have /dev, /proc, /sys, /tmp: `ls /` shows them all the same
         for path in [p for p in vfs.mounts if p.count("/") == 1 and p != "/"]:
             _mount_point(overlay, path, True)
-    if want("IDENTITY_FILES"):
+    if want("IDENTITY_FILES") and opts.extra.get("identity_files", True):   # a container's are its image's
         _identity(kernel, overlay)
     return vfs if cfg is None else _configured(kernel, vfs, overlay, want, bool(image))
 
