@@ -133,8 +133,9 @@ class Machine:
         from umiak.loader.binfmt import resolve_program as resolve_binary
         argv_b = [os.fsencode(a) if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
-        from_guest = opts.root is not None or opts.image_root is not None
-        if not from_guest:
+        restore = opts.extra.get("restore")   # a umiak.snapshot.Snapshot to continue from
+        from_guest = restore is None and (opts.root is not None or opts.image_root is not None)
+        if restore is None and not from_guest:
             # The guest's / is the host's: find and check the program before any VM exists.
             execfn = argv[0] if "/" in argv[0] else resolve_program(argv[0])
             path = resolve_program(argv[0])
@@ -169,7 +170,15 @@ class Machine:
                 recorder.inner, kernel.tracer = kernel.tracer, recorder
             if opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
                 kernel.tracer = opts.extra["tracer"]
-            task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            if restore is not None:
+                from umiak.snapshot import restore as restore_snapshot
+                task = restore_snapshot(kernel, restore)
+            else:
+                task = kernel.spawn(image, exe_path, argv_b, default_environment(opts.env), execfn)
+            hook = opts.extra.get("snapshot_hook")   # umiak snapshot, the prelinked cache
+            if hook is not None:
+                kernel.snapshot_hook = hook
+                hook.started(kernel, task)
             with self._cond:
                 self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):

@@ -102,6 +102,15 @@ def _stub(bind, family: str, nr: int, table: list):
     return first_call
 
 
+SNAPSHOT_MARKER = 0x554D0001   # "ready" for `umiak snapshot --at ready` (umiak.snapshot)
+
+
+def _snapshot_marker(task, a, b, c, d, e, f):
+    """The snapshot marker: a no-op returning 0, unless `umiak snapshot` waits for it."""
+    hook = task.kernel.snapshot_hook
+    return 0 if hook is None else hook(task, "ready")
+
+
 def _unknown(nr: int):
     return lambda task, a, b, c, d, e, f: task.kernel.unknown_syscall(task, nr)
 
@@ -176,6 +185,9 @@ class Kernel:
         # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
         self._net: NetStack | None = None
         self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
+        # `umiak snapshot` (umiak.snapshot.point): called at the snapshot marker syscall, an
+        # int3 it planted, and interrupted exits; None on every other run.
+        self.snapshot_hook = None
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -407,6 +419,8 @@ class Kernel:
         low = nr & 0xFFFFFFFF
         if low < MAX_NR:
             return low, self.handlers[low]
+        if low == SNAPSHOT_MARKER:
+            return nr, _snapshot_marker
         return nr, _unknown(nr)
 
     def note_enosys(self, name: str) -> int:
@@ -713,6 +727,9 @@ class Kernel:
             elif kind == ExitKind.INTERRUPTED:
                 if proc.exiting or task.killed:
                     raise TaskKilled()
+                if self.snapshot_hook is not None and at_user():
+                    with lock:
+                        self.snapshot_hook(task, "signal")
                 if task.has_signal and vcpu.at_user():
                     deliver(task)
             else:
@@ -748,6 +765,8 @@ class Kernel:
             else:
                 signo, code = abi.SIGSEGV, (abi.SEGV_ACCERR if err & 1 else abi.SEGV_MAPERR)
             addr = fault.address
+        elif fault.vector == 3 and self.snapshot_hook is not None and self.snapshot_hook(task, "entry"):
+            return
         else:
             signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
             if signo in (abi.SIGFPE, abi.SIGILL, abi.SIGBUS, abi.SIGTRAP) and fault.vector != 3:
