@@ -146,6 +146,10 @@ class Machine:
                 check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
+        if opts.extra.get("snapshot_cache") and restore is None and not from_guest:
+            from umiak.snapshot.cache import prepare   # the prelinked snapshot cache
+            opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
+            restore = opts.extra.get("restore")
         platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)

@@ -274,6 +274,8 @@ def _fd_state(kernel, proc) -> list[dict]:
                     what = "a socket" if _stat.S_ISSOCK(mode) else "a directory" if _stat.S_ISDIR(mode) else None
                 except OSError:
                     pass
+            if what is None and "socket" in type(f).__name__.lower():
+                what = "a socket"
             what = what or f"a {type(f).__name__.lower().removesuffix('file') or 'special'} file"
             name = f" ({f.path})" if f.path else ""
             raise SnapshotError(f"cannot snapshot: fd {n} is {what}{name}; close it before the snapshot point")
@@ -413,25 +415,23 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
             mm.stack_vma = vma
         prot = vma.prot & PROT_MASK
         if fr is not None:
-            for k, n in rec["backed"]:
-                mm._populate(vma, k << 12, (k + n) << 12)
-            for k, i in rec["data"]:
+            # Unwritten file pages come in from the file on first touch (a chunk per fault,
+            # as after mmap); only the pages that differ are made now.
+            for k, i in rec.get("data", ()):
+                mm._populate(vma, k << 12, (k + 1) << 12)
                 e = pages.get(k)
                 if e is None:   # past the end of the file now: the file changed
                     raise SnapshotError(f"cannot restore: {fr['path']} changed since the snapshot")
                 pa = e & ~0xFFF
                 ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
             continue
-        data = dict(rec["data"])
-        for k, n in rec["backed"]:
-            for vpn in range(k, k + n):
-                pa = frames.alloc()
-                i = data.get(vpn)
-                if i is not None:
-                    ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
-                pages[vpn] = pa | prot
-                if prot:
-                    plat.map_page(vpn << 12, pa, prot)
+        # Anonymous memory: the stored pages; zero pages come back on first touch.
+        for vpn, i in rec.get("data", ()):
+            pa = frames.alloc()
+            ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
+            pages[vpn] = pa | prot
+            if prot:
+                plat.map_page(vpn << 12, pa, prot)
 
 
 def _open_mapping(kernel, task, fr: dict):

@@ -20,6 +20,7 @@ class SnapshotPoint:
         self.entry = -1
         self._byte = b""
         self.error: Exception | None = None
+        self.on_error = None          # callable(error) when the program goes on (stop False)
         self.done = False
         self.kernel = None
 
@@ -67,6 +68,8 @@ class SnapshotPoint:
             self.error = e
             if self.stop:
                 raise ExitGroup(125, 0) from None
+            if self.on_error is not None:
+                self.on_error(e)
         if self.stop:
             raise ExitGroup(0, 0)
         return 0 if reason == "ready" else True
