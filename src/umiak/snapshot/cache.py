@@ -162,7 +162,7 @@ class _Watch:
         paths = dict.fromkeys([exe_path, interp, "/etc/ld.so.cache", "/etc/ld.so.preload"])
         paths.update(self.paths)
         for v in task.mm.vmas:
-            if v.file is not None and getattr(v.file, "path", ""):
+            if v.file is not None and v.file.path:
                 paths[v.file.path] = None
         out = []
         for p in paths:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from umiak.kernel import abi
 from umiak.platform.base import RAX, RIP
 
@@ -20,9 +23,9 @@ class SnapshotPoint:
         self.entry = -1
         self._byte = b""
         self.error: Exception | None = None
-        self.on_error = None          # callable(error) when the program goes on (stop False)
+        self.on_error: Callable[[Exception], None] | None = None   # when the program goes on (stop False)
         self.done = False
-        self.kernel = None
+        self.kernel: Any = None       # the Kernel, from started() on
 
     def started(self, kernel, task) -> None:
         """The program is loaded: plant the int3 at AT_ENTRY (for --at entry)."""
