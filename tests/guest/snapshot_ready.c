@@ -1,9 +1,9 @@
 /* snapshot_ready: sets up state, calls umiak's snapshot marker (syscall 0x554d0001, ENOSYS
  * on Linux, a no-op under umiak), then prints what it set up. With "maps" it prints its
- * /proc/self/maps and auxv instead; with "pipe" it keeps a pipe open at the marker.
+ * /proc/self/maps and auxv instead; with "pipe" or "socket" it keeps one open at the marker.
  * Probes: umiak snapshot --at ready|entry and umiak run --restore: heap, stack, TLS (FS
  * base), an open regular file's offset, a signal handler, the signal mask, MXCSR rounding
- * (FPU state), umask, cwd and rlimits are those of the snapshot; a pipe is refused. */
+ * (FPU state), umask, cwd and rlimits are those of the snapshot; a pipe or socket is refused. */
 #include <fcntl.h>
 #include <fenv.h>
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
     }
     int p[2] = {-1, -1};
     if (!strcmp(mode, "pipe") && pipe(p) != 0)
+        return 1;
+    if (!strcmp(mode, "socket") && socket(AF_INET, SOCK_STREAM, 0) != 3)
         return 1;
     char *heap = malloc(64);
     strcpy(heap, "heap survives");
