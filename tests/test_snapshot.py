@@ -68,6 +68,28 @@ def test_pipe_and_socket_refused(platform, tmp_path, kind):
     assert not (tmp_path / "p.snap").exists()
 
 
+def test_at_signal(platform, tmp_path):
+    """SIGUSR2 to `umiak snapshot --at signal` takes the snapshot while the program computes."""
+    import signal
+    import time
+    prog = build("snapshot_ready", "glibc-static")
+    snap = tmp_path / "sig.snap"
+    cmd = [sys.executable, "-m", "umiak", "snapshot", "-o", str(snap), "--at=signal", f"--platform={platform}",
+           *_env_opts(), "--", str(prog), "spin"]
+    p = subprocess.Popen(cmd, env=umiak_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"spinning\n"
+        time.sleep(0.2)
+        p.send_signal(signal.SIGUSR2)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert (p.returncode, out, err) == (0, b"", b"")
+    r = restore(platform, snap)
+    assert (r.status, r.stdout, r.stderr) == (5, b"done\n", b""), r.describe()
+
+
 def test_corrupt_and_foreign_files_refused(tmp_path):
     snap = tmp_path / "ok.snap"
     platform = next((p for p, problem in platform_problems().items() if problem is None), None)
@@ -100,7 +122,7 @@ def _both_platforms():
 def test_kvm_to_emu(tmp_path):
     _both_platforms()
     # musl picks no CPU-specific code at start (glibc's ifuncs chosen on the KVM CPU may
-    # use instructions the software CPU lacks: see docs/snapshots.md).
+    # use instructions the software CPU lacks: see umiak.snapshot).
     variant = "musl-static" if shutil.which("musl-gcc") else "glibc-static"
     snapshot_and_restore("kvm", [build("snapshot_ready", variant)], tmp_path, "ready", restore_on="emu")
 

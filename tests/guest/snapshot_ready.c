@@ -1,6 +1,7 @@
 /* snapshot_ready: sets up state, calls umiak's snapshot marker (syscall 0x554d0001, ENOSYS
  * on Linux, a no-op under umiak), then prints what it set up. With "maps" it prints its
- * /proc/self/maps and auxv instead; with "pipe" or "socket" it keeps one open at the marker.
+ * /proc/self/maps and auxv instead; with "pipe" or "socket" it keeps one open at the marker;
+ * with "spin" it computes for two seconds (for umiak snapshot --at signal) and says done.
  * Probes: umiak snapshot --at ready|entry and umiak run --restore: heap, stack, TLS (FS
  * base), an open regular file's offset, a signal handler, the signal mask, MXCSR rounding
  * (FPU state), umask, cwd and rlimits are those of the snapshot; a pipe or socket is refused. */
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static __thread int tls_value = 1;
@@ -42,6 +44,20 @@ int main(int argc, char **argv)
         while (f && fread(kv, sizeof kv, 1, f) == 1 && kv[0])
             printf("auxv %lu %#lx\n", kv[0], kv[1]);
         return 0;
+    }
+    if (!strcmp(mode, "spin")) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_REALTIME, &t0);
+        printf("spinning\n");
+        fflush(stdout);
+        volatile unsigned long x = 1;
+        do {
+            for (int i = 0; i < 100000; i++)
+                x = x * 6364136223846793005UL + 1;
+            clock_gettime(CLOCK_REALTIME, &t);
+        } while (t.tv_sec - t0.tv_sec < 2);
+        printf("done\n");
+        return 5;
     }
     int p[2] = {-1, -1};
     if (!strcmp(mode, "pipe") && pipe(p) != 0)

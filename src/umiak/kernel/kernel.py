@@ -675,6 +675,8 @@ class Kernel:
         import threading
         vcpu = task.vcpu
         run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
+        if self.options.verbose and task is task.process.leader and task.process.pid == 1:
+            run = self._count_start_exits(vcpu)
         dispatch = self.dispatch
         lock = self.lock
         proc = task.process
@@ -735,6 +737,30 @@ class Kernel:
             else:
                 self.warn(f"guest stopped: {vcpu.error}")
                 raise ExitGroup(abi.SIGKILL + 128, abi.SIGKILL)
+
+    def _count_start_exits(self, vcpu):
+        """--verbose: vcpu.run, counting the exits until the program's first write(2)-like
+        call and saying how many there were (the start-up cost, issue 16)."""
+        inner, args = vcpu.run, vcpu.syscall_args
+        counts = {ExitKind.SYSCALL: 0, ExitKind.FAULT: 0}
+        other = [0]
+        done = [False]
+        writes = (1, 18, 20, 296, 328)   # write, pwrite64, writev, pwritev, pwritev2
+
+        def run():
+            kind = inner()
+            if not done[0]:
+                if kind is ExitKind.SYSCALL and args()[0] in writes:
+                    done[0] = True
+                    n_sys, n_flt = counts[ExitKind.SYSCALL], counts[ExitKind.FAULT]
+                    self.warn(f"{n_sys + n_flt + other[0]} VM exits before the first write "
+                              f"({n_sys} syscalls, {n_flt} faults, {other[0]} other)")
+                elif kind in counts:
+                    counts[kind] += 1
+                else:
+                    other[0] += 1
+            return kind
+        return run
 
     def _internal_error(self, task, exc: Exception) -> int:
         from umiak.errors import EXIT_UMIAK_FAILURE

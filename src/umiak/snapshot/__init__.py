@@ -425,13 +425,18 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
                 pa = e & ~0xFFF
                 ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
             continue
-        # Anonymous memory: the stored pages; zero pages come back on first touch.
-        for vpn, i in rec.get("data", ()):
-            pa = frames.alloc()
-            ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
-            pages[vpn] = pa | prot
-            if prot:
-                plat.map_page(vpn << 12, pa, prot)
+        # Anonymous memory: every page that had a frame has one again (free frames are
+        # zero), with the stored content where it was not zero.
+        data = dict(rec.get("data", ()))
+        for k, n in rec["backed"]:
+            for vpn in range(k, k + n):
+                pa = frames.alloc()
+                i = data.get(vpn)
+                if i is not None:
+                    ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
+                pages[vpn] = pa | prot
+                if prot:
+                    plat.map_page(vpn << 12, pa, prot)
 
 
 def _open_mapping(kernel, task, fr: dict):

@@ -30,7 +30,7 @@ def snapshot_main(argv: list[str]) -> int:
     point = SnapshotPoint(own.at, lambda snap: (snap.save(own.output), saved.append(own.output)))
     signals = _on_sigusr2(point) if own.at == "signal" else None
     try:
-        status = _run(args, {"snapshot_hook": point, "no_snapshot_cache": True})
+        status = _run(args, {"snapshot_hook": point})
     finally:
         if signals is not None:
             import signal

@@ -25,6 +25,7 @@ class SnapshotPoint:
         self.error: Exception | None = None
         self.on_error: Callable[[Exception], None] | None = None   # when the program goes on (stop False)
         self.done = False
+        self.requested = False        # --at signal: SIGUSR2 came
         self.kernel: Any = None       # the Kernel, from started() on
 
     def started(self, kernel, task) -> None:
@@ -42,12 +43,13 @@ class SnapshotPoint:
         if k is None or self.at != "signal" or self.done:
             return
         with k.lock:
+            self.requested = True
             for t in list(k.tasks.values()):
-                if t.in_guest and t.vcpu is not None:
-                    t.vcpu.kick()
+                if t.vcpu is not None:
+                    t.vcpu.kick()   # a vCPU not in the guest now stops at its next run
 
     def __call__(self, task, reason: str):
-        if reason != self.at or self.done:
+        if reason != self.at or self.done or reason == "signal" and not self.requested:
             return 0 if reason == "ready" else False
         vcpu = task.vcpu
         regs = vcpu.get_regs()
