@@ -18,6 +18,20 @@ Points (`umiak snapshot --at`):
   signal  `umiak snapshot` gets SIGUSR2: the snapshot is taken the next time the
           program is in user mode.
 
+Restoring maps every VMA again as it was: a file mapping opens its file by path (it
+must be the same inode, size and mtime) and makes only its stored pages now, the
+others come in from the file on first touch as after mmap; anonymous pages that had
+a frame get one again (free frames are zero) with the stored content. [vvar] and
+[vdso] are the restoring VM's own, at the same address. Registers, FS/GS, the XSAVE
+image, signal mask, handlers and pending signals, rlimits, creds, umask and cwd are
+set back; stdio fds are the restoring run's stdin/stdout/stderr; other files are
+opened again by path at their offset. pid and tid are 1, as in every umiak VM.
+
+Moving between platforms: the saved state is the architecture's, but a program that
+chose code for the CPU it started on (glibc's ifuncs, ld.so's XSAVE area size) may
+fail on a CPU with other features (kvm -> emu: SIGILL; emu -> kvm: a dynamic glibc
+program's lazy binding overflows its stack). Static and musl programs move freely.
+
 What is refused (one line, status 125): more than one thread or process, armed
 timers, an open pipe/socket/directory/in-memory file (close it before the point),
 a mapping of a file that is not a host file (memfd, tmpfs).
@@ -59,6 +73,7 @@ from typing import TYPE_CHECKING
 from umiak.errors import UmiakError
 
 if TYPE_CHECKING:
+    from umiak.kernel.files import Mapping
     from umiak.kernel.kernel import Kernel
     from umiak.kernel.process import Task
 
@@ -393,6 +408,7 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         mm.vdso_base = ms["vdso_base"]
     ram, pages, frames, plat = mm.ram, mm.pages, mm.frames, mm.platform
     blob_view = memoryview(blob)
+    opened: dict[tuple, Mapping] = {}   # one Mapping per file, as the VMAs split from one mmap share it
     for rec in ms["vmas"]:
         start, end = rec["start"], rec["end"]
         if rec["name"] in ("[vvar]", "[vdso]"):
@@ -405,7 +421,10 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         vma.next_fault = rec["next_fault"]
         fr = rec.get("file")
         if fr is not None:
-            vma.file, vma.offset = _open_mapping(kernel, task, fr), fr["offset"]
+            k = (fr["path"], bool(fr.get("writable")))
+            if k not in opened:
+                opened[k] = _open_mapping(kernel, task, fr)
+            vma.file, vma.offset = opened[k], fr["offset"]
             if rec["flags"] & abi.MAP_SHARED:
                 vma.cache = vma.file.page_cache()
                 if vma.cache is not None:

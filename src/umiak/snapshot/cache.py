@@ -15,9 +15,9 @@ appearing earlier in the search path) discards the entry and makes it again.
 
 Only a start whose system calls before AT_ENTRY are all ld.so's kind (open, read,
 mmap, mprotect, stat, close, brk, arch_prctl, ...) is cached: a constructor that
-asks for the time, a pid or random bytes, or writes anything, would have its answer
-frozen in the snapshot, so such a program is marked uncacheable instead (a ".no"
-file) and always runs the normal way.
+asks for the time, a pid or random bytes, reads stdin or a /proc, /sys or /dev file,
+or writes anything, would have its answer frozen in the snapshot, so such a program
+is marked uncacheable instead (a ".no" file) and always runs the normal way.
 
 ASLR: an entry fixes one layout (and the AT_RANDOM bytes, so the stack protector's
 canary and pointer guard), shared by every run restored from it, as processes forked
@@ -39,6 +39,7 @@ from umiak.snapshot import Snapshot, SnapshotError
 _LDSO_CALLS = frozenset({
     0, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 21, 25, 63, 89, 158, 218, 257, 262, 267, 273, 302, 332, 334,
 })
+_LIVE_FILES = ("/proc/", "/sys/", "/dev/")
 # nr -> index of the path argument
 _PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
 
@@ -62,8 +63,14 @@ def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, s
     parts = {"v": __version__, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
-             "hostname": opts.hostname, "vdso": opts.vdso}
+             "hostname": opts.hostname, "vdso": opts.vdso, "nofile": _nofile()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _nofile() -> list[int]:
+    """The host's RLIMIT_NOFILE: the guest's starts as it (process.host_nofile)."""
+    import resource
+    return list(resource.getrlimit(resource.RLIMIT_NOFILE))
 
 
 def _valid(snap: Snapshot) -> bool:
@@ -140,7 +147,7 @@ class _Watch:
         self.paths: dict[str, None] = {}
 
     def enter(self, task, nr: int, args):
-        if nr not in _LDSO_CALLS:
+        if nr not in _LDSO_CALLS or nr in (0, 17) and args[0] < 3:   # stdin's content is not keyed
             self.other.add(nr)
         i = _PATH_ARG.get(nr)
         if i is not None:
@@ -149,7 +156,10 @@ class _Watch:
             except Exception:  # noqa: BLE001 - a bad pointer is the program's EFAULT
                 p = ""
             if p:
-                self.paths[os.path.normpath(os.path.join(task.process.cwd, p))] = None
+                p = os.path.normpath(os.path.join(task.process.cwd, p))
+                if p.startswith(_LIVE_FILES):   # content that changes with no change of identity
+                    self.other.add(nr)
+                self.paths[p] = None
         return nr
 
     def exit(self, task, call, ret) -> None:
