@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--snapshot-cache", dest="snapshot_cache", action="store_true", default=None,
                    help="start dynamic programs from a cached prelinked snapshot (umiak cache ls)")
     r.add_argument("--no-snapshot-cache", dest="snapshot_cache", action="store_false",
-                   help="never use the prelinked snapshot cache (the default)")
+                   help="never use the prelinked snapshot cache (the default, unless UMIAK_SNAPSHOT_CACHE=1)")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
     # this parser for `umiak run` imports nothing of the config package.
@@ -161,7 +161,8 @@ def _run(args, extra: dict | None = None) -> int:
     if args.restore:
         from umiak.snapshot.cli import restore_main
         return restore_main(args, opts)
-    if args.snapshot_cache and "snapshot_hook" not in opts.extra and not (opts.strace or opts.syscall_summary):
+    cache = args.snapshot_cache if args.snapshot_cache is not None else os.environ.get("UMIAK_SNAPSHOT_CACHE") == "1"
+    if cache and "snapshot_hook" not in opts.extra and not (opts.strace or opts.syscall_summary):
         opts.extra["snapshot_cache"] = True
     if args.record_missing:
         if opts.strace or opts.syscall_summary:

@@ -11,7 +11,7 @@ Points (`umiak snapshot --at`):
   entry   the executable's AT_ENTRY is reached (ld.so has loaded and relocated
           everything; for a static program, its first instruction). A one-byte
           int3 is planted there and the original byte put back at the trap.
-  ready   the program calls the marker syscall READY_SYSCALL (0x554d0001, "UM"
+  ready   the program calls the marker syscall 0x554d0001 (kernel.SNAPSHOT_MARKER, "UM"
           and 1): under umiak it is a no-op returning 0 (natively it is ENOSYS).
           `syscall(0x554d0001);` in C, `ctypes.CDLL(None).syscall(0x554d0001)` in
           Python.
@@ -80,7 +80,6 @@ if TYPE_CHECKING:
 MAGIC = b"UMIAKSNP"
 FORMAT_VERSION = 1
 _HEAD = struct.Struct("<8sIIQQII")
-READY_SYSCALL = 0x554D0001
 PAGE = 4096
 _ZERO = bytes(PAGE)
 
