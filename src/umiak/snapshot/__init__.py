@@ -94,6 +94,10 @@ class Snapshot:
     def __init__(self, header: dict, pages: bytes):
         self.header = header
         self.pages = pages
+        # Pages a restored run faulted in (vpns): the next restore of this
+        # snapshot maps them at once (see _prefault). Filled by the first restore; the
+        # prelinked cache keeps it next to its entry.
+        self.touched: set[int] | None = None
 
     def to_bytes(self) -> bytes:
         head = json.dumps(self.header, separators=(",", ":")).encode()
@@ -356,6 +360,10 @@ def _restore(kernel, snap: Snapshot):
         from umiak.loader.vdso import VdsoClock
         vdso = kernel.vdso = VdsoClock(kernel, mm, base=ms["vdso_base"])
     _restore_mm(kernel, task, mm, ms, snap.pages, vdso is not None)
+    if snap.touched:
+        _prefault(mm, snap.touched)
+    else:
+        _record_touches(mm, snap)
     # Files: stdio is this run's; regular files are opened again by path.
     made: dict[int, File] = {}
     for rec in h["fds"]:
@@ -455,6 +463,36 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
                 pages[vpn] = pa | prot
                 if prot:
                     plat.map_page(vpn << 12, pa, prot)
+
+
+_PREFAULT_CHUNK = 16   # pages: what the first fault in a VMA brings in (mm.FAULT_CHUNK_MIN)
+
+
+def _record_touches(mm, snap: Snapshot) -> None:
+    """Note the pages this run faults in, for the next restore (_prefault)."""
+    touched: set[int] = set()
+    snap.touched = touched
+    inner = mm.handle_fault
+
+    def handle_fault(addr: int, write: bool, execute: bool):
+        done = inner(addr, write, execute)
+        if done is True:
+            touched.add(addr >> 12)
+        return done
+    mm.handle_fault = handle_fault   # this address space only (Kernel.handle_fault calls it)
+
+
+def _prefault(mm, touched: set[int]) -> None:
+    """Map now the pages the last restore faulted in (from the file, or zero), the chunk
+    around each as its fault did, so this run starts without those exits."""
+    for vpn in sorted(touched):
+        va = vpn << 12
+        v = mm.find_vma(va)
+        if v is None or vpn in mm.pages:   # a mapping made after the snapshot: not there yet
+            continue
+        chunk = _PREFAULT_CHUNK << 12
+        start, end = max(v.start, va & ~(chunk - 1)), min(v.end, (va & ~(chunk - 1)) + chunk)
+        mm._populate(v, start, end)
 
 
 def _open_mapping(kernel, task, fr: dict):

@@ -99,11 +99,16 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
         snap = None
     if snap is not None and _valid(snap):
         try:
-            with open(path + ".hits", "ab") as f:
-                f.write(b".")
+            with open(path + ".hits", "ab") as hits:
+                hits.write(b".")
         except OSError:
             pass
         extra["restore"] = snap
+        try:
+            with open(path + ".touch") as touch:
+                snap.touched = {int(v) for v in json.load(touch)}
+        except (OSError, ValueError, TypeError):
+            extra["tracer"] = _TouchSaver(snap, path + ".touch")   # this run says what to map at once
         return dataclasses.replace(opts, extra=extra)
     from umiak.snapshot.point import SnapshotPoint
     watch = _Watch()
@@ -118,10 +123,11 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
     def taken(snap: Snapshot) -> None:
         os.makedirs(d, exist_ok=True)
         snap.save(path)
-        try:
-            os.unlink(path + ".hits")
-        except OSError:
-            pass
+        for old in (path + ".hits", path + ".touch"):
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
 
     point = SnapshotPoint("entry", taken, stop=False, extra=deps)
     point.on_error = lambda e: _mark_uncacheable(path, e)
@@ -137,6 +143,34 @@ def _mark_uncacheable(path: str, err: Exception) -> None:
             f.write(f"{err}\n")
     except OSError:
         pass
+
+
+class _TouchSaver:
+    """A tracer that, at the end of a run restored from the cache, stores which file pages it
+    faulted in (Snapshot.touched), so that later restores map them at once."""
+
+    def __init__(self, snap: Snapshot, path: str):
+        self.snap, self.path = snap, path
+
+    def enter(self, task, nr: int, args):
+        return None
+
+    def exit(self, task, call, ret) -> None:
+        return None
+
+    def finish(self) -> None:
+        if self.snap.touched is None:
+            return
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(sorted(self.snap.touched), f)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str):
+        return lambda *a, **k: None
 
 
 class _Watch:
@@ -243,7 +277,7 @@ def prune(stale_only: bool = False) -> int:
                     continue
             except SnapshotError:
                 pass
-        for p in (path, path + ".hits"):
+        for p in (path, path + ".hits", path + ".touch"):
             try:
                 os.unlink(p)
             except OSError:
