@@ -701,7 +701,7 @@ def section_snapshots(ctx: Ctx) -> None:
                      fmt(ms_of(snap, "emu"), "ms"), "-", "-", "-"])
         rows.append(["  VM exits, normal start", "-", exits_cell(normal, "kvm", ctx), exits_cell(normal, "emu", ctx),
                      "-", "-", "-"])
-        rows.append(["  VM exits, from the snapshot", "-", exits_cell(snap, "kvm", ctx), exits_cell(snap, "emu", ctx),
+        rows.append(["  VM exits, first restore (later ones map its faulted pages at once)", "-", exits_cell(snap, "kvm", ctx), exits_cell(snap, "emu", ctx),
                      "-", "-", "-"])
     RESULTS["restores_per_s"] = rates.get("kvm", "not measured")
     rows.append(["100 restores of the dynamic hello snapshot, per second", "-", fmt(rates.get("kvm", "-"), "/s"),
