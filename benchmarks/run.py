@@ -21,6 +21,9 @@ Sections:
   issue4  two CPU-bound threads versus one, futex ping-pong, Go hello start-up
   fds     16,000 fds installed and closed: the fd table alone (in-process) and a guest
           program's open/dup and close calls
+  snapshots  (issue 16) in-process starts from snapshots: dynamic hello and python3 -c pass
+          from an --at entry snapshot, python3 from an --at ready one, 100 restores of
+          one snapshot in one process (restores per second)
 
 Guest programs (benchmarks/guest/*.c, *.go) are compiled at benchmark time into
 benchmarks/.build (a cache keyed by source and flags). Progress goes to stderr.
@@ -624,6 +627,91 @@ def section_processes(ctx: Ctx) -> None:
         "Whole process: fork of umiak (Python start-up included) to its exit."])
 
 
+# -- issue 16: snapshots --------------------------------------------------------------------
+def take_snapshot(platform: str, argv: list[str], at: str):
+    """A snapshot of argv at `at`, taken in-process (umiak.snapshot.point)."""
+    from umiak import Machine
+    from umiak.snapshot.point import SnapshotPoint
+    got = []
+    point = SnapshotPoint(at, got.append)
+    r = Machine(platform=platform, mem_size=512 << 20, prewarm=False,
+                extra={"snapshot_hook": point}).run_captured(argv)
+    if not got:
+        raise RuntimeError(f"no snapshot: status {r.status} {point.error or ''}")
+    return got[0]
+
+
+def restored(platform: str, snap, runs: int, expect: bytes = b"") -> tuple[float, Counter]:
+    """in_process() for a snapshot: median ms of a restore that runs to the end, and its exits."""
+    from umiak import Machine
+    m = Machine(platform=platform, mem_size=512 << 20, extra={"restore": snap})
+    times = []
+    with m:
+        for i in range(runs + 1):
+            if i == 0:
+                with counting_exits() as counts:
+                    r = m.run_captured(["(snapshot)"])
+            else:
+                t0 = time.perf_counter()
+                r = m.run_captured(["(snapshot)"])
+                times.append(time.perf_counter() - t0)
+            if r.status != 0 or expect not in r.stdout:
+                raise RuntimeError(f"status {r.status}: {r.stderr.decode(errors='replace').strip()[-60:]}")
+    return statistics.median(times) * 1e3, counts
+
+
+def restores_per_second(platform: str, snap, n: int = 100) -> float:
+    from umiak import Machine
+    with Machine(platform=platform, mem_size=512 << 20, extra={"restore": snap}) as m:
+        m.run_captured(["(snapshot)"])
+        t0 = time.perf_counter()
+        for _ in range(n):
+            if m.run_captured(["(snapshot)"]).status != 0:
+                raise RuntimeError("a restore failed")
+        return n / (time.perf_counter() - t0)
+
+
+def section_snapshots(ctx: Ctx) -> None:
+    hello_dyn = build_c("hello", static=False)
+    python = "/usr/bin/python3"
+    ready = [python, "-c", "import ctypes; ctypes.CDLL(None).syscall(0x554d0001)"]
+    rows = []
+    cases = [("dynamic hello", [str(hello_dyn)], "entry", 10, b"hello", "snap_hello_ms")]
+    if os.path.exists(python):
+        cases += [("python3 -c pass", [python, "-c", "pass"], "entry", 3, b"", "snap_py_entry_ms"),
+                  ("python3 -c pass", ready, "ready", 5, b"", "snap_py_ready_ms")]
+    rates = {}
+    for label, argv, at, runs, expect, key in cases:
+        normal, snap = {}, {}
+        for k in ("kvm", "emu"):
+            if not ctx.usable.get(k):
+                normal[k] = snap[k] = "unavailable"
+                continue
+            normal[k] = attempt(in_process, k, argv, runs, expect)
+            s = attempt(take_snapshot, k, argv, at)
+            snap[k] = attempt(restored, k, s, runs, expect) if not isinstance(s, str) else s
+            if label == "dynamic hello" and not isinstance(s, str):
+                rates[k] = attempt(restores_per_second, k, s)
+            note(f"  {label} {at} {k}: normal {normal[k]}, restored {snap[k]}")
+        if key:
+            RESULTS[key] = ms_of(snap, "kvm")
+        rows.append([f"{label}, normal start, in-process", "-", fmt(ms_of(normal, "kvm"), "ms"),
+                     fmt(ms_of(normal, "emu"), "ms"), "-", "-", "-"])
+        rows.append([f"  from an --at {at} snapshot", "-", fmt(ms_of(snap, "kvm"), "ms"),
+                     fmt(ms_of(snap, "emu"), "ms"), "-", "-", "-"])
+        rows.append(["  VM exits, normal start", "-", exits_cell(normal, "kvm", ctx), exits_cell(normal, "emu", ctx),
+                     "-", "-", "-"])
+        rows.append(["  VM exits, first restore (later ones map its faulted pages at once)", "-", exits_cell(snap, "kvm", ctx), exits_cell(snap, "emu", ctx),
+                     "-", "-", "-"])
+    RESULTS["restores_per_s"] = rates.get("kvm", "not measured")
+    rows.append(["100 restores of the dynamic hello snapshot, per second", "-", fmt(rates.get("kvm", "-"), "/s"),
+                 fmt(rates.get("emu", "-"), "/s"), "-", "-", "-"])
+    print_table("Issue 16: starts from snapshots, in-process (lower is better)", rows, [
+        "Normal start: Machine.run_captured(argv). From a snapshot: Machine(extra={'restore': snap}),",
+        "the snapshot taken in-process at the program's AT_ENTRY (entry) or at the marker syscall (ready);",
+        "each run is a fresh VM. Exits counted as in issue 3 (the restore's lazily mapped pages are faults)."])
+
+
 # -- targets -----------------------------------------------------------------------------
 def print_targets() -> None:
     def verdict(value, ok) -> str:
@@ -649,6 +737,14 @@ def print_targets() -> None:
          lambda v: f"{v:.3g} ms", lambda v: v < 20),
         ("fork+exec+wait (kvm) vs runsc", "spawn_ratio", "within 3x of runsc",
          lambda v: f"{v:.2f}x runsc's rate", lambda v: v >= 1 / 3),
+        ("dynamic hello from a prelinked snapshot (kvm)", "snap_hello_ms", "<= 5 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 5),
+        ("python3 -c pass from an entry snapshot (kvm)", "snap_py_entry_ms", "<= 40 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 40),
+        ("python3 -c pass from a ready snapshot (kvm)", "snap_py_ready_ms", "<= 10 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 10),
+        ("restores of one snapshot in one process (kvm)", "restores_per_s", ">= 100 per second",
+         lambda v: f"{v:.3g} per second", lambda v: v >= 100),
     ]
     if num(RESULTS.get("spawn_kvm")) and num(RESULTS.get("spawn_runsc")):
         RESULTS["spawn_ratio"] = RESULTS["spawn_kvm"] / RESULTS["spawn_runsc"]
@@ -672,7 +768,7 @@ def print_targets() -> None:
 
 
 SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4, "fds": section_fds,
-            "processes": section_processes}
+            "processes": section_processes, "snapshots": section_snapshots}
 
 
 def main(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a program in a fresh micro-VM",
                        description="Run PROGRAM in a fresh micro-VM. The exit status is the program's "
                                    "(128+N when killed by signal N); 125 means umiak itself failed.")
-    r.add_argument("program", metavar="PROGRAM")
+    r.add_argument("program", metavar="PROGRAM", nargs="?")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     r.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"],
                    help="CPU platform: kvm (hardware virtualization), emu (Unicorn software CPU) or auto")
@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--record-missing", action="store_true",
                    help="at exit, list every path the program looked up and did not find (for build --add-missing)")
     r.add_argument("--missing-file", metavar="PATH", help="write the --record-missing list here instead of stderr")
+    r.add_argument("--restore", metavar="FILE", help="continue the program saved by `umiak snapshot` (no PROGRAM)")
+    r.add_argument("--restore-count", type=int, default=1, metavar="N",
+                   help="with --restore: run the snapshot N times, each in a fresh VM")
+    r.add_argument("--snapshot-cache", dest="snapshot_cache", action="store_true", default=None,
+                   help="start dynamic programs from a cached prelinked snapshot (umiak cache ls)")
+    r.add_argument("--no-snapshot-cache", dest="snapshot_cache", action="store_false",
+                   help="never use the prelinked snapshot cache (the default, unless UMIAK_SNAPSHOT_CACHE=1)")
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
     # this parser for `umiak run` imports nothing of the config package.
@@ -65,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                    "Debian packages (umiak build --help)")
     sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
     sub.add_parser("oci", add_help=False, help="the OCI runtime for Docker and containerd (umiak oci --help)")
+    sub.add_parser("snapshot", add_help=False, help="save a running program's state (umiak snapshot --help)")
+    sub.add_parser("cache", add_help=False, help="the prelinked snapshot cache: ls, prune (umiak cache --help)")
     return p
 
 
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     elif argv[:1] == ["oci"]:   # runc's command line (umiak.oci.cli), errors in its own format
         from umiak.oci.cli import main as oci_main
         return oci_main(argv[1:])
-    elif argv[:1] in (["build"], ["inspect"]):
+    elif argv[:1] in (["build"], ["inspect"], ["snapshot"], ["cache"]):
         args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:
         args = _parser().parse_args(argv)
@@ -90,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("build", "inspect"):
             from umiak.image import cli as image_cli
             return (image_cli.build_main if args.command == "build" else image_cli.inspect_main)(args.sub_args)
+        if args.command in ("snapshot", "cache"):
+            from umiak.snapshot import cli as snapshot_cli
+            return (snapshot_cli.snapshot_main if args.command == "snapshot" else snapshot_cli.cache_main)(args.sub_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:
@@ -109,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UMIAK_FAILURE
 
 
-def _run(args) -> int:
+def _run(args, extra: dict | None = None) -> int:
     import os
 
     from umiak.errors import UmiakError
     from umiak.machine import Machine
     from umiak.options import RunOptions, parse_size
+    if args.program is None and not args.restore:
+        argparse.ArgumentParser(prog="umiak run").error("the following arguments are required: PROGRAM")
     argv = [args.program, *args.args]
     args.image_root = None
     if args.image or args.record_missing or _is_image(args.program):   # an image as / (umiak.image)
@@ -147,6 +161,13 @@ def _run(args) -> int:
                       kernel_config=kconfig, **_user(args.user))
     if args.image_root:
         opts.image_root = args.image_root
+    opts.extra.update(extra or {})
+    if args.restore:
+        from umiak.snapshot.cli import restore_main
+        return restore_main(args, opts)
+    cache = args.snapshot_cache if args.snapshot_cache is not None else os.environ.get("UMIAK_SNAPSHOT_CACHE") == "1"
+    if cache and "snapshot_hook" not in opts.extra and not (opts.strace or opts.syscall_summary):
+        opts.extra["snapshot_cache"] = True
     if args.record_missing:
         if opts.strace or opts.syscall_summary:
             raise UmiakError("--record-missing cannot be combined with --strace or --syscall-summary")
@@ -163,8 +184,10 @@ def _run(args) -> int:
     return Machine(opts).run(argv)
 
 
-def _is_image(path: str) -> bool:
+def _is_image(path: str | None) -> bool:
     """An ext2/3/4 file system (superblock magic at 1080), read without importing its driver."""
+    if path is None:
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(1082)

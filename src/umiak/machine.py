@@ -133,8 +133,9 @@ class Machine:
         from umiak.loader.binfmt import resolve_program as resolve_binary
         argv_b = [os.fsencode(a) if isinstance(a, str) else a for a in argv]
         _check_volumes(opts)
-        from_guest = opts.root is not None or opts.image_root is not None
-        if not from_guest:
+        restore = opts.extra.get("restore")   # a umiak.snapshot.Snapshot to continue from
+        from_guest = restore is None and (opts.root is not None or opts.image_root is not None)
+        if restore is None and not from_guest:
             # The guest's / is the host's: find and check the program before any VM exists.
             # A PATH given with --env is the one the program's own lookups use: find it there
             # too (as `env PATH=... prog` does), else a shim on it runs another interpreter.
@@ -148,6 +149,10 @@ class Machine:
                 check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
+        if opts.extra.get("snapshot_cache") and restore is None and not from_guest:
+            from umiak.snapshot.cache import prepare   # the prelinked snapshot cache
+            opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
+            restore = opts.extra.get("restore")
         platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
@@ -173,11 +178,19 @@ class Machine:
                 recorder.inner, kernel.tracer = kernel.tracer, recorder
             if opts.extra.get("tracer") is not None:   # e.g. umiak run --record-missing
                 kernel.tracer = opts.extra["tracer"]
-            env = dict(opts.env or {}) if opts.extra.get("exact_env") else default_environment(opts.env)
-            task = kernel.spawn(image, exe_path, argv_b, env, execfn)
+            if restore is not None:
+                from umiak.snapshot import restore as restore_snapshot
+                task = restore_snapshot(kernel, restore)
+            else:
+                env = dict(opts.env or {}) if opts.extra.get("exact_env") else default_environment(opts.env)
+                task = kernel.spawn(image, exe_path, argv_b, env, execfn)
             started = opts.extra.get("started")   # e.g. umiak oci: holds the program until `start`
             if started is not None:
                 started(kernel, task)
+            hook = opts.extra.get("snapshot_hook")   # umiak snapshot, the prelinked cache
+            if hook is not None:
+                kernel.snapshot_hook = hook
+                hook.started(kernel, task)
             with self._cond:
                 self._live[kernel] = task.process
             with _forward_host_signals(kernel, task.process):

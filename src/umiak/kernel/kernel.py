@@ -103,6 +103,15 @@ def _stub(bind, family: str, nr: int, table: list):
     return first_call
 
 
+SNAPSHOT_MARKER = 0x554D0001   # "ready" for `umiak snapshot --at ready` (umiak.snapshot)
+
+
+def _snapshot_marker(task, a, b, c, d, e, f):
+    """The snapshot marker: a no-op returning 0, unless `umiak snapshot` waits for it."""
+    hook = task.kernel.snapshot_hook
+    return 0 if hook is None else hook(task, "ready")
+
+
 def _unknown(nr: int):
     return lambda task, a, b, c, d, e, f: task.kernel.unknown_syscall(task, nr)
 
@@ -186,6 +195,9 @@ class Kernel:
         # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
         self._net: NetStack | None = None
         self._memfd_fs: MemFS | None = None   # the internal tmpfs memfd_create's files live on
+        # `umiak snapshot` (umiak.snapshot.point): called at the snapshot marker syscall, an
+        # int3 it planted, and interrupted exits; None on every other run.
+        self.snapshot_hook = None
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -471,6 +483,8 @@ class Kernel:
         low = nr & 0xFFFFFFFF
         if low < MAX_NR:
             return low, self.handlers[low]
+        if low == SNAPSHOT_MARKER:
+            return nr, _snapshot_marker
         return nr, _unknown(nr)
 
     def note_enosys(self, name: str) -> int:
@@ -730,6 +744,8 @@ class Kernel:
         import threading
         vcpu = task.vcpu
         run, args, set_result = vcpu.run, vcpu.syscall_args, vcpu.set_syscall_result
+        if self.options.verbose and task is task.process.leader and task.process.pid == 1:
+            run = self._count_start_exits(vcpu)
         dispatch = self.dispatch
         lock = self.lock
         proc = task.process
@@ -785,11 +801,38 @@ class Kernel:
             elif kind == ExitKind.INTERRUPTED:
                 if proc.exiting or task.killed:
                     raise TaskKilled()
+                if self.snapshot_hook is not None and at_user():
+                    with lock:
+                        self.snapshot_hook(task, "signal")
                 if task.has_signal and vcpu.at_user():
                     deliver(task)
             else:
                 self.warn(f"guest stopped: {vcpu.error}")
                 raise ExitGroup(abi.SIGKILL + 128, abi.SIGKILL)
+
+    def _count_start_exits(self, vcpu):
+        """--verbose: vcpu.run, counting the exits until the program's first write(2)-like
+        call and saying how many there were (the start-up cost, issue 16)."""
+        inner, args = vcpu.run, vcpu.syscall_args
+        counts = {ExitKind.SYSCALL: 0, ExitKind.FAULT: 0}
+        other = [0]
+        done = [False]
+        writes = (1, 18, 20, 296, 328)   # write, pwrite64, writev, pwritev, pwritev2
+
+        def run():
+            kind = inner()
+            if not done[0]:
+                if kind is ExitKind.SYSCALL and args()[0] in writes:
+                    done[0] = True
+                    n_sys, n_flt = counts[ExitKind.SYSCALL], counts[ExitKind.FAULT]
+                    self.warn(f"{n_sys + n_flt + other[0]} VM exits before the first write "
+                              f"({n_sys} syscalls, {n_flt} faults, {other[0]} other)")
+                elif kind in counts:
+                    counts[kind] += 1
+                else:
+                    other[0] += 1
+            return kind
+        return run
 
     def _internal_error(self, task, exc: Exception) -> int:
         from umiak.errors import EXIT_UMIAK_FAILURE
@@ -820,6 +863,8 @@ class Kernel:
             else:
                 signo, code = abi.SIGSEGV, (abi.SEGV_ACCERR if err & 1 else abi.SEGV_MAPERR)
             addr = fault.address
+        elif fault.vector == 3 and self.snapshot_hook is not None and self.snapshot_hook(task, "entry"):
+            return
         else:
             signo, code = FAULT_SIGNALS.get(fault.vector, (abi.SIGSEGV, 0x80))
             if signo in (abi.SIGFPE, abi.SIGILL, abi.SIGBUS, abi.SIGTRAP) and fault.vector != 3:

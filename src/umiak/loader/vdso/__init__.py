@@ -25,26 +25,28 @@ def vdso_image() -> bytes:
 class VdsoClock:
     """Keeps one VM's [vvar] page in step with the host's clocks."""
 
-    def __init__(self, kernel, mm):
+    def __init__(self, kernel, mm, base: int | None = None):
         self.kernel = kernel
         self.vvar_pa = mm.frames.alloc()   # the clock's own reference to the VM's one [vvar]
-        self.map(mm)
+        self.map(mm, base)
         self.ram = mm.ram
         self.seq = 0
         self.mult = 0
-        self.first = None     # (host tsc, monotonic ns) at the first refresh, to measure the rate
-        self.last = None      # (guest tsc, guest ns) published last
+        self.first: tuple[int, int] | None = None   # (host tsc, monotonic ns) at the first refresh, to measure the rate
+        self.last: tuple[int, int] | None = None    # (guest tsc, guest ns) published last
         self.stopped = False
-        self.handle = None
+        self.handle: object = None
         self.rt_offset = 0
-        self.clock = None
+        self.clock: tuple[int, int] | None = None
 
-    def map(self, mm) -> int:
-        """Map [vvar] and [vdso] into an address space (every process has them). The one
-        [vvar] frame of the VM is behind each; the clock holds a reference of its own."""
+    def map(self, mm, base: int | None = None) -> int:
+        """Map [vvar] and [vdso] into an address space (every process has them), at base
+        when given (a restored snapshot). The one [vvar] frame of the VM is behind each;
+        the clock holds a reference of its own."""
         image = vdso_image()
         size = abi.page_up(len(image))
-        base = mm.find_free(size + 4096) + 4096
+        if base is None:
+            base = mm.find_free(size + 4096) + 4096
         mm.mmap(base - 4096, 4096, abi.PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED, name="[vvar]")
         mm.mmap(base, size, abi.PROT_READ | abi.PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | abi.MAP_FIXED,
                 name="[vdso]")

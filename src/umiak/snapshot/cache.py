@@ -1,0 +1,294 @@
+"""The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done.
+
+`umiak run --snapshot-cache PROG` (off by default: see docs/snapshots.md). The first
+run of a dynamic program stops at its AT_ENTRY (umiak.snapshot.point, --at entry),
+stores the snapshot in $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes
+on; later runs with the same key restore it instead of running ld.so again.
+
+The key (a sha256 of): umiak's version, the platform, guest RAM size, the program's
+path and identity, argv, the whole environment (LD_* included), cwd, uid/gid, ASLR on
+or off and the host name. Inside the snapshot ("extra") is every path ld.so looked at
+(opened, stat'ed, accessed; found or not) with its identity (st_dev, st_ino, size,
+mtime_ns, ctime_ns) and, for files, a sha256 of the content at the time: a lookup
+re-stats them all, and any difference (a library rebuilt, replaced, touched, or one
+appearing earlier in the search path) discards the entry and makes it again.
+
+Only a start whose system calls before AT_ENTRY are all ld.so's kind (open, read,
+mmap, mprotect, stat, close, brk, arch_prctl, ...) is cached: a constructor that
+asks for the time, a pid or random bytes, reads stdin or a /proc, /sys or /dev file,
+or writes anything, would have its answer frozen in the snapshot, so such a program
+is marked uncacheable instead (a ".no" file) and always runs the normal way.
+
+ASLR: an entry fixes one layout (and the AT_RANDOM bytes, so the stack protector's
+canary and pointer guard), shared by every run restored from it, as processes forked
+from one zygote share theirs. Runs with --no-aslr have their own entry. Remove the
+cache (`umiak cache prune`) to draw a new layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+from umiak.snapshot import Snapshot, SnapshotError
+
+# Syscalls ld.so makes before AT_ENTRY whose answers are the files' (keyed) or fixed.
+_LDSO_CALLS = frozenset({
+    0, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 21, 25, 63, 89, 158, 218, 257, 262, 267, 273, 302, 332, 334,
+})
+_LIVE_FILES = ("/proc/", "/sys/", "/dev/")
+# nr -> index of the path argument
+_PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "umiak", "prelink")
+
+
+def _ident(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, str]) -> str:
+    from umiak import __version__
+    cwd = opts.cwd or os.getcwd()
+    parts = {"v": __version__, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
+             "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
+             "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
+             "hostname": opts.hostname, "vdso": opts.vdso, "nofile": _nofile()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _nofile() -> list[int]:
+    """The host's RLIMIT_NOFILE: the guest's starts as it (process.host_nofile)."""
+    import resource
+    return list(resource.getrlimit(resource.RLIMIT_NOFILE))
+
+
+def _valid(snap: Snapshot) -> bool:
+    deps = snap.header.get("extra", {}).get("deps")
+    if not isinstance(deps, list):
+        return False
+    return all(_ident(d["path"]) == d["ident"] for d in deps)
+
+
+def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: dict[str, str]):
+    """The options of this run with the cache applied: a hit restores the snapshot, a miss
+    takes one at AT_ENTRY. Unchanged for a static program or one marked uncacheable."""
+    if not getattr(image, "interp", None) or opts.kernel_config is not None or opts.volumes or opts.tmpfs \
+            or opts.strace or opts.syscall_summary or opts.extra.get("tracer") is not None \
+            or opts.extra.get("recorder") is not None or opts.net != "host":
+        return opts
+    d = cache_dir()
+    key = _key(opts, platform, exe_path, argv, env)
+    path = os.path.join(d, key + ".snap")
+    if os.path.exists(path + ".no"):
+        return opts
+    extra = dict(opts.extra)
+    try:
+        snap = Snapshot.load(path)
+    except SnapshotError:
+        snap = None
+    if snap is not None and _valid(snap):
+        try:
+            with open(path + ".hits", "ab") as hits:
+                hits.write(b".")
+        except OSError:
+            pass
+        extra["restore"] = snap
+        try:
+            with open(path + ".touch") as touch:
+                snap.touched = {int(v) for v in json.load(touch)}
+        except (OSError, ValueError, TypeError):
+            extra["tracer"] = _TouchSaver(snap, path + ".touch")   # this run says what to map at once
+        return dataclasses.replace(opts, extra=extra)
+    from umiak.snapshot.point import SnapshotPoint
+    watch = _Watch()
+
+    def deps(kernel, task):
+        kernel.tracer = None
+        if watch.other:
+            raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before AT_ENTRY")
+        return {"deps": watch.deps(exe_path, image.interp, task), "program": exe_path,
+                "argv0": argv[0].decode(errors="replace") if argv else "", "created": time.time()}
+
+    def taken(snap: Snapshot) -> None:
+        os.makedirs(d, exist_ok=True)
+        snap.save(path)
+        for old in (path + ".hits", path + ".touch"):
+            try:
+                os.unlink(old)
+            except OSError:
+                pass
+
+    point = SnapshotPoint("entry", taken, stop=False, extra=deps)
+    point.on_error = lambda e: _mark_uncacheable(path, e)
+    extra["snapshot_hook"] = point
+    extra["tracer"] = watch
+    return dataclasses.replace(opts, extra=extra)
+
+
+def _mark_uncacheable(path: str, err: Exception) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".no", "w") as f:
+            f.write(f"{err}\n")
+    except OSError:
+        pass
+
+
+class _TouchSaver:
+    """A tracer that, at the end of a run restored from the cache, stores which file pages it
+    faulted in (Snapshot.touched), so that later restores map them at once."""
+
+    def __init__(self, snap: Snapshot, path: str):
+        self.snap, self.path = snap, path
+
+    def enter(self, task, nr: int, args):
+        return None
+
+    def exit(self, task, call, ret) -> None:
+        return None
+
+    def finish(self) -> None:
+        if self.snap.touched is None:
+            return
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(sorted(self.snap.touched), f)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str):
+        return lambda *a, **k: None
+
+
+class _Watch:
+    """A tracer for the start of a first run: which calls ld.so made, which paths it tried."""
+
+    def __init__(self):
+        self.other: set[int] = set()
+        self.paths: dict[str, None] = {}
+
+    def enter(self, task, nr: int, args):
+        if nr not in _LDSO_CALLS or nr in (0, 17) and args[0] < 3:   # stdin's content is not keyed
+            self.other.add(nr)
+        i = _PATH_ARG.get(nr)
+        if i is not None:
+            try:
+                p = task.mm.read_cstr(args[i]).decode("utf-8", "surrogateescape")
+            except Exception:  # noqa: BLE001 - a bad pointer is the program's EFAULT
+                p = ""
+            if p:
+                p = os.path.normpath(os.path.join(task.process.cwd, p))
+                if p.startswith(_LIVE_FILES):   # content that changes with no change of identity
+                    self.other.add(nr)
+                self.paths[p] = None
+        return nr
+
+    def exit(self, task, call, ret) -> None:
+        return None
+
+    def __getattr__(self, name: str):   # exec, exited, signal, finish: nothing to record
+        return lambda *a, **k: None
+
+    def deps(self, exe_path: str, interp: str, task) -> list[dict]:
+        paths = dict.fromkeys([exe_path, interp, "/etc/ld.so.cache", "/etc/ld.so.preload"])
+        paths.update(self.paths)
+        for v in task.mm.vmas:
+            if v.file is not None and v.file.path:
+                paths[v.file.path] = None
+        out = []
+        for p in paths:
+            ident = _ident(p)
+            rec: dict = {"path": p, "ident": ident}
+            if ident is not None and os.path.isfile(p):
+                rec["sha256"] = _sha256(p)
+            out.append(rec)
+        return out
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
+# -- umiak cache ls | prune ---------------------------------------------------------------
+def _entries():
+    d = cache_dir()
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return
+    for n in names:
+        if n.endswith(".snap"):
+            yield os.path.join(d, n)
+
+
+def listing() -> list[str]:
+    out = []
+    for path in _entries():
+        try:
+            snap = Snapshot.load(path)
+        except SnapshotError:
+            out.append(f"{os.path.basename(path)}  (unreadable)")
+            continue
+        ex = snap.header.get("extra", {})
+        try:
+            hits = os.path.getsize(path + ".hits")
+        except OSError:
+            hits = 0
+        state = "valid" if _valid(snap) else "stale"
+        out.append(f"{os.path.basename(path)[:16]}  {os.path.getsize(path) >> 10:6d} KiB  hits {hits}  "
+                   f"{state}  {snap.header.get('platform', '?')}  {ex.get('program', '?')}")
+    d = cache_dir()
+    try:
+        nos = [n for n in os.listdir(d) if n.endswith(".no")]
+    except OSError:
+        nos = []
+    if nos:
+        out.append(f"({len(nos)} program start{'s' if len(nos) != 1 else ''} marked uncacheable)")
+    return out
+
+
+def prune(stale_only: bool = False) -> int:
+    """Remove cached snapshots (only stale ones with stale_only); returns how many."""
+    n = 0
+    for path in list(_entries()):
+        if stale_only:
+            try:
+                if _valid(Snapshot.load(path)):
+                    continue
+            except SnapshotError:
+                pass
+        for p in (path, path + ".hits", path + ".touch"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        n += 1
+    if not stale_only:
+        d = cache_dir()
+        try:
+            for name in os.listdir(d):
+                if name.endswith(".no"):
+                    os.unlink(os.path.join(d, name))
+        except OSError:
+            pass
+    return n

@@ -1,0 +1,93 @@
+"""Where a snapshot is taken: the hook `Kernel.snapshot_hook` calls (see umiak.snapshot)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from umiak.kernel import abi
+from umiak.platform.base import RAX, RIP
+
+
+class SnapshotPoint:
+    """Takes one snapshot at `at` (entry | ready | signal) and hands it to `taken`.
+
+    stop: end the program once it is taken (`umiak snapshot`), else let it go on (the
+    prelinked cache's first run). An error is kept in .error and ends the program."""
+
+    def __init__(self, at: str, taken, stop: bool = True, extra=None):
+        self.at = at
+        self.taken = taken
+        self.stop = stop
+        self.extra = extra            # callable(kernel, task) -> dict stored in the header
+        self.entry = -1
+        self._byte = b""
+        self.error: Exception | None = None
+        self.on_error: Callable[[Exception], None] | None = None   # when the program goes on (stop False)
+        self.done = False
+        self.requested = False        # --at signal: SIGUSR2 came
+        self.kernel: Any = None       # the Kernel, from started() on
+
+    def started(self, kernel, task) -> None:
+        """The program is loaded: plant the int3 at AT_ENTRY (for --at entry)."""
+        self.kernel = kernel
+        if self.at == "entry":
+            self.entry = dict(task.process.auxv)[abi.AT_ENTRY]
+            mm = task.mm
+            self._byte = mm.read(self.entry, 1)
+            mm.write(self.entry, b"\xcc", force=True)
+
+    def signal(self) -> None:
+        """SIGUSR2 reached umiak (another thread): stop the program soon, in user mode."""
+        k = self.kernel
+        if k is None or self.at != "signal" or self.done:
+            return
+        with k.lock:
+            self.requested = True
+            for t in list(k.tasks.values()):
+                if t.vcpu is not None:
+                    t.vcpu.kick()   # a vCPU not in the guest now stops at its next run
+
+    def __call__(self, task, reason: str):
+        if reason != self.at or self.done or reason == "signal" and not self.requested:
+            return 0 if reason == "ready" else False
+        vcpu = task.vcpu
+        regs = vcpu.get_regs()
+        if reason == "entry":
+            if regs[RIP] not in (self.entry, self.entry + 1):
+                return False   # some other int3: the program's own SIGTRAP
+            task.mm.write(self.entry, self._byte, force=True)
+            _drop_code(task.mm, self.entry)
+            regs[RIP] = self.entry
+            vcpu.set_regs(regs)
+        elif reason == "ready":
+            regs[RAX] = 0   # the marker returns 0 in the restored program
+        self.done = True
+        self.kernel.snapshot_hook = None
+        from umiak.kernel.errors import ExitGroup
+        from umiak.snapshot import capture
+        try:
+            extra = self.extra(self.kernel, task) if self.extra is not None else None
+            self.taken(capture(self.kernel, task, regs, reason, extra))
+        except Exception as e:  # noqa: BLE001 - reported by the caller, one line
+            self.error = e
+            if self.stop:
+                raise ExitGroup(125, 0) from None
+            if self.on_error is not None:
+                self.on_error(e)
+        if self.stop:
+            raise ExitGroup(0, 0)
+        return 0 if reason == "ready" else True
+
+
+def _drop_code(mm, va: int) -> None:
+    """The int3 was executed: a software CPU may hold a translation of it. Mapping the
+    page again makes every platform forget translated code of it."""
+    e = mm.pages.get(va >> 12)
+    if e is None:
+        return
+    plat = mm.platform
+    prot = e & 7
+    plat.unmap_page(va & ~0xFFF)
+    plat.map_page(va & ~0xFFF, e & ~0xFFF, prot)
+    plat.invalidate([e & ~0xFFF])
