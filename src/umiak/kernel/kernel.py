@@ -280,6 +280,11 @@ class Kernel:
             proc.rlimits = {k: list(v) for k, v in init.rlimits.items()}
         fds.limit = min(proc.rlimits[abi.RLIMIT_NOFILE][0], 1 << 20)
         proc.start_time = time.monotonic()
+        if os.isatty(stdio[0]):
+            # A terminal of its own (docker exec -t): it leads a new session (sid = pgid = pid,
+            # as Process makes it) whose controlling terminal that is, as runc's setsid + TIOCSCTTY.
+            from umiak.kernel.jobctl import Terminal
+            self.terminals[os.fstat(stdio[0]).st_rdev] = Terminal(pid, pid)
         task = Task(proc, pid)
         task.nice = os.getpriority(os.PRIO_PROCESS, 0)
         proc.leader = task
