@@ -50,3 +50,17 @@ def test_inotify_sees_the_programs_own_changes(platform, variant, tmp_path, laye
     options = {"overlay": [], "volume": [f"--volume={tmp_path}:{tmp_path}"],
                "tmpfs": [f"--tmpfs={tmp_path}"]}[layer]
     compare(platform, [build("inotify_events", variant), tmp_path], options=options)
+
+
+TAIL_F = """cd "$1"; echo first > log
+tail -f log & t=$!
+sleep 0.5; echo second >> log; sleep 0.5; echo third >> log; sleep 0.5
+kill $t; wait $t 2>/dev/null; echo done
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/tail"), reason="coreutils tail is not installed")
+def test_tail_follows_a_growing_file(platform, tmp_path):
+    """tail -f waits with inotify and prints what another process appends."""
+    (tmp_path / "tail.sh").write_text(TAIL_F)
+    compare(platform, ["/bin/sh", tmp_path / "tail.sh", tmp_path], options=[f"--volume={tmp_path}:{tmp_path}"])
