@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from harness import GUEST_ENV, build, compare
+from harness import GUEST_ENV, build, compare, run_umiak
 
 
 def test_pty_pair_line_discipline(platform, variant):
@@ -50,3 +50,25 @@ def test_inotify_sees_the_programs_own_changes(platform, variant, tmp_path, laye
     options = {"overlay": [], "volume": [f"--volume={tmp_path}:{tmp_path}"],
                "tmpfs": [f"--tmpfs={tmp_path}"]}[layer]
     compare(platform, [build("inotify_events", variant), tmp_path], options=options)
+
+
+TAIL_F = """cd "$1"; echo first > log
+tail -f log & t=$!
+sleep 0.5; echo second >> log; sleep 0.5; echo third >> log; sleep 0.5
+kill $t; wait $t 2>/dev/null; echo done
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/tail"), reason="coreutils tail is not installed")
+def test_tail_follows_a_growing_file(platform, tmp_path):
+    """tail -f waits with inotify and prints what another process appends."""
+    (tmp_path / "tail.sh").write_text(TAIL_F)
+    compare(platform, ["/bin/sh", tmp_path / "tail.sh", tmp_path], options=[f"--volume={tmp_path}:{tmp_path}"])
+
+
+def test_dev_mqueue_shows_the_queues(platform):
+    """/dev/mqueue (not mounted on every host, so Linux's mqueue(7) format is the reference)."""
+    res = run_umiak(platform, [build("mqueue_devfs", "glibc-dynamic")])
+    assert res.status == 0, res.describe()
+    assert res.stdout.decode().splitlines() == [
+        "total 0", "-rw-r-----", "QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     ", "0"]

@@ -44,6 +44,7 @@ class MessageQueue:
         self.notify: tuple[int, int, int, int] | None = None   # (pid, kind, signo, value)
         self.ino = next(kernel.pipe_inos)
         self.time_ns = time.time_ns()
+        self.nodes: dict[int, object] = {}   # its /dev/mqueue file, by devfs instance
 
     def status(self) -> bytes:
         n = self.notify
@@ -122,6 +123,16 @@ class MqFile(File):
         task = q.kernel.current_task()
         if q.notify is not None and task is not None and q.notify[0] == task.process.pid:
             q.notify = None
+
+
+def dev_node(fs, q: MessageQueue):
+    """The queue's file in /dev/mqueue (made once per queue and file system)."""
+    node = q.nodes.get(id(fs))
+    if node is None:
+        from umiak.kernel.vfs.nodes import SynthFile
+        node = q.nodes[id(fs)] = SynthFile(fs, lambda task: q.status(), mode=q.mode)
+        node.uid, node.gid = q.uid, q.gid
+    return node
 
 
 def queues(kernel) -> dict[str, MessageQueue]:

@@ -304,7 +304,7 @@ class VFS:
         umask = task.process.umask if task is not None else 0o022
         c = task.process.creds if task is not None else None
         node = parent.node.create(name, (mode & 0o7777) & ~umask, owner=(c.euid, c.egid) if c is not None else (0, 0))
-        if task is not None and task.kernel.inotify is not None:
+        if task is not None and getattr(task.kernel, "inotify", None) is not None:
             from umiak.kernel.inotify import created
             created(task, parent, name)
         return self.open_loc(task, Loc(parent.child_path(name), node, parent.mount, parent),

@@ -34,9 +34,19 @@ class DevFS(SynthFS):
             "stderr": SynthLink(self, "/proc/self/fd/2"),
             "fd": SynthLink(self, "/proc/self/fd"),
             "shm": SynthDir(self, {}, mode=0o1777),
+            "mqueue": SynthDir(self, self._mqueues, mode=0o1777),
             "pts": self.pts.dir,
         }
         self.root = SynthDir(self, entries, mode=0o755)
+
+
+    def _mqueues(self) -> dict:
+        """/dev/mqueue: the VM's POSIX message queues, each file reading as its status line."""
+        queues = getattr(self.kernel, "mqueues", None)
+        if not queues:
+            return {}
+        from umiak.kernel.syscalls.mqueue import dev_node
+        return {name: dev_node(self, q) for name, q in queues.items()}
 
 
 def _open_tty(task, loc, flags):
