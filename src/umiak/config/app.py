@@ -132,6 +132,10 @@ def build_kconf(facts: AppFacts):
     present, stub, fake = chosen_syscalls(facts)
     implemented = {e[0]: e[1] for e in SYSCALLS.values()}
     needed_components = {component_of(n, implemented.get(n)) for n in present} - {None}
+    # A clone may make a process (glibc's fork is one): PROCESSES unless a run showed it never does.
+    if present & {"clone", "clone3"} and (facts.traced is None or facts.traced.new_processes
+                                          or (facts.static is not None and facts.explored is None)):
+        needed_components.add("PROCESSES")
 
     def setv(name: str, value: str) -> None:
         sym = kconf.syms.get(name)

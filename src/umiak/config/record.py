@@ -12,6 +12,8 @@ in `enter` (no timing, no decoding), so a recorded run is barely slower.
 PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 59: 0, 76: 0, 80: 0, 89: 0, 137: 0, 188: 0, 191: 0, 194: 0,
             257: 1, 262: 1, 267: 1, 269: 1, 322: 1, 332: 1, 437: 1, 439: 1}
 IOCTL, FCNTL, PRCTL, SOCKET, SOCKETPAIR = 16, 72, 157, 41, 53
+CLONE, CLONE3, FORK, VFORK = 56, 435, 57, 58
+CLONE_THREAD = 0x10000
 OPENS = (2, 257, 437)   # open, openat, openat2: a shared library is recorded when one succeeds
 
 
@@ -40,6 +42,7 @@ class Recorder:
         self.families: set[int] = set()
         self.paths: set[str] = set()           # /proc and /sys paths (and /dev ones)
         self.libraries: set[str] = set()       # shared libraries opened (guest paths, as named)
+        self.new_processes = 0                 # clones without CLONE_THREAD, forks, vforks
         self.exit_status: int | None = None
         self.exit_signal = 0
 
@@ -65,6 +68,13 @@ class Recorder:
             self.prctls.add(args[0] & 0xFFFFFFFF)
         elif nr in (SOCKET, SOCKETPAIR):
             self.families.add(args[0] & 0xFFFF)
+        elif nr in (CLONE, CLONE3, FORK, VFORK):
+            try:   # (glibc's fork is a clone: only the flags tell a process from a thread)
+                flags = args[0] if nr == CLONE else task.mm.read_u64(args[0]) if nr == CLONE3 else 0
+            except Exception:  # noqa: BLE001 - a bad pointer is the handler's business
+                flags = CLONE_THREAD
+            if not flags & CLONE_THREAD:
+                self.new_processes += 1
         inner = self.inner
         return None if inner is None else inner.enter(task, nr, args)
 
@@ -106,6 +116,7 @@ class Recorder:
         self.families |= other.families
         self.paths |= other.paths
         self.libraries |= other.libraries
+        self.new_processes += other.new_processes
 
     def as_dict(self) -> dict:
         return {"syscalls": self.syscall_names(), "ioctl": sorted(self.ioctls), "fcntl": sorted(self.fcntls),

@@ -125,8 +125,22 @@ def _analyse_file(host: str) -> dict:
         arrays = [(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in secs
                   if s["sh_type"] in ("SHT_INIT_ARRAY", "SHT_FINI_ARRAY", "SHT_PREINIT_ARRAY")]
 
+        merged: dict[int, tuple[list[int], list[int]]] = {}   # id(ranges) -> their union, for bisect
+
         def within(rs, a: int) -> bool:
-            return any(lo <= a < hi for lo, hi in rs)
+            m = merged.get(id(rs))
+            if m is None:
+                los: list[int] = []
+                his: list[int] = []
+                for lo, hi in sorted(rs):
+                    if los and lo <= his[-1]:
+                        his[-1] = max(his[-1], hi)
+                    else:
+                        los.append(lo)
+                        his.append(hi)
+                m = merged[id(rs)] = (los, his)
+            i = bisect.bisect_right(m[0], a) - 1
+            return i >= 0 and a < m[1][i]
 
         names: dict[int, str] = {}
         exports: dict[str, list] = {}
@@ -172,15 +186,29 @@ def _analyse_file(host: str) -> dict:
                     put(r["r_offset"], "addr", word_at(r["r_offset"]))
             elif isinstance(sec, RelocationSection):
                 symtab = elf.get_section(sec["sh_link"]) if sec["sh_link"] else dynsym
-                for r in sec.iter_relocations():
-                    t, off = r["r_info_type"], r["r_offset"]
-                    add = r["r_addend"] if sec.is_RELA() else word_at(off)
+                symnames: dict[int, str] = {}
+
+                def symname(i: int, symtab=symtab, symnames=symnames) -> str:
+                    n = symnames.get(i)
+                    if n is None:
+                        sym = symtab.get_symbol(i) if symtab is not None else None
+                        n = symnames[i] = sym.name if sym is not None and sym.name else ""
+                    return n
+                if sec.is_RELA() and sec["sh_entsize"] == 24:   # read raw: pyelftools' parse is slow
+                    import struct
+                    data = sec.data()
+                    rels = ((off, info & 0xFFFFFFFF, info >> 32, add) for off, info, add
+                            in struct.iter_unpack("<QQq", data[:len(data) // 24 * 24]))
+                else:
+                    rels = ((r["r_offset"], r["r_info_type"], r["r_info_sym"],
+                             r["r_addend"] if sec.is_RELA() else word_at(r["r_offset"])) for r in sec.iter_relocations())
+                for off, t, si, add in rels:
                     if t in (8, 37):   # RELATIVE, IRELATIVE (the resolver's address)
                         put(off, "addr", add)
                     elif t in (1, 6, 7):   # 64, GLOB_DAT, JUMP_SLOT: a symbol
-                        sym = symtab.get_symbol(r["r_info_sym"]) if symtab is not None else None
-                        if sym is not None and sym.name:
-                            put(off, "sym", sym.name)
+                        name = symname(si)
+                        if name:
+                            put(off, "sym", name)
         entry_roots = set()
         dyn = next((s for s in elf.iter_sections() if isinstance(s, DynamicSection)), None)
         if dyn is not None:
