@@ -212,6 +212,7 @@ class Kernel:
         task = Task(proc, proc.pid)
         task.nice = os.getpriority(os.PRIO_PROCESS, 0)   # inherited from umiak, as a child's is
         proc.leader = task
+        self._enable_exitless()
         vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None
         clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
@@ -228,6 +229,26 @@ class Kernel:
         if clock is not None:
             vdso.start(*clock)   # clock is only made with opts.vdso
         return task
+
+    def _enable_exitless(self) -> None:
+        """Let the platform serve calls without VM exits where it can (kvm under PVM):
+        CONFIG_EXITLESS_ON/OFF, or UMIAK_EXITLESS=y|n|auto; auto by default."""
+        enable = getattr(self.platform, "enable_exitless", None)
+        if enable is None:
+            return
+        mode = os.environ.get("UMIAK_EXITLESS", "")
+        if mode not in ("y", "n", "auto"):
+            mode = "auto"
+            if self.config is not None:
+                if self.config.value("EXITLESS_ON") == "y":
+                    mode = "y"
+                elif self.config.value("EXITLESS_OFF") == "y":
+                    mode = "n"
+        if mode == "n":
+            return
+        from umiak.kernel.fastcalls import FastCalls
+        fast = FastCalls(self)
+        enable(fast.serve, fast.may_serve, mode)
 
     def alloc_pid(self) -> int:
         """The next free pid after the last one given, wrapping to 300 past pid_max, as
@@ -796,6 +817,9 @@ class Kernel:
             self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
+        xl = getattr(self.platform, "exitless", None)
+        if xl is not None and self.options.verbose:
+            self.warn(xl.summary())
 
 
 def child_info(child) -> bytes:
