@@ -817,9 +817,6 @@ class Kernel:
             self.config.finish(self)
         if self.tracer is not None:
             self.tracer.finish()
-        xl = getattr(self.platform, "exitless", None)
-        if xl is not None and self.options.verbose:
-            self.warn(xl.summary())
 
 
 def child_info(child) -> bytes:
