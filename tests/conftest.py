@@ -3,6 +3,10 @@
 A test that takes a `platform` argument runs once per platform:
   --platform=kvm,emu  or  UMIAK_TEST_PLATFORMS=kvm,emu   (explicit: must be usable)
   default: every platform umiak knows, skipped with the reason where unusable here.
+Tests marked `exit_modes` also run on "kvm-exits" (every syscall a VM exit) and
+"kvm-exitless" (the exitless path forced on) where kvm runs: a small chosen subset, so
+the whole suite is not run once per mode (harness.PLATFORM_MODES; naming one of them
+in --platform runs every test in that mode).
 A test that takes a `variant` argument runs once per build variant of the guest
 programs (harness.VARIANTS).
 """
@@ -50,10 +54,16 @@ def requested_platforms(config) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "exit_modes: also run on kvm-exits and kvm-exitless")
+
+
 def pytest_generate_tests(metafunc):
     if "platform" in metafunc.fixturenames:
         wanted = requested_platforms(metafunc.config)
         names = wanted if wanted else list(platform_problems())
+        if metafunc.definition.get_closest_marker("exit_modes") and "kvm" in names:
+            names = names + [m for m in harness.PLATFORM_MODES if m not in names]
         metafunc.parametrize("platform", names, indirect=True)
     if "variant" in metafunc.fixturenames:
         metafunc.parametrize("variant", list(harness.VARIANTS))
@@ -62,7 +72,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def platform(request):
     name = request.param
-    problem = platform_problems().get(name, f"unknown platform {name!r}")
+    problem = platform_problems().get(harness.platform_env(name)[0], f"unknown platform {name!r}")
     if problem:
         if requested_platforms(request.config):
             pytest.fail(f"platform {name} was requested but is not usable: {problem}")

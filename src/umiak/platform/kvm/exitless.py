@@ -85,6 +85,7 @@ USER_FLAGS = 0x240DD5    # CF PF AF ZF SF TF DF OF AC ID: what a program may set
 SPIN_US = 15             # the stub's deadline (10-20 µs suffices while the poller is on a CPU)
 IDLE_MS = 1.0            # the poller sleeps after this long without a request
 WAKE_AFTER = 4           # exits it could have served wake a sleeping poller
+BACKOFF_MAX = 1.0        # seconds a fruitless poller stays asleep at most (doubling from 10 ms)
 
 
 class _Native:
@@ -140,8 +141,9 @@ class Exitless:
     None means "take the real exit". may_serve(nr) is a cheap pre-filter the vCPU threads
     use to count exits the poller could have saved (the lazy wake)."""
 
-    def __init__(self, plat, serve, may_serve):
+    def __init__(self, plat, serve, may_serve, forced: bool = False):
         self.plat = plat
+        self.forced = forced   # EXITLESS=y: poll whenever calls come, whatever the host's load
         self.serve = serve
         self.may_serve = may_serve
         self.native = _Native()
@@ -155,6 +157,8 @@ class Exitless:
         self._closing = False
         self.awake = False
         self.asleep_exits = 0
+        self.quiet_until = 0.0   # time.monotonic() before which exits do not wake the poller
+        self._backoff = 0.0
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         # Figures for --verbose: calls served here, syscall exits, hand-backs.
         self.served = 0
@@ -187,7 +191,8 @@ class Exitless:
             self.asleep_exits += 1
             if self.asleep_exits >= WAKE_AFTER:
                 self.asleep_exits = 0
-                self._wake.set()
+                if self.forced or time.monotonic() >= self.quiet_until:
+                    self._wake.set()
 
     def wait_reply(self, s: Slot) -> int:
         """The poller holds this vCPU's request: wait for its answer (rare: the vCPU was
@@ -223,11 +228,13 @@ class Exitless:
             self._wake.clear()
             if self._closing:
                 break
-            if self._busy() >= self.cores:
-                continue   # every core runs a vCPU: spinning here would starve one
+            if not self.forced and (self._busy() >= self.cores or os.getloadavg()[0] >= self.cores + 1):
+                self._fruitless()   # no core to spare: spinning here would starve a vCPU
+                continue
             self.awake = True
             self._set_enabled(True)
-            served = 0
+            served = total = 0
+            fallbacks = self.fallbacks
             addrs, n = self._addrs, self._n
             while not self._closing:
                 if self._ctl.value:
@@ -245,9 +252,20 @@ class Exitless:
                     continue
                 if self._serve_one(self.slots[i]):
                     served += 1
+                    total += 1
             self._set_enabled(False)
             self.awake = False
             self.asleep_exits = 0
+            # Worth it only while the poller answers before the stubs give up: a poller
+            # that is not on a CPU when calls come (a loaded host) costs them the deadline.
+            if total <= 2 * (self.fallbacks - fallbacks):
+                self._fruitless()
+            else:
+                self._backoff = 0.0
+
+    def _fruitless(self) -> None:
+        self._backoff = min(max(self._backoff * 2, 0.01), BACKOFF_MAX)
+        self.quiet_until = time.monotonic() + self._backoff
 
     def _serve_one(self, s: Slot) -> bool:
         """Answer one claimed request: served (DONE) or handed back (EXIT)."""

@@ -383,7 +383,7 @@ class KvmPlatform(Platform):
         if mode == "n" or self.flavour != "pvm" or self.exitless is not None:
             return self.exitless is not None
         from umiak.platform.kvm.exitless import Exitless
-        xl = Exitless(self, serve, may_serve)
+        xl = Exitless(self, serve, may_serve, forced=mode == "y")
         if mode == "auto" and xl.cores < 2:
             return False
         self.exitless = xl
