@@ -70,11 +70,16 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
-def platform(request):
+def platform(request, monkeypatch):
+    """The umiak platform name; a mode (kvm-exits, kvm-exitless) is kvm with its
+    environment set for the test (umiak processes and in-process VMs alike)."""
     name = request.param
-    problem = platform_problems().get(harness.platform_env(name)[0], f"unknown platform {name!r}")
+    base, extra = harness.platform_env(name)
+    problem = platform_problems().get(base, f"unknown platform {name!r}")
     if problem:
         if requested_platforms(request.config):
             pytest.fail(f"platform {name} was requested but is not usable: {problem}")
         pytest.skip(f"platform {name} not usable here: {problem}")
-    return name
+    for k, v in extra.items():
+        monkeypatch.setenv(k, v)
+    return base

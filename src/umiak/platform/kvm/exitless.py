@@ -62,30 +62,37 @@ STUB_CODE = bytes.fromhex(
     "00ffe1")
 DONE_AT, LAST_AT = 0x6C, 0x95   # offsets of `done` and `last` in STUB_CODE
 
-# The host's side: poll(states**, n, tsc_ticks, ctl*) -> index claimed, -1 idle, -2 ctl set;
-# claim(state*) -> 1 when POSTED became IDLE here; spin(n): n pauses (calibration).
-#   poll:  mov r8,rdx; rdtsc; shl rdx,32; or rax,rdx; mov r9,rax
+# The host's side: poll(states**, n, tsc_ticks, ctl*, claimed*) -> index claimed, -1 idle,
+# -2 ctl set (*claimed holds the index from before the CAS until the poller answers: the one
+# word that tells a real claim from a state the program wrote); claim(state*) -> 1 when
+# POSTED became IDLE here; spin(n): n pauses (calibration).
+#   poll:  push rbx; mov rbx,r8; mov r9,rdx; rdtsc; shl rdx,32; or rax,rdx; mov r8,rax
 #   outer: xor r10d,r10d
 #   inner: cmp r10,rsi; jae pass; mov r11,[rdi+r10*8]; cmp dword [r11],1; jne next
-#          mov eax,1; mov edx,2; lock cmpxchg [r11],edx; jne next; mov rax,r10; ret
+#          mov [rbx],r10; mov eax,1; mov edx,2; lock cmpxchg [r11],edx; jne undo
+#          mov rax,r10; pop rbx; ret
+#   undo:  mov qword [rbx],-1
 #   next:  inc r10; jmp inner
-#   pass:  cmp qword [rcx],0; jne stop; pause; rdtsc; shl rdx,32; or rax,rdx; sub rax,r9
-#          cmp rax,r8; jb outer; mov rax,-1; ret
-#   stop:  mov rax,-2; ret
+#   pass:  cmp qword [rcx],0; jne stop; pause; rdtsc; shl rdx,32; or rax,rdx; sub rax,r8
+#          cmp rax,r9; jb outer; mov rax,-1; pop rbx; ret
+#   stop:  mov rax,-2; pop rbx; ret
 #   claim: mov eax,1; xor edx,edx; lock cmpxchg [rdi],edx; sete al; movzx eax,al; ret
 #   spin:  pause; dec rdi; jnz spin; ret
 _HOST_CODE = bytes.fromhex(
-    "4989d00f3148c1e2204809d04989c14531d24939f273244e8b1cd741833b017515b8010000"
-    "00ba02000000f0410fb11375044c89d0c349ffc2ebd748833900751bf3900f3148c1e22048"
-    "09d04c29c84c39c072bb48c7c0ffffffffc348c7c0feffffffc3b80100000031d2f00fb117"
-    "0f94c00fb6c0c3f39048ffcf75f9c3")
-_POLL_AT, _CLAIM_AT, _SPIN_AT = 0x00, 0x64, 0x76
+    "534c89c34989d10f3148c1e2204809d04989c04531d24939f2732f4e8b1cd741833b0175204c"
+    "8913b801000000ba02000000f0410fb11375054c89d05bc348c703ffffffff49ffc2ebcc4883"
+    "3900751cf3900f3148c1e2204809d04c29c04c39c872b048c7c0ffffffff5bc348c7c0feffff"
+    "ff5bc3b80100000031d2f00fb1170f94c00fb6c0c3f39048ffcf75f9c3")
+_POLL_AT, _CLAIM_AT, _SPIN_AT = 0x00, 0x75, 0x87
 
 USER_FLAGS = 0x240DD5    # CF PF AF ZF SF TF DF OF AC ID: what a program may set in RFLAGS
 SPIN_US = 15             # the stub's deadline (10-20 µs suffices while the poller is on a CPU)
 IDLE_MS = 1.0            # the poller sleeps after this long without a request
 WAKE_AFTER = 4           # exits it could have served wake a sleeping poller
 BACKOFF_MAX = 1.0        # seconds a fruitless poller stays asleep at most (doubling from 10 ms)
+
+
+_CALIBRATION: tuple[float, float] | None = None   # the host's: measured once per process
 
 
 class _Native:
@@ -98,17 +105,23 @@ class _Native:
         self._buf = buf   # lives as long as the functions
         u64, vp = ctypes.c_uint64, ctypes.c_void_p
         # CFUNCTYPE releases the GIL for the call: the poller spins without it.
-        self.poll = ctypes.CFUNCTYPE(ctypes.c_int64, vp, u64, u64, vp)(base + _POLL_AT)
+        self.poll = ctypes.CFUNCTYPE(ctypes.c_int64, vp, u64, u64, vp, vp)(base + _POLL_AT)
         self.claim = ctypes.CFUNCTYPE(ctypes.c_int, u64)(base + _CLAIM_AT)
         self.spin = ctypes.CFUNCTYPE(None, u64)(base + _SPIN_AT)
 
     def calibrate(self) -> tuple[float, float]:
-        """(pauses per µs, TSC ticks per µs) here. The guest's `pause` costs the same:
-        under PVM it is not trapped."""
+        """(pauses per µs, TSC ticks per µs) here, measured once per process (a property
+        of the host). The guest's `pause` costs the same: under PVM it is not trapped."""
+        global _CALIBRATION
+        if _CALIBRATION is None:
+            _CALIBRATION = self._measure()
+        return _CALIBRATION
+
+    def _measure(self) -> tuple[float, float]:
         from umiak.arch.x86_64.tsc import host_rdtsc
-        n = 20000
+        n = 10000
         best, ticks = float("inf"), 0
-        for _ in range(3):
+        for _ in range(2):
             t0, c0 = time.perf_counter_ns(), host_rdtsc()
             self.spin(n)
             t1, c1 = time.perf_counter_ns(), host_rdtsc()
@@ -121,9 +134,10 @@ class _Native:
 class Slot:
     """One vCPU's code, slot and exit pages (guest-physical code_pa, slot_pa)."""
 
-    __slots__ = ("vcpu", "code_va", "slot_pa", "state_i", "nr_q", "reply_q", "rsp_q", "host_state")
+    __slots__ = ("index", "vcpu", "code_va", "slot_pa", "state_i", "nr_q", "reply_q", "rsp_q", "host_state")
 
-    def __init__(self, vcpu, code_va: int, slot_pa: int, hva: int):
+    def __init__(self, index: int, vcpu, code_va: int, slot_pa: int, hva: int):
+        self.index = index   # in Exitless.slots, as the poller reports it
         self.vcpu = vcpu
         self.code_va = code_va
         self.slot_pa = slot_pa
@@ -153,6 +167,7 @@ class Exitless:
         self._addrs = (ctypes.c_uint64 * 1)()
         self._n = 0
         self._ctl = ctypes.c_uint64(0)
+        self._claimed = ctypes.c_int64(-1)   # the slot index the poller holds (host memory)
         self._wake = threading.Event()
         self._closing = False
         self.awake = False
@@ -165,6 +180,7 @@ class Exitless:
         self.exits = 0
         self.punted = 0
         self.fallbacks = 0   # requests the stub gave up on (deadline) and the host took
+        self.failed = 0      # calls whose handler raised on the poller (handed back)
         self._u32 = plat.ram.cast("I")
         self._q = plat.ram.cast("Q")
         self._thread: threading.Thread | None = None
@@ -172,7 +188,7 @@ class Exitless:
     # -- slots ---------------------------------------------------------------------------
     def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
         """Give vcpu its slot (its stub code is already in place)."""
-        s = Slot(vcpu, code_va, slot_pa, self.plat._hva)
+        s = Slot(len(self.slots), vcpu, code_va, slot_pa, self.plat._hva)
         self._u32[(slot_pa + SPIN_OFF) // 4] = self.spin_iters
         self._u32[(slot_pa + ENABLED_OFF) // 4] = 1 if self.awake else 0
         self.slots.append(s)
@@ -192,16 +208,24 @@ class Exitless:
             if self.asleep_exits >= WAKE_AFTER:
                 self.asleep_exits = 0
                 if self.forced or time.monotonic() >= self.quiet_until:
+                    if self._thread is None:
+                        self.start()
                     self._wake.set()
 
     def wait_reply(self, s: Slot) -> int:
         """The poller holds this vCPU's request: wait for its answer (rare: the vCPU was
-        stopped while the poller served it)."""
+        stopped while the poller served it). A CLAIMED the poller does not hold was written
+        by the program: the request is then taken as EXIT (the vCPU's thread serves it)."""
         u32, i = self._u32, s.state_i
+        mine = s.index
         delay = 0.0
         while True:
             st = u32[i]
-            if st not in (POSTED, CLAIMED):
+            if st == CLAIMED:
+                held = self._claimed.value
+                if u32[i] == CLAIMED and held != mine:
+                    return EXIT
+            elif st != POSTED:
                 return st
             time.sleep(delay)
             delay = min(delay * 2 or 0.00002, 0.001)
@@ -241,7 +265,7 @@ class Exitless:
                     self._ctl.value = 0
                     n = self._n = len(self.slots)
                     addrs = self._addrs = (ctypes.c_uint64 * max(n, 1))(*[s.host_state for s in self.slots])
-                i = poll(addrs, n, idle_ticks, ctypes.addressof(self._ctl))
+                i = poll(addrs, n, idle_ticks, ctypes.addressof(self._ctl), ctypes.addressof(self._claimed))
                 if i == -2:
                     continue
                 if i < 0:
@@ -275,15 +299,18 @@ class Exitless:
         try:
             got = self.serve(s.vcpu, nr, a, b, c, d, e, f)
         except Exception:   # noqa: BLE001 - the vCPU thread redoes the call and reports
+            self.failed += 1
             got = None
         if got is None:
             self.punted += 1
             u32[s.state_i] = EXIT
+            self._claimed.value = -1   # after the answer (wait_reply reads them the other way)
             return False
         ret, signal = got
         q[s.reply_q] = ret & 0xFFFF_FFFF_FFFF_FFFF
         self.served += 1
         u32[s.state_i] = DONE_SIG if signal else DONE
+        self._claimed.value = -1
         return True
 
     def poller_cpu(self) -> float:
@@ -300,5 +327,5 @@ class Exitless:
         total = self.served + self.exits
         share = 100.0 * self.served / total if total else 0.0
         return (f"exitless: {self.served} of {total} syscalls ({share:.1f}%) served without a VM exit, "
-                f"{self.punted} handed back, {self.fallbacks} past the deadline; "
+                f"{self.punted} handed back ({self.failed} failed), {self.fallbacks} past the deadline; "
                 f"poller CPU {self.poller_cpu() * 1000:.1f} ms")

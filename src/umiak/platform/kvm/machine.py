@@ -386,8 +386,7 @@ class KvmPlatform(Platform):
         xl = Exitless(self, serve, may_serve, forced=mode == "y")
         if mode == "auto" and xl.cores < 2:
             return False
-        self.exitless = xl
-        xl.start()
+        self.exitless = xl   # its poller thread starts at the first calls it could serve
         return True
 
     def _attach_exitless(self, vcpu: "KvmVcpu") -> None:
