@@ -3,6 +3,9 @@
 A test that takes a `platform` argument runs once per platform:
   --platform=kvm,emu  or  UMIAK_TEST_PLATFORMS=kvm,emu   (explicit: must be usable)
   default: every platform umiak knows, skipped with the reason where unusable here.
+Tests marked `exit_modes` also run on "kvm-exitless" (the exitless path forced on) where
+kvm runs: a small chosen subset, so the whole suite is not run once per mode
+(harness.PLATFORM_MODES; naming one of them in --platform runs every test in that mode).
 A test that takes a `variant` argument runs once per build variant of the guest
 programs (harness.VARIANTS).
 """
@@ -50,21 +53,32 @@ def requested_platforms(config) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "exit_modes: also run on kvm-exitless (kvm, the default, is every syscall a VM exit)")
+
+
 def pytest_generate_tests(metafunc):
     if "platform" in metafunc.fixturenames:
         wanted = requested_platforms(metafunc.config)
         names = wanted if wanted else list(platform_problems())
+        if metafunc.definition.get_closest_marker("exit_modes") and "kvm" in names:
+            names = names + [m for m in harness.EXTRA_MODES if m not in names]
         metafunc.parametrize("platform", names, indirect=True)
     if "variant" in metafunc.fixturenames:
         metafunc.parametrize("variant", list(harness.VARIANTS))
 
 
 @pytest.fixture
-def platform(request):
+def platform(request, monkeypatch):
+    """The umiak platform name; a mode (kvm-exits, kvm-exitless) is kvm with its
+    environment set for the test (umiak processes and in-process VMs alike)."""
     name = request.param
-    problem = platform_problems().get(name, f"unknown platform {name!r}")
+    base, extra = harness.platform_env(name)
+    problem = platform_problems().get(base, f"unknown platform {name!r}")
     if problem:
         if requested_platforms(request.config):
             pytest.fail(f"platform {name} was requested but is not usable: {problem}")
         pytest.skip(f"platform {name} not usable here: {problem}")
-    return name
+    for k, v in extra.items():
+        monkeypatch.setenv(k, v)
+    return base

@@ -138,9 +138,22 @@ def run_native(argv: list[str], *, env: dict | None = None, cwd=None,
                 cwd=cwd, input=input)
 
 
+# Test platforms that are kvm in another syscall mode (UMIAK_EXITLESS): "kvm" is the default
+# (exits unless configured), "kvm-exits" every syscall a VM exit, "kvm-exitless" the exitless
+# path forced on. Tests marked exit_modes also run on EXTRA_MODES (kvm already is kvm-exits).
+PLATFORM_MODES = {"kvm-exits": ("kvm", {"UMIAK_EXITLESS": "n"}),
+                  "kvm-exitless": ("kvm", {"UMIAK_EXITLESS": "y"})}
+EXTRA_MODES = ("kvm-exitless",)
+
+
+def platform_env(platform: str) -> tuple[str, dict[str, str]]:
+    """(umiak's --platform, extra environment of the umiak process) for a test platform."""
+    return PLATFORM_MODES.get(platform, (platform, {}))
+
+
 def umiak_command(platform: str, argv: list[str], options: list[str] = (),
                   env: dict | None = None, cwd=None) -> list[str]:
-    cmd = [sys.executable, "-m", "umiak", "run", f"--platform={platform}"]
+    cmd = [sys.executable, "-m", "umiak", "run", f"--platform={platform_env(platform)[0]}"]
     for k, v in (GUEST_ENV if env is None else env).items():
         cmd.append(f"--env={k}={v}")
     if cwd is not None:
@@ -154,7 +167,7 @@ def run_umiak(platform: str, argv: list[str], *, options: list[str] = (),
               timeout: float = RUN_TIMEOUT) -> Result:
     """`python -m umiak run` in a subprocess; guest cwd = cwd (also the umiak process's)."""
     cmd = umiak_command(platform, argv, options, env, cwd)
-    return _run(cmd, env=umiak_env(), cwd=cwd, input=input, timeout=timeout)
+    return _run(cmd, env=umiak_env() | platform_env(platform)[1], cwd=cwd, input=input, timeout=timeout)
 
 
 def expected_from_native(native: Result) -> Result:

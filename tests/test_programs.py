@@ -55,6 +55,7 @@ def test_stdin_empty(platform, variant):
     compare(platform, [build("stdio_io", variant), "empty"], input=b"")
 
 
+@pytest.mark.exit_modes
 def test_identity(platform, variant):
     compare(platform, [build("identity", variant)])
 

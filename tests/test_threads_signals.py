@@ -11,10 +11,12 @@ from harness import build, compare
 PTHREAD = ("-pthread",)
 
 
+@pytest.mark.exit_modes
 def test_threads_create_join_mutex_condvar_barrier(platform, variant):
     compare(platform, [build("threads_basic", variant, PTHREAD)])
 
 
+@pytest.mark.exit_modes
 def test_signal_suite(platform, variant):
     compare(platform, [build("signals_suite", variant, PTHREAD)])
 
@@ -23,10 +25,12 @@ def test_crash_in_a_thread_ends_the_program(platform, variant):
     compare(platform, [build("thread_crash", variant, PTHREAD)])
 
 
+@pytest.mark.exit_modes
 def test_polling_epoll_eventfd_timerfd_signalfd_pipes(platform, variant):
     compare(platform, [build("polling", variant, PTHREAD)])
 
 
+@pytest.mark.exit_modes
 def test_interrupted_loop_counts_exactly(platform, variant):
     compare(platform, [build("signal_resume_exact", variant)])
 

@@ -203,6 +203,9 @@ class Machine:
                 self._live.pop(kernel, None)
             try:
                 kernel.finish(status, signal)
+                xl = getattr(platform, "exitless", None)
+                if opts.verbose and xl is not None:
+                    kernel.warn(xl.summary())   # the share of calls served without a VM exit
             finally:
                 kernel.shutdown()
                 platform.close()

@@ -234,6 +234,7 @@ class Kernel:
         task = Task(proc, proc.pid)
         task.nice = os.getpriority(os.PRIO_PROCESS, 0)   # inherited from umiak, as a child's is
         proc.leader = task
+        self._enable_exitless()
         vcpu = task.vcpu = self.platform.create_vcpu(0, 0, mm.platform)
         self.vdso = None
         clock = self.platform.tsc_clock(task.vcpu) if opts.vdso else None
@@ -309,6 +310,27 @@ class Kernel:
         self.processes[pid] = proc
         self.start_thread(task)
         return proc
+
+    def _enable_exitless(self) -> None:
+        """Let the platform serve calls without VM exits where it can (kvm under PVM):
+        CONFIG_EXITLESS_ON/AUTO, or UMIAK_EXITLESS=y|n|auto; off by default (not yet faster
+        than exits on a loaded host: see the README, Exitless system calls)."""
+        enable = getattr(self.platform, "enable_exitless", None)
+        if enable is None:
+            return
+        mode = os.environ.get("UMIAK_EXITLESS", "")
+        if mode not in ("y", "n", "auto"):
+            mode = "n"
+            if self.config is not None:
+                if self.config.value("EXITLESS_ON") == "y":
+                    mode = "y"
+                elif self.config.value("EXITLESS_AUTO") == "y":
+                    mode = "auto"
+        if mode == "n":
+            return
+        from umiak.kernel.fastcalls import FastCalls
+        fast = FastCalls(self)
+        enable(fast.serve, fast.may_serve, mode)
 
     def alloc_pid(self) -> int:
         """The next free pid after the last one given, wrapping to 300 past pid_max, as

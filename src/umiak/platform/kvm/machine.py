@@ -13,6 +13,7 @@ import os
 import signal
 import struct
 import threading
+from typing import TYPE_CHECKING
 
 from umiak.arch.x86_64 import cpu, descriptors, stubs
 from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
@@ -20,6 +21,9 @@ from umiak.errors import PlatformUnavailable, UmiakError
 from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, PageRoot, Platform, frame_runs
 from umiak.platform.kvm import api
 from umiak.platform.kvm.device import flavour, open_kvm
+
+if TYPE_CHECKING:
+    from umiak.platform.kvm.exitless import Exitless, Slot
 
 PAGE = 4096
 MASK64 = (1 << 64) - 1
@@ -33,6 +37,9 @@ CPU_GDT_OFF, CPU_TSS_OFF = 0x000, 0x100
 IDT_PA = 0x2000
 STUBS_PA = 0x3000
 TABLES_PA = 0x8000
+# Each vCPU's exitless stub: code, slot and exit-page alias (platform/kvm/exitless.py).
+EXITLESS_VA = KBASE + 0xC000_0000
+EXITLESS_STRIDE = 0x4000
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
@@ -163,6 +170,8 @@ class KvmPlatform(Platform):
         # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
         self.more_tables = None
         self._first_root: PageRoot | None = None
+        self.exitless: "Exitless | None" = None   # set once the kernel enables the exitless path
+        self._xl_count = 0                    # vCPUs given an exitless stub so far
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -350,6 +359,8 @@ class KvmPlatform(Platform):
         if spare is None and self._idle:
             spare = self._idle.pop()
             spare._reset_state(entry, stack, cr3)
+            if self.exitless is not None:
+                self._attach_exitless(spare)
             return spare
         if spare is not None:
             regs = [0] * 18
@@ -361,7 +372,44 @@ class KvmPlatform(Platform):
         else:
             vcpu = KvmVcpu(self, len(self._vcpus), entry, stack, cr3)
         self._vcpus.append(vcpu)
+        if self.exitless is not None:
+            self._attach_exitless(vcpu)
         return vcpu
+
+    def enable_exitless(self, serve, may_serve, mode: str = "auto") -> bool:
+        """Serve syscalls without VM exits where that pays (see exitless.py): mode 'y'
+        wherever it can run (PVM), 'auto' also needs a host core to spare, 'n' never.
+        Takes effect for vCPUs created from now on. True when enabled."""
+        if mode == "n" or self.flavour != "pvm" or self.exitless is not None:
+            return self.exitless is not None
+        from umiak.platform.kvm.exitless import Exitless
+        xl = Exitless(self, serve, may_serve, forced=mode == "y")
+        if mode == "auto" and xl.cores < 2:
+            return False
+        self.exitless = xl   # its poller thread starts at the first calls it could serve
+        return True
+
+    def _attach_exitless(self, vcpu: "KvmVcpu") -> None:
+        """Give vcpu its own syscall entry: the exitless stub and its slot."""
+        from umiak.platform.kvm import exitless
+        xl = self.exitless
+        if xl is None or vcpu._xl is not None:
+            return
+        va = EXITLESS_VA + self._xl_count * EXITLESS_STRIDE
+        if va + EXITLESS_STRIDE > KBASE + (1 << 32):
+            return   # out of room in the kernel area: this vCPU exits as before
+        code_pa, slot_pa = self._alloc_table(), self._alloc_table()
+        self._xl_count += 1
+        self.ram[code_pa:code_pa + PAGE] = bytes(PAGE)
+        self.ram[slot_pa:slot_pa + PAGE] = bytes(PAGE)
+        self.ram[code_pa:code_pa + len(exitless.STUB_CODE)] = exitless.STUB_CODE
+        self.pt.set(va, code_pa, pte_bits(5))
+        self.pt.set(va + PAGE, slot_pa, pte_bits(3))
+        self.pt.set(va + 2 * PAGE, self._mmio_syscall, pte_bits(3))
+        vcpu._set_lstar(va)
+        vcpu._xl = xl.attach(vcpu, va, slot_pa)
+        vcpu._xlm = xl
+        vcpu._xl_end = va + exitless.LAST_AT + 2
 
     def describe(self) -> str:
         return f"kvm ({'PVM' if self.flavour == 'pvm' else 'VMX/SVM'})"
@@ -370,6 +418,8 @@ class KvmPlatform(Platform):
         """Tear the VM down. KVM frees a VM slowly (milliseconds), so the last
         close happens on a background thread and a finished run returns at once."""
         fds: list[int | None] = []
+        if self.exitless is not None:
+            self.exitless.close()
         spare, self._spare = self._spare, None
         for v in self._vcpus + ([spare] if spare is not None else []):
             fds.append(v.close(defer=True))
@@ -408,6 +458,10 @@ class KvmVcpu:
         self._state = 0
         self._thread: int | None = None   # ident of the host thread that runs it (for kicks)
         self._cpu_pa: int | None = None   # its GDT/TSS/IST page, kept when the vCPU is reused
+        self._xl: "Slot | None" = None    # its slot, when it has an exitless stub
+        self._xlm: "Exitless | None" = None   # and the VM's exitless path
+        self._xl_end = 0                  # end of that stub's code (RIP below: inside it)
+        self._in_run = False              # inside KVM_RUN (the poller counts busy vCPUs)
         self._init_state(entry, stack, cr3 if cr3 is not None else plat.pt.root)
 
     def _init_state(self, entry: int, stack: int, cr3: int) -> None:
@@ -430,8 +484,18 @@ class KvmVcpu:
             raise PlatformUnavailable("KVM refused the syscall MSRs")
         self._set_entry(entry, stack)
 
+    def _set_lstar(self, entry: int) -> None:
+        msrs = api.msrs_type(1)()
+        msrs.nmsrs = 1
+        msrs.entries[0].index, msrs.entries[0].data = cpu.MSR_LSTAR, entry
+        if _ioctl(self.fd, api.KVM_SET_MSRS, msrs) != 1:
+            raise PlatformUnavailable("KVM refused the syscall MSRs")
+
     def _reset_state(self, entry: int, stack: int, cr3: int) -> None:
         """Make a closed vCPU new again for another task (KVM never frees a vCPU)."""
+        if self._xl is not None and self._xlm is not None:
+            from umiak.platform.kvm.exitless import IDLE
+            self._xlm._u32[self._xl.state_i] = IDLE
         self.error = ""
         self._state = 0
         self._thread = None
@@ -484,24 +548,40 @@ class KvmVcpu:
         fd, q = self.fd, self._q
         if self._thread is None:
             self._thread = threading.get_ident()
+        xl = self._xl
+        self._in_run = True
         try:
             fcntl.ioctl(fd, api.KVM_RUN, 0)
         except InterruptedError:
+            self._in_run = False
             self._run[api.RUN_IMMEDIATE_EXIT] = 0
             self._state = 0
+            if xl is not None and xl.code_va <= self._regs[RIP] < self._xl_end:
+                return self._xl_resolve()
             return ExitKind.INTERRUPTED
         except OSError as e:
+            self._in_run = False
             if e.errno == errno.EFAULT:
                 # The guest touched a page whose host protection another thread is
                 # changing for an instant (see invalidate): just run again.
                 self._state = 0
+                if xl is not None and xl.code_va <= self._regs[RIP] < self._xl_end:
+                    return self._xl_resolve()
                 return ExitKind.INTERRUPTED
             raise
+        self._in_run = False
         reason = q[1] & 0xFFFFFFFF
         if reason == api.KVM_EXIT_MMIO:
             phys = q[4]
             if phys == self.plat._mmio_syscall:
                 self._state = 1
+                x = self._xlm
+                if xl is not None and x is not None:
+                    if x._u32[xl.state_i] != 0:   # not IDLE: the stub had posted
+                        return self._xl_resolve()
+                    x.exits += 1
+                    if not x.awake:
+                        x.note_exit(self._regs[0])
                 return ExitKind.SYSCALL
             if phys == self.plat._mmio_exception:
                 self._state = 2
@@ -509,6 +589,8 @@ class KvmVcpu:
             self.error = f"store to unbacked guest-physical address {phys:#x}"
         elif reason == api.KVM_EXIT_INTR:
             self._state = 0
+            if xl is not None and xl.code_va <= self._regs[RIP] < self._xl_end:
+                return self._xl_resolve()
             return ExitKind.INTERRUPTED
         elif reason == api.KVM_EXIT_INTERNAL_ERROR:
             sub = q[4] & 0xFFFFFFFF
@@ -519,6 +601,59 @@ class KvmVcpu:
             self.error = f"unexpected KVM exit {api.EXIT_NAMES.get(reason, reason)} at rip {self._regs[RIP]:#x}"
         self._state = 0
         return ExitKind.HALT
+
+    # -- the exitless stub (exitless.py) ----------------------------------------------------
+    def _xl_resolve(self) -> ExitKind:
+        """KVM_RUN returned with RIP inside this vCPU's exitless stub: settle its slot so
+        the vCPU is either at a syscall exit (the host serves the call) or back in user
+        code with its result. The request is claimed here unless the poller has it."""
+        from umiak.platform.kvm import exitless as X
+        xl, s = self._xlm, self._xl
+        assert xl is not None and s is not None
+        u32, ram_q = xl._u32, xl._q
+        r = self._regs
+        off = r[RIP] - s.code_va
+        st = u32[s.state_i]
+        if st == X.POSTED and xl.native.claim(s.host_state):
+            st = X.IDLE
+            xl.fallbacks += 1
+            took = True
+        else:
+            took = False
+            if st in (X.POSTED, X.CLAIMED):
+                st = xl.wait_reply(s)
+        if not took and st in (X.DONE, X.DONE_SIG):
+            self._xl_return(ram_q[s.reply_q])
+            return ExitKind.INTERRUPTED   # in user code now: the loop delivers what is pending
+        if not took and st != X.EXIT and off >= X.DONE_AT:
+            # Past the reply (the stub set IDLE just before `jmp rcx`): finish its return.
+            self._xl_return(r[0])
+            return ExitKind.INTERRUPTED
+        # A syscall exit with the call in the slot: before the stub posted, past its
+        # deadline, handed back by the poller, or taken here.
+        u32[s.state_i] = X.IDLE
+        if off > 0:
+            r[0] = ram_q[s.nr_q]
+        self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+        self._state = 1
+        xl.exits += 1
+        return ExitKind.SYSCALL
+
+    def _xl_return(self, value: int) -> None:
+        """Return from the stub as its `done` path would: result, user RIP/RFLAGS/RSP."""
+        from umiak.platform.kvm import exitless as X
+        xl, s = self._xlm, self._xl
+        assert xl is not None and s is not None
+        r = self._regs
+        r[0] = value & MASK64
+        r[RIP] = r[RCX]
+        r[RFLAGS] = (r[R11] & X.USER_FLAGS) | 0x202
+        lo = s.code_va + PAGE
+        if lo + X.STACK_LO <= r[RSP] <= lo + X.STACK_TOP:
+            r[RSP] = xl._q[s.rsp_q]
+        xl._u32[s.state_i] = X.IDLE
+        self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+        self._state = 0
 
     def syscall_args(self):
         r = self._regs

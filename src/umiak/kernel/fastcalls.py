@@ -1,0 +1,105 @@
+"""Which system calls a platform's poller thread may serve without a VM exit (kvm's
+exitless path, platform/kvm/exitless.py), and serving them through the one dispatcher.
+
+The poller serves a call on its own host thread while the calling vCPU spins in its
+stub, so the call must finish at once and must not need the vCPU: nothing that may
+block (a read of an empty pipe, a futex wait, sleeps, accept), nothing that reads or
+writes registers or changes the task (exit, clone, execve, rt_sigreturn, arch_prctl,
+signal masks and actions), and nothing for a thread with a signal pending. Everything
+else is answered "take the real exit" and served by the vCPU's own thread as before.
+strace, --syscall-summary and an app kernel's table see both paths alike: both call
+Kernel.dispatch under the kernel lock.
+"""
+
+from typing import Any
+
+from umiak.kernel import abi
+from umiak.kernel.errors import EINTR, ERESTARTSYS
+from umiak.kernel.syscalls.table import NUMBERS
+
+# Calls that never block and never need the vCPU, whatever their arguments.
+ALWAYS = (
+    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getpgrp", "getpgid",
+    "getsid", "getgroups", "getresuid", "getresgid", "uname", "sysinfo", "times", "getrusage",
+    "clock_gettime", "clock_getres", "gettimeofday", "time", "getcpu", "sched_getaffinity",
+    "getcwd", "umask", "getrlimit", "getrandom", "fstat", "newfstatat", "stat", "lstat", "statx",
+    "access", "faccessat", "faccessat2", "readlink", "readlinkat", "lseek", "close", "dup", "dup3",
+    "mmap", "munmap", "mprotect", "brk", "madvise", "getdents64", "fstatfs", "statfs",
+    "epoll_ctl", "sched_getscheduler", "sched_getparam", "getpriority", "capget",
+)
+# I/O on a file descriptor: only when the file cannot make the call wait.
+FD_IO = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
+         "recvfrom", "sendto")
+FCNTL_SAFE = frozenset((0, 1, 2, 3, 4, 1030))   # F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC
+FUTEX_WAKES = frozenset((1, 5, 10))            # FUTEX_WAKE, FUTEX_WAKE_OP, FUTEX_WAKE_BITSET
+FUTEX_CMD_MASK = ~(128 | 256)                  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
+
+
+class FastCalls:
+    """The kernel's side of an exitless platform: may_serve(nr) and serve(vcpu, ...)."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        table = kernel.handlers
+        def present(names):
+            return frozenset(NUMBERS[n] for n in names if n in NUMBERS and NUMBERS[n] < len(table))
+        self.always = present(ALWAYS)
+        self.fd_io = present(FD_IO)
+        self.fcntl = NUMBERS["fcntl"]
+        self.futex = NUMBERS["futex"]
+        self.epoll_wait = present(("epoll_wait", "epoll_pwait"))
+        self.poll = NUMBERS["poll"]
+        self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll}
+        self._owners: dict[int, Any] = {}   # id(vcpu) -> the task it runs
+
+    def may_serve(self, nr: int) -> bool:
+        """Whether a call with this number may be served by the poller (arguments unseen)."""
+        return nr in self.nrs
+
+    def _owner(self, vcpu):
+        task = self._owners.get(id(vcpu))
+        # A vCPU is reused by a later task once its task ended (and left kernel.tasks).
+        if task is not None and task.vcpu is vcpu and self.kernel.tasks.get(task.tid) is task:
+            return task
+        for t in self.kernel.tasks.values():
+            if t.vcpu is vcpu:
+                self._owners[id(vcpu)] = t
+                return t
+        return None
+
+    def _allowed(self, task, nr: int, a: int, b: int, c: int, d: int) -> bool:
+        if nr in self.always:
+            return True
+        if nr in self.fd_io:
+            f = task.fds.files.get(abi.s32(a))
+            return f is not None and (f.flags & abi.O_NONBLOCK or f.is_regular())
+        if nr == self.futex:
+            return (b & FUTEX_CMD_MASK & 0x7F) in FUTEX_WAKES
+        if nr == self.fcntl:
+            return b in FCNTL_SAFE
+        if nr in self.epoll_wait:
+            return abi.s32(d) == 0
+        if nr == self.poll:
+            return abi.s32(c) == 0
+        return False
+
+    def serve(self, vcpu, nr: int, a: int, b: int, c: int, d: int, e: int, f: int):
+        """Serve the call on this (the poller's) thread: (result, a signal is pending now),
+        or None for "take the real exit"."""
+        k = self.kernel
+        with k.lock:
+            task = self._owner(vcpu)
+            if (task is None or task.has_signal or task.killed or task.process.exiting
+                    or task.restart_nr is not None or not self._allowed(task, nr, a, b, c, d)):
+                return None
+            cur = k._current
+            cur.task = task
+            try:
+                ret = k.dispatch(task, nr, a, b, c, d, e, f)
+            finally:
+                cur.task = None
+            if not isinstance(ret, int):
+                raise RuntimeError(f"syscall {nr} replaced the registers on the poller")
+            if ret == -ERESTARTSYS:   # cannot happen for a call that does not wait
+                ret = -EINTR
+            return ret, task.has_signal

@@ -1,0 +1,331 @@
+"""System calls without VM exits: a per-vCPU slot, a spinning entry stub, a native host poller.
+
+Under PVM a VM exit costs ~90 µs; handing a request across cores through shared memory
+costs ~0.5 µs. So each vCPU gets its own `syscall` entry (its own MSR_LSTAR) in three
+pages of the kernel area: the stub's code, its slot, and an alias of the syscall exit
+page. The stub posts the request in the slot and spins for a short deadline; one poller
+thread per VM watches every slot in native code, the GIL released, and returns to Python
+only to serve a claimed request through the kernel's one dispatcher. Anything the
+poller must not do (a call that may block, touches vCPU state or changes the task, a
+thread with a pending signal) it answers "take the real exit", and the stub exits as
+before. The poller sleeps after ~1 ms without requests (the stubs then exit at once),
+and is woken lazily by the exits that it could have served.
+
+Slot states (a u32 both sides change; only the host uses atomic operations on it):
+  IDLE 0 -> POSTED 1 (stub) -> CLAIMED 2 (poller, CAS) -> DONE 3 / EXIT 4 / DONE_SIG 5;
+  POSTED -> IDLE (the vCPU's host thread, CAS, when the vCPU left the stub first).
+A request is claimed exactly once: by the poller's CAS or by the host thread's. Whenever
+KVM_RUN returns with RIP inside the stub, the host thread settles the state (resolve):
+it takes an unclaimed request itself, waits for one the poller holds, or finishes the
+stub's return itself, so the kernel only ever sees a vCPU in user code or stopped at a
+syscall exit (at_user and get/set regs stay as they were).
+
+The stub's code (code page C, slot S = C + 0x1000, exit page M = C + 0x2000):
+
+    entry:  mov [S+NR], rax ; cmp dword [S+ENABLED], 0 ; je slow
+            mov [S+A0..A5], rdi, rsi, rdx, r10, r8, r9
+            mov dword [S+STATE], POSTED
+            mov eax, [S+SPIN]
+    spin:   pause ; cmp dword [S+STATE], DONE ; je done
+            cmp dword [S+STATE], EXIT ; jae slow ; dec eax ; jnz spin
+    slow:   mov byte [M], 0             ; the ordinary syscall exit
+            sysretq                     ; (VMX/SVM only; unused: PVM only)
+    done:   mov rax, [S+REPLY]
+            mov [S+USER_RSP], rsp ; lea rsp, [S+STACK_TOP] ; push r11 ; popfq
+            mov rsp, [S+USER_RSP] ; mov dword [S+STATE], IDLE
+    last:   jmp rcx
+
+It changes no register but rax (and rsp for four instructions, restored from the slot),
+so a user state is always at hand. Under PVM the slot is writable by the program: the
+host reads a request once and sanitises the flags it returns with.
+"""
+
+import ctypes
+import mmap
+import os
+import threading
+import time
+
+IDLE, POSTED, CLAIMED, DONE, EXIT, DONE_SIG = range(6)
+
+# Slot layout (byte offsets in the slot page): request, state, reply and the host's
+# settings each on a cache line of their own.
+NR_OFF, ARGS_OFF, STATE_OFF, REPLY_OFF, ENABLED_OFF, SPIN_OFF, USER_RSP_OFF = (
+    0x00, 0x08, 0x40, 0x80, 0xC0, 0xC4, 0x100)
+STACK_LO, STACK_TOP = 0x200, 0x240
+
+STUB_CODE = bytes.fromhex(
+    "488905f90f0000833db210000000745248893df10f0000488935f20f0000488915f30f0000"
+    "4c8915f40f00004c8905f50f00004c890df60f0000c705fc0f0000010000008b057a100000"
+    "f390833ded0f0000037417833de40f0000047304ffc875e8c605971f000000480f07488b05"
+    "0d10000048892586100000488d25bf11000041539d488b2575100000c705ab0f0000000000"
+    "00ffe1")
+DONE_AT, LAST_AT = 0x6C, 0x95   # offsets of `done` and `last` in STUB_CODE
+
+# The host's side: poll(states**, n, tsc_ticks, ctl*, claimed*) -> index claimed, -1 idle,
+# -2 ctl set (*claimed holds the index from before the CAS until the poller answers: the one
+# word that tells a real claim from a state the program wrote); claim(state*) -> 1 when
+# POSTED became IDLE here; spin(n): n pauses (calibration).
+#   poll:  push rbx; mov rbx,r8; mov r9,rdx; rdtsc; shl rdx,32; or rax,rdx; mov r8,rax
+#   outer: xor r10d,r10d
+#   inner: cmp r10,rsi; jae pass; mov r11,[rdi+r10*8]; cmp dword [r11],1; jne next
+#          mov [rbx],r10; mov eax,1; mov edx,2; lock cmpxchg [r11],edx; jne undo
+#          mov rax,r10; pop rbx; ret
+#   undo:  mov qword [rbx],-1
+#   next:  inc r10; jmp inner
+#   pass:  cmp qword [rcx],0; jne stop; pause; rdtsc; shl rdx,32; or rax,rdx; sub rax,r8
+#          cmp rax,r9; jb outer; mov rax,-1; pop rbx; ret
+#   stop:  mov rax,-2; pop rbx; ret
+#   claim: mov eax,1; xor edx,edx; lock cmpxchg [rdi],edx; sete al; movzx eax,al; ret
+#   spin:  pause; dec rdi; jnz spin; ret
+_HOST_CODE = bytes.fromhex(
+    "534c89c34989d10f3148c1e2204809d04989c04531d24939f2732f4e8b1cd741833b0175204c"
+    "8913b801000000ba02000000f0410fb11375054c89d05bc348c703ffffffff49ffc2ebcc4883"
+    "3900751cf3900f3148c1e2204809d04c29c04c39c872b048c7c0ffffffff5bc348c7c0feffff"
+    "ff5bc3b80100000031d2f00fb1170f94c00fb6c0c3f39048ffcf75f9c3")
+_POLL_AT, _CLAIM_AT, _SPIN_AT = 0x00, 0x75, 0x87
+
+USER_FLAGS = 0x240DD5    # CF PF AF ZF SF TF DF OF AC ID: what a program may set in RFLAGS
+SPIN_US = 15             # the stub's deadline (10-20 µs suffices while the poller is on a CPU)
+IDLE_MS = 1.0            # the poller sleeps after this long without a request
+WAKE_AFTER = 4           # exits it could have served wake a sleeping poller
+BACKOFF_MAX = 1.0        # seconds a fruitless poller stays asleep at most (doubling from 10 ms)
+
+
+_CALIBRATION: tuple[float, float] | None = None   # the host's: measured once per process
+
+
+class _Native:
+    """The host's machine code, mapped executable once per Exitless."""
+
+    def __init__(self):
+        buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        buf.write(_HOST_CODE)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        self._buf = buf   # lives as long as the functions
+        u64, vp = ctypes.c_uint64, ctypes.c_void_p
+        # CFUNCTYPE releases the GIL for the call: the poller spins without it.
+        self.poll = ctypes.CFUNCTYPE(ctypes.c_int64, vp, u64, u64, vp, vp)(base + _POLL_AT)
+        self.claim = ctypes.CFUNCTYPE(ctypes.c_int, u64)(base + _CLAIM_AT)
+        self.spin = ctypes.CFUNCTYPE(None, u64)(base + _SPIN_AT)
+
+    def calibrate(self) -> tuple[float, float]:
+        """(pauses per µs, TSC ticks per µs) here, measured once per process (a property
+        of the host). The guest's `pause` costs the same: under PVM it is not trapped."""
+        global _CALIBRATION
+        if _CALIBRATION is None:
+            _CALIBRATION = self._measure()
+        return _CALIBRATION
+
+    def _measure(self) -> tuple[float, float]:
+        from umiak.arch.x86_64.tsc import host_rdtsc
+        n = 10000
+        best, ticks = float("inf"), 0
+        for _ in range(2):
+            t0, c0 = time.perf_counter_ns(), host_rdtsc()
+            self.spin(n)
+            t1, c1 = time.perf_counter_ns(), host_rdtsc()
+            if t1 - t0 < best:
+                best, ticks = t1 - t0, c1 - c0
+        best = max(best, 1)
+        return max(1.0, n * 1000 / best), max(1.0, ticks * 1000 / best)
+
+
+class Slot:
+    """One vCPU's code, slot and exit pages (guest-physical code_pa, slot_pa)."""
+
+    __slots__ = ("index", "vcpu", "code_va", "slot_pa", "state_i", "nr_q", "reply_q", "rsp_q", "host_state")
+
+    def __init__(self, index: int, vcpu, code_va: int, slot_pa: int, hva: int):
+        self.index = index   # in Exitless.slots, as the poller reports it
+        self.vcpu = vcpu
+        self.code_va = code_va
+        self.slot_pa = slot_pa
+        self.state_i = (slot_pa + STATE_OFF) // 4
+        self.nr_q = (slot_pa + NR_OFF) // 8
+        self.reply_q = (slot_pa + REPLY_OFF) // 8
+        self.rsp_q = (slot_pa + USER_RSP_OFF) // 8
+        self.host_state = hva + slot_pa + STATE_OFF
+
+
+class Exitless:
+    """The exitless path of one VM: its slots and its poller thread.
+
+    serve(vcpu, nr, a, b, c, d, e, f) -> (result, signal pending) | None is the kernel's:
+    None means "take the real exit". may_serve(nr) is a cheap pre-filter the vCPU threads
+    use to count exits the poller could have saved (the lazy wake)."""
+
+    def __init__(self, plat, serve, may_serve, forced: bool = False):
+        self.plat = plat
+        self.forced = forced   # EXITLESS=y: poll whenever calls come, whatever the host's load
+        self.serve = serve
+        self.may_serve = may_serve
+        self.native = _Native()
+        pauses, self.ticks_per_us = self.native.calibrate()
+        self.spin_iters = int(pauses * SPIN_US)
+        self.slots: list[Slot] = []
+        self._addrs = (ctypes.c_uint64 * 1)()
+        self._n = 0
+        self._ctl = ctypes.c_uint64(0)
+        self._claimed = ctypes.c_int64(-1)   # the slot index the poller holds (host memory)
+        self._wake = threading.Event()
+        self._closing = False
+        self.awake = False
+        self.asleep_exits = 0
+        self.quiet_until = 0.0   # time.monotonic() before which exits do not wake the poller
+        self._backoff = 0.0
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # Figures for --verbose: calls served here, syscall exits, hand-backs.
+        self.served = 0
+        self.exits = 0
+        self.punted = 0
+        self.fallbacks = 0   # requests the stub gave up on (deadline) and the host took
+        self.failed = 0      # calls whose handler raised on the poller (handed back)
+        self._u32 = plat.ram.cast("I")
+        self._q = plat.ram.cast("Q")
+        self._thread: threading.Thread | None = None
+
+    # -- slots ---------------------------------------------------------------------------
+    def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
+        """Give vcpu its slot (its stub code is already in place)."""
+        s = Slot(len(self.slots), vcpu, code_va, slot_pa, self.plat._hva)
+        self._u32[(slot_pa + SPIN_OFF) // 4] = self.spin_iters
+        self._u32[(slot_pa + ENABLED_OFF) // 4] = 1 if self.awake else 0
+        self.slots.append(s)
+        self._ctl.value = 1   # the poller picks the new slot up
+        return s
+
+    def _set_enabled(self, on: bool) -> None:
+        v = 1 if on else 0
+        for s in self.slots:
+            self._u32[(s.slot_pa + ENABLED_OFF) // 4] = v
+
+    # -- the vCPU thread's side --------------------------------------------------------------
+    def note_exit(self, nr: int) -> None:
+        """A syscall exit while the poller sleeps: wake it after a few it could have served."""
+        if self.may_serve(nr):
+            self.asleep_exits += 1
+            if self.asleep_exits >= WAKE_AFTER:
+                self.asleep_exits = 0
+                if self.forced or time.monotonic() >= self.quiet_until:
+                    if self._thread is None:
+                        self.start()
+                    self._wake.set()
+
+    def wait_reply(self, s: Slot) -> int:
+        """The poller holds this vCPU's request: wait for its answer (rare: the vCPU was
+        stopped while the poller served it). A CLAIMED the poller does not hold was written
+        by the program: the request is then taken as EXIT (the vCPU's thread serves it)."""
+        u32, i = self._u32, s.state_i
+        mine = s.index
+        delay = 0.0
+        while True:
+            st = u32[i]
+            if st == CLAIMED:
+                held = self._claimed.value
+                if u32[i] == CLAIMED and held != mine:
+                    return EXIT
+            elif st != POSTED:
+                return st
+            time.sleep(delay)
+            delay = min(delay * 2 or 0.00002, 0.001)
+
+    # -- the poller ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="umiak-exitless", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._closing = True
+        self._ctl.value = 1
+        self._wake.set()
+
+    def _busy(self) -> int:
+        return sum(1 for s in self.slots if s.vcpu._in_run)
+
+    def _run(self) -> None:
+        idle_ticks = int(self.ticks_per_us * 1000 * IDLE_MS)
+        poll = self.native.poll
+        while not self._closing:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                break
+            if not self.forced and (self._busy() >= self.cores or os.getloadavg()[0] >= self.cores + 1):
+                self._fruitless()   # no core to spare: spinning here would starve a vCPU
+                continue
+            self.awake = True
+            self._set_enabled(True)
+            served = total = 0
+            fallbacks = self.fallbacks
+            addrs, n = self._addrs, self._n
+            while not self._closing:
+                if self._ctl.value:
+                    self._ctl.value = 0
+                    n = self._n = len(self.slots)
+                    addrs = self._addrs = (ctypes.c_uint64 * max(n, 1))(*[s.host_state for s in self.slots])
+                i = poll(addrs, n, idle_ticks, ctypes.addressof(self._ctl), ctypes.addressof(self._claimed))
+                if i == -2:
+                    continue
+                if i < 0:
+                    # A quiet millisecond, only hand-backs, or no core to spare: sleep.
+                    if served == 0 or self._busy() >= self.cores:
+                        break
+                    served = 0
+                    continue
+                if self._serve_one(self.slots[i]):
+                    served += 1
+                    total += 1
+            self._set_enabled(False)
+            self.awake = False
+            self.asleep_exits = 0
+            # Worth it only while the poller answers before the stubs give up: a poller
+            # that is not on a CPU when calls come (a loaded host) costs them the deadline.
+            if total <= 2 * (self.fallbacks - fallbacks):
+                self._fruitless()
+            else:
+                self._backoff = 0.0
+
+    def _fruitless(self) -> None:
+        self._backoff = min(max(self._backoff * 2, 0.01), BACKOFF_MAX)
+        self.quiet_until = time.monotonic() + self._backoff
+
+    def _serve_one(self, s: Slot) -> bool:
+        """Answer one claimed request: served (DONE) or handed back (EXIT)."""
+        q, u32 = self._q, self._u32
+        base = s.nr_q
+        nr, a, b, c, d, e, f = q[base:base + 7]   # read once: the program may change the slot
+        try:
+            got = self.serve(s.vcpu, nr, a, b, c, d, e, f)
+        except Exception:   # noqa: BLE001 - the vCPU thread redoes the call and reports
+            self.failed += 1
+            got = None
+        if got is None:
+            self.punted += 1
+            u32[s.state_i] = EXIT
+            self._claimed.value = -1   # after the answer (wait_reply reads them the other way)
+            return False
+        ret, signal = got
+        q[s.reply_q] = ret & 0xFFFF_FFFF_FFFF_FFFF
+        self.served += 1
+        u32[s.state_i] = DONE_SIG if signal else DONE
+        self._claimed.value = -1
+        return True
+
+    def poller_cpu(self) -> float:
+        """CPU seconds the poller thread used so far."""
+        t = self._thread
+        if t is None or t.ident is None:
+            return 0.0
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+        except (OSError, AttributeError):
+            return 0.0
+
+    def summary(self) -> str:
+        total = self.served + self.exits
+        share = 100.0 * self.served / total if total else 0.0
+        return (f"exitless: {self.served} of {total} syscalls ({share:.1f}%) served without a VM exit, "
+                f"{self.punted} handed back ({self.failed} failed), {self.fallbacks} past the deadline; "
+                f"poller CPU {self.poller_cpu() * 1000:.1f} ms")

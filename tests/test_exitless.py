@@ -1,0 +1,99 @@
+"""System calls without VM exits (issue 15): the exitless path on kvm, forced on.
+
+On kvm these tests run umiak as the test platform "kvm-exitless" (UMIAK_EXITLESS=y: the
+poller serves whenever calls come); on emu they check the same programs' semantics.
+The rest of the suite runs in the default mode, and a chosen subset also on "kvm-exits"
+and "kvm-exitless" (the `exit_modes` marker, tests/conftest.py).
+"""
+
+import re
+import subprocess
+
+import pytest
+from harness import build, compare, platform_env, run_native, run_umiak, umiak_command, umiak_env
+
+PTHREAD = ("-pthread",)
+VARIANTS = ("glibc-static", "musl-static")
+
+
+def forced(platform: str) -> str:
+    """The exitless path forced on where it exists (the platform fixture gives "kvm" for
+    every kvm mode; UMIAK_EXITLESS given here wins over the test's environment)."""
+    return "kvm-exitless" if platform == "kvm" else platform
+
+
+@pytest.mark.parametrize("link", VARIANTS)
+def test_signal_kicks_a_thread_in_the_stub(platform, link):
+    """Signals reach a thread whose calls spin in the stub; the handler sees user context."""
+    compare(forced(platform), [build("exitless_kick", link, PTHREAD)])
+
+
+@pytest.mark.parametrize("link", VARIANTS)
+def test_threads_each_answered_for_themselves(platform, link):
+    compare(forced(platform), [build("exitless_threads", link, PTHREAD)])
+
+
+def test_blocked_read_costs_no_cpu(platform):
+    """A thread blocked 1 s in read(2) right after a burst of fast calls: the poller must
+    have gone to sleep, so the run costs about what a run without the block costs."""
+    import resource
+    prog = str(build("exitless_block", "glibc-static", PTHREAD))
+    plat = forced(platform)
+
+    def cpu(seconds: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        _cpu_run(plat, [prog, seconds])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+    quick = min(cpu("0"), cpu("0"))
+    blocked = cpu("1.0")
+    assert blocked - quick < 0.4, f"1 s blocked in read cost {blocked - quick:.2f} s of CPU (quick run {quick:.2f} s)"
+
+
+def _cpu_run(platform: str, argv: list[str]) -> None:
+    extra = platform_env(platform)[1]
+    r = subprocess.run(umiak_command(platform, argv), env=umiak_env() | extra, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0 and b"read 1 byte 'x'" in r.stdout, r
+
+
+def _summary_counts(stderr: bytes) -> dict[str, tuple[str, str]]:
+    """syscall -> (calls, errors) from a --syscall-summary table."""
+    counts = {}
+    for line in stderr.decode(errors="replace").splitlines():
+        m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d*)\s*([a-z_0-9]+)$", line)
+        if m and m.group(3) != "total":
+            counts[m.group(3)] = (m.group(1), m.group(2))
+    return counts
+
+
+def _stable(line: str) -> str:
+    """A strace line without what differs between any two runs (random bytes, temp names)."""
+    if line.startswith(("getrandom(", "sysinfo(")):
+        return line.split("(")[0]
+    return re.sub(r"umiak-exitless-calls-\w{6}", "TEMP", line)
+
+
+def test_strace_and_summary_identical_with_and_without(platform):
+    """strace lines, summary counts, output and status are those of the exiting path."""
+    if platform != "kvm":
+        pytest.skip("the exitless path is kvm's")
+    prog = [str(build("exitless_calls", "glibc-static")), "1500"]
+    native = run_native(prog)
+    runs = {}
+    for mode in ("kvm-exits", "kvm-exitless"):
+        trace = run_umiak(mode, prog, options=["--no-aslr", "--strace"])
+        summary = run_umiak(mode, prog, options=["--syscall-summary", "--verbose"])
+        assert (trace.status, trace.stdout) == (native.status, native.stdout), trace.describe()
+        assert (summary.status, summary.stdout) == (native.status, native.stdout), summary.describe()
+        lines = [_stable(ln) for ln in trace.stderr.decode(errors="replace").splitlines()]
+        runs[mode] = (lines, _summary_counts(summary.stderr), summary.stderr.decode(errors="replace"))
+    (t_exits, c_exits, _), (t_fast, c_fast, s_fast) = runs["kvm-exits"], runs["kvm-exitless"]
+    assert t_exits == t_fast
+    assert c_exits == c_fast and c_exits["getppid"] == ("1500", "")
+    m = re.search(r"exitless: (\d+) of (\d+) syscalls.*\((\d+) failed\)", s_fast)
+    assert m and m.group(3) == "0", s_fast   # no handler raised on the poller (and was redone)
+    # Every call is counted once, served or exited (exit_group, which never returns, is
+    # not in the summary's table).
+    assert int(m.group(2)) == sum(int(c) for c, _ in c_fast.values()) + 1, s_fast
