@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", add_help=False, help="build an image from programs, a tree, an OCI image or "
                    "Debian packages (umiak build --help)")
     sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
+    sub.add_parser("appliance", add_help=False, help="a bootable disk of an image, booted in QEMU (umiak appliance --help)")
+    sub.add_parser("deploy", add_help=False, help="run an image on a cloud machine: aws, ls, logs, rm (umiak deploy --help)")
     return p
 
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
         args = argparse.Namespace(command="config", config_args=argv[1:])
-    elif argv[:1] in (["build"], ["inspect"]):
+    elif argv[:1] in (["build"], ["inspect"], ["appliance"], ["deploy"]):
         args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:
         args = _parser().parse_args(argv)
@@ -86,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("build", "inspect"):
             from umiak.image import cli as image_cli
             return (image_cli.build_main if args.command == "build" else image_cli.inspect_main)(args.sub_args)
+        if args.command == "appliance":
+            from umiak.appliance.cli import main as appliance_main
+            return appliance_main(args.sub_args)
+        if args.command == "deploy":
+            from umiak.deploy.cli import main as deploy_main
+            return deploy_main(args.sub_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from umiak.kernel.vfs.pipe import Pipe
     from umiak.kernel.waiting import WaitQueue
 
+# The kernel's struct termios (TCGETS/TCSETS*): 4 flags, c_line, c_cc[19]; glibc's own
+# 60-byte struct is not what the ioctl takes (tcgetattr converts), and 60 bytes written
+# into its 36-byte buffer overran the guest's stack.
+TERMIOS_SIZE = 36
 
 @dataclass
 class Stat:
@@ -424,7 +428,7 @@ class HostFile(File):
     def ioctl(self, task, req: int, arg: int) -> int:
         import fcntl
         if req in (abi.TCGETS, abi.TIOCGWINSZ, abi.TIOCGPGRP):
-            size = {abi.TCGETS: 60, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
+            size = {abi.TCGETS: TERMIOS_SIZE, abi.TIOCGWINSZ: 8, abi.TIOCGPGRP: 4}[req]
             try:
                 out = fcntl.ioctl(self.fd, req, bytes(size))
             except OSError as e:
@@ -434,7 +438,7 @@ class HostFile(File):
             task.mm.write(arg, out)
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
-            size = 8 if req == abi.TIOCSWINSZ else 60
+            size = 8 if req == abi.TIOCSWINSZ else TERMIOS_SIZE
             data = task.mm.read(arg, size)
             try:
                 fcntl.ioctl(self.fd, req, data)
