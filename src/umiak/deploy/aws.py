@@ -53,8 +53,8 @@ class DeployOptions:
 
 def _boto3():
     try:
-        import boto3
-        import botocore  # noqa: F401
+        import boto3  # type: ignore[import-untyped]
+        import botocore  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         raise UmiakError("umiak deploy aws needs boto3 (pip install boto3)") from None
     return boto3
@@ -65,14 +65,22 @@ class Aws:
 
     def __init__(self, region: str | None, endpoint_url: str | None):
         boto3 = _boto3()
-        from botocore.config import Config
-        session = boto3.session.Session(region_name=region)
+        from botocore.config import Config  # type: ignore[import-untyped]
+        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+        try:
+            session = boto3.session.Session(region_name=region)
+        except BotoCoreError as e:      # ProfileNotFound, a bad ~/.aws/config
+            raise UmiakError(f"AWS: {e}") from None
         self.region = session.region_name
         if not self.region:
             raise UmiakError("no AWS region: give --region or set AWS_REGION (or a region in ~/.aws/config)")
         if endpoint_url is None and self.region not in session.get_available_regions("ec2"):
             raise UmiakError(f"unknown AWS region {self.region!r}")
-        if session.get_credentials() is None:
+        try:
+            creds = session.get_credentials()
+        except BotoCoreError as e:
+            raise UmiakError(f"AWS credentials: {e}") from None
+        if creds is None:
             raise UmiakError("no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                              "AWS_PROFILE, or ~/.aws/credentials)")
         cfg = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=UPLOAD_THREADS * 2,
@@ -84,7 +92,8 @@ class Aws:
     def call(self, client, op: str, attempts: int = 6, **kw):
         """client.op(**kw); throttling and transient errors retried with backoff; any other
         failure a UmiakError with AWS's own message."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import (  # type: ignore[import-untyped]
+            BotoCoreError, ClientError, NoCredentialsError)
         delay = 0.5
         for attempt in range(attempts):
             try:
@@ -124,7 +133,8 @@ class Undo:
     """What this run made, removed in reverse order when it fails."""
 
     def __init__(self, aws: Aws):
-        self.aws, self.items = aws, []
+        self.aws = aws
+        self.items: list[tuple[str, str]] = []
 
     def add(self, kind: str, rid: str) -> None:
         self.items.append((kind, rid))
@@ -151,14 +161,21 @@ def _remove(aws: Aws, kind: str, rid: str) -> None:
         aws.call(aws.ec2, "delete_snapshot", SnapshotId=rid)
 
 
+def _pause(n: int) -> None:
+    """The n-th wait of a poll: 0.5 s, then longer, up to 5 s."""
+    time.sleep(min(0.5 * 1.5 ** n, 5.0))
+
+
 def _wait_terminated(aws: Aws, iid: str, timeout: float = 600) -> None:
     end = time.monotonic() + timeout
+    n = 0
     while time.monotonic() < end:
         r = aws.call(aws.ec2, "describe_instances", InstanceIds=[iid])
         states = [i["State"]["Name"] for res in r["Reservations"] for i in res["Instances"]]
         if not states or all(s == "terminated" for s in states):
             return
-        time.sleep(2)
+        _pause(n)
+        n += 1
     raise UmiakError(f"{iid} is not terminated after {timeout:g} s")
 
 
@@ -267,6 +284,7 @@ def _nonzero_blocks(disk: str):
 
 def _wait_snapshot(aws: Aws, sid: str, timeout: float = 1800) -> None:
     end = time.monotonic() + timeout
+    n = 0
     while time.monotonic() < end:
         r = aws.call(aws.ec2, "describe_snapshots", SnapshotIds=[sid])
         state = (r.get("Snapshots") or [{}])[0].get("State", "pending")
@@ -274,7 +292,8 @@ def _wait_snapshot(aws: Aws, sid: str, timeout: float = 1800) -> None:
             return
         if state == "error":
             raise UmiakError(f"snapshot {sid} failed: {(r['Snapshots'][0]).get('StateMessage', 'state error')}")
-        time.sleep(3)
+        _pause(n)
+        n += 1
     raise UmiakError(f"snapshot {sid} is not completed after {timeout:g} s")
 
 
@@ -421,6 +440,7 @@ def deploy(opts: DeployOptions) -> dict:
 
 def _wait_running(aws: Aws, iid: str, timeout: float = 300) -> dict:
     end = time.monotonic() + timeout
+    n = 0
     while True:
         r = aws.call(aws.ec2, "describe_instances", InstanceIds=[iid])
         inst = r["Reservations"][0]["Instances"][0]
@@ -431,7 +451,8 @@ def _wait_running(aws: Aws, iid: str, timeout: float = 300) -> dict:
         if state in ("terminated", "shutting-down", "stopped"):
             raise UmiakError(f"{iid} is {state} right after launch: "
                              f"{inst.get('StateReason', {}).get('Message', 'no reason given')}")
-        time.sleep(3)
+        _pause(n)
+        n += 1
 
 
 # -- ls, logs, rm ----------------------------------------------------------------------------
