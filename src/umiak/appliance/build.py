@@ -150,17 +150,14 @@ def build(spec: ApplianceSpec, progress=None) -> dict:
         stage = Stage(os.path.join(tmp, "root"))
         os.mkdir(stage.path, 0o755)
         say("python3 and busybox from Debian's packages")
-        from umiak.image.deb import install_debs
-        os.mkdir(os.path.join(tmp, "apt-root"))
-        install_debs(ROOT_PACKAGES, stage, os.path.join(tmp, "apt-root"), lambda m: None)
+        _base_root(stage, tmp)
         say(f"the kernel ({KERNEL_PACKAGE})")
-        vmlinuz, version, moddir = _kernel(tmp)
-        _modules(stage, moddir)
+        vmlinuz, version = _kernel(stage, tmp)
         say("umiak and its Python dependencies")
         _python_packages(stage)
         info = _settings(spec, meta, stage, version)
         say("bytecode")
-        _compile(stage)
+        _compile(stage, ["/usr/lib/python3/dist-packages"])
         say("the root file system (mkfs.ext4 -d)")
         from umiak.image.mkfs import make_image
         fixed = stage.normalise(int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0) or None)
@@ -180,26 +177,84 @@ def build(spec: ApplianceSpec, progress=None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _kernel(tmp: str) -> tuple[str, str, str]:
-    """Debian's cloud kernel unpacked: (vmlinuz, version, its modules directory)."""
+def _cached(key: str, make) -> str:
+    """A directory in umiak's cache named by key, made by make(dir) once (atomically)."""
+    from umiak.config import cache_dir
+    base = os.path.join(cache_dir(), "appliance")
+    path = os.path.join(base, key)
+    if os.path.isdir(path):
+        return path
+    os.makedirs(base, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{key[:20]}-", dir=base)
+    try:
+        make(work)
+        os.replace(work, path)
+    except OSError:
+        if not os.path.isdir(path):
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def _key(pkgs: list[dict]) -> str:
+    return hashlib.sha256("\n".join(f"{p['file']} {p['hash']}" for p in pkgs).encode()).hexdigest()[:24]
+
+
+def _base_root(stage, tmp: str) -> None:
+    """python3 and busybox unpacked (no maintainer script), the standard library compiled:
+    made once per set of package versions, then copied from the cache."""
+    from umiak.image.deb import fetch, resolve
+    apt = os.path.join(tmp, "apt-root")
+    os.mkdir(apt)
+    pkgs = resolve(ROOT_PACKAGES, apt)
+
+    def make(d: str) -> None:
+        root = os.path.join(d, "root")
+        os.mkdir(root, 0o755)
+        for deb in fetch(pkgs, apt):
+            _run(["dpkg-deb", "-x", deb, root], f"dpkg-deb -x {os.path.basename(deb)}")
+        os.chmod(root, 0o755)
+        from umiak.image.stage import Stage
+        _compile(Stage(root), None)
+    cached = os.path.join(_cached("root-" + _key(pkgs), make), "root")
+    os.rmdir(stage.path)
+    from umiak.image.stage import _cp_a
+    _cp_a(cached, stage.path)
+
+
+def _kernel(stage, tmp: str) -> tuple[str, str]:
+    """Debian's cloud kernel: (vmlinuz, version); its MODULES copied into the stage."""
     from umiak.image.deb import fetch, resolve
     apt = os.path.join(tmp, "apt-kernel")
     os.mkdir(apt)
     pkgs = [p for p in resolve([KERNEL_PACKAGE], apt) if p["file"].startswith("linux-image-")]
-    kdir = os.path.join(tmp, "kernel")
-    os.mkdir(kdir)
-    for deb in fetch(pkgs, apt):
-        _run(["dpkg-deb", "-x", deb, kdir], f"dpkg-deb -x {os.path.basename(deb)}")
-    boot = os.path.join(kdir, "boot")
-    images = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-")) if os.path.isdir(boot) else []
-    if not images:
-        raise UmiakError(f"{KERNEL_PACKAGE} holds no /boot/vmlinuz-*")
-    version = images[-1].removeprefix("vmlinuz-")
-    return os.path.join(boot, images[-1]), version, os.path.join(kdir, "lib", "modules", version)
+
+    def make(d: str) -> None:
+        kdir = os.path.join(tmp, "kernel")
+        os.mkdir(kdir)
+        for deb in fetch(pkgs, apt):
+            _run(["dpkg-deb", "-x", deb, kdir], f"dpkg-deb -x {os.path.basename(deb)}")
+        boot = os.path.join(kdir, "boot")
+        images = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-")) if os.path.isdir(boot) else []
+        if not images:
+            raise UmiakError(f"{KERNEL_PACKAGE} holds no /boot/vmlinuz-*")
+        version = images[-1].removeprefix("vmlinuz-")
+        shutil.copyfile(os.path.join(boot, images[-1]), os.path.join(d, "vmlinuz"))
+        with open(os.path.join(d, "version"), "w") as f:
+            f.write(version + "\n")
+        _modules(os.path.join(d, "modules"), os.path.join(kdir, "lib", "modules", version))
+        shutil.rmtree(kdir, ignore_errors=True)
+    cached = _cached("kernel-" + _key(pkgs), make)
+    with open(os.path.join(cached, "version")) as f:
+        version = f.read().strip()
+    shutil.copytree(os.path.join(cached, "modules"), stage.hp("/umiak/modules"))
+    return os.path.join(cached, "vmlinuz"), version
 
 
-def _modules(stage, moddir: str) -> None:
-    """MODULES and what they depend on, copied to /umiak/modules with the order to insmod them."""
+def _modules(out: str, moddir: str) -> None:
+    """MODULES and what they depend on (read from each module's .modinfo), copied to out
+    with the order to insmod them."""
     from elftools.elf.elffile import ELFFile
     files: dict[str, str] = {}
     for d, _dirs, names in os.walk(moddir):
@@ -225,10 +280,11 @@ def _modules(stage, moddir: str) -> None:
         order.append(name)
     for m in MODULES:
         add(m)
-    stage.mkdirs("/umiak/modules")
+    os.makedirs(out)
     for m in order:
-        shutil.copyfile(files[m], stage.hp(f"/umiak/modules/{m}.ko"))
-    stage.write("/umiak/modules/order", ("".join(f"{m}\n" for m in order)).encode())
+        shutil.copyfile(files[m], os.path.join(out, f"{m}.ko"))
+    with open(os.path.join(out, "order"), "w") as f:
+        f.write("".join(f"{m}\n" for m in order))
 
 
 def _python_packages(stage) -> None:
@@ -290,16 +346,18 @@ def _settings(spec: ApplianceSpec, meta: dict, stage, version: str) -> dict:
     return info
 
 
-def _compile(stage) -> None:
+def _compile(stage, only: list[str] | None) -> None:
     """.pyc files for the root's Python (when this host's Python has the same version, its
-    bytecode is the root's), checked by hash: the file times do not matter."""
+    bytecode is the root's), checked by hash: the file times do not matter. `only`: these
+    guest directories (else the standard library and dist-packages)."""
     lib = stage.hp("/usr/lib")
     vers = sorted(n for n in os.listdir(lib) if n.startswith("python3.") and n[8:].isdigit())
     if not vers or vers[-1] != f"python{sys.version_info[0]}.{sys.version_info[1]}":
         _log(f"warning: this host's Python is not the appliance's ({vers[-1] if vers else '?'}): "
              "no bytecode ahead (a slower first start)")
         return
-    dirs = [stage.hp(f"/usr/lib/{vers[-1]}"), stage.hp("/usr/lib/python3/dist-packages")]
+    dirs = [stage.hp(d) for d in (only or [f"/usr/lib/{vers[-1]}", "/usr/lib/python3/dist-packages"])
+            if os.path.isdir(stage.hp(d))]
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
                     "-x", r"(/test/|/tests/|/idlelib/|/lib2to3/|/tkinter/|/turtledemo/|/ensurepip/)",
                     "-s", stage.path, "-p", "/", *dirs], capture_output=True, text=True)
