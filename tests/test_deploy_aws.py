@@ -269,6 +269,35 @@ def test_a_failed_launch_removes_what_it_made(moto, tmp_path, monkeypatch, capsy
     assert inventory(ec2) == before
 
 
+def test_a_half_finished_upload_is_removed(moto, tmp_path, monkeypatch, capsys):
+    """The connection lost after some blocks (injected): the started snapshot is deleted,
+    nothing else was made, one line, status 125."""
+    url, _rec = moto
+    ec2, _ebs = clients(url)
+    before = inventory(ec2)
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    from umiak.cli import main
+    from umiak.deploy import aws
+    real = aws.Aws.call
+    sent = []
+
+    def call(self, client, op, attempts=6, **kw):
+        if op == "put_snapshot_block":
+            sent.append(kw["BlockIndex"])
+            if len(sent) > 3:
+                raise aws.UmiakError("AWS put_snapshot_block: Could not connect to the endpoint URL")
+        return real(self, client, op, attempts, **kw)
+    monkeypatch.setattr(aws.Aws, "call", call)
+    status = main(["deploy", "aws", str(small_disk(tmp_path / "h.raw")), "--region", REGION,
+                   "--endpoint-url", url])
+    err = capsys.readouterr().err
+    assert status == 125 and len(sent) > 3
+    assert "removing what this deployment made: snapshot snap-" in err
+    assert err.strip().splitlines()[-1] == "umiak: AWS put_snapshot_block: Could not connect to the endpoint URL"
+    assert inventory(ec2) == before
+
+
 @pytest.mark.parametrize("args, env, message", [
     (["aws", "{disk}", "--region", REGION], {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
                                               "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None,

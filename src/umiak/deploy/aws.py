@@ -249,11 +249,12 @@ def upload(aws: Aws, disk: str, name: str, opts: DeployOptions, undo: Undo) -> t
                  DataLength=BLOCK, Checksum=base64.b64encode(digest).decode(), ChecksumAlgorithm="SHA256")
         sums[index] = digest
         bar.advance()
+    pool = ThreadPoolExecutor(UPLOAD_THREADS)
     try:
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            for fut in [pool.submit(put, i) for i in blocks]:
-                fut.result()
+        for fut in [pool.submit(put, i) for i in blocks]:
+            fut.result()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)   # a failure: the blocks not yet sent are not
         bar.close()
     aggregate = hashlib.sha256(b"".join(sums[i] for i in sorted(sums))).digest()
     aws.call(aws.ebs, "complete_snapshot", SnapshotId=sid, ChangedBlocksCount=len(blocks),
@@ -380,7 +381,7 @@ def deploy(opts: DeployOptions) -> dict:
             tmp = tempfile.mkdtemp(prefix="umiak-deploy-", dir=os.environ.get("TMPDIR"))
             disk = os.path.join(tmp, "appliance.raw")
             fields = dict(opts.appliance)
-            fields.setdefault("publish", [p.split(":")[0] if ":" not in p else p for p in opts.ports])
+            fields.setdefault("publish", list(opts.ports))
             fields["platform"] = platform
             _say(opts, f"building the appliance of {opts.image} (platform {platform} inside)")
             build(ApplianceSpec(image=opts.image, output=disk, **fields))
