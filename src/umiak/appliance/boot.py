@@ -136,8 +136,10 @@ def boot(disk: str, publish: list[str] = (), memory: str = "2G", cpus: int = 2, 
                         status = int(text[len(STATUS_MARK):].split()[0])
                     except (ValueError, IndexError):
                         pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:       # Ctrl-C when stdin is no terminal (else QEMU takes it)
         proc.terminate()
+        proc.wait()
+        raise
     finally:
         sel.close()
     rc = proc.wait()
