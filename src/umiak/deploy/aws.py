@@ -92,8 +92,7 @@ class Aws:
     def call(self, client, op: str, attempts: int = 6, **kw):
         """client.op(**kw); throttling and transient errors retried with backoff; any other
         failure a UmiakError with AWS's own message."""
-        from botocore.exceptions import (  # type: ignore[import-untyped]
-            BotoCoreError, ClientError, NoCredentialsError)
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
         delay = 0.5
         for attempt in range(attempts):
             try:
