@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("oci", add_help=False, help="the OCI runtime for Docker and containerd (umiak oci --help)")
     sub.add_parser("snapshot", add_help=False, help="save a running program's state (umiak snapshot --help)")
     sub.add_parser("cache", add_help=False, help="the prelinked snapshot cache: ls, prune (umiak cache --help)")
+    sub.add_parser("appliance", add_help=False, help="a bootable disk of an image, booted in QEMU (umiak appliance --help)")
+    sub.add_parser("deploy", add_help=False, help="run an image on a cloud machine: aws, ls, logs, rm (umiak deploy --help)")
     return p
 
 
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     elif argv[:1] == ["oci"]:   # runc's command line (umiak.oci.cli), errors in its own format
         from umiak.oci.cli import main as oci_main
         return oci_main(argv[1:])
-    elif argv[:1] in (["build"], ["inspect"], ["snapshot"], ["cache"]):
+    elif argv[:1] in (["build"], ["inspect"], ["snapshot"], ["cache"],
+                      ["appliance"], ["deploy"]):
         args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:
         args = _parser().parse_args(argv)
@@ -102,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("snapshot", "cache"):
             from umiak.snapshot import cli as snapshot_cli
             return (snapshot_cli.snapshot_main if args.command == "snapshot" else snapshot_cli.cache_main)(args.sub_args)
+        if args.command == "appliance":
+            from umiak.appliance.cli import main as appliance_main
+            return appliance_main(args.sub_args)
+        if args.command == "deploy":
+            from umiak.deploy.cli import main as deploy_main
+            return deploy_main(args.sub_args)
         _parser().print_help()
         return 0
     except KeyboardInterrupt:

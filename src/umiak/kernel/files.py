@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from umiak.kernel.vfs.pipe import Pipe
     from umiak.kernel.waiting import WaitQueue
 
+# The kernel's struct termios (TCGETS/TCSETS*): 4 flags, c_line, c_cc[19]; glibc's own
+# 60-byte struct is not what the ioctl takes (tcgetattr converts), and 60 bytes written
+# into its 36-byte buffer overran the guest's stack.
+TERMIOS_SIZE = 36
+
 
 @dataclass
 class Stat:
@@ -443,7 +448,7 @@ class HostFile(File):
             ioctl(task, term, req, arg)
             return 0
         if req in (abi.TCGETS, abi.TIOCGWINSZ):
-            size = {abi.TCGETS: 36, abi.TIOCGWINSZ: 8}[req]
+            size = {abi.TCGETS: TERMIOS_SIZE, abi.TIOCGWINSZ: 8}[req]
             try:
                 out = fcntl.ioctl(self.fd, req, bytes(size))
             except OSError as e:
@@ -451,7 +456,7 @@ class HostFile(File):
             task.mm.write(arg, out)
             return 0
         if req in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
-            size = 8 if req == abi.TIOCSWINSZ else 36   # the kernel's struct termios (c_line, 19 c_cc), not glibc's 60 bytes
+            size = 8 if req == abi.TIOCSWINSZ else TERMIOS_SIZE
             data = task.mm.read(arg, size)
             try:
                 fcntl.ioctl(self.fd, req, data)
