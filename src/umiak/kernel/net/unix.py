@@ -18,6 +18,7 @@ AF_UNIX sockets.
 
 import stat as _stat
 from collections import deque
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SCM_CREDENTIALS,
@@ -25,6 +26,9 @@ from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLL
 from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
                                  ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
 from umiak.kernel.net.base import Socket, build_cmsg
+
+if TYPE_CHECKING:
+    import socket
 
 BUF_SIZE = 212992          # Linux's default SO_SNDBUF/SO_RCVBUF (net.core.*mem_default)
 MAX_DGRAM_QLEN = 512       # net.unix.max_dgram_qlen
@@ -85,7 +89,7 @@ class UnixSocket(Socket):
         self.err = 0
         self.reuse = 0
         self.blocked: set = set()   # senders that found this socket's queue full
-        self.host_listener = None   # a stream socket bound on a volume: its host socket (unixhost.py)
+        self.host_listener: "socket.socket | None" = None   # a stream socket bound on a volume: its host socket (unixhost.py)
 
     # -- readiness -------------------------------------------------------------------
     def _conn(self) -> bool:
