@@ -90,6 +90,7 @@ class UnixSocket(Socket):
         self.reuse = 0
         self.blocked: set = set()   # senders that found this socket's queue full
         self.host_listener: "socket.socket | None" = None   # a stream socket bound on a volume: its host socket (unixhost.py)
+        self._bridge = None         # the thread accepting host clients (unixhost.py)
 
     # -- readiness -------------------------------------------------------------------
     def _conn(self) -> bool:

@@ -46,7 +46,7 @@ def host_listener(parent, name: str) -> "socket.socket | None":
 def start_bridge(listener, backlog: int) -> None:
     """listen(2) on the host socket too, and accept its clients in a daemon thread."""
     ls = listener.host_listener
-    if getattr(listener, "_bridge", None) is not None:
+    if listener._bridge is not None:
         return
     ls.listen(backlog)
     t = threading.Thread(target=_accept_loop, args=(listener, ls), name="umiak-unix-bridge", daemon=True)

@@ -122,8 +122,9 @@ class _Changes(Node):
     def _own(self, name: str, owner) -> None:
         """A new file belongs to the guest's fsuid/fsgid as on Linux (so `--user` programs
         such as initdb can use the 0700 directories they make), when the host lets us chown."""
-        if owner is None or owner == (os.geteuid(), os.getegid()):
-            return
+        euid = os.geteuid()
+        if owner is None or owner == (euid, os.getegid()) or euid != 0 and owner[0] != euid:
+            return   # nothing to change, or a change only root may make
         try:
             os.chown(name, owner[0], owner[1], dir_fd=self._dirfd(), follow_symlinks=False)
         except OSError:
