@@ -7,8 +7,8 @@ File objects (a pipe, an eventfd, another socket) as Linux passes struct file.
 Names: an abstract name (sun_path starting with NUL) lives in a table of the
 VM, never the host's. Binding to a path makes an S_IFSOCK inode there through
 the guest's VFS, as Linux (mode 0777 & ~umask; EADDRINUSE if the name exists;
-on a writable volume it is a real socket file on the host, made with mknod, that
-host programs see but cannot connect to). The table keys a path-bound socket by
+on a writable volume a stream socket's name is a real host AF_UNIX socket that
+host programs connect to: unixhost.py hands those connections to the listener). The table keys a path-bound socket by
 that inode's (st_dev, st_ino): connect and sendto resolve the path through the
 VFS like any file (symlinks included), so unlink frees the name, a rebind makes
 a new inode, and close leaves the file behind (ECONNREFUSED), as on Linux. A
@@ -18,6 +18,7 @@ AF_UNIX sockets.
 
 import stat as _stat
 from collections import deque
+from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SCM_CREDENTIALS,
@@ -25,6 +26,9 @@ from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLL
 from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
                                  ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
 from umiak.kernel.net.base import Socket, build_cmsg
+
+if TYPE_CHECKING:
+    import socket
 
 BUF_SIZE = 212992          # Linux's default SO_SNDBUF/SO_RCVBUF (net.core.*mem_default)
 MAX_DGRAM_QLEN = 512       # net.unix.max_dgram_qlen
@@ -71,7 +75,7 @@ class UnixSocket(Socket):
         self.rx: deque[Msg] = deque()
         self.rx_bytes = 0
         self.listening = False
-        self.backlog: deque["UnixSocket"] = deque()
+        self.backlog: deque = deque()   # UnixSockets (and HostSockets of host clients)
         self.max_backlog = 0
         self.shut_rd = False       # no more receiving (own SHUT_RD or the peer's SHUT_WR/close)
         self.shut_wr = False
@@ -85,6 +89,8 @@ class UnixSocket(Socket):
         self.err = 0
         self.reuse = 0
         self.blocked: set = set()   # senders that found this socket's queue full
+        self.host_listener: "socket.socket | None" = None   # a stream socket bound on a volume: its host socket (unixhost.py)
+        self._bridge = None         # the thread accepting host clients (unixhost.py)
 
     # -- readiness -------------------------------------------------------------------
     def _conn(self) -> bool:
@@ -164,7 +170,13 @@ class UnixSocket(Socket):
         may_create(task, parent)
         umask = task.process.umask if task is not None else 0o022
         mknod(name, abi.S_IFSOCK | (0o777 & ~umask), 0, owner=owner_of(task) if task is not None else None)
-        st = vfs.child(parent, name).node.stat()
+        node = vfs.child(parent, name).node
+        if self.type == abi.SOCK_STREAM:
+            from umiak.kernel.net.unixhost import host_listener
+            self.host_listener = host_listener(parent.node, name)
+            if self.host_listener is not None:
+                node = vfs.child(parent, name).node      # the host socket file that replaced it
+        st = node.stat()
         return ("ino", st.st_dev, st.st_ino)
 
     def _lookup(self, task, path: bytes) -> "UnixSocket | None":
@@ -236,6 +248,9 @@ class UnixSocket(Socket):
         self.max_backlog = max(1, min(backlog, 4096)) if backlog >= 0 else 4096
         task = self.kernel.current_task()
         self.peercred = _creds(task)
+        if self.host_listener is not None:
+            from umiak.kernel.net.unixhost import start_bridge
+            start_bridge(self, self.max_backlog)
 
     def accept(self, task, flags: int):
         if not self.listening:
@@ -245,7 +260,7 @@ class UnixSocket(Socket):
         s = self.backlog.popleft()
         s.flags = abi.O_RDWR | (flags & abi.O_NONBLOCK)
         self._changed()
-        p = s.peer
+        p = getattr(s, "peer", None)           # a HostSocket (a host client, unixhost.py) has none
         return s, self._sockaddr(p.name if p is not None else b"")
 
     def connect(self, task, addr: bytes) -> None:
@@ -324,6 +339,9 @@ class UnixSocket(Socket):
         if self.closed:
             return
         self.closed = True
+        if self.host_listener is not None:
+            from umiak.kernel.net.unixhost import stop_bridge
+            stop_bridge(self)
         names = self._names() if self.key is not None else {}
         if self.key is not None and names.get(self.key) is self:
             del names[self.key]

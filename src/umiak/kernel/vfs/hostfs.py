@@ -104,16 +104,31 @@ class _Changes(Node):
         fd = self._host(os.open, name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                         mode, dir_fd=self._dirfd())
         os.close(fd)
+        self._own(name, owner)
         return self.lookup(name)
 
     def mkdir(self, name: str, mode: int, owner=None) -> None:
         self._host(os.mkdir, name, mode, dir_fd=self._dirfd())
+        self._own(name, owner)
 
     def mknod(self, name: str, mode: int, dev: int, owner=None) -> None:
         self._host(os.mknod, name, mode, dev, dir_fd=self._dirfd())
+        self._own(name, owner)
 
     def symlink(self, name: str, target: str, owner=None) -> None:
         self._host(os.symlink, target, name, dir_fd=self._dirfd())
+        self._own(name, owner)
+
+    def _own(self, name: str, owner) -> None:
+        """A new file belongs to the guest's fsuid/fsgid as on Linux (so `--user` programs
+        such as initdb can use the 0700 directories they make), when the host lets us chown."""
+        euid = os.geteuid()
+        if owner is None or owner == (euid, os.getegid()) or euid != 0 and owner[0] != euid:
+            return   # nothing to change, or a change only root may make
+        try:
+            os.chown(name, owner[0], owner[1], dir_fd=self._dirfd(), follow_symlinks=False)
+        except OSError:
+            pass  # an unprivileged umiak: the file stays the host user's, as before
 
     def link(self, name: str, old: "HostNode") -> None:
         self._host(os.link, old.rel[-1], name, src_dir_fd=old.fs.dirfd(old.rel[:-1]),
