@@ -1,0 +1,231 @@
+"""The syscall fuzzer's host side: what a call looks like, how a batch is encoded, and the
+hypothesis strategies and trace mutations that make batches.
+
+A batch is a file read by tests/guest/fuzz_syscalls.c: b"UFZ1", a u32 count, a u32 of
+flags (0), then per call a u32 number, u16 payload offset and length in the arena, six
+u64 arguments and the payload. Pointers are absolute: the guest maps its arena at ARENA.
+
+Some calls would end or stall the harness itself rather than test umiak; `sanitize`
+rewrites them (SKIPPED lists the numbers never issued, the rest of the rules are there).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+ARENA = 0x10000000
+ARENA_SIZE = 0x10000
+GUARD = ARENA + ARENA_SIZE          # PROT_NONE
+UNMAPPED = GUARD + 0x1000           # nothing there
+HOLE = 0x20000000                   # where memory calls may map and unmap (nothing of the harness)
+MAX_PAYLOAD = 512
+
+# Never issued: they end the harness (exit, exit_group, execve, execveat), run a second
+# copy of it on a random stack (clone, clone3, vfork), restore a random signal frame
+# (rt_sigreturn), wait with SIGALRM possibly blocked (rt_sigsuspend), or forbid the
+# harness's own calls from then on (seccomp).
+SKIPPED = {60: "exit", 231: "exit_group", 59: "execve", 322: "execveat", 56: "clone",
+           435: "clone3", 58: "vfork", 15: "rt_sigreturn", 130: "rt_sigsuspend", 317: "seccomp",
+           462: "mseal"}
+
+KILL_FAMILY = {62: 1, 200: 1, 234: 2, 129: 1, 297: 2, 424: 1}   # nr -> index of the signal argument
+SIG_WAITS_WITH_MASK = {270: 5, 271: 3, 281: 4, 441: 4}         # pselect6, ppoll, epoll_pwait(2): mask arg
+MM_CALLS = {9, 10, 11, 25, 28, 216, 329, 440, 12, 30}           # address argument 0 stays in HOLE/ARENA
+PROTECTED_FDS = (1, 2)                                          # the harness logs to 1; errors to 2
+RLIMIT_ALLOWED = (1, 3, 4, 7, 8, 13, 14)                        # FSIZE STACK CORE NOFILE MEMLOCK NICE RTPRIO
+
+FDS = [0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 63, 64, 1023, 1024, 65535,
+       0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFF9C, 0xFFFFFFFFFFFFFF9C, 2**63, 2**64 - 1]   # ...9C: AT_FDCWD
+POINTERS = [0, 1, 8, 0xFFF, 0x1000, ARENA, ARENA + 1, ARENA + 3, ARENA + 8, ARENA + 0xFF8,
+            ARENA + 0x1000, ARENA + ARENA_SIZE - 1, ARENA + ARENA_SIZE - 8, GUARD, GUARD - 1,
+            UNMAPPED, HOLE, 0x7FFFFFFFF000, 0x7FFFFFFFFFFF, 0x800000000000, 0xFFFF800000000000,
+            0xFFFFFFFFFF600000, 0xFFFFFFFFFFFFF000, 2**64 - 1]
+LENGTHS = [0, 1, 2, 7, 8, 15, 16, 64, 255, 256, 4095, 4096, 4097, 8192, ARENA_SIZE - 1,
+           ARENA_SIZE, ARENA_SIZE + 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
+           2**64 - 1]
+PATHS = [b"/", b".", b"..", b"/tmp", b"/tmp/fz", b"/tmp/new", b"/tmp/dir/x", b"/dev/null",
+         b"/dev/zero", b"/dev/full", b"/dev/tty", b"/proc/self/fd/1", b"/proc/self/mem",
+         b"/proc/self/maps", b"/proc/self/root", b"/proc/1/status", b"/sys", b"/etc/passwd",
+         b"/vol", b"/vol/f", b"/vol/../../..", b"", b"a" * 300, b"/" * 5000, b"/tmp/" + b"x" * 256,
+         b"/nonexistent/deep/path", b"/tmp/fz/notdir", b"\xff\xfe"]
+
+
+@dataclass
+class Call:
+    nr: int
+    args: list[int]
+    payload: bytes = b""
+    poff: int = 0
+
+    def encode(self) -> bytes:
+        args = [a & (2**64 - 1) for a in self.args]
+        return struct.pack("<IHH6Q", self.nr & 0xFFFFFFFF, self.poff, len(self.payload), *args) + self.payload
+
+
+def encode_batch(calls: list[Call]) -> bytes:
+    return b"UFZ1" + struct.pack("<II", len(calls), 0) + b"".join(c.encode() for c in calls)
+
+
+def sanitize(call: Call) -> Call | None:
+    """The call as the harness may issue it, or None (never issued). Rules, each for a
+    reason the harness gives up rather than umiak: see SKIPPED and the constants above."""
+    nr, a = call.nr, list(call.args) + [0] * (6 - len(call.args))
+    if nr in SKIPPED:
+        return None
+    if call.poff + len(call.payload) > ARENA_SIZE:
+        call = Call(nr, a, call.payload[:max(0, ARENA_SIZE - call.poff)], call.poff)
+    if nr in KILL_FAMILY and a[KILL_FAMILY[nr]] & 0xFFFFFFFF in (9, 19):   # SIGKILL, SIGSTOP
+        a[KILL_FAMILY[nr]] = 0
+    if nr in SIG_WAITS_WITH_MASK:
+        a[SIG_WAITS_WITH_MASK[nr]] = 0
+    if nr in MM_CALLS and nr != 12:
+        if not (HOLE <= a[0] < HOLE + (1 << 30) or ARENA <= a[0] < ARENA + ARENA_SIZE or a[0] == 0
+                or a[0] >= 0x800000000000):
+            a[0] = HOLE + (a[0] & 0xFFFFF000 & ((1 << 28) - 1))
+        if nr == 25:                      # mremap's new address (MREMAP_FIXED)
+            a[4] = HOLE + (a[4] & 0xFFFF000)
+    if nr == 12 and a[0] and a[0] < HOLE:                          # brk below the harness's end
+        a[0] = 0
+    if nr == 3 and a[0] & 0xFFFFFFFF in PROTECTED_FDS:             # close
+        a[0] = 99
+    if nr in (33, 292) and a[1] & 0xFFFFFFFF in PROTECTED_FDS:     # dup2, dup3
+        a[1] = 98
+    if nr == 436 and (a[0] & 0xFFFFFFFF) <= 2:                     # close_range from 3 up
+        a[0] = 3
+    if nr == 158 and a[0] in (0x1001, 0x1002):                     # arch_prctl ARCH_SET_GS/FS
+        a[0] = 0x1003
+    if nr == 157 and a[0] == 22:                                   # prctl PR_SET_SECCOMP
+        a[0] = 0
+    if nr in (160, 302):                                           # setrlimit, prlimit64
+        i = 1 if nr == 302 else 0
+        if a[i] not in RLIMIT_ALLOWED:
+            a[i] = RLIMIT_ALLOWED[a[i] % len(RLIMIT_ALLOWED)]
+    if nr in (310, 311) and a[0] != 0:                             # process_vm_*: never our own memory
+        a[0] = 99999
+    return Call(nr, a[:6], call.payload, call.poff)
+
+
+# -- hypothesis strategies ------------------------------------------------------------
+
+def strategies(known: dict[int, str]):
+    """(calls strategy, batch strategy) over the syscall numbers umiak knows (and a few it does not)."""
+    from hypothesis import strategies as st
+    nrs = sorted(n for n in known if n not in SKIPPED)
+    numbers = st.one_of(st.sampled_from(nrs), st.sampled_from([451, 500, 1000, 0x40000000, 0x40000001,
+                                                             2**31 - 1, 2**32 - 1]))
+    ints = st.one_of(st.sampled_from([0, 1, 2, 3, 0x40, 0x80, 0x100, 0x800, 0x80000, 0x1000000,
+                                      0xFFFFFFFF, 2**63, 2**64 - 1, 2**31]),
+                     st.integers(0, 64), st.integers(0, 2**64 - 1),
+                     st.integers(0, 31).map(lambda b: 1 << b))
+    arg = st.one_of(st.sampled_from(FDS), st.sampled_from(POINTERS), st.sampled_from(LENGTHS), ints)
+    payload = st.one_of(st.sampled_from(PATHS).map(lambda p: p + b"\0"),
+                        st.binary(max_size=MAX_PAYLOAD),
+                        st.lists(st.sampled_from([0, 1, 8, 4096, ARENA, ARENA + 64, GUARD, 2**64 - 1, 2**31]),
+                                 max_size=16).map(lambda xs: struct.pack(f"<{len(xs)}Q", *xs)))
+    poff = st.sampled_from([0, 64, 4096 - 8, 4096, ARENA_SIZE - 16, ARENA_SIZE - 1])
+
+    @st.composite
+    def call(draw):
+        nr = draw(numbers)
+        args = draw(st.lists(arg, min_size=6, max_size=6))
+        off = draw(poff)
+        data = draw(payload)
+        # Half the time a pointer argument points at the payload (a path, a struct).
+        if draw(st.booleans()):
+            args[draw(st.integers(0, 5))] = ARENA + off
+        return Call(nr, args, data, off)
+
+    calls = call()
+    return calls, st.lists(calls, min_size=8, max_size=60)
+
+
+# -- mutating the calls real programs make --------------------------------------------
+
+TRACE_LINE = re.compile(r"^(?:\[pid\s+\d+\]\s*)?([a-z_0-9]+)\((.*)\)\s+=\s")
+
+
+def parse_trace(text: str, numbers: dict[str, int]) -> list[Call]:
+    """Calls of a --strace log, as far as their arguments are plain: numbers kept, strings
+    become the payload (a pointer to it), anything else (structs, flags) a pointer into the arena."""
+    calls = []
+    for line in text.splitlines():
+        m = TRACE_LINE.match(line)
+        if not m or m.group(1) not in numbers:
+            continue
+        args, payload = [], b""
+        for tok in _split_args(m.group(2)):
+            if tok.startswith('"'):
+                payload = _unquote(tok)[:MAX_PAYLOAD - 1] + b"\0"
+                args.append(ARENA)
+            elif re.fullmatch(r"-?\d+|0x[0-9a-f]+", tok):
+                args.append(int(tok, 0) & (2**64 - 1))
+            elif tok == "NULL":
+                args.append(0)
+            elif tok == "AT_FDCWD":
+                args.append(0xFFFFFF9C)
+            else:
+                args.append(ARENA + 256)
+        calls.append(Call(numbers[m.group(1)], (args + [0] * 6)[:6], payload, 0))
+    return calls
+
+
+def _split_args(text: str) -> list[str]:
+    out, depth, cur, quoted, esc = [], 0, "", False, False
+    for ch in text:
+        if quoted:
+            cur += ch
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def _unquote(tok: str) -> bytes:
+    body = tok[1:tok.rindex('"')] if tok.count('"') >= 2 else tok[1:]
+    try:
+        return body.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return body.encode("utf-8", "replace")
+
+
+def mutation_strategy(corpus: list[Call]):
+    """Batches of real calls, each kept or with one argument (or its payload) replaced."""
+    from hypothesis import strategies as st
+    base_calls, _ = strategies({c.nr: "" for c in corpus})
+    arg = st.one_of(st.sampled_from(FDS), st.sampled_from(POINTERS), st.sampled_from(LENGTHS),
+                    st.integers(0, 2**64 - 1))
+
+    @st.composite
+    def mutated(draw):
+        c = draw(st.sampled_from(corpus))
+        args = list(c.args)
+        how = draw(st.integers(0, 3))
+        payload = c.payload
+        if how == 1:
+            args[draw(st.integers(0, 5))] = draw(arg)
+        elif how == 2:
+            payload = draw(st.sampled_from(PATHS)) + b"\0"
+        elif how == 3:
+            payload = bytes(b ^ draw(st.integers(0, 255)) for b in payload[:64]) + payload[64:]
+        return Call(c.nr, args, payload, c.poff)
+
+    return st.lists(st.one_of(mutated(), mutated(), base_calls), min_size=8, max_size=60)
