@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import EXIT_UMIAK_FAILURE, build, run_umiak, umiak_env
+from harness import BUILD, EXIT_UMIAK_FAILURE, build, run_umiak, umiak_env
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -93,7 +93,9 @@ class Driver:
             if ready:   # the driver died
                 err = self.proc.stderr.read() if self.proc.stderr else b""
             self.stop()
-            saved = path.with_name("hang" if not ready else "crash")
+            # Kept where the test session's temporary files do not go (tests/.build is ignored by git).
+            saved = BUILD / "fuzz-failures" / f"{'hang' if not ready else 'crash'}-{os.getpid()}-{self.n}"
+            saved.parent.mkdir(parents=True, exist_ok=True)
             path.replace(saved)
             raise AssertionError(("hang: no result in %ss" % BATCH_DEADLINE if not ready else
                                   "the driver process died") + f" (batch kept as {saved})\n"
