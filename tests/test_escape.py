@@ -147,6 +147,8 @@ def test_terminal_ioctls_cannot_inject_or_take_the_host_terminal(platform):
 
 
 KILL = """\
+/proc/victim/fd: ENOENT
+/proc/victim/environ: ENOENT
 kill victim: ESRCH
 kill -victim: ESRCH
 kill -1 alone: ESRCH
@@ -192,6 +194,27 @@ def test_memory_outside_the_guest_mappings(platform):
     # umiak has no /proc/<pid>/mem (ENOENT on open); Linux's is there and says EIO.
     lines = [ln.replace("unmapped: ENOENT", "unmapped: EIO") for ln in lines]
     assert lines == MEMORY
+
+
+VDSO = r"""
+import sys
+from umiak import Machine
+with Machine(platform=sys.argv[1], mem_size=128 << 20) as m:
+    for _ in range(2):
+        r = m.run_captured([sys.argv[2], "vdso"])
+        sys.stdout.write(r.stdout.decode() + r.stderr.decode() + f"status {r.status}\n")
+"""
+
+
+def test_vdso_written_is_private_to_the_process(platform):
+    """The vDSO made writable (Linux allows it: a private copy of the page) and written:
+    the next VM of the same Machine sees the original; a fork child sees its copy."""
+    proc = subprocess.run([sys.executable, "-c", VDSO, platform, str(program())], capture_output=True,
+                          env=umiak_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    one = ["vdso marker: absent", "mprotect vdso writable: ok", "write: written",
+           "child sees: the write (a copy of the page)", "status 0"]
+    assert proc.stdout.decode().splitlines() == one + one
 
 
 def test_net_none_cannot_reach_host_loopback(platform):

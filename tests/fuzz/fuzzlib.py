@@ -52,6 +52,28 @@ PATHS = [b"/", b".", b"..", b"/tmp", b"/tmp/fz", b"/tmp/new", b"/tmp/dir/x", b"/
          b"/nonexistent/deep/path", b"/tmp/fz/notdir", b"\xff\xfe"]
 
 
+# Syscall number -> indexes of its path arguments (by name in umiak's table), so paths
+# land where the kernel reads them more often than chance would put them there.
+PATH_ARGS_BY_NAME = {
+    "open": (0,), "creat": (0,), "openat": (1,), "openat2": (1,), "stat": (0,), "lstat": (0,),
+    "newfstatat": (1,), "statx": (1,), "access": (0,), "faccessat": (1,), "faccessat2": (1,),
+    "mkdir": (0,), "mkdirat": (1,), "mknod": (0,), "mknodat": (1,), "unlink": (0,), "unlinkat": (1,),
+    "rmdir": (0,), "rename": (0, 1), "renameat": (1, 3), "renameat2": (1, 3), "link": (0, 1),
+    "linkat": (1, 3), "symlink": (0, 1), "symlinkat": (0, 2), "readlink": (0,), "readlinkat": (1,),
+    "chmod": (0,), "fchmodat": (1,), "chown": (0,), "lchown": (0,), "fchownat": (1,), "truncate": (0,),
+    "chdir": (0,), "chroot": (0,), "statfs": (0,), "utimensat": (1,), "utimes": (0,), "utime": (0,),
+    "futimesat": (1,), "getxattr": (0, 1), "lgetxattr": (0, 1), "setxattr": (0, 1), "lsetxattr": (0, 1),
+    "listxattr": (0,), "llistxattr": (0,), "removexattr": (0, 1), "lremovexattr": (0, 1),
+    "fgetxattr": (1,), "fsetxattr": (1,), "fremovexattr": (1,), "inotify_add_watch": (1,),
+    "name_to_handle_at": (1,), "memfd_create": (0,), "mount": (0, 1, 2), "umount2": (0,),
+    "swapon": (0,), "acct": (0,), "open_tree": (1,), "pivot_root": (0, 1), "fanotify_mark": (4,),
+}
+
+
+def path_args(names: dict[int, str]) -> dict[int, tuple[int, ...]]:
+    return {nr: PATH_ARGS_BY_NAME[name] for nr, name in names.items() if name in PATH_ARGS_BY_NAME}
+
+
 @dataclass
 class Call:
     nr: int
@@ -126,11 +148,28 @@ def strategies(known: dict[int, str]):
                                  max_size=16).map(lambda xs: struct.pack(f"<{len(xs)}Q", *xs)))
     poff = st.sampled_from([0, 64, 4096 - 8, 4096, ARENA_SIZE - 16, ARENA_SIZE - 1])
 
+    paths = path_args(known)
+    small_fd = st.one_of(st.integers(3, 20), st.sampled_from(FDS))
+
     @st.composite
     def call(draw):
         nr = draw(numbers)
         args = draw(st.lists(arg, min_size=6, max_size=6))
         off = draw(poff)
+        if nr in paths and draw(st.integers(0, 4)):
+            # Its path arguments point at paths packed in the payload; an fd before an
+            # *at path is a real one (or AT_FDCWD) more often than not.
+            names = [draw(st.sampled_from(PATHS)) for _ in paths[nr]]
+            off = min(off, ARENA_SIZE - sum(len(n) + 1 for n in names))
+            at = off
+            for i, name in zip(paths[nr], names, strict=True):
+                args[i] = ARENA + at
+                at += len(name) + 1
+                if i > 0 and draw(st.booleans()):
+                    args[i - 1] = draw(st.sampled_from([0xFFFFFF9C, 10, 3, 9]))
+            return Call(nr, args, b"".join(n + b"\0" for n in names), off)
+        if draw(st.integers(0, 2)) == 0:
+            args[0] = draw(small_fd)   # most calls take an fd first
         data = draw(payload)
         # Half the time a pointer argument points at the payload (a path, a struct).
         if draw(st.booleans()):

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = int(os.environ.get("UMIAK_FUZZ_EXAMPLES", "30"))
 SEED = os.environ.get("UMIAK_FUZZ_SEED")
 BATCH_DEADLINE = 30.0
-FD_GROWTH, THREAD_GROWTH, RSS_GROWTH_KIB = 2, 1, 64 << 10
+FD_GROWTH, THREAD_GROWTH, RSS_GROWTH_KIB = 6, 2, 64 << 10   # as tests/test_soak.py (a background fd closer)
 TRACED = [("files", []), ("vfs_files", []), ("net_unix", []), ("signals_suite", []), ("more_calls", [])]
 STATS = {"calls": 0, "batches": 0}
 

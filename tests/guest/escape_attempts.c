@@ -182,6 +182,11 @@ static void tty(void) {
 }
 
 static void kills(pid_t victim) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)victim);
+    printf("/proc/victim/fd: %s\n", en(opendir(path) ? 0 : errno));
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)victim);
+    printf("/proc/victim/environ: %s\n", en(open(path, O_RDONLY) >= 0 ? 0 : errno));
     printf("kill victim: %s\n", en(kill(victim, SIGKILL) ? errno : 0));
     printf("kill -victim: %s\n", en(kill(-victim, SIGKILL) ? errno : 0));
     printf("kill -1 alone: %s\n", en(kill(-1, SIGKILL) ? errno : 0));
@@ -242,6 +247,29 @@ static void memory(void) {
     void *m = mmap((void *)0xffff800000000000UL, 4096, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     printf("mmap kernel half: %s\n", m == MAP_FAILED ? en(errno) : "mapped");
+}
+
+/* The vDSO made writable and written (a byte of its ELF header padding): the next VM
+ * (or process) must not see it. */
+static void vdso_write(void) {
+    struct sigaction sa = {.sa_handler = on_fault};
+    sigaction(SIGSEGV, &sa, NULL);
+    unsigned char *vdso = (unsigned char *)getauxval(AT_SYSINFO_EHDR);
+    if (!vdso) {
+        printf("no vdso\n");
+        return;
+    }
+    printf("vdso marker: %s\n", vdso[9] == 0xcc ? "PRESENT" : "absent");
+    int r = mprotect(vdso, 4096, PROT_READ | PROT_WRITE);
+    printf("mprotect vdso writable: %s\n", r ? en(errno) : "ok");
+    if (r == 0)
+        printf("write: %s\n", probe(vdso + 9, 1) == NULL ? "?" : vdso[9] == 0xcc ? "written" : "not written");
+    pid_t child = fork();
+    if (child == 0) {
+        printf("child sees: %s\n", vdso[9] == 0xcc ? "the write (a copy of the page)" : "the original");
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
 }
 
 static void net(int port) {
@@ -316,6 +344,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "kill")) kills(atoi(argv[2]));
     else if (!strcmp(what, "memory")) memory();
     else if (!strcmp(what, "net")) net(atoi(argv[2]));
+    else if (!strcmp(what, "vdso")) vdso_write();
     else if (!strcmp(what, "fds")) fds();
     else if (!strcmp(what, "proc")) proc("h0st-s3cr3t-value");
     else return 2;

@@ -3,7 +3,7 @@
  * tests/fuzz/fuzzlib.py) describes — each record a syscall number, six raw arguments and
  * a payload copied into the scratch arena first. The arena is fixed (ARENA, 64 KiB, then
  * a PROT_NONE guard page, then nothing), so the host computes every pointer itself.
- * A one-shot 20 ms SIGALRM before each call interrupts calls that would block; every
+ * A SIGALRM every 20 ms while each call runs interrupts calls that would block; every
  * other catchable signal is ignored. The harness repairs what a call may have broken of
  * its own (the arena after memory calls, SIGALRM after signal calls) and a fork child
  * exits at once. Logs "@ index nr result errno" for each call, then "done N". */
@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
     write(9, "some file content\n", 18);
 
     unsigned char *at = input + 12, *end = input + len;
-    struct itimerval arm = {{0, 0}, {0, 20000}}, off = {{0, 0}, {0, 0}};
+    struct itimerval arm = {{0, 20000}, {0, 20000}}, off = {{0, 0}, {0, 0}};   /* every 20 ms: a signal that came before the call started waiting is not the last */
     uint32_t i;
     for (i = 0; i < count && at + sizeof(struct rec) <= end; i++) {
         struct rec r;
