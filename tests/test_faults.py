@@ -85,19 +85,19 @@ def test_full_host_volume_gives_enospc_and_corrupts_nothing(platform, full_volum
     assert not (full_volume / "f.keep").exists()
 
 
-# What the guest sees with -m 64M where the kernel allocates for it (Linux: ENOSPC past
+# What the guest sees with -m 32M where the kernel allocates for it (Linux: ENOSPC past
 # tmpfs's half of RAM, ENOMEM or the OOM killer for kernel buffers and faults). Each
 # outcome: (status, the stdout line or None, a line of stderr or None). With the RAM in
 # full kernel buffers, the program's next page fault may find no frame: then the OOM
 # killer ends it instead of the printf, which is an outcome Linux has as well.
-KILLED = (137, None, "guest out of memory (64 MiB; raise it with -m): killed process 1")
+KILLED = (137, None, "guest out of memory (32 MiB; raise it with -m): killed process 1")
 OOM = {
     "fault": [KILLED],
     "tmpfs": [(0, "tmpfs: stopped by No space left on device after more than 8 MiB", None)],
     "pipes": [(0, "pipes: stopped by Cannot allocate memory after more than 8 MiB",
-               "guest out of memory (64 MiB; raise it with -m): pipe writes get ENOMEM"), KILLED],
+               "guest out of memory (32 MiB; raise it with -m): pipe writes get ENOMEM"), KILLED],
     "unix": [(0, "unix: stopped by Cannot allocate memory after more than 8 MiB",
-              "guest out of memory (64 MiB; raise it with -m): socket sends get ENOMEM"), KILLED],
+              "guest out of memory (32 MiB; raise it with -m): socket sends get ENOMEM"), KILLED],
     "pagecache": [KILLED],
 }
 
@@ -105,7 +105,7 @@ OOM = {
 @pytest.mark.parametrize("where", list(OOM))
 def test_guest_out_of_memory(platform, where, tmp_path):
     """umiak stays up: the guest gets an errno or is OOM-killed, and stderr says which."""
-    r = run_umiak(platform, [program(), "oom", where], options=["-m", "64M", "-v", f"{tmp_path}:/vol"],
+    r = run_umiak(platform, [program(), "oom", where], options=["-m", "32M", "-v", f"{tmp_path}:/vol"],
                   timeout=120)
     text = r.stderr.decode()
     assert r.status != EXIT_UMIAK_FAILURE and "Traceback" not in text and "internal error" not in text, r.describe()

@@ -118,7 +118,7 @@ static void race(void) {
         }
     }
     int host = 0, guest = 0, other = 0;
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 1000; i++) {
         const char *r = try_read(AT_FDCWD, "/vol/race/secret");
         if (strcmp(r, "ok:GUEST") == 0)
             guest++;
@@ -191,10 +191,10 @@ static void kills(pid_t victim) {
     printf("kill -victim: %s\n", en(kill(-victim, SIGKILL) ? errno : 0));
     printf("kill -1 alone: %s\n", en(kill(-1, SIGKILL) ? errno : 0));
     int far = 0;
-    for (pid_t p = 2; p < 4096; p++)
+    for (pid_t p = 2; p < 1024; p++)
         if (kill(p, 0) == 0)
             far++;
-    printf("pids 2..4095 that exist: %d\n", far);
+    printf("pids 2..1023 that exist: %d\n", far);
     pid_t child = fork();
     if (child == 0) {
         pause();
@@ -284,7 +284,7 @@ static void net(int port) {
 
 static void fds(void) {
     printf("open fds:");
-    for (int fd = 0; fd < 65536; fd++)
+    for (int fd = 0; fd < 65536; fd = fd < 1024 ? fd + 1 : fd * 2 + 1)   /* all low ones, then spots */
         if (fcntl(fd, F_GETFD) != -1)
             printf(" %d", fd);
     printf("\n/proc/self/fd:");
