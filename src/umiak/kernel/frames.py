@@ -73,3 +73,44 @@ class FrameAllocator:
             self._discard(dead)
             self._free.extend(dead)
         return alive
+
+
+class BufferCharge:
+    """Guest frames charged for a kernel buffer held in Python (a pipe's, a socket's queue),
+    as Linux takes such buffers from the machine's RAM: each 4 KiB the buffer has held
+    takes a frame, never mapped nor written (the bytes stay in Python), kept until
+    release() so a warm buffer's hot path allocates nothing. Without this a guest could
+    fill the host's memory past -m through many full pipes."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self):
+        self.frames: list[int] = []
+
+    def cover(self, kernel, size: int, used: int, what: str) -> int:
+        """Frames for size bytes of buffer; returns how many bytes they cover (fewer when
+        guest RAM ran out; ENOMEM, said once, when not one byte past `used` fits)."""
+        have = len(self.frames) * PAGE
+        if size <= have:
+            return size
+        allocator = getattr(kernel, "frames", None)
+        if allocator is None:   # a buffer outside a VM (unit tests)
+            return size
+        try:
+            while have < size:
+                self.frames.append(allocator.alloc())
+                have += PAGE
+        except GuestOutOfMemory:
+            if have <= used:
+                from umiak.kernel.errors import ENOMEM, SyscallError
+                kernel.warn_once(f"oom-{what}", f"guest out of memory ({kernel.options.mem_size >> 20} MiB; "
+                                 f"raise it with -m): {what} get ENOMEM")
+                raise SyscallError(ENOMEM) from None
+        return min(size, have)
+
+    def release(self, kernel) -> None:
+        """The buffer is gone: its frames are free again (still zero: no discard, no host call)."""
+        allocator = getattr(kernel, "frames", None)
+        if self.frames and allocator is not None:
+            allocator._free.extend(self.frames)
+            self.frames = []

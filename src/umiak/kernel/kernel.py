@@ -165,6 +165,7 @@ class Kernel:
         self.hostname = options.hostname       # the VM's UTS names (sethostname/setdomainname)
         self.domainname = "(none)"
         self.unimplemented: dict[str, int] = {}
+        self.warned: set[str] = set()      # warn_once keys
         self.tracer: Tracer | None = None   # set by the Machine for --strace / --syscall-summary
         self.processes: dict[int, Process] = {}   # pid -> Process, zombies included
         self.tasks: dict[int, Task] = {}          # tid -> live Task of any process
@@ -527,6 +528,12 @@ class Kernel:
             self.warn(f"unknown syscall number {nr}: returning -ENOSYS")
         self.unimplemented[name] = self.unimplemented.get(name, 0) + 1
         return -ENOSYS
+
+    def warn_once(self, key: str, msg: str) -> None:
+        """warn() the first time for key in this VM (a condition that may recur in a loop)."""
+        if key not in self.warned:
+            self.warned.add(key)
+            self.warn(msg)
 
     def warn(self, msg: str) -> None:
         try:

@@ -24,7 +24,8 @@ from umiak.kernel import abi
 from umiak.kernel.abi import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SCM_CREDENTIALS,
                               SCM_RIGHTS, SO_PEERGROUPS, UCRED)
 from umiak.kernel.errors import (EADDRINUSE, EAGAIN, ECONNREFUSED, ECONNRESET, EINVAL, EISCONN, EMSGSIZE, ENOENT,
-                                 ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
+                                 ENOMEM, ENOPROTOOPT, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, SyscallError)
+from umiak.kernel.frames import BufferCharge
 from umiak.kernel.net.base import Socket, build_cmsg
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class UnixSocket(Socket):
         self.blocked: set = set()   # senders that found this socket's queue full
         self.host_listener: "socket.socket | None" = None   # a stream socket bound on a volume: its host socket (unixhost.py)
         self._bridge = None         # the thread accepting host clients (unixhost.py)
+        self.charged = BufferCharge()   # guest frames for the receive queue (frames.BufferCharge)
 
     # -- readiness -------------------------------------------------------------------
     def _conn(self) -> bool:
@@ -361,6 +363,7 @@ class UnixSocket(Socket):
             if m.files:
                 _release(m.files)
         self.rx.clear()
+        self.charged.release(self.kernel)
         self.rx_bytes = 0
         self._changed()
 
@@ -421,6 +424,13 @@ class UnixSocket(Socket):
                 raise SyscallError(EAGAIN)
             if self.type == abi.SOCK_STREAM:
                 data = data[:room]
+        # The queue is guest RAM: a stream send is cut to what fits, a message is all or ENOMEM.
+        fits = target.charged.cover(self.kernel, target.rx_bytes + len(data), target.rx_bytes,
+                                    "socket sends") - target.rx_bytes
+        if fits < len(data):
+            if self.type != abi.SOCK_STREAM:
+                raise SyscallError(ENOMEM)
+            data = data[:fits]
         if (target.passcred or self.passcred) and creds is None:
             creds = _creds(task)
         if files:

@@ -171,7 +171,9 @@ def sys_tee(task, fd_in, fd_out, length, flags):
             raise SyscallError(EPIPE)
         if room <= 0:
             raise SyscallError(EAGAIN)
-        data = bytes(src.buf[:min(count, room)])
+        take = min(count, room)
+        take = dst.charge(len(dst.buf) + take) - len(dst.buf)   # guest RAM for it (vfs/pipe.py)
+        data = bytes(src.buf[:take])
         dst.buf += data
         dst.waitq.notify()
         return len(data)

@@ -9,6 +9,12 @@ not hang the VM instead:
   past its capacity);
 - a blocking read of an empty pipe whose write end is still open says so once
   on stderr and returns EAGAIN.
+
+The buffer is the guest's kernel memory, as on Linux: each 4 KiB of it the pipe has
+held takes a frame of guest RAM (charged, never written: the bytes stay in Python),
+kept until the pipe goes, so the hot path allocates nothing once a pipe is warm. A
+write that finds no free frame gets ENOMEM (said once on stderr), never more host
+memory than the guest was given.
 """
 
 import stat as _stat
@@ -17,6 +23,7 @@ from umiak.kernel import abi
 from umiak.kernel.abi import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from umiak.kernel.errors import EAGAIN, EPIPE, SyscallError
 from umiak.kernel.files import File, Stat
+from umiak.kernel.frames import BufferCharge
 from umiak.kernel.vfs.nodes import makedev
 from umiak.kernel.waiting import WaitQueue
 
@@ -42,6 +49,11 @@ class Pipe:
         if config is not None:
             self.capacity = config.pipe_capacity
         self.waitq = WaitQueue()
+        self.charged = BufferCharge()   # guest frames for the buffer (module docstring)
+
+    def charge(self, size: int) -> int:
+        """Guest RAM for a buffer of size bytes: the bytes it covers (ENOMEM: none)."""
+        return self.charged.cover(self.kernel, size, len(self.buf), "pipe writes")
 
 
 class PipeEnd(File):
@@ -99,7 +111,7 @@ class PipeEnd(File):
         room = p.capacity - len(p.buf)
         if room <= 0 or (len(data) <= PIPE_BUF and room < len(data)):
             raise SyscallError(EAGAIN)  # writes up to PIPE_BUF are atomic
-        data = data[:room]
+        data = data[:min(room, p.charge(len(p.buf) + len(data)) - len(p.buf))]
         p.buf += data
         p.waitq.notify()
         return len(data)
@@ -109,6 +121,7 @@ class PipeEnd(File):
         p = self.pipe
         if p.readers == 0:
             raise SyscallError(EPIPE)
+        data = data[:p.charge(len(p.buf) + len(data)) - len(p.buf)]
         p.buf += data
         p.waitq.notify()
         return len(data)
@@ -159,6 +172,8 @@ class PipeEnd(File):
             self.pipe.readers -= 1
         if not self.reading or self.both:
             self.pipe.writers -= 1
+        if self.pipe.readers <= 0 and self.pipe.writers <= 0 and self.pipe.kernel is not None:
+            self.pipe.charged.release(self.pipe.kernel)
         self.pipe.waitq.notify()
 
 
