@@ -13,7 +13,6 @@ PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 59: 0, 76: 0, 80: 0, 89: 0, 137: 0, 188: 0,
             257: 1, 262: 1, 267: 1, 269: 1, 322: 1, 332: 1, 437: 1, 439: 1}
 IOCTL, FCNTL, PRCTL, SOCKET, SOCKETPAIR = 16, 72, 157, 41, 53
 CLONE, CLONE3, FORK, VFORK = 56, 435, 57, 58
-CLONE_THREAD = 0x10000
 OPENS = (2, 257, 437)   # open, openat, openat2: a shared library is recorded when one succeeds
 
 
@@ -72,7 +71,8 @@ class Recorder:
             try:   # (glibc's fork is a clone: only the flags tell a process from a thread)
                 flags = args[0] if nr == CLONE else task.mm.read_u64(args[0]) if nr == CLONE3 else 0
             except Exception:  # noqa: BLE001 - a bad pointer is the handler's business
-                flags = CLONE_THREAD
+                flags = -1   # (counted as a thread)
+            from umiak.kernel.abi import CLONE_THREAD
             if not flags & CLONE_THREAD:
                 self.new_processes += 1
         inner = self.inner
