@@ -14,6 +14,7 @@ Kernel.dispatch under the kernel lock.
 from typing import Any
 
 from umiak.kernel import abi
+from umiak.kernel.abi import FUTEX_CMD_MASK
 from umiak.kernel.errors import EINTR, ERESTARTSYS
 from umiak.kernel.syscalls.table import NUMBERS
 
@@ -32,7 +33,6 @@ FD_IO = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "p
          "recvfrom", "sendto")
 FCNTL_SAFE = frozenset((0, 1, 2, 3, 4, 1030))   # F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC
 FUTEX_WAKES = frozenset((1, 5, 10))            # FUTEX_WAKE, FUTEX_WAKE_OP, FUTEX_WAKE_BITSET
-FUTEX_CMD_MASK = ~(128 | 256)                  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
 
 
 class FastCalls:

@@ -22,11 +22,10 @@ import struct
 import termios
 import threading
 
+from umiak.kernel.abi import CLONE_NEWNET, SI_KERNEL
 from umiak.oci.bundle import Bundle, OciError, home_of, parse_process
 from umiak.oci.state import Reader, State, listen, send_msg
 
-CLONE_NEWNET = 0x40000000
-SI_KERNEL = 0x80
 # Signals relayed to the guest; the others are the host's to handle (faults, job control,
 # SIGPIPE of the proxy's own writes, SIGCHLD).
 FORWARDED = set(range(1, 32)) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGTTIN,
