@@ -2,6 +2,7 @@
 
 import struct
 import time
+from collections import deque
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
@@ -155,8 +156,23 @@ def sys_pselect6(task, nfds, rp, wp, ep, tsp, sig):
 
 # -- epoll ---------------------------------------------------------------------------
 
+class _Epitem:
+    """One registration: what to report, and whether it sits on the ready list."""
+
+    __slots__ = ("file", "fd", "events", "data", "disabled", "queued")
+
+    def __init__(self, f: File, fd: int, events: int, data: int):
+        self.file, self.fd, self.events, self.data = f, fd, events, data
+        self.disabled = False   # EPOLLONESHOT fired, or the registration is gone
+        self.queued = False     # on the epoll's ready list
+
+
 class EpollFile(File):
-    """An epoll instance: the interest list and what was last reported (for EPOLLET).
+    """An epoll instance: the interest list, and a ready list of the entries whose file
+    changed since epoll_wait last looked, so a wait costs what is ready, not what is
+    registered (as Linux's rdllist). A guest file's WaitQueue hook queues its entry on
+    each change; files whose readiness lives on the host (host_fd) have no such hook and
+    are polled on every wait (`hosted`).
 
     As on Linux, a registration belongs to the (fd, open file description) pair and does
     not keep the file open: it goes when the description's last reference does (so a
@@ -166,8 +182,9 @@ class EpollFile(File):
 
     def __init__(self, flags: int):
         self.flags = abi.O_RDWR | (flags & abi.O_CLOEXEC)
-        # (fd, id(file)) -> [file, events, data, last_seq, disabled]
-        self.interest: dict[tuple[int, int], list] = {}
+        self.interest: dict[tuple[int, int], _Epitem] = {}   # (fd, id(file)) -> entry
+        self.rdlist: deque[_Epitem] = deque()
+        self.hosted: dict[tuple[int, int], _Epitem] = {}
 
     def link_text(self) -> str:
         return self.path
@@ -178,40 +195,90 @@ class EpollFile(File):
     def poll_mask(self) -> int:
         return 0x1 if self.ready(peek=True) else 0
 
-    def add(self, fd: int, f: File, ent: list) -> None:
+    def _queue(self, ent: _Epitem) -> None:
+        """The entry's file changed: look at it on the next wait, and wake waiters."""
+        if not ent.queued and not ent.disabled:
+            ent.queued = True
+            self.rdlist.append(ent)
+        self.waitq.notify()   # epoll_wait sleepers, poll(2) on this epoll, a parent epoll
+
+    def add(self, fd: int, f: File, events: int, data: int) -> None:
         key = (fd, id(f))
-        self.interest[key] = ent
-        f.watch((id(self), fd), lambda _f: self.interest.pop(key, None))
+        ent = self.interest[key] = _Epitem(f, fd, events, data)
+        f.watch((id(self), fd), lambda _f: self._forget(key))
+        if f.host_fd() is not None:
+            self.hosted[key] = ent
+        else:
+            f.waitq.hook((id(self), key), lambda: self._queue(ent))   # ends of a pipe share a queue
+            self._queue(ent)   # already ready: reported by the next wait
+
+    def modify(self, key: tuple[int, int], events: int, data: int) -> None:
+        ent = self.interest[key]
+        ent.events, ent.data, ent.disabled = events, data, False
+        if key not in self.hosted:
+            self._queue(ent)
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        ent = self.interest.pop(key, None)
+        if ent is not None:
+            ent.disabled = True
+            self.hosted.pop(key, None)
+            ent.file.waitq.unhook((id(self), key))
 
     def remove(self, fd: int, f: File) -> None:
-        del self.interest[(fd, id(f))]
+        self._forget((fd, id(f)))
         f.unwatch((id(self), fd))
 
     def close(self) -> None:
-        for (fd, _), ent in self.interest.items():
-            ent[0].unwatch((id(self), fd))
-        self.interest.clear()
+        for key, ent in list(self.interest.items()):
+            self._forget(key)
+            ent.file.unwatch((id(self), ent.fd))
+        self.rdlist.clear()
 
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
-        out = []
-        for ent in list(self.interest.values()):
-            f, events, data, last_seq, disabled = ent
-            if disabled:
-                continue
-            mask = f.poll_mask() & (events | ALWAYS)
-            if not mask:
-                continue
-            if events & EPOLLET:
-                seq = f.waitq.seq
-                if seq == last_seq and f.host_fd() is None:   # no change since: nothing new
+        """(mask, data) of ready entries, at most maxevents; peek changes nothing."""
+        out: list[tuple[int, int]] = []
+        rdl = self.rdlist
+        if peek:
+            for ent in rdl:
+                if not ent.disabled and ent.file.poll_mask() & (ent.events | ALWAYS):
+                    return [(1, 0)]
+        else:
+            again = []
+            while rdl:
+                ent = rdl.popleft()
+                ent.queued = False
+                if ent.disabled:
                     continue
-                if not peek:
-                    ent[3] = seq
-            if not peek and events & EPOLLONESHOT:
-                ent[4] = True
-            out.append((mask, data))
-            if len(out) >= maxevents:
-                break
+                events = ent.events
+                mask = ent.file.poll_mask() & (events | ALWAYS)
+                if not mask:
+                    continue   # back on the list at the file's next change
+                if events & EPOLLONESHOT:
+                    ent.disabled = True
+                elif not events & EPOLLET:
+                    again.append(ent)   # level-triggered: stays while ready
+                out.append((mask, ent.data))
+                if len(out) >= maxevents:
+                    break
+            for ent in again:   # behind the ones not looked at, as Linux
+                if not ent.queued:
+                    ent.queued = True
+                    rdl.append(ent)
+        if self.hosted and len(out) < maxevents:
+            for ent in list(self.hosted.values()):
+                if ent.disabled:
+                    continue
+                mask = ent.file.poll_mask() & (ent.events | ALWAYS)
+                if not mask:
+                    continue
+                if peek:
+                    return [(1, 0)]
+                if ent.events & EPOLLONESHOT:
+                    ent.disabled = True
+                out.append((mask, ent.data))
+                if len(out) >= maxevents:
+                    break
         return out
 
 
@@ -255,13 +322,13 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
     if op == EPOLL_CTL_ADD:
         if key in ep.interest:
             raise SyscallError(EEXIST)
-        ep.add(fd, target, [target, events, data, -1, False])
+        ep.add(fd, target, events, data)
     elif op == EPOLL_CTL_MOD:
         if key not in ep.interest:
             raise SyscallError(ENOENT)
         if events & EPOLLEXCLUSIVE:
             raise SyscallError(EINVAL)
-        ep.interest[key] = [target, events, data, -1, False]
+        ep.modify(key, events, data)
     else:
         raise SyscallError(EINVAL)
     ep.waitq.notify()
@@ -282,7 +349,9 @@ def _epoll_wait(task, epfd, events, maxevents, timeout: float | None):
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return 0
-        items = [(ent[0], ent[1] | ALWAYS) for ent in ep.interest.values() if not ent[4]]
+        # Guest files queue themselves and wake ep.waitq; host files are polled on the host.
+        items = [(ent.file, ent.events | ALWAYS) for ent in ep.hosted.values()
+                 if not ent.disabled and ent.file.host_fd() is not None]
         items.append((ep, 0x1))
         try:
             wait_for(task, items, left)
