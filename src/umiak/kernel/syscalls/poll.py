@@ -159,12 +159,13 @@ def sys_pselect6(task, nfds, rp, wp, ep, tsp, sig):
 class _Epitem:
     """One registration: what to report, and whether it sits on the ready list."""
 
-    __slots__ = ("file", "fd", "events", "data", "disabled", "queued")
+    __slots__ = ("file", "fd", "events", "data", "disabled", "queued", "hfd")
 
     def __init__(self, f: File, fd: int, events: int, data: int):
         self.file, self.fd, self.events, self.data = f, fd, events, data
         self.disabled = False   # EPOLLONESHOT fired, or the registration is gone
         self.queued = False     # on the epoll's ready list
+        self.hfd = -1           # the host fd it is registered under (_HostSet)
 
 
 class EpollFile(File):
@@ -185,6 +186,7 @@ class EpollFile(File):
         self.interest: dict[tuple[int, int], _Epitem] = {}   # (fd, id(file)) -> entry
         self.rdlist: deque[_Epitem] = deque()
         self.hosted: dict[tuple[int, int], _Epitem] = {}
+        self.host: _HostSet | None = None   # one host epoll for the hosted files (made on first use)
 
     def link_text(self) -> str:
         return self.path
@@ -206,8 +208,12 @@ class EpollFile(File):
         key = (fd, id(f))
         ent = self.interest[key] = _Epitem(f, fd, events, data)
         f.watch((id(self), fd), lambda _f: self._forget(key))
-        if f.host_fd() is not None:
+        hfd = f.host_fd()
+        if hfd is not None:
             self.hosted[key] = ent
+            if self.host is None:
+                self.host = _HostSet()
+            self.host.add(hfd, ent)
         else:
             f.waitq.hook((id(self), key), lambda: self._queue(ent))   # ends of a pipe share a queue
             self._queue(ent)   # already ready: reported by the next wait
@@ -217,12 +223,15 @@ class EpollFile(File):
         ent.events, ent.data, ent.disabled = events, data, False
         if key not in self.hosted:
             self._queue(ent)
+        elif self.host is not None:
+            self.host.sync(ent.hfd)
 
     def _forget(self, key: tuple[int, int]) -> None:
         ent = self.interest.pop(key, None)
         if ent is not None:
             ent.disabled = True
-            self.hosted.pop(key, None)
+            if self.hosted.pop(key, None) is not None and self.host is not None:
+                self.host.remove(ent)
             ent.file.waitq.unhook((id(self), key))
 
     def remove(self, fd: int, f: File) -> None:
@@ -234,6 +243,9 @@ class EpollFile(File):
             self._forget(key)
             ent.file.unwatch((id(self), ent.fd))
         self.rdlist.clear()
+        if self.host is not None:
+            self.host.close()
+            self.host = None
 
     def ready(self, peek: bool = False, maxevents: int = 1 << 30) -> list[tuple[int, int]]:
         """(mask, data) of ready entries, at most maxevents; peek changes nothing."""
@@ -265,21 +277,81 @@ class EpollFile(File):
                 if not ent.queued:
                     ent.queued = True
                     rdl.append(ent)
-        if self.hosted and len(out) < maxevents:
-            for ent in list(self.hosted.values()):
-                if ent.disabled:
-                    continue
-                mask = ent.file.poll_mask() & (ent.events | ALWAYS)
+        if self.hosted and len(out) < maxevents and self.host is not None:
+            for got, ent in self.host.ready(maxevents - len(out)):
+                mask = got & (ent.events | ALWAYS)
                 if not mask:
                     continue
                 if peek:
                     return [(1, 0)]
                 if ent.events & EPOLLONESHOT:
                     ent.disabled = True
+                    self.host.sync(ent.hfd)
                 out.append((mask, ent.data))
                 if len(out) >= maxevents:
                     break
         return out
+
+
+class _HostSet:
+    """The files of one epoll whose readiness lives on the host (host_fd: stdio, host
+    sockets), in one level-triggered host epoll: a wait asks it what is ready, and sleeps
+    on its fd, instead of polling every such file each time. A host fd registered under
+    several guest fds (dup) is registered once, for the union of their events."""
+
+    def __init__(self):
+        import select
+        self.ep = select.epoll()
+        self.ents: dict[int, list[_Epitem]] = {}   # host fd -> live entries
+
+    def host_fd(self) -> int:
+        return self.ep.fileno()   # readable while a member is ready (wait_for polls it)
+
+    def add(self, hfd: int, ent: _Epitem) -> None:
+        ent.hfd = hfd
+        self.ents.setdefault(hfd, []).append(ent)
+        self.sync(hfd)
+
+    def remove(self, ent: _Epitem) -> None:
+        ents = self.ents.get(ent.hfd)
+        if ents is not None and ent in ents:
+            ents.remove(ent)
+            self.sync(ent.hfd)
+
+    def sync(self, hfd: int | None) -> None:
+        """Register hfd on the host for what its live entries want (or not at all)."""
+        if hfd is None:
+            return
+        ents = self.ents.get(hfd)
+        if ents is not None:
+            ents[:] = [e for e in ents if e.file.host_fd() == hfd]   # drop released or reused
+        want = 0
+        for e in ents or ():
+            if not e.disabled:
+                want |= e.events & 0xFFFF & ~EPOLLEXCLUSIVE
+        try:
+            if not want:
+                if not ents:
+                    self.ents.pop(hfd, None)
+                self.ep.unregister(hfd)
+                return
+            try:
+                self.ep.modify(hfd, want)
+            except FileNotFoundError:
+                self.ep.register(hfd, want)
+        except OSError:
+            pass   # closed on the host: nothing to report, as a released socket
+
+    def ready(self, maxevents: int) -> list[tuple[int, _Epitem]]:
+        out = []
+        for hfd, got in self.ep.poll(0, max(1, min(maxevents, 1024))):
+            for e in self.ents.get(hfd, ()):
+                if not e.disabled and e.file.host_fd() == hfd:
+                    out.append((got, e))
+        return out
+
+    def close(self) -> None:
+        self.ep.close()
 
 
 def sys_epoll_create(task, size):
@@ -350,9 +422,9 @@ def _epoll_wait(task, epfd, events, maxevents, timeout: float | None):
         if left is not None and left <= 0:
             return 0
         # Guest files queue themselves and wake ep.waitq; host files are polled on the host.
-        items = [(ent.file, ent.events | ALWAYS) for ent in ep.hosted.values()
-                 if not ent.disabled and ent.file.host_fd() is not None]
-        items.append((ep, 0x1))
+        items: list = [(ep, 0x1)]
+        if ep.hosted and ep.host is not None:
+            items.append((ep.host, POLLIN))
         try:
             wait_for(task, items, left)
         except SyscallError as e:
