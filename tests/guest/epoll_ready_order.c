@@ -4,7 +4,8 @@
    EPOLLONESHOT once until EPOLL_CTL_MOD re-arms it; MOD of a ready file reports it again;
    DEL and close of a queued file drop it (a dup keeps the registration). A blocking poll(2)
    on an epoll fd, and a blocking epoll_wait on an epoll holding that epoll, wake when a
-   member (a timerfd) fires. */
+   member (a timerfd) fires; a cycle of epolls is ELOOP. */
+#include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,5 +108,8 @@ int main(void) {
     printf("nested wait    %d %u\n", n, n > 0 ? out[0].data.u32 : 0);
     n = epoll_wait(inner, out, 4, 0);
     printf("inner          %d %u\n", n, n > 0 ? out[0].data.u32 : 0);
+    struct epoll_event loop = {.events = EPOLLIN};
+    r = epoll_ctl(inner, EPOLL_CTL_ADD, outer, &loop);
+    printf("cycle          %d %s\n", r, r < 0 && errno == ELOOP ? "ELOOP" : "?");
     return 0;
 }

@@ -7,11 +7,12 @@ from collections import deque
 from umiak.kernel import abi
 from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
                               EPOLLONESHOT, POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, s32, s64)
-from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ENOENT, EPERM, ERESTARTSYS, SyscallError
+from umiak.kernel.errors import EBADF, EEXIST, EINTR, EINVAL, ELOOP, ENOENT, EPERM, ERESTARTSYS, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.waiting import wait_for
 
 ALWAYS = POLLERR | POLLHUP
+EPOLL_MAX_NESTS = 4   # Linux's limit on epolls inside epolls
 
 
 def _timeout_ms(ms: int) -> float | None:
@@ -172,14 +173,15 @@ class EpollFile(File):
     """An epoll instance: the interest list, and a ready list of the entries whose file
     changed since epoll_wait last looked, so a wait costs what is ready, not what is
     registered (as Linux's rdllist). A guest file's WaitQueue hook queues its entry on
-    each change; files whose readiness lives on the host (host_fd) have no such hook and
-    are polled on every wait (`hosted`).
+    each change; files whose readiness lives on the host (host_fd) have no such hook:
+    they sit in one host epoll (`host`), asked on each wait and slept on.
 
     As on Linux, a registration belongs to the (fd, open file description) pair and does
     not keep the file open: it goes when the description's last reference does (so a
     dup'ed fd keeps it alive after the registered fd is closed), through File.watch."""
 
     path = "anon_inode:[eventpoll]"
+    _waking = False   # notifying our waiters (a parent epoll's hook runs then)
 
     def __init__(self, flags: int):
         self.flags = abi.O_RDWR | (flags & abi.O_CLOEXEC)
@@ -202,7 +204,19 @@ class EpollFile(File):
         if not ent.queued and not ent.disabled:
             ent.queued = True
             self.rdlist.append(ent)
-        self.waitq.notify()   # epoll_wait sleepers, poll(2) on this epoll, a parent epoll
+        if not self._waking:
+            self._waking = True
+            try:
+                self.waitq.notify()   # epoll_wait sleepers, poll(2) on this epoll, a parent epoll
+            finally:
+                self._waking = False
+
+    def reaches(self, other: "EpollFile", depth: int = 0) -> bool:
+        """Whether other is this epoll or nested in it (too deep counts: Linux's ELOOP)."""
+        if self is other or depth > EPOLL_MAX_NESTS:
+            return True
+        return any(isinstance(e.file, EpollFile) and e.file.reaches(other, depth + 1)
+                   for e in self.interest.values())
 
     def add(self, fd: int, f: File, events: int, data: int) -> None:
         key = (fd, id(f))
@@ -394,6 +408,8 @@ def sys_epoll_ctl(task, epfd, op, fd, event):
     if op == EPOLL_CTL_ADD:
         if key in ep.interest:
             raise SyscallError(EEXIST)
+        if isinstance(target, EpollFile) and target.reaches(ep):
+            raise SyscallError(ELOOP)   # a cycle of epolls would wake itself for ever
         ep.add(fd, target, events, data)
     elif op == EPOLL_CTL_MOD:
         if key not in ep.interest:
