@@ -57,7 +57,7 @@ class WaitQueue:
             entry[1] = True
             entry[0].wake()
         if self.hooks:
-            for fn in list(self.hooks.values()):
+            for fn in self.hooks.values():   # a hook never hooks or unhooks
                 fn()
 
 

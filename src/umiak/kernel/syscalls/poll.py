@@ -3,6 +3,7 @@
 import struct
 import time
 from collections import deque
+from functools import partial
 
 from umiak.kernel import abi
 from umiak.kernel.abi import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
@@ -204,10 +205,11 @@ class EpollFile(File):
         if not ent.queued and not ent.disabled:
             ent.queued = True
             self.rdlist.append(ent)
-        if not self._waking:
+        q = self._waitq
+        if q is not None and (q.waiters or q.hooks) and not self._waking:
             self._waking = True
             try:
-                self.waitq.notify()   # epoll_wait sleepers, poll(2) on this epoll, a parent epoll
+                q.notify()   # epoll_wait sleepers, poll(2) on this epoll, a parent epoll
             finally:
                 self._waking = False
 
@@ -229,7 +231,7 @@ class EpollFile(File):
                 self.host = _HostSet()
             self.host.add(hfd, ent)
         else:
-            f.waitq.hook((id(self), key), lambda: self._queue(ent))   # ends of a pipe share a queue
+            f.waitq.hook((id(self), key), partial(self._queue, ent))   # ends of a pipe share a queue
             self._queue(ent)   # already ready: reported by the next wait
 
     def modify(self, key: tuple[int, int], events: int, data: int) -> None:
