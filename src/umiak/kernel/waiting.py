@@ -18,13 +18,26 @@ if TYPE_CHECKING:
 
 
 class WaitQueue:
-    """Tasks waiting for a file's state to change; `seq` counts changes (for EPOLLET)."""
+    """Tasks waiting for a file's state to change; `seq` counts changes (for EPOLLET).
 
-    __slots__ = ("waiters", "seq")
+    `hooks` are callbacks run on each change: an epoll instance puts its entry for the
+    file on its ready list there, so epoll_wait looks only at files that changed."""
+
+    __slots__ = ("waiters", "seq", "hooks")
 
     def __init__(self):
         self.waiters: list = []   # [task, fired] pairs
         self.seq = 0
+        self.hooks: dict | None = None   # key -> fn(), see hook()
+
+    def hook(self, key, fn) -> None:
+        if self.hooks is None:
+            self.hooks = {}
+        self.hooks[key] = fn
+
+    def unhook(self, key) -> None:
+        if self.hooks:
+            self.hooks.pop(key, None)
 
     def add(self, task) -> list:
         entry = [task, False]
@@ -43,6 +56,9 @@ class WaitQueue:
         for entry in self.waiters:
             entry[1] = True
             entry[0].wake()
+        if self.hooks:
+            for fn in self.hooks.values():   # a hook never hooks or unhooks
+                fn()
 
 
 def wait_for(task, items: "list[tuple[Waitable, int]]", timeout: float | None) -> bool:
