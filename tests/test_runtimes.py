@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from harness import BUILD, GUEST_SRC, compare
+from harness import BUILD, GUEST_SRC, assert_same, compare, run_native, run_umiak
 
 PYTHON = "/usr/bin/python3"
 
@@ -86,3 +86,76 @@ def test_python_asyncio_event_loop(platform):
         "async def main():\n"
         "    return await asyncio.gather(*(tick(n) for n in range(5)))\n"
         "print(asyncio.run(main()))\n"))
+
+
+# -- programs issue 19 names: a venv, SQLite's WAL with two connections, epoll churn ---------
+
+def test_python_venv_and_its_packages(platform, tmp_path):
+    """`python3 -m venv` on a volume, then the venv's python imports a package installed in
+    its site-packages (and not the system's); each run natively and in the VM gets its own dir."""
+    script = (
+        "import os, subprocess, sys\n"
+        "d = sys.argv[1]\n"
+        "subprocess.run([sys.executable, '-m', 'venv', '--without-pip', d], check=True)\n"
+        "site = subprocess.run([d + '/bin/python', '-c', 'import sysconfig; print(sysconfig.get_path(\"purelib\"))'],\n"
+        "                      check=True, capture_output=True, text=True).stdout.strip()\n"
+        "os.makedirs(site + '/umiakpkg')\n"
+        "open(site + '/umiakpkg/__init__.py', 'w').write('ANSWER = 42\\n')\n"
+        "r = subprocess.run([d + '/bin/python', '-c', 'import sys, umiakpkg; '\n"
+        "                    'print(umiakpkg.ANSWER, sys.prefix == sys.argv[1], sys.prefix != sys.base_prefix)', d],\n"
+        "                   capture_output=True, text=True)\n"
+        "print(r.returncode, r.stdout.strip(), r.stderr.strip()[-80:])\n"
+        "r = subprocess.run([sys.executable, '-c', 'import umiakpkg'], capture_output=True, text=True)\n"
+        "print('system python sees it:', r.returncode == 0)\n"
+        "print(sorted(os.listdir(d)))\n")
+    native = run_native(_python(script) + [str(tmp_path / "native")])
+    umiak = run_umiak(platform, _python(script) + [str(tmp_path / "vm")],
+                      options=[f"--volume={tmp_path}:{tmp_path}"], timeout=300)
+    assert native.status == 0 and b"42 True True" in native.stdout, native.describe()
+    assert_same(native, umiak)
+
+
+def test_sqlite_wal_with_two_connections(platform, tmp_path):
+    """journal_mode=WAL: the -wal and -shm files, a reader that sees committed rows only,
+    a checkpoint (the -shm index is MAP_SHARED by both connections)."""
+    script = (
+        "import os, sqlite3, sys\n"
+        "db = sys.argv[1]\n"
+        "a = sqlite3.connect(db, isolation_level=None); b = sqlite3.connect(db, isolation_level=None)\n"
+        "print(a.execute('pragma journal_mode=wal').fetchone())\n"
+        "a.execute('create table t(x)')\n"
+        "a.execute('begin'); a.executemany('insert into t values (?)', [(i,) for i in range(1000)])\n"
+        "print('before commit, b sees', b.execute('select count(*) from t').fetchone())\n"
+        "a.execute('commit')\n"
+        "print('after commit, b sees', b.execute('select count(*), sum(x) from t').fetchone())\n"
+        "b.execute('insert into t values (-1)')\n"
+        "print('a sees', a.execute('select count(*), min(x) from t').fetchone())\n"
+        "print('files', sorted(f.split('.db')[-1] for f in os.listdir(os.path.dirname(db))))\n"
+        "print('checkpoint', a.execute('pragma wal_checkpoint(truncate)').fetchone()[0])\n"
+        "a.close(); b.close()\n"
+        "print('integrity', sqlite3.connect(db).execute('pragma integrity_check').fetchone())\n")
+    (tmp_path / "n").mkdir()
+    (tmp_path / "u").mkdir()
+    native = run_native(_python(script) + [str(tmp_path / "n" / "w.db")])
+    umiak = run_umiak(platform, _python(script) + [str(tmp_path / "u" / "w.db")],
+                      options=[f"--volume={tmp_path}:{tmp_path}"], timeout=300)
+    assert native.status == 0 and b"('wal',)" in native.stdout, native.describe()
+    assert_same(native, umiak)
+
+
+def test_python_epoll_churn(platform):
+    """select.epoll over many socket pairs registered, modified, polled and closed in a loop
+    (the fd table and epoll stay O(1) per operation: the timings are benchmarks/epoll_scale.py's)."""
+    script = (
+        "import select, socket\n"
+        "ep = select.epoll(); live = []; events = 0\n"
+        "for i in range(3000):\n"
+        "    a, b = socket.socketpair(); ep.register(a, select.EPOLLIN); live.append((a, b))\n"
+        "    if i % 3 == 0: b.send(b'x')\n"
+        "    if len(live) > 400:\n"
+        "        events += len(ep.poll(0))\n"
+        "        for a, b in live[:200]:\n"
+        "            ep.modify(a, select.EPOLLIN | select.EPOLLOUT); ep.unregister(a); a.close(); b.close()\n"
+        "        del live[:200]\n"
+        "print('open', len(live), 'events', events, 'ready now', len(ep.poll(0)))\n")
+    compare(platform, _python(script))
