@@ -126,11 +126,14 @@ class IpcTable:
     def max_index(self) -> int:
         return max(self.by_index, default=0)
 
-    def stat_index(self, index: int) -> IpcObject:
-        """SHM_STAT/SEM_STAT/MSG_STAT: the object at table index (EINVAL if none)."""
+    def stat_index(self, task, index: int, check: bool) -> IpcObject:
+        """SHM_STAT/SEM_STAT/MSG_STAT: the object at table index (EINVAL if none); read
+        permission checked unless the command is the *_STAT_ANY one."""
         obj = self.by_index.get(index)
         if obj is None:
             raise SyscallError(EINVAL)
+        if check:
+            obj.check(task, 4)
         return obj
 
 

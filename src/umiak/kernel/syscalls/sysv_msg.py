@@ -155,10 +155,8 @@ def sys_msgctl(task, msqid, cmd, buf):
         mm.write(buf, MSGINFO.pack(*vals))
         return table.max_index()
     if cmd in (MSG_STAT, MSG_STAT_ANY):
-        q = table.stat_index(abi.s32(msqid))
+        q = table.stat_index(task, abi.s32(msqid), cmd == MSG_STAT)
         assert isinstance(q, MsgQueue)
-        if cmd == MSG_STAT:
-            q.check(task, 4)
         mm.write(buf, _stat_bytes(q))
         return q.id
     q = table.get(abi.s32(msqid))

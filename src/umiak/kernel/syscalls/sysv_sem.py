@@ -160,10 +160,8 @@ def sys_semctl(task, semid, semnum, cmd, arg):
         mm.write(arg, SEMINFO.pack(*vals))
         return table.max_index()
     if cmd in (SEM_STAT, SEM_STAT_ANY):
-        sem = table.stat_index(abi.s32(semid))
+        sem = table.stat_index(task, abi.s32(semid), cmd == SEM_STAT)
         assert isinstance(sem, SemSet)
-        if cmd == SEM_STAT:
-            sem.check(task, 4)
         mm.write(arg, _stat_bytes(sem))
         return sem.id
     sem = table.get(abi.s32(semid))

@@ -148,10 +148,8 @@ def sys_shmctl(task, shmid, cmd, buf):
         mm.write(buf, SHM_INFO_ST.pack(len(segs), pages, pages, 0, 0, 0))
         return table.max_index()
     if cmd in (SHM_STAT, SHM_STAT_ANY):
-        seg = table.stat_index(abi.s32(shmid))
+        seg = table.stat_index(task, abi.s32(shmid), cmd == SHM_STAT)
         assert isinstance(seg, Segment)
-        if cmd == SHM_STAT:
-            seg.check(task, 4)
         mm.write(buf, _stat_bytes(task, seg))
         return seg.id
     seg = table.get(abi.s32(shmid))
