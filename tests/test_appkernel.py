@@ -443,8 +443,10 @@ def test_go_app_kernel(platform, tmp_path, tmp_path_factory):
     s, t = present(static), present(str(traced))
     assert {"openat", "read", "getrlimit"} <= s   # only reached through syscall.Syscall / RawSyscall
     assert t and t <= s, f"traced but not found statically: {sorted(t - s)}"
-    for cfg in (static, str(traced)):
-        assert_same(native, run_umiak(platform, argv, options=[f"--config={cfg}"]))
+    # Under its static kernel (the upper bound) it prints as on Linux. One traced run is not a
+    # bound for Go: its runtime makes timing-dependent calls (a read of its wakeup pipe in one
+    # run of five under load), so the traced set is only checked to be inside the static one.
+    assert_same(native, run_umiak(platform, argv, options=[f"--config={static}"]))
 
 
 def test_dlopened_libraries(platform, tmp_path):
