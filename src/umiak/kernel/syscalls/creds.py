@@ -47,41 +47,54 @@ def _fix_fs_caps(c, old_fsuid: int) -> None:
         c.cap_effective |= c.cap_permitted & FS_CAPS
 
 
-def _set_uids(c, ruid: int, euid: int, suid: int) -> None:
-    old = (c.uid, c.euid, c.suid)
-    c.uid, c.euid, c.suid = ruid, euid, suid
-    c.fsuid = euid
-    _fix_caps(c, old)
+# A credential family's fields: real, effective, saved, and the file-system id.
+_UIDS = ("uid", "euid", "suid", "fsuid")
+_GIDS = ("gid", "egid", "sgid", "fsgid")
 
 
-def sys_setuid(task, uid):
-    """setuid(2): with CAP_SETUID every uid; else the effective one, to the real or saved uid."""
-    c = task.process.creds
-    uid = _id(uid)
-    if uid == _NOID:
+def _get(c, f: tuple[str, ...]) -> tuple[int, int, int]:
+    return getattr(c, f[0]), getattr(c, f[1]), getattr(c, f[2])
+
+
+def _store(c, f: tuple[str, ...], new: tuple[int, int, int]) -> None:
+    """Set (real, effective, saved) of one family; the fs id follows the effective one,
+    and for uids the capabilities follow as cap_emulate_setxuid says."""
+    old = _get(c, f)
+    for name, v in zip(f[:3], new, strict=True):
+        setattr(c, name, v)
+    setattr(c, f[3], new[1])
+    if f is _UIDS:
+        _fix_caps(c, old)
+
+
+def _family(task, uids: bool):
+    return task.process.creds, (_UIDS if uids else _GIDS), (CAP_SETUID if uids else CAP_SETGID)
+
+
+def _setid(task, v, uids: bool):
+    """setuid/setgid: with the capability every id; else the effective one, to the real or saved id."""
+    c, f, cap = _family(task, uids)
+    v = _id(v)
+    if v == _NOID:
         raise SyscallError(EINVAL)
-    if c.capable(CAP_SETUID):
-        _set_uids(c, uid, uid, uid)
-    elif uid in (c.uid, c.suid):
-        _set_uids(c, c.uid, uid, c.suid)
+    real, _eff, saved = _get(c, f)
+    if c.capable(cap):
+        _store(c, f, (v, v, v))
+    elif v in (real, saved):
+        _store(c, f, (real, v, saved))
     else:
         raise SyscallError(EPERM)
     return 0
+
+
+def sys_setuid(task, uid):
+    """setuid(2)"""
+    return _setid(task, uid, True)
 
 
 def sys_setgid(task, gid):
     """setgid(2)"""
-    c = task.process.creds
-    gid = _id(gid)
-    if gid == _NOID:
-        raise SyscallError(EINVAL)
-    if c.capable(CAP_SETGID):
-        c.gid = c.egid = c.sgid = c.fsgid = gid
-    elif gid in (c.gid, c.sgid):
-        c.egid = c.fsgid = gid
-    else:
-        raise SyscallError(EPERM)
-    return 0
+    return _setid(task, gid, False)
 
 
 def _re(cur: tuple[int, int, int], r: int, e: int, privileged: bool) -> tuple[int, int, int]:
@@ -105,73 +118,76 @@ def _res(cur: tuple[int, int, int], ids: tuple[int, int, int], privileged: bool)
     return tuple(old if v == _NOID else v for old, v in zip(cur, ids, strict=True))  # type: ignore[return-value]
 
 
+def _setreid(task, r, e, uids: bool):
+    c, f, cap = _family(task, uids)
+    _store(c, f, _re(_get(c, f), _id(r), _id(e), c.capable(cap)))
+    return 0
+
+
+def _setresid(task, r, e, s, uids: bool):
+    c, f, cap = _family(task, uids)
+    _store(c, f, _res(_get(c, f), (_id(r), _id(e), _id(s)), c.capable(cap)))
+    return 0
+
+
+def _getresid(task, r, e, s, uids: bool):
+    c, f, _cap = _family(task, uids)
+    for addr, v in zip((r, e, s), _get(c, f), strict=True):
+        task.mm.write_u32(addr, v)
+    return 0
+
+
+def _setfsid(task, v, uids: bool):
+    """setfsuid/setfsgid: always return the old fs id; change it to one of the process's ids
+    (any with the capability); an fsuid of 0 carries the file-system capabilities."""
+    c, f, cap = _family(task, uids)
+    old = getattr(c, f[3])
+    v = _id(v)
+    if v != _NOID and (v in (*_get(c, f), old) or c.capable(cap)):
+        setattr(c, f[3], v)
+        if uids:
+            _fix_fs_caps(c, old)
+    return old
+
+
 def sys_setreuid(task, ruid, euid):
     """setreuid(2)"""
-    c = task.process.creds
-    _set_uids(c, *_re((c.uid, c.euid, c.suid), _id(ruid), _id(euid), c.capable(CAP_SETUID)))
-    return 0
+    return _setreid(task, ruid, euid, True)
 
 
 def sys_setregid(task, rgid, egid):
     """setregid(2)"""
-    c = task.process.creds
-    c.gid, c.egid, c.sgid = _re((c.gid, c.egid, c.sgid), _id(rgid), _id(egid), c.capable(CAP_SETGID))
-    c.fsgid = c.egid
-    return 0
+    return _setreid(task, rgid, egid, False)
 
 
 def sys_setresuid(task, ruid, euid, suid):
     """setresuid(2)"""
-    c = task.process.creds
-    _set_uids(c, *_res((c.uid, c.euid, c.suid), (_id(ruid), _id(euid), _id(suid)), c.capable(CAP_SETUID)))
-    return 0
+    return _setresid(task, ruid, euid, suid, True)
 
 
 def sys_setresgid(task, rgid, egid, sgid):
     """setresgid(2)"""
-    c = task.process.creds
-    c.gid, c.egid, c.sgid = _res((c.gid, c.egid, c.sgid), (_id(rgid), _id(egid), _id(sgid)),
-                                 c.capable(CAP_SETGID))
-    c.fsgid = c.egid
-    return 0
+    return _setresid(task, rgid, egid, sgid, False)
 
 
 def sys_getresuid(task, ruid, euid, suid):
     """getresuid(2)"""
-    c = task.process.creds
-    for addr, v in ((ruid, c.uid), (euid, c.euid), (suid, c.suid)):
-        task.mm.write_u32(addr, v)
-    return 0
+    return _getresid(task, ruid, euid, suid, True)
 
 
 def sys_getresgid(task, rgid, egid, sgid):
     """getresgid(2)"""
-    c = task.process.creds
-    for addr, v in ((rgid, c.gid), (egid, c.egid), (sgid, c.sgid)):
-        task.mm.write_u32(addr, v)
-    return 0
+    return _getresid(task, rgid, egid, sgid, False)
 
 
 def sys_setfsuid(task, fsuid):
-    """setfsuid(2): always returns the old fsuid; changes it to one of the process's uids
-    (any with CAP_SETUID); an fsuid of 0 carries the file-system capabilities."""
-    c = task.process.creds
-    old = c.fsuid
-    fsuid = _id(fsuid)
-    if fsuid != _NOID and (fsuid in (c.uid, c.euid, c.suid, c.fsuid) or c.capable(CAP_SETUID)):
-        c.fsuid = fsuid
-        _fix_fs_caps(c, old)
-    return old
+    """setfsuid(2)"""
+    return _setfsid(task, fsuid, True)
 
 
 def sys_setfsgid(task, fsgid):
     """setfsgid(2)"""
-    c = task.process.creds
-    old = c.fsgid
-    fsgid = _id(fsgid)
-    if fsgid != _NOID and (fsgid in (c.gid, c.egid, c.sgid, c.fsgid) or c.capable(CAP_SETGID)):
-        c.fsgid = fsgid
-    return old
+    return _setfsid(task, fsgid, False)
 
 
 def sys_getgroups(task, size, lst):
