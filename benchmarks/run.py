@@ -1,8 +1,7 @@
 """umiak benchmarks: one run on this machine, one table per topic, a targets summary.
 
     python3 benchmarks/run.py                  all sections (about 2-3 minutes)
-    python3 benchmarks/run.py issue3 4         only some sections (issue2, issue3, issue4, fds, processes;
-                                               a bare number works too)
+    python3 benchmarks/run.py dynamic threads  only some sections (the names below)
     UMIAK_SRC=/path/to/src python3 benchmarks/run.py   measure another copy of umiak
 
 Columns: native, umiak on each platform (kvm, emu), qemu-user (`qemu-x86_64`) and
@@ -14,13 +13,14 @@ is excluded from per-call, per-iteration and throughput rows; "whole process"
 rows time the command from fork to exit, interpreter start-up included.
 
 Sections:
-  issue2  raw VM-exit cost, getppid per call, static hello (in-process and whole
+  syscalls  raw VM-exit cost, getppid per call, static hello (in-process and whole
           process), CPU loop and sort versus native
-  issue3  dynamic hello and `python3 -c pass` (whole process, in-process, VM exits
+  dynamic  dynamic hello and `python3 -c pass` (whole process, in-process, VM exits
           per start), read() throughput of a 256 MiB file in 64 KiB chunks
-  issue4  two CPU-bound threads versus one, futex ping-pong, Go hello start-up
+  threads  two CPU-bound threads versus one, futex ping-pong, Go hello start-up
   fds     16,000 fds installed and closed: the fd table alone (in-process) and a guest
           program's open/dup and close calls
+  processes  fork+exec+wait per second, a pipeline, fork of 256 MiB touched, 200 small commands
   snapshots  (issue 16) in-process starts from snapshots: dynamic hello and python3 -c pass
           from an --at entry snapshot, python3 from an --at ready one, 100 restores of
           one snapshot in one process (restores per second)
@@ -390,8 +390,8 @@ def exits_cell(inproc: dict, k: str, ctx: Ctx) -> str:
     return text
 
 
-# -- issue 2: syscall cost, static start, compute ------------------------------------------
-def section_issue2(ctx: Ctx) -> None:
+# -- syscalls: syscall cost, static start, compute ------------------------------------------
+def section_syscalls(ctx: Ctx) -> None:
     progs = {n: build_c(n) for n in ("getppid_loop", "xorshift", "sort_ints", "hello")}
     rows = [["one VM exit, platform API", "-", fmt(ctx.raw["kvm"], "us"), fmt(ctx.raw["emu"], "us"), "-", "-", "-"],
             ["one VM exit, bare ctypes KVM_RUN", "-", fmt(ctx.raw_ctypes, "us"), "-", "-", "-", "-"]]
@@ -450,8 +450,8 @@ def section_issue2(ctx: Ctx) -> None:
         row(f"qsort of {SORT_N // 1_000_000}M ints", s, "s")])
 
 
-# -- issue 3: dynamic programs, file reads ------------------------------------------------
-def section_issue3(ctx: Ctx) -> None:
+# -- dynamic: dynamic programs, file reads ------------------------------------------------
+def section_dynamic(ctx: Ctx) -> None:
     hello_dyn = build_c("hello", static=False)
     reader = build_c("read_file")
     python = ["/usr/bin/python3", "-c", "pass"]
@@ -495,8 +495,8 @@ def section_issue3(ctx: Ctx) -> None:
         "umiak sees it through a read-only volume (-v DIR:DIR:ro)."])
 
 
-# -- issue 4: threads, futexes, Go ---------------------------------------------------------
-def section_issue4(ctx: Ctx) -> None:
+# -- threads: threads, futexes, Go ---------------------------------------------------------
+def section_threads(ctx: Ctx) -> None:
     work = build_c("threads_work", extra=("-pthread",))
     pingpong = build_c("futex_pingpong", extra=("-pthread",))
 
@@ -767,8 +767,10 @@ def print_targets() -> None:
         print(line(r))
 
 
-SECTIONS = {"issue2": section_issue2, "issue3": section_issue3, "issue4": section_issue4, "fds": section_fds,
+SECTIONS = {"syscalls": section_syscalls, "dynamic": section_dynamic, "threads": section_threads, "fds": section_fds,
             "processes": section_processes, "snapshots": section_snapshots}
+# The first sections were named after the issues that asked for them.
+OLD_NAMES = {"2": "syscalls", "3": "dynamic", "4": "threads"}
 
 
 def main(argv: list[str]) -> int:
@@ -777,9 +779,9 @@ def main(argv: list[str]) -> int:
         return 0
     wanted = []
     for a in argv:
-        name = a if a in SECTIONS else f"issue{a}"
+        name = a if a in SECTIONS else OLD_NAMES.get(a.removeprefix("issue"), a)
         if name not in SECTIONS:
-            print(f"usage: {sys.argv[0]} [{' '.join(SECTIONS)}]... (or 2 3 4)", file=sys.stderr)
+            print(f"usage: {sys.argv[0]} [{' '.join(SECTIONS)}]...", file=sys.stderr)
             return 2
         wanted.append(name)
     wanted = [s for s in SECTIONS if s in wanted] or list(SECTIONS)
