@@ -446,50 +446,49 @@ def sys_recvmsg(task, fd, msg, flags):
     return _recvmsg(task, sock, msg, s32(flags))
 
 
-def sys_sendmmsg(task, fd, msgvec, vlen, flags):
-    """sendmmsg(2)"""
-    sock = _sock(task, fd)
-    flags = s32(flags)
-    vlen = min(vlen & 0xFFFFFFFF, UIO_MAXIOV)
+def _mmsg(task, msgvec, vlen, one) -> int:
+    """The loop of sendmmsg/recvmmsg: one(header) -> (length, last) per message, the
+    length into msg_len; an error after the first message ends the batch with the
+    count so far, as Linux does."""
     done = 0
-    for i in range(vlen):
+    for i in range(min(vlen & 0xFFFFFFFF, UIO_MAXIOV)):
         hdr = msgvec + i * MMSGHDR_SIZE
         try:
-            n = _sendmsg(task, sock, hdr, flags)
+            n, last = one(hdr)
         except SyscallError:
             if done:
                 break
             raise
         task.mm.write_u32(hdr + 56, n)
         done += 1
+        if last:
+            break
     return done
+
+
+def sys_sendmmsg(task, fd, msgvec, vlen, flags):
+    """sendmmsg(2)"""
+    sock = _sock(task, fd)
+    flags = s32(flags)
+    return _mmsg(task, msgvec, vlen, lambda hdr: (_sendmsg(task, sock, hdr, flags), False))
 
 
 def sys_recvmmsg(task, fd, msgvec, vlen, flags, timeout):
     """recvmmsg(2): the timeout is checked between messages, as Linux."""
     sock = _sock(task, fd)
     flags = s32(flags)
-    vlen = min(vlen & 0xFFFFFFFF, UIO_MAXIOV)
     deadline = None
     if timeout:
         sec, nsec = task.mm.read_struct(timeout, abi.TIMESPEC)
         if s32(sec) < 0 or nsec >= 1_000_000_000:
             raise SyscallError(EINVAL)
         deadline = time.monotonic() + sec + nsec / 1e9
-    done = 0
-    for i in range(vlen):
-        hdr = msgvec + i * MMSGHDR_SIZE
-        try:
-            n = _recvmsg(task, sock, hdr, flags)
-        except SyscallError:
-            if done:
-                break
-            raise
-        task.mm.write_u32(hdr + 56, n)
-        done += 1
+
+    def one(hdr):
+        nonlocal flags
+        n = _recvmsg(task, sock, hdr, flags)
         if flags & MSG_WAITFORONE:
             flags |= abi.MSG_DONTWAIT
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-    return done
+        return n, deadline is not None and time.monotonic() >= deadline
+    return _mmsg(task, msgvec, vlen, one)
 
