@@ -53,6 +53,25 @@ def oserror(e: OSError) -> SyscallError:
     return SyscallError(e.errno or EINVAL)
 
 
+def seek_target(offset: int, whence: int, pos: int, size: int, data_hole=None) -> int:
+    """lseek(2)'s new position from SEEK_SET/CUR/END, or SEEK_DATA/SEEK_HOLE through
+    data_hole(offset, want_data) where the file has holes; EINVAL for an unknown whence
+    or a negative result, as Linux's generic_file_llseek."""
+    if whence == abi.SEEK_SET:
+        new = offset
+    elif whence == abi.SEEK_CUR:
+        new = pos + offset
+    elif whence == abi.SEEK_END:
+        new = size + offset
+    elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE) and data_hole is not None:
+        new = data_hole(offset, whence == abi.SEEK_DATA)
+    else:
+        raise SyscallError(EINVAL)
+    if new < 0:
+        raise SyscallError(EINVAL)
+    return new
+
+
 class File:
     """Base open file description: every operation the kernel may ask of an open file
     (interfaces.FileOps), each with the default Linux gives a file that lacks it."""

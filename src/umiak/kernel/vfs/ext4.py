@@ -33,7 +33,7 @@ from typing import NoReturn
 from umiak.errors import UmiakError
 from umiak.kernel import abi
 from umiak.kernel.errors import EBADF, EINVAL, EIO, ENOENT, ENOTDIR, ENXIO, SyscallError
-from umiak.kernel.files import Mapping, Stat
+from umiak.kernel.files import Mapping, Stat, seek_target
 from umiak.kernel.vfs.nodes import DirFile, FileSystem, LocFile, Node, makedev
 
 SB_OFFSET = 1024
@@ -725,25 +725,14 @@ class Ext4File(LocFile):
 
     def lseek(self, offset: int, whence: int) -> int:
         size = self.node.size
-        if whence == abi.SEEK_SET:
-            pos = offset
-        elif whence == abi.SEEK_CUR:
-            pos = self.pos + offset
-        elif whence == abi.SEEK_END:
-            pos = size + offset
-        elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
-            if offset < 0 or offset >= size:
-                raise SyscallError(ENXIO)
-            pos = self.node.data_after(offset, whence == abi.SEEK_DATA)
+
+        def data_hole(offset: int, data: bool) -> int:
+            pos = self.node.data_after(offset, data) if 0 <= offset < size else -1
             if pos < 0:
                 raise SyscallError(ENXIO)
-            pos = min(pos, size)
-        else:
-            raise SyscallError(EINVAL)
-        if pos < 0:
-            raise SyscallError(EINVAL)
-        self.pos = pos
-        return pos
+            return min(pos, size)
+        self.pos = seek_target(offset, whence, self.pos, size, data_hole)
+        return self.pos
 
     def available(self) -> int:
         return max(0, self.node.size - self.pos)

@@ -27,7 +27,7 @@ from umiak.kernel.abi import (F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_S
                               RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, TMPFS_MAGIC, UTIME_NOW, UTIME_OMIT)
 from umiak.kernel.errors import (EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY,
                                  ENXIO, EOPNOTSUPP, EPERM, EXDEV, GuestOutOfMemory, SyscallError)
-from umiak.kernel.files import File, Mapping, Stat
+from umiak.kernel.files import File, Mapping, Stat, seek_target
 from umiak.kernel.vfs.nodes import DirFile, FileSystem, Node, dtype, makedev
 
 
@@ -754,21 +754,9 @@ class MemFile(File):
         return self.inode.write_at(offset, data)
 
     def lseek(self, offset: int, whence: int) -> int:
-        size = self.inode.length
-        if whence == abi.SEEK_SET:
-            pos = offset
-        elif whence == abi.SEEK_CUR:
-            pos = self.pos + offset
-        elif whence == abi.SEEK_END:
-            pos = size + offset
-        elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
-            pos = self.inode.seek_data_hole(offset, whence == abi.SEEK_HOLE)
-        else:
-            raise SyscallError(EINVAL)
-        if pos < 0:
-            raise SyscallError(EINVAL)
-        self.pos = pos
-        return pos
+        self.pos = seek_target(offset, whence, self.pos, self.inode.length,
+                               lambda off, data: self.inode.seek_data_hole(off, not data))
+        return self.pos
 
     def truncate(self, length: int) -> None:
         seals = self.inode.seals

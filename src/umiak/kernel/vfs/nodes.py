@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from umiak.kernel import abi
 from umiak.kernel.errors import (EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENXIO, EOPNOTSUPP,
                                  SyscallError)
-from umiak.kernel.files import File, Mapping, Stat
+from umiak.kernel.files import File, Mapping, Stat, seek_target
 
 if TYPE_CHECKING:
     from umiak.kernel.vfs.core import Loc
@@ -183,10 +183,7 @@ class BytesFile(LocFile):
         return self.write(data)
 
     def lseek(self, offset: int, whence: int) -> int:
-        base = {abi.SEEK_SET: 0, abi.SEEK_CUR: self.pos, abi.SEEK_END: len(self.data)}.get(whence)
-        if base is None or base + offset < 0:
-            raise SyscallError(EINVAL)
-        self.pos = base + offset
+        self.pos = seek_target(offset, whence, self.pos, len(self.data))
         return self.pos
 
     def available(self) -> int:
