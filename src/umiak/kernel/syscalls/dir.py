@@ -265,6 +265,18 @@ def _watch_key(task, loc):
     return key_of(loc.node)
 
 
+def _delete(task, parent, name: str, loc, op: str) -> int:
+    """The common end of rmdir and unlink: the file system's op, sticky-bit rules, inotify."""
+    fn = fs_op(parent, op)
+    may_delete(task, parent, loc)
+    key = _watch_key(task, loc)
+    fn(name)
+    if key is not None:
+        from umiak.kernel.inotify import deleted
+        deleted(task, parent, name, loc.node, op == "rmdir", key)
+    return 0
+
+
 def sys_unlinkat(task, dirfd, path, flags):
     """unlinkat(2)"""
     flags = s32(flags)
@@ -300,14 +312,7 @@ def _unlinkat(task, dirfd: int, path: str, flags: int) -> int:
             raise SyscallError(ENOTDIR)
         if loc.mount is not parent.mount:
             raise SyscallError(EBUSY)
-        fn = fs_op(parent, "rmdir")
-        may_delete(task, parent, loc)
-        key = _watch_key(task, loc)
-        fn(name)
-        if key is not None:
-            from umiak.kernel.inotify import deleted
-            deleted(task, parent, name, loc.node, True, key)
-        return 0
+        return _delete(task, parent, name, loc, "rmdir")
     if kind != LAST_NORM:
         raise SyscallError(EISDIR)
     if parent.mount.readonly:
@@ -319,14 +324,7 @@ def _unlinkat(task, dirfd: int, path: str, flags: int) -> int:
         raise SyscallError(EISDIR)
     if loc.mount is not parent.mount:
         raise SyscallError(EBUSY)
-    fn = fs_op(parent, "unlink")
-    may_delete(task, parent, loc)
-    key = _watch_key(task, loc)
-    fn(name)
-    if key is not None:
-        from umiak.kernel.inotify import deleted
-        deleted(task, parent, name, loc.node, False, key)
-    return 0
+    return _delete(task, parent, name, loc, "unlink")
 
 
 def sys_renameat2(task, olddirfd, oldpath, newdirfd, newpath, flags):
