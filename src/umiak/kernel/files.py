@@ -10,7 +10,7 @@ import heapq
 import os
 import stat as _stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
@@ -584,6 +584,9 @@ class MappedHostFile(Mapping):
             pass
 
 
+F = TypeVar("F", bound=File)
+
+
 class FdTable:
     """fd number -> File, and the set of close-on-exec numbers. Each slot holds a
     reference on its File (File.incref); closing the slot drops it.
@@ -611,6 +614,16 @@ class FdTable:
         f = self.files.get(fd)
         if f is None:
             raise SyscallError(EBADF)
+        return f
+
+    def get_as(self, fd: int, cls: "type[F]", errno: int = EINVAL) -> "F":
+        """The file at fd when it is a cls (an epoll, a timerfd, a socket...): EBADF for no
+        file, errno (EINVAL for most such calls, ENOTSOCK for sockets) for another kind."""
+        f = self.files.get(fd)
+        if f is None:
+            raise SyscallError(EBADF)
+        if not isinstance(f, cls):
+            raise SyscallError(errno)
         return f
 
     def get_io(self, fd: int) -> File:

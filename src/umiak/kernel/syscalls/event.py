@@ -114,10 +114,7 @@ def sys_timerfd_create(task, clock, flags):
 
 
 def _timerfd(task, fd) -> TimerFd:
-    f = task.fds.get(s32(fd))
-    if not isinstance(f, TimerFd):
-        raise SyscallError(EINVAL)
-    return f
+    return task.fds.get_as(s32(fd), TimerFd)
 
 
 def sys_timerfd_settime(task, fd, flags, new, old):

@@ -27,10 +27,7 @@ def sys_inotify_init(task):
 
 def _instance(task, fd):
     from umiak.kernel.inotify import Inotify
-    f = task.fds.get(s32(fd))
-    if not isinstance(f, Inotify):
-        raise SyscallError(EINVAL)
-    return f
+    return task.fds.get_as(s32(fd), Inotify)
 
 
 def sys_inotify_add_watch(task, fd, pathname, mask):

@@ -207,10 +207,7 @@ def sys_mq_unlink(task, name):
 
 
 def _mqd(task, mqdes) -> MqFile:
-    f = task.fds.get(abi.s32(mqdes))
-    if not isinstance(f, MqFile):
-        raise SyscallError(EBADF)
-    return f
+    return task.fds.get_as(abi.s32(mqdes), MqFile, EBADF)
 
 
 def _deadline(task, abs_timeout) -> float | None:

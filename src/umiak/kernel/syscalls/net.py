@@ -23,10 +23,7 @@ MAX_SEND = 4 << 20         # bytes of a stream send taken from guest memory per 
 # -- helpers --------------------------------------------------------------------------
 
 def _sock(task, fd) -> Socket:
-    f = task.fds.get(s32(fd))
-    if not isinstance(f, Socket):
-        raise SyscallError(ENOTSOCK)
-    return f
+    return task.fds.get_as(s32(fd), Socket, ENOTSOCK)
 
 
 def _read_addr(task, addr, addrlen) -> bytes:

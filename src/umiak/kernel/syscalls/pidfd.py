@@ -49,10 +49,7 @@ def make_pidfd(task, process, flags: int = 0) -> int:
 
 
 def pidfd_process(task, fd: int):
-    f = task.fds.get(s32(fd))
-    if not isinstance(f, PidFd):
-        raise SyscallError(EBADF)
-    return f.process
+    return task.fds.get_as(s32(fd), PidFd, EBADF).process
 
 
 def sys_pidfd_open(task, pid, flags):

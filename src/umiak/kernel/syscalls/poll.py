@@ -385,10 +385,7 @@ def sys_epoll_create1(task, flags):
 
 
 def _epoll(task, epfd) -> EpollFile:
-    f = task.fds.get(s32(epfd))
-    if not isinstance(f, EpollFile):
-        raise SyscallError(EINVAL)
-    return f
+    return task.fds.get_as(s32(epfd), EpollFile)
 
 
 def sys_epoll_ctl(task, epfd, op, fd, event):
