@@ -222,14 +222,9 @@ class _NativeStopHook:
             raise OSError("not an x86-64 System V host")
         target = ctypes.cast(lib.uc_emu_stop, ctypes.c_void_p).value
         code = b"\xc6\x06\x01" + b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target)
-        self._page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._page[:len(code)] = code
-        addr = ctypes.addressof(ctypes.c_char.from_buffer(self._page))
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        if libc.mprotect(addr, PAGE, mmap.PROT_READ | mmap.PROT_EXEC):
-            raise OSError(ctypes.get_errno(), "mprotect")
-        self.address = addr
+        from umiak.arch.x86_64.native import CodePage
+        self._page = CodePage(code)
+        self.address = self._page.address
         self.flag = ctypes.c_uint8(0)
 
 
@@ -258,14 +253,9 @@ class _NativeBlockHook:
         target = ctypes.cast(lib.uc_emu_stop, ctypes.c_void_p).value
         code = (b"\x80\x39\x00" b"\x75\x01" b"\xc3" b"\xc6\x01\x00" b"\xff\x25\x00\x00\x00\x00"
                 + struct.pack("<Q", target))
-        self._page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._page[:len(code)] = code
-        addr = ctypes.addressof(ctypes.c_char.from_buffer(self._page))
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        if libc.mprotect(addr, PAGE, mmap.PROT_READ | mmap.PROT_EXEC):
-            raise OSError(ctypes.get_errno(), "mprotect")
-        self.address = addr
+        from umiak.arch.x86_64.native import CodePage
+        self._page = CodePage(code)
+        self.address = self._page.address
 
 
 class EmuPlatform(Platform):
