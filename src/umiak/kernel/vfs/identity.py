@@ -58,29 +58,26 @@ def _free_name(text: str, want: str) -> str:
     return name
 
 
-def passwd_file(base: bytes | None, uid: int, gid: int) -> bytes:
-    """The root's /etc/passwd (or a minimal one) with lines for uid 0 and the guest's uid."""
+def _with_ids(base: bytes | None, root_line: str, want: int, line_for) -> bytes:
+    """A passwd-like file (the root's, or none) with a root line when it has no id 0 and
+    line_for(free name) when it has no `want` id."""
     text = (base or b"").decode("utf-8", "surrogateescape")
     if text and not text.endswith("\n"):
         text += "\n"
     have = _ids(text, 2)
     if 0 not in have:
-        text = "root:x:0:0:root:/root:/bin/sh\n" + text
-    if uid not in have and uid != 0:
-        name = _free_name(text, GUEST_USER)
-        text += f"{name}:x:{uid}:{gid}:umiak guest:/:/bin/sh\n"
+        text = root_line + text
+    if want not in have and want != 0:
+        text += line_for(_free_name(text, GUEST_USER))
     return text.encode("utf-8", "surrogateescape")
+
+
+def passwd_file(base: bytes | None, uid: int, gid: int) -> bytes:
+    """The root's /etc/passwd (or a minimal one) with lines for uid 0 and the guest's uid."""
+    return _with_ids(base, "root:x:0:0:root:/root:/bin/sh\n", uid,
+                     lambda name: f"{name}:x:{uid}:{gid}:umiak guest:/:/bin/sh\n")
 
 
 def group_file(base: bytes | None, gid: int, uid: int) -> bytes:
     """The root's /etc/group (or a minimal one) with lines for gid 0 and the guest's gid."""
-    text = (base or b"").decode("utf-8", "surrogateescape")
-    if text and not text.endswith("\n"):
-        text += "\n"
-    have = _ids(text, 2)
-    if 0 not in have:
-        text = "root:x:0:\n" + text
-    if gid not in have and gid != 0:
-        name = _free_name(text, GUEST_USER)
-        text += f"{name}:x:{gid}:\n"
-    return text.encode("utf-8", "surrogateescape")
+    return _with_ids(base, "root:x:0:\n", gid, lambda name: f"{name}:x:{gid}:\n")
