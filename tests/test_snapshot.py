@@ -35,11 +35,12 @@ def restore(platform: str, snap, options=()) -> Result:
 
 
 def snapshot_and_restore(platform: str, argv, tmp_path, at: str = "entry", restore_on: str | None = None,
-                         count: int = 1, env=None) -> None:
-    """Native output == the snapshot run's output + the restored run's (each of count restores)."""
+                         count: int = 1, env=None, options=()) -> None:
+    """Native output == the snapshot run's output + the restored run's (each of count restores);
+    options are the snapshot run's (e.g. --cpu=baseline)."""
     native = run_native(argv, env=env)
     snap = tmp_path / "prog.snap"
-    first = snapshot(platform, argv, snap, at, env=env)
+    first = snapshot(platform, argv, snap, at, options=options, env=env)
     assert first.status == 0, first.describe()
     assert snap.exists()
     opts = ["--restore-count", str(count)] if count > 1 else []
