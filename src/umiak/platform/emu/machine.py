@@ -39,7 +39,8 @@ Design (measured with unicorn 2.1.4, see tests/test_platform_emu.py):
   I/D bits for page faults).
 * CPUID: Unicorn's default CPU (a Haswell model filtered to what TCG runs)
   reports SSE up to SSE4.2, POPCNT, AES, PCLMUL, MOVBE, BMI1/2, XSAVE, and no
-  AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked.
+  AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked, except
+  under --cpu=baseline (a CPUID hook answers from cpumodel.BASELINE: no XSAVE).
 * kick(): emu_stop() from another thread (repeated until that run ends, as
   emu_start clears a stop request that lands just before it); a kick between
   runs is kept in a flag and makes the next run() return INTERRUPTED at once.
