@@ -131,7 +131,8 @@ def test_kvm_to_emu(tmp_path):
 def test_emu_to_kvm(tmp_path):
     _both_platforms()
     # glibc's ld.so sizes its lazy-binding XSAVE area for the CPU it started on: a dynamic
-    # glibc program moves between platforms only when both CPUs have the same features.
+    # glibc program moves between platforms only when both CPUs have the same features
+    # (as under --cpu=baseline: tests/test_cpu_model.py).
     snapshot_and_restore("emu", [build("snapshot_ready", "glibc-static")], tmp_path, "ready", restore_on="kvm")
 
 
