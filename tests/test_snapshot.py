@@ -35,11 +35,12 @@ def restore(platform: str, snap, options=()) -> Result:
 
 
 def snapshot_and_restore(platform: str, argv, tmp_path, at: str = "entry", restore_on: str | None = None,
-                         count: int = 1, env=None) -> None:
-    """Native output == the snapshot run's output + the restored run's (each of count restores)."""
+                         count: int = 1, env=None, options=()) -> None:
+    """Native output == the snapshot run's output + the restored run's (each of count restores);
+    options are the snapshot run's (e.g. --cpu=baseline)."""
     native = run_native(argv, env=env)
     snap = tmp_path / "prog.snap"
-    first = snapshot(platform, argv, snap, at, env=env)
+    first = snapshot(platform, argv, snap, at, options=options, env=env)
     assert first.status == 0, first.describe()
     assert snap.exists()
     opts = ["--restore-count", str(count)] if count > 1 else []
@@ -130,7 +131,8 @@ def test_kvm_to_emu(tmp_path):
 def test_emu_to_kvm(tmp_path):
     _both_platforms()
     # glibc's ld.so sizes its lazy-binding XSAVE area for the CPU it started on: a dynamic
-    # glibc program moves between platforms only when both CPUs have the same features.
+    # glibc program moves between platforms only when both CPUs have the same features
+    # (as under --cpu=baseline: tests/test_cpu_model.py).
     snapshot_and_restore("emu", [build("snapshot_ready", "glibc-static")], tmp_path, "ready", restore_on="kvm")
 
 

@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     r.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"],
                    help="CPU platform: kvm (hardware virtualization), emu (Unicorn software CPU) or auto")
+    r.add_argument("--cpu", choices=["host", "baseline"], default=None,
+                   help="the CPU the program sees: host (default: the platform's own) or baseline (one CPU kvm "
+                        "and emu both present, so a snapshot taken under it restores on either)")
     r.add_argument("-m", "--memory", metavar="SIZE",
                    help="guest RAM, e.g. 256M, 2G (default 1G, or the kernel config's)")
     r.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
@@ -165,7 +168,7 @@ def _run(args, extra: dict | None = None) -> int:
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,
-                      cpus=args.cpus, max_threads=max_threads, prewarm=False, net=args.net, publish=_publish(args, kconfig),
+                      cpus=args.cpus, cpu=args.cpu, max_threads=max_threads, prewarm=False, net=args.net, publish=_publish(args, kconfig),
                       volumes=list(args.volume), root=args.root, tmpfs=list(args.tmpfs),
                       kernel_config=kconfig, **_user(args.user))
     if args.image_root:

@@ -153,7 +153,12 @@ class Machine:
             from umiak.snapshot.cache import prepare   # the prelinked snapshot cache
             opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
             restore = opts.extra.get("restore")
-        platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
+        cpu = opts.cpu or "host"
+        if restore is not None:
+            from umiak.snapshot import cpu_model
+            cpu = cpu_model(restore, opts.cpu)
+        platform = (self._take_warm(self.platform_name, opts.mem_size, cpu)
+                    or open_platform(self.platform_name, opts.mem_size, cpu))
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
@@ -210,24 +215,24 @@ class Machine:
                 kernel.shutdown()
                 platform.close()
                 if opts.prewarm:
-                    self._warm_up(self.platform_name, opts.mem_size)
+                    self._warm_up(self.platform_name, opts.mem_size, cpu)
         return status
 
     # -- a warm VM for the next run ------------------------------------------------
-    def _warm_up(self, name: str, mem_size: int) -> None:
+    def _warm_up(self, name: str, mem_size: int, cpu: str = "host") -> None:
         """Start building the next run's VM while the caller goes on (once per Machine)."""
         with self._cond:
             if self._closed or self._warm is not None:
                 return
-            self._warm = _WarmVM(name, mem_size)
+            self._warm = _WarmVM(name, mem_size, cpu)
 
-    def _take_warm(self, name: str, mem_size: int):
+    def _take_warm(self, name: str, mem_size: int, cpu: str = "host"):
         with self._cond:
             warm, self._warm = self._warm, None
         if warm is None:
             return None
         plat = warm.take()
-        if plat is not None and (warm.name, warm.mem_size) != (name, mem_size):
+        if plat is not None and (warm.name, warm.mem_size, warm.cpu) != (name, mem_size, cpu):
             plat.close()
             return None
         return plat
@@ -295,8 +300,8 @@ class _WarmVM:
     The thread is not a daemon: the interpreter waits for it at exit rather than
     finalise under it (Unicorn's initialisation crashes when cut short)."""
 
-    def __init__(self, name: str, mem_size: int):
-        self.name, self.mem_size = name, mem_size
+    def __init__(self, name: str, mem_size: int, cpu: str = "host"):
+        self.name, self.mem_size, self.cpu = name, mem_size, cpu
         self._platform: Platform | None = None
         self._abandoned = False
         self._lock = threading.Lock()
@@ -306,7 +311,7 @@ class _WarmVM:
     def _build(self) -> None:
         from umiak.platform import open_platform
         try:
-            plat = open_platform(self.name, self.mem_size)
+            plat = open_platform(self.name, self.mem_size, self.cpu)
             plat.prepare()
         except Exception:  # noqa: BLE001 - the next run simply builds its own
             return

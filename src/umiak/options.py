@@ -20,6 +20,7 @@ class RunOptions:
     # Host fds the guest gets as 0, 1, 2 (None: umiak's own stdin/stdout/stderr).
     stdio: tuple[int, int, int] | None = None
     cpus: int | None = None            # vCPUs the guest may use (default: the host's cores)
+    cpu: str | None = None             # CPU model (umiak.arch.x86_64.cpumodel): host | baseline; None: host, or a snapshot's
     prewarm: bool = True               # Machine: build the next run's VM in the background (close() releases it)
     vdso: bool = True                  # serve clocks from a vDSO inside the guest when the CPU allows
     max_threads: int = 4096            # clone beyond this gives EAGAIN

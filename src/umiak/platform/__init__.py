@@ -45,14 +45,15 @@ def choose_platform(name: str = "auto") -> tuple[str, str]:
     raise PlatformUnavailable(f"no platform can run here: kvm: {kvm}; emu: {emu}")
 
 
-def open_platform(name: str, mem_size: int) -> Platform:
-    """Create a fresh VM of the named platform with mem_size bytes of guest RAM."""
+def open_platform(name: str, mem_size: int, cpu: str = "host") -> Platform:
+    """Create a fresh VM of the named platform with mem_size bytes of guest RAM, presenting
+    the CPU model cpu (umiak.arch.x86_64.cpumodel: host or baseline)."""
     if name == "kvm":
         from umiak.platform.kvm.machine import KvmPlatform
-        return KvmPlatform(mem_size)
+        return KvmPlatform(mem_size, cpu)
     if name == "emu":
         from umiak.platform.emu.machine import EmuPlatform
-        return EmuPlatform(mem_size)
+        return EmuPlatform(mem_size, cpu)
     raise ValueError(name)
 
 

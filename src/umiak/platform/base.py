@@ -114,6 +114,7 @@ class Platform(Protocol):
     usable: tuple[int, int]   # guest-physical range the kernel may allocate frames from
     reserved_va: list[tuple[int, int]]   # guest-virtual ranges user mappings must avoid
     xsave_size: int           # bytes of the XSAVE image get_fpu returns
+    cpu_model: str            # the CPU it presents (umiak.arch.x86_64.cpumodel): host | baseline
 
     def create_vcpu(self, entry: int, stack: int, root: PageRoot | None = None) -> Vcpu: ...
     def new_root(self) -> PageRoot: ...               # a page-table root for a new address space

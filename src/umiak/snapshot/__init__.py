@@ -31,6 +31,10 @@ Moving between platforms: the saved state is the architecture's, but a program t
 chose code for the CPU it started on (glibc's ifuncs, ld.so's XSAVE area size) may
 fail on a CPU with other features (kvm -> emu: SIGILL; emu -> kvm: a dynamic glibc
 program's lazy binding overflows its stack). Static and musl programs move freely.
+Any program moves when the snapshot is taken with `--cpu=baseline`: one CPU model
+both platforms present (umiak.arch.x86_64.cpumodel). The header records the model
+("cpu") and a restore presents it again; a host that cannot (a CPU without one of its
+features) or a contrary --cpu is refused with one line.
 
 What is refused (one line, status 125): more than one thread or process, armed
 timers, an open pipe/socket/directory/in-memory file (close it before the point),
@@ -48,7 +52,7 @@ File format (version FORMAT_VERSION, all integers little-endian):
     40  H  header: UTF-8 JSON (keys below)
     40+H P pages, 4096 bytes each, referred to by index from the header
 
-Header: "umiak" (version), "platform" it was taken on, "reason", "mem_size",
+Header: "umiak" (version), "platform" it was taken on, "cpu" (model), "reason", "mem_size",
 "process" (exe, comm, argv/envp/auxv, cwd, umask, creds, rlimits, sigactions,
 pending signals), "task" (18 registers in struct kvm_regs order, fs/gs base,
 XSAVE image in hex, sigmask, sigaltstack, robust list, clear_child_tid), "mm"
@@ -168,6 +172,7 @@ def capture(kernel: "Kernel", task: "Task", regs: list[int], reason: str, extra:
     header = {
         "umiak": __version__,
         "platform": kernel.platform.name,
+        "cpu": kernel.platform.cpu_model,
         "reason": reason,
         "mem_size": kernel.options.mem_size,
         "vdso": kernel.vdso is not None,
@@ -302,6 +307,17 @@ def _fd_state(kernel, proc) -> list[dict]:
 
 
 # -- restore -----------------------------------------------------------------------------
+def cpu_model(snap: Snapshot, wanted: str | None) -> str:
+    """The CPU model to restore snap under: the one it was taken with (older files: host).
+    --cpu may repeat it, not change it (the program chose its code for that CPU)."""
+    model = snap.header.get("cpu", "host")
+    if model not in ("host", "baseline"):
+        raise SnapshotError(f"the snapshot needs CPU model {model!r}, which this umiak does not know")
+    if wanted is not None and wanted != model:
+        raise SnapshotError(f"the snapshot was taken with --cpu={model}: restore it without --cpu={wanted}")
+    return model
+
+
 def restore(kernel: "Kernel", snap: Snapshot) -> "Task":
     """Build the snapshot's process in kernel's (fresh) VM; returns its task, ready to run."""
     from umiak.kernel.errors import SyscallError

@@ -63,7 +63,7 @@ def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, s
     parts = {"v": __version__, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
-             "hostname": opts.hostname, "vdso": opts.vdso, "nofile": _nofile()}
+             "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 

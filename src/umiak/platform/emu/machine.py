@@ -39,7 +39,8 @@ Design (measured with unicorn 2.1.4, see tests/test_platform_emu.py):
   I/D bits for page faults).
 * CPUID: Unicorn's default CPU (a Haswell model filtered to what TCG runs)
   reports SSE up to SSE4.2, POPCNT, AES, PCLMUL, MOVBE, BMI1/2, XSAVE, and no
-  AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked.
+  AVX/AVX2/FMA/AVX-512, which matches what it executes; it is not hooked, except
+  under --cpu=baseline (a CPUID hook answers from cpumodel.BASELINE: no XSAVE).
 * kick(): emu_stop() from another thread (repeated until that run ends, as
   emu_start clears a stop request that lands just before it); a kick between
   runs is kept in a flag and makes the next run() return INTERRUPTED at once.
@@ -263,10 +264,11 @@ class EmuPlatform(Platform):
 
     name = "emu"
 
-    def __init__(self, mem_size: int):
+    def __init__(self, mem_size: int, cpu: str = "host"):
         self._unicorn, self._x86, self._lib = _unicorn()
         uc_mod = self._unicorn
         self.mem_size = mem_size
+        self.cpu_model = cpu   # host: Unicorn's CPUID as it is; baseline: cpumodel.BASELINE (_baseline_cpuid)
         reserved = max(4 << 20, (mem_size // 128) & ~(PAGE - 1))
         if mem_size < reserved + (4 << 20) or mem_size % PAGE:
             raise UmiakError(f"guest memory of {mem_size} bytes is too small (at least {2 * reserved >> 20} MiB)")
@@ -331,6 +333,8 @@ class EmuPlatform(Platform):
         self.ram[BOOT_USER_PA:BOOT_USER_PA + 2] = b"\x0f\x05"
         self._setup_cpu()
         self._cpuid = self._probe_cpuid()
+        if cpu == "baseline":
+            self._present_baseline()
         fast = self._fast
         self._ctx_save, self._ctx_restore = fast.uc_context_save, fast.uc_context_restore
         self._pristine = self._new_context()
@@ -527,6 +531,28 @@ class EmuPlatform(Platform):
         self.ram[PROBE_OUT_PA:PROBE_OUT_PA + 16] = bytes(16)
         uc.reg_write(x.UC_X86_REG_RDI, 0)
         return out
+
+    def _present_baseline(self) -> None:
+        """Answer CPUID from cpumodel.BASELINE (a hook: Unicorn's own CPUID has XSAVE),
+        once sure this Unicorn runs the baseline's features (the model is Unicorn 2.1.4's)."""
+        from umiak.arch.x86_64 import cpumodel
+        edx1, ecx1, _, ebx7 = self._cpuid
+        lack = cpumodel.missing([(1, 0, 0, 0, ecx1, edx1), (7, 0, 0, ebx7, 0, 0)],
+                                ((0x1, 0, 2), (0x1, 0, 3), (0x7, 0, 1)))
+        if lack:
+            raise UmiakError(f"emu cannot present the baseline CPU: this Unicorn's CPU lacks {', '.join(lack)}")
+        self.uc.hook_add(self._unicorn.UC_HOOK_INSN, self._baseline_cpuid, None, 1, 0, self._x86.UC_X86_INS_CPUID)
+
+    def _baseline_cpuid(self, uc, _data) -> int:
+        """CPUID hook of the baseline CPU model: the leaf from cpumodel.BASELINE (every bit
+        in it is one Unicorn runs: the table is Unicorn's own CPUID, XSAVE masked off)."""
+        from umiak.arch.x86_64 import cpumodel
+        x = self._x86
+        f, i = uc.reg_read(x.UC_X86_REG_EAX), uc.reg_read(x.UC_X86_REG_ECX)
+        for reg, v in zip((x.UC_X86_REG_RAX, x.UC_X86_REG_RBX, x.UC_X86_REG_RCX, x.UC_X86_REG_RDX),
+                          cpumodel.lookup(cpumodel.BASELINE, f, i), strict=True):
+            uc.reg_write(reg, v)
+        return 1   # skip the emulated CPUID
 
     def cpu_features(self) -> dict[str, int]:
         """What the auxiliary vector tells the program about this CPU."""

@@ -156,9 +156,10 @@ class KvmPlatform(Platform):
 
     name = "kvm"
 
-    def __init__(self, mem_size: int):
+    def __init__(self, mem_size: int, cpu: str = "host"):
         self.flavour = flavour()
         self.mem_size = mem_size
+        self.cpu_model = cpu                  # umiak.arch.x86_64.cpumodel: host | baseline
         self._kvm = open_kvm()
         self._vm = -1                        # made by _setup (close() may run after it failed); -1 once closed
         self._mem: mmap.mmap | None = None
@@ -177,6 +178,9 @@ class KvmPlatform(Platform):
         except OSError as e:
             self.close()
             raise PlatformUnavailable(f"KVM refused to create the VM: {e.strerror}") from None
+        except UmiakError:
+            self.close()
+            raise
 
     def _setup(self, mem_size: int) -> None:
         if fcntl.ioctl(self._kvm, api.KVM_GET_API_VERSION, 0) != api.KVM_API_VERSION:
@@ -191,8 +195,11 @@ class KvmPlatform(Platform):
         self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
         region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
         _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
-        self._cpuid = self._supported_cpuid()
+        self._cpuid = self._supported_cpuid() if self.cpu_model == "host" else self._baseline_cpuid()
         self.xsave_size = self._xsave_size()   # get_fpu/set_fpu copy this much (fixed for the VM)
+        # CR4.OSXSAVE and XCR0 are set for the host model only (the baseline has no XSAVE;
+        # under PVM KVM_GET_SUPPORTED_CPUID does not list XSAVE, yet the host model uses it).
+        self.xsave = self.cpu_model == "host"
         _install_kick_handler()
 
         # Page tables get a pool of their own that is never given back.
@@ -239,6 +246,22 @@ class KvmPlatform(Platform):
             _ioctl(self._kvm, api.KVM_GET_SUPPORTED_CPUID, buf)
             _SUPPORTED_CPUID = buf
         return _SUPPORTED_CPUID
+
+    def _baseline_cpuid(self):
+        """The baseline CPU model's CPUID (cpumodel.BASELINE), if this host runs all its features.
+        Under PVM the guest still sees the hardware's leaf 1 ECX/EDX, 7 and 0xD feature bits
+        (measured): what makes glibc's choices equal to emu's is CR4.OSXSAVE clear (no XSAVE
+        in the model): glibc then finds AVX/AVX-512 unusable and saves with fxsave."""
+        from umiak.arch.x86_64 import cpumodel
+        lack = cpumodel.missing(cpumodel.host_cpuid({(f, i) for f, i, _ in cpumodel.FEATURE_REGS}))
+        if lack:
+            raise UmiakError(f"kvm cannot present the baseline CPU: this host's CPU lacks {', '.join(lack)}")
+        buf = api.cpuid2_type(len(cpumodel.BASELINE))()
+        buf.nent = len(cpumodel.BASELINE)
+        for e, (f, i, a, b, c, d) in zip(buf.entries, cpumodel.BASELINE, strict=True):
+            e.function, e.index, e.eax, e.ebx, e.ecx, e.edx = f, i, a, b, c, d
+            e.flags = 1 if f in cpumodel.INDEXED else 0   # KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+        return buf
 
     def xcr0(self) -> int:
         """x87|SSE|AVX and the AVX-512 states when the CPU has them."""
@@ -468,11 +491,12 @@ class KvmVcpu:
         p = self.plat
         _ioctl(self.fd, api.KVM_SET_CPUID2, p._cpuid)  # before SREGS, or CR4.OSXSAVE is refused
         self._set_sregs(cr3)
-        xcrs = api.Xcrs()
-        xcrs.nr_xcrs = 1
-        xcrs.xcrs[0].xcr = 0
-        xcrs.xcrs[0].value = p.xcr0()
-        _ioctl(self.fd, api.KVM_SET_XCRS, xcrs)
+        if p.xsave:
+            xcrs = api.Xcrs()
+            xcrs.nr_xcrs = 1
+            xcrs.xcrs[0].xcr = 0
+            xcrs.xcrs[0].value = p.xcr0()
+            _ioctl(self.fd, api.KVM_SET_XCRS, xcrs)
         msrs = api.msrs_type(4)()
         msrs.nmsrs = 4
         values = [(cpu.MSR_STAR, (cpu.KERNEL_CS << 32) | ((cpu.USER32_CS & ~3) << 48)),
@@ -508,7 +532,7 @@ class KvmVcpu:
         s = api.Sregs()
         _ioctl(self.fd, api.KVM_GET_SREGS, s)
         s.cr0 = cpu.CR0_PE | cpu.CR0_MP | cpu.CR0_ET | cpu.CR0_NE | cpu.CR0_WP | cpu.CR0_AM | cpu.CR0_PG
-        s.cr4 = cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | cpu.CR4_OSXSAVE
+        s.cr4 = cpu.CR4_PAE | cpu.CR4_OSFXSR | cpu.CR4_OSXMMEXCPT | (cpu.CR4_OSXSAVE if p.xsave else 0)
         s.cr3 = cr3
         s.efer = cpu.EFER_SCE | cpu.EFER_LME | cpu.EFER_LMA | cpu.EFER_NXE
         s.cs = _user_segment(True)
