@@ -75,9 +75,6 @@ def _stable(line: str) -> str:
     return re.sub(r"umiak-exitless-calls-\w{6}", "TEMP", line)
 
 
-@pytest.mark.xfail(strict=False, reason="known bug of the exitless path (off by default, issue 15): a call "
-                   "served by the poller (glibc mkstemp's getrandom) is missing from the strace output or "
-                   "counted twice; the test still runs and reports it")
 def test_strace_and_summary_identical_with_and_without(platform):
     """strace lines, summary counts, output and status are those of the exiting path."""
     if platform != "kvm":
