@@ -75,26 +75,28 @@ def _stable(line: str) -> str:
     return re.sub(r"umiak-exitless-calls-\w{6}", "TEMP", line)
 
 
-@pytest.mark.xfail(strict=False, reason="known bug of the exitless path (off by default, issue 15): a call "
-                   "served by the poller (glibc mkstemp's getrandom) is missing from the strace output or "
-                   "counted twice; the test still runs and reports it")
 def test_strace_and_summary_identical_with_and_without(platform):
-    """strace lines, summary counts, output and status are those of the exiting path."""
+    """strace lines, summary counts, output and status are those of the exiting path, with
+    and without rewritten syscall sites (kernel/rewrite.py)."""
     if platform != "kvm":
         pytest.skip("the exitless path is kvm's")
     prog = [str(build("exitless_calls", "glibc-static")), "1500"]
     native = run_native(prog)
     runs = {}
-    for mode in ("kvm-exits", "kvm-exitless"):
-        trace = run_umiak(mode, prog, options=["--no-aslr", "--strace"])
-        summary = run_umiak(mode, prog, options=["--syscall-summary", "--verbose"])
+    for mode, extra in (("kvm-exits", []), ("kvm-exitless", []), ("norewrite", ["--no-rewrite"])):
+        plat = "kvm-exitless" if mode == "norewrite" else mode
+        trace = run_umiak(plat, prog, options=["--no-aslr", "--strace", *extra])
+        summary = run_umiak(plat, prog, options=["--syscall-summary", "--verbose", *extra])
         assert (trace.status, trace.stdout) == (native.status, native.stdout), trace.describe()
         assert (summary.status, summary.stdout) == (native.status, native.stdout), summary.describe()
         lines = [_stable(ln) for ln in trace.stderr.decode(errors="replace").splitlines()]
         runs[mode] = (lines, _summary_counts(summary.stderr), summary.stderr.decode(errors="replace"))
     (t_exits, c_exits, _), (t_fast, c_fast, s_fast) = runs["kvm-exits"], runs["kvm-exitless"]
-    assert t_exits == t_fast
-    assert c_exits == c_fast and c_exits["getppid"] == ("1500", "")
+    t_norw, c_norw, s_norw = runs["norewrite"]
+    assert t_exits == t_fast == t_norw
+    assert c_exits == c_fast == c_norw and c_exits["getppid"] == ("1500", "")
+    assert re.search(r"[1-9]\d* syscall sites rewritten", s_fast), s_fast   # pread64, pwrite64, ...
+    assert "rewritten" not in s_norw, s_norw
     m = re.search(r"exitless: (\d+) of (\d+) syscalls.*\((\d+) failed\)", s_fast)
     assert m and m.group(3) == "0", s_fast   # no handler raised on the poller (and was redone)
     # Every call is counted once, served or exited (exit_group, which never returns, is

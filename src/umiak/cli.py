@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cwd", metavar="DIR", help="guest working directory (default: the current one)")
     r.add_argument("--hostname", default="umiak", help="the guest's host name (uname nodename)")
     r.add_argument("--no-aslr", action="store_true", help="load at fixed addresses, as with setarch -R")
+    r.add_argument("--no-rewrite", action="store_true",
+                   help="never rewrite the program's syscall sites (with the exitless path; for programs that check their own code)")
     r.add_argument("-c", "--cpus", type=int, metavar="N", help="vCPUs the guest may use (default: host cores)")
     r.add_argument("--max-threads", type=int, metavar="N",
                    help="threads the program may have; more gives EAGAIN (default 4096, or the kernel config's)")
@@ -164,7 +166,7 @@ def _run(args, extra: dict | None = None) -> int:
             env[k] = v
         elif k in os.environ:
             env[k] = os.environ[k]
-    opts = RunOptions(mem_size=mem, platform=args.platform, env=env, cwd=args.cwd, aslr=not args.no_aslr,
+    opts = RunOptions(mem_size=mem, platform=args.platform, env=env, cwd=args.cwd, aslr=not args.no_aslr, rewrite=not args.no_rewrite,
                       hostname=args.hostname, verbose=args.verbose, strace=args.strace or (bool(args.trace) and not args.syscall_summary),
                       strace_file=args.strace_file, trace_filter=args.trace,
                       strace_timestamps=args.strace_timestamps, syscall_summary=args.syscall_summary,

@@ -23,6 +23,7 @@ class RunOptions:
     cpu: str | None = None             # CPU model (umiak.arch.x86_64.cpumodel): host | baseline; None: host, or a snapshot's
     prewarm: bool = True               # Machine: build the next run's VM in the background (close() releases it)
     vdso: bool = True                  # serve clocks from a vDSO inside the guest when the CPU allows
+    rewrite: bool = True               # with the exitless path: rewritten syscall sites (--no-rewrite)
     max_threads: int = 4096            # clone beyond this gives EAGAIN
     # File systems (umiak.kernel.vfs): the guest's root (None: the host's /, read-only) and
     # volumes "HOST:GUEST[:ro]" (or (host, guest, readonly) tuples) mounted over it.

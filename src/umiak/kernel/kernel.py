@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from umiak.kernel.net.stack import NetStack
     from umiak.kernel.process import Process, Task
     from umiak.kernel.jobctl import Terminal
+    from umiak.kernel.rewrite import Rewriter
     from umiak.kernel.syscalls.futex import Waiter
     from umiak.kernel.timers import TimerQueue
     from umiak.kernel.vfs.core import VFS
@@ -199,6 +200,7 @@ class Kernel:
         # `umiak snapshot` (umiak.snapshot.point): called at the snapshot marker syscall, an
         # int3 it planted, and interrupted exits; None on every other run.
         self.snapshot_hook = None
+        self.rewriter: "Rewriter | None" = None   # rewritten syscall sites (kernel/rewrite.py), with the exitless path
 
     def spawn(self, image, host_path: str, argv: list[bytes], env: dict[str, str], execfn: str | None = None):
         """Create the program's process and first task, loaded and ready to run."""
@@ -331,7 +333,12 @@ class Kernel:
             return
         from umiak.kernel.fastcalls import FastCalls
         fast = FastCalls(self)
-        enable(fast.serve, fast.may_serve, mode)
+        rewrite = self.options.rewrite and os.environ.get("UMIAK_REWRITE", "y") != "n"
+        if enable(fast.serve, fast.may_serve, mode, rewrite) and rewrite:
+            from umiak.kernel.rewrite import Rewriter
+            from umiak.platform.kvm.exitless import RW_PTR_OFF
+            self.rewriter = Rewriter(self, fast.may_serve, RW_PTR_OFF)
+            self.platform.exitless.rewriter = self.rewriter
 
     def alloc_pid(self) -> int:
         """The next free pid after the last one given, wrapping to 300 past pid_max, as
@@ -787,6 +794,7 @@ class Kernel:
         self._current.task = task
         SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
         at_user = vcpu.at_user
+        rw = self.rewriter
         while True:
             task.in_guest = True
             # A signal is delivered only where the user state is at hand: not while the
@@ -802,6 +810,8 @@ class Kernel:
             if kind is SYSCALL:
                 nr, a, b, c, d, e, f = args()
                 with lock:
+                    if rw is not None:
+                        rw.note(task, nr, vcpu.return_address())
                     try:
                         ret = dispatch(task, nr, a, b, c, d, e, f)
                     except GuestOutOfMemory:
@@ -835,6 +845,9 @@ class Kernel:
             elif kind == ExitKind.INTERRUPTED:
                 if proc.exiting or task.killed:
                     raise TaskKilled()
+                if rw is not None:
+                    with lock:
+                        rw.fix_rip(task)
                 if self.snapshot_hook is not None and at_user():
                     with lock:
                         self.snapshot_hook(task, "signal")

@@ -169,6 +169,8 @@ def capture(kernel: "Kernel", task: "Task", regs: list[int], reason: str, extra:
     blob: list[bytes] = []
     vcpu = task.vcpu
     assert vcpu is not None
+    if kernel.rewriter is not None:
+        kernel.rewriter.undo(proc.mm)   # the program's own code, no trampolines (kernel/rewrite.py)
     header = {
         "umiak": __version__,
         "platform": kernel.platform.name,

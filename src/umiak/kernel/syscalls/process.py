@@ -153,6 +153,8 @@ def sys_arch_prctl(task, code, addr):
     if code == abi.ARCH_SET_GS:
         if addr >= 1 << 47:
             raise SyscallError(EPERM)
+        if addr and task.kernel.rewriter is not None:
+            task.kernel.rewriter.gs_taken(task)   # its sites reach the stub through %gs
         v.set_gs_base(addr)
         return 0
     if code == abi.ARCH_GET_FS:

@@ -62,6 +62,17 @@ STUB_CODE = bytes.fromhex(
     "00ffe1")
 DONE_AT, LAST_AT = 0x6C, 0x95   # offsets of `done` and `last` in STUB_CODE
 
+# The entry of rewritten syscall sites (kernel/rewrite.py), at RW_AT in the same page: a site's
+# trampoline jumps here through the slot's RW_PTR (%gs is the slot page) with rax = nr and
+# rcx = the return address, as `syscall` leaves them; this puts the flags in r11 (on the
+# slot's stack: the program's red zone stays untouched) and goes on as the syscall entry.
+# None of its instructions changes a flag, so RFLAGS is the program's until `entry`.
+#   rw:   mov [S+USER_RSP], rsp ; lea rsp, [S+STACK_TOP] ; pushfq ; pop r11
+#         mov rsp, [S+USER_RSP] ; jmp entry
+RW_AT, RW_END = 0xA0, 0xBD
+RW_CODE = bytes.fromhex("48892559100000488d25921100009c415b488b2548100000e943ffffff")
+RW_PTR_OFF = 0x140   # in the slot page: the address of this vCPU's rw entry
+
 # The host's side: poll(states**, n, tsc_ticks, ctl*, claimed*) -> index claimed, -1 idle,
 # -2 ctl set (*claimed holds the index from before the CAS until the poller answers: the one
 # word that tells a real claim from a state the program wrote); claim(state*) -> 1 when
@@ -184,6 +195,7 @@ class Exitless:
         self._u32 = plat.ram.cast("I")
         self._q = plat.ram.cast("Q")
         self._thread: threading.Thread | None = None
+        self.rewriter = None   # kernel/rewrite.py's Rewriter, when sites are rewritten (for summary)
 
     # -- slots ---------------------------------------------------------------------------
     def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
@@ -328,4 +340,5 @@ class Exitless:
         share = 100.0 * self.served / total if total else 0.0
         return (f"exitless: {self.served} of {total} syscalls ({share:.1f}%) served without a VM exit, "
                 f"{self.punted} handed back ({self.failed} failed), {self.fallbacks} past the deadline; "
-                f"poller CPU {self.poller_cpu() * 1000:.1f} ms")
+                f"poller CPU {self.poller_cpu() * 1000:.1f} ms"
+                + (f"; {self.rewriter.rewritten} syscall sites rewritten" if self.rewriter is not None else ""))

@@ -173,6 +173,7 @@ class KvmPlatform(Platform):
         self._first_root: PageRoot | None = None
         self.exitless: "Exitless | None" = None   # set once the kernel enables the exitless path
         self._xl_count = 0                    # vCPUs given an exitless stub so far
+        self.xl_rewrite = False               # rewritten syscall sites (kernel/rewrite.py)
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -384,6 +385,7 @@ class KvmPlatform(Platform):
             spare._reset_state(entry, stack, cr3)
             if self.exitless is not None:
                 self._attach_exitless(spare)
+                self._xl_gs(spare)
             return spare
         if spare is not None:
             regs = [0] * 18
@@ -397,12 +399,15 @@ class KvmPlatform(Platform):
         self._vcpus.append(vcpu)
         if self.exitless is not None:
             self._attach_exitless(vcpu)
+            self._xl_gs(vcpu)
         return vcpu
 
-    def enable_exitless(self, serve, may_serve, mode: str = "auto") -> bool:
+    def enable_exitless(self, serve, may_serve, mode: str = "auto", rewrite: bool = False) -> bool:
         """Serve syscalls without VM exits where that pays (see exitless.py): mode 'y'
         wherever it can run (PVM), 'auto' also needs a host core to spare, 'n' never.
+        rewrite: rewritten syscall sites enter the stub (%gs is each vCPU's slot page).
         Takes effect for vCPUs created from now on. True when enabled."""
+        self.xl_rewrite = rewrite
         if mode == "n" or self.flavour != "pvm" or self.exitless is not None:
             return self.exitless is not None
         from umiak.platform.kvm.exitless import Exitless
@@ -426,13 +431,24 @@ class KvmPlatform(Platform):
         self.ram[code_pa:code_pa + PAGE] = bytes(PAGE)
         self.ram[slot_pa:slot_pa + PAGE] = bytes(PAGE)
         self.ram[code_pa:code_pa + len(exitless.STUB_CODE)] = exitless.STUB_CODE
+        self.ram[code_pa + exitless.RW_AT:code_pa + exitless.RW_END] = exitless.RW_CODE
+        self.ram[slot_pa + exitless.RW_PTR_OFF:slot_pa + exitless.RW_PTR_OFF + 8] = \
+            (va + exitless.RW_AT).to_bytes(8, "little")
         self.pt.set(va, code_pa, pte_bits(5))
         self.pt.set(va + PAGE, slot_pa, pte_bits(3))
         self.pt.set(va + 2 * PAGE, self._mmio_syscall, pte_bits(3))
         vcpu._set_lstar(va)
         vcpu._xl = xl.attach(vcpu, va, slot_pa)
         vcpu._xlm = xl
-        vcpu._xl_end = va + exitless.LAST_AT + 2
+        vcpu._xl_end = va + exitless.RW_END
+
+    def _xl_gs(self, vcpu: "KvmVcpu") -> None:
+        """With rewritten sites, %gs is the vCPU's slot page: a site's trampoline finds its
+        vCPU's entry there (jmp *%gs:RW_PTR)."""
+        if self.xl_rewrite and vcpu._xl is not None:
+            vcpu.gs_virtual = False
+            vcpu.set_gs_base(vcpu._xl.code_va + PAGE)
+            vcpu.gs_virtual = True
 
     def describe(self) -> str:
         return f"kvm ({'PVM' if self.flavour == 'pvm' else 'VMX/SVM'})"
@@ -485,6 +501,7 @@ class KvmVcpu:
         self._xlm: "Exitless | None" = None   # and the VM's exitless path
         self._xl_end = 0                  # end of that stub's code (RIP below: inside it)
         self._in_run = False              # inside KVM_RUN (the poller counts busy vCPUs)
+        self.gs_virtual = False          # real %gs base = the slot page, the program's is 0
         self._init_state(entry, stack, cr3 if cr3 is not None else plat.pt.root)
 
     def _init_state(self, entry: int, stack: int, cr3: int) -> None:
@@ -637,6 +654,17 @@ class KvmVcpu:
         u32, ram_q = xl._u32, xl._q
         r = self._regs
         off = r[RIP] - s.code_va
+        if off >= X.RW_AT:
+            # Entering from a rewritten site: nothing posted yet, the flags still the
+            # program's; rax and rcx are the call's, as `syscall` would leave them.
+            lo = s.code_va + PAGE
+            if lo + X.STACK_LO <= r[RSP] <= lo + X.STACK_TOP:
+                r[RSP] = xl._q[s.rsp_q]
+            r[R11] = r[RFLAGS]
+            self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+            self._state = 1
+            xl.exits += 1
+            return ExitKind.SYSCALL
         st = u32[s.state_i]
         if st == X.POSTED and xl.native.claim(s.host_state):
             st = X.IDLE
@@ -678,6 +706,10 @@ class KvmVcpu:
         xl._u32[s.state_i] = X.IDLE
         self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
         self._state = 0
+
+    def return_address(self) -> int:
+        """At a syscall exit: where the call returns to (rcx, as `syscall` leaves it)."""
+        return self._regs[RCX]
 
     def syscall_args(self):
         r = self._regs
@@ -754,9 +786,18 @@ class KvmVcpu:
         self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
 
     def get_gs_base(self) -> int:
+        if self.gs_virtual:
+            return 0
         return self._q[self._gs]
 
     def set_gs_base(self, value: int) -> None:
+        """The program's %gs base. With rewritten sites the vCPU's real one is its slot
+        page while the program's is 0 (as it nearly always is); a program that sets one
+        gets it for real (kernel/rewrite.py then puts that address space's sites back)."""
+        if self.gs_virtual:
+            if value == 0:
+                return
+            self.gs_virtual = False
         self._q[self._gs] = value
         self._q[self._dirty] |= api.KVM_SYNC_X86_SREGS
 

@@ -1,0 +1,59 @@
+"""Rewritten syscall sites (issue 15 §3, kernel/rewrite.py): with the exitless path on kvm,
+`mov $nr,%eax; syscall` sites of the program's text become jumps into the vCPU's stub.
+
+On kvm these run umiak as "kvm-exitless" (the exitless path forced on, sites rewritten
+unless --no-rewrite); on emu they check the same programs' semantics.
+"""
+
+import re
+
+import pytest
+from harness import build, compare, run_native, run_umiak
+
+PTHREAD = ("-pthread",)
+VARIANTS = ("glibc-static", "musl-static")
+
+
+def forced(platform: str) -> str:
+    return "kvm-exitless" if platform == "kvm" else platform
+
+
+def _rewritten(stderr: bytes) -> int:
+    m = re.search(rb"(\d+) syscall sites rewritten", stderr)
+    return int(m.group(1)) if m else 0
+
+
+def test_sites_are_rewritten(platform):
+    """The other tests test something: sites are rewritten, the program sees it in its code
+    (as under gVisor's systrap), /proc/self/maps does not show the trampolines."""
+    if platform != "kvm":
+        pytest.skip("rewritten sites are kvm's exitless path")
+    prog = [str(build("rewrite_code", "glibc-static"))]
+    native = run_native(prog)
+    r = run_umiak("kvm-exitless", prog, options=["--verbose"])
+    assert r.status == 0 and _rewritten(r.stderr) > 0, r.describe()
+    got, want = r.stdout.decode().splitlines(), native.stdout.decode().splitlines()
+    assert got[0].startswith("getppid: e9 ") and got[0].endswith(" 0f 05"), got
+    assert got[2] == want[2] == "maps below 64 KiB: 0"
+
+
+@pytest.mark.parametrize("link", VARIANTS)
+def test_no_rewrite_keeps_the_code(platform, link):
+    """--no-rewrite: a program reading its own code sees the bytes a native run sees."""
+    compare(forced(platform), [build("rewrite_code", link)], options=["--no-rewrite"])
+
+
+def test_fault_at_a_rewritten_site(platform):
+    """si_addr, RIP and si_code of a fault at a rewritten site are a native run's."""
+    compare(forced(platform), [build("rewrite_fault", "glibc-static")])
+
+
+@pytest.mark.parametrize("link", VARIANTS)
+def test_threads_at_rewritten_sites(platform, link):
+    """Eight threads in rewritten wrappers at once: each call answers for its own thread."""
+    compare(forced(platform), [build("rewrite_threads", link, PTHREAD)])
+
+
+def test_signals_in_rewritten_calls(platform):
+    """A handler interrupting rewritten calls sees its RIP in the program's text."""
+    compare(forced(platform), [build("rewrite_signal", "glibc-static")])
