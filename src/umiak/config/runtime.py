@@ -4,12 +4,12 @@ syscalls, what an absent one does, the values applied at boot, options refused.
 Only imported when a run has a config (Kernel.config is not None).
 """
 
-import dataclasses
 import importlib
 
 from umiak.errors import UmiakError
 from umiak.kernel import abi
 from umiak.kernel.errors import ENOSYS, EPERM
+from umiak.records import replace
 
 
 def _absent_handler(cfg, nr: int, name: str, configured_out: bool):
@@ -207,7 +207,7 @@ def check_options(cfg, opts):
         if not (kvm or emu):
             raise UmiakError("this kernel has no platform (CONFIG_PLATFORM_KVM and CONFIG_PLATFORM_EMU are not set)")
         platform = "kvm" if kvm else "emu"
-    return dataclasses.replace(opts, platform=platform, vdso=opts.vdso and cfg.has("VDSO"),
+    return replace(opts, platform=platform, vdso=opts.vdso and cfg.has("VDSO"),
                                aslr=opts.aslr and cfg.has("ASLR"), verbose=opts.verbose or cfg.has("VERBOSE"))
 
 
