@@ -6,7 +6,9 @@ import sys
 from umiak.errors import EXIT_UMIAK_FAILURE
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only_run: bool = False) -> argparse.ArgumentParser:
+    """The command line; only_run: the `run` subcommand alone, for `umiak run ...` (each
+    argparse parser built costs its share of start-up: ~1 ms for the other ten)."""
     p = argparse.ArgumentParser(prog="umiak", description="Run Linux x86-64 programs in a micro-VM whose kernel is Python.")
     from umiak import __version__
     p.add_argument("--version", action="version", version=f"umiak {__version__}")
@@ -61,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="start dynamic programs from a cached prelinked snapshot (umiak cache ls)")
     r.add_argument("--no-snapshot-cache", dest="snapshot_cache", action="store_false",
                    help="never use the prelinked snapshot cache (the default, unless UMIAK_SNAPSHOT_CACHE=1)")
+    if only_run:
+        return p
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
     # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
     # this parser for `umiak run` imports nothing of the config package.
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                       ["appliance"], ["deploy"]):
         args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
     else:
-        args = _parser().parse_args(argv)
+        args = _parser(only_run=argv[:1] == ["run"]).parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
