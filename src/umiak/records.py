@@ -8,7 +8,7 @@ use: annotated fields with or without defaults, `field(default_factory=...)`, an
 with eq, no `__hash__`). `replace` and `asdict` stand in for dataclasses' own.
 """
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
@@ -20,11 +20,12 @@ class _Factory:
         self.make = make
 
 
-def field(*, default_factory) -> Any:
+def field(*, default_factory: Any) -> Any:
     """A field whose default is made fresh for each instance (a list, a dict)."""
     return _Factory(default_factory)
 
 
+@dataclass_transform(field_specifiers=(field,))
 def record(cls: type[T]) -> type[T]:
     """Give cls __init__, __repr__ and __eq__ over its annotated fields (see the module)."""
     names = [n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("__")]

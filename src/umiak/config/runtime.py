@@ -68,7 +68,15 @@ def _lazy(nr: int, name: str, family: str, adapt):
 
 def dispatch_table(cfg, kernel) -> list:
     """nr -> handler(task, a0..a5) with only the config's syscalls; `y` families imported
-    now, `m` at their first call, and nothing else."""
+    now, `m` at their first call, and nothing else. The handlers depend on the config
+    alone (never on a kernel), so the list is made once per config and copied per Kernel."""
+    made = cfg.__dict__.get("_dispatch")
+    if made is None:
+        made = cfg._dispatch = tuple(_dispatch_table(cfg))
+    return list(made)
+
+
+def _dispatch_table(cfg) -> list:
     from umiak.kernel.kernel import _adapt
     from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 
@@ -208,7 +216,7 @@ def check_options(cfg, opts):
             raise UmiakError("this kernel has no platform (CONFIG_PLATFORM_KVM and CONFIG_PLATFORM_EMU are not set)")
         platform = "kvm" if kvm else "emu"
     return replace(opts, platform=platform, vdso=opts.vdso and cfg.has("VDSO"),
-                               aslr=opts.aslr and cfg.has("ASLR"), verbose=opts.verbose or cfg.has("VERBOSE"))
+                   aslr=opts.aslr and cfg.has("ASLR"), verbose=opts.verbose or cfg.has("VERBOSE"))
 
 
 def check_script(cfg, name: str) -> None:
