@@ -778,14 +778,19 @@ def section_start(ctx: Ctx) -> None:
     inproc = cells(start_inproc_ms, [str(hello)], expect=b"hello")
     whole = cells(start_whole_ms, [str(hello)], expect="hello")
     dyn = cells(start_whole_ms, [str(hello_dyn)], expect="hello")
-    py = cells(start_whole_ms, python, runs=5) if os.path.exists(python[0]) else ["no /usr/bin/python3"] * len(cols)
+    dyn_in = cells(start_inproc_ms, [str(hello_dyn)], expect=b"hello")
+    have_py = os.path.exists(python[0])
+    py = cells(start_whole_ms, python, runs=5) if have_py else ["no /usr/bin/python3"] * len(cols)
+    py_in = cells(start_inproc_ms, python, runs=3) if have_py else ["no /usr/bin/python3"] * len(cols)
     over = [(w - floor if num(w) and num(floor) else "-") for w in whole]
     RESULTS["whole_hello_over_python_ms"] = over[0]
     rows = [["static hello, in-process run_captured", *(fmt(v, "ms") for v in inproc)],
             ["static hello, whole process (umiak run)", *(fmt(v, "ms") for v in whole)],
             [f"  minus `python3 -c pass` alone ({fmt(floor, 'ms')})", *(fmt(v, "ms") for v in over)],
             ["dynamic hello, whole process", *(fmt(v, "ms") for v in dyn)],
-            ["/usr/bin/python3 -c pass, whole process", *(fmt(v, "ms") for v in py)]]
+            ["dynamic hello, in-process", *(fmt(v, "ms") for v in dyn_in)],
+            ["/usr/bin/python3 -c pass, whole process", *(fmt(v, "ms") for v in py)],
+            ["/usr/bin/python3 -c pass, in-process", *(fmt(v, "ms") for v in py_in)]]
     print_table("Issues 16 and 11: start-up, the full kernel versus the minimal profile (lower is better)", rows, [
         "full = no --profile (the default kernel); minimal = --profile minimal. Whole process: median wall time of",
         "`python3 -m umiak run --platform=P [--profile minimal] PROGRAM`, bytecode cache warm, interpreter start-up",
