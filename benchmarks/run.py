@@ -24,6 +24,9 @@ Sections:
   snapshots  (issue 16) in-process starts from snapshots: dynamic hello and python3 -c pass
           from an --at entry snapshot, python3 from an --at ready one, 100 restores of
           one snapshot in one process (restores per second)
+  start   (issues 16 and 11) static hello in-process and whole process, dynamic hello and
+          python3 -c pass whole process, each under the full kernel and --profile minimal on kvm
+          and emu, beside `python3 -c pass` alone; `umiak config size` of both
 
 Guest programs (benchmarks/guest/*.c, *.go) are compiled at benchmark time into
 benchmarks/.build (a cache keyed by source and flags). Progress goes to stderr.
@@ -355,11 +358,11 @@ def row(label: str, v: dict, unit: str, higher_is_better: bool = False, scale: f
     return [label, *[fmt(s[k], unit, s["native"]) for k in KINDS], peers(s, higher_is_better)]
 
 
-def print_table(title: str, rows: list[list[str]], notes: list[str] = ()) -> None:
-    widths = [max(len(str(r[i])) for r in [HEADERS, *rows]) for i in range(len(HEADERS))]
+def print_table(title: str, rows: list[list[str]], notes: list[str] = (), headers: list[str] = HEADERS) -> None:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + " |"  # noqa: E731
     print(f"\n## {title}\n")
-    print(line(HEADERS))
+    print(line(headers))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print(line(r))
@@ -713,6 +716,108 @@ def section_snapshots(ctx: Ctx) -> None:
 
 
 # -- targets -----------------------------------------------------------------------------
+# -- start: the path from `umiak run` to the first guest instruction, minimal vs full ----------
+START_PROFILES = ("full", "minimal")
+
+
+def start_whole_ms(platform: str, profile: str, argv: list[str], runs: int = 9, expect: str = "") -> float:
+    """Median wall time of `umiak run --platform P [--profile minimal] ARGV`, fork to exit."""
+    cfg = [] if profile == "full" else ["--profile", profile]   # full: no config at all, the default kernel
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        p = subprocess.run([*UMIAK, f"--platform={platform}", *cfg, *argv], capture_output=True, text=True,
+                           env=ENV, timeout=120, stdin=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+        if p.returncode != 0 or expect not in p.stdout:
+            raise RuntimeError(f"status {p.returncode}: {p.stderr.strip()[-60:]}")
+    return statistics.median(times) * 1e3
+
+
+def start_inproc_ms(platform: str, profile: str, argv: list[str], runs: int = 20, expect: bytes = b"") -> float:
+    """Median ms of Machine(...).run_captured(argv) after a warm-up run, with the profile's kernel."""
+    from umiak import Machine
+    from umiak.config import load
+    cfg = None if profile == "full" else load(profile=profile)
+    with Machine(platform=platform, mem_size=256 << 20, kernel_config=cfg) as m:
+        times = []
+        for i in range(runs + 1):
+            t0 = time.perf_counter()
+            r = m.run_captured(argv)
+            if i:
+                times.append(time.perf_counter() - t0)
+            if r.status != 0 or expect not in r.stdout:
+                raise RuntimeError(f"status {r.status}: {r.stderr.decode(errors='replace').strip()[-60:]}")
+    return statistics.median(times) * 1e3
+
+
+def interpreter_ms(runs: int = 15) -> float:
+    """The floor of any `umiak run`: this Python starting and exiting (`python3 -c pass`)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], env=ENV, check=True, stdin=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def section_start(ctx: Ctx) -> None:
+    hello, hello_dyn = build_c("hello"), build_c("hello", static=False)
+    python = ["/usr/bin/python3", "-c", "pass"]
+    cols = [("kvm", "full"), ("kvm", "minimal"), ("emu", "full")]   # the minimal profile has no emu
+    headers = ["", *(f"umiak {k} {prof}" for k, prof in cols)]
+
+    def cells(fn, *args, **kw) -> list[str]:
+        out = []
+        for k, prof in cols:
+            v = attempt(lambda: fn(k, prof, *args, **kw)) if ctx.usable.get(k) else "unavailable"  # noqa: B023
+            note(f"  start {fn.__name__} {k} {prof}: {v}")
+            out.append(v)
+        return out
+    floor = attempt(interpreter_ms)
+    inproc = cells(start_inproc_ms, [str(hello)], expect=b"hello")
+    whole = cells(start_whole_ms, [str(hello)], expect="hello")
+    dyn = cells(start_whole_ms, [str(hello_dyn)], expect="hello")
+    dyn_in = cells(start_inproc_ms, [str(hello_dyn)], expect=b"hello")
+    have_py = os.path.exists(python[0])
+    py = cells(start_whole_ms, python, runs=5) if have_py else ["no /usr/bin/python3"] * len(cols)
+    py_in = cells(start_inproc_ms, python, runs=3) if have_py else ["no /usr/bin/python3"] * len(cols)
+    over = [(w - floor if num(w) and num(floor) else "-") for w in whole]
+    RESULTS["whole_hello_over_python_ms"] = over[0]
+    rows = [["static hello, in-process run_captured", *(fmt(v, "ms") for v in inproc)],
+            ["static hello, whole process (umiak run)", *(fmt(v, "ms") for v in whole)],
+            [f"  minus `python3 -c pass` alone ({fmt(floor, 'ms')})", *(fmt(v, "ms") for v in over)],
+            ["dynamic hello, whole process", *(fmt(v, "ms") for v in dyn)],
+            ["dynamic hello, in-process", *(fmt(v, "ms") for v in dyn_in)],
+            ["/usr/bin/python3 -c pass, whole process", *(fmt(v, "ms") for v in py)],
+            ["/usr/bin/python3 -c pass, in-process", *(fmt(v, "ms") for v in py_in)]]
+    print_table("Issues 16 and 11: start-up, the full kernel versus the minimal profile (lower is better)", rows, [
+        "full = no --profile (the default kernel); minimal = --profile minimal (kvm only: it leaves emu out).",
+        "Whole process: median wall time of",
+        "`python3 -m umiak run --platform=P [--profile minimal] PROGRAM`, bytecode cache warm, interpreter start-up",
+        "included; the row below subtracts this Python's own `-c pass` (the target: within 40 ms of it).",
+        "In-process: median of Machine(platform=P, kernel_config=...).run_captured after one warm-up run."],
+        headers=headers)
+
+    from umiak.config.size import measure
+    size_rows = []
+    for prof in START_PROFILES:
+        fig = attempt(measure, [] if prof == "full" else ["--profile", prof], str(hello), 3)
+        note(f"  config size {prof}: {fig if isinstance(fig, str) else 'ok'}")
+        if isinstance(fig, str):
+            size_rows.append([prof, fig, "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        size_rows.append([prof, str(fig["umiak_modules"]), str(fig["umiak_lines"]), str(fig["modules"]),
+                          f"{fig['rss'] / (1 << 20):.1f} MB", f"{fig['start'] * 1e3:.0f} ms", f"{fig['cpu'] * 1e3:.0f} ms",
+                          str(fig.get("exit_umiak_modules", "-")), str(fig.get("exit_umiak_lines", "-"))])
+    print_table("Issue 11: kernel size at the first guest instruction (umiak config size)", size_rows, [
+        "`umiak config size` of the static hello (best of 3 runs): umiak's modules and source lines imported,",
+        "all modules, host RSS, wall time from the interpreter's start and its CPU time, all at the moment the",
+        "program's first instruction is about to run; then umiak's modules and lines by the run's end."],
+        headers=["kernel", "umiak modules", "umiak lines", "all modules", "RSS", "start", "CPU",
+                 "umiak modules at exit", "umiak lines at exit"])
+
+
 def print_targets() -> None:
     def verdict(value, ok) -> str:
         return "met" if ok(value) else "MISSED"
@@ -745,6 +850,8 @@ def print_targets() -> None:
          lambda v: f"{v:.3g} ms", lambda v: v <= 10),
         ("restores of one snapshot in one process (kvm)", "restores_per_s", ">= 100 per second",
          lambda v: f"{v:.3g} per second", lambda v: v >= 100),
+        ("umiak run of a static hello over python3 -c pass (kvm)", "whole_hello_over_python_ms", "<= 40 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 40),
     ]
     if num(RESULTS.get("spawn_kvm")) and num(RESULTS.get("spawn_runsc")):
         RESULTS["spawn_ratio"] = RESULTS["spawn_kvm"] / RESULTS["spawn_runsc"]
@@ -768,7 +875,7 @@ def print_targets() -> None:
 
 
 SECTIONS = {"syscalls": section_syscalls, "dynamic": section_dynamic, "threads": section_threads, "fds": section_fds,
-            "processes": section_processes, "snapshots": section_snapshots}
+            "processes": section_processes, "snapshots": section_snapshots, "start": section_start}
 # The first sections were named after the issues that asked for them.
 OLD_NAMES = {"2": "syscalls", "3": "dynamic", "4": "threads"}
 

@@ -12,18 +12,17 @@ releases every host resource the Machine holds; see Machine.
 """
 
 import atexit
-import dataclasses
 import functools
 import os
 import sys
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from umiak.errors import UmiakError
 from umiak.options import RunOptions
+from umiak.records import record, replace
 
 if TYPE_CHECKING:
     from umiak.kernel.files import File
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass
+@record
 class RunResult:
     status: int
     stdout: bytes
@@ -81,7 +80,7 @@ class Machine:
             if not hasattr(options, k):
                 raise TypeError(f"unknown option {k!r}")
         # A copy when overridden: the caller's RunOptions (perhaps another Machine's) stays as it was.
-        self.options = dataclasses.replace(options, **overrides) if overrides else options
+        self.options = replace(options, **overrides) if overrides else options
         self.platform_name: str | None = None
         self.platform_reason = ""
         self.last_kernel: Kernel | None = None

@@ -1,9 +1,9 @@
 """Everything that shapes one run, as given on the command line or to `Machine`."""
 
-from dataclasses import dataclass, field
+from umiak.records import field, record
 
 
-@dataclass
+@record
 class RunOptions:
     mem_size: int = 1 << 30            # guest RAM in bytes (-m)
     platform: str = "auto"             # kvm | emu | auto

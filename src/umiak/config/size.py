@@ -31,10 +31,20 @@ def _run(self, task):
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
+    _data.update(t=t, cpu=ru.ru_utime + ru.ru_stime, rss=rss, modules=mods)
+    _dump()
+    return _orig(self, task)
+_data = {}
+def _dump():
     import json
     with open(os.environ["UMIAK_SIZE_OUT"], "w") as f:
-        json.dump({"t": t, "cpu": ru.ru_utime + ru.ru_stime, "rss": rss, "modules": mods}, f)
-    return _orig(self, task)
+        json.dump(_data, f)
+def _at_exit():   # what the whole run imported (modules made on first use included)
+    if _data:
+        _data["exit_modules"] = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())}
+        _dump()
+import atexit
+atexit.register(_at_exit)
 _k.Kernel.run = _run
 from umiak.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -97,7 +107,10 @@ def measure(cfg_args: list[str], program: str, runs: int) -> dict:
             a, b = _file_cost(f, cache)
             lines, byts = lines + a, byts + b
         all_lines = sum(_file_cost(f, cache)[0] for f in mods.values())
+        at_exit = {n: f for n, f in data.get("exit_modules", {}).items() if n == "umiak" or n.startswith("umiak.")}
         row = {"modules": len(mods), "umiak_modules": len(umiak), "umiak_lines": lines, "all_lines": all_lines,
+               "exit_umiak_modules": len(at_exit),
+               "exit_umiak_lines": sum(_file_cost(f, cache)[0] for f in at_exit.values()),
                "umiak_bytecode": byts, "rss": data["rss"], "start": start, "cpu": data["cpu"],
                "net_modules": sorted(n for n in umiak if ".net" in n),
                "kconfiglib": "kconfiglib" in mods}
@@ -146,14 +159,16 @@ def size_command(args) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     head = ("config", "syscalls", "y/m/n", "modules", "umiak mods", "umiak lines", "bytecode KB",
-            "RSS MB", "start ms", "CPU ms")
+            "RSS MB", "start ms", "CPU ms", "mods at exit", "lines at exit")
     table = [head] + [(r["config"], str(r["syscalls"]), f"{r['y']}/{r['m']}/{r['n']}", str(r["modules"]),
                        str(r["umiak_modules"]), str(r["umiak_lines"]), f"{r['umiak_bytecode'] / 1024:.0f}",
-                       f"{r['rss'] / (1 << 20):.1f}", f"{r['start'] * 1000:.0f}", f"{r['cpu'] * 1000:.0f}")
+                       f"{r['rss'] / (1 << 20):.1f}", f"{r['start'] * 1000:.0f}", f"{r['cpu'] * 1000:.0f}",
+                       str(r["exit_umiak_modules"]), str(r["exit_umiak_lines"]))
                       for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     print(f"(at the first guest instruction of {program}; best of {args.runs} runs, bytecode cache warm; "
-          "start: wall time from the interpreter's start; CPU: its user+system time by then)")
+          "start: wall time from the interpreter's start; CPU: its user+system time by then;\n"
+          " at exit: umiak's modules and source lines the whole run imported, those made on first use included)")
     return 0

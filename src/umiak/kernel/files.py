@@ -9,12 +9,12 @@ the errno Linux gives for an operation the object lacks.
 import heapq
 import os
 import stat as _stat
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from umiak.kernel import abi
 from umiak.kernel.errors import (EAGAIN, EBADF, EINVAL, EISDIR, EMFILE, ENOTDIR, ENOTTY, ENXIO,
                                  EOPNOTSUPP, ESPIPE, SyscallError)
+from umiak.records import record
 
 if TYPE_CHECKING:
     from umiak.kernel.interfaces import Mappable
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 TERMIOS_SIZE = 36
 
 
-@dataclass
+@record
 class Stat:
     """What stat(2) reports about a file that has no host file behind it (same names as os.stat_result)."""
     st_mode: int

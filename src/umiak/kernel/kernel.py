@@ -6,6 +6,7 @@ functions in `kernel/syscalls/<family>.py`, found through the one table in
 the one place a handler is called (the tracer hooks in around it).
 """
 
+import functools
 import importlib
 import os
 import sys
@@ -60,28 +61,31 @@ def build_handlers(families: "set[str] | frozenset[str] | None" = None) -> list:
     """The dispatch list: nr -> handler(task, a0..a5), one callable in every slot.
 
     The table (syscalls/table.py) stays the one truth about each number; this list is
-    only its executable form, built once per Kernel. A row whose family is enabled
+    only its executable form, one per Kernel. A row whose family is enabled
     (`families` None = all) starts as a stub that, on its first call, imports that
     family's module and binds the function value `sys_<name>` into every slot of
-    the family, so after the first call of a family dispatch is one list index and
-    one call. Why not import every family in table.py: a kernel configured without
-    a component never imports its module, a hello world imports only the few
-    families it uses (start-up stays fast), and the table keeps its plain-data
-    layout. That a row with a family resolves to an existing function (and every
-    `sys_*` has a row) is proved by tests/unit/test_syscall_table.py, not at run time.
+    the family (in the calling task's kernel.handlers), so after the first call of a
+    family dispatch is one list index and one call. Why not import every family in
+    table.py: a kernel configured without a component never imports its module, a
+    hello world imports only the few families it uses (start-up stays fast), and the
+    table keeps its plain-data layout. That a row with a family resolves to an existing
+    function (and every `sys_*` has a row) is proved by tests/unit/test_syscall_table.py,
+    not at run time.
 
     Rows without a handler (or of a disabled family) return -ENOSYS: warned once and
     listed at exit, or silently for ABSENT rows. Numbers that have no row (the hole
     335-423 Linux never assigned) get the unknown-syscall path, as do numbers past
-    the end (Kernel.dispatch)."""
+    the end (Kernel.dispatch).
+
+    Every slot's callable depends on the table alone, never on a kernel, so the
+    unbound list is made once per process (per family set) and each Kernel copies it:
+    making ~450 closures took ~1.5 ms of every start."""
+    return list(_unbound(None if families is None else frozenset(families)))
+
+
+@functools.cache
+def _unbound(families: "frozenset[str] | None") -> tuple:
     table: list = [None] * MAX_NR
-
-    def bind(family: str):
-        mod = importlib.import_module(f"umiak.kernel.syscalls.{family}")
-        for n, (name, fam, _status, _note) in SYSCALLS.items():
-            if fam == family:
-                table[n] = _adapt(getattr(mod, f"sys_{name}"))
-
     for nr in range(MAX_NR):
         row = SYSCALLS.get(nr)
         if row is None:
@@ -89,17 +93,27 @@ def build_handlers(families: "set[str] | frozenset[str] | None" = None) -> list:
             continue
         name, family, status, _note = row
         if family and (families is None or family in families):
-            table[nr] = _stub(bind, family, nr, table)
+            table[nr] = _stub(family, nr)
         elif status == ABSENT:
             table[nr] = _absent
         else:
             table[nr] = _enosys(name)
-    return table
+    return tuple(table)
 
 
-def _stub(bind, family: str, nr: int, table: list):
+@functools.cache
+def _family(family: str) -> tuple:
+    """(nr, adapted handler) of every row of a family: its module imported (once per process)."""
+    mod = importlib.import_module(f"umiak.kernel.syscalls.{family}")
+    return tuple((n, _adapt(getattr(mod, f"sys_{name}")))
+                 for n, (name, fam, _status, _note) in SYSCALLS.items() if fam == family)
+
+
+def _stub(family: str, nr: int):
     def first_call(task, a, b, c, d, e, f):
-        bind(family)
+        table = task.kernel.handlers
+        for n, handler in _family(family):
+            table[n] = handler
         return table[nr](task, a, b, c, d, e, f)
     return first_call
 

@@ -10,7 +10,6 @@ which raise EFAULT exactly where the program itself would fault.
 
 import bisect
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
@@ -18,6 +17,7 @@ from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
+from umiak.records import record
 
 if TYPE_CHECKING:
     from umiak.kernel.files import Mapping
@@ -35,7 +35,7 @@ COW = 0x800     # page entry bit: a private page whose frame fork shares (mapped
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
 
-@dataclass
+@record
 class Vma:
     start: int
     end: int

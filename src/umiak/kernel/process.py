@@ -14,12 +14,12 @@ call sleeps, times out and is interrupted by signals the same way.
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
 from umiak.kernel.files import FdTable
 from umiak.kernel.mm import AddressSpace
+from umiak.records import field, record
 
 if TYPE_CHECKING:
     from umiak.kernel.syscalls.event import SignalFd
@@ -34,7 +34,7 @@ CAP_SYS_TIME = 25
 ROOT_CAPS = CAP_ALL & ~(1 << CAP_SYS_TIME)
 
 
-@dataclass
+@record
 class Credentials:
     """The ids and capabilities of a process; the rules that change them are syscalls/creds.py.
     File access checks use the effective uid (fsuid follows it but for setfsuid)."""

@@ -4,6 +4,7 @@ Callbacks run on the timer thread with the kernel lock held; they only make
 signals pending or bump counters and wake waiters, never block.
 """
 
+import _thread
 import heapq
 import itertools
 import threading
@@ -21,7 +22,7 @@ class TimerQueue:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._live: dict[int, tuple] = {}
         self._ids = itertools.count(1)
-        self._thread: threading.Thread | None = None   # started by the first add()
+        self._thread: int | None = None   # the timer thread's ident, started by the first add()
         self._stopped = False
 
     def add(self, deadline: float, callback) -> int:
@@ -32,8 +33,10 @@ class TimerQueue:
             self._live[tid] = entry
             heapq.heappush(self._heap, entry)
             if self._thread is None:
-                t = self._thread = threading.Thread(target=self._run, name="umiak-timers", daemon=True)
-                t.start()
+                # A bare thread (as daemon as threading's): Thread.start() waits until the new
+                # thread runs, which on a busy host cost every start milliseconds (the vDSO's
+                # refresh is the first timer of every program).
+                self._thread = _thread.start_new_thread(self._run, ())
             self._cond.notify()
             return tid
 

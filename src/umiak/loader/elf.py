@@ -1,7 +1,7 @@
 """ELF64 headers: just what exec needs, with errors that name the problem."""
 
 import struct
-from dataclasses import dataclass
+from umiak.records import record
 
 from umiak.errors import ExecFormatError
 
@@ -18,7 +18,7 @@ _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
 
 
-@dataclass
+@record
 class Segment:
     type: int
     flags: int
@@ -29,7 +29,7 @@ class Segment:
     align: int
 
 
-@dataclass
+@record
 class ElfImage:
     data: bytes
     type: int

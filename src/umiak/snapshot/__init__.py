@@ -199,12 +199,12 @@ def _infos(d: dict) -> dict:
 
 
 def _process_state(proc) -> dict:
-    import dataclasses
+    from umiak.records import asdict
     return {
         "exe": proc.exe, "comm": proc.comm.hex(), "cwd": proc.cwd, "umask": proc.umask,
         "argv": [a.hex() for a in proc.argv], "envp": [e.hex() for e in proc.envp],
         "auxv": [list(kv) for kv in proc.auxv],
-        "creds": dataclasses.asdict(proc.creds),
+        "creds": asdict(proc.creds),
         "rlimits": {str(k): list(v) for k, v in proc.rlimits.items()},
         "sigactions": {str(k): list(v) for k, v in proc.sigactions.items()},
         "pending": proc.pending, "siginfo": _infos(proc.siginfo),

@@ -27,12 +27,12 @@ cache (`umiak cache prune`) to draw a new layout.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
 
+from umiak.records import replace
 from umiak.snapshot import Snapshot, SnapshotError
 
 # Syscalls ld.so makes before AT_ENTRY whose answers are the files' (keyed) or fixed.
@@ -109,7 +109,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
                 snap.touched = {int(v) for v in json.load(touch)}
         except (OSError, ValueError, TypeError):
             extra["tracer"] = _TouchSaver(snap, path + ".touch")   # this run says what to map at once
-        return dataclasses.replace(opts, extra=extra)
+        return replace(opts, extra=extra)
     from umiak.snapshot.point import SnapshotPoint
     watch = _Watch()
 
@@ -133,7 +133,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
     point.on_error = lambda e: _mark_uncacheable(path, e)
     extra["snapshot_hook"] = point
     extra["tracer"] = watch
-    return dataclasses.replace(opts, extra=extra)
+    return replace(opts, extra=extra)
 
 
 def _mark_uncacheable(path: str, err: Exception) -> None:

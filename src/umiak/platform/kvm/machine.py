@@ -40,6 +40,7 @@ TABLES_PA = 0x8000
 # Each vCPU's exitless stub: code, slot and exit-page alias (platform/kvm/exitless.py).
 EXITLESS_VA = KBASE + 0xC000_0000
 EXITLESS_STRIDE = 0x4000
+FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
@@ -108,8 +109,8 @@ class _Closer:
     holds fds in flight only, never VM state."""
 
     def __init__(self):
-        import queue
-        self._q: queue.SimpleQueue = queue.SimpleQueue()   # lists of fds, and Events to set
+        from _queue import SimpleQueue   # queue.SimpleQueue itself: the queue module costs ~1 ms to import
+        self._q: SimpleQueue = SimpleQueue()   # lists of fds, and Events to set
         threading.Thread(target=self._loop, name="umiak-vm-close", daemon=True).start()
 
     def _loop(self) -> None:
@@ -194,8 +195,15 @@ class KvmPlatform(Platform):
         mem = self._mem = mmap.mmap(-1, mem_size, flags=flags)
         self.ram = memoryview(mem)
         self._hva = ctypes.addressof(ctypes.c_char.from_buffer(mem))
-        region = api.UserMemoryRegion(0, 0, 0, mem_size, self._hva)
-        _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
+        # Guest RAM is given to KVM in slots, the first at once and each further one (twice
+        # the size of all before it) once a frame in it is mapped: KVM's cost of a slot grows
+        # with its size (~1.4 ms for 256 MiB in one), and a small program touches the low
+        # megabytes only. The guest can reach a frame only through a page table, so every
+        # frame is registered before it can be touched (map_page, _alloc_table).
+        self._registered = 0
+        self._slots = 0
+        self._slot_lock = threading.Lock()
+        self._register(min(mem_size, FIRST_SLOT))
         self._cpuid = self._supported_cpuid() if self.cpu_model == "host" else self._baseline_cpuid()
         self.xsave_size = self._xsave_size()   # get_fpu/set_fpu copy this much (fixed for the VM)
         # CR4.OSXSAVE and XCR0 are set for the host model only (the baseline has no XSAVE;
@@ -227,13 +235,29 @@ class KvmPlatform(Platform):
         self.pt.set(KBASE + STUBS_PA, STUBS_PA, pte_bits(5))
         self.pt.set(MMIO_VA, mmio_gpa, pte_bits(3))
 
+    def _register(self, end: int) -> None:
+        """Give KVM guest RAM up to at least `end` (slot by slot, see _setup)."""
+        with self._slot_lock:
+            while self._registered < end:
+                start = self._registered
+                size = min(self.mem_size - start, max(FIRST_SLOT, start))
+                region = api.UserMemoryRegion(self._slots, 0, start, size, self._hva + start)
+                _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
+                self._slots += 1
+                self._registered = start + size
+
     def _alloc_table(self) -> int:
         pa = self._next_table
         if pa >= self._tables_end:
             if self.more_tables is not None:
-                return self.more_tables()   # a zeroed frame from the kernel, never given back
+                pa = self.more_tables()   # a zeroed frame from the kernel, never given back
+                if pa >= self._registered:
+                    self._register(pa + PAGE)
+                return pa
             from umiak.kernel.errors import GuestOutOfMemory
             raise GuestOutOfMemory("guest page-table pool exhausted")
+        if pa >= self._registered:
+            self._register(pa + PAGE)
         self._next_table = pa + PAGE
         return pa
 
@@ -331,6 +355,8 @@ class KvmPlatform(Platform):
         self._roots.append(root)
 
     def map_page(self, va: int, pa: int, prot: int, pt=None) -> None:
+        if pa >= self._registered:
+            self._register(pa + PAGE)
         (pt or self.pt).set(va, pa, pte_bits(prot))
 
     def unmap_page(self, va: int, pt=None) -> None:
