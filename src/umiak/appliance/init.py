@@ -30,6 +30,7 @@ say "Linux $($bb uname -r) up in $($bb cut -d' ' -f1 /proc/uptime) s"
 # (globs), `MODULE cpu:FLAG` or `MODULE -` (always).
 pci=
 for d in /sys/bus/pci/devices/*; do
+  [ -r "$d/vendor" ] || continue
   read -r v < "$d/vendor"; read -r dv < "$d/device"; pci="$pci ${v#0x}:${dv#0x}"
 done
 flags=
