@@ -37,9 +37,42 @@ _PROBE_CODE = bytes([0x9B, 0xDB, 0xE3, 0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFE]
 
 def kvm_usable(qemu: str) -> str | None:
     """None when QEMU can run a firmware under KVM here, else why not. /dev/kvm is not
-    enough: a PVM or nested host may run 64-bit guests and fail in the firmware's code."""
+    enough: a PVM or nested host may run 64-bit guests and fail in the firmware's code.
+    The answer is kept in umiak's cache for this boot of the host and this QEMU binary:
+    the probe costs its whole 5 s time-out on a host where it hangs."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "no usable /dev/kvm"
+    import json
+
+    from umiak.config import cache_dir
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot_id = f.read().strip()
+        st = os.stat(qemu)
+        key = f"{boot_id} {os.path.realpath(qemu)} {st.st_size} {st.st_mtime_ns}"
+    except OSError:
+        return _kvm_probe(qemu)
+    path = os.path.join(cache_dir(), "appliance", "kvm-probe.json")
+    try:
+        with open(path) as f:
+            known = json.load(f)
+        if isinstance(known, dict) and known.get("key") == key:
+            return known.get("problem")
+    except (OSError, ValueError):
+        pass
+    problem = _kvm_probe(qemu)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "problem": problem}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return problem
+
+
+def _kvm_probe(qemu: str) -> str | None:
     import tempfile
     rom = bytearray(b"\xf4" * 0x10000)
     rom[0xFFF0:0xFFF0 + len(_PROBE_CODE)] = _PROBE_CODE
@@ -83,12 +116,13 @@ def qemu_command(disk: str, publish: list[str], memory: str, cpus: int, accel: s
         why = kvm_usable(qemu)
         if why:
             raise UmiakError(f"--accel kvm: QEMU cannot use KVM here: {why}")
+    # romfile= : no iPXE option ROM on the NIC (OVMF would start its driver, seconds under TCG).
     cmd = [qemu, "-accel", accel, "-machine", "q35", "-cpu", "host" if accel == "kvm" else "Nehalem",
            "-m", memory, "-smp", str(cpus), "-bios", fw, "-display", "none", "-nodefaults", "-no-reboot",
            "-chardev", "stdio,id=con,signal=on", "-serial", "chardev:con",
            "-drive", f"file={disk},format=raw,if=none,id=root" + (",snapshot=on" if snapshot else ""),
            "-device", "nvme,drive=root,serial=umiak-root",
-           "-netdev", "user,id=net0" + "".join(fwd), "-device", "virtio-net-pci,netdev=net0",
+           "-netdev", "user,id=net0" + "".join(fwd), "-device", "virtio-net-pci,netdev=net0,romfile=",
            "-device", "virtio-rng-pci"]
     for i, v in enumerate(volumes):
         if not os.path.isfile(v):

@@ -26,7 +26,30 @@ $bb mount -t tmpfs -o mode=1777 shm /dev/shm
 echo 1 > /proc/sys/vm/overcommit_memory   # no swap: umiak reserves guest RAM it may not touch
 . /umiak/appliance.env
 say "Linux $($bb uname -r) up in $($bb cut -d' ' -f1 /proc/uptime) s"
-while read -r m; do $bb insmod "/umiak/modules/$m.ko" 2>/dev/null; done < /umiak/modules/order
+# Drivers for the hardware that is there: /umiak/modules/order says `MODULE pci:VEN:DEV,...`
+# (globs), `MODULE cpu:FLAG` or `MODULE -` (always).
+pci=
+for d in /sys/bus/pci/devices/*; do
+  [ -r "$d/vendor" ] || continue
+  read -r v < "$d/vendor"; read -r dv < "$d/device"; pci="$pci ${v#0x}:${dv#0x}"
+done
+flags=
+while read -r l; do case "$l" in flags*) flags=" ${l#*:} "; break ;; esac; done < /proc/cpuinfo
+wanted() {
+  case "$1" in
+    -) return 0 ;;
+    cpu:*) case "$flags" in *" ${1#cpu:} "*) return 0 ;; esac ;;
+    pci:*) oifs=$IFS; IFS=,; set -f; set -- ${1#pci:}; set +f; IFS=$oifs
+           for p; do case "$pci " in *" "$p" "*) return 0 ;; esac; done ;;
+  esac
+  return 1
+}
+loaded=" "
+while read -r m cond; do
+  case "$loaded" in *" $m "*) continue ;; esac
+  wanted "$cond" || continue
+  $bb insmod "/umiak/modules/$m.ko" 2>/dev/null; loaded="$loaded$m "
+done < /umiak/modules/order
 $bb hostname "$UMIAK_HOSTNAME"
 $bb ip link set lo up
 nic=
