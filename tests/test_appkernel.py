@@ -527,7 +527,7 @@ WORK = {
               '  curl -sS --max-time 10 -w " %{{http_code}}\\n" http://127.0.0.1:{port}/$p || exit 4\ndone\n'),
 }
 # the calls tried: needed, stubbable and fakeable ones (by a full exploration), none that hangs
-SUBSET = {"redis": "socket,epoll_create,getrandom,sysinfo,madvise,setsockopt,pipe2,chdir",
+SUBSET = {"redis": "socket,getrandom,sysinfo,setsockopt,chdir",
           "nginx": "socket,epoll_create,getpid,prctl,getrandom,setsockopt,close,umask"}
 STRACE_LINE = r"^(?:\[pid +\d+\] )?{name}\(.*\) += {answer}(?: .*)? <not in this kernel>$"
 
@@ -580,8 +580,10 @@ def test_explore_a_server_with_its_client(platform, server, tmp_path):
     assert m, text[:800]
     traced_n, needed, stub, fake = map(int, m.groups())
     lists = {k: v.split() for k, v in re.findall(r'^CONFIG_SYSCALLS_(STUB|FAKE)="([^"]*)"', text, re.M)}
+    from umiak.kernel.syscalls.table import SYSCALLS
+    lacking = {e[0] for e in SYSCALLS.values() if not e[1]}   # stubs already (rseq)
     tried = set(SUBSET[server].split(","))
-    assert set(lists["STUB"]) | set(lists["FAKE"]) <= tried   # the others stay needed
+    assert set(lists["STUB"]) - lacking | set(lists["FAKE"]) <= tried   # the others stay needed
     assert lists["STUB"] and lists["FAKE"] and {"socket", "epoll_create"} <= present(str(cfg))
     assert (len(lists["STUB"]), len(lists["FAKE"]), needed + stub + fake) == (stub, fake, traced_n)
     assert needed == len(present(str(cfg))) < traced_n
@@ -602,8 +604,10 @@ def test_explore_a_server_with_its_client(platform, server, tmp_path):
             proc.communicate()
     assert (got.returncode, got.stdout) == (0, want.read_bytes()), got
     trace = err.decode(errors="replace")
-    assert "not in this kernel returned" not in trace, trace[-2000:]
-    for name in lists["STUB"]:
+    # (a stub's fallback may use calls the traced run never made, refused and listed at exit:
+    # redis's OpenSSL, with getrandom stubbed, tries shmget, uname and /dev/random with
+    # pselect6; the trial of that stub passed with them refused, as here)
+    for name in set(lists["STUB"]) - lacking:
         assert re.search(STRACE_LINE.format(name=name, answer=r"-1 ENOSYS \(Function not implemented\)"),
                          trace, re.M), (name, trace[-3000:])
     for name in lists["FAKE"]:
