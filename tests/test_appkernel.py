@@ -649,3 +649,57 @@ def test_a_config_for_one_program_runs_another(platform, tmp_path):
     assert refused and refused.isdisjoint(mine), (refused, mine)
     for name in refused:   # each also warned when it was first refused
         assert f"umiak: syscall {name} is not in this kernel: returning -ENOSYS\n" in err
+
+
+def test_explore_puts_back_all_but_the_culprit(monkeypatch, tmp_path):
+    """When the whole app kernel fails (calls stubbable one at a time but not together), calls
+    are made needed from the last until it passes; then all but the last of those are tried
+    back at once, so one culprit does not make its innocent neighbours needed. (In-process:
+    trials and configs are replaced by a rule over the stub and fake lists.)"""
+    from umiak import config
+    from umiak.config import app, build, explore
+
+    def lists(text: str) -> dict[str, set[str]]:
+        return {k: set(v.split()) for k, v in re.findall(r'^CONFIG_SYSCALLS_(STUB|FAKE)="([^"]*)"', text, re.M)}
+
+    def works(text: str) -> bool:
+        got = lists(text)
+        stub, fake = got.get("STUB", set()), got.get("FAKE", set())
+        return ("read" not in stub | fake and not {"fcntl", "futex"} & stub
+                and not {"fcntl", "futex"} <= fake)   # fcntl and futex fakeable, not both
+
+    class Trials:
+        def __init__(self, *args):
+            self.runs, self.elapsed, self.baseline = 0, 0.0, None
+
+        def scale_limit(self, *durations):
+            pass
+
+        def run(self, fragment):
+            self.runs += 1
+            return fragment
+
+        def run_config(self, cfg):
+            with open(cfg) as f:
+                return f.read()
+
+        def passes(self, text):
+            return works(text)
+
+    def write(facts, path):
+        ex = facts.explored or {}
+        with open(path, "w") as f:
+            for kind in ("stub", "fake"):
+                f.write(f'CONFIG_SYSCALLS_{kind.upper()}="{" ".join(n for n, k in ex.items() if k == kind)}"\n')
+
+    class Recorder:
+        def syscall_names(self):
+            return {n: 1 for n in ("read", "fcntl", "getuid", "futex", "gettid")}
+    monkeypatch.setattr(explore, "Trials", Trials)
+    monkeypatch.setattr(app, "write_app_config", write)
+    monkeypatch.setattr(build, "freeze", lambda path: {"symbols": {"SYSCALLS_STUB": "", "SYSCALLS_FAKE": ""}})
+    monkeypatch.setattr(config, "store", lambda data, frozen: None)
+    said: list[str] = []
+    result = explore.explore(["prog"], Recorder(), progress=said.append)
+    assert result == {"read": "needed", "fcntl": "fake", "getuid": "stub", "futex": "needed", "gettid": "stub"}
+    assert said[-1] == "futex cannot be faked together with the others: needed", said

@@ -13,7 +13,8 @@ fallback needs a call the program never made (no brk: glibc tries mmap) fails. A
 needed = neither passed; stub = -ENOSYS passed; fake = only 0 passed. Calls the full
 kernel does not implement are stubs already. Because a set of calls may not be
 stubbable at once (Loupe's caveat), the whole app kernel is checked last; while it
-fails, stubbed and faked calls are made needed again one at a time.
+fails, stubbed and faked calls are made needed again one at a time, from the last; then
+all but the last of those are tried back at once (usually one call is the culprit).
 
 Each trial is a fresh `python -m umiak run --config TRIAL` process (a crashed or
 hung trial cannot take the exploration down). A trial's config is the traced one with
@@ -238,23 +239,31 @@ def explore(argv: list[str], recorder, check: str | None = None, serve: bool = F
         say(f"explored {len(names)} syscalls in {t.runs} trials: "
             + ", ".join(f"{k} {sum(1 for v in result.values() if v == k)}" for k in ("needed", "stub", "fake")))
         # all at once: the app kernel itself
-        demoted = [n for n in names if result[n] in ("stub", "fake") and NUMBERS.get(n) is not None
-                   and SYSCALLS[NUMBERS[n]][1]]
-        while True:
+        def app_kernel_passes(classes: dict[str, str]) -> bool:
             facts = AppFacts(argv)
-            facts.traced, facts.explored, facts.methods = recorder, dict(result), ["exploration"]
+            facts.traced, facts.explored, facts.methods = recorder, dict(classes), ["exploration"]
             cfg = os.path.join(d, "app.config")
             write_app_config(facts, cfg)
             t.runs += 1
-            if t.passes(t.run_config(cfg)):
-                break
-            if not demoted:
+            return t.passes(t.run_config(cfg))
+        candidates = [n for n in names if result[n] in ("stub", "fake") and NUMBERS.get(n) is not None
+                      and SYSCALLS[NUMBERS[n]][1]]
+        popped: list[tuple[str, str]] = []
+        while not app_kernel_passes(result):
+            if not candidates:
                 raise UmiakError("--explore: the program fails under its explored kernel even with every "
                                  "traced call implemented")
-            back = demoted.pop()
-            say(f"{back} cannot be {'stubbed' if result[back] == 'stub' else 'faked'} together with the others: "
-                "needed")
+            back = candidates.pop()
+            popped.append((back, result[back]))
             result[back] = "needed"
+        if len(popped) > 1:
+            # Usually one call is the culprit, the last one made needed: one more trial puts the
+            # others back (python3 -c: 13 calls were made needed, fcntl alone had to be).
+            others = dict(result, **dict(popped[:-1]))
+            if app_kernel_passes(others):
+                result, popped = others, popped[-1:]
+        for back, kind in popped:
+            say(f"{back} cannot be {'stubbed' if kind == 'stub' else 'faked'} together with the others: needed")
     return result
 
 
