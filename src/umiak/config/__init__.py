@@ -95,10 +95,7 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
     except OSError as e:
         raise UmiakError(f"config {path}: {e.strerror}") from None
     import marshal   # built in: reading the frozen form costs no import (json would cost ~5 ms)
-    import sys
-    key = _sha256(tree_stamp().encode() + b"\0" + data).hexdigest()[:32]
-    base = os.path.join(cache_dir(), f"frozen-{key}")
-    fast = f"{base}.{sys.hexversion:x}.marshal"
+    base, fast = _cache_paths(data)
     try:
         with open(fast, "rb") as f:
             frozen = marshal.loads(f.read())
@@ -109,10 +106,27 @@ def load(config: str | None = None, profile: str | None = None) -> "FrozenConfig
     from umiak.config.build import freeze
     frozen = freeze(path)
     _prune(cache_dir())
+    store(data, frozen)
+    return FrozenConfig(frozen, path)
+
+
+def _cache_paths(data: bytes) -> tuple[str, str]:
+    """(the cache's base name, its marshal file) for a .config's bytes."""
+    import sys
+    key = _sha256(tree_stamp().encode() + b"\0" + data).hexdigest()[:32]
+    base = os.path.join(cache_dir(), f"frozen-{key}")
+    return base, f"{base}.{sys.hexversion:x}.marshal"
+
+
+def store(data: bytes, frozen: dict) -> None:
+    """Cache `frozen` as the resolution of a .config whose bytes are `data`. Exploration uses it
+    for trial configs it derives from one it resolved (a changed string nothing depends on), so
+    its many trials skip kconfiglib."""
     import json
+    import marshal
+    base, fast = _cache_paths(data)
     _write_atomic(f"{base}.json", json.dumps(frozen, sort_keys=True, indent=1) + "\n")   # for people
     _write_atomic(fast, marshal.dumps(frozen))                                            # for runs
-    return FrozenConfig(frozen, path)
 
 
 def _prune(directory: str, days: int = 30) -> None:

@@ -46,10 +46,11 @@ class AppFacts:
 
 # -- traced runs -------------------------------------------------------------------------
 def traced_run(argv: list[str], timeout: float | None = None, platform: str = "auto",
-               root: str | None = None, stdio=None, err_out=None):
+               root: str | None = None, stdio=None, err_out=None, during=None):
     """Run argv under the full kernel, recording every call of every thread.
     Returns (recorder, status, signal). --timeout (or Ctrl-C) sends the program
-    SIGTERM, which ends the recording as the program's own end would."""
+    SIGTERM, which ends the recording as the program's own end would; so does the
+    end of `during` (--explore --serve's check, run in a thread while the program serves)."""
     import threading
 
     from umiak.config.record import Recorder
@@ -65,6 +66,11 @@ def traced_run(argv: list[str], timeout: float | None = None, platform: str = "a
             timer = threading.Timer(timeout, _terminate, args=(m,))
             timer.daemon = True
             timer.start()
+        if during is not None:
+            def client() -> None:
+                during()
+                _terminate(m)
+            threading.Thread(target=client, name="umiak-check", daemon=True).start()
         try:
             status = m.run(argv, err_out=err_out)
         finally:
@@ -265,6 +271,8 @@ def app_command(args) -> int:
         argv = argv[1:]
     if not argv:
         raise UmiakError("config app: give the program: umiak config app -o FILE -- PROG [ARGS]")
+    if args.explore_only and not args.explore:
+        raise UmiakError("config app: --explore-only goes with --explore")
     if args.static_only and args.explore:
         raise UmiakError("config app: --static-only and --explore exclude each other (exploring runs the program)")
     path = resolve(argv[0], args.root)
@@ -290,8 +298,19 @@ def app_command(args) -> int:
     facts.root = args.root or "/"
     if not args.static_only:
         sys.stdout.flush()
-        rec, status, signal = traced_run(argv, timeout=args.timeout, platform=args.platform, root=args.root)
-        check_traced(argv, status, signal, stopped_by_us=bool(args.timeout) or signal == 2)
+        during, checked = None, []
+        if args.explore and args.serve and args.check:
+            # the traced run is exercised by the check too: exploration tries what it used
+            from umiak.config.explore import check_once
+
+            def during() -> None:
+                checked.append(check_once(args.check, args.trial_timeout))
+        rec, status, signal = traced_run(argv, timeout=args.timeout, platform=args.platform, root=args.root,
+                                         during=during)
+        check_traced(argv, status, signal, stopped_by_us=bool(args.timeout or checked) or signal == 2)
+        if during is not None and checked != [0]:
+            raise UmiakError(f"--explore: the check failed during the traced run (status "
+                             f"{checked[0] if checked else 'none: the program ended first'}); nothing to explore")
         facts.traced = rec
         facts.methods.append("a traced run under the full kernel" + (f" (--timeout {args.timeout:g} s)"
                                                                       if args.timeout else ""))
@@ -304,8 +323,9 @@ def app_command(args) -> int:
                       file=sys.stderr)
     if args.explore:
         from umiak.config.explore import explore
+        only = set(args.explore_only.replace(",", " ").split()) if args.explore_only else None
         facts.explored = explore(argv, facts.traced, check=args.check, serve=args.serve,
-                                 timeout=args.trial_timeout, platform=args.platform, root=args.root)
+                                 timeout=args.trial_timeout, platform=args.platform, root=args.root, only=only)
         facts.methods.append("exploration (each traced call answered -ENOSYS, then 0; "
                              + (f"check {args.check!r})" if args.check else "output compared with the full kernel's)"))
     msg = write_app_config(facts, args.output)

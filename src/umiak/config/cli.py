@@ -58,6 +58,8 @@ def _parser():
                                                   "program worked; default: output and status equal the full kernel's")
     a.add_argument("--serve", action="store_true", help="with --check: run CMD while the program runs (a server), "
                                                         "then stop the program")
+    a.add_argument("--explore-only", metavar="NAMES",
+                   help="with --explore: try only these traced calls (comma-separated); the others stay needed")
     a.add_argument("--trial-timeout", type=float, default=20.0, metavar="S",
                    help="with --explore: a trial still running after S seconds fails (default 20)")
     a.add_argument("--sources", action="store_true", help="print where static analysis found each syscall")
