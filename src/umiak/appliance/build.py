@@ -38,14 +38,6 @@ MODULES = {"virtio_pci": "pci:1af4:*", "virtio_net": "pci:1af4:1000,1af4:1041",
            "virtio_rng": "pci:1af4:1005,1af4:1044", "ena": "pci:1d0f:*",
            "kvm_intel": "cpu:vmx", "kvm_amd": "cpu:svm"}
 PY_DEPS = ["unicorn", "capstone", "kconfiglib", "elftools"]   # umiak's runtime dependencies
-# pti=off: page-table isolation guards the kernel from its user space against Meltdown. Here
-# the only user space is umiak, whose guest code never runs as host code that loads a host
-# address (KVM: a VM; emu: every load goes through Unicorn's TLB into guest RAM), and the
-# CPUs of Nitro machines are not affected (Linux leaves it off there by itself). QEMU's TCG
-# CPU models are taken as affected, and each kernel entry then switches page tables,
-# which flushes TCG's whole TLB: with it off, redis's appliance reached PONG with 20% less
-# CPU time under TCG (45 s instead of 57 s of QEMU's CPU time).
-KERNEL_OPTIONS = "pti=off"
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 ROOT_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"      # Linux root (x86-64)
 MIB = 1 << 20
@@ -179,7 +171,7 @@ def build(spec: ApplianceSpec, progress=None) -> dict:
         digest = _digest(root_img)
         part_uuid = str(uuid.UUID(bytes=digest[:16], version=4))
         cmdline = (f"root=PARTUUID={part_uuid} rootfstype=ext4 ro init=/umiak/init console=tty0 "
-                   f"console=ttyS0,115200 quiet loglevel=3 panic=-1 nvme_core.io_timeout=4294967295 {KERNEL_OPTIONS} "
+                   f"console=ttyS0,115200 quiet loglevel=3 panic=-1 nvme_core.io_timeout=4294967295 "
                    f"{spec.cmdline}").strip()
         esp_img = os.path.join(tmp, "esp.img")
         _esp(esp_img, vmlinuz, cmdline, tmp)
