@@ -154,6 +154,8 @@ class Machine:
             opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
             restore = opts.extra.get("restore")
         platform = self._take_warm(self.platform_name, opts.mem_size) or open_platform(self.platform_name, opts.mem_size)
+        if opts.prewarm:   # the next run's VM is built while this one runs (the host has idle cores)
+            self._warm_up(self.platform_name, opts.mem_size)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
@@ -209,8 +211,6 @@ class Machine:
             finally:
                 kernel.shutdown()
                 platform.close()
-                if opts.prewarm:
-                    self._warm_up(self.platform_name, opts.mem_size)
         return status
 
     # -- a warm VM for the next run ------------------------------------------------

@@ -442,27 +442,65 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         prot = vma.prot & PROT_MASK
         if fr is not None:
             # Unwritten file pages come in from the file on first touch (a chunk per fault,
-            # as after mmap); only the pages that differ are made now.
-            for k, i in rec.get("data", ()):
-                mm._populate(vma, k << 12, (k + 1) << 12)
-                e = pages.get(k)
-                if e is None:   # past the end of the file now: the file changed
+            # as after mmap) or by _prefault; only the pages that differ are made now.
+            data = rec.get("data", ())
+            if data:
+                limit = (start + abi.page_up(max(0, vma.file.size() - vma.offset))) >> 12
+                if max(k for k, _i in data) >= limit:   # past the end of the file now
                     raise SnapshotError(f"cannot restore: {fr['path']} changed since the snapshot")
-                pa = e & ~0xFFF
-                ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
+                for k, i, n in _data_runs(data):
+                    _back(mm, k, n, prot)
+                    _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
             continue
         # Anonymous memory: every page that had a frame has one again (free frames are
         # zero), with the stored content where it was not zero.
-        data = dict(rec.get("data", ()))
         for k, n in rec["backed"]:
-            for vpn in range(k, k + n):
-                pa = frames.alloc()
-                i = data.get(vpn)
-                if i is not None:
-                    ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
-                pages[vpn] = pa | prot
-                if prot:
-                    plat.map_page(vpn << 12, pa, prot)
+            _back(mm, k, n, prot)
+        for k, i, n in _data_runs(rec.get("data", ())):
+            _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
+
+
+def _data_runs(data) -> list[tuple[int, int, int]]:
+    """[vpn, page index] pairs as runs (vpn, index, count): capture stores them in order."""
+    out: list[list[int]] = []
+    for k, i in data:
+        if out and out[-1][0] + out[-1][2] == k and out[-1][1] + out[-1][2] == i:
+            out[-1][2] += 1
+        else:
+            out.append([k, i, 1])
+    return [(k, i, n) for k, i, n in out]
+
+
+def _back(mm, vpn: int, n: int, prot: int) -> None:
+    """Frames for the n pages from vpn (none backed yet), mapped with prot: consecutive
+    frames where the allocator has them, their entries written a leaf table at a time."""
+    from umiak.arch.x86_64.paging import PageTables, pte_bits
+    frames, pages = mm.frames, mm.pages
+    pa = frames.alloc_run(n)
+    segs = [(vpn, pa, n)] if pa is not None else [(vpn + j, frames.alloc(), 1) for j in range(n)]
+    pt = getattr(mm.platform, "pt", None)
+    for k, pa, c in segs:
+        pages.update(zip(range(k, k + c), range(pa | prot, pa + c * PAGE, PAGE)))
+        if not prot:
+            continue
+        if isinstance(pt, PageTables):
+            pt.fill(k << 12, pa, c, pte_bits(prot))
+        else:
+            for j in range(c):
+                mm.platform.map_page((k + j) << 12, pa + j * PAGE, prot)
+
+
+def _write(mm, vpn: int, n: int, data) -> None:
+    """Copy data into the (backed) n pages from vpn: one copy per run of consecutive frames."""
+    pages, ram = mm.pages, mm.ram
+    j = 0
+    while j < n:
+        pa = pages[vpn + j] & ~0xFFF
+        c = 1
+        while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
+            c += 1
+        ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
+        j += c
 
 
 _PREFAULT_CHUNK = 16   # pages: what the first fault in a VMA brings in (mm.FAULT_CHUNK_MIN)
@@ -484,15 +522,32 @@ def _record_touches(mm, snap: Snapshot) -> None:
 
 def _prefault(mm, touched: set[int]) -> None:
     """Map now the pages the last restore faulted in (from the file, or zero), the chunk
-    around each as its fault did, so this run starts without those exits."""
+    around each as its fault did, so this run starts without those exits: per VMA, the
+    runs of pages, each read from its file in one call."""
+    from umiak.kernel.mm import PROT_MASK
+    want: dict[int, tuple] = {}
     for vpn in sorted(touched):
-        va = vpn << 12
-        v = mm.find_vma(va)
-        if v is None or vpn in mm.pages:   # a mapping made after the snapshot: not there yet
+        v = mm.find_vma(vpn << 12)
+        if v is None:   # a mapping made after the snapshot: not there yet
             continue
-        chunk = _PREFAULT_CHUNK << 12
-        start, end = max(v.start, va & ~(chunk - 1)), min(v.end, (va & ~(chunk - 1)) + chunk)
-        mm._populate(v, start, end)
+        lo = vpn & ~(_PREFAULT_CHUNK - 1)
+        got = want.setdefault(id(v), (v, set()))[1]
+        got.update(range(max(v.start >> 12, lo), min(v.end >> 12, lo + _PREFAULT_CHUNK)))
+    pages = mm.pages
+    for v, vpns in want.values():
+        if v.cache is not None:   # MAP_SHARED of a page cache: its own frames
+            for k in vpns:
+                mm._populate(v, k << 12, (k + 1) << 12)
+            continue
+        limit = v.end >> 12
+        if v.file is not None:   # pages past the end of the file stay unbacked (SIGBUS)
+            from umiak.kernel import abi
+            limit = min(limit, (v.start + abi.page_up(max(0, v.file.size() - v.offset))) >> 12)
+        prot = v.prot & PROT_MASK
+        for k, n in _runs(sorted(k for k in vpns if k < limit and k not in pages)):
+            _back(mm, k, n, prot)
+            if v.file is not None:
+                _write(mm, k, n, memoryview(v.file.pread(v.offset + (k << 12) - v.start, n * PAGE).ljust(n * PAGE, b"\0")))
 
 
 def _open_mapping(kernel, task, fr: dict):
