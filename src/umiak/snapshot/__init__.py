@@ -413,7 +413,6 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
     mm.layout_seed = ms["layout_seed"]
     if not have_vdso:
         mm.vdso_base = ms["vdso_base"]
-    ram, pages, frames, plat = mm.ram, mm.pages, mm.frames, mm.platform
     blob_view = memoryview(blob)
     opened: dict[tuple, Mapping] = {}   # one Mapping per file, as the VMAs split from one mmap share it
     for rec in ms["vmas"]:
@@ -428,10 +427,10 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         vma.next_fault = rec["next_fault"]
         fr = rec.get("file")
         if fr is not None:
-            k = (fr["path"], bool(fr.get("writable")))
-            if k not in opened:
-                opened[k] = _open_mapping(kernel, task, fr)
-            vma.file, vma.offset = opened[k], fr["offset"]
+            key = (fr["path"], bool(fr.get("writable")))
+            if key not in opened:
+                opened[key] = _open_mapping(kernel, task, fr)
+            vma.file, vma.offset = opened[key], fr["offset"]
             if rec["flags"] & abi.MAP_SHARED:
                 vma.cache = vma.file.page_cache()
                 if vma.cache is not None:
@@ -445,7 +444,7 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
             # as after mmap) or by _prefault; only the pages that differ are made now.
             data = rec.get("data", ())
             if data:
-                limit = (start + abi.page_up(max(0, vma.file.size() - vma.offset))) >> 12
+                limit = (start + abi.page_up(max(0, opened[key].size() - vma.offset))) >> 12
                 if max(k for k, _i in data) >= limit:   # past the end of the file now
                     raise SnapshotError(f"cannot restore: {fr['path']} changed since the snapshot")
                 for k, i, n in _data_runs(data):
@@ -480,7 +479,7 @@ def _back(mm, vpn: int, n: int, prot: int) -> None:
     segs = [(vpn, pa, n)] if pa is not None else [(vpn + j, frames.alloc(), 1) for j in range(n)]
     pt = getattr(mm.platform, "pt", None)
     for k, pa, c in segs:
-        pages.update(zip(range(k, k + c), range(pa | prot, pa + c * PAGE, PAGE)))
+        pages.update(zip(range(k, k + c), range(pa | prot, pa + c * PAGE, PAGE), strict=True))
         if not prot:
             continue
         if isinstance(pt, PageTables):
