@@ -91,7 +91,7 @@ class SnapshotError(UmiakError):
 class Snapshot:
     """A snapshot in memory: the header (dict) and the page blob."""
 
-    def __init__(self, header: dict, pages: bytes):
+    def __init__(self, header: dict, pages: bytes | memoryview):
         self.header = header
         self.pages = pages
         # Pages a restored run faulted in (vpns): the next restore of this
@@ -119,8 +119,8 @@ class Snapshot:
             raise SnapshotError(f"cannot write snapshot {path}: {e.strerror}") from None
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str = "snapshot") -> "Snapshot":
-        if len(data) < _HEAD.size or data[:8] != MAGIC:
+    def from_bytes(cls, data: bytes | memoryview, name: str = "snapshot") -> "Snapshot":
+        if len(data) < _HEAD.size or bytes(data[:8]) != MAGIC:
             raise SnapshotError(f"{name}: not a umiak snapshot")
         _m, version, _r, hlen, plen, hcrc, pcrc = _HEAD.unpack_from(data)
         if version != FORMAT_VERSION:
@@ -132,7 +132,7 @@ class Snapshot:
         if zlib.crc32(head) != hcrc or zlib.crc32(pages) != pcrc:
             raise SnapshotError(f"{name}: corrupt snapshot (checksum mismatch)")
         try:
-            header = json.loads(head)
+            header = json.loads(bytes(head))
         except ValueError:
             raise SnapshotError(f"{name}: corrupt snapshot header") from None
         if not isinstance(header, dict) or "mm" not in header or "task" not in header:
@@ -141,9 +141,14 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: str) -> "Snapshot":
+        """Read a snapshot file, its pages mapped (read from the page cache as restores
+        copy them), not read into one more copy."""
+        import mmap
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                size = os.fstat(f.fileno()).st_size
+                data: bytes | memoryview = memoryview(mmap.mmap(f.fileno(), size, mmap.MAP_PRIVATE, mmap.PROT_READ)) \
+                    if size >= _HEAD.size else f.read()
         except OSError as e:
             raise SnapshotError(f"{path}: {e.strerror}") from None
         return cls.from_bytes(data, path)
