@@ -410,7 +410,7 @@ def _restore(kernel, snap: Snapshot):
     return task
 
 
-def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> None:
+def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso: bool) -> None:
     from umiak.kernel import abi
     from umiak.kernel.mm import PROT_MASK, Vma
     mm.brk_start, mm.brk_end = ms["brk_start"], ms["brk_end"]
