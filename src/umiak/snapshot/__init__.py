@@ -393,6 +393,8 @@ def _restore(kernel, snap: Snapshot):
             f.lseek(rec["offset"], os.SEEK_SET)
         made[n] = f
         fds.install_at(n, f, rec["cloexec"])
+    if h.get("reason") == "entry":
+        _reseed(mm, proc, ts["fs_base"])
     # Registers, FPU, signal state.
     vcpu.set_regs([int(r) for r in ts["regs"]])
     vcpu.set_fs_base(ts["fs_base"])
@@ -505,6 +507,36 @@ def _write(mm, vpn: int, n: int, data) -> None:
             c += 1
         ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
         j += c
+
+
+def _reseed(mm, proc, fs_base: int) -> None:
+    """A program restored at its entry point gets its own randomness, as every exec does:
+    new first 8 bytes of AT_RANDOM and the stack protector's canary made from them again
+    (glibc: those bytes with the low byte zero; musl: with the second byte zero), at fs:0x28
+    (no frame that holds the old one is live at the entry point). AT_RANDOM's last 8 bytes,
+    glibc's pointer guard, stay: the libraries' constructors may hold pointers mangled
+    with it (__cxa_atexit), as processes forked from one zygote share theirs."""
+    from umiak.kernel import abi
+    from umiak.kernel.errors import SyscallError
+    addr = dict(proc.auxv).get(abi.AT_RANDOM)
+    if not addr:
+        return
+    try:
+        old = mm.read(addr, 8)
+        fresh = bytearray(os.urandom(8))
+        mm.write(addr, bytes(fresh), force=True)
+        if not fs_base:
+            return
+        canary = mm.read(fs_base + 0x28, 8)
+        for zero in (0, 1):   # glibc's, then musl's form of a canary drawn from the old bytes
+            form = bytearray(old)
+            form[zero] = 0
+            if canary == bytes(form):
+                fresh[zero] = 0
+                mm.write(fs_base + 0x28, bytes(fresh), force=True)
+                return
+    except SyscallError:   # not mapped: a program with no TLS yet
+        return
 
 
 _PREFAULT_CHUNK = 16   # pages: what the first fault in a VMA brings in (mm.FAULT_CHUNK_MIN)

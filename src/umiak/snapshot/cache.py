@@ -1,6 +1,8 @@
 """The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done.
 
-`umiak run --snapshot-cache PROG` (off by default: see docs/snapshots.md). The first
+`umiak run PROG` (on by default for the CLI; `--no-snapshot-cache` or
+UMIAK_SNAPSHOT_CACHE=0 turn it off, the embedding API opts in with
+extra={"snapshot_cache": True}). The first
 run of a dynamic program stops at its AT_ENTRY (umiak.snapshot.point, --at entry),
 stores the snapshot in $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes
 on; later runs with the same key restore it instead of running ld.so again.
@@ -60,11 +62,80 @@ def _ident(path: str) -> list[int] | None:
 def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, str]) -> str:
     from umiak import __version__
     cwd = opts.cwd or os.getcwd()
-    parts = {"v": __version__, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
+    parts = {"v": __version__, "build": _build_id(), "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
              "hostname": opts.hostname, "vdso": opts.vdso, "nofile": _nofile()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _build_id(root: str | None = None) -> str:
+    """umiak's own code (each file's path, size and mtime): another build of umiak (a fresh
+    clone, a changed kernel) never uses a snapshot this one made. About 1 ms."""
+    if root is None:
+        import umiak
+        root = os.path.dirname(os.path.abspath(umiak.__file__))
+    out = []
+    stack = [root]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        stack.append(e.path)
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                out.append((e.path, st.st_size, st.st_mtime_ns))
+    out.sort()
+    return hashlib.sha256(repr(out).encode()).hexdigest()[:16]
+
+
+# The cache's bounds: the least recently used entries go first (a hit touches its entry).
+MAX_ENTRIES = 128
+MAX_BYTES = 512 << 20
+MAX_MARKS = 1024   # ".no" files: program starts found uncacheable
+
+
+def _evict(d: str) -> None:
+    """Keep the cache within MAX_ENTRIES snapshots of MAX_BYTES in all, and MAX_MARKS marks."""
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    snaps, marks = [], []
+    for n in names:
+        p = os.path.join(d, n)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if n.endswith(".snap"):
+            snaps.append((st.st_mtime_ns, st.st_size, p))
+        elif n.endswith(".no"):
+            marks.append((st.st_mtime_ns, p))
+    snaps.sort(reverse=True)
+    total = 0
+    for i, (_t, size, p) in enumerate(snaps):
+        total += size
+        if i >= MAX_ENTRIES or total > MAX_BYTES:
+            _remove(p)
+    for _t, p in sorted(marks, reverse=True)[MAX_MARKS:]:
+        _remove(p)
+
+
+def _remove(path: str) -> None:
+    for p in (path, path + ".hits", path + ".touch") if path.endswith(".snap") else (path,):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
 
 
 def _nofile() -> list[int]:
@@ -101,6 +172,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
         try:
             with open(path + ".hits", "ab") as hits:
                 hits.write(b".")
+            os.utime(path)   # recently used: evicted last
         except OSError:
             pass
         extra["restore"] = snap
@@ -128,6 +200,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
                 os.unlink(old)
             except OSError:
                 pass
+        _evict(d)
 
     point = SnapshotPoint("entry", taken, stop=False, extra=deps)
     point.on_error = lambda e: _mark_uncacheable(path, e)
@@ -143,6 +216,7 @@ def _mark_uncacheable(path: str, err: Exception) -> None:
             f.write(f"{err}\n")
     except OSError:
         pass
+    _evict(os.path.dirname(path))
 
 
 class _TouchSaver:
