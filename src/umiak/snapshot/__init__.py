@@ -25,7 +25,12 @@ a frame get one again (free frames are zero) with the stored content. [vvar] and
 [vdso] are the restoring VM's own, at the same address. Registers, FS/GS, the XSAVE
 image, signal mask, handlers and pending signals, rlimits, creds, umask and cwd are
 set back; stdio fds are the restoring run's stdin/stdout/stderr; other files are
-opened again by path at their offset. pid and tid are 1, as in every umiak VM.
+opened again by path at their offset. pid and tid are 1, as in every umiak VM. A
+program restored at its entry point draws new AT_RANDOM bytes and stack canary
+(_reseed), as every exec does. Pages are made in runs: consecutive frames, their
+page-table entries written a leaf table at a time and their content copied once per
+run; the pages the first restore of a snapshot faulted in are made at once by the next
+ones (_prefault), read from their file a run at a time.
 
 Moving between platforms: the saved state is the architecture's, but a program that
 chose code for the CPU it started on (glibc's ifuncs, ld.so's XSAVE area size) may

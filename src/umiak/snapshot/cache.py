@@ -2,12 +2,15 @@
 
 `umiak run PROG` (on by default for the CLI; `--no-snapshot-cache` or
 UMIAK_SNAPSHOT_CACHE=0 turn it off, the embedding API opts in with
-extra={"snapshot_cache": True}). The first
-run of a dynamic program stops at its AT_ENTRY (umiak.snapshot.point, --at entry),
-stores the snapshot in $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes
-on; later runs with the same key restore it instead of running ld.so again.
+extra={"snapshot_cache": True}). The first run of a dynamic program stops at its
+AT_ENTRY (umiak.snapshot.point, --at entry), stores the snapshot in
+$XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes on; later runs with the
+same key restore it instead of running ld.so again. The cache keeps at most MAX_ENTRIES
+snapshots of MAX_BYTES in all (a hit marks its entry recently used; the least recently
+used go first).
 
-The key (a sha256 of): umiak's version, the platform, guest RAM size, the program's
+The key (a sha256 of): umiak's version and build (its files' sizes and mtimes, so
+another checkout or a changed kernel never uses this one's entries), the platform, guest RAM size, the program's
 path and identity, argv, the whole environment (LD_* included), cwd, uid/gid, ASLR on
 or off and the host name. Inside the snapshot ("extra") is every path ld.so looked at
 (opened, stat'ed, accessed; found or not) with its identity (st_dev, st_ino, size,
@@ -17,14 +20,19 @@ appearing earlier in the search path) discards the entry and makes it again.
 
 Only a start whose system calls before AT_ENTRY are all ld.so's kind (open, read,
 mmap, mprotect, stat, close, brk, arch_prctl, ...) is cached: a constructor that
-asks for the time, a pid or random bytes, reads stdin or a /proc, /sys or /dev file,
-or writes anything, would have its answer frozen in the snapshot, so such a program
+asks for the time, a pid or random bytes, reads, stats or seeks stdin/stdout/stderr
+(this run's), opens a /proc, /sys or /dev file, or writes anything, would have its answer frozen in the snapshot, so such a program
 is marked uncacheable instead (a ".no" file) and always runs the normal way.
 
-ASLR: an entry fixes one layout (and the AT_RANDOM bytes, so the stack protector's
-canary and pointer guard), shared by every run restored from it, as processes forked
-from one zygote share theirs. Runs with --no-aslr have their own entry. Remove the
-cache (`umiak cache prune`) to draw a new layout.
+ASLR: an entry fixes one layout (and glibc's pointer guard), shared by every run
+restored from it, as processes forked from one zygote share theirs; AT_RANDOM's first
+8 bytes and the stack canary are drawn again at each restore (umiak.snapshot._reseed).
+UMIAK_SNAPSHOT_LAYOUTS=N keeps N entries (layouts) per key, each run picking one at
+random: N first runs pay for ld.so and the snapshot, and the cache holds N times as
+much. Runs with --no-aslr have their own single entry. `umiak cache prune` draws anew.
+
+The cache lives in $XDG_CACHE_HOME/umiak/prelink, else ~/.cache/umiak/prelink; where
+that cannot be written, programs start the normal way.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ _LDSO_CALLS = frozenset({
     0, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 21, 25, 63, 89, 158, 218, 257, 262, 267, 273, 302, 332, 334,
 })
 _LIVE_FILES = ("/proc/", "/sys/", "/dev/")
+_FD_CALLS = frozenset({0, 5, 8, 17})   # read, fstat, lseek, pread64 (of stdio: not keyed)
 # nr -> index of the path argument
 _PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
 
@@ -159,7 +168,13 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
             or opts.extra.get("recorder") is not None or opts.net != "host":
         return opts
     d = cache_dir()
+    if not _writable(d):
+        return opts
     key = _key(opts, platform, exe_path, argv, env)
+    layouts = _layouts() if opts.aslr else 1
+    if layouts > 1:
+        import random
+        key += f"-{random.randrange(layouts)}"
     path = os.path.join(d, key + ".snap")
     if os.path.exists(path + ".no"):
         return opts
@@ -209,6 +224,23 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
     return dataclasses.replace(opts, extra=extra)
 
 
+def _writable(d: str) -> bool:
+    """The cache dir, or the nearest directory above that exists, can be written."""
+    while not os.path.isdir(d):
+        parent = os.path.dirname(d)
+        if parent == d:
+            return False
+        d = parent
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def _layouts() -> int:
+    try:
+        return max(1, min(64, int(os.environ.get("UMIAK_SNAPSHOT_LAYOUTS", "1"))))
+    except ValueError:
+        return 1
+
+
 def _mark_uncacheable(path: str, err: Exception) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -255,7 +287,8 @@ class _Watch:
         self.paths: dict[str, None] = {}
 
     def enter(self, task, nr: int, args):
-        if nr not in _LDSO_CALLS or nr in (0, 17) and args[0] < 3:   # stdin's content is not keyed
+        # What stdio is (its content, its type, its offset) is this run's, not keyed.
+        if nr not in _LDSO_CALLS or nr in _FD_CALLS and args[0] < 3:
             self.other.add(nr)
         i = _PATH_ARG.get(nr)
         if i is not None:
@@ -263,6 +296,8 @@ class _Watch:
                 p = task.mm.read_cstr(args[i]).decode("utf-8", "surrogateescape")
             except Exception:  # noqa: BLE001 - a bad pointer is the program's EFAULT
                 p = ""
+            if not p and nr in (262, 332) and args[0] < 3:   # fstatat(1, "", AT_EMPTY_PATH)
+                self.other.add(nr)
             if p:
                 p = os.path.normpath(os.path.join(task.process.cwd, p))
                 if p.startswith(_LIVE_FILES):   # content that changes with no change of identity
