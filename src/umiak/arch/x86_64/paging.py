@@ -107,7 +107,7 @@ class PageTables:
             n = min(count, 512 - ((va >> 12) & 511))
             lo = self._leaf_table(va, True) + ((va >> 12) & 511)
             first = pa | bits
-            q[lo:lo + n] = memoryview(array.array("Q", range(first, first + n * 4096, 4096))).cast("B").cast("Q")
+            q[lo:lo + n] = array.array("Q", range(first, first + n * 4096, 4096))
             va += n << 12
             pa += n << 12
             count -= n
