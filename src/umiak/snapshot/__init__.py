@@ -105,16 +105,21 @@ class Snapshot:
         self.touched: set[int] | None = None
 
     def to_bytes(self) -> bytes:
+        return self._head() + self.pages
+
+    def _head(self) -> bytes:
+        """The file up to the pages: fixed part and header."""
         head = json.dumps(self.header, separators=(",", ":")).encode()
         return _HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(head), len(self.pages),
-                          zlib.crc32(head), zlib.crc32(self.pages)) + head + self.pages
+                          zlib.crc32(head), zlib.crc32(self.pages)) + head
 
     def save(self, path: str) -> None:
         """Write atomically (a temporary file renamed), so a reader never sees half."""
         tmp = f"{path}.{os.getpid()}.tmp"
         try:
             with open(tmp, "wb") as f:
-                f.write(self.to_bytes())
+                f.write(self._head())
+                f.write(self.pages)
             os.replace(tmp, path)
         except OSError as e:
             try:
@@ -246,20 +251,22 @@ def _mm_state(mm, blob: list[bytes]) -> dict:
                 vmas.append(rec)
                 continue
             file_data = v.file.pread(v.offset, v.end - v.start) if vpns else b""
+            if len(file_data) % PAGE:
+                file_data += bytes(PAGE - len(file_data) % PAGE)
             for k in vpns:
                 pa = pages[k] & ~0xFFF
-                page = ram[pa:pa + PAGE]
+                page = bytes(ram[pa:pa + PAGE])   # bytes == bytes is a memcmp (a memoryview's is not)
                 off = (k << 12) - v.start
-                if page != file_data[off:off + PAGE].ljust(PAGE, b"\0"):
+                if page != (file_data[off:off + PAGE] or _ZERO):
                     data.append([k, len(blob)])
-                    blob.append(bytes(page))
+                    blob.append(page)
         else:
             for k in vpns:
                 pa = pages[k] & ~0xFFF
-                page = ram[pa:pa + PAGE]
+                page = bytes(ram[pa:pa + PAGE])
                 if page != _ZERO:
                     data.append([k, len(blob)])
-                    blob.append(bytes(page))
+                    blob.append(page)
         rec["data"] = data
         vmas.append(rec)
     return {"brk_start": mm.brk_start, "brk_end": mm.brk_end, "stack_top": mm.stack_top,
