@@ -258,3 +258,18 @@ def test_second_restore_starts_in_few_exits(platform, tmp_path):
     counts = [int(line.split()[1]) for line in r.stderr.decode().splitlines()
               if line.endswith(")") and "VM exits before the first write" in line]
     assert len(counts) == 2 and counts[1] <= 5 and counts[1] < counts[0], r.describe()
+
+
+def test_cache_draws_randomness_per_run(platform, tmp_path):
+    """Runs started from one cached snapshot each get their own AT_RANDOM and stack canary,
+    the canary made from AT_RANDOM as the C library makes it, as at every normal start."""
+    prog = build("canary", "glibc-dynamic")
+    outs = []
+    for _ in range(3):
+        r = _cached_run(platform, [prog], tmp_path)
+        assert r.status == 0 and r.stdout.endswith(b"derived yes\n"), r.describe()
+        outs.append(r.stdout)
+    assert len(set(outs)) == 3, outs
+    env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
+    ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
+    assert "hits 2" in ls.stdout, ls.stdout + ls.stderr

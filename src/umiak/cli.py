@@ -65,9 +65,10 @@ def _parser(only_run: bool = False) -> argparse.ArgumentParser:
     r.add_argument("--restore-count", type=int, default=1, metavar="N",
                    help="with --restore: run the snapshot N times, each in a fresh VM")
     r.add_argument("--snapshot-cache", dest="snapshot_cache", action="store_true", default=None,
-                   help="start dynamic programs from a cached prelinked snapshot (umiak cache ls)")
+                   help="start dynamic programs from a cached prelinked snapshot (the default, unless "
+                        "UMIAK_SNAPSHOT_CACHE=0; umiak cache ls)")
     r.add_argument("--no-snapshot-cache", dest="snapshot_cache", action="store_false",
-                   help="never use the prelinked snapshot cache (the default, unless UMIAK_SNAPSHOT_CACHE=1)")
+                   help="never use the prelinked snapshot cache: ld.so runs every time")
     if only_run:
         return p
     sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
@@ -219,7 +220,7 @@ def _run(args, extra: dict | None = None) -> int:
     if args.restore:
         from umiak.snapshot.cli import restore_main
         return restore_main(args, opts)
-    cache = args.snapshot_cache if args.snapshot_cache is not None else os.environ.get("UMIAK_SNAPSHOT_CACHE") == "1"
+    cache = args.snapshot_cache if args.snapshot_cache is not None else os.environ.get("UMIAK_SNAPSHOT_CACHE", "1") != "0"
     if cache and "snapshot_hook" not in opts.extra and not (opts.strace or opts.syscall_summary):
         opts.extra["snapshot_cache"] = True
     if args.record_missing:

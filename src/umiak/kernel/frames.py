@@ -37,6 +37,15 @@ class FrameAllocator:
         self._next = pa + PAGE
         return pa
 
+    def alloc_run(self, n: int) -> int | None:
+        """n consecutive frames (their first address) from the never-used end, or None (then
+        alloc() them one by one): a restored snapshot's pages are written in runs."""
+        pa = self._next
+        if pa + n * PAGE > self._end:
+            return None
+        self._next = pa + n * PAGE
+        return pa
+
     def share(self, pa: int) -> None:
         """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""
         self._refs[pa] = self._refs.get(pa, 0) + 1

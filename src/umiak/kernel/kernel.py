@@ -460,10 +460,11 @@ class Kernel:
         mm.layout_seed = seed
         return mm
 
-    def drop_mm(self, proc, mm) -> None:
-        """proc stops using mm (exit, execve): free it unless another process shares it (vfork)."""
+    def drop_mm(self, proc, mm, final: bool = False) -> None:
+        """proc stops using mm (exit, execve): free it unless another process shares it (vfork).
+        final: pid 1 exited, the VM ends (AddressSpace.release)."""
         if not any(p.mm is mm and p is not proc and not p.zombie for p in self.processes.values()):
-            mm.release()
+            mm.release(final)
 
     def shutdown(self) -> None:
         """Release what the VM held on the host (files it opened, the timer thread)."""
@@ -678,7 +679,7 @@ class Kernel:
                     proc.fds.close(fd)
                 except Exception:  # noqa: BLE001 - an fd's host close failing must not stop the exit
                     pass
-        self.drop_mm(proc, proc.mm)
+        self.drop_mm(proc, proc.mm, final=proc.pid == 1)
         # Orphans go to the nearest living subreaper above (PR_SET_CHILD_SUBREAPER), or pid 1.
         init = proc.parent
         while init is not None and (init.zombie or not init.subreaper):

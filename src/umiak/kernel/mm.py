@@ -694,8 +694,24 @@ class AddressSpace:
         self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
         self._release([e & ~0xFFF])
 
-    def release(self) -> None:
-        """The last user is gone (exit, execve): free every page and give the root back."""
+    def release(self, final: bool = False) -> None:
+        """The last user is gone (exit, execve): free every page and give the root back.
+
+        final: the VM ends with this address space (pid 1 exited): its page tables and
+        frames go with the VM, so only what outlives it is done (MAP_SHARED data written
+        back); unmapping page by page would be most of a short run's teardown."""
+        if final:
+            for v in list(self.vmas):
+                if v.cache is not None:   # the page cache keeps count of its mappers
+                    self.munmap(v.start, v.end - v.start)
+                else:
+                    self._flush_shared(v, v.start, v.end)
+            self.vmas.clear()
+            self._starts.clear()
+            self.pages.clear()
+            self.brk_start = self.brk_end = 0
+            self.stack_vma = None
+            return
         self.clear()
         root = self.platform
         release_root = getattr(getattr(root, "platform", None), "release_root", None)

@@ -25,7 +25,12 @@ a frame get one again (free frames are zero) with the stored content. [vvar] and
 [vdso] are the restoring VM's own, at the same address. Registers, FS/GS, the XSAVE
 image, signal mask, handlers and pending signals, rlimits, creds, umask and cwd are
 set back; stdio fds are the restoring run's stdin/stdout/stderr; other files are
-opened again by path at their offset. pid and tid are 1, as in every umiak VM.
+opened again by path at their offset. pid and tid are 1, as in every umiak VM. A
+program restored at its entry point draws new AT_RANDOM bytes and stack canary
+(_reseed), as every exec does. Pages are made in runs: consecutive frames, their
+page-table entries written a leaf table at a time and their content copied once per
+run; the pages the first restore of a snapshot faulted in are made at once by the next
+ones (_prefault), read from their file a run at a time.
 
 Moving between platforms: the saved state is the architecture's, but a program that
 chose code for the CPU it started on (glibc's ifuncs, ld.so's XSAVE area size) may
@@ -95,7 +100,7 @@ class SnapshotError(UmiakError):
 class Snapshot:
     """A snapshot in memory: the header (dict) and the page blob."""
 
-    def __init__(self, header: dict, pages: bytes):
+    def __init__(self, header: dict, pages: bytes | memoryview):
         self.header = header
         self.pages = pages
         # Pages a restored run faulted in (vpns): the next restore of this
@@ -104,16 +109,21 @@ class Snapshot:
         self.touched: set[int] | None = None
 
     def to_bytes(self) -> bytes:
+        return self._head() + self.pages
+
+    def _head(self) -> bytes:
+        """The file up to the pages: fixed part and header."""
         head = json.dumps(self.header, separators=(",", ":")).encode()
         return _HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(head), len(self.pages),
-                          zlib.crc32(head), zlib.crc32(self.pages)) + head + self.pages
+                          zlib.crc32(head), zlib.crc32(self.pages)) + head
 
     def save(self, path: str) -> None:
         """Write atomically (a temporary file renamed), so a reader never sees half."""
         tmp = f"{path}.{os.getpid()}.tmp"
         try:
             with open(tmp, "wb") as f:
-                f.write(self.to_bytes())
+                f.write(self._head())
+                f.write(self.pages)
             os.replace(tmp, path)
         except OSError as e:
             try:
@@ -123,8 +133,8 @@ class Snapshot:
             raise SnapshotError(f"cannot write snapshot {path}: {e.strerror}") from None
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str = "snapshot") -> "Snapshot":
-        if len(data) < _HEAD.size or data[:8] != MAGIC:
+    def from_bytes(cls, data: bytes | memoryview, name: str = "snapshot") -> "Snapshot":
+        if len(data) < _HEAD.size or bytes(data[:8]) != MAGIC:
             raise SnapshotError(f"{name}: not a umiak snapshot")
         _m, version, _r, hlen, plen, hcrc, pcrc = _HEAD.unpack_from(data)
         if version != FORMAT_VERSION:
@@ -136,7 +146,7 @@ class Snapshot:
         if zlib.crc32(head) != hcrc or zlib.crc32(pages) != pcrc:
             raise SnapshotError(f"{name}: corrupt snapshot (checksum mismatch)")
         try:
-            header = json.loads(head)
+            header = json.loads(bytes(head))
         except ValueError:
             raise SnapshotError(f"{name}: corrupt snapshot header") from None
         if not isinstance(header, dict) or "mm" not in header or "task" not in header:
@@ -145,9 +155,14 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: str) -> "Snapshot":
+        """Read a snapshot file, its pages mapped (read from the page cache as restores
+        copy them), not read into one more copy."""
+        import mmap
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                size = os.fstat(f.fileno()).st_size
+                data: bytes | memoryview = memoryview(mmap.mmap(f.fileno(), size, mmap.MAP_PRIVATE, mmap.PROT_READ)) \
+                    if size >= _HEAD.size else f.read()
         except OSError as e:
             raise SnapshotError(f"{path}: {e.strerror}") from None
         return cls.from_bytes(data, path)
@@ -243,20 +258,22 @@ def _mm_state(mm, blob: list[bytes]) -> dict:
                 vmas.append(rec)
                 continue
             file_data = v.file.pread(v.offset, v.end - v.start) if vpns else b""
+            if len(file_data) % PAGE:
+                file_data += bytes(PAGE - len(file_data) % PAGE)
             for k in vpns:
                 pa = pages[k] & ~0xFFF
-                page = ram[pa:pa + PAGE]
+                page = bytes(ram[pa:pa + PAGE])   # bytes == bytes is a memcmp (a memoryview's is not)
                 off = (k << 12) - v.start
-                if page != file_data[off:off + PAGE].ljust(PAGE, b"\0"):
+                if page != (file_data[off:off + PAGE] or _ZERO):
                     data.append([k, len(blob)])
-                    blob.append(bytes(page))
+                    blob.append(page)
         else:
             for k in vpns:
                 pa = pages[k] & ~0xFFF
-                page = ram[pa:pa + PAGE]
+                page = bytes(ram[pa:pa + PAGE])
                 if page != _ZERO:
                     data.append([k, len(blob)])
-                    blob.append(bytes(page))
+                    blob.append(page)
         rec["data"] = data
         vmas.append(rec)
     return {"brk_start": mm.brk_start, "brk_end": mm.brk_end, "stack_top": mm.stack_top,
@@ -406,6 +423,8 @@ def _restore(kernel, snap: Snapshot):
             f.lseek(rec["offset"], os.SEEK_SET)
         made[n] = f
         fds.install_at(n, f, rec["cloexec"])
+    if h.get("reason") == "entry":
+        _reseed(mm, proc, ts["fs_base"])
     # Registers, FPU, signal state.
     vcpu.set_regs([int(r) for r in ts["regs"]])
     vcpu.set_fs_base(ts["fs_base"])
@@ -423,7 +442,7 @@ def _restore(kernel, snap: Snapshot):
     return task
 
 
-def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> None:
+def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso: bool) -> None:
     from umiak.kernel import abi
     from umiak.kernel.mm import PROT_MASK, Vma
     mm.brk_start, mm.brk_end = ms["brk_start"], ms["brk_end"]
@@ -431,7 +450,6 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
     mm.layout_seed = ms["layout_seed"]
     if not have_vdso:
         mm.vdso_base = ms["vdso_base"]
-    ram, pages, frames, plat = mm.ram, mm.pages, mm.frames, mm.platform
     blob_view = memoryview(blob)
     opened: dict[tuple, Mapping] = {}   # one Mapping per file, as the VMAs split from one mmap share it
     for rec in ms["vmas"]:
@@ -446,10 +464,10 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         vma.next_fault = rec["next_fault"]
         fr = rec.get("file")
         if fr is not None:
-            k = (fr["path"], bool(fr.get("writable")))
-            if k not in opened:
-                opened[k] = _open_mapping(kernel, task, fr)
-            vma.file, vma.offset = opened[k], fr["offset"]
+            key = (fr["path"], bool(fr.get("writable")))
+            if key not in opened:
+                opened[key] = _open_mapping(kernel, task, fr)
+            vma.file, vma.offset = opened[key], fr["offset"]
             if rec["flags"] & abi.MAP_SHARED:
                 vma.cache = vma.file.page_cache()
                 if vma.cache is not None:
@@ -460,27 +478,95 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes, have_vdso: bool) -> Non
         prot = vma.prot & PROT_MASK
         if fr is not None:
             # Unwritten file pages come in from the file on first touch (a chunk per fault,
-            # as after mmap); only the pages that differ are made now.
-            for k, i in rec.get("data", ()):
-                mm._populate(vma, k << 12, (k + 1) << 12)
-                e = pages.get(k)
-                if e is None:   # past the end of the file now: the file changed
+            # as after mmap) or by _prefault; only the pages that differ are made now.
+            data = rec.get("data", ())
+            if data:
+                limit = (start + abi.page_up(max(0, opened[key].size() - vma.offset))) >> 12
+                if max(k for k, _i in data) >= limit:   # past the end of the file now
                     raise SnapshotError(f"cannot restore: {fr['path']} changed since the snapshot")
-                pa = e & ~0xFFF
-                ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
+                for k, i, n in _data_runs(data):
+                    _back(mm, k, n, prot)
+                    _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
             continue
         # Anonymous memory: every page that had a frame has one again (free frames are
         # zero), with the stored content where it was not zero.
-        data = dict(rec.get("data", ()))
         for k, n in rec["backed"]:
-            for vpn in range(k, k + n):
-                pa = frames.alloc()
-                i = data.get(vpn)
-                if i is not None:
-                    ram[pa:pa + PAGE] = blob_view[i * PAGE:(i + 1) * PAGE]
-                pages[vpn] = pa | prot
-                if prot:
-                    plat.map_page(vpn << 12, pa, prot)
+            _back(mm, k, n, prot)
+        for k, i, n in _data_runs(rec.get("data", ())):
+            _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
+
+
+def _data_runs(data) -> list[tuple[int, int, int]]:
+    """[vpn, page index] pairs as runs (vpn, index, count): capture stores them in order."""
+    out: list[list[int]] = []
+    for k, i in data:
+        if out and out[-1][0] + out[-1][2] == k and out[-1][1] + out[-1][2] == i:
+            out[-1][2] += 1
+        else:
+            out.append([k, i, 1])
+    return [(k, i, n) for k, i, n in out]
+
+
+def _back(mm, vpn: int, n: int, prot: int) -> None:
+    """Frames for the n pages from vpn (none backed yet), mapped with prot: consecutive
+    frames where the allocator has them, their entries written a leaf table at a time."""
+    from umiak.arch.x86_64.paging import PageTables, pte_bits
+    frames, pages = mm.frames, mm.pages
+    pa = frames.alloc_run(n)
+    segs = [(vpn, pa, n)] if pa is not None else [(vpn + j, frames.alloc(), 1) for j in range(n)]
+    pt = getattr(mm.platform, "pt", None)
+    for k, pa, c in segs:
+        pages.update(zip(range(k, k + c), range(pa | prot, pa + c * PAGE, PAGE), strict=True))
+        if not prot:
+            continue
+        if isinstance(pt, PageTables):
+            pt.fill(k << 12, pa, c, pte_bits(prot))
+        else:
+            for j in range(c):
+                mm.platform.map_page((k + j) << 12, pa + j * PAGE, prot)
+
+
+def _write(mm, vpn: int, n: int, data) -> None:
+    """Copy data into the (backed) n pages from vpn: one copy per run of consecutive frames."""
+    pages, ram = mm.pages, mm.ram
+    j = 0
+    while j < n:
+        pa = pages[vpn + j] & ~0xFFF
+        c = 1
+        while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
+            c += 1
+        ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
+        j += c
+
+
+def _reseed(mm, proc, fs_base: int) -> None:
+    """A program restored at its entry point gets its own randomness, as every exec does:
+    new first 8 bytes of AT_RANDOM and the stack protector's canary made from them again
+    (glibc: those bytes with the low byte zero; musl: with the second byte zero), at fs:0x28
+    (no frame that holds the old one is live at the entry point). AT_RANDOM's last 8 bytes,
+    glibc's pointer guard, stay: the libraries' constructors may hold pointers mangled
+    with it (__cxa_atexit), as processes forked from one zygote share theirs."""
+    from umiak.kernel import abi
+    from umiak.kernel.errors import SyscallError
+    addr = dict(proc.auxv).get(abi.AT_RANDOM)
+    if not addr:
+        return
+    try:
+        old = mm.read(addr, 8)
+        fresh = bytearray(os.urandom(8))
+        mm.write(addr, bytes(fresh), force=True)
+        if not fs_base:
+            return
+        canary = mm.read(fs_base + 0x28, 8)
+        for zero in (0, 1):   # glibc's, then musl's form of a canary drawn from the old bytes
+            form = bytearray(old)
+            form[zero] = 0
+            if canary == bytes(form):
+                fresh[zero] = 0
+                mm.write(fs_base + 0x28, bytes(fresh), force=True)
+                return
+    except SyscallError:   # not mapped: a program with no TLS yet
+        return
 
 
 _PREFAULT_CHUNK = 16   # pages: what the first fault in a VMA brings in (mm.FAULT_CHUNK_MIN)
@@ -502,15 +588,32 @@ def _record_touches(mm, snap: Snapshot) -> None:
 
 def _prefault(mm, touched: set[int]) -> None:
     """Map now the pages the last restore faulted in (from the file, or zero), the chunk
-    around each as its fault did, so this run starts without those exits."""
+    around each as its fault did, so this run starts without those exits: per VMA, the
+    runs of pages, each read from its file in one call."""
+    from umiak.kernel.mm import PROT_MASK
+    want: dict[int, tuple] = {}
     for vpn in sorted(touched):
-        va = vpn << 12
-        v = mm.find_vma(va)
-        if v is None or vpn in mm.pages:   # a mapping made after the snapshot: not there yet
+        v = mm.find_vma(vpn << 12)
+        if v is None:   # a mapping made after the snapshot: not there yet
             continue
-        chunk = _PREFAULT_CHUNK << 12
-        start, end = max(v.start, va & ~(chunk - 1)), min(v.end, (va & ~(chunk - 1)) + chunk)
-        mm._populate(v, start, end)
+        lo = vpn & ~(_PREFAULT_CHUNK - 1)
+        got = want.setdefault(id(v), (v, set()))[1]
+        got.update(range(max(v.start >> 12, lo), min(v.end >> 12, lo + _PREFAULT_CHUNK)))
+    pages = mm.pages
+    for v, vpns in want.values():
+        if v.cache is not None:   # MAP_SHARED of a page cache: its own frames
+            for k in vpns:
+                mm._populate(v, k << 12, (k + 1) << 12)
+            continue
+        limit = v.end >> 12
+        if v.file is not None:   # pages past the end of the file stay unbacked (SIGBUS)
+            from umiak.kernel import abi
+            limit = min(limit, (v.start + abi.page_up(max(0, v.file.size() - v.offset))) >> 12)
+        prot = v.prot & PROT_MASK
+        for k, n in _runs(sorted(k for k in vpns if k < limit and k not in pages)):
+            _back(mm, k, n, prot)
+            if v.file is not None:
+                _write(mm, k, n, memoryview(v.file.pread(v.offset + (k << 12) - v.start, n * PAGE).ljust(n * PAGE, b"\0")))
 
 
 def _open_mapping(kernel, task, fr: dict):

@@ -1,11 +1,16 @@
 """The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done.
 
-`umiak run --snapshot-cache PROG` (off by default: see docs/snapshots.md). The first
-run of a dynamic program stops at its AT_ENTRY (umiak.snapshot.point, --at entry),
-stores the snapshot in $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes
-on; later runs with the same key restore it instead of running ld.so again.
+`umiak run PROG` (on by default for the CLI; `--no-snapshot-cache` or
+UMIAK_SNAPSHOT_CACHE=0 turn it off, the embedding API opts in with
+extra={"snapshot_cache": True}). The first run of a dynamic program stops at its
+AT_ENTRY (umiak.snapshot.point, --at entry), stores the snapshot in
+$XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes on; later runs with the
+same key restore it instead of running ld.so again. The cache keeps at most MAX_ENTRIES
+snapshots of MAX_BYTES in all (a hit marks its entry recently used; the least recently
+used go first).
 
-The key (a sha256 of): umiak's version, the platform, guest RAM size, the program's
+The key (a sha256 of): umiak's version and build (its files' sizes and mtimes, so
+another checkout or a changed kernel never uses this one's entries), the platform, guest RAM size, the program's
 path and identity, argv, the whole environment (LD_* included), cwd, uid/gid, ASLR on
 or off and the host name. Inside the snapshot ("extra") is every path ld.so looked at
 (opened, stat'ed, accessed; found or not) with its identity (st_dev, st_ino, size,
@@ -15,14 +20,19 @@ appearing earlier in the search path) discards the entry and makes it again.
 
 Only a start whose system calls before AT_ENTRY are all ld.so's kind (open, read,
 mmap, mprotect, stat, close, brk, arch_prctl, ...) is cached: a constructor that
-asks for the time, a pid or random bytes, reads stdin or a /proc, /sys or /dev file,
-or writes anything, would have its answer frozen in the snapshot, so such a program
+asks for the time, a pid or random bytes, reads, stats or seeks stdin/stdout/stderr
+(this run's), opens a /proc, /sys or /dev file, or writes anything, would have its answer frozen in the snapshot, so such a program
 is marked uncacheable instead (a ".no" file) and always runs the normal way.
 
-ASLR: an entry fixes one layout (and the AT_RANDOM bytes, so the stack protector's
-canary and pointer guard), shared by every run restored from it, as processes forked
-from one zygote share theirs. Runs with --no-aslr have their own entry. Remove the
-cache (`umiak cache prune`) to draw a new layout.
+ASLR: an entry fixes one layout (and glibc's pointer guard), shared by every run
+restored from it, as processes forked from one zygote share theirs; AT_RANDOM's first
+8 bytes and the stack canary are drawn again at each restore (umiak.snapshot._reseed).
+UMIAK_SNAPSHOT_LAYOUTS=N keeps N entries (layouts) per key, each run picking one at
+random: N first runs pay for ld.so and the snapshot, and the cache holds N times as
+much. Runs with --no-aslr have their own single entry. `umiak cache prune` draws anew.
+
+The cache lives in $XDG_CACHE_HOME/umiak/prelink, else ~/.cache/umiak/prelink; where
+that cannot be written, programs start the normal way.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ _LDSO_CALLS = frozenset({
     0, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 21, 25, 63, 89, 158, 218, 257, 262, 267, 273, 302, 332, 334,
 })
 _LIVE_FILES = ("/proc/", "/sys/", "/dev/")
+_FD_CALLS = frozenset({0, 5, 8, 17})   # read, fstat, lseek, pread64 (of stdio: not keyed)
 # nr -> index of the path argument
 _PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
 
@@ -60,11 +71,80 @@ def _ident(path: str) -> list[int] | None:
 def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, str]) -> str:
     from umiak import __version__
     cwd = opts.cwd or os.getcwd()
-    parts = {"v": __version__, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
+    parts = {"v": __version__, "build": _build_id(), "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
              "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _build_id(root: str | None = None) -> str:
+    """umiak's own code (each file's path, size and mtime): another build of umiak (a fresh
+    clone, a changed kernel) never uses a snapshot this one made. About 1 ms."""
+    if root is None:
+        import umiak
+        root = os.path.dirname(os.path.abspath(umiak.__file__))
+    out = []
+    stack = [root]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        stack.append(e.path)
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                out.append((e.path, st.st_size, st.st_mtime_ns))
+    out.sort()
+    return hashlib.sha256(repr(out).encode()).hexdigest()[:16]
+
+
+# The cache's bounds: the least recently used entries go first (a hit touches its entry).
+MAX_ENTRIES = 128
+MAX_BYTES = 512 << 20
+MAX_MARKS = 1024   # ".no" files: program starts found uncacheable
+
+
+def _evict(d: str) -> None:
+    """Keep the cache within MAX_ENTRIES snapshots of MAX_BYTES in all, and MAX_MARKS marks."""
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    snaps, marks = [], []
+    for n in names:
+        p = os.path.join(d, n)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if n.endswith(".snap"):
+            snaps.append((st.st_mtime_ns, st.st_size, p))
+        elif n.endswith(".no"):
+            marks.append((st.st_mtime_ns, p))
+    snaps.sort(reverse=True)
+    total = 0
+    for i, (_t, size, p) in enumerate(snaps):
+        total += size
+        if i >= MAX_ENTRIES or total > MAX_BYTES:
+            _remove(p)
+    for _t, p in sorted(marks, reverse=True)[MAX_MARKS:]:
+        _remove(p)
+
+
+def _remove(path: str) -> None:
+    for p in (path, path + ".hits", path + ".touch") if path.endswith(".snap") else (path,):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
 
 
 def _nofile() -> list[int]:
@@ -88,7 +168,13 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
             or opts.extra.get("recorder") is not None or opts.net != "host":
         return opts
     d = cache_dir()
+    if not _writable(d):
+        return opts
     key = _key(opts, platform, exe_path, argv, env)
+    layouts = _layouts() if opts.aslr else 1
+    if layouts > 1:
+        import random
+        key += f"-{random.randrange(layouts)}"
     path = os.path.join(d, key + ".snap")
     if os.path.exists(path + ".no"):
         return opts
@@ -101,6 +187,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
         try:
             with open(path + ".hits", "ab") as hits:
                 hits.write(b".")
+            os.utime(path)   # recently used: evicted last
         except OSError:
             pass
         extra["restore"] = snap
@@ -128,12 +215,30 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
                 os.unlink(old)
             except OSError:
                 pass
+        _evict(d)
 
     point = SnapshotPoint("entry", taken, stop=False, extra=deps)
     point.on_error = lambda e: _mark_uncacheable(path, e)
     extra["snapshot_hook"] = point
     extra["tracer"] = watch
     return replace(opts, extra=extra)
+
+
+def _writable(d: str) -> bool:
+    """The cache dir, or the nearest directory above that exists, can be written."""
+    while not os.path.isdir(d):
+        parent = os.path.dirname(d)
+        if parent == d:
+            return False
+        d = parent
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def _layouts() -> int:
+    try:
+        return max(1, min(64, int(os.environ.get("UMIAK_SNAPSHOT_LAYOUTS", "1"))))
+    except ValueError:
+        return 1
 
 
 def _mark_uncacheable(path: str, err: Exception) -> None:
@@ -143,6 +248,7 @@ def _mark_uncacheable(path: str, err: Exception) -> None:
             f.write(f"{err}\n")
     except OSError:
         pass
+    _evict(os.path.dirname(path))
 
 
 class _TouchSaver:
@@ -181,7 +287,8 @@ class _Watch:
         self.paths: dict[str, None] = {}
 
     def enter(self, task, nr: int, args):
-        if nr not in _LDSO_CALLS or nr in (0, 17) and args[0] < 3:   # stdin's content is not keyed
+        # What stdio is (its content, its type, its offset) is this run's, not keyed.
+        if nr not in _LDSO_CALLS or nr in _FD_CALLS and args[0] < 3:
             self.other.add(nr)
         i = _PATH_ARG.get(nr)
         if i is not None:
@@ -189,6 +296,8 @@ class _Watch:
                 p = task.mm.read_cstr(args[i]).decode("utf-8", "surrogateescape")
             except Exception:  # noqa: BLE001 - a bad pointer is the program's EFAULT
                 p = ""
+            if not p and nr in (262, 332) and args[0] < 3:   # fstatat(1, "", AT_EMPTY_PATH)
+                self.other.add(nr)
             if p:
                 p = os.path.normpath(os.path.join(task.process.cwd, p))
                 if p.startswith(_LIVE_FILES):   # content that changes with no change of identity

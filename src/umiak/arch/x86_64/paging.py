@@ -97,6 +97,21 @@ class PageTables:
         self._q[idx] = (pa | bits) if bits else 0
         return old
 
+    def fill(self, va: int, pa: int, count: int, bits: int) -> None:
+        """Point count pages from va at the consecutive frames from pa, in entries that are
+        not present now (a restored snapshot's pages): one slice write per leaf table, and
+        no old translation to invalidate."""
+        import array
+        q = self._q
+        while count:
+            n = min(count, 512 - ((va >> 12) & 511))
+            lo = self._leaf_table(va, True) + ((va >> 12) & 511)
+            first = pa | bits
+            q[lo:lo + n] = array.array("Q", range(first, first + n * 4096, 4096))
+            va += n << 12
+            pa += n << 12
+            count -= n
+
     def copy_range(self, dst: "PageTables", start: int, end: int, clear_write: bool) -> None:
         """Copy the leaf entries of [start, end) into dst (fork), first clearing their write
         bit here when clear_write (copy-on-write); whole runs of a table at a time."""
