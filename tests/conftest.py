@@ -82,3 +82,18 @@ def platform(request, monkeypatch):
     for k, v in extra.items():
         monkeypatch.setenv(k, v)
     return base
+
+
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory):
+    """A test module's own XDG cache (frozen configs, static-analysis results, snapshots),
+    so its first runs resolve and nothing it caches reaches other modules; no
+    KCONFIG_CONFIG from the environment."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("KCONFIG_CONFIG", None)
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

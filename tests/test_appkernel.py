@@ -21,17 +21,7 @@ PYTHON = "/usr/bin/python3"
 BUSYBOX = shutil.which("busybox")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Frozen configs and static-analysis results go to a cache of their own."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ.pop("KCONFIG_CONFIG", None)
-    yield
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+pytestmark = pytest.mark.usefixtures("private_cache")   # conftest.py
 
 
 def umiak(*args, timeout=300, cwd=None):
