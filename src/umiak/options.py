@@ -47,3 +47,12 @@ def parse_size(text: str) -> int:
     if t and t[-1] in units:
         return int(float(t[:-1]) * units[t[-1]])
     return int(t)
+
+
+def split_program_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(umiak's own arguments, the program's) of a command line `... -- ARGS`: what follows
+    the first `--` is the program's, never parsed as umiak's options."""
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]

@@ -59,10 +59,8 @@ def spec_from(args, image: str, output: str, extra: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    from umiak.options import split_program_args
+    argv, extra = split_program_args(argv)
     args = _parser().parse_args(argv)
     if args.verb == "build":
         import time

@@ -45,10 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    from umiak.options import split_program_args
+    argv, extra = split_program_args(argv)
     args = _parser().parse_args(argv)
     from umiak.deploy import aws
     if args.verb == "aws":

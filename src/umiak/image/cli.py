@@ -54,10 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def build_main(argv: list[str]) -> int:
     from umiak.image.build import Spec, build
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    from umiak.options import split_program_args
+    argv, extra = split_program_args(argv)
     args = _build_parser().parse_args(argv)
     spec = Spec()
     if args.file:
