@@ -83,12 +83,14 @@ def real_path(root: str, guest: str) -> str:
     return host_path(root, resolve(root, guest) or guest)
 
 
-def resolve(root: str, guest: str) -> str | None:
-    """The guest path `guest` names after following every symlink inside root (absolute
-    targets are the root's, `..` stops at its top); None when it does not exist."""
+def _walk(root: str, guest: str) -> tuple[str | None, list[str], str]:
+    """Follow the guest path inside root as the kernel would (absolute link targets are the
+    root's, `..` stops at its top): (the path it names, or None when a component is
+    missing or links loop; each symlink met, in order; the path as far as it was walked)."""
     parts = [p for p in guest.split("/") if p]
     done: list[str] = []
-    links = 0
+    links: list[str] = []
+    missing = False
     while parts:
         name = parts.pop(0)
         if name == ".":
@@ -102,52 +104,34 @@ def resolve(root: str, guest: str) -> str | None:
         try:
             st = os.lstat(hp)
         except OSError:
-            return None
+            missing = True
+            done.append(name)
+            continue
         if (st.st_mode & 0o170000) == 0o120000:
-            links += 1
-            if links > _MAX_LINKS:
-                return None
+            if len(links) >= _MAX_LINKS:
+                return None, links, cur
+            links.append(cur)
             target = os.readlink(hp)
             if target.startswith("/"):
                 done = []
             parts = [p for p in target.split("/") if p] + parts
             continue
         done.append(name)
-    return "/" + "/".join(done)
+    path = "/" + "/".join(done)
+    return (None if missing else path), links, path
+
+
+def resolve(root: str, guest: str) -> str | None:
+    """The guest path `guest` names after following every symlink inside root; None when
+    it does not exist."""
+    return _walk(root, guest)[0]
 
 
 def symlink_chain(root: str, guest: str) -> list[str]:
     """Every guest path that must exist for `guest` to resolve as it does under root: each symlink
     met on the way (directories included) and the final file, in the order they are met."""
-    out: list[str] = []
-    parts = [p for p in guest.split("/") if p]
-    done: list[str] = []
-    links = 0
-    while parts:
-        name = parts.pop(0)
-        if name in (".", ""):
-            continue
-        if name == "..":
-            if done:
-                done.pop()
-            continue
-        cur = "/" + "/".join(done + [name])
-        hp = host_path(root, cur)
-        if os.path.islink(hp):
-            links += 1
-            if links > _MAX_LINKS:
-                break
-            out.append(cur)
-            target = os.readlink(hp)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(name)
-    final = "/" + "/".join(done)
-    if os.path.lexists(host_path(root, final)):
-        out.append(final)
-    return out
+    found, links, _path = _walk(root, guest)
+    return links + [found] if found is not None else links
 
 
 class _Elf:
