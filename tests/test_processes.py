@@ -47,6 +47,12 @@ def test_stop_and_continue(platform, variant):
     compare(platform, [build("proc_jobctl", variant)])
 
 
+def test_sleep_stopped_and_continued_ends_at_its_deadline(platform):
+    """Linux continues a relative sleep a stop interrupted through restart_syscall with
+    the time left; umiak used to sleep its whole length again after SIGCONT."""
+    compare(platform, [build("proc_sleep_stop", "glibc-static")])
+
+
 def test_clone_fs_shares_cwd_and_umask(platform, variant):
     compare(platform, [build("proc_clone_fs", variant)])
 
