@@ -45,8 +45,9 @@ def frame_runs(frames: "list[int] | FrameRuns"):
         if start >= 0:
             yield start, prev + 4096 - start
         return
-    lanes = int.from_bytes(array("Q", s), "little") & int.from_bytes(_LANE_MASK * n, "little")
-    # Lane i of the XOR is zero where frame i+1 follows frame i (the last lane never is).
+    lanes = int.from_bytes(array("Q", s), "little")
+    # Lane i of the XOR is zero where frame i+1 follows frame i (the last lane never is);
+    # entries whose low bits differ end a run there too, which only makes runs shorter.
     gaps = ((lanes >> 64) ^ (lanes + int.from_bytes(_LANE_PAGE * n, "little"))).to_bytes(8 * n, "little")
     gaps = gaps.translate(_NONZERO)
     i = 0
@@ -62,7 +63,6 @@ class FrameRuns(list):
     the same frames new references and drops their writable translations)."""
 
 
-_LANE_MASK = (~0xFFF & (1 << 64) - 1).to_bytes(8, "little")
 _LANE_PAGE = (4096).to_bytes(8, "little")
 _NONZERO = bytes([0] + [1] * 255)
 
