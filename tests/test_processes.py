@@ -57,7 +57,9 @@ def test_clone_fs_shares_cwd_and_umask(platform, variant):
     compare(platform, [build("proc_clone_fs", variant)])
 
 
-PROC_OF_ANOTHER = ("sleep 3 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
+# The sleep is long: a stopped sleep wakes at its first deadline (restart_syscall), so a
+# slow run must not reach it before the last look at /proc; `kill $p` ends it.
+PROC_OF_ANOTHER = ("sleep 30 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
                    "grep -q ' /usr/bin/sleep$' /proc/$p/maps && echo maps the program; "
                    "[ \"$(ls /proc/$p/task)\" = \"$p\" ] && echo one task, the leader; "
                    "grep -E '^(State|Threads):' /proc/$p/status; kill -STOP $p; sleep 0.2; "
