@@ -6,7 +6,7 @@ raised a run at a time must equal one increment per frame."""
 import random
 
 from umiak.kernel.frames import FrameAllocator
-from umiak.platform.base import FrameRuns, frame_runs
+from umiak.platform.base import FrameRuns, entry_runs, frame_runs
 
 PAGE = 4096
 
@@ -60,3 +60,13 @@ def test_share_many_raises_each_counter_once_per_mention():
     assert {i * PAGE: n for i, n in enumerate(frames.refs) if n} == want
     alive = frames.release(list(want))
     assert sorted(alive) == sorted(want) and all(frames.users(pa) == want[pa] - 1 for pa in want)
+
+
+def test_entry_runs_keep_the_low_bits_of_their_entries():
+    """fork tells writable runs from read-only ones by a run's first entry."""
+    r = random.Random(12)
+    entries = [0x300000 + i * PAGE | r.choice((1, 3, 5)) for i in range(3000)]
+    covered = []
+    for first, length in entry_runs(entries):
+        covered += [first + k * PAGE for k in range(length // PAGE)]
+    assert sorted(covered) == sorted(entries)

@@ -24,7 +24,7 @@ from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
-from umiak.platform.base import FrameRuns, frame_runs
+from umiak.platform.base import FrameRuns, entry_runs
 
 if TYPE_CHECKING:
     from umiak.kernel.files import Mapping
@@ -660,20 +660,21 @@ class AddressSpace:
         # One more holder of every frame; the parent's writable translations of private
         # frames must go (invalidated in one batch: a run of frames per host call). C loops
         # (map, compress, sorted runs) do the per-page work.
-        values = list(cpages.values())
-        runs = FrameRuns(frame_runs(values))    # entries as they are: the low bits are ignored
+        runs, lowered = FrameRuns(), FrameRuns()
+        for first, length in entry_runs(list(cpages.values())):   # a run's entries share their low bits
+            runs.append((first & ~0xFFF, length))
+            if first & PROT_WRITE:
+                lowered.append((first & ~0xFFF, length))
         self.frames.share_many(runs)
         if len(private) < len(forked):   # shared mappings keep their translations
             values = [pages[k] for vma in private for k in self._backed(vma.start, vma.end)]
-        elif sum(map(and_, values, repeat(PROT_WRITE))) == PROT_WRITE * len(values):
-            values = runs                # all private and writable: the same frames
-        lowered = values if values is runs else list(compress(values, map(and_, values, repeat(PROT_WRITE))))
+            lowered = list(compress(values, map(and_, values, repeat(PROT_WRITE))))
         for vma in forked:
             # Every private page is copy-on-write from now on (even a read-only one: an
             # mprotect may make it writable later), so no table entry of it stays writable.
             plat.copy_to(root, vma.start, vma.end, not vma.flags & MAP_SHARED)
         if lowered:
-            plat.invalidate(lowered)   # entries or their runs: frame_runs ignores the low bits
+            plat.invalidate(lowered)   # runs, or entries (frame_runs ignores the low bits)
 
     def _backed(self, start: int, end: int) -> list[int]:
         """The backed page numbers of [start, end), walked through the backed pages when

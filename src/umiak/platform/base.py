@@ -21,40 +21,46 @@ def frame_runs(frames: "list[int] | FrameRuns"):
     """Contiguous runs (start, length) of guest-physical frames (the low 12 bits of each
     are ignored, so page-table-like entries may be given), so host calls on guest RAM
     (madvise, mprotect) are made once per run, not once per page. A frame given twice
-    ends a run there and starts the next (share_many counts it twice).
-
-    A fork hands in every page of the process: past a few pages the gaps are found on
-    the frames packed as one integer (a 64-bit lane each) by C loops, with no object
-    made per page, so the Python work is per run. FrameRuns found already pass through."""
+    ends a run there and starts the next (share_many counts it twice). FrameRuns found
+    already pass through."""
     if isinstance(frames, FrameRuns):
         yield from frames
         return
-    s = sorted(frames)
+    for first, length in entry_runs(frames):
+        yield first & ~0xFFF, length
+
+
+def entry_runs(entries: list[int]):
+    """Runs (first entry, length in bytes) of entries (frame | low bits) whose frames follow
+    each other and whose low 12 bits are the same, so a run is all writable or all not.
+
+    A fork hands in every page of the process: past a few entries the gaps are found on
+    the entries packed as one integer (a 64-bit lane each) by C loops, with no object
+    made per entry, so the Python work is per run."""
+    s = sorted(entries)
     n = len(s)
     if n < 32:
-        start = prev = -1
-        for pa in s:
-            pa &= ~0xFFF
-            if start < 0:
-                start = prev = pa
-            elif pa == prev + 4096:
-                prev = pa
+        first = prev = -1
+        for e in s:
+            if first < 0:
+                first = prev = e
+            elif e == prev + 4096:
+                prev = e
             else:
-                yield start, prev + 4096 - start
-                start = prev = pa
-        if start >= 0:
-            yield start, prev + 4096 - start
+                yield first, prev + 4096 - first
+                first = prev = e
+        if first >= 0:
+            yield first, prev + 4096 - first
         return
     lanes = int.from_bytes(array("Q", s), "little")
-    # Lane i of the XOR is zero where frame i+1 follows frame i (the last lane never is);
-    # entries whose low bits differ end a run there too, which only makes runs shorter.
+    # Lane i of the XOR is zero where entry i+1 is entry i's next frame with the same low
+    # bits (the last lane never is).
     gaps = ((lanes >> 64) ^ (lanes + int.from_bytes(_LANE_PAGE * n, "little"))).to_bytes(8 * n, "little")
     gaps = gaps.translate(_NONZERO)
     i = 0
     while i < n:
         j = gaps.find(1, 8 * i) >> 3    # the lane where this run ends
-        first = s[i] & ~0xFFF
-        yield first, (s[j] & ~0xFFF) + 4096 - first
+        yield s[i], s[j] - s[i] + 4096
         i = j + 1
 
 
