@@ -24,7 +24,7 @@ from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
-from umiak.platform.base import FrameRuns, entry_runs
+from umiak.platform.base import FrameRuns, entry_runs, frame_runs
 
 if TYPE_CHECKING:
     from umiak.kernel.files import Mapping
@@ -668,13 +668,13 @@ class AddressSpace:
         self.frames.share_many(runs)
         if len(private) < len(forked):   # shared mappings keep their translations
             values = [pages[k] for vma in private for k in self._backed(vma.start, vma.end)]
-            lowered = list(compress(values, map(and_, values, repeat(PROT_WRITE))))
+            lowered = FrameRuns(frame_runs(list(compress(values, map(and_, values, repeat(PROT_WRITE))))))
         for vma in forked:
             # Every private page is copy-on-write from now on (even a read-only one: an
             # mprotect may make it writable later), so no table entry of it stays writable.
             plat.copy_to(root, vma.start, vma.end, not vma.flags & MAP_SHARED)
         if lowered:
-            plat.invalidate(lowered)   # runs, or entries (frame_runs ignores the low bits)
+            plat.invalidate(lowered)   # runs of frames: the platform makes a host call per run
 
     def _backed(self, start: int, end: int) -> list[int]:
         """The backed page numbers of [start, end), walked through the backed pages when
