@@ -47,11 +47,19 @@ def test_stop_and_continue(platform, variant):
     compare(platform, [build("proc_jobctl", variant)])
 
 
+def test_sleep_stopped_and_continued_ends_at_its_deadline(platform):
+    """Linux continues a relative sleep a stop interrupted through restart_syscall with
+    the time left; umiak used to sleep its whole length again after SIGCONT."""
+    compare(platform, [build("proc_sleep_stop", "glibc-static")])
+
+
 def test_clone_fs_shares_cwd_and_umask(platform, variant):
     compare(platform, [build("proc_clone_fs", variant)])
 
 
-PROC_OF_ANOTHER = ("sleep 3 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
+# The sleep is long: a stopped sleep wakes at its first deadline (restart_syscall), so a
+# slow run must not reach it before the last look at /proc; `kill $p` ends it.
+PROC_OF_ANOTHER = ("sleep 30 & p=$!; sleep 0.5; readlink /proc/$p/fd/0; readlink /proc/$p/fd/1 | cut -d: -f1; "
                    "grep -q ' /usr/bin/sleep$' /proc/$p/maps && echo maps the program; "
                    "[ \"$(ls /proc/$p/task)\" = \"$p\" ] && echo one task, the leader; "
                    "grep -E '^(State|Threads):' /proc/$p/status; kill -STOP $p; sleep 0.2; "

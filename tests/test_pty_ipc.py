@@ -21,6 +21,12 @@ def test_pty_controlling_terminal_and_signals(platform, variant):
     compare(platform, [build("pty_session", variant)])
 
 
+def test_pty_background_groups_get_sigttin_and_sigttou(platform, variant):
+    """A pty made in the VM does job control as a host terminal does: a background group
+    reading it is stopped by SIGTTIN, writing with TOSTOP or setting termios by SIGTTOU."""
+    compare(platform, [build("pty_jobctl", variant)])
+
+
 @pytest.mark.skipif(not os.path.exists("/usr/bin/script"), reason="util-linux script is not installed")
 def test_script_runs_a_command_on_a_pty(platform):
     """script(1) (openpty, TIOCGPTPEER, TIOCSCTTY, signalfd for SIGCHLD) and stty inside it."""

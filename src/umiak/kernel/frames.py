@@ -4,7 +4,10 @@ Free frames are always zero (they are discarded to the host when freed and the
 RAM starts zeroed), so anonymous memory needs no clearing.
 """
 
+import mmap
+
 from umiak.kernel.errors import GuestOutOfMemory
+from umiak.platform.base import FrameRuns, frame_runs
 
 PAGE = 4096
 
@@ -17,8 +20,11 @@ class FrameAllocator:
         self._discard = discard  # platform.discard: return frames to the host
         # Each frame has one holder when allocated (a private page, or a page cache); every
         # further holder (a page-table entry mapping a cache page, an address space sharing a
-        # page copy-on-write since fork) is an extra reference here.
-        self._refs: dict[int, int] = {}
+        # page copy-on-write since fork) is an extra reference here, indexed by frame number
+        # (pa >> 12): 32-bit counters, so fork's one increment per page neither hashes nor
+        # grows a dict; in an anonymous host mapping, so the zeros cost no memory until used.
+        self._refs_mem = mmap.mmap(-1, max(PAGE, 4 * (end // PAGE)))
+        self.refs = memoryview(self._refs_mem).cast("I")
 
     @property
     def free_bytes(self) -> int:
@@ -48,18 +54,22 @@ class FrameAllocator:
 
     def share(self, pa: int) -> None:
         """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""
-        self._refs[pa] = self._refs.get(pa, 0) + 1
+        self.refs[pa >> 12] += 1
 
-    def share_many(self, frames) -> None:
-        """One more holder for each frame (fork: the child maps them too)."""
-        refs = self._refs
-        get = refs.get
-        for pa in frames:
-            refs[pa] = get(pa, 0) + 1
+    def share_many(self, frames: "list[int] | FrameRuns") -> None:
+        """One more holder for each frame (fork: the child maps them all; the low 12 bits
+        of each are ignored, so page entries may be given). A run of consecutive frames
+        has its counters raised as one integer (a 1 added in every 32-bit lane), so the
+        Python work is per run, not per page; a frame given twice is counted twice."""
+        refs = memoryview(self.refs).cast("B")
+        for start, length in frame_runs(frames):
+            lo, hi = start >> 10, (start + length) >> 10    # byte offsets: 4 per frame
+            ones = int.from_bytes(_ONE * (length >> 12), "little")
+            refs[lo:hi] = (int.from_bytes(refs[lo:hi], "little") + ones).to_bytes(hi - lo, "little")
 
     def users(self, pa: int) -> int:
         """Holders of the frame besides the first (0: only its owner holds it)."""
-        return self._refs.get(pa, 0)
+        return self.refs[pa >> 12]
 
     def release(self, frames: list[int]) -> list[int]:
         """Drop one reference to each frame; frames nobody uses are discarded and freed.
@@ -67,14 +77,12 @@ class FrameAllocator:
         Returns the frames that are still in use elsewhere (their translations at
         the released addresses must be invalidated by the caller)."""
         dead, alive = [], []
-        refs = self._refs
+        refs = self.refs
         for pa in frames:
-            n = refs.get(pa)
+            i = pa >> 12
+            n = refs[i]
             if n:
-                if n == 1:
-                    del refs[pa]
-                else:
-                    refs[pa] = n - 1
+                refs[i] = n - 1
                 alive.append(pa)
             else:
                 dead.append(pa)
@@ -82,6 +90,9 @@ class FrameAllocator:
             self._discard(dead)
             self._free.extend(dead)
         return alive
+
+
+_ONE = (1).to_bytes(4, "little")   # one FrameAllocator.refs counter holding 1
 
 
 class BufferCharge:

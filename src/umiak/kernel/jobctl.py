@@ -156,6 +156,13 @@ def check_read(task, term: Terminal) -> None:
     _background_check(task, term, abi.SIGTTIN)
 
 
+def check_change(task, term: Terminal) -> None:
+    """A write with TOSTOP set, tcsetattr, tcflush or tcsetpgrp of a terminal: SIGTTOU for
+    a background group; it goes through when SIGTTOU is ignored or blocked (Linux's
+    tty_check_change)."""
+    _background_check(task, term, abi.SIGTTOU)
+
+
 def ioctl(task, term: Terminal, req: int, arg: int) -> bool:
     """The job-control ioctls of a terminal; False for any other request."""
     proc = task.process

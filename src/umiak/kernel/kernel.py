@@ -149,6 +149,7 @@ def initial_fpu(image: bytes) -> bytes:
 
 
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
+NR_RESTART_SYSCALL = 219   # what a call that returned ERESTART_RESTARTBLOCK is restarted as
 
 
 class _Current(threading.local):
@@ -794,7 +795,7 @@ class Kernel:
 
     def _loop(self, task) -> None:
         """The life of one task: run its vCPU, serve what stops it, deliver signals."""
-        from umiak.kernel.errors import ERESTARTNOHAND, ERESTARTSYS, EINTR
+        from umiak.kernel.errors import ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTSYS, EINTR
         from umiak.kernel.process import TaskKilled
         from umiak.kernel.signals import deliver
         import threading
@@ -840,6 +841,9 @@ class Kernel:
                     ret = -EINTR
                 elif ret == -ERESTARTNOHAND:   # restarted unless a handler runs (a stop, say)
                     task.restart_nr, task.restart_nohand = nr, True
+                    ret = -EINTR
+                elif ret == -ERESTART_RESTARTBLOCK:   # the same, continued by restart_syscall
+                    task.restart_nr, task.restart_nohand = NR_RESTART_SYSCALL, True
                     ret = -EINTR
                 set_result(ret)
                 if task.has_signal:

@@ -1,7 +1,11 @@
 """A process's address space: VMAs, the pages behind them, and guest-memory access.
 
 `pages` maps a virtual page number to its frame's guest-physical address with
-the page's protection in the low bits (frames are page aligned). Frames are
+the page's protection in the low bits (frames are page aligned). A page of a
+private VMA whose frame has another holder (FrameAllocator.users: shared since
+fork, or the VM's [vvar] page) is copy-on-write: its page-table entry is never
+writable, and the first write copies it (_break_cow). Nothing in the entry says
+so, which is what lets fork leave the parent's entries untouched. Frames are
 given to small mappings at once and to large ones on first touch, a chunk at a
 time, so a program may reserve far more than the VM's RAM as Linux allows.
 Handlers touch guest memory only through read/write/read_cstr/read_struct,
@@ -10,6 +14,8 @@ which raise EFAULT exactly where the program itself would fault.
 
 import bisect
 import struct
+from itertools import compress, repeat
+from operator import and_
 from typing import TYPE_CHECKING
 
 from umiak.kernel import abi
@@ -17,6 +23,7 @@ from umiak.kernel.abi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP
                               MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE)
 from umiak.kernel.errors import EACCES, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOMEM, EPERM, GuestOutOfMemory, SyscallError
 from umiak.kernel.interfaces import Mappable
+from umiak.platform.base import FrameRuns, entry_runs, frame_runs
 from umiak.records import record
 
 if TYPE_CHECKING:
@@ -30,7 +37,6 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
-COW = 0x800     # page entry bit: a private page whose frame fork shares (mapped without write)
 # Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
@@ -59,6 +65,7 @@ class AddressSpace:
     def __init__(self, platform, frames, mmap_top: int, reserved: list[tuple[int, int]]):
         self.platform = platform
         self.frames = frames
+        self._refs = frames.refs     # frame number -> holders besides the first (see module doc)
         self.ram = platform.ram
         self.vmas: list[Vma] = []
         self._starts: list[int] = []
@@ -349,7 +356,7 @@ class AddressSpace:
         for i, e in moving:
             pages[(dest + i) >> 12] = e
             if e & PROT_MASK:
-                plat.map_page(dest + i, e & ~0xFFF, e & PROT_MASK)
+                plat.map_page(dest + i, e & ~0xFFF, self.pte_prot(moved, e))
         return dest
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
@@ -382,21 +389,16 @@ class AddressSpace:
                     continue
                 va = vpn << 12
                 pa = e & ~0xFFF
-                if e & COW:    # still shared since fork: writable only after its copy
-                    pages[vpn] = pa | (prot & ~PROT_WRITE) | COW
-                    if prot:
-                        plat.map_page(va, pa, prot & ~PROT_WRITE)
-                    if (e & PROT_MASK) & ~prot:
-                        lowered.append(pa)
-                    continue
+                old = self.pte_prot(vma, e)
                 if vma.cache is not None and prot & PROT_WRITE:
                     vma.cache.translate(vpn + ((vma.offset - vma.start) >> 12), True)   # now may get dirty
                 pages[vpn] = pa | prot
-                if prot:
-                    plat.map_page(va, pa, prot)
-                elif e & PROT_MASK:
+                new = self.pte_prot(vma, pa | prot)   # a copy-on-write page stays read-only
+                if new:
+                    plat.map_page(va, pa, new)
+                elif old:
                     plat.unmap_page(va)
-                if (e & PROT_MASK) & ~prot:
+                if old & ~new:
                     lowered.append(pa)
         if lowered:
             plat.invalidate(lowered)
@@ -467,7 +469,9 @@ class AddressSpace:
         if not vma.prot & need:
             return False
         e = self.pages.get(addr >> 12)
-        if e is not None and write and e & COW:
+        if e is not None and write and e & PROT_WRITE and not vma.flags & MAP_SHARED:
+            # A private page the program may write but the page table does not let it:
+            # copy-on-write since fork (or the copy was made since this fault was raised).
             self._break_cow(vma, addr >> 12, e)
             return True
         if e is not None:
@@ -498,13 +502,19 @@ class AddressSpace:
     def _page(self, va: int, need: int) -> int:
         """Guest-physical address of the page holding va, checked for `need` access."""
         e = self.pages.get(va >> 12)
-        if e is None or e & COW and need != PROT_READ:
+        if e is None or need != PROT_READ and self._refs[e >> 12]:
+            # Unbacked, or a write to a frame with other holders: a shared mapping's is
+            # written in place, a private one's is copied first (copy-on-write).
             vma = self.find_vma(va)
-            if e is not None and not need and vma is not None:   # a forced write into a COW page
+            if e is not None and vma is not None and vma.flags & MAP_SHARED:
+                pass
+            elif e is not None and not need and vma is not None:   # a forced write into a COW page
                 self._break_cow(vma, va >> 12, e)
+                e = self.pages[va >> 12]
             elif self.handle_fault(va, need == PROT_WRITE, False) is not True:
                 raise SyscallError(EFAULT)
-            e = self.pages[va >> 12]
+            else:
+                e = self.pages[va >> 12]
         if need and not e & need:
             raise SyscallError(EFAULT)
         return e & ~0xFFF
@@ -538,7 +548,7 @@ class AddressSpace:
         off = addr & 0xFFF
         if off + n <= PAGE:
             e = self.pages.get(addr >> 12)
-            if e is not None and (e & PROT_WRITE or force and not e & COW):
+            if e is not None and (e & PROT_WRITE or force) and not self._refs[e >> 12]:
                 pa = (e & ~0xFFF) + off
                 self.ram[pa:pa + n] = data
                 return
@@ -612,10 +622,17 @@ class AddressSpace:
         return child
 
     def _fork_into(self, child: "AddressSpace", root) -> None:
-        pages, cpages, frames, plat = self.pages, child.pages, self.frames, self.platform
-        lowered: list[int] = []
+        """The child's VMAs, page tables and entries. Per page this costs one copied dict
+        entry and one reference in the frames' array: the parent's entries stay as they
+        are (a private page is copy-on-write because its frame now has another holder),
+        and the page tables are copied and write-protected a table at a time."""
+        pages, cpages, plat = self.pages, child.pages, self.platform
+        whole = True          # every backed page goes to the child: one dict copy
+        private: list[Vma] = []
+        forked: list[Vma] = []
         for vma in self.vmas:
             if vma.flags & VM_DONTFORK:
+                whole = False
                 continue
             copy = vma.split_copy(vma.start, vma.end)
             copy.chunk, copy.next_fault = vma.chunk, vma.next_fault
@@ -626,31 +643,55 @@ class AddressSpace:
             if copy.cache is not None:
                 copy.cache.mappers.add(child)   # a truncate of the file reaches the child too
             if vma.flags & VM_WIPEONFORK:
+                whole = False
                 continue     # the child's copy starts empty: zeros on first touch
-            shared = vma.flags & MAP_SHARED
-            if shared and vma.file is None:
+            forked.append(vma)
+            if not vma.flags & MAP_SHARED:
+                private.append(vma)
+            elif vma.file is None:
                 self._populate(vma, vma.start, vma.end)
-            lo, hi = vma.start >> 12, vma.end >> 12
-            if hi - lo <= len(pages):
-                vpns = [k for k in range(lo, hi) if k in pages]
-            else:
-                vpns = [k for k in pages if lo <= k < hi]
-            if not vpns:
-                continue
-            frames.share_many([pages[k] & ~0xFFF for k in vpns])
-            if shared:
-                cpages.update({k: pages[k] for k in vpns})
-            else:
-                # Every private page is COW from now on (even a read-only one: an
-                # mprotect may make it writable later).
-                lowered += [pages[k] & ~0xFFF for k in vpns if pages[k] & PROT_WRITE]
-                cow = {k: (pages[k] & ~PROT_WRITE) | COW for k in vpns}
-                pages.update(cow)
-                cpages.update(cow)
-            plat.copy_to(root, vma.start, vma.end, not shared)
+        # Entries before tables: should a table copy fail, child.release() finds every
+        # page the child's tables may hold.
+        if whole:
+            cpages.update(pages)
+        else:
+            for vma in forked:
+                cpages.update({k: pages[k] for k in self._backed(vma.start, vma.end)})
+        # One more holder of every frame; the parent's writable translations of private
+        # frames must go (invalidated in one batch: a run of frames per host call). C loops
+        # (map, compress, sorted runs) do the per-page work.
+        runs, lowered = FrameRuns(), FrameRuns()
+        for first, length in entry_runs(list(cpages.values())):   # a run's entries share their low bits
+            runs.append((first & ~0xFFF, length))
+            if first & PROT_WRITE:
+                lowered.append((first & ~0xFFF, length))
+        self.frames.share_many(runs)
+        if len(private) < len(forked):   # shared mappings keep their translations
+            values = [pages[k] for vma in private for k in self._backed(vma.start, vma.end)]
+            lowered = FrameRuns(frame_runs(list(compress(values, map(and_, values, repeat(PROT_WRITE))))))
+        for vma in forked:
+            # Every private page is copy-on-write from now on (even a read-only one: an
+            # mprotect may make it writable later), so no table entry of it stays writable.
+            plat.copy_to(root, vma.start, vma.end, not vma.flags & MAP_SHARED)
         if lowered:
-            plat.invalidate(lowered)   # this space's writable translations of them must go
+            plat.invalidate(lowered)   # runs of frames: the platform makes a host call per run
 
+    def _backed(self, start: int, end: int) -> list[int]:
+        """The backed page numbers of [start, end), walked through the backed pages when
+        the range is larger than the space's resident set (a huge reservation)."""
+        pages = self.pages
+        lo, hi = start >> 12, end >> 12
+        if hi - lo <= len(pages):
+            return [k for k in range(lo, hi) if k in pages]
+        return [k for k in pages if lo <= k < hi]
+
+    def pte_prot(self, vma: Vma, e: int) -> int:
+        """The protection the page table gives the page of entry e in vma: a private page
+        whose frame has another holder is copy-on-write, never writable there."""
+        prot = e & PROT_MASK
+        if prot & PROT_WRITE and not vma.flags & MAP_SHARED and self._refs[e >> 12]:
+            return prot & ~PROT_WRITE
+        return prot
 
     def fork_advice(self, addr: int, length: int, advice: int) -> None:
         """madvise(MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK) on [addr, addr+length)."""
@@ -690,7 +731,7 @@ class AddressSpace:
         vpn = va >> 12
         e = self.pages[vpn]
         self.frames.share(pa)
-        self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE) | COW   # never written through
+        self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE)   # shared, so copied if ever written
         self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
         self._release([e & ~0xFFF])
 

@@ -170,7 +170,7 @@ def _deliver_locked(task, kernel) -> None:
         if task.restart_nr is not None:
             if flags & abi.SA_RESTART and not task.restart_nohand:
                 _restart(task)
-            task.restart_nr = None
+            task.restart_nr = task.restart_block = None   # a handler ran: EINTR, nothing continues
         try:
             setup_frame(task, signo, info, handler, flags, restorer, mask)
         except SyscallError:   # the stack cannot take the frame

@@ -9,23 +9,28 @@ the slave goes through OPOST (ONLCR, OCRNL). The ioctls of both ends act on this
 one state, as Linux's real_tty: termios, window size (SIGWINCH), controlling
 terminal (TIOCSCTTY/TIOCNOTTY) and the foreground process group.
 
-Job control reads `session` and `pgrp` (0: none) and `controlling_tty()`.
-Not done: SIGTTIN/SIGTTOU for background groups, IXON flow stops (^S/^Q are
-swallowed), VLNEXT, packet mode, VTIME timeouts (VMIN 0 reads return at once).
+Job control: `term` is the pty's jobctl.Terminal (its session and foreground group,
+0: none; `session` and `pgrp` read and set it), so a background group of the session
+that reads the slave gets SIGTTIN, and one that writes it with TOSTOP set, changes its
+termios, flushes it or sets its foreground group gets SIGTTOU, as on a host terminal.
+Not done: IXON flow stops (^S/^Q are swallowed), VLNEXT, packet mode, VTIME timeouts
+(VMIN 0 reads return at once).
 """
 
 import struct
 from collections import deque
 
 from umiak.kernel import abi
+from umiak.kernel import jobctl
 from umiak.kernel.errors import EAGAIN, EINVAL, EIO, ENOTTY, EPERM, ESRCH, SyscallError
+from umiak.kernel.jobctl import Terminal
 from umiak.kernel.waiting import WaitQueue
 
 # termios flags (asm-generic/termbits.h)
 IGNBRK, BRKINT, IGNPAR, PARMRK, INPCK, ISTRIP, INLCR, IGNCR, ICRNL = 1, 2, 4, 8, 0o20, 0o40, 0o100, 0o200, 0o400
 IXON = 0o2000
 OPOST, ONLCR, OCRNL = 1, 4, 0o10
-ISIG, ICANON, ECHO, ECHOE, ECHOK, ECHONL, NOFLSH = 1, 2, 0o10, 0o20, 0o40, 0o100, 0o200
+ISIG, ICANON, ECHO, ECHOE, ECHOK, ECHONL, NOFLSH, TOSTOP = 1, 2, 0o10, 0o20, 0o40, 0o100, 0o200, 0o400
 ECHOCTL, ECHOKE, IEXTEN = 0o1000, 0o4000, 0o100000
 B38400, CS8, CREAD = 0o17, 0o60, 0o200
 VINTR, VQUIT, VERASE, VKILL, VEOF, VTIME, VMIN, VSWTC = 0, 1, 2, 3, 4, 5, 6, 7
@@ -60,8 +65,7 @@ class Tty:
         self.cc = bytearray(INIT_CC)
         self.ispeed = self.ospeed = 38400
         self.winsize = (0, 0, 0, 0)
-        self.session = 0        # sid of the session this is the controlling terminal of
-        self.pgrp = 0           # its foreground process group
+        self.term = Terminal()  # the session it controls and its foreground group (job control)
         self.detached: set[int] = set()   # pids that left it with TIOCNOTTY (not leaders)
         self.lines: deque[bytes] = deque()   # completed canonical lines, for the slave to read
         self.raw = bytearray()  # non-canonical input, for the slave to read
@@ -72,6 +76,33 @@ class Tty:
         self.slave_opens = 0
         self.slave_ever = False
         self.waitq = WaitQueue()
+
+    @property
+    def session(self) -> int:
+        """sid of the session this is the controlling terminal of (0: none)."""
+        return self.term.sid
+
+    @session.setter
+    def session(self, sid: int) -> None:
+        self.term.sid = sid
+
+    @property
+    def pgrp(self) -> int:
+        """The foreground process group (0: none)."""
+        return self.term.pgrp
+
+    @pgrp.setter
+    def pgrp(self, pgrp: int) -> None:
+        self.term.pgrp = pgrp
+
+    def job_control(self, task, signo: int) -> None:
+        """A background group of the session this controls reading (SIGTTIN) or changing
+        (SIGTTOU) the terminal through the slave: stopped, EIO, or let through (jobctl)."""
+        if task is not None and self.is_ctty_of(task.process):
+            if signo == abi.SIGTTIN:
+                jobctl.check_read(task, self.term)
+            else:
+                jobctl.check_change(task, self.term)
 
     # -- queues ---------------------------------------------------------------------
     def canonical(self) -> bool:
@@ -289,6 +320,8 @@ class Tty:
             else:
                 mm.write(arg, TERMIOS2.pack(*vals, self.ispeed, self.ospeed))
             return 0
+        if not master and req in (TCSETS, TCSETSW, TCSETSF, TCSETS2, TCSETSW2, TCSETSF2, TCFLSH, TIOCSPGRP):
+            self.job_control(task, abi.SIGTTOU)
         if req in (TCSETS, TCSETSW, TCSETSF, TCSETS2, TCSETSW2, TCSETSF2):
             two = req in (TCSETS2, TCSETSW2, TCSETSF2)
             vals = mm.read_struct(arg, TERMIOS2 if two else TERMIOS)

@@ -6,6 +6,7 @@ them at guest-virtual pages; the platform owns how the CPU sees that mapping
 (page tables, TLB and shadow-MMU invalidation).
 """
 
+from array import array
 from enum import IntEnum
 from typing import NamedTuple, Protocol
 
@@ -16,20 +17,60 @@ RAX, RBX, RCX, RDX, RSI, RDI, RSP, RBP = range(8)
 R8, R9, R10, R11, R12, R13, R14, R15, RIP, RFLAGS = range(8, 18)
 
 
-def frame_runs(frames: list[int]):
-    """Contiguous runs (start, length) of page-aligned guest-physical addresses, so host
-    calls on guest RAM (madvise, mprotect) are made once per run, not once per page."""
-    start = prev = -1
-    for pa in sorted(frames):
-        if start < 0:
-            start = prev = pa
-        elif pa == prev + 4096:
-            prev = pa
-        elif pa != prev:
-            yield start, prev + 4096 - start
-            start = prev = pa
-    if start >= 0:
-        yield start, prev + 4096 - start
+def frame_runs(frames: "list[int] | FrameRuns"):
+    """Contiguous runs (start, length) of guest-physical frames (the low 12 bits of each
+    are ignored, so page-table-like entries may be given), so host calls on guest RAM
+    (madvise, mprotect) are made once per run, not once per page. A frame given twice
+    ends a run there and starts the next (share_many counts it twice). FrameRuns found
+    already pass through."""
+    if isinstance(frames, FrameRuns):
+        yield from frames
+        return
+    for first, length in entry_runs(frames):
+        yield first & ~0xFFF, length
+
+
+def entry_runs(entries: list[int]):
+    """Runs (first entry, length in bytes) of entries (frame | low bits) whose frames follow
+    each other and whose low 12 bits are the same, so a run is all writable or all not.
+
+    A fork hands in every page of the process: past a few entries the gaps are found on
+    the entries packed as one integer (a 64-bit lane each) by C loops, with no object
+    made per entry, so the Python work is per run."""
+    s = sorted(entries)
+    n = len(s)
+    if n < 32:
+        first = prev = -1
+        for e in s:
+            if first < 0:
+                first = prev = e
+            elif e == prev + 4096:
+                prev = e
+            else:
+                yield first, prev + 4096 - first
+                first = prev = e
+        if first >= 0:
+            yield first, prev + 4096 - first
+        return
+    lanes = int.from_bytes(array("Q", s), "little")
+    # Lane i of the XOR is zero where entry i+1 is entry i's next frame with the same low
+    # bits (the last lane never is).
+    gaps = ((lanes >> 64) ^ (lanes + int.from_bytes(_LANE_PAGE * n, "little"))).to_bytes(8 * n, "little")
+    gaps = gaps.translate(_NONZERO)
+    i = 0
+    while i < n:
+        j = gaps.find(1, 8 * i) >> 3    # the lane where this run ends
+        yield s[i], s[j] - s[i] + 4096
+        i = j + 1
+
+
+class FrameRuns(list):
+    """What frame_runs found, kept to be handed on instead of the frames (a fork gives
+    the same frames new references and drops their writable translations)."""
+
+
+_LANE_PAGE = (4096).to_bytes(8, "little")
+_NONZERO = bytes([0] + [1] * 255)
 
 
 class PageRoot:

@@ -87,7 +87,8 @@ def _drop_code(mm, va: int) -> None:
     if e is None:
         return
     plat = mm.platform
-    prot = e & 7
+    vma = mm.find_vma(va)
+    prot = mm.pte_prot(vma, e) if vma is not None else e & 7   # copy-on-write stays read-only
     plat.unmap_page(va & ~0xFFF)
     plat.map_page(va & ~0xFFF, e & ~0xFFF, prot)
     plat.invalidate([e & ~0xFFF])

@@ -1246,6 +1246,7 @@ SPECS: dict[str, tuple[str, ...]] = {
     "dup": ("fd",),
     "dup2": ("fd", "fd"),
     "pause": (),
+    "restart_syscall": (),
     "nanosleep": ("timespec", "timespec_out"),
     "getpid": (),
     "exit": ("int",),

@@ -231,7 +231,7 @@ SYSCALLS: dict[int, tuple[str, str | None, str, str]] = {
     216: ("remap_file_pages", None, ABSENT, "deprecated since Linux 3.16; programs use mmap"),
     217: ("getdents64", "dir", FULL, ""),
     218: ("set_tid_address", "process", FULL, ""),
-    219: ("restart_syscall", None, ABSENT, "the kernel's own restart path; umiak restarts calls itself, programs never call it"),
+    219: ("restart_syscall", "time", FULL, ""),
     220: ("semtimedop", "sysv_sem", PARTIAL, "SEM_UNDO adjustments are not applied at exit"),
     221: ("fadvise64", "advice", FULL, ""),
     222: ("timer_create", "time", FULL, ""),

@@ -6,7 +6,7 @@ import time as _time
 from umiak.kernel import abi
 from umiak.kernel.abi import (ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, ITIMERVAL, SI_KERNEL, SI_TIMER,
                               SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEVENT, s32, s64)
-from umiak.kernel.errors import EINVAL, EPERM, ERESTARTNOHAND, SyscallError
+from umiak.kernel.errors import EINTR, EINVAL, EPERM, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, SyscallError
 from umiak.kernel.timers import IntervalTimer, read_itimerspec
 
 _CLOCKS = {
@@ -165,22 +165,39 @@ def _sleep_until(task, clock: int, end_ns: int) -> int:
             return max(1, end_ns - guest_clock_ns(task, clock))
 
 
-def _interrupted(task, left_ns: int, rem: int) -> None:
-    """EINTR with the time left if a handler runs; restarted if not (a stop and SIGCONT:
-    the sleep starts again from its full length, where Linux keeps the time left)."""
+def _interrupted(task, left_ns: int, rem: int, clock: int, end_ns: int | None) -> None:
+    """EINTR with the time left if a handler runs. If none does (a stop and SIGCONT) a
+    relative sleep goes on until its first deadline, as Linux's restart_syscall
+    continues it; an absolute one (end_ns None) is simply made again."""
     if rem:
         task.mm.write(rem, abi.TIMESPEC.pack(left_ns // 1_000_000_000, left_ns % 1_000_000_000))
-    raise SyscallError(ERESTARTNOHAND)
+    if end_ns is None:
+        raise SyscallError(ERESTARTNOHAND)
+    task.restart_block = (clock, end_ns, rem)
+    raise SyscallError(ERESTART_RESTARTBLOCK)
+
+
+def _sleep(task, clock: int, end_ns: int, rem: int) -> int:
+    left = _sleep_until(task, clock, end_ns)
+    if left:
+        _interrupted(task, left, rem, clock, end_ns)
+    return 0
 
 
 def sys_nanosleep(task, req, rem):
     """nanosleep(2): EINTR with the time left in rem when a signal handler runs."""
     ns = _read_timespec(task, req)
     clock = abi.CLOCK_MONOTONIC
-    left = _sleep_until(task, clock, guest_clock_ns(task, clock) + ns)
-    if left:
-        _interrupted(task, left, rem)
-    return 0
+    return _sleep(task, clock, guest_clock_ns(task, clock) + ns, rem)
+
+
+def sys_restart_syscall(task):
+    """restart_syscall(2): what a relative sleep a stop interrupted is restarted as; it
+    sleeps until the first call's deadline. EINTR when there is nothing to continue."""
+    block, task.restart_block = task.restart_block, None
+    if block is None:
+        raise SyscallError(EINTR)
+    return _sleep(task, *block)
 
 
 def sys_clock_nanosleep(task, clock, flags, req, rem):
@@ -190,12 +207,12 @@ def sys_clock_nanosleep(task, clock, flags, req, rem):
         raise SyscallError(EINVAL)
     _host_clock(task, clock)
     ns = _read_timespec(task, req)
-    absolute = bool(flags & abi.TIMER_ABSTIME)
-    end = ns if absolute else guest_clock_ns(task, clock) + ns
-    left = _sleep_until(task, clock, end)
-    if left:
-        _interrupted(task, left, 0 if absolute else rem)
-    return 0
+    if flags & abi.TIMER_ABSTIME:
+        left = _sleep_until(task, clock, ns)
+        if left:
+            _interrupted(task, left, 0, clock, None)
+        return 0
+    return _sleep(task, clock, guest_clock_ns(task, clock) + ns, rem)
 
 
 # -- interval timers and POSIX timers ------------------------------------------------

@@ -13,7 +13,7 @@ from umiak.kernel import abi
 from umiak.kernel.errors import EINVAL, EIO, ENOSPC, SyscallError
 from umiak.kernel.files import File, Stat
 from umiak.kernel.abi import TIOCGPTLCK, TIOCGPTN, TIOCGPTPEER, TIOCSPTLCK
-from umiak.kernel.tty import BUF_MAX, Tty
+from umiak.kernel.tty import BUF_MAX, TOSTOP, Tty
 from umiak.kernel.vfs.nodes import DeviceNode, SynthDir, SynthFS, makedev
 
 PTY_SLAVE_MAJOR = 136
@@ -161,11 +161,14 @@ class PtySlave(_PtyEnd):
     def read(self, n: int) -> bytes:
         if not self.tty.master_open:
             return b""
+        self.tty.job_control(self.devpts.kernel.current_task(), abi.SIGTTIN)
         return self.tty.slave_read(n)
 
     def write(self, data: bytes) -> int:
         if not self.tty.master_open:
             raise SyscallError(EIO)
+        if self.tty.lflag & TOSTOP:
+            self.tty.job_control(self.devpts.kernel.current_task(), abi.SIGTTOU)
         return self.tty.slave_write(data)
 
     def poll_mask(self) -> int:
