@@ -92,6 +92,8 @@ class FastCalls:
             if (task is None or task.has_signal or task.killed or task.process.exiting
                     or task.restart_nr is not None or not self._allowed(task, nr, a, b, c, d)):
                 return None
+            if k.rewriter is not None and k.rewriter.first_call(task, nr):
+                return None   # the real exit, where the call's site can be rewritten
             cur = k._current
             cur.task = task
             try:

@@ -53,6 +53,16 @@ class Rewriter:
         self.rw_ptr_off = rw_ptr_off
         self.rewritten = 0
 
+    def first_call(self, task, nr: int) -> bool:
+        """Whether nr is called for the first time in this address space. The poller does
+        not know where a call comes from, so it hands such a call back: its real exit shows
+        the site (note). One exit more per syscall number and process."""
+        st = _state(task.mm)
+        if nr in st.nrs or st.off or st.full:
+            return False
+        st.nrs.add(nr)
+        return True
+
     def note(self, task, nr: int, ret: int) -> None:
         """A syscall exit whose `syscall` ends at ret: rewrite its site if it is one."""
         mm = task.mm
@@ -150,6 +160,7 @@ class _State:
 
     def __init__(self, mm):
         self.seen: set[int] = set()
+        self.nrs: set[int] = set()   # syscall numbers handed back by the poller once (first_call)
         self.used = 0
         self.off = False   # the program took %gs: no more sites here
         # A fork's copy holds the trampolines the parent made: count them.
