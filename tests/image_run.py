@@ -7,7 +7,6 @@ errors, statuses and output are exactly what `umiak run` gives. (When `umiak run
 exists this file is a shim for the tests that must name the image and the program.)
 """
 
-import dataclasses
 import sys
 
 import umiak.options as options
@@ -15,9 +14,10 @@ import umiak.options as options
 IMAGE = sys.argv[1]
 
 
-@dataclasses.dataclass
 class _WithImage(options.RunOptions):
-    image_root: str | None = IMAGE
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.image_root = IMAGE
 
 
 options.RunOptions = _WithImage   # type: ignore[misc]

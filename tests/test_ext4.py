@@ -688,10 +688,14 @@ def test_volumes_over_an_image_root(platform, tree, walk_images):
 
 PROBE = r"""
 import runpy, sys
-script = sys.argv.pop(1)      # umiak's __main__ or tests/image_run.py
+script = sys.argv.pop(1)      # "umiak" (its CLI) or tests/image_run.py
 sys.argv[0] = script
 try:
-    runpy.run_path(script, run_name="__main__")
+    if script == "umiak":     # main(argv) returns (as `python -m umiak` it ends the process)
+        from umiak.cli import main
+        status = main(sys.argv[1:])
+    else:
+        runpy.run_path(script, run_name="__main__")
 except SystemExit as e:
     status = e.code
 print("ext4 imported" if "umiak.kernel.vfs.ext4" in sys.modules else "ext4 not imported")
@@ -708,8 +712,7 @@ def imports_ext4(*args) -> bool:
 
 def test_true_does_not_import_the_driver(platform, walk_images):
     """The driver is a module: a run without an image never imports it (one with does)."""
-    main = REPO / "src" / "umiak" / "__main__.py"
-    assert not imports_ext4(main, "run", f"--platform={platform}", "/bin/true")
+    assert not imports_ext4("umiak", "run", f"--platform={platform}", "/bin/true")
     assert imports_ext4(TESTS / "image_run.py", walk_images["ext4"], f"--platform={platform}",
                         "/bin/treewalk", "/data/odd/old")
 
