@@ -377,18 +377,23 @@ def redis_save(port: int) -> list[str]:
             for cmd in ("SAVE", "BGSAVE")]
 
 
-@pytest.mark.parametrize("server", list(SERVERS))
-def test_server_app_kernels(platform, server, tmp_path, tmp_path_factory):
-    """Under its static and its traced kernel the workload answers as natively; redis's SAVE
-    and BGSAVE, outside the traced kernel, fail as on a Linux without fsync and fork, and the
-    refused calls are listed at exit."""
+def _server(server: str, tmp_path):
+    """(a free port, the server's argv on it, its workload); skipped without its tools."""
     from test_net import free_port
     prog, tools, make_argv, workload = SERVERS[server]
     for t in (prog, *tools):
         if shutil.which(t) is None:
             pytest.skip(f"{t} is not installed")
     port = free_port()
-    argv = make_argv(port, tmp_path)
+    return port, make_argv(port, tmp_path), workload
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_server_app_kernels(platform, server, tmp_path, tmp_path_factory):
+    """Under its static and its traced kernel the workload answers as natively; redis's SAVE
+    and BGSAVE, outside the traced kernel, fail as on a Linux without fsync and fork, and the
+    refused calls are listed at exit."""
+    port, argv, workload = _server(server, tmp_path)
     want, status, _ = serve(argv, port, workload)
     assert status == 0 and want[0], (want, status)
     static = static_config(server, argv, tmp_path_factory.getbasetemp())
@@ -548,13 +553,7 @@ def test_explore_a_server_with_its_client(platform, server, tmp_path):
     and 0 (--strace shows each); a needed call taken out makes the check fail, and is listed."""
     if platform != "kvm":
         pytest.skip("exploration reruns the server dozens of times: kvm only (CI time)")
-    from test_net import free_port
-    prog, tools, make_argv, _ = SERVERS[server]
-    for t in (prog, *tools):
-        if shutil.which(t) is None:
-            pytest.skip(f"{t} is not installed")
-    port = free_port()
-    argv = make_argv(port, tmp_path)
+    port, argv, _ = _server(server, tmp_path)
     work = tmp_path / "work.sh"
     work.write_text(WORK[server].format(port=port))
     want = tmp_path / "want"
