@@ -437,7 +437,7 @@ def section_syscalls(ctx: Ctx) -> None:
                  exits_cell(inproc, "emu", ctx), "-", "-", "-"])
     w = ctx.per_kind("static hello whole process", lambda k: whole_process_ms(k, [str(progs["hello"])], expect="hello"))
     rows.append(row("static hello, whole process", w, "ms"))
-    print_table("Issue 2: system calls and static start-up (lower is better)", rows, [
+    print_table("syscalls: system calls and static start-up (lower is better)", rows, [
         "(Nx) = ratio to native; last column: how many times faster umiak kvm is than qemu-user / runsc.",
         "Python's share by difference = getppid per call minus one raw VM exit through the same platform API",
         "(each the best of several tries): noisy under load. Timed between vCPU runs = in-process, the median",
@@ -448,7 +448,7 @@ def section_syscalls(ctx: Ctx) -> None:
     x = ctx.per_kind("xorshift", lambda k: first_float(k, [str(progs["xorshift"]), str(XORSHIFT_N)]))
     s = ctx.per_kind("qsort", lambda k: first_float(k, [str(progs["sort_ints"]), str(SORT_N)]))
     RESULTS["cpu_ratio"] = x["native"] / x["kvm"] if num(x["native"]) and num(x["kvm"]) else x["kvm"]
-    print_table("Issue 2: compute, timed inside the guest (lower is better)", [
+    print_table("syscalls: compute, timed inside the guest (lower is better)", [
         row("xorshift integer loop, per iteration", x, "ns"),
         row(f"qsort of {SORT_N // 1_000_000}M ints", s, "s")])
 
@@ -477,7 +477,7 @@ def section_dynamic(ctx: Ctx) -> None:
                      fmt(ms_of(ip, "emu"), "ms"), "-", "-", "-"])
         rows.append(["  VM exits per start (~ at raw exit cost)", "-", exits_cell(ip, "kvm", ctx),
                      exits_cell(ip, "emu", ctx), "-", "-", "-"])
-    print_table("Issue 3: dynamic programs start-up (lower is better)", rows, [
+    print_table("dynamic: dynamic programs start-up (lower is better)", rows, [
         "In-process: median of Machine(platform=...).run_captured(argv) after one warm-up run, in which",
         "the exits were counted (sys = syscalls, flt = faults served in Python; KVM's own shadow-page",
         "faults are not seen). (~ ms) = exits x the raw exit cost measured above: the floor for that start."])
@@ -492,7 +492,7 @@ def section_dynamic(ctx: Ctx) -> None:
         r = ctx.per_kind("read MB/s", lambda k: first_float(k, [str(reader), data], volumes=(tmpdir,)))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    print_table("Issue 3: file reads (higher is better)", [
+    print_table("dynamic: file reads (higher is better)", [
         row(f"read() of a {READ_MIB} MiB file in 64 KiB chunks", r, "MB/s", higher_is_better=True)], [
         "MB/s = 10^6 bytes per second, timed inside the guest; the file is in the host's page cache.",
         "umiak sees it through a read-only volume (-v DIR:DIR:ro)."])
@@ -525,7 +525,7 @@ def section_threads(ctx: Ctx) -> None:
             ["2 threads, N iterations each (s)", *[cell(sc[k], 1, "s") for k in KINDS], "-"],
             ["throughput 2 threads / 1 thread", *[ratio(speed[k]) if num(speed[k]) else fmt(speed[k], "")
                                                  for k in KINDS], "-"]]
-    print_table("Issue 4: two CPU-bound threads versus one (higher is better, 2.0x is ideal on 2 cores)", rows, [
+    print_table("threads: two CPU-bound threads versus one (higher is better, 2.0x is ideal on 2 cores)", rows, [
         "N = " + ", ".join(f"{k} {THREAD_ITERS[k] // 1_000_000}M" for k in KINDS)
         + " xorshift iterations per thread; best of 3 runs each."])
 
@@ -539,7 +539,7 @@ def section_threads(ctx: Ctx) -> None:
     else:
         g = {k: go for k in KINDS}
         gi = {}
-    print_table("Issue 4: futexes and a Go program", [
+    print_table("threads: futexes and a Go program", [
         row("futex ping-pong, round trips per second", pp, "/s", higher_is_better=True),
         row("static Go hello (CGO_ENABLED=0), whole process", g, "ms"),
         ["  VM exits per start (~ at raw exit cost)", "-", exits_cell(gi, "kvm", ctx), "-", "-", "-", "-"]], [
