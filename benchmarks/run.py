@@ -620,7 +620,7 @@ def section_processes(ctx: Ctx) -> None:
     RESULTS["fork256_kvm"] = bg["kvm"][0] if isinstance(bg["kvm"], tuple) else bg["kvm"]
     first = {k: (v[0] if isinstance(v, tuple) else v) for k, v in bg.items()}
     second = {k: (v[1] if isinstance(v, tuple) else v) for k, v in bg.items()}
-    print_table("Processes (issue 10)", [
+    print_table("processes: fork, exec, wait", [
         row("fork + execve(static true) + waitpid, per second", sp, "/s", higher_is_better=True),
         row("sh -c 'seq 200000 | sort -n | tail -1', whole process", pl, "ms"),
         row("sh script running 200 commands (/bin/true), whole process", sc, "ms"),
@@ -709,7 +709,7 @@ def section_snapshots(ctx: Ctx) -> None:
     RESULTS["restores_per_s"] = rates.get("kvm", "not measured")
     rows.append(["100 restores of the dynamic hello snapshot, per second", "-", fmt(rates.get("kvm", "-"), "/s"),
                  fmt(rates.get("emu", "-"), "/s"), "-", "-", "-"])
-    print_table("Issue 16: starts from snapshots, in-process (lower is better)", rows, [
+    print_table("snapshots: starts from snapshots, in-process (lower is better)", rows, [
         "Normal start: Machine.run_captured(argv). From a snapshot: Machine(extra={'restore': snap}),",
         "the snapshot taken in-process at the program's AT_ENTRY (entry) or at the marker syscall (ready);",
         "each run is a fresh VM. Exits counted as in issue 3 (the restore's lazily mapped pages are faults)."])
@@ -791,7 +791,7 @@ def section_start(ctx: Ctx) -> None:
             ["dynamic hello, in-process", *(fmt(v, "ms") for v in dyn_in)],
             ["/usr/bin/python3 -c pass, whole process", *(fmt(v, "ms") for v in py)],
             ["/usr/bin/python3 -c pass, in-process", *(fmt(v, "ms") for v in py_in)]]
-    print_table("Issues 16 and 11: start-up, the full kernel versus the minimal profile (lower is better)", rows, [
+    print_table("start: start-up, the full kernel versus the minimal profile (lower is better)", rows, [
         "full = no --profile (the default kernel); minimal = --profile minimal (kvm only: it leaves emu out).",
         "Whole process: median wall time of",
         "`python3 -m umiak run --platform=P [--profile minimal] PROGRAM`, bytecode cache warm, interpreter start-up",
@@ -810,7 +810,7 @@ def section_start(ctx: Ctx) -> None:
         size_rows.append([prof, str(fig["umiak_modules"]), str(fig["umiak_lines"]), str(fig["modules"]),
                           f"{fig['rss'] / (1 << 20):.1f} MB", f"{fig['start'] * 1e3:.0f} ms", f"{fig['cpu'] * 1e3:.0f} ms",
                           str(fig.get("exit_umiak_modules", "-")), str(fig.get("exit_umiak_lines", "-"))])
-    print_table("Issue 11: kernel size at the first guest instruction (umiak config size)", size_rows, [
+    print_table("start: kernel size at the first guest instruction (umiak config size)", size_rows, [
         "`umiak config size` of the static hello (best of 3 runs): umiak's modules and source lines imported,",
         "all modules, host RSS, wall time from the interpreter's start and its CPU time, all at the moment the",
         "program's first instruction is about to run; then umiak's modules and lines by the run's end."],
