@@ -41,7 +41,6 @@ host reads a request once and sanitises the flags it returns with.
 """
 
 import ctypes
-import mmap
 import os
 import threading
 import time
@@ -110,15 +109,13 @@ class _Native:
     """The host's machine code, mapped executable once per Exitless."""
 
     def __init__(self):
-        buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-        buf.write(_HOST_CODE)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        self._buf = buf   # lives as long as the functions
+        from umiak.arch.x86_64.native import CodePage
+        code = CodePage(_HOST_CODE)   # each function keeps it alive
         u64, vp = ctypes.c_uint64, ctypes.c_void_p
         # CFUNCTYPE releases the GIL for the call: the poller spins without it.
-        self.poll = ctypes.CFUNCTYPE(ctypes.c_int64, vp, u64, u64, vp, vp)(base + _POLL_AT)
-        self.claim = ctypes.CFUNCTYPE(ctypes.c_int, u64)(base + _CLAIM_AT)
-        self.spin = ctypes.CFUNCTYPE(None, u64)(base + _SPIN_AT)
+        self.poll = code.function(ctypes.c_int64, vp, u64, u64, vp, vp, offset=_POLL_AT)
+        self.claim = code.function(ctypes.c_int, u64, offset=_CLAIM_AT)
+        self.spin = code.function(None, u64, offset=_SPIN_AT)
 
     def calibrate(self) -> tuple[float, float]:
         """(pauses per µs, TSC ticks per µs) here, measured once per process (a property

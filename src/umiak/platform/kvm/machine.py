@@ -89,14 +89,13 @@ def _install_kick_handler() -> None:
         if _libc.sigaction(KICK_SIGNAL, None, ctypes.byref(old)) == 0 and (old.handler or 0) > 1:
             return
         if _kick_page is None:
+            from umiak.arch.x86_64.native import CodePage
             try:
-                page = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+                _kick_page = CodePage(b"\xc3")   # ret
             except OSError as e:
                 raise UmiakError(f"kvm: cannot map the kick signal handler ({e.strerror})") from None
-            page.write(b"\xc3")   # ret
-            _kick_page = page
         act = _Sigaction()
-        act.handler = ctypes.addressof(ctypes.c_char.from_buffer(_kick_page))
+        act.handler = _kick_page.address
         act.flags = SA_RESTART
         if _libc.sigaction(KICK_SIGNAL, ctypes.byref(act), None) != 0:
             err = ctypes.get_errno()
