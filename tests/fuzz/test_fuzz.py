@@ -142,11 +142,8 @@ def _issue(driver: Driver, calls: list[fuzzlib.Call]) -> None:
     check(driver.run(sane))
 
 
-def test_random_syscalls(platform, drivers):
-    from umiak.kernel.syscalls.table import NAMES
-    driver = _driver(drivers, platform)
-    _, batches = fuzzlib.strategies(NAMES)
-
+def _fuzz(driver: Driver, batches) -> None:
+    """Hypothesis draws batches and the driver's VM runs each; then the leak check."""
     @_seeded
     @_settings()
     @given(batches)
@@ -155,6 +152,12 @@ def test_random_syscalls(platform, drivers):
 
     run()
     _check_no_leak(driver)
+
+
+def test_random_syscalls(platform, drivers):
+    from umiak.kernel.syscalls.table import NAMES
+    _, batches = fuzzlib.strategies(NAMES)
+    _fuzz(_driver(drivers, platform), batches)
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +179,7 @@ def corpus() -> list[fuzzlib.Call]:
 
 def test_mutated_real_syscalls(platform, drivers, corpus):
     from umiak.kernel.syscalls.table import NAMES
-    driver = _driver(drivers, platform)
-    batches = fuzzlib.mutation_strategy(corpus, NAMES)
-
-    @_seeded
-    @_settings()
-    @given(batches)
-    def run(calls):
-        _issue(driver, calls)
-
-    run()
-    _check_no_leak(driver)
+    _fuzz(_driver(drivers, platform), fuzzlib.mutation_strategy(corpus, NAMES))
 
 
 def _check_no_leak(driver: Driver) -> None:
