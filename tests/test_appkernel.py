@@ -579,20 +579,10 @@ def test_explore_a_server_with_its_client(platform, server, tmp_path):
 
     # the workload under the explored kernel, with --strace: the native answers, and each
     # stubbed / faked call answered as configured
-    import signal
-    cmd = umiak_command("kvm", argv, [f"--config={cfg}", "--strace"])
-    proc = subprocess.Popen(cmd, env=umiak_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        got = subprocess.run(["sh", str(work)], capture_output=True, timeout=60)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    got, _, output = serve(umiak_command("kvm", argv, [f"--config={cfg}", "--strace"]), port,
+                           lambda _port: subprocess.run(["sh", str(work)], capture_output=True, timeout=60))
     assert (got.returncode, got.stdout) == (0, want.read_bytes()), got
-    trace = err.decode(errors="replace")
+    trace = output.decode(errors="replace")
     # (a stub's fallback may use calls the traced run never made, refused and listed at exit:
     # redis's OpenSSL, with getrandom stubbed, tries shmget, uname and /dev/random with
     # pselect6; the trial of that stub passed with them refused, as here)
@@ -603,6 +593,7 @@ def test_explore_a_server_with_its_client(platform, server, tmp_path):
         assert re.search(STRACE_LINE.format(name=name, answer="(?:0+|0x0)"), trace, re.M), (name, trace[-3000:])
 
     # a needed call taken out: the check fails, and the refused call is listed at exit
+    import signal
     r = umiak("config", "set", "--config", str(cfg), "SYSCALL_EPOLL_CREATE=n")
     assert r.returncode == 0, r.stderr.decode()
     assert "epoll_create" not in present(str(cfg))
