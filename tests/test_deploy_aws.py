@@ -241,25 +241,35 @@ def test_deploy_image_on_a_type_without_nested_virtualization(moto, tmp_path, mo
     assert inventory(ec2) == before
 
 
+def _inject(monkeypatch, fault) -> None:
+    """Credentials in the environment, and each AWS call of a deploy shown to fault(aws module,
+    op, kwargs) first, which raises the injected error (moto has no quotas and never drops a
+    connection)."""
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    from umiak.deploy import aws
+    real = aws.Aws.call
+
+    def call(self, client, op, attempts=6, **kw):
+        fault(aws, op, kw)
+        return real(self, client, op, attempts, **kw)
+    monkeypatch.setattr(aws.Aws, "call", call)
+
+
 def test_a_failed_launch_removes_what_it_made(moto, tmp_path, monkeypatch, capsys):
     """A quota error at RunInstances (injected: moto has no quotas) after the upload: one
     line with AWS's message, status 125, and the snapshot, AMI and group are gone."""
     url, _rec = moto
     ec2, _ebs = clients(url)
     before = inventory(ec2)
-    for k, v in CREDS.items():
-        monkeypatch.setenv(k, v)
-    from umiak.cli import main
-    from umiak.deploy import aws
-    real = aws.Aws.call
 
-    def call(self, client, op, attempts=6, **kw):
+    def fault(aws, op, kw):
         if op == "run_instances":
             raise aws.AwsError(op, "VcpuLimitExceeded", "You have requested more vCPU capacity than your current "
                                "vCPU limit of 0 allows for the instance bucket that the specified instance type "
                                "belongs to.")
-        return real(self, client, op, attempts, **kw)
-    monkeypatch.setattr(aws.Aws, "call", call)
+    _inject(monkeypatch, fault)
+    from umiak.cli import main
     status = main(["deploy", "aws", str(small_disk(tmp_path / "q.raw")), "--region", REGION, "-p", "80",
                    "--endpoint-url", url])
     err = capsys.readouterr().err
@@ -275,20 +285,15 @@ def test_a_half_finished_upload_is_removed(moto, tmp_path, monkeypatch, capsys):
     url, _rec = moto
     ec2, _ebs = clients(url)
     before = inventory(ec2)
-    for k, v in CREDS.items():
-        monkeypatch.setenv(k, v)
-    from umiak.cli import main
-    from umiak.deploy import aws
-    real = aws.Aws.call
     sent = []
 
-    def call(self, client, op, attempts=6, **kw):
+    def fault(aws, op, kw):
         if op == "put_snapshot_block":
             sent.append(kw["BlockIndex"])
             if len(sent) > 3:
                 raise aws.UmiakError("AWS put_snapshot_block: Could not connect to the endpoint URL")
-        return real(self, client, op, attempts, **kw)
-    monkeypatch.setattr(aws.Aws, "call", call)
+    _inject(monkeypatch, fault)
+    from umiak.cli import main
     status = main(["deploy", "aws", str(small_disk(tmp_path / "h.raw")), "--region", REGION,
                    "--endpoint-url", url])
     err = capsys.readouterr().err
