@@ -1,6 +1,8 @@
 /* fork and copy-on-write. Probes: both sides write globals, heap, stack and a big
  * lazily backed mapping after fork and each sees only its own data; MAP_SHARED
  * anonymous memory (touched before and only after fork) is one memory for both;
+ * a 16 MiB region touched whole (a fork's bulk write-protection) written by each
+ * side after the other keeps each side's own pages;
  * an mprotect'ed read-only page made writable in the child stays private; the
  * child returns 0 with the parent's FPU state (rounding mode); fork in a
  * multi-threaded process leaves only the caller in the child; getppid is the
@@ -25,6 +27,13 @@ static void *spinner(void *arg) {
     return arg;
 }
 
+static size_t count(const char *p, size_t n, char c) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += p[i] == c;
+    return k;
+}
+
 static int child_status(pid_t pid) {
     int st = 0;
     if (waitpid(pid, &st, 0) != pid)
@@ -40,6 +49,9 @@ int main(void) {
     char *lazy = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (size_t i = 0; i < big; i += 1 << 20)
         lazy[i] = 'l';
+    size_t dsz = 16 << 20;
+    char *dense = mmap(NULL, dsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(dense, 'd', dsz);
     char *shared = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     shared[0] = 's';            /* touched before fork */
     char *ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -67,16 +79,21 @@ int main(void) {
         shared[(1 << 20) - 1] = 'T';  /* first touched here, after fork */
         mprotect(ro, 4096, PROT_READ | PROT_WRITE);
         strcpy(ro, "child's");
+        for (size_t i = 0; i < dsz; i += 16 * 4096)
+            dense[i] = 'c';
         printf("child: %d %c %c %c %c %s\n", global, heap[12345], lazy[big - 1], lazy[3 << 20], stack[100], ro);
         write(c2p[1], "w", 1);
         read(p2c[0], &ch, 1);     /* the parent has written meanwhile */
         printf("child after parent wrote: %d %c %c %c\n", global, heap[0], lazy[0], stack[0]);
         printf("child sees parent's shared write: %c\n", shared[1]);
+        printf("child's dense region: %zu c, %zu p\n", count(dense, dsz, 'c'), count(dense, dsz, 'p'));
         _exit(42);
     }
     read(c2p[0], &ch, 1);
     global = 3; heap[0] = 'P'; lazy[0] = 'Q'; stack[0] = 'R';
     shared[1] = 'p';
+    for (size_t i = 8 * 4096; i < dsz; i += 16 * 4096)
+        dense[i] = 'p';
     printf("parent wrote\n");
     write(p2c[1], "w", 1);
     int code = child_status(pid);
@@ -84,6 +101,8 @@ int main(void) {
     printf("parent: %d %c %c %d %c %c %c %s\n", global, heap[12345], heap[0], lazy[big - 1], lazy[0],
            lazy[3 << 20], stack[100], ro);
     printf("parent sees child's shared writes: %c %c\n", shared[0], shared[(1 << 20) - 1]);
+    printf("parent's dense region: %zu c, %zu p, %zu d\n", count(dense, dsz, 'c'), count(dense, dsz, 'p'),
+           count(dense, dsz, 'd'));
 
     /* fork from a multi-threaded process: only the caller exists in the child. */
     pthread_t t;

@@ -674,7 +674,7 @@ class AddressSpace:
             # mprotect may make it writable later), so no table entry of it stays writable.
             plat.copy_to(root, vma.start, vma.end, not vma.flags & MAP_SHARED)
         if lowered:
-            plat.invalidate(lowered)   # runs of frames: the platform makes a host call per run
+            plat.write_protect(lowered)   # runs of frames: the platform makes a host call per run
 
     def _backed(self, start: int, end: int) -> list[int]:
         """The backed page numbers of [start, end), walked through the backed pages when

@@ -97,6 +97,9 @@ class PageRoot:
     def invalidate(self, frames: list[int]) -> None:
         self.platform.invalidate(frames)
 
+    def write_protect(self, frames: list[int]) -> None:
+        self.platform.write_protect(frames)
+
     def copy_to(self, dst: "PageRoot", start: int, end: int, clear_write: bool) -> None:
         """fork: dst maps [start, end) as this root does; clear_write makes both read-only
         (the caller invalidates the frames whose write permission went)."""
@@ -170,6 +173,11 @@ class Platform(Protocol):
     def close(self) -> None: ...         # may finish on a background thread: see platform.wait_released
 
     # -- optional, with defaults ---------------------------------------------------------
+    def write_protect(self, frames: list[int]) -> None:
+        """invalidate() where only the write permission of the frames went and every one
+        stays mapped where it was (a fork), so a platform may keep read translations."""
+        self.invalidate(frames)
+
     def tsc_clock(self, vcpu) -> tuple[int, int] | None:
         """(guest TSC kHz, guest TSC - host TSC) when guest code reads the TSC natively
         (the kernel then serves clocks from the vDSO), else None."""

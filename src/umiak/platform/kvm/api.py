@@ -61,6 +61,9 @@ SREGS_CR3 = 0xF0
 SEGMENT_SIZE = 0x18
 
 
+KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
+
+
 class UserMemoryRegion(ctypes.Structure):
     _fields_ = [("slot", ctypes.c_uint32), ("flags", ctypes.c_uint32),
                 ("guest_phys_addr", ctypes.c_uint64), ("memory_size", ctypes.c_uint64),
