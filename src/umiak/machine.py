@@ -148,7 +148,8 @@ class Machine:
                 check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
-        if opts.extra.get("snapshot_cache") and restore is None and not from_guest:
+        if opts.extra.get("snapshot_cache") and restore is None and not from_guest \
+                and getattr(image, "interp", None):   # a static program has no ld.so work to skip
             from umiak.snapshot.cache import prepare   # the prelinked snapshot cache
             opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
             restore = opts.extra.get("restore")

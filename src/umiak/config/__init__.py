@@ -182,6 +182,12 @@ class FrozenConfig:
                                                              ("NET_INET6", abi.AF_INET6),
                                                              ("NET_NETLINK", abi.AF_NETLINK)) if self.has(sym))
 
+    @property
+    def fingerprint(self) -> str:
+        """A hash of everything this config decides (the prelinked snapshot cache's key holds it)."""
+        parts = (sorted(self.symbols.items()), sorted(self.syscalls.items()), self.absent)
+        return _sha256(repr(parts).encode()).hexdigest()[:24]
+
     def has(self, sym: str) -> bool:
         """The component is in this kernel (y or m)."""
         return self.symbols.get(sym, "n") not in ("n", "")

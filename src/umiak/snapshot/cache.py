@@ -12,7 +12,7 @@ used go first).
 The key (a sha256 of): umiak's version and build (its files' sizes and mtimes, so
 another checkout or a changed kernel never uses this one's entries), the platform, guest RAM size, the program's
 path and identity, argv, the whole environment (LD_* included), cwd, uid/gid, ASLR on
-or off and the host name. Inside the snapshot ("extra") is every path ld.so looked at
+or off, the host name and the kernel config (--config/--profile: its fingerprint). Inside the snapshot ("extra") is every path ld.so looked at
 (opened, stat'ed, accessed; found or not) with its identity (st_dev, st_ino, size,
 mtime_ns, ctime_ns) and, for files, a sha256 of the content at the time: a lookup
 re-stats them all, and any difference (a library rebuilt, replaced, touched, or one
@@ -37,11 +37,11 @@ that cannot be written, programs start the normal way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 
+from umiak.config import _sha256 as sha256   # CPython's own: hashlib's OpenSSL costs ~4 ms to import
 from umiak.records import replace
 from umiak.snapshot import Snapshot, SnapshotError
 
@@ -74,8 +74,9 @@ def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, s
     parts = {"v": __version__, "build": _build_id(), "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
-             "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile()}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+             "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile(),
+             "config": opts.kernel_config.fingerprint if opts.kernel_config is not None else None}
+    return sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _build_id(root: str | None = None) -> str:
@@ -103,7 +104,7 @@ def _build_id(root: str | None = None) -> str:
                     continue
                 out.append((e.path, st.st_size, st.st_mtime_ns))
     out.sort()
-    return hashlib.sha256(repr(out).encode()).hexdigest()[:16]
+    return sha256(repr(out).encode()).hexdigest()[:16]
 
 
 # The cache's bounds: the least recently used entries go first (a hit touches its entry).
@@ -163,7 +164,7 @@ def _valid(snap: Snapshot) -> bool:
 def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: dict[str, str]):
     """The options of this run with the cache applied: a hit restores the snapshot, a miss
     takes one at AT_ENTRY. Unchanged for a static program or one marked uncacheable."""
-    if not getattr(image, "interp", None) or opts.kernel_config is not None or opts.volumes or opts.tmpfs \
+    if not getattr(image, "interp", None) or opts.volumes or opts.tmpfs \
             or opts.strace or opts.syscall_summary or opts.extra.get("tracer") is not None \
             or opts.extra.get("recorder") is not None or opts.net != "host":
         return opts
@@ -328,6 +329,7 @@ class _Watch:
 
 
 def _sha256(path: str) -> str:
+    import hashlib   # OpenSSL's is the fast one for file contents (taken on a miss only)
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
