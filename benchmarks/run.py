@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -751,6 +752,68 @@ def start_inproc_ms(platform: str, profile: str, argv: list[str], runs: int = 20
     return statistics.median(times) * 1e3
 
 
+_PAIRED_WHOLE = r"""
+import json, os, subprocess, sys, tempfile, time
+cmds, pairs, expect = json.loads(sys.argv[1])
+whole = {k: [] for k in cmds}
+peak = {k: [] for k in cmds}
+for cmd in cmds.values():   # warm: bytecode, the frozen config, the snapshot cache
+    subprocess.run(cmd, capture_output=True, check=True, stdin=subprocess.DEVNULL)
+for _ in range(pairs):
+    for label, cmd in cmds.items():
+        with tempfile.TemporaryFile() as out:
+            t0 = time.perf_counter()
+            p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            _, status, ru = os.wait4(p.pid, 0)
+            whole[label].append((time.perf_counter() - t0) * 1e3)
+            peak[label].append(ru.ru_maxrss / 1024)
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+        if os.waitstatus_to_exitcode(status) != 0 or expect not in text:
+            sys.exit(f"status {status}: {text.strip()[-60:]}")
+print(json.dumps([whole, peak]))
+"""
+
+
+def start_paired(platform: str, argv: list[str], pairs: int = 20, expect: str = "") -> dict:
+    """minimal against the default kernel, both ways, runs alternating (a drifting load meets
+    both alike): whole-process wall ms and in-process run_captured ms. Each gives the two
+    medians, the median of the pairs' differences (minimal - full) and how many pairs
+    minimal won, so a difference smaller than the noise shows as such."""
+    from umiak import Machine
+    from umiak.config import load
+    cmds = {"full": [*UMIAK, f"--platform={platform}", *argv],
+            "minimal": [*UMIAK, f"--platform={platform}", "--profile", "minimal", *argv]}
+    # The runs are started from a fresh small interpreter: a child's peak RSS counts what it had
+    # before its exec, and this process has held guest RAM of earlier sections.
+    got = subprocess.run([sys.executable, "-c", _PAIRED_WHOLE, json.dumps([cmds, pairs, expect])], env=ENV,
+                         capture_output=True, text=True, timeout=600, check=False, stdin=subprocess.DEVNULL)
+    if got.returncode != 0:
+        raise RuntimeError(got.stderr.strip()[-60:])
+    whole, peak = json.loads(got.stdout)
+    inproc: dict[str, list[float]] = {"full": [], "minimal": []}
+    machines = {"full": Machine(platform=platform, mem_size=256 << 20),
+                "minimal": Machine(platform=platform, mem_size=256 << 20, kernel_config=load(profile="minimal"))}
+    try:
+        for i in range(2 * pairs + 1):
+            for label, m in machines.items():
+                t0 = time.perf_counter()
+                r = m.run_captured(argv)
+                if i:
+                    inproc[label].append((time.perf_counter() - t0) * 1e3)
+                if r.status != 0 or expect.encode() not in r.stdout:
+                    raise RuntimeError(f"status {r.status}")
+    finally:
+        for m in machines.values():
+            m.close()
+
+    def summary(d: dict[str, list[float]]) -> tuple[float, float, float, int, int]:
+        diffs = [b - a for a, b in zip(d["full"], d["minimal"], strict=True)]
+        return (statistics.median(d["full"]), statistics.median(d["minimal"]), statistics.median(diffs),
+                sum(x < 0 for x in diffs), len(diffs))
+    return {"whole": summary(whole), "inproc": summary(inproc), "peak": summary(peak)}
+
+
 def interpreter_ms(runs: int = 15) -> float:
     """The floor of any `umiak run`: this Python starting and exiting (`python3 -c pass`)."""
     times = []
@@ -798,6 +861,26 @@ def section_start(ctx: Ctx) -> None:
         "included; the row below subtracts this Python's own `-c pass` (the target: within 40 ms of it).",
         "In-process: median of Machine(platform=P, kernel_config=...).run_captured after one warm-up run."],
         headers=headers)
+    if not ctx.usable.get("kvm"):
+        return
+    prows = []
+    for name, argv in (("static hello", [str(hello)]), ("dynamic hello", [str(hello_dyn)])):
+        got = attempt(lambda argv=argv: start_paired("kvm", argv, expect="hello"))
+        for how in ("whole", "inproc", "peak"):
+            if not isinstance(got, dict):
+                prows.append([f"{name}, {how}", str(got), "", "", ""])
+                continue
+            full, mini, diff, won, n = got[how]
+            unit = "MB" if how == "peak" else "ms"
+            note(f"  start paired {name} {how}: full {full:.2f} minimal {mini:.2f} diff {diff:.2f} won {won}/{n}")
+            label = {"whole": "whole process", "inproc": "in-process", "peak": "whole process, peak RSS"}[how]
+            prows.append([f"{name}, {label}", f"{full:.1f} {unit}", f"{mini:.1f} {unit}",
+                          f"{diff:+.2f} {unit} ({100 * diff / full:+.1f}%)", f"{won}/{n}"])
+    print_table("start: minimal versus the default kernel, runs alternating (kvm)", prows, [
+        "Whole process: `umiak run [--profile minimal] PROGRAM`, fork to exit; in-process: run_captured of two",
+        "Machines in one interpreter. Medians; 'minimal - full' is the median of the pairs' differences, and",
+        "'pairs won' how many alternating pairs the minimal kernel was the faster (or smaller) of."],
+        headers=["", "full (default)", "minimal", "minimal - full", "pairs won"])
 
     from umiak.config.size import measure
     size_rows = []
