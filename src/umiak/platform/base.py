@@ -8,7 +8,10 @@ them at guest-virtual pages; the platform owns how the CPU sees that mapping
 
 from array import array
 from enum import IntEnum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Register order of Linux's struct kvm_regs, used for every platform.
 REG_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
@@ -30,7 +33,7 @@ def frame_runs(frames: "list[int] | FrameRuns"):
         yield first & ~0xFFF, length
 
 
-def entry_runs(entries: list[int]):
+def entry_runs(entries: "Iterable[int]"):
     """Runs (first entry, length in bytes) of entries (frame | low bits) whose frames follow
     each other and whose low 12 bits are the same, so a run is all writable or all not.
 
