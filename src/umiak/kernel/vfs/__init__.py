@@ -170,21 +170,28 @@ def _mount_point(overlay, path: str, is_dir: bool) -> None:
 
 
 def _identity(kernel, overlay) -> None:
-    """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself."""
+    """/etc/hostname, /etc/hosts, /etc/passwd, /etc/group as the VM sees itself, made at
+    the first look inside /etc (a program that never reads /etc, or one restored past
+    ld.so's look at /etc/ld.so.cache, does not pay the ~1 ms of reading and writing them)."""
     from umiak.kernel.errors import SyscallError
-    from umiak.kernel.vfs import identity
-    from umiak.kernel.vfs.memfs import Leaf, MemDir, MemInode
-    opts = kernel.options
-    hostname = kernel.hostname   # the VM's name, as uname(2) gives it
-    uid, gid = opts.uid, opts.gid
+    from umiak.kernel.vfs.memfs import MemDir, PendingFill
     root = overlay.root
     try:
         etc = root.lookup("etc")
     except SyscallError:
         root.mkdir("etc", 0o755)
         etc = root.lookup("etc")
-    if not isinstance(etc, MemDir):
-        return
+    if isinstance(etc, MemDir):
+        etc.pending = PendingFill(lambda: _identity_files(kernel, etc))
+
+
+def _identity_files(kernel, etc) -> None:
+    from umiak.kernel.errors import SyscallError
+    from umiak.kernel.vfs import identity
+    from umiak.kernel.vfs.memfs import Leaf, MemInode
+    opts = kernel.options
+    hostname = kernel.hostname   # the VM's name, as uname(2) gives it
+    uid, gid = opts.uid, opts.gid
 
     def base(name):
         try:
@@ -196,9 +203,10 @@ def _identity(kernel, overlay) -> None:
     import os
     old = base("hostname")
     old_name = old.decode(errors="replace").strip() if old else os.uname().nodename
+    hosts = base("hosts")
     files = {
         "hostname": (old, identity.hostname_file(hostname)),
-        "hosts": (base("hosts"), identity.hosts_file(base("hosts"), old_name, hostname)),
+        "hosts": (hosts, identity.hosts_file(hosts, old_name, hostname)),
         "passwd": (base("passwd"), identity.passwd_file(base("passwd"), uid, gid)),
         "group": (base("group"), identity.group_file(base("group"), gid, uid)),
     }

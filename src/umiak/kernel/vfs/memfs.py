@@ -389,13 +389,39 @@ def _inode_of(node):
     return node
 
 
+class PendingFill:
+    """What a MemDir is to hold before anything looks inside it (MemDir.pending): made by
+    the first look, once; other threads looking meanwhile wait for it."""
+
+    def __init__(self, fill):
+        import threading
+        self.fill = fill
+        self.lock = threading.Lock()
+        self.filler: int | None = None   # the thread filling (its own looks go through)
+
+    def run(self, d: "MemDir") -> None:
+        from threading import get_ident
+        if self.filler == get_ident():
+            return
+        with self.lock:
+            if d.pending is not self:
+                return
+            self.filler = get_ident()
+            try:
+                self.fill()
+            finally:
+                d.pending = None
+                self.filler = None
+
+
 class MemDir(_Attrs):
     """A directory in memory, over an optional lower host directory."""
 
     def __init__(self, fs, mode: int, owner: tuple[int, int], lower=None, parent=None):
         self.lower = lower
         self.parent = parent
-        self.entries: dict = {}
+        self._entries: dict = {}
+        self.pending: PendingFill | None = None   # the VM's /etc files: made at the first look inside
         self.whiteouts: set[str] = set()
         self.own = lower is None          # st_* fields are ours (else the lower's until changed)
         self._init_attrs(fs, mode, owner)
@@ -451,6 +477,13 @@ class MemDir(_Attrs):
     def xattrs(self) -> dict[bytes, bytes]:
         return self.lower.xattrs() if self.lower is not None else {}
 
+    @property
+    def entries(self) -> dict:
+        """The names made or changed here (the lower directory's others show through)."""
+        if self.pending is not None:
+            self.pending.run(self)
+        return self._entries
+
     # -- names ----------------------------------------------------------------------
     def lookup(self, name: str):
         n = self.entries.get(name)
@@ -477,17 +510,18 @@ class MemDir(_Attrs):
 
     def list(self):
         out, seen = [], set()
+        entries = self.entries
         if self.lower is not None:
             for ino, t, name in self.lower.list():
                 if name in self.whiteouts:
                     continue
                 seen.add(name)
-                n = self.entries.get(name)
+                n = entries.get(name)
                 if n is None:
                     out.append((ino, t, name))
                 else:
                     out.append((_ino(n, ino), dtype(n.mode), name))
-        for name, n in self.entries.items():
+        for name, n in entries.items():
             if name not in seen:
                 out.append((_ino(n, 0), dtype(n.mode), name))
         return out
