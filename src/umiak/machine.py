@@ -159,8 +159,6 @@ class Machine:
             cpu = cpu_model(restore, opts.cpu)
         platform = (self._take_warm(self.platform_name, opts.mem_size, cpu)
                     or open_platform(self.platform_name, opts.mem_size, cpu))
-        if opts.prewarm:   # the next run's VM is built while this one runs (the host has idle cores)
-            self._warm_up(self.platform_name, opts.mem_size, cpu)
         err_out = err_out if err_out is not None else sys.stderr
         kernel = Kernel(opts, platform, stdio or opts.stdio or (0, 1, 2), err_out)
         self.last_kernel = kernel
@@ -216,6 +214,8 @@ class Machine:
             finally:
                 kernel.shutdown()
                 platform.close()
+                if opts.prewarm:   # the next run's VM is built after this one, not competing with it for the GIL
+                    self._warm_up(self.platform_name, opts.mem_size, cpu)
         return status
 
     # -- a warm VM for the next run ------------------------------------------------
