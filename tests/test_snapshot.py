@@ -217,6 +217,20 @@ def test_cache_hits_and_lists(platform, tmp_path):
     assert pr.returncode == 0 and pr.stdout.strip() == "removed 1 cached snapshot", pr.stdout + pr.stderr
 
 
+def test_cache_keys_on_the_kernel_config(platform, tmp_path):
+    """A configured kernel (--profile) gets the cache too, with entries of its own: the
+    same program under two kernels is two entries, each hit by its own kernel's runs."""
+    prog = build("snapshot_ready", "glibc-dynamic")
+    native = run_native([prog])
+    for _ in range(2):
+        for extra in ((), ("--profile", "server")):
+            assert_same(native, _cached_run(platform, [prog], tmp_path, extra))
+    env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
+    ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
+    assert ls.returncode == 0 and ls.stdout.count(str(prog)) == 2 and ls.stdout.count("hits 1") == 2, \
+        ls.stdout + ls.stderr
+
+
 def test_cache_invalidated_by_a_changed_library(platform, tmp_path):
     if shutil.which("gcc") is None:
         pytest.skip("no gcc")
