@@ -3,9 +3,10 @@
 A test that takes a `platform` argument runs once per platform:
   --platform=kvm,emu  or  UMIAK_TEST_PLATFORMS=kvm,emu   (explicit: must be usable)
   default: every platform umiak knows, skipped with the reason where unusable here.
-Tests marked `exit_modes` also run on "kvm-exitless" (the exitless path forced on) where
-kvm runs: a small chosen subset, so the whole suite is not run once per mode
-(harness.PLATFORM_MODES; naming one of them in --platform runs every test in that mode).
+Tests marked `exit_modes` also run on "kvm-exitless" (the exitless path forced on) and
+"kvm-norewrite" (the same, syscall sites not rewritten) where kvm runs: a small chosen subset,
+so the whole suite is not run once per mode (harness.PLATFORM_MODES; naming one of them in
+--platform runs every test in that mode).
 A test that takes a `variant` argument runs once per build variant of the guest
 programs (harness.VARIANTS).
 """
@@ -54,7 +55,7 @@ def requested_platforms(config) -> list[str] | None:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "exit_modes: also run on kvm-exitless (kvm, the default, is every syscall a VM exit)")
+    config.addinivalue_line("markers", "exit_modes: also run on kvm-exitless and kvm-norewrite (kvm, the default, is every syscall a VM exit)")
 
 
 def pytest_generate_tests(metafunc):
@@ -70,7 +71,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def platform(request, monkeypatch):
-    """The umiak platform name; a mode (kvm-exits, kvm-exitless) is kvm with its
+    """The umiak platform name; a mode (kvm-exits, kvm-exitless, kvm-norewrite) is kvm with its
     environment set for the test (umiak processes and in-process VMs alike)."""
     name = request.param
     base, extra = harness.platform_env(name)
