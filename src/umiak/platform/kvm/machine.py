@@ -42,9 +42,9 @@ TABLES_PA = 0x8000
 EXITLESS_VA = KBASE + 0xC000_0000
 EXITLESS_STRIDE = 0x4000
 FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
-# From this many bytes of frames in one memory slot, invalidate() write-protects the whole
-# slot in KVM (one dirty-logging toggle, ~0.1-0.4 ms) instead of an mprotect pair on the
-# host's pages (~0.3 us a page: 256 MiB cost 20 ms).
+# From this many bytes of a fork's frames in one memory slot, write_protect() write-protects
+# the whole slot in KVM (one dirty-logging toggle, ~0.1-0.4 ms) instead of an mprotect pair
+# on the host's pages (~0.3 us a page: 256 MiB cost 20 ms).
 BULK_INVALIDATE = 4 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
