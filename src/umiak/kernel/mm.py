@@ -564,6 +564,63 @@ class AddressSpace:
             va += take
             i += take
 
+    def write_views(self, addr: int, n: int) -> tuple[list[memoryview], int]:
+        """Views of guest RAM that a host read may fill in place (os.readv/preadv, no
+        bytes in between): the longest prefix of [addr, addr+n) whose pages are present
+        and writable in place -- private with no other holder, or MAP_SHARED -- one view
+        per run of neighbouring frames, and that prefix's length. A page that is absent,
+        read-only or copy-on-write ends the prefix; the caller touches it with
+        touch_write (which populates or copies it, or says EFAULT) and asks again."""
+        if n <= 0 or addr < 0 or addr + n > TASK_SIZE:
+            return [], 0
+        pages, refs, ram = self.pages, self._refs, self.ram
+        end = addr + n
+        vpn, last = addr >> 12, (end - 1) >> 12
+        # The common case, checked by C loops with no bytecode per page: one run of
+        # neighbouring frames, all with the same writable protection, no other holder.
+        ents = list(map(pages.get, range(vpn, last + 1)))
+        e = ents[0]
+        if e is not None and e & PROT_WRITE:
+            k = len(ents)
+            if ents == list(range(e, e + (k << 12), PAGE)) and not any(refs[e >> 12:(e >> 12) + k]):
+                pa = (e & ~0xFFF) + (addr & 0xFFF)
+                return [ram[pa:pa + n]], n
+        views: list[memoryview] = []
+        run_pa = run_end = -1         # guest-physical [run_pa, run_end) of the current run
+        while vpn <= last:
+            e = pages.get(vpn)
+            if e is None or not e & PROT_WRITE:
+                break
+            pa = e & ~0xFFF
+            if refs[pa >> 12]:
+                vma = self.find_vma(vpn << 12)
+                if vma is None or not vma.flags & MAP_SHARED:
+                    break
+            if pa != run_end:
+                if run_pa >= 0:
+                    views.append(ram[run_pa:run_end])
+                run_pa = pa
+            run_end = pa + PAGE
+            vpn += 1
+        if run_pa < 0:
+            return views, 0
+        views.append(ram[run_pa:run_end])
+        head = addr & 0xFFF
+        if head:
+            views[0] = views[0][head:]
+        got = min((vpn << 12) - addr, n)
+        tail = (vpn << 12) - addr - got
+        if tail:
+            views[-1] = views[-1][:len(views[-1]) - tail]
+        return views, got
+
+    def touch_write(self, addr: int) -> None:
+        """Make the page at addr writable in place as a guest store would (back a lazy
+        page, copy a copy-on-write one); EFAULT where the store would fault."""
+        if addr < 0 or addr >= TASK_SIZE:
+            raise SyscallError(EFAULT)
+        self._page(addr, PROT_WRITE)
+
     def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
         """A NUL-terminated string; ENAMETOOLONG past limit (PATH_MAX for paths)."""
         out = bytearray()

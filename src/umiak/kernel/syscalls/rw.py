@@ -26,13 +26,17 @@ def _wait_io(task, f, events, op, deadlock):
     return blocking(task, f, events, op)
 
 
-def _read_into(task, f, buf, count, reader) -> int:
-    """Copy what reader(n) gives into guest memory; regular files loop until count or EOF."""
+def _read_into(task, f, buf, count, reader, pos: int | None = None) -> int:
+    """Copy what reader(done, n) gives into guest memory; regular files loop until count or EOF.
+    Given pos (the file offset, -1 for the file position), a file that reads fully is read
+    straight into guest memory instead (_read_direct)."""
     count = min(count, MAX_RW)
     if count == 0:
         return 0
-    total = 0
     full = f.full_reads
+    if full and pos is not None:
+        return _read_direct(task, f, buf, count, pos)
+    total = 0
     while total < count:
         n = min(count - total, CHUNK)
         if total == 0 and not full:
@@ -49,6 +53,40 @@ def _read_into(task, f, buf, count, reader) -> int:
         if len(data) < n or not full:
             break
     return total
+
+
+def _read_direct(task, f, buf, count, pos: int) -> int:
+    """A regular file's read into guest memory with no bytes in between: the host (or the
+    page cache) fills views of the guest frames behind the buffer (mm.write_views), a
+    run of present writable pages at a time. A page that is not ready is touched as the
+    program's own store would (backed, or copied if copy-on-write); where that faults the
+    read ends, as Linux's copy_to_user does: the bytes before the bad page, else EFAULT
+    -- or 0 at the end of the file, where Linux copies nothing -- the offset not moved."""
+    mm = task.mm
+    total = 0
+    while total < count:
+        views, n = mm.write_views(buf + total, min(count - total, CHUNK))
+        if n == 0:
+            try:
+                mm.touch_write(buf + total)
+            except SyscallError:
+                if total or _at_end(f, f.lseek(0, abi.SEEK_CUR) if pos < 0 else pos + total):
+                    return total
+                raise
+            continue
+        got = f.readinto(views) if pos < 0 else f.preadinto(pos + total, views)
+        total += got
+        if got < n:
+            break
+    return total
+
+
+def _at_end(f, offset: int) -> bool:
+    """Nothing to read at offset (a bad buffer then gives 0, not EFAULT)."""
+    try:
+        return not f.pread(offset, 1)
+    except SyscallError:
+        return False
 
 
 def _write_all(task, f, data: bytes, writer) -> int:
@@ -102,7 +140,7 @@ def sys_read(task, fd, buf, count):
     check_readable(f)
     if f.__class__ is HostFile:
         _job_control(task, f)
-    n = _read_into(task, f, buf, count, lambda done, n: f.read(n))
+    n = _read_into(task, f, buf, count, lambda done, n: f.read(n), -1)
     if n > 0 and task.kernel.inotify is not None:
         from umiak.kernel.inotify import IN_ACCESS, file_event
         file_event(task, f, IN_ACCESS)
@@ -133,7 +171,7 @@ def sys_pread64(task, fd, buf, count, pos):
         raise SyscallError(EINVAL)
     f = io_file(task, fd)
     check_readable(f)
-    return _read_into(task, f, buf, count, lambda done, n: f.pread(pos + done, n))
+    return _read_into(task, f, buf, count, lambda done, n: f.pread(pos + done, n), pos)
 
 
 def sys_pwrite64(task, fd, buf, count, pos):
@@ -173,7 +211,10 @@ def _iovecs(task, iov, iovcnt):
     return vecs
 
 
-def _readv(task, f, vecs, reader) -> int:
+def _readv(task, f, vecs, reader, pos: int | None = None) -> int:
+    """readv/preadv: reader(offset into the call, n), or given pos (-1: the file position) a
+    regular file straight into each buffer (_read_direct); a bad buffer after some bytes
+    ends the call with those bytes, as Linux."""
     if not f.full_reads:       # one read (one wait) for all the buffers, then scatter
         want = sum(ln for _, ln in vecs)
         if want == 0:
@@ -191,7 +232,11 @@ def _readv(task, f, vecs, reader) -> int:
     for base, ln in vecs:
         if ln == 0:
             continue
-        got = _read_into(task, f, base, ln, lambda d, n, off=done: reader(off + d, n))
+        try:
+            got = _read_into(task, f, base, ln, lambda d, n, off=done: reader(off + d, n),
+                             None if pos is None else pos if pos < 0 else pos + done)
+        except SyscallError as e:
+            return io_result(done, e)
         done += got
         if got < ln:
             break
@@ -242,7 +287,7 @@ def sys_writev(task, fd, iov, iovcnt):
 def readv_file(task, f, iov: int, iovcnt: int) -> int:
     """readv(2) from an open file (also vmsplice(2) out of a pipe)."""
     check_readable(f)
-    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n))
+    return _readv(task, f, _iovecs(task, iov, iovcnt), lambda off, n: f.read(n), -1)
 
 
 def writev_file(task, f, iov: int, iovcnt: int) -> int:
@@ -290,9 +335,9 @@ def _vector_io(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int, check
 def _preadv2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
     f, vecs = _vector_io(task, fd, iov, iovcnt, pos, flags, check_readable)
     if pos == -1:
-        return _readv(task, f, vecs, lambda off, n: f.read(n))
+        return _readv(task, f, vecs, lambda off, n: f.read(n), -1)
     f.pread(pos, 0)          # ESPIPE for pipes before anything is read
-    return _readv(task, f, vecs, lambda off, n: f.pread(pos + off, n))
+    return _readv(task, f, vecs, lambda off, n: f.pread(pos + off, n), pos)
 
 
 def _pwritev2(task, fd: int, iov: int, iovcnt: int, pos: int, flags: int) -> int:
