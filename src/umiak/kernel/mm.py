@@ -77,6 +77,11 @@ class AddressSpace:
         self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
         self.vdso_base = 0         # where [vdso] is mapped (loader.vdso.VdsoClock.map)
         self.layout_seed: int | None = None   # see Kernel.new_mm
+        # write_views' last single run of pages writable in place: (first vpn, last vpn, its
+        # first frame, frames.shares then). Every change of an entry already in `pages`
+        # (unmap, move, mprotect, a COW copy, put_frame) drops it; adding entries cannot
+        # spoil it, and a frame that gains a holder (fork) moves frames.shares on.
+        self._run: tuple[int, int, int, int] | None = None
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -282,6 +287,7 @@ class AddressSpace:
         """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
         sparsely backed range (a reservation) is walked through its backed pages only."""
         pages, plat = self.pages, self.platform
+        self._run = None
         lo, hi = start >> 12, end >> 12
         vpns = range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]
         for vpn in vpns:
@@ -341,6 +347,7 @@ class AddressSpace:
             dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
             vma.offset + (old - vma.start) if vma.file is not None else 0, cache=vma.cache)
         pages, plat = self.pages, self.platform
+        self._run = None
         keep = min(old_size, new_size)
         moving = []
         for i in range(0, keep, PAGE):
@@ -376,6 +383,7 @@ class AddressSpace:
             va = v.end
         prot &= PROT_MASK
         pages, plat = self.pages, self.platform
+        self._run = None
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
@@ -571,20 +579,27 @@ class AddressSpace:
         per run of neighbouring frames, and that prefix's length. A page that is absent,
         read-only or copy-on-write ends the prefix; the caller touches it with
         touch_write (which populates or copies it, or says EFAULT) and asks again."""
+        # The common case: one run of neighbouring frames, all writable in place. The last
+        # such run is remembered (a program reads into the same buffer again and again).
+        run = self._run
+        if run is not None and n > 0 and run[0] == addr >> 12 and run[1] == (addr + n - 1) >> 12 \
+                and run[3] == self.frames.shares:
+            pa = run[2] + (addr & 0xFFF)
+            return [self.ram[pa:pa + n]], n
         if n <= 0 or addr < 0 or addr + n > TASK_SIZE:
             return [], 0
         pages, refs, ram = self.pages, self._refs, self.ram
         end = addr + n
         vpn, last = addr >> 12, (end - 1) >> 12
-        # The common case, checked by C loops with no bytecode per page: one run of
-        # neighbouring frames, all with the same writable protection, no other holder.
+        # Checked by C loops, no bytecode per page: same protection (writable), neighbouring
+        # frames, no other holder.
         ents = list(map(pages.get, range(vpn, last + 1)))
         e = ents[0]
-        if e is not None and e & PROT_WRITE:
-            k = len(ents)
-            if ents == list(range(e, e + (k << 12), PAGE)) and not any(refs[e >> 12:(e >> 12) + k]):
-                pa = (e & ~0xFFF) + (addr & 0xFFF)
-                return [ram[pa:pa + n]], n
+        if e is not None and e & PROT_WRITE and ents == list(range(e, e + (len(ents) << 12), PAGE)) \
+                and not any(refs[e >> 12:(e >> 12) + len(ents)]):
+            self._run = (vpn, last, e & ~0xFFF, self.frames.shares)
+            pa = (e & ~0xFFF) + (addr & 0xFFF)
+            return [ram[pa:pa + n]], n
         views: list[memoryview] = []
         run_pa = run_end = -1         # guest-physical [run_pa, run_end) of the current run
         while vpn <= last:
@@ -771,6 +786,7 @@ class AddressSpace:
         pa = e & ~0xFFF
         prot = vma.prot & PROT_MASK
         va = vpn << 12
+        self._run = None
         if self.frames.users(pa):
             new = self.frames.alloc()
             self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
@@ -787,6 +803,7 @@ class AddressSpace:
         how the VM's one [vvar] page appears in every address space."""
         vpn = va >> 12
         e = self.pages[vpn]
+        self._run = None
         self.frames.share(pa)
         self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE)   # shared, so copied if ever written
         self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
@@ -807,6 +824,7 @@ class AddressSpace:
             self.vmas.clear()
             self._starts.clear()
             self.pages.clear()
+            self._run = None
             self.brk_start = self.brk_end = 0
             self.stack_vma = None
             return

@@ -134,13 +134,18 @@ def _job_control(task, f) -> None:
         check_read(task, term)
 
 
-def sys_read(task, fd, buf, count):
-    """read(2)"""
-    f = io_file(task, fd)
-    check_readable(f)
-    if f.__class__ is HostFile:
-        _job_control(task, f)
-    n = _read_into(task, f, buf, count, lambda done, n: f.read(n), -1)
+def sys_read(task, fd, buf, count, *_):
+    """read(2). A regular host file opened for reading (the common bulk read) goes straight
+    to _read_direct: no terminal to ask about job control, nothing to wait for."""
+    f = task.fds.files.get(fd)
+    if f.__class__ is HostFile and f._regular and not f.flags & (abi.O_PATH | abi.O_WRONLY):
+        n = _read_direct(task, f, buf, min(count, MAX_RW), -1)
+    else:
+        f = io_file(task, fd)
+        check_readable(f)
+        if f.__class__ is HostFile:
+            _job_control(task, f)
+        n = _read_into(task, f, buf, count, lambda done, n: f.read(n), -1)
     if n > 0 and task.kernel.inotify is not None:
         from umiak.kernel.inotify import IN_ACCESS, file_event
         file_event(task, f, IN_ACCESS)
