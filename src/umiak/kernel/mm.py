@@ -37,6 +37,7 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
+WRITE_RUN = 1 << 20      # bytes AddressSpace.write asks write_views for at a time
 # Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
@@ -538,6 +539,12 @@ class AddressSpace:
                 return bytes(self.ram[pa:pa + n])
         if addr + n > TASK_SIZE or addr < 0:
             raise SyscallError(EFAULT)
+        if n <= WRITE_RUN:   # one run of neighbouring readable frames, checked by C loops
+            ents = list(map(self.pages.get, range(addr >> 12, ((addr + n - 1) >> 12) + 1)))
+            e = ents[0]
+            if e is not None and e & PROT_READ and ents == list(range(e, e + (len(ents) << 12), PAGE)):
+                pa = (e & ~0xFFF) + off
+                return bytes(self.ram[pa:pa + n])
         out = bytearray()
         va, end = addr, addr + n
         while va < end:
@@ -563,9 +570,21 @@ class AddressSpace:
         if addr + n > TASK_SIZE or addr < 0:
             raise SyscallError(EFAULT)
         mv = memoryview(data).cast("B")
+        if not force:   # a run of frames at a time (write_views), as a host read fills them
+            done = 0
+            while done < n:
+                views, got = self.write_views(addr + done, min(n - done, WRITE_RUN))
+                if not got:
+                    self.touch_write(addr + done)   # back or copy the page, or EFAULT
+                    continue
+                for v in views:
+                    k = len(v)
+                    v[:] = mv[done:done + k]
+                    done += k
+            return
         va, end, i = addr, addr + n, 0
         while va < end:
-            pa = self._page(va, 0 if force else PROT_WRITE)
+            pa = self._page(va, 0)
             o = va & 0xFFF
             take = min(PAGE - o, end - va)
             self.ram[pa + o:pa + o + take] = mv[i:i + take]
