@@ -608,6 +608,12 @@ class AddressSpace:
         if n <= 0 or addr < 0 or addr + n > TASK_SIZE:
             return [], 0
         pages, refs, ram = self.pages, self._refs, self.ram
+        if (addr & 0xFFF) + n <= PAGE:   # within one page
+            e = pages.get(addr >> 12)
+            if e is None or not e & PROT_WRITE or refs[e >> 12] and not self._shared(addr):
+                return [], 0
+            pa = (e & ~0xFFF) + (addr & 0xFFF)
+            return [ram[pa:pa + n]], n
         end = addr + n
         vpn, last = addr >> 12, (end - 1) >> 12
         # Checked by C loops, no bytecode per page: same protection (writable), neighbouring
@@ -626,10 +632,8 @@ class AddressSpace:
             if e is None or not e & PROT_WRITE:
                 break
             pa = e & ~0xFFF
-            if refs[pa >> 12]:
-                vma = self.find_vma(vpn << 12)
-                if vma is None or not vma.flags & MAP_SHARED:
-                    break
+            if refs[pa >> 12] and not self._shared(vpn << 12):
+                break
             if pa != run_end:
                 if run_pa >= 0:
                     views.append(ram[run_pa:run_end])
@@ -647,6 +651,10 @@ class AddressSpace:
         if tail:
             views[-1] = views[-1][:len(views[-1]) - tail]
         return views, got
+
+    def _shared(self, addr: int) -> bool:
+        vma = self.find_vma(addr)
+        return vma is not None and bool(vma.flags & MAP_SHARED)
 
     def touch_write(self, addr: int) -> None:
         """Make the page at addr writable in place as a guest store would (back a lazy

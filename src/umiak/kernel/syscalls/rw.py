@@ -9,6 +9,8 @@ from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_w
 from umiak.kernel.abi import POLLIN, POLLOUT
 from umiak.kernel.files import HostFile
 
+FIRST_STEP = 64 << 10    # bytes _read_direct asks the file for first
+
 
 
 def _wait_io(task, f, events, op, deadlock):
@@ -61,11 +63,14 @@ def _read_direct(task, f, buf, count, pos: int) -> int:
     run of present writable pages at a time. A page that is not ready is touched as the
     program's own store would (backed, or copied if copy-on-write); where that faults the
     read ends, as Linux's copy_to_user does: the bytes before the bad page, else EFAULT
-    -- or 0 at the end of the file, where Linux copies nothing -- the offset not moved."""
+    -- or 0 at the end of the file, where Linux copies nothing -- the offset not moved.
+    The window starts at 64 KiB and doubles with each full read up to CHUNK, so a large
+    buffer and a small file cost the pages the data fills, not the buffer's."""
     mm = task.mm
     total = 0
+    step = FIRST_STEP
     while total < count:
-        views, n = mm.write_views(buf + total, min(count - total, CHUNK))
+        views, n = mm.write_views(buf + total, min(count - total, step))
         if n == 0:
             try:
                 mm.touch_write(buf + total)
@@ -78,6 +83,8 @@ def _read_direct(task, f, buf, count, pos: int) -> int:
         total += got
         if got < n:
             break
+        if step < CHUNK:
+            step <<= 1
     return total
 
 
