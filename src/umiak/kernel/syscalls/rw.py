@@ -75,7 +75,7 @@ def _read_direct(task, f, buf, count, pos: int) -> int:
             try:
                 mm.touch_write(buf + total)
             except SyscallError:
-                if total or _at_end(f, f.lseek(0, abi.SEEK_CUR) if pos < 0 else pos + total):
+                if total or _at_end(f, pos):
                     return total
                 raise
             continue
@@ -88,10 +88,10 @@ def _read_direct(task, f, buf, count, pos: int) -> int:
     return total
 
 
-def _at_end(f, offset: int) -> bool:
-    """Nothing to read at offset (a bad buffer then gives 0, not EFAULT)."""
+def _at_end(f, pos: int) -> bool:
+    """Nothing to read at pos (-1: the file position), so a bad buffer gives 0, not EFAULT."""
     try:
-        return not f.pread(offset, 1)
+        return not f.pread(f.lseek(0, abi.SEEK_CUR) if pos < 0 else pos, 1)
     except SyscallError:
         return False
 
