@@ -9,7 +9,8 @@ so, which is what lets fork leave the parent's entries untouched. Frames are
 given to small mappings at once and to large ones on first touch, a chunk at a
 time, so a program may reserve far more than the VM's RAM as Linux allows.
 Handlers touch guest memory only through read/write/read_cstr/read_struct,
-which raise EFAULT exactly where the program itself would fault.
+which raise EFAULT exactly where the program itself would fault, and through
+write_views/touch_write, which let a host read fill guest frames in place.
 """
 
 import bisect
