@@ -60,3 +60,11 @@ def test_errno_for_bad_paths(platform, variant, tmp_path):
     os.symlink("loop2", scratch / "loop1")
     os.symlink("loop1", scratch / "loop2")
     compare(platform, [build("errno_paths", variant), scratch])
+
+
+def test_read_into_every_kind_of_buffer(platform, variant, tmp_path):
+    """read/pread/readv/preadv straight into guest memory (rw._read_direct): bad tails,
+    copy-on-write pages after fork, lazily backed, private and shared file mappings."""
+    data = tmp_path / "data"
+    data.write_bytes(bytes((i * 7 + (i >> 9)) & 0xFF for i in range((3 << 19) + 1234)))
+    compare(platform, [build("read_into", variant), data])

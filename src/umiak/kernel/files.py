@@ -72,6 +72,19 @@ def seek_target(offset: int, whence: int, pos: int, size: int, data_hole=None) -
     return new
 
 
+def scatter(data: bytes, views: "list[memoryview]") -> int:
+    """Copy data over views in order (as far as it goes); its length."""
+    mv = memoryview(data)
+    done, n = 0, len(mv)
+    for v in views:
+        k = min(len(v), n - done)
+        if k <= 0:
+            break
+        v[:k] = mv[done:done + k]
+        done += k
+    return done
+
+
 class File:
     """Base open file description: every operation the kernel may ask of an open file
     (interfaces.FileOps), each with the default Linux gives a file that lacks it."""
@@ -139,6 +152,16 @@ class File:
 
     def pwrite(self, offset: int, data: bytes) -> int:
         raise SyscallError(ESPIPE)
+
+    def readinto(self, views: "list[memoryview]") -> int:
+        """read(2) straight into guest memory (mm.write_views), for files that read fully
+        (full_reads): the bytes read, spread over the views in order. Files whose data
+        is at hand on the host override it to skip the intermediate bytes."""
+        return scatter(self.read(sum(map(len, views))), views)
+
+    def preadinto(self, offset: int, views: "list[memoryview]") -> int:
+        """pread(2) straight into guest memory: as readinto, at offset."""
+        return scatter(self.pread(offset, sum(map(len, views))), views)
 
     def lseek(self, offset: int, whence: int) -> int:
         raise SyscallError(ESPIPE)
@@ -313,6 +336,26 @@ class HostFile(File):
             return os.read(self.fd, n)
         except IsADirectoryError:
             raise SyscallError(EISDIR) from None
+        except OSError as e:
+            raise oserror(e) from None
+
+    def readinto(self, views: "list[memoryview]") -> int:
+        """A regular host file reads into guest memory with one readv (no bytes made), unless
+        a MAP_SHARED mapping of it has a page cache, whose (newer) pages it must see."""
+        if self.caches and self._cache() is not None:
+            return super().readinto(views)
+        try:
+            return os.readv(self.fd, views)
+        except IsADirectoryError:
+            raise SyscallError(EISDIR) from None
+        except OSError as e:
+            raise oserror(e) from None
+
+    def preadinto(self, offset: int, views: "list[memoryview]") -> int:
+        if self.caches and self._cache() is not None:
+            return super().preadinto(offset, views)
+        try:
+            return os.preadv(self.fd, views, offset)
         except OSError as e:
             raise oserror(e) from None
 

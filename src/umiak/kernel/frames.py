@@ -25,6 +25,7 @@ class FrameAllocator:
         # grows a dict; in an anonymous host mapping, so the zeros cost no memory until used.
         self._refs_mem = mmap.mmap(-1, max(PAGE, 4 * (end // PAGE)))
         self.refs = memoryview(self._refs_mem).cast("I")
+        self.shares = 0   # counts share/share_many calls: no frame gained a holder while unchanged
 
     @property
     def free_bytes(self) -> int:
@@ -55,6 +56,7 @@ class FrameAllocator:
     def share(self, pa: int) -> None:
         """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""
         self.refs[pa >> 12] += 1
+        self.shares += 1
 
     def share_many(self, frames: "list[int] | FrameRuns") -> None:
         """One more holder for each frame (fork: the child maps them all; the low 12 bits
@@ -62,6 +64,7 @@ class FrameAllocator:
         has its counters raised as one integer (a 1 added in every 32-bit lane), so the
         Python work is per run, not per page; a frame given twice is counted twice."""
         refs = memoryview(self.refs).cast("B")
+        self.shares += 1
         for start, length in frame_runs(frames):
             lo, hi = start >> 10, (start + length) >> 10    # byte offsets: 4 per frame
             ones = int.from_bytes(_ONE * (length >> 12), "little")

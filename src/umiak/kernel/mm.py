@@ -9,7 +9,8 @@ so, which is what lets fork leave the parent's entries untouched. Frames are
 given to small mappings at once and to large ones on first touch, a chunk at a
 time, so a program may reserve far more than the VM's RAM as Linux allows.
 Handlers touch guest memory only through read/write/read_cstr/read_struct,
-which raise EFAULT exactly where the program itself would fault.
+which raise EFAULT exactly where the program itself would fault, and through
+write_views/touch_write, which let a host read fill guest frames in place.
 """
 
 import bisect
@@ -37,6 +38,7 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
+WRITE_RUN = 1 << 20      # bytes AddressSpace.write asks write_views for at a time
 # Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
@@ -77,6 +79,11 @@ class AddressSpace:
         self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
         self.vdso_base = 0         # where [vdso] is mapped (loader.vdso.VdsoClock.map)
         self.layout_seed: int | None = None   # see Kernel.new_mm
+        # write_views' last single run of pages writable in place: (first vpn, last vpn, its
+        # first frame, frames.shares then). Every change of an entry already in `pages`
+        # (unmap, move, mprotect, a COW copy, put_frame) drops it; adding entries cannot
+        # spoil it, and a frame that gains a holder (fork) moves frames.shares on.
+        self._run: tuple[int, int, int, int] | None = None
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -282,6 +289,7 @@ class AddressSpace:
         """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
         sparsely backed range (a reservation) is walked through its backed pages only."""
         pages, plat = self.pages, self.platform
+        self._run = None
         lo, hi = start >> 12, end >> 12
         vpns = range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]
         for vpn in vpns:
@@ -341,6 +349,7 @@ class AddressSpace:
             dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
             vma.offset + (old - vma.start) if vma.file is not None else 0, cache=vma.cache)
         pages, plat = self.pages, self.platform
+        self._run = None
         keep = min(old_size, new_size)
         moving = []
         for i in range(0, keep, PAGE):
@@ -376,6 +385,7 @@ class AddressSpace:
             va = v.end
         prot &= PROT_MASK
         pages, plat = self.pages, self.platform
+        self._run = None
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
@@ -530,6 +540,12 @@ class AddressSpace:
                 return bytes(self.ram[pa:pa + n])
         if addr + n > TASK_SIZE or addr < 0:
             raise SyscallError(EFAULT)
+        if n <= WRITE_RUN:   # one run of neighbouring readable frames, checked by C loops
+            ents = list(map(self.pages.get, range(addr >> 12, ((addr + n - 1) >> 12) + 1)))
+            e = ents[0]
+            if e is not None and e & PROT_READ and ents == list(range(e, e + (len(ents) << 12), PAGE)):
+                pa = (e & ~0xFFF) + off
+                return bytes(self.ram[pa:pa + n])
         out = bytearray()
         va, end = addr, addr + n
         while va < end:
@@ -555,14 +571,98 @@ class AddressSpace:
         if addr + n > TASK_SIZE or addr < 0:
             raise SyscallError(EFAULT)
         mv = memoryview(data).cast("B")
+        if not force:   # a run of frames at a time (write_views), as a host read fills them
+            done = 0
+            while done < n:
+                views, got = self.write_views(addr + done, min(n - done, WRITE_RUN))
+                if not got:
+                    self.touch_write(addr + done)   # back or copy the page, or EFAULT
+                    continue
+                for v in views:
+                    k = len(v)
+                    v[:] = mv[done:done + k]
+                    done += k
+            return
         va, end, i = addr, addr + n, 0
         while va < end:
-            pa = self._page(va, 0 if force else PROT_WRITE)
+            pa = self._page(va, 0)
             o = va & 0xFFF
             take = min(PAGE - o, end - va)
             self.ram[pa + o:pa + o + take] = mv[i:i + take]
             va += take
             i += take
+
+    def write_views(self, addr: int, n: int) -> tuple[list[memoryview], int]:
+        """Views of guest RAM that a host read may fill in place (os.readv/preadv, no
+        bytes in between): the longest prefix of [addr, addr+n) whose pages are present
+        and writable in place -- private with no other holder, or MAP_SHARED -- one view
+        per run of neighbouring frames, and that prefix's length. A page that is absent,
+        read-only or copy-on-write ends the prefix; the caller touches it with
+        touch_write (which populates or copies it, or says EFAULT) and asks again."""
+        # The common case: one run of neighbouring frames, all writable in place. The last
+        # such run is remembered (a program reads into the same buffer again and again).
+        run = self._run
+        if run is not None and n > 0 and run[0] == addr >> 12 and run[1] == (addr + n - 1) >> 12 \
+                and run[3] == self.frames.shares:
+            pa = run[2] + (addr & 0xFFF)
+            return [self.ram[pa:pa + n]], n
+        if n <= 0 or addr < 0 or addr + n > TASK_SIZE:
+            return [], 0
+        pages, refs, ram = self.pages, self._refs, self.ram
+        if (addr & 0xFFF) + n <= PAGE:   # within one page
+            e = pages.get(addr >> 12)
+            if e is None or not e & PROT_WRITE or refs[e >> 12] and not self._shared(addr):
+                return [], 0
+            pa = (e & ~0xFFF) + (addr & 0xFFF)
+            return [ram[pa:pa + n]], n
+        end = addr + n
+        vpn, last = addr >> 12, (end - 1) >> 12
+        # Checked by C loops, no bytecode per page: same protection (writable), neighbouring
+        # frames, no other holder.
+        ents = list(map(pages.get, range(vpn, last + 1)))
+        e = ents[0]
+        if e is not None and e & PROT_WRITE and ents == list(range(e, e + (len(ents) << 12), PAGE)) \
+                and not any(refs[e >> 12:(e >> 12) + len(ents)]):
+            self._run = (vpn, last, e & ~0xFFF, self.frames.shares)
+            pa = (e & ~0xFFF) + (addr & 0xFFF)
+            return [ram[pa:pa + n]], n
+        views: list[memoryview] = []
+        run_pa = run_end = -1         # guest-physical [run_pa, run_end) of the current run
+        while vpn <= last:
+            e = pages.get(vpn)
+            if e is None or not e & PROT_WRITE:
+                break
+            pa = e & ~0xFFF
+            if refs[pa >> 12] and not self._shared(vpn << 12):
+                break
+            if pa != run_end:
+                if run_pa >= 0:
+                    views.append(ram[run_pa:run_end])
+                run_pa = pa
+            run_end = pa + PAGE
+            vpn += 1
+        if run_pa < 0:
+            return views, 0
+        views.append(ram[run_pa:run_end])
+        head = addr & 0xFFF
+        if head:
+            views[0] = views[0][head:]
+        got = min((vpn << 12) - addr, n)
+        tail = (vpn << 12) - addr - got
+        if tail:
+            views[-1] = views[-1][:len(views[-1]) - tail]
+        return views, got
+
+    def _shared(self, addr: int) -> bool:
+        vma = self.find_vma(addr)
+        return vma is not None and bool(vma.flags & MAP_SHARED)
+
+    def touch_write(self, addr: int) -> None:
+        """Make the page at addr writable in place as a guest store would (back a lazy
+        page, copy a copy-on-write one); EFAULT where the store would fault."""
+        if addr < 0 or addr >= TASK_SIZE:
+            raise SyscallError(EFAULT)
+        self._page(addr, PROT_WRITE)
 
     def read_cstr(self, addr: int, limit: int = 4096) -> bytes:
         """A NUL-terminated string; ENAMETOOLONG past limit (PATH_MAX for paths)."""
@@ -714,6 +814,7 @@ class AddressSpace:
         pa = e & ~0xFFF
         prot = vma.prot & PROT_MASK
         va = vpn << 12
+        self._run = None
         if self.frames.users(pa):
             new = self.frames.alloc()
             self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
@@ -730,6 +831,7 @@ class AddressSpace:
         how the VM's one [vvar] page appears in every address space."""
         vpn = va >> 12
         e = self.pages[vpn]
+        self._run = None
         self.frames.share(pa)
         self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE)   # shared, so copied if ever written
         self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
@@ -750,6 +852,7 @@ class AddressSpace:
             self.vmas.clear()
             self._starts.clear()
             self.pages.clear()
+            self._run = None
             self.brk_start = self.brk_end = 0
             self.stack_vma = None
             return

@@ -98,6 +98,28 @@ class PageCache:
         parts = [bytes(k) if pa is None else ram[pa:pa + k] for _, pa, k in self._runs(offset, offset + n, False)]
         return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
+    def read_into(self, offset: int, n: int, views: "list[memoryview]") -> int:
+        """read() of n bytes at offset (bounded by the caller) copied straight into views
+        of guest memory (mm.write_views), which hold at least n bytes; holes are zeros."""
+        if n <= 0:
+            return 0
+        ram = self.ram
+        vi = vo = 0
+        for _, pa, k in self._runs(offset, offset + n, False):
+            while k:
+                v = views[vi]
+                take = min(k, len(v) - vo)
+                if pa is None:
+                    v[vo:vo + take] = bytes(take)
+                else:
+                    v[vo:vo + take] = ram[pa:pa + take]
+                    pa += take
+                k -= take
+                vo += take
+                if vo == len(v):
+                    vi, vo = vi + 1, 0
+        return n
+
     def write(self, offset: int, data, allocate: bool = True) -> None:
         """Copy data in at offset; allocate=False updates only pages already present."""
         mv = memoryview(data).cast("B")

@@ -195,6 +195,13 @@ class MemInode(_Attrs):
             return b""
         return self.cache.read(offset, n)
 
+    def read_into(self, offset: int, views: "list[memoryview]") -> int:
+        """read_at straight into guest memory (File.readinto)."""
+        n = min(sum(map(len, views)), self.length - offset)
+        if n <= 0 or offset < 0:
+            return 0
+        return self.cache.read_into(offset, n, views)
+
     @property
     def data(self) -> bytes:
         """The whole content (for the few callers that want it at once)."""
@@ -765,6 +772,14 @@ class MemFile(File):
 
     def pread(self, offset: int, n: int) -> bytes:
         return self.inode.read_at(offset, n)
+
+    def readinto(self, views: "list[memoryview]") -> int:
+        n = self.inode.read_into(self.pos, views)
+        self.pos += n
+        return n
+
+    def preadinto(self, offset: int, views: "list[memoryview]") -> int:
+        return self.inode.read_into(offset, views)
 
     def _check_seals(self, offset: int, n: int) -> None:
         seals = self.inode.seals
