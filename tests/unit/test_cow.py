@@ -43,6 +43,9 @@ class FakeRoot:
     def invalidate(self, frames):
         self.platform.invalidated += len(frames)
 
+    def write_protect(self, frames):   # a fork's: PageRoot.write_protect
+        self.invalidate(frames)
+
     def discard(self, frames):
         self.platform.discard(frames)
 
