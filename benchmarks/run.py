@@ -865,7 +865,7 @@ def section_start(ctx: Ctx) -> None:
         return
     prows = []
     for name, argv in (("static hello", [str(hello)]), ("dynamic hello", [str(hello_dyn)])):
-        got = attempt(lambda argv=argv: start_paired("kvm", argv, expect="hello"))
+        got = attempt(lambda argv=argv: start_paired("kvm", argv, pairs=40, expect="hello"))
         for how in ("whole", "inproc", "peak"):
             if not isinstance(got, dict):
                 prows.append([f"{name}, {how}", str(got), "", "", ""])
