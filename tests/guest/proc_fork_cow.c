@@ -2,7 +2,7 @@
  * lazily backed mapping after fork and each sees only its own data; MAP_SHARED
  * anonymous memory (touched before and only after fork) is one memory for both;
  * a 16 MiB region touched whole (a fork's bulk write-protection) written by each
- * side after the other keeps each side's own pages;
+ * side after the other keeps each side's own pages, fork after fork;
  * an mprotect'ed read-only page made writable in the child stays private; the
  * child returns 0 with the parent's FPU state (rounding mode); fork in a
  * multi-threaded process leaves only the caller in the child; getppid is the
@@ -120,16 +120,26 @@ int main(void) {
     stop = 1;
     pthread_join(t, NULL);
 
-    /* Many forks in a row, each child exits with its number. */
-    int sum = 0;
+    /* Many forks in a row, each child exits with its number. Between forks the parent
+     * writes the dense region (its pages writable again), and after each fork it writes
+     * there once more while the child looks: the child must still see the old byte. */
+    int sum = 0, stale = 0;
     for (int i = 0; i < 20; i++) {
+        size_t at = (size_t)i * 7 * 8192;
+        dense[at] = (char)('a' + i);
         pid = fork();
         if (pid == 0) {
             heap[i] = (char)i;
-            _exit(i);
+            read(p2c[0], &ch, 1);
+            _exit(dense[at] == 'a' + i ? i : 99);
         }
-        sum += child_status(pid);
+        dense[at] = 'P';
+        write(p2c[1], "w", 1);
+        int code = child_status(pid);
+        stale += code == 99;
+        sum += code;
     }
-    printf("20 children, exit codes sum %d, heap untouched %c\n", sum, heap[5]);
+    printf("20 children, exit codes sum %d, heap untouched %c, children that saw the parent's later write: %d\n",
+           sum, heap[5], stale);
     return 0;
 }

@@ -11,6 +11,7 @@ KVM_GET_VCPU_MMAP_SIZE = 0xAE04
 KVM_GET_SUPPORTED_CPUID = 0xC008AE05
 KVM_CREATE_VCPU = 0xAE41
 KVM_SET_USER_MEMORY_REGION = 0x4020AE46
+KVM_GET_DIRTY_LOG = 0x4010AE42
 KVM_RUN = 0xAE80
 KVM_GET_REGS = 0x8090AE81
 KVM_SET_REGS = 0x4090AE82
@@ -62,6 +63,10 @@ SEGMENT_SIZE = 0x18
 
 
 KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
+
+
+class DirtyLog(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("padding", ctypes.c_uint32), ("dirty_bitmap", ctypes.c_void_p)]
 
 
 class UserMemoryRegion(ctypes.Structure):

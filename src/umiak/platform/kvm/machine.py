@@ -207,6 +207,7 @@ class KvmPlatform(Platform):
         self._registered = 0
         self._slots = 0
         self._slot_starts: list[int] = []   # guest-physical start of each slot, in slot order
+        self._dirty_bitmaps: dict[int, ctypes.Array] = {}   # slot -> KVM_GET_DIRTY_LOG's buffer (_write_protect_slot)
         self._slot_lock = threading.Lock()
         self._register(min(mem_size, FIRST_SLOT))
         self._cpuid = self._supported_cpuid() if self.cpu_model == "host" else self._baseline_cpuid()
@@ -420,22 +421,31 @@ class KvmPlatform(Platform):
     def _write_protect_slot(self, i: int) -> bool:
         """Write-protect every shadow/EPT entry of memory slot i, and flush the guest TLB.
 
-        Turning dirty logging on makes KVM write-protect the slot's entries and flush
-        the TLBs; turning it off again leaves them so. A guest write then faults into
-        KVM, which (shadow paging, as PVM's) walks the guest's page table again and
-        gives the guest its #PF where the entry is now read-only; under EPT the CPU
-        walks the guest's tables itself and meets the read-only entry once the TLB is
-        flushed. Other frames of the slot get their write permission back at their
-        first write, inside KVM. Only a lowered write permission may be dropped this
-        way: a read translation stays. False if KVM refuses (the caller then uses
+        The first time, dirty logging is turned on for the slot, which makes KVM
+        write-protect all its entries and flush the TLBs; it stays on, and each later
+        time KVM_GET_DIRTY_LOG write-protects again the pages written since (a writable
+        entry is always a dirty page: KVM marks it when it makes one). A guest write then
+        faults into KVM, which (shadow paging, as PVM's) walks the guest's page table
+        again and gives the guest its #PF where the entry is now read-only; under EPT
+        the CPU walks the guest's tables itself and meets the read-only entry once the
+        TLB is flushed. Other frames of the slot get their write permission back at
+        their first write, inside KVM. Only a lowered write permission may be dropped
+        this way: a read translation stays. False if KVM refuses (the caller then uses
         mprotect)."""
         start = self._slot_starts[i]
         end = self._slot_starts[i + 1] if i + 1 < len(self._slot_starts) else self._registered
         try:
             with self._slot_lock:
-                for flags in (api.KVM_MEM_LOG_DIRTY_PAGES, 0):
-                    region = api.UserMemoryRegion(i, flags, start, end - start, self._hva + start)
+                bitmap = self._dirty_bitmaps.get(i)
+                if bitmap is None:
+                    region = api.UserMemoryRegion(i, api.KVM_MEM_LOG_DIRTY_PAGES, start, end - start,
+                                                  self._hva + start)
                     _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
+                    # one bit a page, in 64-bit words
+                    self._dirty_bitmaps[i] = ctypes.create_string_buffer((end - start) // (PAGE * 64) * 8 + 8)
+                else:
+                    log = api.DirtyLog(i, 0, ctypes.addressof(bitmap))
+                    _ioctl(self._vm, api.KVM_GET_DIRTY_LOG, log)
         except OSError:
             return False
         return True
