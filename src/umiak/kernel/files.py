@@ -344,20 +344,12 @@ class HostFile(File):
         a MAP_SHARED mapping of it has a page cache, whose (newer) pages it must see."""
         if self.caches and self._cache() is not None:
             return super().readinto(views)
-        try:
-            return os.readv(self.fd, views)
-        except IsADirectoryError:
-            raise SyscallError(EISDIR) from None
-        except OSError as e:
-            raise oserror(e) from None
+        return _host_io(os.readv, self.fd, views)
 
     def preadinto(self, offset: int, views: "list[memoryview]") -> int:
         if self.caches and self._cache() is not None:
             return super().preadinto(offset, views)
-        try:
-            return os.preadv(self.fd, views, offset)
-        except OSError as e:
-            raise oserror(e) from None
+        return _host_io(os.preadv, self.fd, views, offset)
 
     def _read_cached(self, c, n: int) -> bytes:
         try:
@@ -769,3 +761,13 @@ def is_dir_mode(mode: int) -> bool:
 
 
 __all__ = ["File", "HostFile", "FdTable", "Stat", "MappedHostFile", "is_dir_mode", "oserror"]
+
+
+def _host_io(call, *args):
+    """A host read into guest memory, its OSError as the guest's errno."""
+    try:
+        return call(*args)
+    except IsADirectoryError:
+        raise SyscallError(EISDIR) from None
+    except OSError as e:
+        raise oserror(e) from None
