@@ -141,7 +141,13 @@ static void run(int use_sctty, int hangup) {
     } else {
         write(m, "x\n", 2);
         collect(m, NULL);
-        show("at the end", out, got);
+        /* The echo of "x" races the child's TIOCNOTTY, whose hangup flushes it: Linux shows
+         * it or not by timing (its echo is processed by a worker), so only what else came. */
+        if (got >= 3 && memcmp(out, "x\r\n", 3) == 0) {
+            memmove(out, out + 3, got - 3);
+            got -= 3;
+        }
+        show("at the end, besides the echo", out, got);
     }
     int status;
     waitpid(pid, &status, 0);
