@@ -17,6 +17,7 @@ attributes (`getattr(kernel.config, "pipe_capacity", DEFAULT)`), `has(SYMBOL)`,
 and the hooks of umiak.config.runtime.
 """
 
+import functools
 import os
 
 from umiak.errors import UmiakError
@@ -182,7 +183,7 @@ class FrozenConfig:
                                                              ("NET_INET6", abi.AF_INET6),
                                                              ("NET_NETLINK", abi.AF_NETLINK)) if self.has(sym))
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """A hash of everything this config decides (the prelinked snapshot cache's key holds it)."""
         parts = (sorted(self.symbols.items()), sorted(self.syscalls.items()), self.absent)

@@ -540,10 +540,9 @@ class AddressSpace:
                 return bytes(self.ram[pa:pa + n])
         if addr + n > TASK_SIZE or addr < 0:
             raise SyscallError(EFAULT)
-        if n <= WRITE_RUN:   # one run of neighbouring readable frames, checked by C loops
-            ents = list(map(self.pages.get, range(addr >> 12, ((addr + n - 1) >> 12) + 1)))
-            e = ents[0]
-            if e is not None and e & PROT_READ and ents == list(range(e, e + (len(ents) << 12), PAGE)):
+        if n <= WRITE_RUN:   # one run of neighbouring readable frames
+            e = self._one_run(addr >> 12, (addr + n - 1) >> 12, PROT_READ)
+            if e is not None:
                 pa = (e & ~0xFFF) + off
                 return bytes(self.ram[pa:pa + n])
         out = bytearray()
@@ -617,12 +616,9 @@ class AddressSpace:
             return [ram[pa:pa + n]], n
         end = addr + n
         vpn, last = addr >> 12, (end - 1) >> 12
-        # Checked by C loops, no bytecode per page: same protection (writable), neighbouring
-        # frames, no other holder.
-        ents = list(map(pages.get, range(vpn, last + 1)))
-        e = ents[0]
-        if e is not None and e & PROT_WRITE and ents == list(range(e, e + (len(ents) << 12), PAGE)) \
-                and not any(refs[e >> 12:(e >> 12) + len(ents)]):
+        # One run of writable neighbouring frames with no other holder.
+        e = self._one_run(vpn, last, PROT_WRITE)
+        if e is not None and not any(refs[e >> 12:(e >> 12) + last - vpn + 1]):
             self._run = (vpn, last, e & ~0xFFF, self.frames.shares)
             pa = (e & ~0xFFF) + (addr & 0xFFF)
             return [ram[pa:pa + n]], n
@@ -652,6 +648,16 @@ class AddressSpace:
         if tail:
             views[-1] = views[-1][:len(views[-1]) - tail]
         return views, got
+
+    def _one_run(self, vpn: int, last: int, prot: int) -> int | None:
+        """The entry of page vpn if pages vpn..last are backed by neighbouring frames with
+        the same protection, which includes prot; else None. Checked by C loops (map, list
+        equality), no bytecode per page."""
+        ents = list(map(self.pages.get, range(vpn, last + 1)))
+        e = ents[0]
+        if e is not None and e & prot and ents == list(range(e, e + (len(ents) << 12), PAGE)):
+            return e
+        return None
 
     def _shared(self, addr: int) -> bool:
         vma = self.find_vma(addr)

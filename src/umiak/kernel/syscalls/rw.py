@@ -1,15 +1,13 @@
 """Reading and writing: read(2), write(2), pread64(2), pwrite64(2), readv(2), writev(2),
 preadv(2), pwritev(2), preadv2(2), pwritev2(2) and lseek(2)."""
 
-import os
-
 from umiak.kernel import abi
 from umiak.kernel.abi import UIO_MAXIOV, s32, s64
 from umiak.kernel.errors import EAGAIN, EINVAL, EOPNOTSUPP, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.abi import POLLIN, POLLOUT
-from umiak.kernel.files import HostFile, oserror
+from umiak.kernel.files import HostFile
 
 FIRST_STEP = 64 << 10    # bytes _read_direct asks the file for first
 
@@ -147,16 +145,13 @@ def sys_read(task, fd, buf, count, *_):
     """read(2). A regular host file opened for reading goes straight to _read_direct: no
     terminal to ask about job control, nothing to wait for. What bulk reads are made of --
     at most 64 KiB into a buffer writable in place, no host file mapped MAP_SHARED -- is
-    one readv here, with no further call in between (each costs µs after a VM exit)."""
+    one readv (HostFile.readinto), with no generic read path in between."""
     f = task.fds.files.get(fd)
     if f.__class__ is HostFile and f._regular and not f.flags & (abi.O_PATH | abi.O_WRONLY):
         if count <= FIRST_STEP and not f.caches:
             views, n = task.mm.write_views(buf, count)
             if n == count:
-                try:
-                    n = os.readv(f.fd, views)
-                except OSError as e:
-                    raise oserror(e) from None
+                n = f.readinto(views)   # one readv (HostFile.readinto: no page cache here)
             else:
                 n = _read_direct(task, f, buf, count, -1)
         else:
