@@ -81,3 +81,19 @@ def test_program_found_in_path(platform, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "umiak", "run", f"--platform={platform}", "umiak-test-hello"],
                           capture_output=True, timeout=60, env=env)
     assert (proc.returncode, proc.stdout) == (0, b"hello, world\n"), proc
+
+
+def test_plain_run_command_line_is_what_argparse_makes():
+    """`umiak run PROGRAM [ARGS]` without options skips building argparse's parser: the
+    arguments it makes must be argparse's, option for option, for any such command line;
+    a command line with an option or `--` goes to argparse."""
+    from umiak.cli import _Defaults, _parser
+    plain = [["run", "prog"], ["run", "/bin/ls", "-la", "/"], ["run", "prog", "--strace", "x"],
+             ["run", "prog", "-h"], ["run", "prog", "-"], ["run", "run", "--restore", "f"]]
+    for argv in plain:
+        fast = _Defaults.parse(argv)
+        assert fast is not None, argv
+        assert vars(fast) == vars(_parser(only_run=True).parse_args(argv)), argv
+    for argv in (["run"], ["run", "--strace", "prog"], ["run", "prog", "--", "x"], ["run", "-"],
+                 ["run", "prog", "a", "--", "b"]):
+        assert _Defaults.parse(argv) is None, argv

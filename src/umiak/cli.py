@@ -1,14 +1,16 @@
 """The `umiak` command: `umiak run [options] PROGRAM [ARGS]`, `umiak platforms`."""
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 from umiak.errors import EXIT_UMIAK_FAILURE
 
 
-def _parser(only_run: bool = False) -> argparse.ArgumentParser:
-    """The command line; only_run: the `run` subcommand alone, for `umiak run ...` (each
-    argparse parser built costs its share of start-up: ~1 ms for the other ten)."""
+def _parser(only_run: bool = False):
+    """The command line (an argparse parser); only_run: the `run` subcommand alone, for
+    `umiak run ...` (each argparse parser built costs its share of start-up: ~1 ms for the
+    other ten)."""
+    import argparse
     p = argparse.ArgumentParser(prog="umiak", description="Run Linux x86-64 programs in a micro-VM whose kernel is Python.")
     from umiak import __version__
     p.add_argument("--version", action="version", version=f"umiak {__version__}")
@@ -18,6 +20,29 @@ def _parser(only_run: bool = False) -> argparse.ArgumentParser:
                                    "(128+N when killed by signal N); 125 means umiak itself failed.")
     r.add_argument("program", metavar="PROGRAM", nargs="?")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    _run_options(r)
+    if only_run:
+        return p
+    sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
+    # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
+    # this parser for `umiak run` imports nothing of the config package.
+    c = sub.add_parser("config", add_help=False,
+                       help="configure the kernel: menus, profiles, .config files (umiak config --help)")
+    c.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # `umiak build` and `umiak inspect` parse their own arguments too (umiak.image.cli).
+    sub.add_parser("build", add_help=False, help="build an image from programs, a tree, an OCI image or "
+                   "Debian packages (umiak build --help)")
+    sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
+    sub.add_parser("oci", add_help=False, help="the OCI runtime for Docker and containerd (umiak oci --help)")
+    sub.add_parser("snapshot", add_help=False, help="save a running program's state (umiak snapshot --help)")
+    sub.add_parser("cache", add_help=False, help="the prelinked snapshot cache: ls, prune (umiak cache --help)")
+    sub.add_parser("appliance", add_help=False, help="a bootable disk of an image, booted in QEMU (umiak appliance --help)")
+    sub.add_parser("deploy", add_help=False, help="run an image on a cloud machine: aws, ls, logs, rm (umiak deploy --help)")
+    return p
+
+
+def _run_options(r) -> None:
+    """`umiak run`'s options, added to r: its argparse parser, or _Defaults."""
     r.add_argument("--platform", default="auto", choices=["auto", "kvm", "emu"],
                    help="CPU platform: kvm (hardware virtualization), emu (Unicorn software CPU) or auto")
     r.add_argument("--cpu", choices=["host", "baseline"], default=None,
@@ -69,24 +94,30 @@ def _parser(only_run: bool = False) -> argparse.ArgumentParser:
                         "UMIAK_SNAPSHOT_CACHE=0; umiak cache ls)")
     r.add_argument("--no-snapshot-cache", dest="snapshot_cache", action="store_false",
                    help="never use the prelinked snapshot cache: ld.so runs every time")
-    if only_run:
-        return p
-    sub.add_parser("platforms", help="list the CPU platforms and whether they can run here")
-    # `umiak config ...` parses its own arguments (umiak.config.cli), so that building
-    # this parser for `umiak run` imports nothing of the config package.
-    c = sub.add_parser("config", add_help=False,
-                       help="configure the kernel: menus, profiles, .config files (umiak config --help)")
-    c.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    # `umiak build` and `umiak inspect` parse their own arguments too (umiak.image.cli).
-    sub.add_parser("build", add_help=False, help="build an image from programs, a tree, an OCI image or "
-                   "Debian packages (umiak build --help)")
-    sub.add_parser("inspect", add_help=False, help="show an image's command, env, ports, config, files")
-    sub.add_parser("oci", add_help=False, help="the OCI runtime for Docker and containerd (umiak oci --help)")
-    sub.add_parser("snapshot", add_help=False, help="save a running program's state (umiak snapshot --help)")
-    sub.add_parser("cache", add_help=False, help="the prelinked snapshot cache: ls, prune (umiak cache --help)")
-    sub.add_parser("appliance", add_help=False, help="a bootable disk of an image, booted in QEMU (umiak appliance --help)")
-    sub.add_parser("deploy", add_help=False, help="run an image on a cloud machine: aws, ls, logs, rm (umiak deploy --help)")
-    return p
+
+
+class _Defaults:
+    """What argparse makes of `umiak run PROGRAM [ARGS]` with no option: each option's
+    default, collected from _run_options without building a parser (argparse's parsers
+    and their gettext lookups, which import locale, cost 5-9 ms of every start here)."""
+
+    def __init__(self, argv: list[str]):
+        self.args = SimpleNamespace(command="run", program=argv[1], args=argv[2:])
+
+    def add_argument(self, *names: str, **kw) -> None:
+        dest = kw.get("dest") or next(n for n in names if n.startswith("--"))[2:].replace("-", "_")
+        if not hasattr(self.args, dest):   # as argparse: the first option of a dest sets it
+            value = kw.get("default", False if kw.get("action") == "store_true" else None)
+            setattr(self.args, dest, list(value) if isinstance(value, list) else value)
+
+    @classmethod
+    def parse(cls, argv: list[str]):
+        """The arguments of a plain `run` command line, or None for argparse to parse."""
+        if len(argv) < 2 or argv[1].startswith("-") or "--" in argv:
+            return None
+        d = cls(argv)
+        _run_options(d)
+        return d.args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             _exit_now(status)
         return status
     if argv[:1] == ["config"]:   # its own parser, options included (umiak.config.cli)
-        args = argparse.Namespace(command="config", config_args=argv[1:])
+        args = SimpleNamespace(command="config", config_args=argv[1:])
     elif argv[:1] == ["oci"]:   # runc's command line (umiak.oci.cli), errors in its own format
         from umiak.oci.cli import main as oci_main
         return oci_main(argv[1:])
     elif argv[:1] in (["build"], ["inspect"], ["snapshot"], ["cache"],
                       ["appliance"], ["deploy"]):
-        args = argparse.Namespace(command=argv[0], sub_args=argv[1:])
+        args = SimpleNamespace(command=argv[0], sub_args=argv[1:])
     else:
-        args = _parser(only_run=argv[:1] == ["run"]).parse_args(argv)
+        args = (argv[:1] == ["run"] and _Defaults.parse(argv)) or _parser(only_run=argv[:1] == ["run"]).parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
@@ -177,6 +208,7 @@ def _run(args, extra: dict | None = None) -> int:
     from umiak.machine import Machine
     from umiak.options import RunOptions, parse_size
     if args.program is None and not args.restore:
+        import argparse
         argparse.ArgumentParser(prog="umiak run").error("the following arguments are required: PROGRAM")
     argv = [args.program, *args.args]
     args.image_root = None
