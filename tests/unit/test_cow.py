@@ -37,6 +37,10 @@ class FakeRoot:
     def map_page(self, va, pa, prot):
         self.pt[va] = (pa, prot)
 
+    def map_run(self, va, pa, count, prot):
+        for i in range(count):
+            self.map_page(va + i * 4096, pa + i * 4096, prot)
+
     def unmap_page(self, va):
         self.pt.pop(va, None)
 

@@ -148,8 +148,9 @@ class AddressSpace:
 
     # -- mapping --------------------------------------------------------------
     def mmap(self, addr: int, length: int, prot: int, flags: int,
-             file=None, offset: int = 0, name: str = "") -> int:
-        """mmap(2) after argument checks; file is an open file for file-backed mappings."""
+             file=None, offset: int = 0, name: str = "", data=None) -> int:
+        """mmap(2) after argument checks; file is an open file for file-backed mappings;
+        data (anonymous ones: the loader's) the first bytes of the mapping, given frames at once."""
         if length == 0 or addr & (PAGE - 1) and flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             raise SyscallError(EINVAL)
         length = abi.page_up(length)
@@ -174,6 +175,12 @@ class AddressSpace:
             if vma.cache is not None:
                 vma.cache.mappers.add(self)
         self._insert(vma)
+        if data is not None and len(data):
+            try:
+                self._populate(vma, start, min(start + abi.page_up(len(data)), start + length), data)
+            except GuestOutOfMemory:
+                self.munmap(start, length)
+                raise SyscallError(ENOMEM) from None
         # Private file mappings copy the file at once; shared ones map the cache's frames,
         # a large one on first touch (a sparse memfd is not filled by mapping it).
         if file is not None and vma.cache is None or length // PAGE <= EAGER_PAGES or flags & abi.MAP_POPULATE:
@@ -190,11 +197,11 @@ class AddressSpace:
     def _outside_reserved(self, start: int, end: int) -> bool:
         return all(not (start < re and rs < end) for rs, re in self.reserved)
 
-    def _populate(self, vma: Vma, start: int, end: int) -> None:
-        """Give frames to the not-yet-backed pages of [start, end) in vma."""
+    def _populate(self, vma: Vma, start: int, end: int, data=None) -> None:
+        """Give frames to the not-yet-backed pages of [start, end) in vma; data (an
+        anonymous mapping's first bytes from start: the loader's segments) fills them."""
         pages, frames, plat = self.pages, self.frames, self.platform
         prot = vma.prot & PROT_MASK
-        data = None
         if vma.file is not None:
             # Pages wholly past the end of the file stay unbacked: touching them is SIGBUS.
             size = vma.file.size()
@@ -217,6 +224,18 @@ class AddressSpace:
                     plat.map_page(va, pa, prot)
             return
         ram = self.ram
+        lo, n = start >> 12, (end - start) >> 12
+        if n > 1 and not any(vpn in pages for vpn in range(lo, lo + n)):
+            # A fresh range: consecutive frames where the allocator has them, filled with
+            # one copy and mapped in bulk (a static program's text is ~200 pages).
+            pa = frames.alloc_run(n)
+            if pa is not None:
+                if data is not None and len(data):
+                    ram[pa:pa + min(len(data), n * PAGE)] = data[:n * PAGE]
+                pages.update(zip(range(lo, lo + n), range(pa | prot, pa + n * PAGE, PAGE), strict=True))
+                if prot:
+                    plat.map_run(start, pa, n, prot)
+                return
         for va in range(start, end, PAGE):
             vpn = va >> 12
             if vpn in pages:

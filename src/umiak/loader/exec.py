@@ -33,13 +33,15 @@ def _span(image: ElfImage) -> tuple[int, int]:
 def map_image(mm, image: ElfImage, bias: int, name: str) -> int:
     """Map every PT_LOAD segment at bias; returns the end of the highest segment."""
     end = 0
+    data = memoryview(image.data)
     for seg in image.loads:
         start = page_down(bias + seg.vaddr)
         stop = page_up(bias + seg.vaddr + seg.memsz)
-        mm.mmap(start, stop - start, _prot(seg.flags), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, name=name)
-        if seg.filesz:
-            file_start = page_down(seg.offset)
-            mm.write(start, image.data[file_start:seg.offset + seg.filesz], force=True)
+        # The file's bytes from the segment's page on (the rest of its last page and the
+        # bss are the zeros of fresh frames).
+        content = data[page_down(seg.offset):seg.offset + seg.filesz] if seg.filesz else None
+        mm.mmap(start, stop - start, _prot(seg.flags), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, name=name,
+                data=content)
         end = max(end, bias + seg.vaddr + seg.memsz)
     return end
 

@@ -108,6 +108,9 @@ class PageRoot:
     def map_page(self, va: int, pa: int, prot: int) -> None:
         self.platform.map_page(va, pa, prot, self.pt)
 
+    def map_run(self, va: int, pa: int, count: int, prot: int) -> None:
+        self.platform.map_run(va, pa, count, prot, self.pt)
+
     def unmap_page(self, va: int) -> None:
         self.platform.unmap_page(va, self.pt)
 
@@ -190,6 +193,12 @@ class Platform(Protocol):
     def close(self) -> None: ...         # may finish on a background thread: see platform.wait_released
 
     # -- optional, with defaults ---------------------------------------------------------
+    def map_run(self, va: int, pa: int, count: int, prot: int, pt=None) -> None:
+        """map_page() for count pages from va onto the consecutive frames from pa, none of
+        them mapped now (a fresh mapping's pages): a platform may write them in bulk."""
+        for i in range(count):
+            self.map_page(va + i * 4096, pa + i * 4096, prot, pt)
+
     def write_protect(self, frames: list[int]) -> None:
         """invalidate() where only the write permission of the frames went and every one
         stays mapped where it was (a fork), so a platform may keep read translations."""

@@ -369,6 +369,14 @@ class KvmPlatform(Platform):
             self._register(pa + PAGE)
         (pt or self.pt).set(va, pa, pte_bits(prot))
 
+    def map_run(self, va: int, pa: int, count: int, prot: int, pt=None) -> None:
+        end = pa + count * PAGE
+        if end > self._registered:
+            self._register(end)
+        bits = pte_bits(prot)
+        if bits:
+            (pt or self.pt).fill(va, pa, count, bits)
+
     def unmap_page(self, va: int, pt=None) -> None:
         (pt or self.pt).set(va, 0, 0)
 
