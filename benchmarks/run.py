@@ -24,6 +24,9 @@ Sections:
   snapshots  (issue 16) in-process starts from snapshots: dynamic hello and python3 -c pass
           from an --at entry snapshot, python3 from an --at ready one, 100 restores of
           one snapshot in one process (restores per second)
+  exitless  (issue 15) getppid, read() throughput and futex ping-pong with the exitless path
+          forced on (with and without rewritten syscall sites) beside plain exits, native and
+          runsc, with the CPU each call costs
   start   (issues 16 and 11) static hello in-process and whole process, dynamic hello and
           python3 -c pass whole process, each under the full kernel and --profile minimal on kvm
           and emu, beside `python3 -c pass` alone; `umiak config size` of both
@@ -903,6 +906,90 @@ def section_start(ctx: Ctx) -> None:
                  "umiak modules at exit", "umiak lines at exit"])
 
 
+# -- exitless: the shared-memory syscall path (issue 15) ------------------------------------
+XL_MODES = {"kvm": {}, "kvm exitless": {"UMIAK_EXITLESS": "y"},
+            "kvm exitless, --no-rewrite": {"UMIAK_EXITLESS": "y", "UMIAK_REWRITE": "n"}}
+XL_KINDS = ["native", *XL_MODES, "runsc"]
+
+
+def timed_cmd(kind: str, argv: list[str], extra_env: dict | None = None, volumes: tuple[str, ...] = ()) -> tuple[str, float]:
+    """(stdout, CPU seconds the command used: user + system of it and its children)."""
+    import resource
+    kind_runner = runner("kvm" if kind.startswith("kvm") else kind, volumes)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.run([*kind_runner, *argv], capture_output=True, text=True, env=dict(ENV, **(extra_env or {})),
+                       timeout=300, stdin=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError(f"status {p.returncode}: {(p.stderr.strip().splitlines() or ['?'])[-1][:60]}")
+    return p.stdout, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def section_exitless(ctx: Ctx) -> None:
+    """getppid, reads and futex ping-pong with the exitless path forced on (with and without
+    rewritten syscall sites) beside plain exits, native and runsc; CPU per call beside."""
+    getppid = build_c("getppid_loop")
+    reader = build_c("read_file")
+    pingpong = build_c("futex_pingpong", extra=("-pthread",))
+    n = {"native": 1_000_000, "runsc": 20_000}
+
+    def cells(fn) -> dict:
+        out = {}
+        for k in XL_KINDS:
+            usable = ctx.usable.get("kvm") if k.startswith("kvm") else runner(k) is not None
+            out[k] = attempt(fn, k) if usable else ("unavailable" if k.startswith("kvm") else None)
+            note(f"  {fn.__name__} {k}: {out[k]}")
+        return out
+
+    def getppid_call(k):
+        """(µs per call timed inside, best of 3; CPU µs per call from 3N minus N calls)."""
+        env = XL_MODES.get(k, {})
+        calls = n.get(k, 20_000)
+        best = min(float(timed_cmd(k, [str(getppid), str(calls)], env)[0].split()[0]) for _ in range(3)) / 1e3
+        cpu1 = timed_cmd(k, [str(getppid), str(calls)], env)[1]
+        cpu3 = timed_cmd(k, [str(getppid), str(3 * calls)], env)[1]
+        return best, max(0.0, (cpu3 - cpu1) / (2 * calls) * 1e6)
+
+    tmpdir = tempfile.mkdtemp(prefix="umiak-bench-", dir="/tmp")
+    data = os.path.join(tmpdir, "data")
+    try:
+        with open(data, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(READ_MIB):
+                f.write(chunk)
+
+        def read_mb_s(k):
+            out, cpu = timed_cmd(k, [str(reader), data], XL_MODES.get(k, {}), volumes=(tmpdir,))
+            return float(out.split()[0]), cpu / (READ_MIB * 16) * 1e6   # CPU µs per 64 KiB read
+        g = cells(getppid_call)
+        r = cells(read_mb_s)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def pingpong_s(k):
+        rounds = PINGPONG_N.get(k, PINGPONG_N["kvm"])
+        out, cpu = timed_cmd(k, [str(pingpong), str(rounds)], XL_MODES.get(k, {}))
+        return float(out.split()[0]), cpu / rounds * 1e6
+    p = cells(pingpong_s)
+    first = lambda v, k: v[k][0] if isinstance(v.get(k), tuple) else v.get(k)  # noqa: E731
+    RESULTS["xl_getppid_us"] = first(g, "kvm exitless")
+    for key, v in (("xl_read_vs_runsc", r), ("xl_pingpong_vs_runsc", p)):
+        best, peer = max((x for x in (first(v, "kvm exitless"), first(v, "kvm")) if num(x)), default=None), first(v, "runsc")
+        RESULTS[key] = best / peer if num(best) and num(peer) else f"runsc: {peer}"
+    part = lambda v, i, unit: fmt(v[i], unit) if isinstance(v, tuple) else fmt(v, unit)  # noqa: E731
+    headers = ["", *XL_KINDS]
+    print_table("exitless: system calls without VM exits, forced on (UMIAK_EXITLESS=y)", [
+        ["getppid per call (best of 3)", *[part(g[k], 0, "us") for k in XL_KINDS]],
+        ["  CPU per call (all threads: vCPU, poller, host)", *[part(g[k], 1, "us") for k in XL_KINDS]],
+        [f"read() of {READ_MIB} MiB in 64 KiB chunks (MB/s, higher is better)", *[part(r[k], 0, "") for k in XL_KINDS]],
+        ["  CPU per read, start-up included", *[part(r[k], 1, "us") for k in XL_KINDS]],
+        ["futex ping-pong, round trips per second (higher is better)", *[part(p[k], 0, "") for k in XL_KINDS]],
+        ["  CPU per round trip, start-up included", *[part(p[k], 1, "us") for k in XL_KINDS]],
+    ], ["kvm = plain VM exits (the default); exitless = the stub and the host poller, with rewritten",
+        "`mov $nr,%eax; syscall` sites; --no-rewrite = the stub entered by `syscall` (UMIAK_REWRITE=n).",
+        "CPU = user + system time of the command and its children: the poller's spinning counts."], headers=headers)
+
+
 def print_targets() -> None:
     def verdict(value, ok) -> str:
         return "met" if ok(value) else "MISSED"
@@ -937,6 +1024,12 @@ def print_targets() -> None:
          lambda v: f"{v:.3g} per second", lambda v: v >= 100),
         ("umiak run of a static hello over python3 -c pass (kvm)", "whole_hello_over_python_ms", "<= 40 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 40),
+        ("getppid, exitless with rewritten sites (kvm)", "xl_getppid_us", "<= 5 us",
+         lambda v: f"{v:.3g} us", lambda v: v <= 5),
+        ("read() of 256 MiB (kvm, the better mode) vs runsc", "xl_read_vs_runsc", ">= 1x runsc",
+         lambda v: f"{v:.2f}x runsc", lambda v: v >= 1),
+        ("futex ping-pong (kvm, the better mode) vs runsc", "xl_pingpong_vs_runsc", ">= 1x runsc",
+         lambda v: f"{v:.2f}x runsc", lambda v: v >= 1),
     ]
     if num(RESULTS.get("spawn_kvm")) and num(RESULTS.get("spawn_runsc")):
         RESULTS["spawn_ratio"] = RESULTS["spawn_kvm"] / RESULTS["spawn_runsc"]
@@ -960,7 +1053,8 @@ def print_targets() -> None:
 
 
 SECTIONS = {"syscalls": section_syscalls, "dynamic": section_dynamic, "threads": section_threads, "fds": section_fds,
-            "processes": section_processes, "snapshots": section_snapshots, "start": section_start}
+            "processes": section_processes, "snapshots": section_snapshots, "start": section_start,
+            "exitless": section_exitless}
 # The first sections were named after the issues that asked for them.
 OLD_NAMES = {"2": "syscalls", "3": "dynamic", "4": "threads"}
 

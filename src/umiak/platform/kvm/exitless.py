@@ -3,8 +3,9 @@
 Under PVM a VM exit costs ~90 µs; handing a request across cores through shared memory
 costs ~0.5 µs. So each vCPU gets its own `syscall` entry (its own MSR_LSTAR) in three
 pages of the kernel area: the stub's code, its slot, and an alias of the syscall exit
-page. The stub posts the request in the slot and spins for a short deadline; one poller
-thread per VM watches every slot in native code, the GIL released, and returns to Python
+page. The stub posts the request in the slot and spins for a short deadline for it to be
+claimed, then on while the poller serves it (a 64 KiB read outlasts the deadline); one
+poller thread per VM watches every slot in native code, the GIL released, and returns to Python
 only to serve a claimed request through the kernel's one dispatcher. Anything the
 poller must not do (a call that may block, touches vCPU state or changes the task, a
 thread with a pending signal) it answers "take the real exit", and the stub exits as
@@ -25,9 +26,10 @@ The stub's code (code page C, slot S = C + 0x1000, exit page M = C + 0x2000):
     entry:  mov [S+NR], rax ; cmp dword [S+ENABLED], 0 ; je slow
             mov [S+A0..A5], rdi, rsi, rdx, r10, r8, r9
             mov dword [S+STATE], POSTED
-            mov eax, [S+SPIN]
+    wait:   mov eax, [S+SPIN]
     spin:   pause ; cmp dword [S+STATE], DONE ; je done
             cmp dword [S+STATE], EXIT ; jae slow ; dec eax ; jnz spin
+            cmp dword [S+STATE], CLAIMED ; je wait   ; the poller is serving it: wait on
     slow:   mov byte [M], 0             ; the ordinary syscall exit
             sysretq                     ; (VMX/SVM only; unused: PVM only)
     done:   mov rax, [S+REPLY]
@@ -54,12 +56,12 @@ NR_OFF, ARGS_OFF, STATE_OFF, REPLY_OFF, ENABLED_OFF, SPIN_OFF, USER_RSP_OFF = (
 STACK_LO, STACK_TOP = 0x200, 0x240
 
 STUB_CODE = bytes.fromhex(
-    "488905f90f0000833db210000000745248893df10f0000488935f20f0000488915f30f0000"
-    "4c8915f40f00004c8905f50f00004c890df60f0000c705fc0f0000010000008b057a100000"
-    "f390833ded0f0000037417833de40f0000047304ffc875e8c605971f000000480f07488b05"
-    "0d10000048892586100000488d25bf11000041539d488b2575100000c705ab0f0000000000"
-    "00ffe1")
-DONE_AT, LAST_AT = 0x6C, 0x95   # offsets of `done` and `last` in STUB_CODE
+    "488905f90f0000833db210000000745b48893df10f0000488935f20f0000488915f30f00004c"
+    "8915f40f00004c8905f50f00004c890df60f0000c705fc0f0000010000008b057a100000f390"
+    "833ded0f0000037420833de40f000004730dffc875e8833dd70f00000274d9c6058e1f000000"
+    "480f07488b05041000004889257d100000488d25b611000041539d488b256c100000c705a20f"
+    "000000000000ffe1")
+DONE_AT, LAST_AT = 0x75, 0x9E   # offsets of `done` and `last` in STUB_CODE
 
 # The entry of rewritten syscall sites (kernel/rewrite.py), at RW_AT in the same page: a site's
 # trampoline jumps here through the slot's RW_PTR (%gs is the slot page) with rax = nr and
@@ -68,8 +70,8 @@ DONE_AT, LAST_AT = 0x6C, 0x95   # offsets of `done` and `last` in STUB_CODE
 # None of its instructions changes a flag, so RFLAGS is the program's until `entry`.
 #   rw:   mov [S+USER_RSP], rsp ; lea rsp, [S+STACK_TOP] ; pushfq ; pop r11
 #         mov rsp, [S+USER_RSP] ; jmp entry
-RW_AT, RW_END = 0xA0, 0xBD
-RW_CODE = bytes.fromhex("48892559100000488d25921100009c415b488b2548100000e943ffffff")
+RW_AT, RW_END = 0xC0, 0xDD
+RW_CODE = bytes.fromhex("48892539100000488d25721100009c415b488b2528100000e923ffffff")
 RW_PTR_OFF = 0x140   # in the slot page: the address of this vCPU's rw entry
 
 # The host's side: poll(states**, n, tsc_ticks, ctl*, claimed*) -> index claimed, -1 idle,
@@ -269,12 +271,19 @@ class Exitless:
             served = total = 0
             fallbacks = self.fallbacks
             addrs, n = self._addrs, self._n
+            ctl, claimed = ctypes.addressof(self._ctl), ctypes.addressof(self._claimed)
+            slots, serve_one = self.slots, self._serve_one
             while not self._closing:
-                if self._ctl.value:
+                if self._ctl.value:   # a slot came (attach) or close() was called
                     self._ctl.value = 0
-                    n = self._n = len(self.slots)
-                    addrs = self._addrs = (ctypes.c_uint64 * max(n, 1))(*[s.host_state for s in self.slots])
-                i = poll(addrs, n, idle_ticks, ctypes.addressof(self._ctl), ctypes.addressof(self._claimed))
+                    n = self._n = len(slots)
+                    addrs = self._addrs = (ctypes.c_uint64 * max(n, 1))(*[s.host_state for s in slots])
+                i = poll(addrs, n, idle_ticks, ctl, claimed)
+                while i >= 0:   # the common case first: a request, and the next poll at once
+                    if serve_one(slots[i]):
+                        served += 1
+                        total += 1
+                    i = poll(addrs, n, idle_ticks, ctl, claimed)
                 if i == -2:
                     continue
                 if i < 0:
@@ -282,10 +291,6 @@ class Exitless:
                     if served == 0 or self._busy() >= self.cores:
                         break
                     served = 0
-                    continue
-                if self._serve_one(self.slots[i]):
-                    served += 1
-                    total += 1
             self._set_enabled(False)
             self.awake = False
             self.asleep_exits = 0
