@@ -104,3 +104,13 @@ def test_strace_and_summary_identical_with_and_without(platform):
     # never dispatched).
     dispatched = sum(int(c) for name, (c, _) in c_fast.items() if name != "execve")
     assert int(m.group(2)) == dispatched + 1, s_fast
+
+
+@pytest.mark.parametrize("link", VARIANTS)
+def test_reads_longer_than_the_stub_deadline(platform, link, tmp_path):
+    """1-3 MiB reads of a host file keep the poller longer than the stub spins for a claim:
+    the stub waits for them (or takes the exit); the data and offsets are native's."""
+    data = tmp_path / "data"
+    data.write_bytes(bytes((i * 2654435761 >> 13) & 0xFF for i in range(9 << 20)))
+    compare(forced(platform), [build("exitless_long_reads", link), str(data)],
+            options=["-v", f"{tmp_path}:{tmp_path}:ro"])
