@@ -70,12 +70,13 @@ def record(cls: type[T]) -> type[T]:
 
     __init__.__qualname__ = f"{qualname}.__init__"
     __eq__.__qualname__ = f"{qualname}.__eq__"
-    cls.__init__ = __init__   # type: ignore[misc]
-    cls.__eq__ = __eq__   # type: ignore[method-assign,assignment]
-    cls.__hash__ = None   # type: ignore[assignment]   # as a dataclass with eq: mutable, unhashable
+    c: Any = cls   # untyped: mypy versions differ on what assigning a method is an error of
+    c.__init__ = __init__
+    c.__eq__ = __eq__
+    c.__hash__ = None   # as a dataclass with eq: mutable, unhashable
     if "__repr__" not in cls.__dict__:
-        cls.__repr__ = _repr   # type: ignore[method-assign,assignment]
-    cls.__record_fields__ = names   # type: ignore[attr-defined]
+        c.__repr__ = _repr
+    c.__record_fields__ = names
     return cls
 
 
