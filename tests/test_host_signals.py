@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from harness import build, run_umiak, umiak_command, umiak_env
+from harness import _run, assert_same, build, platform_env, run_native, run_umiak, umiak_command, umiak_env
 
 
 def _start(platform, argv):
@@ -69,3 +69,20 @@ def test_max_threads_gives_eagain(platform):
     r = run_umiak(platform, [prog, "50"], options=["--max-threads=11"])
     assert r.stdout == b"created 10, then Resource temporarily unavailable\n", r.describe()
     assert r.status == 0
+
+
+IGNORE = "--ignore-signal=HUP,INT,QUIT,USR1"   # coreutils' env, as `nohup` and a shell's `&` do
+
+
+def test_signals_ignored_at_start_stay_ignored(platform, variant):
+    """Signals umiak was started with ignored are ignored in the program (execve keeps
+    SIG_IGN), across its own execve and fork; without them SIGHUP kills it. A dynamic
+    program's prelinked snapshot is never shared between the two: the third run, from the
+    cache, is killed again."""
+    prog = str(build("sig_inherited", variant))
+    for ignore in ((), (IGNORE,), ()):
+        native = run_native(["env", *ignore, prog])
+        umiak = _run(["env", *ignore, *umiak_command(platform, [prog])],
+                     env=umiak_env() | platform_env(platform)[1])
+        assert_same(native, umiak)
+        assert (native.status == 0) == bool(ignore), native.describe()

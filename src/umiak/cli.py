@@ -243,6 +243,9 @@ def _run(args, extra: dict | None = None) -> int:
     if args.image_root:
         opts.image_root = args.image_root
     opts.extra.update(extra or {})
+    ignored = _ignored_signals()
+    if ignored:
+        opts.extra["ignored_signals"] = ignored
     import gc
     if not gc.isenabled() and "started" not in opts.extra:
         # main() turned the cyclic collector off: start-up makes many objects (modules, the
@@ -269,6 +272,24 @@ def _run(args, extra: dict | None = None) -> int:
         record_config(recorder, argv, args.record_config)
         return status
     return Machine(opts).run(argv)
+
+
+def _ignored_signals() -> tuple[int, ...]:
+    """The signals umiak itself was started with ignored (`nohup`, a shell's `&`): a program
+    exec'd on Linux keeps them ignored, so the program in the VM starts so too. SIGPIPE and
+    SIGXFSZ are left out: CPython ignores them itself, so their inherited state is unknown."""
+    import _signal
+    skip = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGKILL, _signal.SIGSTOP)
+    out = []
+    for signo in range(1, _signal.NSIG):
+        if signo in skip:
+            continue
+        try:
+            if _signal.getsignal(signo) == _signal.SIG_IGN:
+                out.append(signo)
+        except ValueError:   # not a signal number on this host
+            continue
+    return tuple(out)
 
 
 def _collect_again(kernel, task) -> None:

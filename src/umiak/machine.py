@@ -189,6 +189,10 @@ class Machine:
             else:
                 env = dict(opts.env or {}) if opts.extra.get("exact_env") else default_environment(opts.env)
                 task = kernel.spawn(image, exe_path, argv_b, env, execfn)
+                # Ignored at umiak's own start (`nohup`): ignored in the program, as across
+                # execve (a prelinked snapshot holds them already: they are in its key).
+                for signo in opts.extra.get("ignored_signals", ()):
+                    task.process.sigactions[signo] = (1, 0, 0, 0)   # SIG_IGN
             started = opts.extra.get("started")   # e.g. umiak oci: holds the program until `start`
             if started is not None:
                 started(kernel, task)
@@ -390,13 +394,16 @@ class _forward_host_signals:
         return False
 
     def _handler(self, signo, frame):
+        import signal
         import threading
         import time
         if signo == 20 and not self._guest_job_in_foreground():
             self._stop_self()
             return
         now = time.monotonic()
-        force = signo == 2 and now - self.last_int < 1.0
+        # (not when umiak was started with SIGINT ignored, as a shell's `&` does: then the
+        # program ignores it too, and the host's Ctrl-C was never meant for it)
+        force = signo == 2 and now - self.last_int < 1.0 and self.saved.get(2) is not signal.SIG_IGN
         if signo == 2:
             self.last_int = now
         # The handler may run while this thread holds the kernel lock: act from another thread.

@@ -75,7 +75,8 @@ def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, s
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
              "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile(),
-             "config": opts.kernel_config.fingerprint if opts.kernel_config is not None else None}
+             "config": opts.kernel_config.fingerprint if opts.kernel_config is not None else None,
+             "sig_ign": list(opts.extra.get("ignored_signals", ()))}
     return sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
