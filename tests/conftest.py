@@ -56,6 +56,23 @@ def requested_platforms(config) -> list[str] | None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "exit_modes: also run on kvm-exitless and kvm-norewrite (kvm, the default, is every syscall a VM exit)")
+    _default_signals()
+
+
+def _default_signals():
+    """Signals this run was started with ignored (`nohup`, a shell's `&`) get their default
+    action back: native runs and umiak (which passes SIG_IGN on, as execve does) both inherit
+    them, and the tests that send SIGHUP or SIGINT expect the default."""
+    import signal
+    skip = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP)
+    for signo in range(1, signal.NSIG):
+        if signo in skip:
+            continue
+        try:
+            if signal.getsignal(signo) == signal.SIG_IGN:
+                signal.signal(signo, signal.default_int_handler if signo == signal.SIGINT else signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
 
 
 def pytest_generate_tests(metafunc):

@@ -143,7 +143,7 @@ def run_native(argv: list[str], *, env: dict | None = None, cwd=None,
 # path forced on (with rewritten syscall sites), "kvm-norewrite" the exitless path without
 # rewriting. Tests marked exit_modes also run on EXTRA_MODES (kvm already is kvm-exits).
 PLATFORM_MODES = {"kvm-exits": ("kvm", {"UMIAK_EXITLESS": "n"}),
-                  "kvm-exitless": ("kvm", {"UMIAK_EXITLESS": "y"}),
+                  "kvm-exitless": ("kvm", {"UMIAK_EXITLESS": "y", "UMIAK_REWRITE": "y"}),
                   "kvm-norewrite": ("kvm", {"UMIAK_EXITLESS": "y", "UMIAK_REWRITE": "n"})}
 EXTRA_MODES = ("kvm-exitless", "kvm-norewrite")
 

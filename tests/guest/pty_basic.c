@@ -45,6 +45,7 @@ static void type(int m, int s, const char *in) {
     write(m, in, strlen(in));
     ssize_t n = take(s, buf, sizeof buf);
     show("  slave read", buf, n);
+    settle(m);   /* Linux writes an echo in pieces (a kill's erasures one by one): all of it */
     n = take(m, buf, sizeof buf);
     show("  echo", buf, n);
 }
@@ -113,6 +114,7 @@ int main(void) {
     show("  rest of line", buf, n);
     n = take(s, buf, sizeof buf);
     show("  next line", buf, n);
+    settle(m);
     n = take(m, buf, sizeof buf);
     show("  echo", buf, n);
 
