@@ -79,6 +79,21 @@ GETPPID_N = {"native": 1_000_000, "kvm": 20_000, "emu": 200_000, "qemu": 1_000_0
 XORSHIFT_N = 200_000_000
 SORT_N = 2_000_000
 READ_MIB = 256
+
+
+@contextmanager
+def read_file():
+    """A directory (for a read-only volume) holding READ_MIB MiB of random bytes; removed after."""
+    tmpdir = tempfile.mkdtemp(prefix="umiak-bench-", dir="/tmp")
+    data = os.path.join(tmpdir, "data")
+    try:
+        with open(data, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(READ_MIB):
+                f.write(chunk)
+        yield tmpdir, data
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 THREAD_ITERS = {"native": 150_000_000, "kvm": 150_000_000, "emu": 20_000_000,
                 "qemu": 100_000_000, "runsc": 150_000_000}
 FDS_N = 16_000              # fds open at once (the guest raises RLIMIT_NOFILE to fit)
@@ -486,16 +501,8 @@ def section_dynamic(ctx: Ctx) -> None:
         "the exits were counted (sys = syscalls, flt = faults served in Python; KVM's own shadow-page",
         "faults are not seen). (~ ms) = exits x the raw exit cost measured above: the floor for that start."])
 
-    tmpdir = tempfile.mkdtemp(prefix="umiak-bench-", dir="/tmp")
-    data = os.path.join(tmpdir, "data")
-    try:
-        with open(data, "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for _ in range(READ_MIB):
-                f.write(chunk)
+    with read_file() as (tmpdir, data):
         r = ctx.per_kind("read MB/s", lambda k: first_float(k, [str(reader), data], volumes=(tmpdir,)))
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     print_table("dynamic: file reads (higher is better)", [
         row(f"read() of a {READ_MIB} MiB file in 64 KiB chunks", r, "MB/s", higher_is_better=True)], [
         "MB/s = 10^6 bytes per second, timed inside the guest; the file is in the host's page cache.",
@@ -950,21 +957,12 @@ def section_exitless(ctx: Ctx) -> None:
         cpu3 = timed_cmd(k, [str(getppid), str(3 * calls)], env)[1]
         return best, max(0.0, (cpu3 - cpu1) / (2 * calls) * 1e6)
 
-    tmpdir = tempfile.mkdtemp(prefix="umiak-bench-", dir="/tmp")
-    data = os.path.join(tmpdir, "data")
-    try:
-        with open(data, "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for _ in range(READ_MIB):
-                f.write(chunk)
-
+    with read_file() as (tmpdir, data):
         def read_mb_s(k):
             out, cpu = timed_cmd(k, [str(reader), data], XL_MODES.get(k, {}), volumes=(tmpdir,))
             return float(out.split()[0]), cpu / (READ_MIB * 16) * 1e6   # CPU µs per 64 KiB read
         g = cells(getppid_call)
         r = cells(read_mb_s)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
     def pingpong_s(k):
         rounds = PINGPONG_N.get(k, PINGPONG_N["kvm"])
