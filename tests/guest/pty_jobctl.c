@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,9 +109,20 @@ int main(void) {
     int st;
     waitpid(p, &st, 0);
     printf("leader: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    /* Linux moves what the slave wrote to the master from a work queue: under load the last
+     * line may come after the leader's exit, so read until the hang-up (EIO) or 2 s of quiet. */
     char buf[256];
+    ssize_t n = 0;
     fcntl(m, F_SETFL, O_NONBLOCK);
-    ssize_t n = read(m, buf, sizeof buf);
+    for (;;) {
+        struct pollfd pf = {m, POLLIN, 0};
+        if (poll(&pf, 1, 2000) <= 0 || n >= (ssize_t)sizeof buf)
+            break;
+        ssize_t r = read(m, buf + n, sizeof buf - n);
+        if (r <= 0)
+            break;
+        n += r;
+    }
     int bg = 0, fg = 0;
     for (ssize_t i = 0; i + 1 < n; i++) {
         bg += buf[i] == 'b' && buf[i + 1] == 'g';
