@@ -80,6 +80,13 @@ XORSHIFT_N = 200_000_000
 SORT_N = 2_000_000
 READ_MIB = 256
 
+THREAD_ITERS = {"native": 150_000_000, "kvm": 150_000_000, "emu": 20_000_000,
+                "qemu": 100_000_000, "runsc": 150_000_000}
+FDS_N = 16_000              # fds open at once (the guest raises RLIMIT_NOFILE to fit)
+PINGPONG_N = {"native": 100_000, "kvm": 1_000, "emu": 5_000, "qemu": 20_000, "runsc": 1_500}
+
+RESULTS: dict[str, object] = {}   # figures the targets section reads
+
 
 @contextmanager
 def read_file():
@@ -94,12 +101,6 @@ def read_file():
         yield tmpdir, data
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-THREAD_ITERS = {"native": 150_000_000, "kvm": 150_000_000, "emu": 20_000_000,
-                "qemu": 100_000_000, "runsc": 150_000_000}
-FDS_N = 16_000              # fds open at once (the guest raises RLIMIT_NOFILE to fit)
-PINGPONG_N = {"native": 100_000, "kvm": 1_000, "emu": 5_000, "qemu": 20_000, "runsc": 1_500}
-
-RESULTS: dict[str, object] = {}   # figures the targets section reads
 
 
 def note(msg: str) -> None:

@@ -191,8 +191,9 @@ class Machine:
                 task = kernel.spawn(image, exe_path, argv_b, env, execfn)
                 # Ignored at umiak's own start (`nohup`): ignored in the program, as across
                 # execve (a prelinked snapshot holds them already: they are in its key).
+                from umiak.kernel.abi import SIG_IGN
                 for signo in opts.extra.get("ignored_signals", ()):
-                    task.process.sigactions[signo] = (1, 0, 0, 0)   # SIG_IGN
+                    task.process.sigactions[signo] = (SIG_IGN, 0, 0, 0)
             started = opts.extra.get("started")   # e.g. umiak oci: holds the program until `start`
             if started is not None:
                 started(kernel, task)

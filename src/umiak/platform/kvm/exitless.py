@@ -284,13 +284,12 @@ class Exitless:
                         served += 1
                         total += 1
                     i = poll(addrs, n, idle_ticks, ctl, claimed)
-                if i == -2:
+                if i == -2:   # the control word changed: read it again
                     continue
-                if i < 0:
-                    # A quiet millisecond, only hand-backs, or no core to spare: sleep.
-                    if served == 0 or self._busy() >= self.cores:
-                        break
-                    served = 0
+                # A quiet millisecond, only hand-backs, or no core to spare: sleep.
+                if served == 0 or self._busy() >= self.cores:
+                    break
+                served = 0
             self._set_enabled(False)
             self.awake = False
             self.asleep_exits = 0
