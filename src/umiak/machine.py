@@ -218,9 +218,12 @@ class Machine:
                     kernel.warn(xl.summary())   # the share of calls served without a VM exit
             finally:
                 kernel.shutdown()
-                platform.close()
-                if opts.prewarm:   # the next run's VM is built after this one, not competing with it for the GIL
-                    self._warm_up(self.platform_name, opts.mem_size, cpu)
+                # This VM serves the next run when it can be kept (Platform.recycle); else the
+                # next run's VM is built after this one, not competing with it for the GIL.
+                if not (opts.prewarm and not kernel.threads and self._keep(platform, cpu, kernel.frames.used_end)):
+                    platform.close()
+                    if opts.prewarm:
+                        self._warm_up(self.platform_name, opts.mem_size, cpu)
         return status
 
     # -- a warm VM for the next run ------------------------------------------------
@@ -230,6 +233,14 @@ class Machine:
             if self._closed or self._warm is not None:
                 return
             self._warm = _WarmVM(name, mem_size, cpu)
+
+    def _keep(self, platform, cpu: str, used_end: int) -> bool:
+        """Keep the VM that ran for the next run, if it can be recycled and none waits."""
+        with self._cond:
+            if self._closed or self._warm is not None or not platform.recycle(used_end):
+                return False
+            self._warm = _WarmVM(platform.name, platform.mem_size, cpu, platform)
+            return True
 
     def _take_warm(self, name: str, mem_size: int, cpu: str = "host"):
         with self._cond:
@@ -305,13 +316,15 @@ class _WarmVM:
     The thread is not a daemon: the interpreter waits for it at exit rather than
     finalise under it (Unicorn's initialisation crashes when cut short)."""
 
-    def __init__(self, name: str, mem_size: int, cpu: str = "host"):
+    def __init__(self, name: str, mem_size: int, cpu: str = "host", ready: "Platform | None" = None):
         self.name, self.mem_size, self.cpu = name, mem_size, cpu
-        self._platform: Platform | None = None
+        self._platform: Platform | None = ready   # ready: a recycled VM, nothing to build
         self._abandoned = False
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._build, name="umiak-warm-vm")
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if ready is None:
+            self._thread = threading.Thread(target=self._build, name="umiak-warm-vm")
+            self._thread.start()
 
     def _build(self) -> None:
         from umiak.platform import open_platform
@@ -328,7 +341,8 @@ class _WarmVM:
 
     def take(self):
         """Wait for the VM; it is the caller's now (None if it could not be built)."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         plat, self._platform = self._platform, None
         return plat
 

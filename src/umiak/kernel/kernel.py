@@ -171,7 +171,8 @@ class Kernel:
         self.platform = platform
         self.stdio = stdio
         self.err_out = err_out if err_out is not None else sys.stderr  # umiak's own messages
-        self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard)
+        self.frames = FrameAllocator(platform.usable[0], platform.usable[1], platform.discard,
+                                     platform.dirty_end, platform.clear)
         platform.more_tables = self.frames.alloc   # page tables past the platform's pool
         self._layout_seeds: dict[int, int] = {}   # page-table root -> its address-space layout
         from umiak.kernel.pagecache import PageCaches
@@ -264,6 +265,8 @@ class Kernel:
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
         vcpu.set_regs(regs)
+        if self.platform.dirty_end:   # a recycled VM: its vCPU held another program's registers
+            vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         if self.tracer is not None:
             self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:

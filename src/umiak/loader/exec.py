@@ -87,6 +87,10 @@ def exec_program(kernel, process, image: ElfImage, exe_path: str, argv: list[byt
     else:
         bias = 0
     end = map_image(mm, image, bias, exe_path)
+    if image.type == ET_DYN and interp is None:
+        # A static PIE lies in the mmap area, where a brk after it could not grow: Linux
+        # (6.x, with or without ASLR) moves its brk to the page after ELF_ET_DYN_BASE.
+        end = ELF_ET_DYN_BASE + 4096
     brk = page_up(end) + ((rng.getrandbits(13) << 12) if aslr else 0)
     mm.brk_start = mm.brk_end = brk
 

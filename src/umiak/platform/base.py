@@ -217,3 +217,16 @@ class Platform(Protocol):
     def prepare(self) -> None:
         """Do ahead what the first run would (a warm VM waiting for its program)."""
         return None
+
+    # Frames below this guest-physical address may hold an earlier run's data (a recycled
+    # VM): the kernel's FrameAllocator clears each one as it hands it out.
+    dirty_end: int = 0
+
+    def clear(self, pa: int, length: int) -> None:
+        """Zero guest RAM in place (its translations stay: unlike discard)."""
+        self.ram[pa:pa + length] = bytes(length)
+
+    def recycle(self, used_end: int) -> bool:
+        """Keep this VM for its Machine's next run instead of closing it (the run is over:
+        no vCPU runs any more, frames below used_end were handed out). False: close it as usual."""
+        return False

@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from umiak.arch.x86_64 import cpu, descriptors, stubs
-from umiak.arch.x86_64.paging import PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PageTables, pte_bits
+from umiak.arch.x86_64.paging import ADDR_MASK, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_RW, PTE_US, PageTables, pte_bits
 from umiak.errors import PlatformUnavailable, UmiakError
 from umiak.platform.base import RCX, RFLAGS, RIP, RSP, R11, ExitKind, Fault, PageRoot, Platform, frame_runs
 from umiak.platform.kvm import api
@@ -176,6 +176,12 @@ class KvmPlatform(Platform):
         # FrameAllocator.alloc); tables are never freed (PVM), so many processes need more.
         self.more_tables = None
         self._first_root: PageRoot | None = None
+        self._roots_made = 0                  # page-table trees made (recycle keeps a VM of one)
+        self._more_used = False               # a table came from more_tables (a kernel's frame)
+        # A recycled VM (recycle): the user leaf tables of the run before, (word index, its
+        # entries then), until the next run's first vCPU is made (_zap_stale).
+        self._stale: list[tuple[int, bytes]] | None = None
+        self.dirty_end = 0
         self.exitless: "Exitless | None" = None   # set once the kernel enables the exitless path
         self._xl_count = 0                    # vCPUs given an exitless stub so far
         self.xl_rewrite = False               # rewritten syscall sites (kernel/rewrite.py)
@@ -259,6 +265,7 @@ class KvmPlatform(Platform):
         if pa >= self._tables_end:
             if self.more_tables is not None:
                 pa = self.more_tables()   # a zeroed frame from the kernel, never given back
+                self._more_used = True
                 if pa >= self._registered:
                     self._register(pa + PAGE)
                 return pa
@@ -352,9 +359,11 @@ class KvmPlatform(Platform):
         when it was unmapped, so no shadow entry of the old space survives."""
         if self._first_root is None:
             self._first_root = PageRoot(self, self.pt)
+            self._roots_made = 1
             return self._first_root
         if self._roots:
             return self._roots.pop()
+        self._roots_made += 1
         try:
             pt = PageTables(self.ram.cast("Q"), self._alloc_table, self.pt, (KBASE >> 39,))
         except MemoryError:
@@ -457,6 +466,68 @@ class KvmPlatform(Platform):
         except OSError:
             return False
         return True
+
+    def clear(self, pa: int, length: int) -> None:
+        ctypes.memset(self._hva + pa, 0, length)
+
+    def recycle(self, used_end: int) -> bool:
+        """Keep the VM for the next run: under PVM what a fresh VM costs is less its
+        creation (~0.5 ms) than its first touches, each page a program touches faulting
+        into the shadow MMU once (~14 us, plus ~0.3 ms for a new vCPU's first entry).
+        A recycled VM keeps its shadow entries, so a page the next run maps at the same
+        address onto the same frame (fixed code and data, a restored snapshot's layout:
+        the kernel hands frames out in the same order) costs nothing. Safe because
+        stale entries are dropped before the next run can use them: the user leaf
+        tables are saved and cleared here, and when the next run makes its first vCPU
+        every old entry not found unchanged has its frame invalidated (_zap_stale); the
+        old run's frames keep their data until the FrameAllocator clears each as it
+        hands it out again (dirty_end). Kept only as simple as that stays true: one
+        address space ever (no fork), tables from the platform's pool, no exitless
+        path (its poller serves the old kernel), no vCPU running, and PVM, the shadow
+        MMU where this is measured (under VMX/SVM first touches are cheap)."""
+        if (self.flavour != "pvm" or self._vm < 0 or self.exitless is not None or self._roots_made > 1
+                or self._more_used or self._first_root is None):
+            return False
+        if self._stale is not None:   # the run made no vCPU: settle the run before it first
+            self._zap_stale()
+        q, user_end = self.pt._q, KBASE >> 21
+        kernel_end = (KBASE + (1 << 32)) >> 21
+        zero = memoryview(bytes(PAGE)).cast("Q")
+        stale = []
+        for key, idx in self.pt._leaf_tables.items():
+            if user_end <= key < kernel_end:
+                continue   # the kernel area: the same in every run
+            old = bytes(q[idx:idx + 512].cast("B"))
+            if old.count(0) != PAGE:
+                stale.append((idx, old))
+                q[idx:idx + 512] = zero
+        self._stale = stale
+        self.dirty_end = max(self.dirty_end, used_end)
+        self._roots = [self._first_root]   # the next run's first new_root() is this tree again
+        self._idle = list(self._vcpus)     # no task runs any more (the caller's word)
+        self.more_tables = None
+        return True
+
+    def _zap_stale(self) -> None:
+        """Invalidate the frames of the run before's entries that this run did not map
+        again the same (recycle): their shadow entries must not outlive them."""
+        stale, self._stale = self._stale, None
+        q = self.pt._q
+        gone = set()
+        for idx, old in stale or ():
+            now = q[idx:idx + 512]
+            if bytes(now.cast("B")) == old:   # a memcmp (a memoryview compares item by item)
+                continue
+            for i, e in enumerate(memoryview(old).cast("Q")):
+                n = now[i]
+                if not e or e == n:
+                    continue
+                # Kept too: the same frame with the same permissions or more (a raised
+                # permission needs no flush: the shadow MMU re-reads the entry).
+                if (e ^ n) & ADDR_MASK or e & ~n & _ALLOWS or n & ~e & PTE_NX:
+                    gone.add(e & ADDR_MASK)
+        if gone:
+            self._mprotect_pairs(frame_runs(sorted(gone)))
 
     def discard(self, frames: list[int]) -> None:
         """Give freed frames back to the host; reads as zero afterwards, translations dropped."""
@@ -579,6 +650,9 @@ class KvmPlatform(Platform):
         self._mem = None
 
 
+_ALLOWS = PTE_P | PTE_RW | PTE_US   # the bits of a leaf entry that grant an access (_zap_stale)
+
+
 def _user_segment(code: bool) -> api.Segment:
     if code:
         return api.Segment(0, 0xFFFFFFFF, cpu.USER_CS, 11, 1, 3, 0, 1, 1, 1, 0, 0, 0)
@@ -693,8 +767,10 @@ class KvmVcpu:
     # -- running ------------------------------------------------------------
     def run(self) -> ExitKind:
         fd, q = self.fd, self._q
-        if self._thread is None:
+        if self._thread is None:   # this vCPU's first run (for this task)
             self._thread = threading.get_ident()
+            if self.plat._stale is not None:   # a recycled VM: its first run since (recycle)
+                self.plat._zap_stale()
         xl = self._xl
         self._in_run = True
         try:
