@@ -287,3 +287,10 @@ def test_cache_draws_randomness_per_run(platform, tmp_path):
     env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
     ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
     assert "hits 2" in ls.stdout, ls.stdout + ls.stderr
+
+
+def test_restores_into_a_recycled_vm_find_the_snapshot_not_the_last_run(platform, tmp_path):
+    """--restore-count runs each restore on the VM the one before ran on (Machine: its
+    frames still hold what that run wrote after the snapshot): every restore must find
+    the zero pages zero and the written ones as they were at the snapshot."""
+    snapshot_and_restore(platform, [build("snapshot_scratch", "glibc-dynamic")], tmp_path, "ready", count=4)

@@ -55,16 +55,22 @@ class FrameAllocator:
         """The end of the frames ever handed out (what a recycled VM must clear)."""
         return self._next
 
-    def alloc_run(self, n: int) -> int | None:
+    def alloc_run(self, n: int, filled: bool = False) -> int | None:
         """n consecutive frames (their first address) from the never-used end, or None (then
-        alloc() them one by one): a restored snapshot's pages are written in runs."""
+        alloc() them one by one): a restored snapshot's pages are written in runs.
+        filled: the caller writes every byte of them (or scrub()s what it does not)."""
         pa = self._next
         if pa + n * PAGE > self._end:
             return None
         self._next = pa + n * PAGE
-        if pa < self._dirty_end:
+        if pa < self._dirty_end and not filled:
             self._clear(pa, min(n * PAGE, self._dirty_end - pa))
         return pa
+
+    def scrub(self, pa: int, length: int) -> None:
+        """Clear frames got with filled=True that the caller did not fill after all."""
+        if pa < self._dirty_end:
+            self._clear(pa, min(length, self._dirty_end - pa))
 
     def share(self, pa: int) -> None:
         """One more holder (a mapping of a page-cache frame, a fork's COW page) refers to the frame."""

@@ -107,6 +107,9 @@ class Snapshot:
         # snapshot maps them at once (see _prefault). Filled by the first restore; the
         # prelinked cache keeps it next to its entry.
         self.touched: set[int] | None = None
+        # What each restore would work out again from the header: per VMA record, its
+        # data pages as runs and the runs of its backed pages that hold no data.
+        self.runs: dict[int, tuple[list, list]] = {}
 
     def to_bytes(self) -> bytes:
         return self._head() + self.pages
@@ -394,7 +397,7 @@ def _restore(kernel, snap: Snapshot):
     if opts.vdso and h["vdso"]:
         from umiak.loader.vdso import VdsoClock
         vdso = kernel.vdso = VdsoClock(kernel, mm, base=ms["vdso_base"])
-    _restore_mm(kernel, task, mm, ms, snap.pages, vdso is not None)
+    _restore_mm(kernel, task, mm, ms, snap.pages, vdso is not None, snap.runs)
     if snap.touched:
         _prefault(mm, snap.touched)
     else:
@@ -442,7 +445,8 @@ def _restore(kernel, snap: Snapshot):
     return task
 
 
-def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso: bool) -> None:
+def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso: bool,
+                runs: dict[int, tuple[list, list]] | None = None) -> None:
     from umiak.kernel import abi
     from umiak.kernel.mm import PROT_MASK, Vma
     mm.brk_start, mm.brk_end = ms["brk_start"], ms["brk_end"]
@@ -452,7 +456,8 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso:
         mm.vdso_base = ms["vdso_base"]
     blob_view = memoryview(blob)
     opened: dict[tuple, Mapping] = {}   # one Mapping per file, as the VMAs split from one mmap share it
-    for rec in ms["vmas"]:
+    runs = {} if runs is None else runs
+    for n_rec, rec in enumerate(ms["vmas"]):
         start, end = rec["start"], rec["end"]
         if rec["name"] in ("[vvar]", "[vdso]"):
             if have_vdso:
@@ -484,16 +489,31 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso:
                 limit = (start + abi.page_up(max(0, opened[key].size() - vma.offset))) >> 12
                 if max(k for k, _i in data) >= limit:   # past the end of the file now
                     raise SnapshotError(f"cannot restore: {fr['path']} changed since the snapshot")
-                for k, i, n in _data_runs(data):
-                    _back(mm, k, n, prot)
+                for k, i, n in _runs_of(runs, n_rec, rec)[0]:
+                    _back(mm, k, n, prot, filled=True)
                     _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
             continue
-        # Anonymous memory: every page that had a frame has one again (free frames are
-        # zero), with the stored content where it was not zero.
+        # Anonymous memory: every page that had a frame has one again, with the stored
+        # content where it was not zero, and zero elsewhere (free frames are zero, but in
+        # a recycled VM those the run before had are cleared as they are handed out).
+        data_runs, zero_runs = _runs_of(runs, n_rec, rec)
         for k, n in rec["backed"]:
-            _back(mm, k, n, prot)
-        for k, i, n in _data_runs(rec.get("data", ())):
+            _back(mm, k, n, prot, filled=True)
+        for k, i, n in data_runs:
             _write(mm, k, n, blob_view[i * PAGE:(i + n) * PAGE])
+        for k, n in zero_runs:
+            _scrub(mm, k, n)
+
+
+def _runs_of(runs: dict, n_rec: int, rec: dict) -> tuple[list, list]:
+    """(data runs, runs of backed pages without data) of a VMA record, worked out once per Snapshot."""
+    got = runs.get(n_rec)
+    if got is None:
+        data_runs = _data_runs(rec.get("data", ()))
+        with_data = {k + j for k, _i, n in data_runs for j in range(n)}
+        zero = [k + j for k, n in rec.get("backed", ()) for j in range(n) if k + j not in with_data]
+        got = runs[n_rec] = (data_runs, _runs(zero))
+    return got
 
 
 def _data_runs(data) -> list[tuple[int, int, int]]:
@@ -507,12 +527,13 @@ def _data_runs(data) -> list[tuple[int, int, int]]:
     return [(k, i, n) for k, i, n in out]
 
 
-def _back(mm, vpn: int, n: int, prot: int) -> None:
+def _back(mm, vpn: int, n: int, prot: int, filled: bool = False) -> None:
     """Frames for the n pages from vpn (none backed yet), mapped with prot: consecutive
-    frames where the allocator has them, their entries written a leaf table at a time."""
+    frames where the allocator has them, their entries written a leaf table at a time.
+    filled: the caller writes (_write) or clears (_scrub) every page of them."""
     from umiak.arch.x86_64.paging import PageTables, pte_bits
     frames, pages = mm.frames, mm.pages
-    pa = frames.alloc_run(n)
+    pa = frames.alloc_run(n, filled)
     segs = [(vpn, pa, n)] if pa is not None else [(vpn + j, frames.alloc(), 1) for j in range(n)]
     pt = getattr(mm.platform, "pt", None)
     for k, pa, c in segs:
@@ -536,6 +557,20 @@ def _write(mm, vpn: int, n: int, data) -> None:
         while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
             c += 1
         ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
+        j += c
+
+
+def _scrub(mm, vpn: int, n: int) -> None:
+    """Clear the (backed, filled=True) n pages from vpn that hold no data, where they may
+    hold a recycled VM's old content."""
+    pages, frames = mm.pages, mm.frames
+    j = 0
+    while j < n:
+        pa = pages[vpn + j] & ~0xFFF
+        c = 1
+        while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
+            c += 1
+        frames.scrub(pa, c * PAGE)
         j += c
 
 
@@ -611,7 +646,7 @@ def _prefault(mm, touched: set[int]) -> None:
             limit = min(limit, (v.start + abi.page_up(max(0, v.file.size() - v.offset))) >> 12)
         prot = v.prot & PROT_MASK
         for k, n in _runs(sorted(k for k in vpns if k < limit and k not in pages)):
-            _back(mm, k, n, prot)
+            _back(mm, k, n, prot, filled=v.file is not None)   # file pages are written whole
             if v.file is not None:
                 _write(mm, k, n, memoryview(v.file.pread(v.offset + (k << 12) - v.start, n * PAGE).ljust(n * PAGE, b"\0")))
 
