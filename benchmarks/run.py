@@ -225,11 +225,12 @@ def counting_exits():
         Kernel._loop, Kernel.handle_fault = orig_loop, orig_fault
 
 
-def in_process(platform: str, argv: list[str], runs: int, expect: bytes = b"") -> tuple[float, Counter]:
+def in_process(platform: str, argv: list[str], runs: int, expect: bytes = b"",
+               recycle: bool = True) -> tuple[float, Counter]:
     """Median ms of Machine(platform).run_captured(argv) after one warm-up run,
-    and the exits counted during that warm-up run."""
+    and the exits counted during that warm-up run. recycle=False: a fresh VM each run."""
     from umiak import Machine
-    m = Machine(platform=platform, mem_size=512 << 20)
+    m = Machine(platform=platform, mem_size=512 << 20, extra={"recycle": recycle})
     times = []
     for i in range(runs + 1):
         if i == 0:
@@ -453,6 +454,10 @@ def section_syscalls(ctx: Ctx) -> None:
     RESULTS["inproc_hello_ms"] = ms_of(inproc, "kvm")
     rows.append(["static hello, in-process run_captured", "-", fmt(ms_of(inproc, "kvm"), "ms"),
                  fmt(ms_of(inproc, "emu"), "ms"), "-", "-", "-"])
+    if ctx.usable.get("kvm"):
+        fresh = attempt(in_process, "kvm", [str(progs["hello"])], 20, b"hello", False)
+        rows.append(["  the same, each on a fresh VM (not recycled)", "-", fmt(ms_of({"kvm": fresh}, "kvm"), "ms"),
+                     "-", "-", "-", "-"])
     rows.append(["  VM exits per start (~ at raw exit cost)", "-", exits_cell(inproc, "kvm", ctx),
                  exits_cell(inproc, "emu", ctx), "-", "-", "-"])
     w = ctx.per_kind("static hello whole process", lambda k: whole_process_ms(k, [str(progs["hello"])], expect="hello"))
@@ -658,10 +663,11 @@ def take_snapshot(platform: str, argv: list[str], at: str):
     return got[0]
 
 
-def restored(platform: str, snap, runs: int, expect: bytes = b"") -> tuple[float, Counter]:
-    """in_process() for a snapshot: median ms of a restore that runs to the end, and its exits."""
+def restored(platform: str, snap, runs: int, expect: bytes = b"", recycle: bool = True) -> tuple[float, Counter]:
+    """in_process() for a snapshot: median ms of a restore that runs to the end, and its exits.
+    recycle=False: each run on a fresh VM (built in the background), as before VMs were recycled."""
     from umiak import Machine
-    m = Machine(platform=platform, mem_size=512 << 20, extra={"restore": snap})
+    m = Machine(platform=platform, mem_size=512 << 20, extra={"restore": snap, "recycle": recycle})
     times = []
     with m:
         for i in range(runs + 1):
@@ -699,14 +705,15 @@ def section_snapshots(ctx: Ctx) -> None:
                   ("python3 -c pass", ready, "ready", 5, b"", "snap_py_ready_ms")]
     rates = {}
     for label, argv, at, runs, expect, key in cases:
-        normal, snap = {}, {}
+        normal, snap, fresh = {}, {}, {}
         for k in ("kvm", "emu"):
             if not ctx.usable.get(k):
-                normal[k] = snap[k] = "unavailable"
+                normal[k] = snap[k] = fresh[k] = "unavailable"
                 continue
             normal[k] = attempt(in_process, k, argv, runs, expect)
             s = attempt(take_snapshot, k, argv, at)
             snap[k] = attempt(restored, k, s, runs, expect) if not isinstance(s, str) else s
+            fresh[k] = attempt(restored, k, s, runs, expect, False) if not isinstance(s, str) else s
             if label == "dynamic hello" and not isinstance(s, str):
                 rates[k] = attempt(restores_per_second, k, s)
             note(f"  {label} {at} {k}: normal {normal[k]}, restored {snap[k]}")
@@ -716,6 +723,8 @@ def section_snapshots(ctx: Ctx) -> None:
                      fmt(ms_of(normal, "emu"), "ms"), "-", "-", "-"])
         rows.append([f"  from an --at {at} snapshot", "-", fmt(ms_of(snap, "kvm"), "ms"),
                      fmt(ms_of(snap, "emu"), "ms"), "-", "-", "-"])
+        rows.append(["    the same, each on a fresh VM (not recycled)", "-", fmt(ms_of(fresh, "kvm"), "ms"),
+                     fmt(ms_of(fresh, "emu"), "ms"), "-", "-", "-"])
         rows.append(["  VM exits, normal start", "-", exits_cell(normal, "kvm", ctx), exits_cell(normal, "emu", ctx),
                      "-", "-", "-"])
         rows.append(["  VM exits, first restore (later ones map its faulted pages at once)", "-", exits_cell(snap, "kvm", ctx), exits_cell(snap, "emu", ctx),
@@ -726,7 +735,8 @@ def section_snapshots(ctx: Ctx) -> None:
     print_table("snapshots: starts from snapshots, in-process (lower is better)", rows, [
         "Normal start: Machine.run_captured(argv). From a snapshot: Machine(extra={'restore': snap}),",
         "the snapshot taken in-process at the program's AT_ENTRY (entry) or at the marker syscall (ready);",
-        "each run is a fresh VM. Exits counted as in issue 3 (the restore's lazily mapped pages are faults)."])
+        "each run on the VM the one before left, recycled (Platform.recycle: its shadow entries stay where the",
+        "run maps the same pages again). Exits counted as in issue 3 (the restore's lazily mapped pages are faults)."])
 
 
 # -- targets -----------------------------------------------------------------------------

@@ -218,9 +218,11 @@ class Machine:
                     kernel.warn(xl.summary())   # the share of calls served without a VM exit
             finally:
                 kernel.shutdown()
-                # This VM serves the next run when it can be kept (Platform.recycle); else the
-                # next run's VM is built after this one, not competing with it for the GIL.
-                if not (opts.prewarm and not kernel.threads and self._keep(platform, cpu, kernel.frames.used_end)):
+                # This VM serves the next run when it can be kept (Platform.recycle; extra
+                # {"recycle": False} says never, to compare); else the next run's VM is built
+                # after this one, not competing with it for the GIL.
+                if not (opts.prewarm and opts.extra.get("recycle", True) and not kernel.threads
+                        and self._keep(platform, cpu, kernel.frames.used_end)):
                     platform.close()
                     if opts.prewarm:
                         self._warm_up(self.platform_name, opts.mem_size, cpu)

@@ -6,6 +6,7 @@ them at guest-virtual pages; the platform owns how the CPU sees that mapping
 (page tables, TLB and shadow-MMU invalidation).
 """
 
+import functools
 from array import array
 from enum import IntEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -58,7 +59,7 @@ def entry_runs(entries: "Iterable[int]"):
     # A chunk of entries at a time: its temporaries (32 KiB) are memory the allocator hands
     # out again, where one 512 KiB integer per step for a 256 MiB fork met fresh pages (a
     # first-touch fault each) and took twice as long. A run may go on into the next chunk.
-    full = int.from_bytes(_LANE_PAGE * _RUNS_CHUNK, "little")
+    full = _full_chunk()
     first = last = -8192
     for c0 in range(0, n, _RUNS_CHUNK):
         m = min(_RUNS_CHUNK, n - c0)
@@ -83,6 +84,12 @@ def entry_runs(entries: "Iterable[int]"):
 class FrameRuns(list):
     """What frame_runs found, kept to be handed on instead of the frames (a fork gives
     the same frames new references and drops their writable translations)."""
+
+
+@functools.cache
+def _full_chunk() -> int:
+    """A chunk of lanes each holding 4096 (made once: a 32 KiB integer takes ~80 us)."""
+    return int.from_bytes(_LANE_PAGE * _RUNS_CHUNK, "little")
 
 
 _LANE_PAGE = (4096).to_bytes(8, "little")

@@ -516,16 +516,23 @@ class KvmPlatform(Platform):
         gone = set()
         for idx, old in stale or ():
             now = q[idx:idx + 512]
-            if bytes(now.cast("B")) == old:   # a memcmp (a memoryview compares item by item)
+            raw = bytes(now.cast("B"))
+            if raw == old:   # a memcmp
                 continue
-            for i, e in enumerate(memoryview(old).cast("Q")):
-                n = now[i]
-                if not e or e == n:
-                    continue
+            # The entries that differ, found by C loops (a byte of the XOR is 1 where the
+            # tables differ), so the Python work is per changed entry.
+            nz = (int.from_bytes(old, "little") ^ int.from_bytes(raw, "little")).to_bytes(
+                PAGE, "little").translate(_NONZERO)
+            olds = memoryview(old).cast("Q")
+            at = nz.find(1)
+            while at >= 0:
+                i = at >> 3
+                e, n = olds[i], now[i]
                 # Kept too: the same frame with the same permissions or more (a raised
                 # permission needs no flush: the shadow MMU re-reads the entry).
-                if (e ^ n) & ADDR_MASK or e & ~n & _ALLOWS or n & ~e & PTE_NX:
+                if e and ((e ^ n) & ADDR_MASK or e & ~n & _ALLOWS or n & ~e & PTE_NX):
                     gone.add(e & ADDR_MASK)
+                at = nz.find(1, (i + 1) * 8)
         if gone:
             self._mprotect_pairs(frame_runs(sorted(gone)))
 
@@ -651,6 +658,7 @@ class KvmPlatform(Platform):
 
 
 _ALLOWS = PTE_P | PTE_RW | PTE_US   # the bits of a leaf entry that grant an access (_zap_stale)
+_NONZERO = bytes([0] + [1] * 255)   # bytes.translate: 1 for a nonzero byte
 
 
 def _user_segment(code: bool) -> api.Segment:
