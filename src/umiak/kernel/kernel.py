@@ -798,7 +798,7 @@ class Kernel:
 
     def _loop(self, task) -> None:
         """The life of one task: run its vCPU, serve what stops it, deliver signals."""
-        from umiak.kernel.errors import ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTSYS, EINTR
+        from umiak.kernel.errors import ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, EINTR
         from umiak.kernel.process import TaskKilled
         from umiak.kernel.signals import deliver
         import threading
@@ -848,10 +848,13 @@ class Kernel:
                 elif ret == -ERESTART_RESTARTBLOCK:   # the same, continued by restart_syscall
                     task.restart_nr, task.restart_nohand = NR_RESTART_SYSCALL, True
                     ret = -EINTR
+                elif ret == -ERESTARTNOINTR:   # restarted after the signal, handler or not (clone)
+                    task.restart_nr, task.restart_nohand, task.restart_always = nr, False, True
+                    ret = -EINTR
                 set_result(ret)
                 if task.has_signal:
                     deliver(task)
-                task.restart_nr = None
+                task.restart_nr, task.restart_always = None, False
             elif kind is FAULT:
                 with lock:
                     try:

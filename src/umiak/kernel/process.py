@@ -189,6 +189,7 @@ class Task:
         self.cpu_start = 0.0
         self.restart_nr = None        # syscall to restart if a signal handler has SA_RESTART
         self.restart_nohand = False   # ... only if no handler runs (ERESTARTNOHAND: sleeps, pause)
+        self.restart_always = False   # ... even after a handler without SA_RESTART (ERESTARTNOINTR: clone)
         self.restart_block = None     # how restart_syscall continues an interrupted sleep (Linux's)
         self.killed = False           # another thread's execve ends this one
         self.saved_sigmask = None     # mask to restore after a handler (rt_sigsuspend)

@@ -168,9 +168,10 @@ def _deliver_locked(task, kernel) -> None:
             kernel.tracer.signal(task, signo, struct.unpack_from("<i", info, 8)[0],
                                  struct.unpack_from("<Q", info, 16)[0], info)
         if task.restart_nr is not None:
-            if flags & abi.SA_RESTART and not task.restart_nohand:
+            if flags & abi.SA_RESTART and not task.restart_nohand or task.restart_always:
                 _restart(task)
             task.restart_nr = task.restart_block = None   # a handler ran: EINTR, nothing continues
+            task.restart_always = False
         try:
             setup_frame(task, signo, info, handler, flags, restorer, mask)
         except SyscallError:   # the stack cannot take the frame
@@ -208,6 +209,7 @@ def _restart(task) -> None:
     regs[RAX] = task.restart_nr
     task.vcpu.set_regs(regs)
     task.restart_nr = None
+    task.restart_always = False
 
 
 def setup_frame(task, signo: int, info: bytes, handler: int, flags: int, restorer: int, mask: int) -> None:

@@ -10,7 +10,7 @@ from umiak.kernel.abi import (CLONE_ARGS, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETT
                               CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                               CLONE_NEWUTS, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS, CLONE_SIGHAND,
                               CLONE_THREAD, CLONE_VM)
-from umiak.kernel.errors import EAGAIN, EINVAL, ERESTARTSYS, SyscallError
+from umiak.kernel.errors import EAGAIN, EINVAL, ERESTARTNOINTR, SyscallError
 from umiak.platform.base import RAX, RIP, RSP
 
 # Namespaces: the VM is one of each already.
@@ -32,9 +32,12 @@ def _clone(task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: i
     if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
         raise SyscallError(EINVAL)
     if task.has_signal:
-        from umiak.kernel.signals import fatal_pending
-        if fatal_pending(task):
-            raise SyscallError(ERESTARTSYS)   # the signal ends the caller first: no child escapes it
+        # Linux's copy_process: a signal pending at a clone is handled first, and the call
+        # made again after its handler (ERESTARTNOINTR), so no child escapes a signal sent
+        # before it existed: a ^C to a shell's group while the shell forks ends the shell
+        # first, where a child made anyway would miss it and run on (and the shell, waiting
+        # for it, would go on too).
+        raise SyscallError(ERESTARTNOINTR)
     if len(kernel.tasks) >= kernel.options.max_threads:
         raise SyscallError(EAGAIN)
     creds = task.process.creds
