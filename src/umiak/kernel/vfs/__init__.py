@@ -56,11 +56,12 @@ def build_vfs(kernel) -> VFS:
             pass
         vfs.mount("/tmp", MemFS(kernel, 0o1777, lower=lower))
     def mount_synth(sym: str, path: str, fstype: str, make, readonly: bool = False) -> None:
-        """devfs, procfs, sysfs: `y` made now, `m` (a config's) at the first look inside,
-        `n` never (their modules are then never imported)."""
+        """devfs, procfs, sysfs: a config's `y` made now, `m` at the first look inside,
+        `n` never (their modules are then never imported); the full kernel's at the
+        first look too (~0.1 ms each of every start, and most programs never look)."""
         if not want(sym):
             return
-        if cfg is not None and cfg.value(sym) == "m":
+        if cfg is None or cfg.value(sym) == "m":
             lazy = OnFirstUse(make, fstype, readonly)
             lazy.mount = vfs.mount(path, lazy, readonly=readonly)
         else:
