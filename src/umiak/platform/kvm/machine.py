@@ -484,9 +484,11 @@ class KvmPlatform(Platform):
         hands it out again (dirty_end). Kept only as simple as that stays true: one
         address space ever (no fork), tables from the platform's pool, no exitless
         path (its poller serves the old kernel), no vCPU running, and PVM, the shadow
-        MMU where this is measured (under VMX/SVM first touches are cheap)."""
+        MMU where this is measured (under VMX/SVM first touches are cheap); and at most
+        RECYCLE_MAX of frames used, so a Machine between runs holds no more host memory
+        than that."""
         if (self.flavour != "pvm" or self._vm < 0 or self.exitless is not None or self._roots_made > 1
-                or self._more_used or self._first_root is None):
+                or self._more_used or self._first_root is None or used_end - self.usable[0] > RECYCLE_MAX):
             return False
         if self._stale is not None:   # the run made no vCPU: settle the run before it first
             self._zap_stale()
@@ -504,7 +506,7 @@ class KvmPlatform(Platform):
         self._stale = stale
         self.dirty_end = max(self.dirty_end, used_end)
         self._roots = [self._first_root]   # the next run's first new_root() is this tree again
-        self._idle = list(self._vcpus)     # no task runs any more (the caller's word)
+        self._idle = self._vcpus[::-1]     # no task runs any more (the caller's word); vCPU 0 first
         self.more_tables = None
         return True
 
@@ -657,6 +659,7 @@ class KvmPlatform(Platform):
         self._mem = None
 
 
+RECYCLE_MAX = 256 << 20   # a VM whose run used more frames is closed, not kept (recycle)
 _ALLOWS = PTE_P | PTE_RW | PTE_US   # the bits of a leaf entry that grant an access (_zap_stale)
 _NONZERO = bytes([0] + [1] * 255)   # bytes.translate: 1 for a nonzero byte
 
