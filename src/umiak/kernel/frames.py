@@ -20,6 +20,7 @@ class FrameAllocator:
         self._end = end
         self._dirty_end = dirty_end   # frames from _next below this are cleared when handed out
         self._clear = clear           # platform.clear(pa, length): zero in place
+        self._retired = False         # retire(): the kernel is done with the VM
         self._free: list[int] = []
         self._discard = discard  # platform.discard: return frames to the host
         # Each frame has one holder when allocated (a private page, or a page cache); every
@@ -39,6 +40,14 @@ class FrameAllocator:
     def total_bytes(self) -> int:
         return self._end
 
+    def retire(self) -> None:
+        """The kernel is done with its VM: any later release (a finalizer of one of its files
+        run by the garbage collector, say) changes nothing, as the VM's frames may be the
+        next run's by then (Platform.recycle): discarding one would zero that run's page."""
+        self._retired = True
+        self._free = []
+        self._used_end, self._next = self._next, self._end   # and nothing more is handed out
+
     def alloc(self) -> int:
         if self._free:
             return self._free.pop()
@@ -53,7 +62,7 @@ class FrameAllocator:
     @property
     def used_end(self) -> int:
         """The end of the frames ever handed out (what a recycled VM must clear)."""
-        return self._next
+        return self._used_end if self._retired else self._next
 
     def alloc_run(self, n: int, filled: bool = False) -> int | None:
         """n consecutive frames (their first address) from the never-used end, or None (then
@@ -98,6 +107,8 @@ class FrameAllocator:
 
         Returns the frames that are still in use elsewhere (their translations at
         the released addresses must be invalidated by the caller)."""
+        if self._retired:
+            return []
         dead, alive = [], []
         refs = self.refs
         for pa in frames:
@@ -115,6 +126,7 @@ class FrameAllocator:
 
 
 _ONE = (1).to_bytes(4, "little")   # one FrameAllocator.refs counter holding 1
+
 
 
 class BufferCharge:

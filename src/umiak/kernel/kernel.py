@@ -485,6 +485,7 @@ class Kernel:
                     pass
         if self._vfs is not None:
             self._vfs.close()
+        self.frames.retire()   # what its files free later (the garbage collector) stays theirs
 
     def current_task(self):
         """The task whose host thread is calling (None off the task threads)."""

@@ -51,9 +51,13 @@ class TimerQueue:
         return bool(self._live)
 
     def stop(self) -> None:
+        """No callback runs once this returns (the VM's memory may be someone else's next:
+        Platform.recycle). Caller does not hold the kernel lock."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
+        with self._lock:   # a callback in flight holds it: it has finished; later ones see _stopped
+            pass
 
     def _run(self) -> None:
         while True:
@@ -73,6 +77,8 @@ class TimerQueue:
                 _, tid, cb = heapq.heappop(self._heap)
                 self._live.pop(tid, None)
             with self._lock:
+                if self._stopped:
+                    return
                 try:
                     cb()
                 except Exception:  # noqa: BLE001 - a timer must not kill the timer thread
