@@ -179,7 +179,7 @@ class KvmPlatform(Platform):
         self._roots_made = 0                  # page-table trees made (recycle keeps a VM of one)
         self._more_used = False               # a table came from more_tables (a kernel's frame)
         # A recycled VM (recycle): the user leaf tables of the run before, (word index, its
-        # entries then), until the next run's first vCPU is made (_zap_stale).
+        # entries then), until the next run first enters the guest (_zap_stale).
         self._stale: list[tuple[int, bytes]] | None = None
         self.dirty_end = 0
         self.exitless: "Exitless | None" = None   # set once the kernel enables the exitless path
@@ -478,8 +478,9 @@ class KvmPlatform(Platform):
         address onto the same frame (fixed code and data, a restored snapshot's layout:
         the kernel hands frames out in the same order) costs nothing. Safe because
         stale entries are dropped before the next run can use them: the user leaf
-        tables are saved and cleared here, and when the next run makes its first vCPU
-        every old entry not found unchanged has its frame invalidated (_zap_stale); the
+        tables are saved and cleared here, and before the next run's first guest
+        instruction (its first KvmVcpu.run) every old entry it did not make again the
+        same has its frame invalidated (_zap_stale); the
         old run's frames keep their data until the FrameAllocator clears each as it
         hands it out again (dirty_end). Kept only as simple as that stays true: one
         address space ever (no fork), tables from the platform's pool, no exitless
