@@ -547,31 +547,32 @@ def _back(mm, vpn: int, n: int, prot: int, filled: bool = False) -> None:
                 mm.platform.map_page((k + j) << 12, pa + j * PAGE, prot)
 
 
-def _write(mm, vpn: int, n: int, data) -> None:
-    """Copy data into the (backed) n pages from vpn: one copy per run of consecutive frames."""
-    pages, ram = mm.pages, mm.ram
+def _frame_runs_of(mm, vpn: int, n: int):
+    """(page offset j, frame, count) for the (backed) n pages from vpn, consecutive frames as one run."""
+    pages = mm.pages
     j = 0
     while j < n:
         pa = pages[vpn + j] & ~0xFFF
         c = 1
         while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
             c += 1
-        ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
+        yield j, pa, c
         j += c
+
+
+def _write(mm, vpn: int, n: int, data) -> None:
+    """Copy data into the (backed) n pages from vpn: one copy per run of consecutive frames."""
+    ram = mm.ram
+    for j, pa, c in _frame_runs_of(mm, vpn, n):
+        ram[pa:pa + c * PAGE] = data[j * PAGE:(j + c) * PAGE]
 
 
 def _scrub(mm, vpn: int, n: int) -> None:
     """Clear the (backed, filled=True) n pages from vpn that hold no data, where they may
     hold a recycled VM's old content."""
-    pages, frames = mm.pages, mm.frames
-    j = 0
-    while j < n:
-        pa = pages[vpn + j] & ~0xFFF
-        c = 1
-        while j + c < n and pages[vpn + j + c] & ~0xFFF == pa + c * PAGE:
-            c += 1
+    frames = mm.frames
+    for _j, pa, c in _frame_runs_of(mm, vpn, n):
         frames.scrub(pa, c * PAGE)
-        j += c
 
 
 def _reseed(mm, proc, fs_base: int) -> None:
