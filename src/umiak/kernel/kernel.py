@@ -139,15 +139,6 @@ def _enosys(name: str):
     return lambda task, a, b, c, d, e, f: task.kernel.note_enosys(name)
 
 
-def initial_fpu(image: bytes) -> bytes:
-    """An XSAVE image of the FPU state a new program starts with (FCW 0x37f, MXCSR 0x1f80)."""
-    fresh = bytearray(len(image))
-    fresh[0:2] = (0x37F).to_bytes(2, "little")
-    fresh[24:28] = (0x1F80).to_bytes(4, "little")
-    fresh[28:32] = image[28:32]   # MXCSR_MASK is the CPU's
-    return bytes(fresh)
-
-
 REGS_SET = object()  # returned by handlers that replaced all registers (rt_sigreturn, execve)
 NR_RESTART_SYSCALL = 219   # what a call that returned ERESTART_RESTARTBLOCK is restarted as
 
@@ -265,8 +256,6 @@ class Kernel:
         regs = [0] * 18
         regs[16], regs[6], regs[17] = entry, sp, 2   # rip, rsp, rflags
         vcpu.set_regs(regs)
-        if self.platform.dirty_end:   # a recycled VM: its vCPU held another program's registers
-            vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         if self.tracer is not None:
             self.tracer.exec(task, execfn or host_path, argv, sp + 8 * (len(argv) + 2), len(envp))
         if clock is not None:
@@ -441,6 +430,7 @@ class Kernel:
         vcpu.set_regs(regs)
         vcpu.set_fs_base(0)
         vcpu.set_gs_base(0)
+        from umiak.arch.x86_64.cpu import initial_fpu
         vcpu.set_fpu(initial_fpu(vcpu.get_fpu()))
         proc.exe = exe_path
         proc.comm = task.comm = os.fsencode(os.path.basename(execfn or exe_path))[:15]

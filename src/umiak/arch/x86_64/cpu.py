@@ -58,3 +58,13 @@ PF_PRESENT = 1
 PF_WRITE = 2
 PF_USER = 4
 PF_INSTR = 16
+
+
+def initial_fpu(image: bytes) -> bytes:
+    """An XSAVE image of the FPU state a new program starts with (FCW 0x37f, MXCSR 0x1f80),
+    the size of image and its MXCSR_MASK (the CPU's)."""
+    fresh = bytearray(len(image))
+    fresh[0:2] = (0x37F).to_bytes(2, "little")
+    fresh[24:28] = (0x1F80).to_bytes(4, "little")
+    fresh[28:32] = image[28:32]
+    return bytes(fresh)

@@ -725,7 +725,9 @@ class KvmVcpu:
             raise PlatformUnavailable("KVM refused the syscall MSRs")
 
     def _reset_state(self, entry: int, stack: int, cr3: int) -> None:
-        """Make a closed vCPU new again for another task (KVM never frees a vCPU)."""
+        """Make a closed vCPU new again for another task (KVM never frees a vCPU): a new
+        program on it must not start with the registers of the one before (a clone sets
+        its parent's FPU state over this)."""
         if self._xl is not None and self._xlm is not None:
             from umiak.platform.kvm.exitless import IDLE
             self._xlm._u32[self._xl.state_i] = IDLE
@@ -735,6 +737,7 @@ class KvmVcpu:
         self._run[api.RUN_IMMEDIATE_EXIT] = 0
         self._set_sregs(cr3)
         self._set_entry(entry, stack)
+        self.set_fpu(cpu.initial_fpu(self.get_fpu()))
 
     def _set_sregs(self, cr3: int) -> None:
         p = self.plat
