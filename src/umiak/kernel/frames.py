@@ -72,12 +72,13 @@ class FrameAllocator:
         if pa + n * PAGE > self._end:
             return None
         self._next = pa + n * PAGE
-        if pa < self._dirty_end and not filled:
-            self._clear(pa, min(n * PAGE, self._dirty_end - pa))
+        if not filled:
+            self.scrub(pa, n * PAGE)
         return pa
 
     def scrub(self, pa: int, length: int) -> None:
-        """Clear frames got with filled=True that the caller did not fill after all."""
+        """Clear what of these frames may hold a recycled VM's old data (below dirty_end):
+        alloc_run's frames, or those got with filled=True that the caller did not fill."""
         if pa < self._dirty_end:
             self._clear(pa, min(length, self._dirty_end - pa))
 

@@ -446,7 +446,7 @@ def _restore(kernel, snap: Snapshot):
 
 
 def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso: bool,
-                runs: dict[int, tuple[list, list]] | None = None) -> None:
+                runs: dict[int, tuple[list, list]]) -> None:
     from umiak.kernel import abi
     from umiak.kernel.mm import PROT_MASK, Vma
     mm.brk_start, mm.brk_end = ms["brk_start"], ms["brk_end"]
@@ -456,7 +456,6 @@ def _restore_mm(kernel, task, mm, ms: dict, blob: bytes | memoryview, have_vdso:
         mm.vdso_base = ms["vdso_base"]
     blob_view = memoryview(blob)
     opened: dict[tuple, Mapping] = {}   # one Mapping per file, as the VMAs split from one mmap share it
-    runs = {} if runs is None else runs
     for n_rec, rec in enumerate(ms["vmas"]):
         start, end = rec["start"], rec["end"]
         if rec["name"] in ("[vvar]", "[vdso]"):
