@@ -21,6 +21,7 @@ class FrameAllocator:
         self._dirty_end = dirty_end   # frames from _next below this are cleared when handed out
         self._clear = clear           # platform.clear(pa, length): zero in place
         self._retired = False         # retire(): the kernel is done with the VM
+        self._ending = False          # ending(): frames released from now on stay as they are
         self._free: list[int] = []
         self._discard = discard  # platform.discard: return frames to the host
         # Each frame has one holder when allocated (a private page, or a page cache); every
@@ -47,6 +48,15 @@ class FrameAllocator:
         self._retired = True
         self._free = []
         self._used_end, self._next = self._next, self._end   # and nothing more is handed out
+
+    def ending(self) -> None:
+        """The VM ends (pid 1 exited): frames released from now on are neither discarded nor
+        handed out again. Discarding is what returns memory to a VM that goes on; at its end
+        it would only cost a recycled VM (Platform.recycle) its translations: KVM drops a
+        discarded frame's shadow entries, so the next run would fault in again every page it
+        maps the same (the program's text, the page cache's). The frames' data stays until a
+        later run's allocator clears them (dirty_end) or the VM is closed."""
+        self._ending = True
 
     def alloc(self) -> int:
         if self._free:
@@ -120,7 +130,7 @@ class FrameAllocator:
                 alive.append(pa)
             else:
                 dead.append(pa)
-        if dead:
+        if dead and not self._ending:
             self._discard(dead)
             self._free.extend(dead)
         return alive

@@ -664,6 +664,8 @@ class Kernel:
         tell its parent. Kernel lock held."""
         proc.zombie = True
         proc.release_vfork()
+        if proc.pid == 1:
+            self.frames.ending()   # the VM ends with it: its frames are not given back one by one
         if proc.fs_peers is not None:   # CLONE_FS: the others keep sharing without it
             proc.fs_peers.remove(proc)
         for timer in [*proc.itimers.values(), *proc.posix_timers.values()]:

@@ -46,6 +46,7 @@ FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
 # the whole slot in KVM (one dirty-logging toggle, ~0.1-0.4 ms) instead of an mprotect pair
 # on the host's pages (~0.3 us a page: 256 MiB cost 20 ms).
 BULK_INVALIDATE = 4 << 20
+VMA_CHUNK = 1 << 20       # guest RAM's host VMAs are at most this long (_split_vmas)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
@@ -256,9 +257,26 @@ class KvmPlatform(Platform):
                 size = min(self.mem_size - start, max(FIRST_SLOT, start))
                 region = api.UserMemoryRegion(self._slots, 0, start, size, self._hva + start)
                 _ioctl(self._vm, api.KVM_SET_USER_MEMORY_REGION, region)
+                self._split_vmas(start, start + size)
                 self._slot_starts.append(start)
                 self._slots += 1
                 self._registered = start + size
+
+    def _split_vmas(self, start: int, end: int) -> None:
+        """Cut guest RAM into host VMAs of VMA_CHUNK (every other one VM_DONTDUMP, so that
+        neighbours do not merge back), so an invalidate's mprotect pair drops the translations
+        of exactly its frames. The host kernel, splitting a VMA at an address that is not
+        2 MiB-aligned, first invalidates the whole 2 MiB around it in KVM when the VMA spans
+        that 2 MiB (__split_huge_pmd, for a huge page there may be, called before it looks):
+        with one VMA for all RAM, a program's text beside a page of its stack faulted into
+        the shadow MMU again page by page after each invalidate (mprotect of RELRO, recycle).
+        VM_DONTDUMP only keeps guest RAM out of a core dump of umiak."""
+        mem = self._mem
+        if mem is None:
+            return
+        first = -(-start // VMA_CHUNK) | 1   # the odd chunks, from the first in [start, end)
+        for k in range(first, -(-end // VMA_CHUNK), 2):
+            mem.madvise(mmap.MADV_DONTDUMP, k * VMA_CHUNK, min(VMA_CHUNK, self.mem_size - k * VMA_CHUNK))
 
     def _alloc_table(self) -> int:
         pa = self._next_table
