@@ -46,7 +46,8 @@ FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
 # the whole slot in KVM (one dirty-logging toggle, ~0.1-0.4 ms) instead of an mprotect pair
 # on the host's pages (~0.3 us a page: 256 MiB cost 20 ms).
 BULK_INVALIDATE = 4 << 20
-VMA_CHUNK = 1 << 20       # guest RAM's host VMAs are at most this long (_split_vmas)
+VMA_CHUNK = 1 << 20       # guest RAM's host VMAs are at most this long (_split_vmas)...
+VMA_SPLIT_END = 1 << 30   # ...below this: at most 512 VMAs a VM (the host allows 65530 a process)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
@@ -272,7 +273,8 @@ class KvmPlatform(Platform):
         the shadow MMU again page by page after each invalidate (mprotect of RELRO, recycle).
         VM_DONTDUMP only keeps guest RAM out of a core dump of umiak."""
         mem = self._mem
-        if mem is None:
+        end = min(end, VMA_SPLIT_END)
+        if mem is None or start >= end:
             return
         first = -(-start // VMA_CHUNK) | 1   # the odd chunks, from the first in [start, end)
         for k in range(first, -(-end // VMA_CHUNK), 2):
