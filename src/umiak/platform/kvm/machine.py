@@ -47,7 +47,7 @@ FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
 # on the host's pages (~0.3 us a page: 256 MiB cost 20 ms).
 BULK_INVALIDATE = 4 << 20
 VMA_CHUNK = 1 << 20       # guest RAM's host VMAs are at most this long (_split_vmas)...
-VMA_SPLIT_END = 1 << 30   # ...below this: at most 512 VMAs a VM (the host allows 65530 a process)
+VMA_SPLIT_END = 1 << 30   # ...below this: at most 1024 VMAs a VM (the host allows 65530 a process)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
