@@ -5,7 +5,10 @@ The poller serves a call on its own host thread while the calling vCPU spins in 
 stub, so the call must finish at once and must not need the vCPU: nothing that may
 block (a read of an empty pipe, a futex wait, sleeps, accept), nothing that reads or
 writes registers or changes the task (exit, clone, execve, rt_sigreturn, arch_prctl,
-signal masks and actions), and nothing for a thread with a signal pending. Everything
+signal masks), and nothing for a thread with a signal pending. A signal action may
+change (rt_sigaction: a table entry; a signal it makes deliverable is one pending, which
+the reply reports), and ioctl may ask what a file is (TCGETS, FIONREAD, ...), not wait
+for it (TCSETSW drains output) nor make the terminal signal anyone (TIOCSPGRP). Everything
 else is answered "take the real exit" and served by the vCPU's own thread as before.
 strace, --syscall-summary and an app kernel's table see both paths alike: both call
 Kernel.dispatch under the kernel lock.
@@ -26,13 +29,15 @@ ALWAYS = (
     "getcwd", "umask", "getrlimit", "getrandom", "fstat", "newfstatat", "stat", "lstat", "statx",
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "lseek", "close", "dup", "dup3",
     "mmap", "munmap", "mprotect", "brk", "madvise", "getdents64", "fstatfs", "statfs",
-    "epoll_ctl", "sched_getscheduler", "sched_getparam", "getpriority", "capget",
+    "epoll_ctl", "sched_getscheduler", "sched_getparam", "getpriority", "capget", "rt_sigaction",
 )
 # I/O on a file descriptor: only when the file cannot make the call wait.
 FD_IO = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
          "recvfrom", "sendto")
 FCNTL_SAFE = frozenset((0, 1, 2, 3, 4, 1030))   # F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC
 FUTEX_WAKES = frozenset((1, 5, 10))            # FUTEX_WAKE, FUTEX_WAKE_OP, FUTEX_WAKE_BITSET
+# TCGETS TIOCGPGRP TIOCGWINSZ FIONREAD FIONBIO FIONCLEX FIOCLEX: questions, and fd flags
+IOCTL_SAFE = frozenset((0x5401, 0x540F, 0x5413, 0x541B, 0x5421, 0x5450, 0x5451))
 
 
 class FastCalls:
@@ -46,10 +51,11 @@ class FastCalls:
         self.always = present(ALWAYS)
         self.fd_io = present(FD_IO)
         self.fcntl = NUMBERS["fcntl"]
+        self.ioctl = NUMBERS["ioctl"]
         self.futex = NUMBERS["futex"]
         self.epoll_wait = present(("epoll_wait", "epoll_pwait"))
         self.poll = NUMBERS["poll"]
-        self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll}
+        self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll, self.ioctl}
         self._owners: dict[int, Any] = {}   # id(vcpu) -> the task it runs
 
     def may_serve(self, nr: int) -> bool:
@@ -77,6 +83,8 @@ class FastCalls:
             return (b & FUTEX_CMD_MASK & 0x7F) in FUTEX_WAKES
         if nr == self.fcntl:
             return b in FCNTL_SAFE
+        if nr == self.ioctl:
+            return (b & 0xFFFFFFFF) in IOCTL_SAFE
         if nr in self.epoll_wait:
             return abi.s32(d) == 0
         if nr == self.poll:
