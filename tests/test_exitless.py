@@ -6,8 +6,10 @@ The rest of the suite runs in the default mode, and a chosen subset also on "kvm
 and "kvm-exitless" (the `exit_modes` marker, tests/conftest.py).
 """
 
+import json
 import re
 import subprocess
+import sys
 
 import pytest
 from harness import build, compare, platform_env, run_native, run_umiak, umiak_command, umiak_env
@@ -114,3 +116,53 @@ def test_reads_longer_than_the_stub_deadline(platform, link, tmp_path):
     data.write_bytes(bytes((i * 2654435761 >> 13) & 0xFF for i in range(9 << 20)))
     compare(forced(platform), [build("exitless_long_reads", link), str(data)],
             options=["-v", f"{tmp_path}:{tmp_path}:ro"])
+
+
+
+RECYCLED_SCRIPT = r"""
+import json, os, re, sys
+from umiak import Machine
+calls, hello, recycle = sys.argv[1:4]
+plan = [("y", [calls, "300"]), ("y", [hello]), ("n", [recycle, "a"]), ("y", [calls, "300"]),
+        ("n", [calls, "300"]), ("y", [recycle, "b"]), ("y", [hello])]
+out, last, kept = [], None, 0
+with Machine(platform="kvm", mem_size=256 << 20, verbose=True) as m:
+    for mode, argv in plan:
+        os.environ["UMIAK_EXITLESS"] = mode   # read by each run's kernel
+        r = m.run_captured(argv)
+        err = r.stderr.decode()
+        served = re.search(r"^umiak: exitless: (\d+) of", err, re.M)   # --verbose, at the run's end
+        err = "".join(ln for ln in err.splitlines(True) if not ln.startswith("umiak: "))
+        out.append([r.status, r.stdout.decode(), err, int(served.group(1)) if served else None])
+        kept += m.last_kernel.platform is last
+        last = m.last_kernel.platform
+print(json.dumps([out, kept]))
+"""
+
+
+def test_a_recycled_vm_keeps_its_exitless_path_for_the_next_kernel(platform):
+    """A Machine's next run reuses the VM of an exitless run (Platform.recycle): the path
+    is unbound from the old kernel and bound to the new one, so each run's calls are served
+    by its own kernel (output and status native's, each run's figures its own), and a
+    kernel that does not enable it (UMIAK_EXITLESS=n) meets stubs that just exit."""
+    if platform != "kvm":
+        pytest.skip("the exitless path is kvm's")
+    from umiak.platform.kvm.device import flavour
+    if flavour() != "pvm":
+        pytest.skip("the exitless path runs under PVM only")
+    calls, hello = build("exitless_calls", "glibc-static"), build("hello", "glibc-dynamic")
+    recycle = build("recycle_memory", "glibc-static")
+    proc = subprocess.run([sys.executable, "-c", RECYCLED_SCRIPT, str(calls), str(hello), str(recycle)],
+                          capture_output=True, timeout=300, env=umiak_env())
+    assert proc.returncode == 0, proc.stderr.decode()
+    out, kept = json.loads(proc.stdout.decode().splitlines()[-1])
+    expected = []
+    for argv in ([calls, "300"], [hello], [recycle, "a"], [calls, "300"], [calls, "300"], [recycle, "b"], [hello]):
+        n = run_native([str(a) for a in argv])
+        expected.append([n.status, n.stdout.decode(), n.stderr.decode()])
+    assert [r[:3] for r in out] == expected
+    assert kept == 6   # every run after the first on the same VM
+    served = [r[3] for r in out]
+    assert 1500 < served[0] < 3000 and 1500 < served[3] < 3000, served   # each run's own 7 calls a round
+    assert served[1] is not None and served[6] is not None, served
+    assert served[2] == served[4] == 0, served   # not bound: every call exited

@@ -195,6 +195,30 @@ class Exitless:
         self._q = plat.ram.cast("Q")
         self._thread: threading.Thread | None = None
         self.rewriter = None   # kernel/rewrite.py's Rewriter, when sites are rewritten (for summary)
+        self._cpu_base = 0.0   # the poller's CPU before this run (a recycled VM's: rebind)
+
+    # -- the kernel it serves -----------------------------------------------------------
+    def unbind(self) -> None:
+        """The run is over and its VM kept (Platform.recycle): no kernel serves calls until
+        rebind(); meanwhile the stubs exit at once (a kernel that does not enable the path,
+        a restored snapshot's, runs them so, at the price of a plain exit)."""
+        self.serve, self.may_serve = _exit_instead, _never
+        self.forced = False
+        self._set_enabled(False)
+        self._new_figures()
+
+    def rebind(self, serve, may_serve, forced: bool) -> None:
+        """The next run's kernel serves from now on."""
+        self.serve, self.may_serve, self.forced = serve, may_serve, forced
+        self.quiet_until = self._backoff = 0.0
+        self._new_figures()
+
+    def _new_figures(self) -> None:
+        """--verbose's figures count from here (the next run on a recycled VM)."""
+        self.served = self.exits = self.punted = self.fallbacks = self.failed = 0
+        self.asleep_exits = 0
+        self._cpu_base += self.poller_cpu()
+        self.rewriter = None
 
     # -- slots ---------------------------------------------------------------------------
     def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
@@ -327,12 +351,12 @@ class Exitless:
         return True
 
     def poller_cpu(self) -> float:
-        """CPU seconds the poller thread used so far."""
+        """CPU seconds the poller thread used in this run so far."""
         t = self._thread
         if t is None or t.ident is None:
             return 0.0
         try:
-            return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+            return time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - self._cpu_base
         except (OSError, AttributeError):
             return 0.0
 
@@ -343,3 +367,12 @@ class Exitless:
                 f"{self.punted} handed back ({self.failed} failed), {self.fallbacks} past the deadline; "
                 f"poller CPU {self.poller_cpu() * 1000:.1f} ms"
                 + (f"; {self.rewriter.rewritten} syscall sites rewritten" if self.rewriter is not None else ""))
+
+
+def _exit_instead(vcpu, nr: int, *args) -> None:
+    """serve() while no kernel is bound (unbind): every call takes the real exit."""
+    return None
+
+
+def _never(nr: int) -> bool:
+    return False

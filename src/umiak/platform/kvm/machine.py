@@ -503,14 +503,17 @@ class KvmPlatform(Platform):
         same has its frame invalidated (_zap_stale); the
         old run's frames keep their data until the FrameAllocator clears each as it
         hands it out again (dirty_end). Kept only as simple as that stays true: one
-        address space ever (no fork), tables from the platform's pool, no exitless
-        path (its poller serves the old kernel), no vCPU running, and PVM, the shadow
+        address space ever (no fork), tables from the platform's pool, no vCPU running
+        (an exitless path is unbound from the old kernel: its stubs exit until the next
+        kernel binds it, enable_exitless), and PVM, the shadow
         MMU where this is measured (under VMX/SVM first touches are cheap); and at most
         RECYCLE_MAX of frames used, so a Machine between runs holds no more host memory
         than that."""
-        if (self.flavour != "pvm" or self._vm < 0 or self.exitless is not None or self._roots_made > 1
+        if (self.flavour != "pvm" or self._vm < 0 or self._roots_made > 1
                 or self._more_used or self._first_root is None or used_end - self.usable[0] > RECYCLE_MAX):
             return False
+        if self.exitless is not None:
+            self.exitless.unbind()   # the next run's kernel binds it again (enable_exitless)
         if self._stale is not None:   # the run made no vCPU: settle the run before it first
             self._zap_stale()
         q, user_end = self.pt._q, KBASE >> 21
@@ -615,8 +618,15 @@ class KvmPlatform(Platform):
         rewrite: rewritten syscall sites enter the stub (%gs is each vCPU's slot page).
         Takes effect for vCPUs created from now on. True when enabled."""
         self.xl_rewrite = rewrite
-        if mode == "n" or self.flavour != "pvm" or self.exitless is not None:
-            return self.exitless is not None
+        xl = self.exitless
+        if xl is not None:   # a recycled VM's: serves this kernel from now on, unless 'n'
+            if mode == "n":
+                self.xl_rewrite = False
+                return False
+            xl.rebind(serve, may_serve, forced=mode == "y")
+            return True
+        if mode == "n" or self.flavour != "pvm":
+            return False
         from umiak.platform.kvm.exitless import Exitless
         xl = Exitless(self, serve, may_serve, forced=mode == "y")
         if mode == "auto" and xl.cores < 2:
@@ -755,6 +765,7 @@ class KvmVcpu:
         self._state = 0
         self._thread = None
         self._run[api.RUN_IMMEDIATE_EXIT] = 0
+        self.gs_virtual = False   # set again where sites are rewritten (_xl_gs)
         self._set_sregs(cr3)
         self._set_entry(entry, stack)
         self.set_fpu(cpu.initial_fpu(self.get_fpu()))
