@@ -204,6 +204,7 @@ class Exitless:
         a restored snapshot's, runs them so, at the price of a plain exit)."""
         self.serve, self.may_serve = _exit_instead, _never
         self.forced = False
+        self.rewriter = None   # the old kernel's
         self._set_enabled(False)
         self._new_figures()
 
@@ -217,8 +218,7 @@ class Exitless:
         """--verbose's figures count from here (the next run on a recycled VM)."""
         self.served = self.exits = self.punted = self.fallbacks = self.failed = 0
         self.asleep_exits = 0
-        self._cpu_base += self.poller_cpu()
-        self.rewriter = None
+        self._cpu_base = self._thread_cpu()
 
     # -- slots ---------------------------------------------------------------------------
     def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
@@ -352,11 +352,16 @@ class Exitless:
 
     def poller_cpu(self) -> float:
         """CPU seconds the poller thread used in this run so far."""
+        raw = self._thread_cpu()
+        return raw - self._cpu_base if raw else 0.0
+
+    def _thread_cpu(self) -> float:
+        """CPU seconds the poller thread used since it started (0 before)."""
         t = self._thread
         if t is None or t.ident is None:
             return 0.0
         try:
-            return time.clock_gettime(time.pthread_getcpuclockid(t.ident)) - self._cpu_base
+            return time.clock_gettime(time.pthread_getcpuclockid(t.ident))
         except (OSError, AttributeError):
             return 0.0
 
