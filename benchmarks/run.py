@@ -225,12 +225,35 @@ def counting_exits():
         Kernel._loop, Kernel.handle_fault = orig_loop, orig_fault
 
 
+@contextmanager
+def exitless_mode(mode: str | dict | None):
+    """UMIAK_EXITLESS=mode (or these variables) for the in-process runs inside (None: as it was)."""
+    env = {"UMIAK_EXITLESS": mode} if isinstance(mode, str) else dict(mode or {})
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def in_process(platform: str, argv: list[str], runs: int, expect: bytes = b"",
-               recycle: bool = True) -> tuple[float, Counter]:
+               recycle: bool = True, exitless: str | dict | None = None, cache: bool = False) -> tuple[float, Counter]:
     """Median ms of Machine(platform).run_captured(argv) after one warm-up run,
-    and the exits counted during that warm-up run. recycle=False: a fresh VM each run."""
+    and the exits counted during that warm-up run. recycle=False: a fresh VM each run;
+    exitless: UMIAK_EXITLESS for these runs; cache: the prelinked snapshot cache on."""
+    with exitless_mode(exitless):
+        return _in_process(platform, argv, runs, expect, recycle, cache)
+
+
+def _in_process(platform: str, argv: list[str], runs: int, expect: bytes, recycle: bool,
+                cache: bool) -> tuple[float, Counter]:
     from umiak import Machine
-    m = Machine(platform=platform, mem_size=512 << 20, extra={"recycle": recycle})
+    m = Machine(platform=platform, mem_size=512 << 20, extra={"recycle": recycle, "snapshot_cache": cache})
     times = []
     for i in range(runs + 1):
         if i == 0:
@@ -663,9 +686,15 @@ def take_snapshot(platform: str, argv: list[str], at: str):
     return got[0]
 
 
-def restored(platform: str, snap, runs: int, expect: bytes = b"", recycle: bool = True) -> tuple[float, Counter]:
+def restored(platform: str, snap, runs: int, expect: bytes = b"", recycle: bool = True,
+             exitless: str | None = None) -> tuple[float, Counter]:
     """in_process() for a snapshot: median ms of a restore that runs to the end, and its exits.
     recycle=False: each run on a fresh VM (built in the background), as before VMs were recycled."""
+    with exitless_mode(exitless):
+        return _restored(platform, snap, runs, expect, recycle)
+
+
+def _restored(platform: str, snap, runs: int, expect: bytes, recycle: bool) -> tuple[float, Counter]:
     from umiak import Machine
     m = Machine(platform=platform, mem_size=512 << 20, extra={"restore": snap, "recycle": recycle})
     times = []
@@ -705,26 +734,32 @@ def section_snapshots(ctx: Ctx) -> None:
                   ("python3 -c pass", ready, "ready", 5, b"", "snap_py_ready_ms")]
     rates = {}
     for label, argv, at, runs, expect, key in cases:
-        normal, snap, fresh = {}, {}, {}
+        normal, snap, fresh, xl = {}, {}, {}, {}
         for k in ("kvm", "emu"):
             if not ctx.usable.get(k):
-                normal[k] = snap[k] = fresh[k] = "unavailable"
+                normal[k] = snap[k] = fresh[k] = xl[k] = "unavailable"
                 continue
             normal[k] = attempt(in_process, k, argv, runs, expect)
             s = attempt(take_snapshot, k, argv, at)
             snap[k] = attempt(restored, k, s, runs, expect) if not isinstance(s, str) else s
             fresh[k] = attempt(restored, k, s, runs, expect, False) if not isinstance(s, str) else s
+            xl[k] = "-"
+            if k == "kvm":
+                xl[k] = attempt(restored, k, s, runs, expect, True, "auto") if not isinstance(s, str) else s
             if label == "dynamic hello" and not isinstance(s, str):
                 rates[k] = attempt(restores_per_second, k, s)
             note(f"  {label} {at} {k}: normal {normal[k]}, restored {snap[k]}")
         if key:
             RESULTS[key] = ms_of(snap, "kvm")
+            RESULTS[key + "_xl"] = ms_of(xl, "kvm")
         rows.append([f"{label}, normal start, in-process", "-", fmt(ms_of(normal, "kvm"), "ms"),
                      fmt(ms_of(normal, "emu"), "ms"), "-", "-", "-"])
         rows.append([f"  from an --at {at} snapshot", "-", fmt(ms_of(snap, "kvm"), "ms"),
                      fmt(ms_of(snap, "emu"), "ms"), "-", "-", "-"])
         rows.append(["    the same, each on a fresh VM (not recycled)", "-", fmt(ms_of(fresh, "kvm"), "ms"),
                      fmt(ms_of(fresh, "emu"), "ms"), "-", "-", "-"])
+        rows.append(["    the same, with the exitless path (UMIAK_EXITLESS=auto)", "-", fmt(ms_of(xl, "kvm"), "ms"),
+                     "-", "-", "-", "-"])
         rows.append(["  VM exits, normal start", "-", exits_cell(normal, "kvm", ctx), exits_cell(normal, "emu", ctx),
                      "-", "-", "-"])
         rows.append(["  VM exits, first restore (later ones map its faulted pages at once)", "-", exits_cell(snap, "kvm", ctx), exits_cell(snap, "emu", ctx),
@@ -980,6 +1015,14 @@ def section_exitless(ctx: Ctx) -> None:
         out, cpu = timed_cmd(k, [str(pingpong), str(rounds)], XL_MODES.get(k, {}))
         return float(out.split()[0]), cpu / rounds * 1e6
     p = cells(pingpong_s)
+
+    def python_ms(k):
+        if k not in XL_MODES:
+            return "-"   # in-process: umiak's only
+        return in_process("kvm", ["/usr/bin/python3", "-c", "pass"], 5, b"", exitless=XL_MODES[k] or {"UMIAK_EXITLESS": "n"},
+                          cache=True)[0]
+    py = cells(python_ms) if os.path.exists("/usr/bin/python3") else {}
+    RESULTS["xl_py_ms"] = py.get("kvm exitless auto", "not measured")
     first = lambda v, k: v[k][0] if isinstance(v.get(k), tuple) else v.get(k)  # noqa: E731
     RESULTS["xl_getppid_us"] = first(g, "kvm exitless")
     for key, v in (("xl_read_vs_runsc", r), ("xl_pingpong_vs_runsc", p)):
@@ -994,8 +1037,9 @@ def section_exitless(ctx: Ctx) -> None:
         ["  CPU per read, start-up included", *[part(r[k], 1, "us") for k in XL_KINDS]],
         ["futex ping-pong, round trips per second (higher is better)", *[part(p[k], 0, "") for k in XL_KINDS]],
         ["  CPU per round trip, start-up included", *[part(p[k], 1, "us") for k in XL_KINDS]],
+        ["python3 -c pass in-process, prelinked snapshot cache (ms)", *[fmt(py.get(k, "-"), "ms") for k in XL_KINDS]],
     ], ["kvm = plain VM exits (the default); exitless = the stub and the host poller forced on, with",
-        "rewritten `mov $nr,%eax; syscall` sites; auto = the same where it pays (a core to spare, costly",
+        "rewritten syscall sites (`mov $nr,%eax; syscall`, glibc's syscall()); auto = the same where it pays (a core to spare, costly",
         "exits; UMIAK_EXITLESS=auto); --no-rewrite = the stub entered by `syscall` (UMIAK_REWRITE=n).",
         "CPU = user + system time of the command and its children: the poller's spinning counts."], headers=headers)
 
@@ -1028,8 +1072,12 @@ def print_targets() -> None:
          lambda v: f"{v:.3g} ms", lambda v: v <= 5),
         ("python3 -c pass from an entry snapshot (kvm)", "snap_py_entry_ms", "<= 40 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 40),
+        ("  the same, with the exitless path (auto)", "snap_py_entry_ms_xl", "<= 40 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 40),
         ("python3 -c pass from a ready snapshot (kvm)", "snap_py_ready_ms", "<= 10 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 10),
+        ("python3 -c pass in-process, exitless and the prelinked cache (kvm)", "xl_py_ms", "<= 40 ms",
+         lambda v: f"{v:.3g} ms", lambda v: v <= 40),
         ("restores of one snapshot in one process (kvm)", "restores_per_s", ">= 100 per second",
          lambda v: f"{v:.3g} per second", lambda v: v >= 100),
         ("umiak run of a static hello over python3 -c pass (kvm)", "whole_hello_over_python_ms", "<= 40 ms",

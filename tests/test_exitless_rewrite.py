@@ -1,5 +1,6 @@
 """Rewritten syscall sites (issue 15 §3, kernel/rewrite.py): with the exitless path on kvm,
-`mov $nr,%eax; syscall` sites of the program's text become jumps into the vCPU's stub.
+`mov $nr,%eax; syscall` sites of the program's text (and glibc's syscall()) become jumps into
+the vCPU's stub.
 
 On kvm these run umiak as "kvm-exitless" (the exitless path forced on, sites rewritten
 unless --no-rewrite); on emu they check the same programs' semantics.
@@ -11,7 +12,7 @@ import pytest
 from harness import build, compare, run_native, run_umiak
 
 PTHREAD = ("-pthread",)
-VARIANTS = ("glibc-static", "musl-static")
+VARIANTS = ("glibc-static", "musl-static", "glibc-dynamic")
 
 
 def forced(platform: str) -> str:
@@ -23,18 +24,22 @@ def _rewritten(stderr: bytes) -> int:
     return int(m.group(1)) if m else 0
 
 
-def test_sites_are_rewritten(platform):
-    """The other tests test something: sites are rewritten, the program sees it in its code
-    (as under gVisor's systrap), /proc/self/maps does not show the trampolines."""
+@pytest.mark.parametrize("link", ("glibc-static", "glibc-dynamic"))
+def test_sites_are_rewritten(platform, link):
+    """The other tests test something: sites are rewritten, in the executable and in libc.so,
+    the program sees it in its code (as under gVisor's systrap), /proc/self/maps does not
+    show the trampolines."""
     if platform != "kvm":
         pytest.skip("rewritten sites are kvm's exitless path")
-    prog = [str(build("rewrite_code", "glibc-static"))]
+    prog = [str(build("rewrite_code", link))]
     native = run_native(prog)
     r = run_umiak("kvm-exitless", prog, options=["--verbose"])
     assert r.status == 0 and _rewritten(r.stderr) > 0, r.describe()
     got, want = r.stdout.decode().splitlines(), native.stdout.decode().splitlines()
     assert got[0].startswith("getppid: e9 ") and got[0].endswith(" 0f 05"), got
-    assert got[2] == want[2] == "maps below 64 KiB: 0"
+    assert want[2] == "syscall: 4c 8b 4c 24 08 0f 05" and got[2].startswith("syscall: e9 "), got
+    assert got[3] == want[3] == "maps below 64 KiB: 0"
+    assert got[4] == want[4] == "anonymous executable maps: 0"
 
 
 @pytest.mark.parametrize("link", VARIANTS)

@@ -1,4 +1,5 @@
-/* Probes: SIGALRM (setitimer, every 500 us) while the program loops in rewritten getppid calls:
+/* Probes: SIGALRM (setitimer, every 500 us) while the program loops in rewritten getppid calls
+ * (the wrapper's and syscall()'s sites):
  * the handler's ucontext RIP is always in the program's own text, never in an umiak trampoline
  * or stub, and the loop's results stay right. */
 #define _GNU_SOURCE
@@ -6,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -33,7 +35,7 @@ int main(void)
     pid_t ppid = getppid();
     long wrong = 0;
     for (long i = 0; signals < 30; i++)
-        wrong += getppid() != ppid;
+        wrong += getppid() != ppid || syscall(SYS_getppid) != ppid;
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     printf("at least 30 signals, RIP outside the text %ld, wrong results %ld\n", outside, wrong);

@@ -91,16 +91,16 @@ class FastCalls:
             return abi.s32(c) == 0
         return False
 
-    def serve(self, vcpu, nr: int, a: int, b: int, c: int, d: int, e: int, f: int):
+    def serve(self, vcpu, nr: int, a: int, b: int, c: int, d: int, e: int, f: int, at: int = 0):
         """Serve the call on this (the poller's) thread: (result, a signal is pending now),
-        or None for "take the real exit"."""
+        or None for "take the real exit". at: where it returns to (its site, for rewrite.py)."""
         k = self.kernel
         with k.lock:
             task = self._owner(vcpu)
             if (task is None or task.has_signal or task.killed or task.process.exiting
                     or task.restart_nr is not None or not self._allowed(task, nr, a, b, c, d)):
                 return None
-            if k.rewriter is not None and k.rewriter.first_call(task, nr):
+            if k.rewriter is not None and k.rewriter.first_call(task, at):
                 return None   # the real exit, where the call's site can be rewritten
             cur = k._current
             cur.task = task

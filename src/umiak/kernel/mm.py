@@ -38,6 +38,7 @@ FAULT_CHUNK_MAX = 512    # each further fault in the same VMA up to 2 MiB
 TASK_SIZE = 0x7FFF_FFFF_F000
 BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (SIGBUS)
 MMAP_MIN_ADDR = 0x10000
+KERNEL_VMA = "[umiak-rewrite]"   # the name of umiak's own pages (kernel/rewrite.py): unseen, kept
 WRITE_RUN = 1 << 20      # bytes AddressSpace.write asks write_views for at a time
 # Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
@@ -249,7 +250,8 @@ class AddressSpace:
             if prot:
                 plat.map_page(va, pa, prot)
 
-    def munmap(self, addr: int, length: int) -> None:
+    def munmap(self, addr: int, length: int, user: bool = False) -> None:
+        """user: the program's munmap(2), which leaves umiak's own pages (KERNEL_VMA) alone."""
         if addr & (PAGE - 1) or length == 0:
             raise SyscallError(EINVAL)
         end = addr + abi.page_up(length)
@@ -258,6 +260,8 @@ class AddressSpace:
         dead: list[int] = []
         caches = []
         for vma in self._range_vmas(addr, end):
+            if user and vma.name == KERNEL_VMA:
+                continue
             if vma.cache is None:   # a cache writes back what nobody maps any more (_trim)
                 self._flush_shared(vma, vma.start, vma.end)
             self._take_pages(vma.start, vma.end, dead)
@@ -407,6 +411,8 @@ class AddressSpace:
         self._run = None
         lowered = []
         for vma in self._range_vmas(addr, end):
+            if vma.name == KERNEL_VMA:
+                continue
             if vma.flags & MAP_SHARED and vma.file is not None and prot & PROT_WRITE \
                     and not vma.file.writable:
                 raise SyscallError(EACCES)

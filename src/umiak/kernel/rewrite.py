@@ -1,45 +1,60 @@
 """Rewritten syscall sites (issue 15 §3): calls that enter the exitless stub without `syscall`.
 
 Under PVM the `syscall` instruction itself costs ~22 µs (PVM delivers it to LSTAR). A site
-`mov $nr,%eax; syscall` (b8 imm32 0f 05) seen at a syscall exit for the first time gets its
-five-byte `mov` replaced by `jmp rel32` to a trampoline of its own:
+seen at a syscall exit for the first time, where the five bytes before the `syscall` are one
+instruction the trampoline can run as well (it does not depend on where it is), gets them
+replaced by `jmp rel32` to a trampoline of its own, which begins with them:
 
-    mov $nr,%eax ; movabs $site+7,%rcx ; jmp *%gs:RW_PTR       (32 bytes a site)
+    b8 imm32        mov $nr,%eax          glibc's and musl's wrappers (imm32 must be the call's nr)
+    4c 8b 4c 24 08  mov 0x8(%rsp),%r9     glibc's syscall(): its sixth argument, from the stack
+                                          (r9 must hold that word: the site is what it seems)
+
+    <those five bytes> ; movabs $site+7,%rcx ; jmp *%gs:RW_PTR       (32 bytes a site)
 
 %gs is the vCPU's slot page (platform/kvm/exitless.py), whose RW_PTR is that vCPU's
 rewritten-site entry: it saves the flags in r11 and goes on as the stub's `syscall` entry,
 so rax, rcx and r11 are what `syscall` leaves and the red zone below rsp is not touched.
-The `syscall` after the jump stays: a thread that had run the old `mov` (or a branch to
-the `syscall`) still makes the real call, and a stop inside a trampoline is reported at
-the site (RIP at the `mov`, or at the `syscall` once eax holds the number: fix_rip), so
-a signal frame is what a native run would show and sigreturn resumes there.
+The `syscall` after the jump stays: a thread that had run the old instruction (or a branch
+to the `syscall`) still makes the real call, and a stop inside a trampoline is reported at
+the site (RIP at its first byte, or at the `syscall` once the instruction has run:
+fix_rip), so a signal frame is what a native run would show and sigreturn resumes there.
 
 Why it is safe:
 - Only an address space that one task runs is rewritten (no other vCPU can execute the
   bytes while they change; the only one is stopped in this exit); with more threads
   sites are left as they are (the ones rewritten before stay).
-- The site must be what the call came through: eax's number is the `mov`'s, and the byte
-  before the `mov` is not a prefix that would make it part of another instruction.
+- The site must be what the call came through: eax's number is the `mov`'s (r9 the word
+  at 8(%rsp)), and the byte before it is not a prefix that would make it part of another
+  instruction.
 - Only private mappings: a file's text is a private copy (mm.write(force) breaks COW),
   never the host file or a MAP_SHARED page.
-- Trampolines live below mmap_min_addr, where no mapping of the program can be: a page
-  at a time from 0xFFFF down (to 0xC000: 512 sites), so touching a low address (a NULL
-  pointer's field) still faults as natively unless it is one of those pages;
-  /proc/<pid>/maps leaves them out; fork copies them with the text. Only sites within
-  ±2 GiB of them are rewritten (non-PIE executables at 0x400000).
+- Trampolines live where no mapping of the program can be, in pages /proc/<pid>/maps
+  leaves out (fork copies them with the text). A site uses the first area within ±2 GiB
+  of it (rel32):
+  - below mmap_min_addr, a page at a time from 0xFFFF down (to 0xC000: 512 sites), for
+    non-PIE executables at 0x400000; touching a low address (a NULL pointer's field)
+    still faults as natively unless it is one of those pages;
+  - the 64 KiB just above the mmap area's top (2048 sites), in the gap Linux also keeps
+    below the stack, near the shared libraries ld.so mapped from that top down. The range
+    is the kernel's (mm.reserved): no mmap lands there, MAP_FIXED there fails (ENOMEM),
+    and munmap or mprotect leave its pages alone.
 - Only calls the exitless poller may serve (FastCalls.may_serve): the others gain little.
 - --no-rewrite (UMIAK_REWRITE=n) turns it off, for programs that check their own code.
 """
 
 from umiak.kernel import abi
 from umiak.kernel.errors import SyscallError
+from umiak.kernel.mm import KERNEL_VMA
 
 AREA, AREA_END = 0xC000, 0x10000   # below MMAP_MIN_ADDR (kernel/mm.py), its top pages
+HIGH_SIZE = 0x10000                # the area above mm.mmap_top
 TRAMP = 32
 PAGE = 4096
-NAME = "[umiak-rewrite]"
+NAME = KERNEL_VMA
 SITE_LEN = 7
-# A byte before b8 that would make it part of a longer instruction (a REX or legacy prefix,
+R9_FROM_STACK = bytes.fromhex("4c8b4c2408")   # mov 0x8(%rsp),%r9
+RSP, R9 = 6, 9   # in the vCPU's register list
+# A byte before the instruction that would make it part of a longer instruction (a REX or legacy prefix,
 # the 0f escape: `41 b8 imm32` is mov $imm,%r8d): such a site is left alone.
 NOT_BEFORE = frozenset(range(0x40, 0x50)) | {0x0F, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
 
@@ -53,15 +68,12 @@ class Rewriter:
         self.rw_ptr_off = rw_ptr_off
         self.rewritten = 0
 
-    def first_call(self, task, nr: int) -> bool:
-        """Whether nr is called for the first time in this address space. The poller does
-        not know where a call comes from, so it hands such a call back: its real exit shows
-        the site (note). One exit more per syscall number and process."""
+    def first_call(self, task, at: int) -> bool:
+        """Whether the poller's call (returning to at, as the stub's slot says) comes from a
+        site not seen yet in this address space: it hands such a call back, so its real exit
+        shows the site (note). One exit more per site and process."""
         st = _state(task.mm)
-        if nr in st.nrs or st.off or st.full:
-            return False
-        st.nrs.add(nr)
-        return True
+        return not (at in st.seen or st.off)
 
     def note(self, task, nr: int, ret: int) -> None:
         """A syscall exit whose `syscall` ends at ret: rewrite its site if it is one."""
@@ -70,33 +82,45 @@ class Rewriter:
         if ret in st.seen:
             return
         st.seen.add(ret)
-        if not self.may_serve(nr) or st.full or st.off or not getattr(task.vcpu, "gs_virtual", False):
+        if not self.may_serve(nr) or st.off or not getattr(task.vcpu, "gs_virtual", False):
             return
         site = ret - SITE_LEN
         try:
             code = mm.read(site - 1, SITE_LEN + 1)
         except SyscallError:
             return
-        if (code[1] != 0xB8 or code[6:] != b"\x0f\x05" or int.from_bytes(code[2:6], "little") != nr & 0xFFFF_FFFF
-                or code[0] in NOT_BEFORE):
+        head = code[1:6]
+        if code[6:] != b"\x0f\x05" or code[0] in NOT_BEFORE:
+            return
+        if head[0] == 0xB8:
+            if int.from_bytes(head[1:], "little") != nr & 0xFFFF_FFFF:
+                return
+        elif head == R9_FROM_STACK:
+            regs = task.vcpu.get_regs()
+            try:
+                if mm.read_u64(regs[RSP] + 8) != regs[R9]:
+                    return
+            except SyscallError:
+                return
+        else:
             return
         # No other task may run this address space (a thread, a CLONE_VM child, a vfork parent).
         if sum(1 for t in self.kernel.tasks.values() if t.mm is mm) != 1:
             return
-        code = code[1:]
         vma = mm.find_vma(site)
         if vma is None or vma.flags & abi.MAP_SHARED or vma.start > site or vma.end < ret:
             return
-        tramp = st.next_tramp()
+        area = st.area_for(mm, site)
+        if area is None:
+            return
+        tramp = area.next()
+        if not area.page(mm, tramp):
+            return
         rel = tramp - (site + 5)
-        if not -(1 << 31) <= rel < (1 << 31):
-            return
-        if not st.area(mm, tramp):
-            return
-        body = (b"\xb8" + code[1:5] + b"\x48\xb9" + ret.to_bytes(8, "little")
+        body = (head + b"\x48\xb9" + ret.to_bytes(8, "little")
                 + b"\x65\xff\x24\x25" + self.rw_ptr_off.to_bytes(4, "little"))
         mm.write(tramp, body + b"\xcc" * (TRAMP - len(body)), force=True)
-        st.used += 1
+        area.used += 1
         mm.write(site, b"\xe9" + rel.to_bytes(4, "little", signed=True), force=True)
         self.rewritten += 1
 
@@ -113,17 +137,20 @@ class Rewriter:
         the snapshot is the program's own and restores anywhere; sites may be rewritten again."""
         st = _state(mm)
         self._put_back(mm, st)
-        for page in range(AREA, AREA_END, PAGE):
-            vma = mm.find_vma(page)
-            if vma is not None and vma.name == NAME:
-                mm.munmap(page, PAGE)
-        st.used = 0
+        for area in st.areas:
+            for page in range(area.lo, area.hi, PAGE):
+                vma = mm.find_vma(page)
+                if vma is not None and vma.name == NAME:
+                    mm.munmap(page, PAGE)
+            area.used = 0
+            if area.lo != AREA and (area.lo, area.hi) in mm.reserved:
+                mm.reserved.remove((area.lo, area.hi))
+        st.areas = [a for a in st.areas if a.lo == AREA]
         st.seen.clear()
 
     @staticmethod
     def _put_back(mm, st) -> None:
-        for i in range(st.used):
-            tramp = _tramp(i)
+        for tramp in (a.tramp(i) for a in st.areas for i in range(a.used)):
             try:
                 body = mm.read(tramp, 15)
                 site = int.from_bytes(body[7:15], "little") - SITE_LEN
@@ -137,10 +164,8 @@ class Rewriter:
         v = task.vcpu
         regs = v.get_regs()
         rip = regs[16]
-        if not AREA <= rip < AREA_END:
-            return
         base = rip & ~(TRAMP - 1)
-        if base < AREA_END - _state(task.mm).used * TRAMP:
+        if not any(a.tramp(a.used - 1) <= base < a.hi for a in _state(task.mm).areas if a.used):
             return
         try:
             ret = task.mm.read_u64(base + 7)
@@ -150,39 +175,26 @@ class Rewriter:
         v.set_regs(regs)
 
 
-def _tramp(i: int) -> int:
-    """Where trampoline i is: from the top of the area down."""
-    return AREA_END - (i + 1) * TRAMP
+class _Area:
+    """A run of trampolines, from hi down, its pages mapped at their first use."""
 
-
-class _State:
-    """One address space's rewritten sites: the return addresses looked at, trampolines used."""
-
-    def __init__(self, mm):
-        self.seen: set[int] = set()
-        self.nrs: set[int] = set()   # syscall numbers handed back by the poller once (first_call)
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = lo, hi
         self.used = 0
-        self.off = False   # the program took %gs: no more sites here
-        # A fork's copy holds the trampolines the parent made: count them.
-        while self.used < (AREA_END - AREA) // TRAMP:
-            vma = mm.find_vma(_tramp(self.used))
-            if vma is None or vma.name != NAME:
-                break
-            try:
-                if mm.read(_tramp(self.used), 1) == b"\x00":
-                    break
-            except SyscallError:
-                break
-            self.used += 1
 
-    @property
+    def tramp(self, i: int) -> int:
+        return self.hi - (i + 1) * TRAMP
+
+    def next(self) -> int:
+        return self.tramp(self.used)
+
     def full(self) -> bool:
-        return self.used >= (AREA_END - AREA) // TRAMP
+        return self.used >= (self.hi - self.lo) // TRAMP
 
-    def next_tramp(self) -> int:
-        return _tramp(self.used)
+    def reaches(self, site: int) -> bool:
+        return -(1 << 31) <= self.lo - (site + 5) and self.hi - (site + 5) < (1 << 31)
 
-    def area(self, mm, tramp: int) -> bool:
+    def page(self, mm, tramp: int) -> bool:
         """The page of trampoline tramp, mapped at its first use."""
         page = tramp & ~(PAGE - 1)
         vma = mm.find_vma(page)
@@ -192,6 +204,49 @@ class _State:
         mm._insert(Vma(page, page + PAGE, abi.PROT_READ | abi.PROT_EXEC,
                        abi.MAP_PRIVATE | abi.MAP_ANONYMOUS, NAME))
         return True
+
+    def count(self, mm) -> None:
+        """A fork's copy holds the trampolines the parent made: count them."""
+        while not self.full():
+            vma = mm.find_vma(self.next())
+            if vma is None or vma.name != NAME:
+                break
+            try:
+                if mm.read(self.next(), 1) == b"\x00":
+                    break
+            except SyscallError:
+                break
+            self.used += 1
+
+
+class _State:
+    """One address space's rewritten sites: the return addresses looked at (at real exits,
+    rewritten or not), the trampolines' areas."""
+
+    def __init__(self, mm):
+        self.seen: set[int] = set()
+        self.off = False   # the program took %gs: no more sites here
+        self.areas = [_Area(AREA, AREA_END)]
+        high = (mm.mmap_top, mm.mmap_top + HIGH_SIZE)
+        if high in mm.reserved:   # a fork's copy of an address space that had one
+            self.areas.append(_Area(*high))
+        for a in self.areas:
+            a.count(mm)
+
+    def area_for(self, mm, site: int) -> "_Area | None":
+        """The first area with room within reach of site; the high one made when needed."""
+        for a in self.areas:
+            if a.reaches(site) and not a.full():
+                return a
+        lo, hi = mm.mmap_top, mm.mmap_top + HIGH_SIZE
+        if len(self.areas) > 1 or not mm.mmap_top or not mm._is_free(lo, hi):
+            return None
+        a = _Area(lo, hi)
+        if not a.reaches(site):
+            return None
+        mm.reserved.append((lo, hi))
+        self.areas.append(a)
+        return a
 
 
 def _state(mm) -> _State:

@@ -390,6 +390,7 @@ def _restore(kernel, snap: Snapshot):
     task = Task(proc, proc.pid)
     task.nice = os.getpriority(os.PRIO_PROCESS, 0)
     proc.leader = task
+    kernel._enable_exitless()   # as a normal start does (the snapshot holds no rewritten site)
     vcpu = task.vcpu = kernel.platform.create_vcpu(0, 0, mm.platform)
     kernel.vdso = None
     clock = kernel.platform.tsc_clock(vcpu) if opts.vdso else None

@@ -45,7 +45,7 @@ def sys_mmap(task, addr, length, prot, flags, fd, offset):
 
 def sys_munmap(task, addr, length):
     """munmap(2)"""
-    task.mm.munmap(addr, length)
+    task.mm.munmap(addr, length, user=True)
     return 0
 
 

@@ -18,7 +18,7 @@ from umiak.kernel.abi import CLK_TCK, PROC_SUPER_MAGIC, SYSFS_MAGIC
 from umiak.kernel.errors import ENOENT, SyscallError
 from umiak.kernel.vfs.core import Loc, Mount
 from umiak.kernel.vfs.nodes import FileNode, SynthDir, SynthFile, SynthFS, SynthLink, SynthNode, makedev
-from umiak.kernel.mm import MMAP_MIN_ADDR
+from umiak.kernel.mm import KERNEL_VMA, MMAP_MIN_ADDR
 
 
 def _uuid4() -> str:
@@ -430,7 +430,7 @@ def _mnt_id(f) -> int:
 def _maps(proc) -> str:
     lines = []
     for v in list(proc.mm.vmas):
-        if v.start < MMAP_MIN_ADDR:
+        if v.start < MMAP_MIN_ADDR or v.name == KERNEL_VMA:
             continue   # umiak's own (kernel/rewrite.py): no mapping of the program is there
         prot = v.prot
         perms = ("r" if prot & abi.PROT_READ else "-") + ("w" if prot & abi.PROT_WRITE else "-") \

@@ -24,7 +24,7 @@ syscall exit (at_user and get/set regs stay as they were).
 The stub's code (code page C, slot S = C + 0x1000, exit page M = C + 0x2000):
 
     entry:  mov [S+NR], rax ; cmp dword [S+ENABLED], 0 ; je slow
-            mov [S+A0..A5], rdi, rsi, rdx, r10, r8, r9
+            mov [S+A0..A5], rdi, rsi, rdx, r10, r8, r9 ; mov [S+AT], rcx
             mov dword [S+STATE], POSTED
     wait:   mov eax, [S+SPIN]
     spin:   pause ; cmp dword [S+STATE], DONE ; je done
@@ -50,18 +50,19 @@ import time
 IDLE, POSTED, CLAIMED, DONE, EXIT, DONE_SIG = range(6)
 
 # Slot layout (byte offsets in the slot page): request, state, reply and the host's
-# settings each on a cache line of their own.
+# settings each on a cache line of their own. AT (after the six arguments) is where the
+# call returns to (rcx): the poller hands back a call from a site it has not seen (rewrite.py).
 NR_OFF, ARGS_OFF, STATE_OFF, REPLY_OFF, ENABLED_OFF, SPIN_OFF, USER_RSP_OFF = (
     0x00, 0x08, 0x40, 0x80, 0xC0, 0xC4, 0x100)
 STACK_LO, STACK_TOP = 0x200, 0x240
 
 STUB_CODE = bytes.fromhex(
-    "488905f90f0000833db210000000745b48893df10f0000488935f20f0000488915f30f00004c"
-    "8915f40f00004c8905f50f00004c890df60f0000c705fc0f0000010000008b057a100000f390"
-    "833ded0f0000037420833de40f000004730dffc875e8833dd70f00000274d9c6058e1f000000"
-    "480f07488b05041000004889257d100000488d25b611000041539d488b256c100000c705a20f"
-    "000000000000ffe1")
-DONE_AT, LAST_AT = 0x75, 0x9E   # offsets of `done` and `last` in STUB_CODE
+    "488905f90f0000833db210000000746248893df10f0000488935f20f0000488915f30f00004c"
+    "8915f40f00004c8905f50f00004c890df60f000048890df70f0000c705f50f0000010000008b"
+    "0573100000f390833de60f0000037420833ddd0f000004730dffc875e8833dd00f00000274d9"
+    "c605871f000000480f07488b05fd0f000048892576100000488d25af11000041539d488b2565"
+    "100000c7059b0f000000000000ffe1")
+DONE_AT, LAST_AT = 0x7C, 0xA5   # offsets of `done` and `last` in STUB_CODE
 
 # The entry of rewritten syscall sites (kernel/rewrite.py), at RW_AT in the same page: a site's
 # trampoline jumps here through the slot's RW_PTR (%gs is the slot page) with rax = nr and
@@ -161,7 +162,8 @@ class Slot:
 class Exitless:
     """The exitless path of one VM: its slots and its poller thread.
 
-    serve(vcpu, nr, a, b, c, d, e, f) -> (result, signal pending) | None is the kernel's:
+    serve(vcpu, nr, a, b, c, d, e, f, at) -> (result, signal pending) | None is the kernel's
+    (at: where the call returns to, as the program left it):
     None means "take the real exit". may_serve(nr) is a cheap pre-filter the vCPU threads
     use to count exits the poller could have saved (the lazy wake)."""
 
@@ -332,9 +334,9 @@ class Exitless:
         """Answer one claimed request: served (DONE) or handed back (EXIT)."""
         q, u32 = self._q, self._u32
         base = s.nr_q
-        nr, a, b, c, d, e, f = q[base:base + 7]   # read once: the program may change the slot
+        nr, a, b, c, d, e, f, at = q[base:base + 8]   # read once: the program may change the slot
         try:
-            got = self.serve(s.vcpu, nr, a, b, c, d, e, f)
+            got = self.serve(s.vcpu, nr, a, b, c, d, e, f, at)
         except Exception:   # noqa: BLE001 - the vCPU thread redoes the call and reports
             self.failed += 1
             got = None
