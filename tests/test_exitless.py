@@ -166,3 +166,21 @@ def test_a_recycled_vm_keeps_its_exitless_path_for_the_next_kernel(platform):
     assert 1500 < served[0] < 3000 and 1500 < served[3] < 3000, served   # each run's own 7 calls a round
     assert served[1] is not None and served[6] is not None, served
     assert served[2] == served[4] == 0, served   # not bound: every call exited
+
+
+@pytest.mark.parametrize("link", ("glibc-dynamic", "musl-static"))
+def test_an_open_that_would_wait_is_made_on_the_vcpu_thread(platform, link):
+    """The poller serves opens; a FIFO's open that must wait for the other end is handed
+    back before it waits (WouldBlock) and made again by the vCPU's thread, which waits:
+    output native's, and strace shows that open once, not the poller's attempt too."""
+    prog = [str(build("exitless_fifo", link, PTHREAD))]
+    compare(forced(platform), prog)
+    if platform != "kvm":
+        return
+    r = run_umiak("kvm-exitless", prog, options=["--strace", "--verbose"])
+    assert r.status == 0, r.describe()
+    err = r.stderr.decode(errors="replace")
+    opens = [ln for ln in err.splitlines() if '/fifo", O_RDONLY' in ln and "O_NONBLOCK" not in ln]
+    assert len(opens) == 1, opens
+    m = re.search(r"exitless: (\d+) of", err)
+    assert m and int(m.group(1)) > 1000, err[-600:]   # the path was awake for the open

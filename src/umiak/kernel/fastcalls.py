@@ -5,7 +5,9 @@ The poller serves a call on its own host thread while the calling vCPU spins in 
 stub, so the call must finish at once and must not need the vCPU: nothing that may
 block (a read of an empty pipe, a futex wait, sleeps, accept), nothing that reads or
 writes registers or changes the task (exit, clone, execve, rt_sigreturn, arch_prctl,
-signal masks), and nothing for a thread with a signal pending. A signal action may
+signal masks), and nothing for a thread with a signal pending. An open is served: only a
+FIFO's can wait, and a wait on the poller is WouldBlock (Task.wait), raised before it and
+undone as for a signal, so the call is handed back and made again. A signal action may
 change (rt_sigaction: a table entry; a signal it makes deliverable is one pending, which
 the reply reports), and ioctl may ask what a file is (TCGETS, FIONREAD, ...), not wait
 for it (TCSETSW drains output) nor make the terminal signal anyone (TIOCSPGRP). Everything
@@ -19,6 +21,7 @@ from typing import Any
 from umiak.kernel import abi
 from umiak.kernel.abi import FUTEX_CMD_MASK
 from umiak.kernel.errors import EINTR, ERESTARTSYS
+from umiak.kernel.process import WouldBlock
 from umiak.kernel.syscalls.table import NUMBERS
 
 # Calls that never block and never need the vCPU, whatever their arguments.
@@ -34,6 +37,7 @@ ALWAYS = (
 # I/O on a file descriptor: only when the file cannot make the call wait.
 FD_IO = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
          "recvfrom", "sendto")
+OPENS = ("open", "openat", "openat2", "creat")
 FCNTL_SAFE = frozenset((0, 1, 2, 3, 4, 1030))   # F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC
 FUTEX_WAKES = frozenset((1, 5, 10))            # FUTEX_WAKE, FUTEX_WAKE_OP, FUTEX_WAKE_BITSET
 # TCGETS TIOCGPGRP TIOCGWINSZ FIONREAD FIONBIO FIONCLEX FIOCLEX: questions, and fd flags
@@ -50,12 +54,16 @@ class FastCalls:
             return frozenset(NUMBERS[n] for n in names if n in NUMBERS and NUMBERS[n] < len(table))
         self.always = present(ALWAYS)
         self.fd_io = present(FD_IO)
+        self.opens = present(OPENS)
+        self.sendfile = NUMBERS["sendfile"]
         self.fcntl = NUMBERS["fcntl"]
         self.ioctl = NUMBERS["ioctl"]
         self.futex = NUMBERS["futex"]
         self.epoll_wait = present(("epoll_wait", "epoll_pwait"))
         self.poll = NUMBERS["poll"]
-        self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll, self.ioctl}
+        self.always |= self.opens
+        self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll, self.ioctl,
+                                                                 self.sendfile}
         self._owners: dict[int, Any] = {}   # id(vcpu) -> the task it runs
 
     def may_serve(self, nr: int) -> bool:
@@ -77,8 +85,9 @@ class FastCalls:
         if nr in self.always:
             return True
         if nr in self.fd_io:
-            f = task.fds.files.get(abi.s32(a))
-            return f is not None and (f.flags & abi.O_NONBLOCK or f.is_regular())
+            return _cannot_wait(task, a)
+        if nr == self.sendfile:
+            return _cannot_wait(task, a) and _cannot_wait(task, b)
         if nr == self.futex:
             return (b & FUTEX_CMD_MASK & 0x7F) in FUTEX_WAKES
         if nr == self.fcntl:
@@ -104,12 +113,22 @@ class FastCalls:
                 return None   # the real exit, where the call's site can be rewritten
             cur = k._current
             cur.task = task
+            task.no_wait = True
             try:
                 ret = k.dispatch(task, nr, a, b, c, d, e, f)
+            except WouldBlock:
+                return None   # an open of a FIFO: the vCPU's thread makes it, and waits
             finally:
+                task.no_wait = False
                 cur.task = None
             if not isinstance(ret, int):
                 raise RuntimeError(f"syscall {nr} replaced the registers on the poller")
             if ret == -ERESTARTSYS:   # cannot happen for a call that does not wait
                 ret = -EINTR
             return ret, task.has_signal
+
+
+def _cannot_wait(task, fd: int) -> bool:
+    """I/O on fd returns at once: a regular file, or one opened O_NONBLOCK."""
+    f = task.fds.files.get(abi.s32(fd))
+    return f is not None and bool(f.flags & abi.O_NONBLOCK or f.is_regular())

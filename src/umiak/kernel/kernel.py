@@ -516,8 +516,12 @@ class Kernel:
             ret = handler(task, a, b, c, d, e, f)
         except SyscallError as err:
             ret = -err.errno
-        except BaseException:
-            tracer.exit(task, call, None)   # exit_group(0) = ?
+        except BaseException as exc:
+            from umiak.kernel.process import WouldBlock
+            if isinstance(exc, WouldBlock):
+                tracer.retract(task, call)   # handed back by the exitless poller: made again
+            else:
+                tracer.exit(task, call, None)   # exit_group(0) = ?
             raise
         tracer.exit(task, call, ret)
         return ret

@@ -198,6 +198,7 @@ class Task:
         self.mempolicy = (0, 0)       # set_mempolicy(2): (mode with flags, node mask)
         self._wake_fd: int | None = None   # eventfd that interrupts a host poll in Task.wait
         self.sleeping = False         # in Task.wait (/proc's S state)
+        self.no_wait = False          # served on the exitless poller: a wait is WouldBlock instead
         self._polling = False
         process.tasks[tid] = self
         process.kernel.tasks[tid] = self
@@ -251,6 +252,8 @@ class Task:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
+            if self.no_wait:
+                raise WouldBlock()
             if host_fds:
                 if self._poll_host(host_fds, left):
                     return True
@@ -290,6 +293,12 @@ class Task:
             else:
                 woke = True
         return woke
+
+
+class WouldBlock(BaseException):
+    """A call served on the exitless poller (kernel/fastcalls.py) would wait: it is handed
+    back, and the vCPU's own thread makes it again from the start. Raised before the wait,
+    so what the call did until then must be undone as for a signal (ERESTARTSYS)."""
 
 
 class TaskKilled(BaseException):

@@ -158,6 +158,13 @@ class Tracer:
             c.ret = ret
             self._finish_line(task, c, ret, rest_at)
 
+    def retract(self, task, call: list | None) -> None:
+        """The call is made again from the start (kernel/fastcalls.py, WouldBlock): its
+        entry line, not printed yet (the poller holds the kernel lock), is dropped."""
+        if call is not None and self.strace:
+            with self.lock:
+                self.inflight.pop(task.tid, None)
+
     def exec(self, task, path: str, argv: list[bytes], envp_addr: int, nenv: int) -> None:
         """strace's first line, for the program umiak starts: execve("./prog", ["./prog"], 0x7ff... /* 3 vars */) = 0."""
         if not self.selected(59):

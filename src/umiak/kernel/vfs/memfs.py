@@ -902,7 +902,11 @@ def _open_fifo(task, inode: MemInode, loc, flags: int):
     end.loc = loc
     p.waitq.notify()
     if acc != abi.O_RDWR and not flags & abi.O_NONBLOCK and task is not None and len(task.kernel.tasks) > 1:
-        other = (lambda: p.writers > 0) if acc == abi.O_RDONLY else (lambda: p.readers > 0)
+        # The other end came, even if it has gone again before this task ran (Linux's
+        # wait_for_partner: a count of opens, not the ends open now).
+        side = 1 if acc == abi.O_RDONLY else 0
+        seen = p.opened[side]
+        other = (lambda: p.opened[side] != seen or (p.writers if side else p.readers) > 0)
         q = p.waitq
         entry = q.add(task)
         try:

@@ -38,6 +38,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
+        self.opened = [0, 0]   # readers, writers that ever opened it (a FIFO's open waits for a change)
         self.capacity = PIPE_CAPACITY
         self.ino = next(kernel.pipe_inos)
         self.uid = uid
@@ -67,8 +68,10 @@ class PipeEnd(File):
         self.both = both
         if reading or both:
             pipe.readers += 1
+            pipe.opened[0] += 1
         if not reading or both:
             pipe.writers += 1
+            pipe.opened[1] += 1
         self.closed = False
         self.loc = None
 
