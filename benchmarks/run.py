@@ -457,9 +457,10 @@ def section_syscalls(ctx: Ctx) -> None:
                  fmt(share["emu"], "us"), "-", "-", "-"])
 
     def python_share_us(k):
-        """Direct: time in Python between two vCPU runs, per exit, over an in-process getppid loop."""
+        """Direct: time in Python between two vCPU runs, per exit, over an in-process getppid loop
+        (every call an exit: UMIAK_EXITLESS=n)."""
         from umiak import Machine
-        with counting_exits() as c:
+        with counting_exits() as c, exitless_mode("n"):
             r = Machine(platform=k, mem_size=256 << 20).run_captured(
                 [str(progs["getppid_loop"]), str(GETPPID_N[k] // 2)])
         if r.status != 0:
@@ -745,20 +746,19 @@ def section_snapshots(ctx: Ctx) -> None:
             fresh[k] = attempt(restored, k, s, runs, expect, False) if not isinstance(s, str) else s
             xl[k] = "-"
             if k == "kvm":
-                xl[k] = attempt(restored, k, s, runs, expect, True, "auto") if not isinstance(s, str) else s
+                xl[k] = attempt(restored, k, s, runs, expect, True, "n") if not isinstance(s, str) else s
             if label == "dynamic hello" and not isinstance(s, str):
                 rates[k] = attempt(restores_per_second, k, s)
             note(f"  {label} {at} {k}: normal {normal[k]}, restored {snap[k]}")
         if key:
             RESULTS[key] = ms_of(snap, "kvm")
-            RESULTS[key + "_xl"] = ms_of(xl, "kvm")
         rows.append([f"{label}, normal start, in-process", "-", fmt(ms_of(normal, "kvm"), "ms"),
                      fmt(ms_of(normal, "emu"), "ms"), "-", "-", "-"])
         rows.append([f"  from an --at {at} snapshot", "-", fmt(ms_of(snap, "kvm"), "ms"),
                      fmt(ms_of(snap, "emu"), "ms"), "-", "-", "-"])
         rows.append(["    the same, each on a fresh VM (not recycled)", "-", fmt(ms_of(fresh, "kvm"), "ms"),
                      fmt(ms_of(fresh, "emu"), "ms"), "-", "-", "-"])
-        rows.append(["    the same, with the exitless path (UMIAK_EXITLESS=auto)", "-", fmt(ms_of(xl, "kvm"), "ms"),
+        rows.append(["    the same, every syscall a VM exit (UMIAK_EXITLESS=n)", "-", fmt(ms_of(xl, "kvm"), "ms"),
                      "-", "-", "-", "-"])
         rows.append(["  VM exits, normal start", "-", exits_cell(normal, "kvm", ctx), exits_cell(normal, "emu", ctx),
                      "-", "-", "-"])
@@ -960,7 +960,7 @@ def section_start(ctx: Ctx) -> None:
 
 
 # -- exitless: the shared-memory syscall path (issue 15) ------------------------------------
-XL_MODES = {"kvm": {}, "kvm exitless auto": {"UMIAK_EXITLESS": "auto"}, "kvm exitless": {"UMIAK_EXITLESS": "y"},
+XL_MODES = {"kvm": {"UMIAK_EXITLESS": "n"}, "kvm exitless auto": {"UMIAK_EXITLESS": "auto"}, "kvm exitless": {"UMIAK_EXITLESS": "y"},
             "kvm exitless, --no-rewrite": {"UMIAK_EXITLESS": "y", "UMIAK_REWRITE": "n"}}
 XL_KINDS = ["native", *XL_MODES, "runsc"]
 
@@ -1019,8 +1019,7 @@ def section_exitless(ctx: Ctx) -> None:
     def python_ms(k):
         if k not in XL_MODES:
             return "-"   # in-process: umiak's only
-        return in_process("kvm", ["/usr/bin/python3", "-c", "pass"], 5, b"", exitless=XL_MODES[k] or {"UMIAK_EXITLESS": "n"},
-                          cache=True)[0]
+        return in_process("kvm", ["/usr/bin/python3", "-c", "pass"], 5, b"", exitless=XL_MODES[k], cache=True)[0]
     py = cells(python_ms) if os.path.exists("/usr/bin/python3") else {}
     RESULTS["xl_py_ms"] = py.get("kvm exitless auto", "not measured")
     first = lambda v, k: v[k][0] if isinstance(v.get(k), tuple) else v.get(k)  # noqa: E731
@@ -1038,9 +1037,9 @@ def section_exitless(ctx: Ctx) -> None:
         ["futex ping-pong, round trips per second (higher is better)", *[part(p[k], 0, "") for k in XL_KINDS]],
         ["  CPU per round trip, start-up included", *[part(p[k], 1, "us") for k in XL_KINDS]],
         ["python3 -c pass in-process, prelinked snapshot cache (ms)", *[fmt(py.get(k, "-"), "ms") for k in XL_KINDS]],
-    ], ["kvm = plain VM exits (the default); exitless = the stub and the host poller forced on, with",
+    ], ["kvm = plain VM exits (UMIAK_EXITLESS=n); exitless = the stub and the host poller forced on, with",
         "rewritten syscall sites (`mov $nr,%eax; syscall`, glibc's syscall()); auto = the same where it pays (a core to spare, costly",
-        "exits; UMIAK_EXITLESS=auto); --no-rewrite = the stub entered by `syscall` (UMIAK_REWRITE=n).",
+        "exits; UMIAK_EXITLESS=auto, the default); --no-rewrite = the stub entered by `syscall` (UMIAK_REWRITE=n).",
         "CPU = user + system time of the command and its children: the poller's spinning counts."], headers=headers)
 
 
@@ -1071,8 +1070,6 @@ def print_targets() -> None:
         ("dynamic hello from a prelinked snapshot (kvm)", "snap_hello_ms", "<= 5 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 5),
         ("python3 -c pass from an entry snapshot (kvm)", "snap_py_entry_ms", "<= 40 ms",
-         lambda v: f"{v:.3g} ms", lambda v: v <= 40),
-        ("  the same, with the exitless path (auto)", "snap_py_entry_ms_xl", "<= 40 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 40),
         ("python3 -c pass from a ready snapshot (kvm)", "snap_py_ready_ms", "<= 10 ms",
          lambda v: f"{v:.3g} ms", lambda v: v <= 10),

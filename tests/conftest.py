@@ -3,7 +3,8 @@
 A test that takes a `platform` argument runs once per platform:
   --platform=kvm,emu  or  UMIAK_TEST_PLATFORMS=kvm,emu   (explicit: must be usable)
   default: every platform umiak knows, skipped with the reason where unusable here.
-Tests marked `exit_modes` also run on "kvm-exitless" (the exitless path forced on) and
+Tests marked `exit_modes` also run on "kvm-exits" (every syscall a VM exit: kvm, the default,
+serves calls without exits where that pays), "kvm-exitless" (the exitless path forced on) and
 "kvm-norewrite" (the same, syscall sites not rewritten) where kvm runs: a small chosen subset,
 so the whole suite is not run once per mode (harness.PLATFORM_MODES; naming one of them in
 --platform runs every test in that mode).
@@ -55,7 +56,7 @@ def requested_platforms(config) -> list[str] | None:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "exit_modes: also run on kvm-exitless and kvm-norewrite (kvm, the default, is every syscall a VM exit)")
+    config.addinivalue_line("markers", "exit_modes: also run on kvm-exits, kvm-exitless and kvm-norewrite (kvm, the default, is exitless auto)")
     _default_signals()
 
 

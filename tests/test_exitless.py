@@ -2,8 +2,9 @@
 
 On kvm these tests run umiak as the test platform "kvm-exitless" (UMIAK_EXITLESS=y: the
 poller serves whenever calls come); on emu they check the same programs' semantics.
-The rest of the suite runs in the default mode, and a chosen subset also on "kvm-exits"
-and "kvm-exitless" (the `exit_modes` marker, tests/conftest.py).
+The rest of the suite runs in the default mode (UMIAK_EXITLESS=auto: the path where a host
+core is left for it), and a chosen subset also on "kvm-exits", "kvm-exitless" and
+"kvm-norewrite" (the `exit_modes` marker, tests/conftest.py).
 """
 
 import json

@@ -322,20 +322,20 @@ class Kernel:
         return proc
 
     def _enable_exitless(self) -> None:
-        """Let the platform serve calls without VM exits where it can (kvm under PVM):
-        CONFIG_EXITLESS_ON/AUTO, or UMIAK_EXITLESS=y|n|auto; off by default (not yet faster
-        than exits on a loaded host: see the README, Exitless system calls)."""
+        """Let the platform serve calls without VM exits where it pays (kvm under PVM, a
+        host core to spare): 'auto' unless CONFIG_EXITLESS_ON/OFF or UMIAK_EXITLESS=y|n|auto
+        says otherwise (see the README, Exitless system calls)."""
         enable = getattr(self.platform, "enable_exitless", None)
         if enable is None:
             return
         mode = os.environ.get("UMIAK_EXITLESS", "")
         if mode not in ("y", "n", "auto"):
-            mode = "n"
+            mode = "auto"
             if self.config is not None:
                 if self.config.value("EXITLESS_ON") == "y":
                     mode = "y"
-                elif self.config.value("EXITLESS_AUTO") == "y":
-                    mode = "auto"
+                elif self.config.value("EXITLESS_OFF") == "y":
+                    mode = "n"
         if mode == "n":
             return
         from umiak.kernel.fastcalls import FastCalls
