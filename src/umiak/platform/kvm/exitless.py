@@ -172,9 +172,11 @@ class Exitless:
         self.forced = forced   # EXITLESS=y: poll whenever calls come, whatever the host's load
         self.serve = serve
         self.may_serve = may_serve
-        self.native = _Native()
-        pauses, self.ticks_per_us = self.native.calibrate()
-        self.spin_iters = int(pauses * SPIN_US)
+        # The host's code and the stub's deadline, made when the poller first starts
+        # (_ready): a run whose poller never wakes does not pay for them.
+        self.native: _Native | None = None
+        self.ticks_per_us = 0.0
+        self.spin_iters = 0
         self.slots: list[Slot] = []
         self._addrs = (ctypes.c_uint64 * 1)()
         self._n = 0
@@ -226,7 +228,8 @@ class Exitless:
     def attach(self, vcpu, code_va: int, slot_pa: int) -> Slot:
         """Give vcpu its slot (its stub code is already in place)."""
         s = Slot(len(self.slots), vcpu, code_va, slot_pa, self.plat._hva)
-        self._u32[(slot_pa + SPIN_OFF) // 4] = self.spin_iters
+        # Before the poller's calibration (_ready): ~40 pauses a µs, about a 2020s core's.
+        self._u32[(slot_pa + SPIN_OFF) // 4] = self.spin_iters or SPIN_US * 40
         self._u32[(slot_pa + ENABLED_OFF) // 4] = 1 if self.awake else 0
         self.slots.append(s)
         self._ctl.value = 1   # the poller picks the new slot up
@@ -281,9 +284,20 @@ class Exitless:
     def _busy(self) -> int:
         return sum(1 for s in self.slots if s.vcpu._in_run)
 
+    def _ready(self) -> _Native:
+        """The host's code, and each slot's spin deadline in pauses (before any is enabled)."""
+        if self.native is None:
+            native = _Native()
+            pauses, self.ticks_per_us = native.calibrate()
+            self.spin_iters = int(pauses * SPIN_US)
+            for s in self.slots:
+                self._u32[(s.slot_pa + SPIN_OFF) // 4] = self.spin_iters
+            self.native = native
+        return self.native
+
     def _run(self) -> None:
+        poll = self._ready().poll
         idle_ticks = int(self.ticks_per_us * 1000 * IDLE_MS)
-        poll = self.native.poll
         while not self._closing:
             self._wake.wait()
             self._wake.clear()

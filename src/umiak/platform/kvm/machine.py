@@ -894,7 +894,8 @@ class KvmVcpu:
             xl.exits += 1
             return ExitKind.SYSCALL
         st = u32[s.state_i]
-        if st == X.POSTED and xl.native.claim(s.host_state):
+        # No host code yet: no poller either, so a POSTED (the program's own) is taken here.
+        if st == X.POSTED and (xl.native is None or xl.native.claim(s.host_state)):
             st = X.IDLE
             xl.fallbacks += 1
             took = True
