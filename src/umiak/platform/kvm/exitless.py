@@ -102,6 +102,8 @@ USER_FLAGS = 0x240DD5    # CF PF AF ZF SF TF DF OF AC ID: what a program may set
 SPIN_US = 15             # the stub's deadline (10-20 µs suffices while the poller is on a CPU)
 IDLE_MS = 1.0            # the poller sleeps after this long without a request
 WAKE_AFTER = 4           # exits it could have served wake a sleeping poller
+BUSY_S = 0.002            # a vCPU that entered KVM_RUN this recently counts as busy (_busy)
+CHECK_EVERY = 256        # while calls flow, the poller looks at the vCPUs' load this often
 BACKOFF_MAX = 1.0        # seconds a fruitless poller stays asleep at most (doubling from 10 ms)
 
 
@@ -282,7 +284,10 @@ class Exitless:
         self._wake.set()
 
     def _busy(self) -> int:
-        return sum(1 for s in self.slots if s.vcpu._in_run)
+        """vCPUs that run now or ran within BUSY_S: two threads that take turns (a futex
+        ping-pong) both count, so the poller leaves them both a core."""
+        since = time.monotonic() - BUSY_S
+        return sum(1 for s in self.slots if s.vcpu._in_run or s.vcpu._ran_at > since)
 
     def _ready(self) -> _Native:
         """The host's code, and each slot's spin deadline in pauses (before any is enabled)."""
@@ -313,6 +318,7 @@ class Exitless:
             addrs, n = self._addrs, self._n
             ctl, claimed = ctypes.addressof(self._ctl), ctypes.addressof(self._claimed)
             slots, serve_one = self.slots, self._serve_one
+            crowded = False   # the vCPUs want every core
             while not self._closing:
                 if self._ctl.value:   # a slot came (attach) or close() was called
                     self._ctl.value = 0
@@ -323,11 +329,19 @@ class Exitless:
                     if serve_one(slots[i]):
                         served += 1
                         total += 1
+                        if not total % CHECK_EVERY and not self.forced and self._busy() >= self.cores:
+                            crowded = True   # leave them one
+                            break
                     i = poll(addrs, n, idle_ticks, ctl, claimed)
+                if crowded:
+                    break
                 if i == -2:   # the control word changed: read it again
                     continue
                 # A quiet millisecond, only hand-backs, or no core to spare: sleep.
-                if served == 0 or self._busy() >= self.cores:
+                if not self.forced and self._busy() >= self.cores:
+                    crowded = True
+                    break
+                if served == 0:
                     break
                 served = 0
             self._set_enabled(False)
@@ -335,7 +349,7 @@ class Exitless:
             self.asleep_exits = 0
             # Worth it only while the poller answers before the stubs give up: a poller
             # that is not on a CPU when calls come (a loaded host) costs them the deadline.
-            if total <= 2 * (self.fallbacks - fallbacks):
+            if crowded or total <= 2 * (self.fallbacks - fallbacks):
                 self._fruitless()
             else:
                 self._backoff = 0.0

@@ -14,6 +14,7 @@ import os
 import signal
 import struct
 import threading
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from umiak.arch.x86_64 import cpu, descriptors, stubs
@@ -723,6 +724,7 @@ class KvmVcpu:
         self._xlm: "Exitless | None" = None   # and the VM's exitless path
         self._xl_end = 0                  # end of that stub's code (RIP below: inside it)
         self._in_run = False              # inside KVM_RUN (the poller counts busy vCPUs)
+        self._ran_at = 0.0                # time.monotonic() it last entered KVM_RUN (the same)
         self.gs_virtual = False          # real %gs base = the slot page, the program's is 0
         self._init_state(entry, stack, cr3 if cr3 is not None else plat.pt.root)
 
@@ -819,6 +821,8 @@ class KvmVcpu:
                 self.plat._zap_stale()
         xl = self._xl
         self._in_run = True
+        if xl is not None:
+            self._ran_at = _monotonic()
         try:
             fcntl.ioctl(fd, api.KVM_RUN, 0)
         except InterruptedError:
