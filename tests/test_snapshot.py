@@ -57,6 +57,12 @@ def test_guest_state_survives(platform, variant, tmp_path):
     snapshot_and_restore(platform, [build("snapshot_ready", variant)], tmp_path, "ready")
 
 
+def test_from_the_first_syscall(platform, variant, tmp_path):
+    """--at syscall: the program is stopped at its first system call, before it is made (the
+    snapshot run prints nothing); each restore makes that call itself and runs to the end."""
+    snapshot_and_restore(platform, [build("snapshot_ready", variant)], tmp_path, "syscall", count=2)
+
+
 def test_guest_from_entry_many_restores(platform, tmp_path):
     snapshot_and_restore(platform, [build("snapshot_ready", "glibc-dynamic")], tmp_path, "entry", count=3)
 
@@ -287,6 +293,90 @@ def test_cache_draws_randomness_per_run(platform, tmp_path):
     env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
     ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
     assert "hits 2" in ls.stdout, ls.stdout + ls.stderr
+
+
+@pytest.mark.parametrize("kind", ["glibc-static", "glibc-static-pie", "musl-static"])
+def test_cache_starts_static_programs_past_their_start_up(platform, tmp_path, kind):
+    """A static program is cached at its first system call (its C runtime's start done):
+    later runs give native's output and draw their own AT_RANDOM and canary."""
+    if kind == "musl-static" and shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed")
+    prog = build("snapshot_ready", kind)
+    native = run_native([prog])
+    for _ in range(3):
+        assert_same(native, _cached_run(platform, [prog], tmp_path))
+    canary = build("canary", kind)
+    outs = []
+    for _ in range(3):
+        r = _cached_run(platform, [canary], tmp_path)
+        assert r.status == 0 and r.stdout.endswith(b"derived yes\n"), r.describe()
+        outs.append(r.stdout)
+    assert len(set(outs)) == 3, outs
+    env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
+    ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
+    assert ls.returncode == 0 and ls.stdout.count("hits 2") == 2, ls.stdout + ls.stderr
+
+
+def test_cache_of_a_go_program(platform, tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_runtimes import go_build
+    prog = go_build("go", cgo=False)
+    native = run_native([prog])
+    for _ in range(3):
+        assert_same(native, _cached_run(platform, [prog], tmp_path))
+
+
+NO_LIBC = """
+    .globl _start
+_start: mov $1, %eax
+        mov $1, %edi
+        lea msg(%rip), %rsi
+        mov $5, %edx
+        syscall
+        mov $60, %eax
+        mov $3, %edi
+        syscall
+msg:    .ascii "no C\\n"
+"""
+
+
+def test_cache_leaves_out_a_program_without_a_c_runtime(platform, tmp_path):
+    """A static program whose first system call is not a C runtime's start (its own code ran
+    before it) is marked uncacheable and runs the normal way, every time."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    (tmp_path / "p.s").write_text(NO_LIBC)
+    prog = tmp_path / "nolibc"
+    subprocess.run(["gcc", "-nostdlib", "-static", "-o", str(prog), str(tmp_path / "p.s")], check=True)
+    native = run_native([prog])
+    assert (native.status, native.stdout) == (3, b"no C\n")
+    cache = tmp_path / "cache"
+    for _ in range(3):
+        assert_same(native, _cached_run(platform, [prog], cache))
+    env = dict(umiak_env(), XDG_CACHE_HOME=str(cache))
+    ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
+    assert ls.returncode == 0 and ls.stdout.strip() == "(1 program start marked uncacheable)", ls.stdout + ls.stderr
+
+
+def test_cache_invalidated_by_a_changed_static_program(platform, tmp_path):
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    prog = tmp_path / "prog"
+
+    def make(word: str) -> None:
+        (tmp_path / "p.c").write_text(f'#include <stdio.h>\nint main(void) {{ puts("{word}"); return 0; }}\n')
+        subprocess.run(["gcc", "-static", "-o", str(tmp_path / "prog.new"), str(tmp_path / "p.c")], check=True)
+        os.replace(tmp_path / "prog.new", prog)
+
+    make("first")
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        r = _cached_run(platform, [prog], cache)
+        assert (r.status, r.stdout) == (0, b"first\n"), r.describe()
+    make("second")
+    for _ in range(2):
+        r = _cached_run(platform, [prog], cache)
+        assert (r.status, r.stdout, r.stderr) == (0, b"second\n", b""), r.describe()
 
 
 def test_restores_into_a_recycled_vm_find_the_snapshot_not_the_last_run(platform, tmp_path):

@@ -89,6 +89,8 @@ class Machine:
         self._running = 0
         self._live: dict = {}               # kernel -> guest process, of the runs in progress
         self._closed = False
+        self._umiak_build: str | None = None   # the snapshot cache's key part for umiak itself
+        self._snapshots: dict = {}             # the snapshot cache's files read (cache._load)
         self._at_exit: Callable[[], None] | None = None   # registered with atexit by the first run
 
     def __enter__(self) -> "Machine":
@@ -148,10 +150,12 @@ class Machine:
                 check_script(cfg, argv[0])
             exe_path = os.path.realpath(elf_path)   # /proc/self/exe is the resolved path, as on Linux
         self.platform_name, self.platform_reason = choose_platform(opts.platform)
-        if opts.extra.get("snapshot_cache") and restore is None and not from_guest \
-                and getattr(image, "interp", None):   # a static program has no ld.so work to skip
-            from umiak.snapshot.cache import prepare   # the prelinked snapshot cache
-            opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env))
+        if opts.extra.get("snapshot_cache") and restore is None and not from_guest:
+            from umiak.snapshot.cache import build_id, prepare   # the prelinked snapshot cache
+            if self._umiak_build is None:
+                self._umiak_build = build_id()
+            opts = prepare(opts, self.platform_name, image, exe_path, argv_b, default_environment(opts.env),
+                           self._umiak_build, self._snapshots)
             restore = opts.extra.get("restore")
         cpu = opts.cpu or "host"
         if restore is not None:

@@ -11,14 +11,14 @@ def test_build_id_follows_the_source(tmp_path):
     (tmp_path / "pkg").mkdir()
     mod = tmp_path / "pkg" / "mod.py"
     mod.write_text("x = 1\n")
-    first = cache._build_id(str(tmp_path))
-    assert cache._build_id(str(tmp_path)) == first
+    first = cache.build_id(str(tmp_path))
+    assert cache.build_id(str(tmp_path)) == first
     os.utime(mod, ns=(1, 1))
-    assert cache._build_id(str(tmp_path)) != first
-    touched = cache._build_id(str(tmp_path))
+    assert cache.build_id(str(tmp_path)) != first
+    touched = cache.build_id(str(tmp_path))
     (tmp_path / "pkg" / "__pycache__").mkdir()
     (tmp_path / "pkg" / "__pycache__" / "mod.pyc").write_bytes(b"")
-    assert cache._build_id(str(tmp_path)) == touched   # bytecode is not the source
+    assert cache.build_id(str(tmp_path)) == touched   # bytecode is not the source
 
 
 def test_evict_keeps_the_most_recent(tmp_path, monkeypatch):

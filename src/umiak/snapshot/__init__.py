@@ -11,6 +11,10 @@ Points (`umiak snapshot --at`):
   entry   the executable's AT_ENTRY is reached (ld.so has loaded and relocated
           everything; for a static program, its first instruction). A one-byte
           int3 is planted there and the original byte put back at the trap.
+  syscall the program's first system call, before it is served: the registers are
+          those of its `syscall` instruction, which the restored program executes.
+          A static program has then done its start-up work (glibc: probing the CPU,
+          its IFUNC and static-PIE relocations) and asked the kernel nothing yet.
   ready   the program calls the marker syscall 0x554d0001 (kernel.SNAPSHOT_MARKER, "UM"
           and 1): under umiak it is a no-op returning 0 (natively it is ENOSYS).
           `syscall(0x554d0001);` in C, `ctypes.CDLL(None).syscall(0x554d0001)` in
@@ -27,9 +31,9 @@ image, signal mask, handlers and pending signals, rlimits, creds, umask and cwd 
 set back; stdio fds are the restoring run's stdin/stdout/stderr; other files are
 opened again by path at their offset. pid and tid are 1, as in every umiak VM. A
 program restored at its entry point draws new AT_RANDOM bytes and stack canary
-(_reseed), as every exec does. Pages are made in runs: consecutive frames, their
-page-table entries written a leaf table at a time and their content copied once per
-run; the pages the first restore of a snapshot faulted in are made at once by the next
+(_reseed), as every exec does (before any TLS exists: all 16 bytes). Pages are made
+in runs: consecutive frames, their page-table entries written a leaf table at a time
+and their content copied once per run; the pages the first restore of a snapshot faulted in are made at once by the next
 ones (_prefault), read from their file a run at a time.
 
 Moving between platforms: the saved state is the architecture's, but a program that
@@ -427,7 +431,7 @@ def _restore(kernel, snap: Snapshot):
             f.lseek(rec["offset"], os.SEEK_SET)
         made[n] = f
         fds.install_at(n, f, rec["cloexec"])
-    if h.get("reason") == "entry":
+    if h.get("reason") in ("entry", "syscall"):
         _reseed(mm, proc, ts["fs_base"])
     # Registers, FPU, signal state.
     vcpu.set_regs([int(r) for r in ts["regs"]])
@@ -581,18 +585,20 @@ def _reseed(mm, proc, fs_base: int) -> None:
     (glibc: those bytes with the low byte zero; musl: with the second byte zero), at fs:0x28
     (no frame that holds the old one is live at the entry point). AT_RANDOM's last 8 bytes,
     glibc's pointer guard, stay: the libraries' constructors may hold pointers mangled
-    with it (__cxa_atexit), as processes forked from one zygote share theirs."""
+    with it (__cxa_atexit), as processes forked from one zygote share theirs. A program
+    with no TLS yet (fs base 0) has made nothing of them: all 16 bytes are drawn again."""
     from umiak.kernel import abi
     from umiak.kernel.errors import SyscallError
     addr = dict(proc.auxv).get(abi.AT_RANDOM)
     if not addr:
         return
     try:
+        if not fs_base:
+            mm.write(addr, os.urandom(16), force=True)
+            return
         old = mm.read(addr, 8)
         fresh = bytearray(os.urandom(8))
         mm.write(addr, bytes(fresh), force=True)
-        if not fs_base:
-            return
         canary = mm.read(fs_base + 0x28, 8)
         for zero in (0, 1):   # glibc's, then musl's form of a canary drawn from the old bytes
             form = bytearray(old)

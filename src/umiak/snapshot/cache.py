@@ -1,11 +1,18 @@
-"""The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done.
+"""The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done;
+static ones past their C runtime's start-up.
 
 `umiak run PROG` (on by default for the CLI; `--no-snapshot-cache` or
 UMIAK_SNAPSHOT_CACHE=0 turn it off, the embedding API opts in with
 extra={"snapshot_cache": True}). The first run of a dynamic program stops at its
 AT_ENTRY (umiak.snapshot.point, --at entry), stores the snapshot in
 $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes on; later runs with the
-same key restore it instead of running ld.so again. The cache keeps at most MAX_ENTRIES
+same key restore it instead of running ld.so again. A static program's first run stops
+at its first system call (--at syscall), if that is a C runtime's first (brk or
+arch_prctl: glibc, musl, Go; another program is marked uncacheable): what ran before, the
+runtime's own start (glibc probes the CPU with ~70 CPUIDs, ~33 µs each under PVM, and
+applies its IFUNC and static-PIE relocations), is not done again. Its later start-up
+calls are made as ever: a program's own code may run between them (a constructor, main
+asking the time of the vDSO), and nothing it computes is frozen in the snapshot. The cache keeps at most MAX_ENTRIES
 snapshots of MAX_BYTES in all (a hit marks its entry recently used; the least recently
 used go first).
 
@@ -50,6 +57,9 @@ _LDSO_CALLS = frozenset({
     0, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 17, 21, 25, 63, 89, 158, 218, 257, 262, 267, 273, 302, 332, 334,
 })
 _LIVE_FILES = ("/proc/", "/sys/", "/dev/")
+# A static program's first system call, made by its C runtime's start (brk: glibc;
+# arch_prctl: glibc, musl, Go): what ran before is the runtime's own code, not the program's.
+_STATIC_FIRST = frozenset({12, 158})
 _FD_CALLS = frozenset({0, 5, 8, 17})   # read, fstat, lseek, pread64 (of stdio: not keyed)
 # nr -> index of the path argument
 _PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
@@ -68,10 +78,10 @@ def _ident(path: str) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, str]) -> str:
+def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, str], build: str) -> str:
     from umiak import __version__
     cwd = opts.cwd or os.getcwd()
-    parts = {"v": __version__, "build": _build_id(), "platform": platform, "mem": opts.mem_size, "exe": exe_path,
+    parts = {"v": __version__, "build": build, "platform": platform, "mem": opts.mem_size, "exe": exe_path,
              "exe_ident": _ident(exe_path), "argv": [a.hex() for a in argv], "env": sorted(env.items()),
              "cwd": os.path.normpath(cwd), "uid": opts.uid, "gid": opts.gid, "aslr": opts.aslr,
              "hostname": opts.hostname, "vdso": opts.vdso, "cpu": opts.cpu or "host", "nofile": _nofile(),
@@ -80,9 +90,10 @@ def _key(opts, platform: str, exe_path: str, argv: list[bytes], env: dict[str, s
     return sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _build_id(root: str | None = None) -> str:
+def build_id(root: str | None = None) -> str:
     """umiak's own code (each file's path, size and mtime): another build of umiak (a fresh
-    clone, a changed kernel) never uses a snapshot this one made. About 1 ms."""
+    clone, a changed kernel) never uses a snapshot this one made. About 1 ms: a Machine
+    takes it once."""
     if root is None:
         import umiak
         root = os.path.dirname(os.path.abspath(umiak.__file__))
@@ -162,17 +173,51 @@ def _valid(snap: Snapshot) -> bool:
     return all(_ident(d["path"]) == d["ident"] for d in deps)
 
 
-def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: dict[str, str]):
+def _ident_of(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _load(path: str, loaded: dict | None) -> Snapshot | None:
+    """The snapshot at path; loaded: a Machine's snapshots read before (path -> (identity,
+    Snapshot)), used while the file is the same one (written anew, it is another inode)."""
+    ident = _ident_of(path)
+    if ident is None:
+        return None
+    if loaded is not None:
+        kept = loaded.get(path)
+        if kept is not None and kept[0] == ident:
+            return kept[1]
+    try:
+        snap = Snapshot.load(path)
+    except SnapshotError:
+        return None
+    if loaded is not None:
+        if len(loaded) >= LOADED_MAX:
+            del loaded[next(iter(loaded))]
+        loaded[path] = (ident, snap)
+    return snap
+
+
+LOADED_MAX = 8   # snapshots a Machine keeps read (each costs its file's size in memory)
+
+
+def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: dict[str, str],
+            build: str | None = None, loaded: dict | None = None):
     """The options of this run with the cache applied: a hit restores the snapshot, a miss
-    takes one at AT_ENTRY. Unchanged for a static program or one marked uncacheable."""
-    if not getattr(image, "interp", None) or opts.volumes or opts.tmpfs \
+    takes one at AT_ENTRY (a static program: at its first system call). Unchanged for a
+    program marked uncacheable."""
+    if opts.volumes or opts.tmpfs \
             or opts.strace or opts.syscall_summary or opts.extra.get("tracer") is not None \
             or opts.extra.get("recorder") is not None or opts.net != "host":
         return opts
     d = cache_dir()
     if not _writable(d):
         return opts
-    key = _key(opts, platform, exe_path, argv, env)
+    key = _key(opts, platform, exe_path, argv, env, build or build_id())
     layouts = _layouts() if opts.aslr else 1
     if layouts > 1:
         import random
@@ -181,10 +226,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
     if os.path.exists(path + ".no"):
         return opts
     extra = dict(opts.extra)
-    try:
-        snap = Snapshot.load(path)
-    except SnapshotError:
-        snap = None
+    snap = _load(path, loaded)
     if snap is not None and _valid(snap):
         try:
             with open(path + ".hits", "ab") as hits:
@@ -192,22 +234,16 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
             os.utime(path)   # recently used: evicted last
         except OSError:
             pass
+        if loaded is not None and path in loaded:
+            loaded[path] = (_ident_of(path), snap)
         extra["restore"] = snap
-        try:
-            with open(path + ".touch") as touch:
-                snap.touched = {int(v) for v in json.load(touch)}
-        except (OSError, ValueError, TypeError):
-            extra["tracer"] = _TouchSaver(snap, path + ".touch")   # this run says what to map at once
+        if snap.touched is None:
+            try:
+                with open(path + ".touch") as touch:
+                    snap.touched = {int(v) for v in json.load(touch)}
+            except (OSError, ValueError, TypeError):
+                extra["tracer"] = _TouchSaver(snap, path + ".touch")   # this run says what to map at once
         return replace(opts, extra=extra)
-    from umiak.snapshot.point import SnapshotPoint
-    watch = _Watch()
-
-    def deps(kernel, task):
-        kernel.tracer = None
-        if watch.other:
-            raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before AT_ENTRY")
-        return {"deps": watch.deps(exe_path, image.interp, task), "program": exe_path,
-                "argv0": argv[0].decode(errors="replace") if argv else "", "created": time.time()}
 
     def taken(snap: Snapshot) -> None:
         os.makedirs(d, exist_ok=True)
@@ -219,10 +255,29 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
                 pass
         _evict(d)
 
-    point = SnapshotPoint("entry", taken, stop=False, extra=deps)
+    def header(deps: list[dict]) -> dict:
+        return {"deps": deps, "program": exe_path, "argv0": argv[0].decode(errors="replace") if argv else "",
+                "created": time.time()}
+
+    from umiak.snapshot.point import SnapshotPoint
+    if getattr(image, "interp", None):
+        watch = _Watch()
+
+        def deps(kernel, task):
+            kernel.tracer = None
+            if watch.other:
+                raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before AT_ENTRY")
+            return header(watch.deps(exe_path, image.interp, task))
+
+        point = SnapshotPoint("entry", taken, stop=False, extra=deps)
+        extra["tracer"] = watch
+    else:
+        # A static program, at its first system call: its C runtime has probed the CPU
+        # and applied its IFUNC and static-PIE relocations; it has asked the kernel nothing.
+        point = SnapshotPoint("syscall", taken, stop=False, expect=_STATIC_FIRST,
+                              extra=lambda kernel, task: header(_Watch().deps(exe_path, None, task)))
     point.on_error = lambda e: _mark_uncacheable(path, e)
     extra["snapshot_hook"] = point
-    extra["tracer"] = watch
     return replace(opts, extra=extra)
 
 
@@ -313,8 +368,8 @@ class _Watch:
     def __getattr__(self, name: str):   # exec, exited, signal, finish: nothing to record
         return lambda *a, **k: None
 
-    def deps(self, exe_path: str, interp: str, task) -> list[dict]:
-        paths = dict.fromkeys([exe_path, interp, "/etc/ld.so.cache", "/etc/ld.so.preload"])
+    def deps(self, exe_path: str, interp: str | None, task) -> list[dict]:
+        paths = dict.fromkeys([exe_path, interp, "/etc/ld.so.cache", "/etc/ld.so.preload"] if interp else [exe_path])
         paths.update(self.paths)
         for v in task.mm.vmas:
             if v.file is not None and v.file.path:

@@ -1,4 +1,4 @@
-"""`umiak snapshot -o FILE --at entry|ready|signal [run options] -- PROG ARGS`,
+"""`umiak snapshot -o FILE --at entry|syscall|ready|signal [run options] -- PROG ARGS`,
 `umiak run --restore FILE [--restore-count N]` and `umiak cache ls|prune`."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ def snapshot_main(argv: list[str]) -> int:
         prog="umiak snapshot",
         description="Run PROG in a fresh micro-VM until the snapshot point, write its state to FILE and stop it. "
                     "Every `umiak run` option is accepted (before --). Restore with `umiak run --restore FILE`.",
-        epilog="--at entry: when the program's entry point is reached (after ld.so). --at ready: when the "
+        epilog="--at entry: when the program's entry point is reached (after ld.so). --at syscall: at the "
+               "program's first system call, before it is made (a static program's start-up is done). --at ready: when the "
                "program calls syscall(0x554d0001) (a no-op under umiak). --at signal: when umiak gets SIGUSR2.")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the snapshot")
-    p.add_argument("--at", default="entry", choices=["entry", "ready", "signal"], help="the snapshot point")
+    p.add_argument("--at", default="entry", choices=["entry", "syscall", "ready", "signal"], help="the snapshot point")
     own, rest = p.parse_known_args(argv)
     from umiak.cli import _parser, _run
     args = _parser().parse_args(["run", *rest])

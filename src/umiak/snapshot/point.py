@@ -10,13 +10,16 @@ from umiak.platform.base import RAX, RIP
 
 
 class SnapshotPoint:
-    """Takes one snapshot at `at` (entry | ready | signal) and hands it to `taken`.
+    """Takes one snapshot at `at` (entry | syscall | ready | signal) and hands it to `taken`.
 
     stop: end the program once it is taken (`umiak snapshot`), else let it go on (the
-    prelinked cache's first run). An error is kept in .error and ends the program."""
+    prelinked cache's first run). An error is kept in .error and ends the program.
+    expect (at syscall): the numbers the first call may have, another is an error (the
+    prelinked cache's: a C runtime's start, brk or arch_prctl)."""
 
-    def __init__(self, at: str, taken, stop: bool = True, extra=None):
+    def __init__(self, at: str, taken, stop: bool = True, extra=None, expect: frozenset[int] | None = None):
         self.at = at
+        self.expect = expect
         self.taken = taken
         self.stop = stop
         self.extra = extra            # callable(kernel, task) -> dict stored in the header
@@ -36,6 +39,8 @@ class SnapshotPoint:
             mm = task.mm
             self._byte = mm.read(self.entry, 1)
             mm.write(self.entry, b"\xcc", force=True)
+        elif self.at == "syscall":
+            kernel.tracer = _FirstSyscall(self, kernel.tracer)
 
     def signal(self) -> None:
         """SIGUSR2 reached umiak (another thread): stop the program soon, in user mode."""
@@ -65,8 +70,18 @@ class SnapshotPoint:
         self.done = True
         self.kernel.snapshot_hook = None
         from umiak.kernel.errors import ExitGroup
-        from umiak.snapshot import capture
+        from umiak.snapshot import SnapshotError, capture
         try:
+            if reason == "syscall":
+                # Back at the `syscall` instruction, rax still the number: the restored
+                # program makes the call itself (its rcx and r11 are the instruction's).
+                if self.kernel.rewriter is not None:
+                    self.kernel.rewriter.undo(task.mm)
+                regs[RIP] -= 2
+                if task.mm.read(regs[RIP], 2) != b"\x0f\x05":
+                    raise SnapshotError("cannot snapshot: the first system call was not made by a `syscall` instruction")
+                if self.expect is not None and regs[RAX] not in self.expect:
+                    raise SnapshotError(f"uncacheable: the first system call is {regs[RAX]}, not a C runtime's start")
             extra = self.extra(self.kernel, task) if self.extra is not None else None
             self.taken(capture(self.kernel, task, regs, reason, extra))
         except Exception as e:  # noqa: BLE001 - reported by the caller, one line
@@ -92,3 +107,30 @@ def _drop_code(mm, va: int) -> None:
     plat.unmap_page(va & ~0xFFF)
     plat.map_page(va & ~0xFFF, e & ~0xFFF, prot)
     plat.invalidate([e & ~0xFFF])
+
+
+class _FirstSyscall:
+    """The tracer of --at syscall: the program's first system call takes the snapshot
+    before it is served, on the vCPU's own thread (where the registers are: an exitless
+    poller hands the call back), then gives way to the tracer it stands in front of."""
+
+    def __init__(self, point: SnapshotPoint, inner):
+        self.point, self.inner = point, inner
+
+    def enter(self, task, nr: int, args):
+        kernel = self.point.kernel
+        if kernel.tracer is self:
+            if task.no_wait:
+                from umiak.kernel.process import WouldBlock
+                raise WouldBlock()
+            kernel.tracer = self.inner
+            self.point(task, "syscall")
+        return self.inner.enter(task, nr, args) if self.inner is not None else None
+
+    def exit(self, task, call, ret) -> None:
+        if self.inner is not None:
+            self.inner.exit(task, call, ret)
+
+    def __getattr__(self, name: str):   # exec, exited, signal, retract, finish
+        inner = self.__dict__.get("inner")
+        return getattr(inner, name) if inner is not None else (lambda *a, **k: None)
