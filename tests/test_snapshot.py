@@ -280,10 +280,20 @@ def test_second_restore_starts_in_few_exits(platform, tmp_path):
     assert len(counts) == 2 and counts[1] <= 5 and counts[1] < counts[0], r.describe()
 
 
-def test_cache_draws_randomness_per_run(platform, tmp_path):
+STATIC_KINDS = ["glibc-static", "glibc-static-pie", "musl-static"]
+
+
+def _have(kind: str) -> None:
+    if kind.startswith("musl") and shutil.which("musl-gcc") is None:
+        pytest.skip("musl-gcc is not installed")
+
+
+@pytest.mark.parametrize("kind", ["glibc-dynamic", *STATIC_KINDS])
+def test_cache_draws_randomness_per_run(platform, tmp_path, kind):
     """Runs started from one cached snapshot each get their own AT_RANDOM and stack canary,
     the canary made from AT_RANDOM as the C library makes it, as at every normal start."""
-    prog = build("canary", "glibc-dynamic")
+    _have(kind)
+    prog = build("canary", kind)
     outs = []
     for _ in range(3):
         r = _cached_run(platform, [prog], tmp_path)
@@ -295,26 +305,18 @@ def test_cache_draws_randomness_per_run(platform, tmp_path):
     assert "hits 2" in ls.stdout, ls.stdout + ls.stderr
 
 
-@pytest.mark.parametrize("kind", ["glibc-static", "glibc-static-pie", "musl-static"])
-def test_cache_starts_static_programs_past_their_start_up(platform, tmp_path, kind):
+@pytest.mark.parametrize("kind", STATIC_KINDS)
+def test_cache_starts_static_programs_at_their_first_syscall(platform, tmp_path, kind):
     """A static program is cached at its first system call (its C runtime's start done):
-    later runs give native's output and draw their own AT_RANDOM and canary."""
-    if kind == "musl-static" and shutil.which("musl-gcc") is None:
-        pytest.skip("musl-gcc is not installed")
+    later runs, restored from it, give native's output."""
+    _have(kind)
     prog = build("snapshot_ready", kind)
     native = run_native([prog])
     for _ in range(3):
         assert_same(native, _cached_run(platform, [prog], tmp_path))
-    canary = build("canary", kind)
-    outs = []
-    for _ in range(3):
-        r = _cached_run(platform, [canary], tmp_path)
-        assert r.status == 0 and r.stdout.endswith(b"derived yes\n"), r.describe()
-        outs.append(r.stdout)
-    assert len(set(outs)) == 3, outs
     env = dict(umiak_env(), XDG_CACHE_HOME=str(tmp_path))
     ls = subprocess.run([sys.executable, "-m", "umiak", "cache", "ls"], env=env, capture_output=True, text=True)
-    assert ls.returncode == 0 and ls.stdout.count("hits 2") == 2, ls.stdout + ls.stderr
+    assert ls.returncode == 0 and "hits 2" in ls.stdout and str(prog) in ls.stdout, ls.stdout + ls.stderr
 
 
 def test_cache_of_a_go_program(platform, tmp_path):

@@ -20,6 +20,7 @@ and the hooks of umiak.config.runtime.
 import functools
 import os
 
+from umiak.digest import sha256 as _sha256
 from umiak.errors import UmiakError
 
 FORMAT = 1
@@ -34,15 +35,6 @@ TREE_FILES = KCONFIG_FILES + ("kernel/syscalls/table.py", "config/rules.py", "co
 def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "umiak")
-
-
-def _sha256(data: bytes):
-    """SHA-256 without hashlib, whose OpenSSL would add ~4 MB to every configured run's RSS."""
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython's own module, no stubs
-    except ImportError:
-        from hashlib import sha256
-    return sha256(data)
 
 
 def tree_fingerprint() -> str:

@@ -48,7 +48,7 @@ import json
 import os
 import time
 
-from umiak.config import _sha256 as sha256   # CPython's own: hashlib's OpenSSL costs ~4 ms to import
+from umiak.digest import sha256   # CPython's own: hashlib's OpenSSL costs ~4 ms to import
 from umiak.records import replace
 from umiak.snapshot import Snapshot, SnapshotError
 
