@@ -95,3 +95,24 @@ def parse_elf(data: bytes, name: str) -> ElfImage:
     if not any(s.type == PT_LOAD for s in segments):
         raise ExecFormatError(f"{name}: ELF has nothing to load")
     return ElfImage(data, etype, entry, phoff, phentsize, phnum, segments, interp, exec_stack)
+
+
+_SHDR = struct.Struct("<IIQQQQIIQQ")   # Elf64_Shdr: name, type, flags, addr, offset, size, ...
+
+
+def section(data: bytes, name: bytes) -> tuple[int, int] | None:
+    """(sh_addr, sh_size) of a section by name, None without it: the prelinked cache's
+    look at a static program's .init on its first run (pyelftools' import alone is ~30 ms)."""
+    if len(data) < 64:
+        return None
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    if not shoff or shentsize < _SHDR.size or shstrndx >= shnum or shoff + shnum * shentsize > len(data):
+        return None
+    headers = [_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    strtab, strsize = headers[shstrndx][4], headers[shstrndx][5]
+    for h in headers:
+        start = strtab + h[0]
+        if h[0] < strsize and data[start:data.find(b"\0", start, strtab + strsize)] == name:
+            return h[3], h[5]
+    return None

@@ -11,6 +11,9 @@ Points (`umiak snapshot --at`):
   entry   the executable's AT_ENTRY is reached (ld.so has loaded and relocated
           everything; for a static program, its first instruction). A one-byte
           int3 is planted there and the original byte put back at the trap.
+  init    (the prelinked cache's, for static programs) an int3 at the executable's
+          .init, which the C runtime calls once its start is done, before any
+          constructor and main; restored as after entry.
   syscall the program's first system call, before it is served: the registers are
           those of its `syscall` instruction, which the restored program executes.
           A static program has then done its start-up work (glibc: probing the CPU,
@@ -431,7 +434,7 @@ def _restore(kernel, snap: Snapshot):
             f.lseek(rec["offset"], os.SEEK_SET)
         made[n] = f
         fds.install_at(n, f, rec["cloexec"])
-    if h.get("reason") in ("entry", "syscall"):
+    if h.get("reason") in ("entry", "init", "syscall"):
         _reseed(mm, proc, ts["fs_base"])
     # Registers, FPU, signal state.
     vcpu.set_regs([int(r) for r in ts["regs"]])

@@ -1,20 +1,22 @@
 """The prelinked snapshot cache: dynamic programs start at AT_ENTRY, ld.so's work done;
-static ones past their C runtime's start-up.
+static ones at their _init, the C runtime's start done.
 
 `umiak run PROG` (on by default for the CLI; `--no-snapshot-cache` or
 UMIAK_SNAPSHOT_CACHE=0 turn it off, the embedding API opts in with
 extra={"snapshot_cache": True}). The first run of a dynamic program stops at its
 AT_ENTRY (umiak.snapshot.point, --at entry), stores the snapshot in
 $XDG_CACHE_HOME/umiak/prelink (default ~/.cache/umiak) and goes on; later runs with the
-same key restore it instead of running ld.so again. A static program's first run stops
-at its first system call (--at syscall), if that is a C runtime's first (brk or
-arch_prctl: glibc, musl, Go; another program is marked uncacheable): what ran before, the
-runtime's own start (glibc probes the CPU with ~70 CPUIDs, ~33 µs each under PVM, and
-applies its IFUNC and static-PIE relocations), is not done again. Its later start-up
-calls are made as ever: a program's own code may run between them (a constructor, main
-asking the time of the vDSO), and nothing it computes is frozen in the snapshot. The cache keeps at most MAX_ENTRIES
-snapshots of MAX_BYTES in all (a hit marks its entry recently used; the least recently
-used go first).
+same key restore it instead of running ld.so again. A static C program's first run stops
+at its _init (an int3 at the .init section, point "init"): glibc's and musl's start calls
+it once their own work is done (glibc probes the CPU with ~70 CPUIDs, ~33 µs each under
+PVM, applies its IFUNC and static-PIE relocations, sets up TLS and malloc), before any
+constructor or main, so nothing the program itself computes is frozen in the snapshot.
+Its calls before _init must be the C runtime's kind (_STATIC_CALLS), else it is marked
+uncacheable, as is a program that never calls its _init or has a .preinit_array. A
+static program without .init (Go) stops at its first system call instead (--at syscall),
+if that is a runtime's first (brk or arch_prctl); one whose own code makes the first
+call is marked uncacheable. The cache keeps at most MAX_ENTRIES snapshots of MAX_BYTES
+in all (a hit marks its entry recently used; the least recently used go first).
 
 The key (a sha256 of): umiak's version and build (its files' sizes and mtimes, so
 another checkout or a changed kernel never uses this one's entries), the platform, guest RAM size, the program's
@@ -31,9 +33,10 @@ asks for the time, a pid or random bytes, reads, stats or seeks stdin/stdout/std
 (this run's), opens a /proc, /sys or /dev file, or writes anything, would have its answer frozen in the snapshot, so such a program
 is marked uncacheable instead (a ".no" file) and always runs the normal way.
 
-ASLR: an entry fixes one layout (and glibc's pointer guard), shared by every run
-restored from it, as processes forked from one zygote share theirs; AT_RANDOM's first
-8 bytes and the stack canary are drawn again at each restore (umiak.snapshot._reseed).
+ASLR: an entry fixes one layout (and glibc's pointer guard; a static program's, its
+malloc's tcache key too), shared by every run restored from it, as processes forked
+from one zygote share theirs; AT_RANDOM's first 8 bytes and the stack canary are drawn
+again at each restore (umiak.snapshot._reseed).
 UMIAK_SNAPSHOT_LAYOUTS=N keeps N entries (layouts) per key, each run picking one at
 random: N first runs pay for ld.so and the snapshot, and the cache holds N times as
 much. Runs with --no-aslr have their own single entry. `umiak cache prune` draws anew.
@@ -60,6 +63,10 @@ _LIVE_FILES = ("/proc/", "/sys/", "/dev/")
 # A static program's first system call, made by its C runtime's start (brk: glibc;
 # arch_prctl: glibc, musl, Go): what ran before is the runtime's own code, not the program's.
 _STATIC_FIRST = frozenset({12, 158})
+# What a static C runtime's start asks before it calls _init (glibc: brk, arch_prctl,
+# set_tid_address, set_robust_list, rseq, prlimit64, readlink of /proc/self/exe, getrandom
+# for malloc's tcache key, mprotect of RELRO; musl: arch_prctl, set_tid_address).
+_STATIC_CALLS = frozenset({9, 10, 11, 12, 89, 158, 218, 267, 273, 302, 318, 334})
 _FD_CALLS = frozenset({0, 5, 8, 17})   # read, fstat, lseek, pread64 (of stdio: not keyed)
 # nr -> index of the path argument
 _PATH_ARG = {2: 0, 4: 0, 6: 0, 21: 0, 89: 0, 257: 1, 262: 1, 267: 1, 332: 1}
@@ -271,14 +278,38 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
 
         point = SnapshotPoint("entry", taken, stop=False, extra=deps)
         extra["tracer"] = watch
+    elif (init := _init_offset(image)) is not None:
+        # A static program with a .init: at _init, its C runtime's start done (glibc probes
+        # the CPU, relocates, sets up TLS and malloc) and none of its own code run yet.
+        point = SnapshotPoint("init", taken, stop=False, init=init)
+        swatch = _Watch(_STATIC_CALLS, point, path)
+
+        def static_deps(kernel, task):
+            kernel.tracer = None
+            if swatch.other:
+                raise SnapshotError(f"uncacheable: syscalls {sorted(swatch.other)} before _init")
+            return header(swatch.deps(exe_path, None, task))
+
+        point.extra = static_deps
+        extra["tracer"] = swatch
     else:
-        # A static program, at its first system call: its C runtime has probed the CPU
-        # and applied its IFUNC and static-PIE relocations; it has asked the kernel nothing.
+        # Another static program (Go), at its first system call: its runtime has probed
+        # the CPU (and relocated itself); it has asked the kernel nothing.
         point = SnapshotPoint("syscall", taken, stop=False, expect=_STATIC_FIRST,
                               extra=lambda kernel, task: header(_Watch().deps(exe_path, None, task)))
     point.on_error = lambda e: _mark_uncacheable(path, e)
     extra["snapshot_hook"] = point
     return replace(opts, extra=extra)
+
+
+def _init_offset(image) -> int | None:
+    """Where a static program's .init section lies from its entry point; None without one,
+    or with a .preinit_array (program code the C runtime calls before _init)."""
+    from umiak.loader.elf import section
+    init, pre = section(image.data, b".init"), section(image.data, b".preinit_array")
+    if init is None or not init[1] or pre is not None and pre[1]:
+        return None
+    return init[0] - image.entry
 
 
 def _writable(d: str) -> bool:
@@ -337,15 +368,18 @@ class _TouchSaver:
 
 
 class _Watch:
-    """A tracer for the start of a first run: which calls ld.so made, which paths it tried."""
+    """A tracer for the start of a first run: which calls ld.so (or a static program's C
+    runtime) made, which paths it tried. point: a static program's, which must be reached
+    (one that never calls _init is marked uncacheable at its end)."""
 
-    def __init__(self):
+    def __init__(self, allowed: frozenset[int] = _LDSO_CALLS, point=None, path: str = ""):
+        self.allowed, self.point, self.path = allowed, point, path
         self.other: set[int] = set()
         self.paths: dict[str, None] = {}
 
     def enter(self, task, nr: int, args):
         # What stdio is (its content, its type, its offset) is this run's, not keyed.
-        if nr not in _LDSO_CALLS or nr in _FD_CALLS and args[0] < 3:
+        if nr not in self.allowed or nr in _FD_CALLS and args[0] < 3:
             self.other.add(nr)
         i = _PATH_ARG.get(nr)
         if i is not None:
@@ -355,6 +389,8 @@ class _Watch:
                 p = ""
             if not p and nr in (262, 332) and args[0] < 3:   # fstatat(1, "", AT_EMPTY_PATH)
                 self.other.add(nr)
+            if p == "/proc/self/exe" and nr in (89, 267):   # readlink: the program's path (keyed)
+                return nr
             if p:
                 p = os.path.normpath(os.path.join(task.process.cwd, p))
                 if p.startswith(_LIVE_FILES):   # content that changes with no change of identity
@@ -365,7 +401,11 @@ class _Watch:
     def exit(self, task, call, ret) -> None:
         return None
 
-    def __getattr__(self, name: str):   # exec, exited, signal, finish: nothing to record
+    def finish(self) -> None:
+        if self.point is not None and not self.point.done:
+            _mark_uncacheable(self.path, SnapshotError("uncacheable: the program never called its _init"))
+
+    def __getattr__(self, name: str):   # exec, exited, signal: nothing to record
         return lambda *a, **k: None
 
     def deps(self, exe_path: str, interp: str | None, task) -> list[dict]:

@@ -10,16 +10,21 @@ from umiak.platform.base import RAX, RIP
 
 
 class SnapshotPoint:
-    """Takes one snapshot at `at` (entry | syscall | ready | signal) and hands it to `taken`.
+    """Takes one snapshot at `at` (entry | init | syscall | ready | signal) and hands it to `taken`.
 
     stop: end the program once it is taken (`umiak snapshot`), else let it go on (the
     prelinked cache's first run). An error is kept in .error and ends the program.
     expect (at syscall): the numbers the first call may have, another is an error (the
-    prelinked cache's: a C runtime's start, brk or arch_prctl)."""
+    prelinked cache's: a C runtime's start, brk or arch_prctl).
+    init (the prelinked cache's point "init"): where a static program's .init lies from its
+    entry point; the int3 goes there (the C runtime calls _init before any constructor
+    and main)."""
 
-    def __init__(self, at: str, taken, stop: bool = True, extra=None, expect: frozenset[int] | None = None):
+    def __init__(self, at: str, taken, stop: bool = True, extra=None, expect: frozenset[int] | None = None,
+                 init: int | None = None):
         self.at = at
         self.expect = expect
+        self.init = init
         self.taken = taken
         self.stop = stop
         self.extra = extra            # callable(kernel, task) -> dict stored in the header
@@ -32,10 +37,10 @@ class SnapshotPoint:
         self.kernel: Any = None       # the Kernel, from started() on
 
     def started(self, kernel, task) -> None:
-        """The program is loaded: plant the int3 at AT_ENTRY (for --at entry)."""
+        """The program is loaded: plant the int3 at AT_ENTRY (entry) or its .init (init)."""
         self.kernel = kernel
-        if self.at == "entry":
-            self.entry = dict(task.process.auxv)[abi.AT_ENTRY]
+        if self.at in ("entry", "init"):
+            self.entry = dict(task.process.auxv)[abi.AT_ENTRY] + ((self.init or 0) if self.at == "init" else 0)
             mm = task.mm
             self._byte = mm.read(self.entry, 1)
             mm.write(self.entry, b"\xcc", force=True)
@@ -54,11 +59,13 @@ class SnapshotPoint:
                     t.vcpu.kick()   # a vCPU not in the guest now stops at its next run
 
     def __call__(self, task, reason: str):
+        if reason == "entry" and self.at == "init":
+            reason = "init"   # the kernel says "entry" of every int3
         if reason != self.at or self.done or reason == "signal" and not self.requested:
             return 0 if reason == "ready" else False
         vcpu = task.vcpu
         regs = vcpu.get_regs()
-        if reason == "entry":
+        if reason in ("entry", "init"):
             if regs[RIP] not in (self.entry, self.entry + 1):
                 return False   # some other int3: the program's own SIGTRAP
             task.mm.write(self.entry, self._byte, force=True)
