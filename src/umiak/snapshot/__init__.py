@@ -36,8 +36,9 @@ opened again by path at their offset. pid and tid are 1, as in every umiak VM. A
 program restored at its entry point draws new AT_RANDOM bytes and stack canary
 (_reseed), as every exec does (before any TLS exists: all 16 bytes). Pages are made
 in runs: consecutive frames, their page-table entries written a leaf table at a time
-and their content copied once per run; the pages the first restore of a snapshot faulted in are made at once by the next
-ones (_prefault), read from their file a run at a time.
+and their content copied once per run; the pages the first restore of a snapshot
+faulted in are made at once by the next ones (_prefault), read from their file a run
+at a time.
 
 Moving between platforms: the saved state is the architecture's, but a program that
 chose code for the CPU it started on (glibc's ifuncs, ld.so's XSAVE area size) may

@@ -180,18 +180,10 @@ def _valid(snap: Snapshot) -> bool:
     return all(_ident(d["path"]) == d["ident"] for d in deps)
 
 
-def _ident_of(path: str) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def _load(path: str, loaded: dict | None) -> Snapshot | None:
     """The snapshot at path; loaded: a Machine's snapshots read before (path -> (identity,
     Snapshot)), used while the file is the same one (written anew, it is another inode)."""
-    ident = _ident_of(path)
+    ident = _ident(path)
     if ident is None:
         return None
     if loaded is not None:
@@ -215,8 +207,8 @@ LOADED_MAX = 8   # snapshots a Machine keeps read (each costs its file's size in
 def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: dict[str, str],
             build: str | None = None, loaded: dict | None = None):
     """The options of this run with the cache applied: a hit restores the snapshot, a miss
-    takes one at AT_ENTRY (a static program: at its first system call). Unchanged for a
-    program marked uncacheable."""
+    takes one at AT_ENTRY (a static program: at its _init, or its first system call).
+    Unchanged for a program marked uncacheable."""
     if opts.volumes or opts.tmpfs \
             or opts.strace or opts.syscall_summary or opts.extra.get("tracer") is not None \
             or opts.extra.get("recorder") is not None or opts.net != "host":
@@ -242,7 +234,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
         except OSError:
             pass
         if loaded is not None and path in loaded:
-            loaded[path] = (_ident_of(path), snap)
+            loaded[path] = (_ident(path), snap)
         extra["restore"] = snap
         if snap.touched is None:
             try:
@@ -262,41 +254,31 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
                 pass
         _evict(d)
 
-    def header(deps: list[dict]) -> dict:
-        return {"deps": deps, "program": exe_path, "argv0": argv[0].decode(errors="replace") if argv else "",
-                "created": time.time()}
-
     from umiak.snapshot.point import SnapshotPoint
-    if getattr(image, "interp", None):
-        watch = _Watch()
-
-        def deps(kernel, task):
-            kernel.tracer = None
-            if watch.other:
-                raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before AT_ENTRY")
-            return header(watch.deps(exe_path, image.interp, task))
-
-        point = SnapshotPoint("entry", taken, stop=False, extra=deps)
-        extra["tracer"] = watch
+    interp = getattr(image, "interp", None)
+    watch: _Watch | None = None
+    if interp:
+        point, watch, before = SnapshotPoint("entry", taken, stop=False), _Watch(), "AT_ENTRY"
     elif (init := _init_offset(image)) is not None:
         # A static program with a .init: at _init, its C runtime's start done (glibc probes
         # the CPU, relocates, sets up TLS and malloc) and none of its own code run yet.
         point = SnapshotPoint("init", taken, stop=False, init=init)
-        swatch = _Watch(_STATIC_CALLS, point, path)
-
-        def static_deps(kernel, task):
-            kernel.tracer = None
-            if swatch.other:
-                raise SnapshotError(f"uncacheable: syscalls {sorted(swatch.other)} before _init")
-            return header(swatch.deps(exe_path, None, task))
-
-        point.extra = static_deps
-        extra["tracer"] = swatch
+        watch, before = _Watch(_STATIC_CALLS, point, path), "_init"
     else:
         # Another static program (Go), at its first system call: its runtime has probed
         # the CPU (and relocated itself); it has asked the kernel nothing.
-        point = SnapshotPoint("syscall", taken, stop=False, expect=_STATIC_FIRST,
-                              extra=lambda kernel, task: header(_Watch().deps(exe_path, None, task)))
+        point, before = SnapshotPoint("syscall", taken, stop=False, expect=_STATIC_FIRST), ""
+
+    def deps(kernel, task):
+        kernel.tracer = None
+        if watch is not None and watch.other:
+            raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before {before}")
+        return {"deps": (watch or _Watch()).deps(exe_path, interp, task), "program": exe_path,
+                "argv0": argv[0].decode(errors="replace") if argv else "", "created": time.time()}
+
+    point.extra = deps
+    if watch is not None:
+        extra["tracer"] = watch
     point.on_error = lambda e: _mark_uncacheable(path, e)
     extra["snapshot_hook"] = point
     return replace(opts, extra=extra)
