@@ -1,8 +1,6 @@
 """SHA-256 for keys (the config cache's, the snapshot cache's) without hashlib, whose
 OpenSSL costs ~4 ms to import and ~4 MB of every run's RSS."""
 
-from __future__ import annotations
-
 
 def sha256(data: bytes):
     try:
