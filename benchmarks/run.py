@@ -336,9 +336,12 @@ class Ctx:
     def __init__(self):
         from umiak.platform import available_platforms
         self.usable = {name: problem is None for name, problem in available_platforms().items()}
-        self.raw = {k: (attempt(raw_exit_us, k) if self.usable.get(k) else "unavailable")
-                    for k in ("kvm", "emu")}
+        self.raw = self.per_platform(raw_exit_us)
         self.raw_ctypes = attempt(raw_kvm_run_us) if self.usable.get("kvm") else "unavailable"
+
+    def per_platform(self, fn, *args) -> dict:
+        """fn(platform, *args) for kvm and emu, "unavailable" where the platform is not."""
+        return {k: (attempt(fn, k, *args) if self.usable.get(k) else "unavailable") for k in ("kvm", "emu")}
 
     def per_kind(self, label: str, fn, kinds=KINDS) -> dict:
         """fn(kind) for each kind; a cell that cannot be measured holds a short reason."""
@@ -466,22 +469,20 @@ def section_syscalls(ctx: Ctx) -> None:
         if r.status != 0:
             raise RuntimeError(f"status {r.status}")
         return statistics.median(c.py) * 1e6, statistics.median(c.run) * 1e6
-    direct = {k: (attempt(python_share_us, k) if ctx.usable.get(k) else "unavailable") for k in ("kvm", "emu")}
+    direct = ctx.per_platform(python_share_us)
     note(f"  python share direct: {direct}")
     part = lambda k, i: fmt(direct[k][i], "us") if isinstance(direct[k], tuple) else fmt(direct[k], "us")  # noqa: E731
     RESULTS["share_us"] = direct["kvm"][0] if isinstance(direct["kvm"], tuple) else direct["kvm"]
     rows.append(["  Python's share, timed between vCPU runs (median)", "-", part("kvm", 0), part("emu", 0), "-", "-", "-"])
     rows.append(["  time inside vcpu.run per exit (median, same run)", "-", part("kvm", 1), part("emu", 1), "-", "-", "-"])
 
-    inproc = {k: (attempt(in_process, k, [str(progs["hello"])], 20, b"hello") if ctx.usable.get(k)
-                  else "unavailable") for k in ("kvm", "emu")}
+    inproc = ctx.per_platform(in_process, [str(progs["hello"])], 20, b"hello")
     RESULTS["inproc_hello_ms"] = ms_of(inproc, "kvm")
     rows.append(["static hello, in-process run_captured", "-", fmt(ms_of(inproc, "kvm"), "ms"),
                  fmt(ms_of(inproc, "emu"), "ms"), "-", "-", "-"])
-    cached = {k: (attempt(in_process, k, [str(progs["hello"])], 20, b"hello", True, None, True) if ctx.usable.get(k)
-                  else "unavailable") for k in ("kvm", "emu")}
+    cached = ctx.per_platform(in_process, [str(progs["hello"])], 20, b"hello", True, None, True)
     RESULTS["inproc_hello_cached_ms"] = ms_of(cached, "kvm")
-    rows.append(["  the same, from the snapshot cache (its first syscall)", "-", fmt(ms_of(cached, "kvm"), "ms"),
+    rows.append(["  the same, from the snapshot cache (taken at its _init)", "-", fmt(ms_of(cached, "kvm"), "ms"),
                  fmt(ms_of(cached, "emu"), "ms"), "-", "-", "-"])
     if ctx.usable.get("kvm"):
         fresh = attempt(in_process, "kvm", [str(progs["hello"])], 20, b"hello", False)
