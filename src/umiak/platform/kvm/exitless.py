@@ -289,6 +289,10 @@ class Exitless:
         since = time.monotonic() - BUSY_S
         return sum(1 for s in self.slots if s.vcpu._in_run or s.vcpu._ran_at > since)
 
+    def _crowded(self) -> bool:
+        """The vCPUs want every core (EXITLESS=y aside): the poller leaves them one."""
+        return not self.forced and self._busy() >= self.cores
+
     def _ready(self) -> _Native:
         """The host's code, and each slot's spin deadline in pauses (before any is enabled)."""
         if self.native is None:
@@ -308,7 +312,7 @@ class Exitless:
             self._wake.clear()
             if self._closing:
                 break
-            if not self.forced and (self._busy() >= self.cores or os.getloadavg()[0] >= self.cores + 1):
+            if self._crowded() or not self.forced and os.getloadavg()[0] >= self.cores + 1:
                 self._fruitless()   # no core to spare: spinning here would starve a vCPU
                 continue
             self.awake = True
@@ -329,7 +333,7 @@ class Exitless:
                     if serve_one(slots[i]):
                         served += 1
                         total += 1
-                        if not total % CHECK_EVERY and not self.forced and self._busy() >= self.cores:
+                        if not total % CHECK_EVERY and self._crowded():
                             crowded = True   # leave them one
                             break
                     i = poll(addrs, n, idle_ticks, ctl, claimed)
@@ -338,7 +342,7 @@ class Exitless:
                 if i == -2:   # the control word changed: read it again
                     continue
                 # A quiet millisecond, only hand-backs, or no core to spare: sleep.
-                if not self.forced and self._busy() >= self.cores:
+                if self._crowded():
                     crowded = True
                     break
                 if served == 0:
