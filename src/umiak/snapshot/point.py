@@ -40,7 +40,7 @@ class SnapshotPoint:
         """The program is loaded: plant the int3 at AT_ENTRY (entry) or its .init (init)."""
         self.kernel = kernel
         if self.at in ("entry", "init"):
-            self.entry = dict(task.process.auxv)[abi.AT_ENTRY] + ((self.init or 0) if self.at == "init" else 0)
+            self.entry = dict(task.process.auxv)[abi.AT_ENTRY] + (self.init or 0)
             mm = task.mm
             self._byte = mm.read(self.entry, 1)
             mm.write(self.entry, b"\xcc", force=True)
