@@ -62,3 +62,15 @@ def test_threads_at_rewritten_sites(platform, link):
 def test_signals_in_rewritten_calls(platform):
     """A handler interrupting rewritten calls sees its RIP in the program's text."""
     compare(forced(platform), [build("rewrite_signal", "glibc-static")])
+
+
+@pytest.mark.parametrize("link", ("glibc-static", "musl-static"))
+def test_fresh_sites_rewritten_while_threads_run_them(platform, link):
+    """Sixteen threads reach 64 sites nobody called before, at once: each is rewritten while
+    the others may be running it (they are held out of the guest for the write), no thread
+    crashes, and every answer is the calling thread's."""
+    prog = [build("rewrite_race", link, PTHREAD)]
+    compare(forced(platform), prog)
+    if platform == "kvm":
+        r = run_umiak("kvm-exitless", [str(p) for p in prog], options=["--verbose"])
+        assert r.status == 0 and _rewritten(r.stderr) >= 64, r.describe()

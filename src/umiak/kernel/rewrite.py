@@ -20,9 +20,11 @@ the site (RIP at its first byte, or at the `syscall` once the instruction has ru
 fix_rip), so a signal frame is what a native run would show and sigreturn resumes there.
 
 Why it is safe:
-- Only an address space that one task runs is rewritten (no other vCPU can execute the
-  bytes while they change; the only one is stopped in this exit); with more threads
-  sites are left as they are (the ones rewritten before stay).
+- No vCPU runs the bytes while they change: the caller's is stopped in this exit, and
+  every other task of the address space (threads, a CLONE_VM child) is kept out of the
+  guest for the write (Platform.hold: kicked out of KVM_RUN, waited for, let in again,
+  which serialises it as cross-modifying code needs). A thread stopped anywhere is at an
+  instruction boundary: at the `mov` (it runs the jump) or at the `syscall` (it stays).
 - The site must be what the call came through: eax's number is the `mov`'s (r9 the word
   at 8(%rsp)), and the byte before it is not a prefix that would make it part of another
   instruction.
@@ -41,6 +43,8 @@ Why it is safe:
 - Only calls the exitless poller may serve (FastCalls.may_serve): the others gain little.
 - --no-rewrite (UMIAK_REWRITE=n) turns it off, for programs that check their own code.
 """
+
+import contextlib
 
 from umiak.kernel import abi
 from umiak.kernel.errors import SyscallError
@@ -104,9 +108,6 @@ class Rewriter:
                 return
         else:
             return
-        # No other task may run this address space (a thread, a CLONE_VM child, a vfork parent).
-        if sum(1 for t in self.kernel.tasks.values() if t.mm is mm) != 1:
-            return
         vma = mm.find_vma(site)
         if vma is None or vma.flags & abi.MAP_SHARED or vma.start > site or vma.end < ret:
             return
@@ -121,16 +122,24 @@ class Rewriter:
                 + b"\x65\xff\x24\x25" + self.rw_ptr_off.to_bytes(4, "little"))
         mm.write(tramp, body + b"\xcc" * (TRAMP - len(body)), force=True)
         area.used += 1
-        mm.write(site, b"\xe9" + rel.to_bytes(4, "little", signed=True), force=True)
+        with self._others_held(task):
+            mm.write(site, b"\xe9" + rel.to_bytes(4, "little", signed=True), force=True)
         self.rewritten += 1
+
+    def _others_held(self, task):
+        """Every other task running this address space (a thread, a CLONE_VM child, a vfork
+        parent) out of the guest while its code changes (Platform.hold)."""
+        vcpus = [t.vcpu for t in self.kernel.tasks.values()
+                 if t.mm is task.mm and t is not task and t.vcpu is not None]
+        return self.kernel.platform.hold(vcpus) if vcpus else contextlib.nullcontext()
 
     def gs_taken(self, task) -> None:
         """The program sets its own %gs base: put its address space's sites back (from
-        their trampolines) and rewrite no more there. Safe while one task runs it; with
-        more, another thread could run a site half put back (then use --no-rewrite)."""
+        their trampolines) and rewrite no more there, the other threads held meanwhile."""
         st = _state(task.mm)
         st.off = True
-        self._put_back(task.mm, st)
+        with self._others_held(task):
+            self._put_back(task.mm, st)
 
     def undo(self, mm) -> None:
         """Before a snapshot (one task, stopped): the original code and no trampolines, so

@@ -6,6 +6,7 @@ KVM_RUN and no other ioctl.
 """
 
 import bisect
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -14,6 +15,7 @@ import os
 import signal
 import struct
 import threading
+import time
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
@@ -188,6 +190,9 @@ class KvmPlatform(Platform):
         self.exitless: "Exitless | None" = None   # set once the kernel enables the exitless path
         self._xl_count = 0                    # vCPUs given an exitless stub so far
         self.xl_rewrite = False               # rewritten syscall sites (kernel/rewrite.py)
+        self._holding = False                 # hold(): no vCPU enters the guest meanwhile
+        self._unheld = threading.Event()
+        self._unheld.set()
         try:
             self._setup(mem_size)
         except OSError as e:
@@ -412,6 +417,28 @@ class KvmPlatform(Platform):
 
     def copy_ptes(self, src, dst, start: int, end: int, clear_write: bool) -> None:
         src.copy_range(dst, start, end, clear_write)
+
+    @contextlib.contextmanager
+    def hold(self, vcpus):
+        """Keep these vCPUs out of the guest while the caller changes code they may run
+        (kernel/rewrite.py): the ones in KVM_RUN are kicked out and waited for, and no vCPU
+        enters the guest again until the block ends. Leaving KVM_RUN and entering it
+        again serialise the vCPU, as cross-modifying code wants. The caller holds the
+        kernel lock: a kicked vCPU only has to leave KVM_RUN, not to be served."""
+        self._unheld.clear()
+        self._holding = True   # before the vCPUs' _in_run are read: run() sets it first
+        try:
+            for v in vcpus:
+                if v._in_run:
+                    v.kick()
+            delay = 0.00001
+            while any(v._in_run for v in vcpus):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.001)
+            yield
+        finally:
+            self._holding = False
+            self._unheld.set()
 
     def invalidate(self, frames: list[int]) -> None:
         """Drop cached translations of these frames after lowering permissions.
@@ -821,6 +848,10 @@ class KvmVcpu:
                 self.plat._zap_stale()
         xl = self._xl
         self._in_run = True
+        if self.plat._holding:   # another thread changes code this one may run (hold)
+            self._in_run = False
+            self.plat._unheld.wait()
+            return ExitKind.INTERRUPTED   # as a kick: the loop runs again
         if xl is not None:
             self._ran_at = _monotonic()
         try:
