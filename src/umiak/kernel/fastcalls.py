@@ -7,7 +7,10 @@ block (a read of an empty pipe, a futex wait, sleeps, accept), nothing that read
 writes registers or changes the task (exit, clone, execve, rt_sigreturn, arch_prctl,
 signal masks), and nothing for a thread with a signal pending. An open is served: only a
 FIFO's can wait, and a wait on the poller is WouldBlock (Task.wait), raised before it and
-undone as for a signal, so the call is handed back and made again. A signal action may
+undone as for a signal, so the call is handed back and made again. So are epoll_wait and
+poll whatever their timeout: what is ready now is answered here (a busy server's waits),
+and one that would wait is handed back before it changed anything (epoll_pwait with a
+signal mask only polls: the mask is the task's). A signal action may
 change (rt_sigaction: a table entry; a signal it makes deliverable is one pending, which
 the reply reports), and ioctl may ask what a file is (TCGETS, FIONREAD, ...), not wait
 for it (TCSETSW drains output) nor make the terminal signal anyone (TIOCSPGRP). Everything
@@ -61,6 +64,7 @@ class FastCalls:
         self.futex = NUMBERS["futex"]
         self.epoll_wait = present(("epoll_wait", "epoll_pwait"))
         self.poll = NUMBERS["poll"]
+        self.epoll_wait_nr = NUMBERS["epoll_wait"]
         self.always |= self.opens
         self.nrs = self.always | self.fd_io | self.epoll_wait | {self.fcntl, self.futex, self.poll, self.ioctl,
                                                                  self.sendfile}
@@ -81,7 +85,7 @@ class FastCalls:
                 return t
         return None
 
-    def _allowed(self, task, nr: int, a: int, b: int, c: int, d: int) -> bool:
+    def _allowed(self, task, nr: int, a: int, b: int, c: int, d: int, e: int) -> bool:
         if nr in self.always:
             return True
         if nr in self.fd_io:
@@ -94,11 +98,9 @@ class FastCalls:
             return b in FCNTL_SAFE
         if nr == self.ioctl:
             return (b & 0xFFFFFFFF) in IOCTL_SAFE
-        if nr in self.epoll_wait:
-            return abi.s32(d) == 0
-        if nr == self.poll:
-            return abi.s32(c) == 0
-        return False
+        if nr in self.epoll_wait:   # a wait is WouldBlock here: only what is ready now is served
+            return nr == self.epoll_wait_nr or e == 0 or abi.s32(d) == 0   # a signal mask: only polling
+        return nr == self.poll
 
     def serve(self, vcpu, nr: int, a: int, b: int, c: int, d: int, e: int, f: int, at: int = 0):
         """Serve the call on this (the poller's) thread: (result, a signal is pending now),
@@ -107,7 +109,7 @@ class FastCalls:
         with k.lock:
             task = self._owner(vcpu)
             if (task is None or task.has_signal or task.killed or task.process.exiting
-                    or task.restart_nr is not None or not self._allowed(task, nr, a, b, c, d)):
+                    or task.restart_nr is not None or not self._allowed(task, nr, a, b, c, d, e)):
                 return None
             if k.rewriter is not None and k.rewriter.first_call(task, at):
                 return None   # the real exit, where the call's site can be rewritten
