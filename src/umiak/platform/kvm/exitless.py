@@ -293,6 +293,18 @@ class Exitless:
         """The vCPUs want every core (EXITLESS=y aside): the poller leaves them one."""
         return not self.forced and self._busy() >= self.cores
 
+    def _host_full(self) -> bool:
+        """Other threads of the host fill every core now. The count of threads runnable at
+        this instant (not the load average: it lags by a minute and counts this VM's own
+        spinning), less this poller and the VM's busy vCPUs; a client that mostly waits
+        (a benchmark talking to the guest) leaves room, which the fallback count checks."""
+        try:
+            with open("/proc/loadavg", "rb") as f:
+                running = int(f.read().split()[3].split(b"/")[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return running - 1 - self._busy() >= self.cores
+
     def _ready(self) -> _Native:
         """The host's code, and each slot's spin deadline in pauses (before any is enabled)."""
         if self.native is None:
@@ -312,7 +324,7 @@ class Exitless:
             self._wake.clear()
             if self._closing:
                 break
-            if self._crowded() or not self.forced and os.getloadavg()[0] >= self.cores + 1:
+            if self._crowded() or not self.forced and self._host_full():
                 self._fruitless()   # no core to spare: spinning here would starve a vCPU
                 continue
             self.awake = True
@@ -353,9 +365,11 @@ class Exitless:
             self.asleep_exits = 0
             # Worth it only while the poller answers before the stubs give up: a poller
             # that is not on a CPU when calls come (a loaded host) costs them the deadline.
-            if crowded or total <= 2 * (self.fallbacks - fallbacks):
+            # A wake that met no call at all (the program went quiet) proves nothing.
+            missed = self.fallbacks - fallbacks
+            if crowded or missed and total <= 2 * missed:
                 self._fruitless()
-            else:
+            elif total:
                 self._backoff = 0.0
 
     def _fruitless(self) -> None:
