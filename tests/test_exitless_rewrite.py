@@ -1,6 +1,6 @@
 """Rewritten syscall sites (issue 15 §3, kernel/rewrite.py): with the exitless path on kvm,
-`mov $nr,%eax; syscall` sites of the program's text (and glibc's syscall()) become jumps into
-the vCPU's stub.
+`mov $nr,%eax; syscall` sites of the program's text (glibc's syscall() and read() too) become
+jumps into the vCPU's stub.
 
 On kvm these run umiak as "kvm-exitless" (the exitless path forced on, sites rewritten
 unless --no-rewrite); on emu they check the same programs' semantics.
@@ -40,6 +40,8 @@ def test_sites_are_rewritten(platform, link):
     assert want[2] == "syscall: 4c 8b 4c 24 08 0f 05" and got[2].startswith("syscall: e9 "), got
     assert got[3] == want[3] == "maps below 64 KiB: 0"
     assert got[4] == want[4] == "anonymous executable maps: 0"
+    # read(): its `xor %eax,%eax` a jump into the padding
+    assert want[5] == "read: 31 c0 0f 05" and got[5].startswith("read: eb ") and got[5].endswith(" 0f 05"), got
 
 
 @pytest.mark.parametrize("link", VARIANTS)
@@ -74,3 +76,10 @@ def test_fresh_sites_rewritten_while_threads_run_them(platform, link):
     if platform == "kvm":
         r = run_umiak("kvm-exitless", [str(p) for p in prog], options=["--verbose"])
         assert r.status == 0 and _rewritten(r.stderr) >= 64, r.describe()
+
+
+@pytest.mark.parametrize("link", ("glibc-static", "glibc-dynamic"))
+def test_code_put_back_when_the_program_takes_gs(platform, link):
+    """A program setting its own %gs gets every rewritten site of its address space back as
+    it was (read()'s padding too), and its calls go on making real `syscall`s."""
+    compare(forced(platform), [build("rewrite_gs", link)])

@@ -1,8 +1,9 @@
 /* Probes: SIGALRM (setitimer, every 500 us) while the program loops in rewritten getppid calls
- * (the wrapper's and syscall()'s sites):
+ * (the wrapper's and syscall()'s sites) and read()s of its own executable:
  * the handler's ucontext RIP is always in the program's own text, never in an umiak trampoline
  * or stub, and the loop's results stay right. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,8 +35,12 @@ int main(void)
     setitimer(ITIMER_REAL, &it, NULL);
     pid_t ppid = getppid();
     long wrong = 0;
-    for (long i = 0; signals < 30; i++)
+    int fd = open("/proc/self/exe", O_RDONLY);
+    char elf[4];
+    for (long i = 0; signals < 30; i++) {
         wrong += getppid() != ppid || syscall(SYS_getppid) != ppid;
+        wrong += lseek(fd, 1, SEEK_SET) != 1 || read(fd, elf, 3) != 3 || elf[0] != 'E';
+    }
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     printf("at least 30 signals, RIP outside the text %ld, wrong results %ld\n", outside, wrong);

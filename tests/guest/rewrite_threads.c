@@ -1,7 +1,9 @@
 /* Probes: many threads running libc syscall wrappers (gettid, getppid, getpid) that the main
  * thread's first calls made umiak rewrite, and sites each thread reaches first (uname,
- * getuid, ...): every call answers for its own thread (gettid is the tid the raw syscall gives). */
+ * getuid, ...) and read() of the executable from the threads, glibc's multi-threaded path: every
+ * call answers for its own thread (gettid is the tid the raw syscall gives). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -16,7 +18,10 @@ static void *worker(void *arg)
     long bad = 0;
     pid_t tid = (pid_t)syscall(SYS_gettid), pid = getpid(), ppid = getppid();
     struct utsname u;
+    int fd = open("/proc/self/exe", O_RDONLY);
+    char elf[4];
     for (int i = 0; i < ROUNDS; i++) {
+        bad += lseek(fd, 1, SEEK_SET) != 1 || read(fd, elf, 3) != 3 || elf[0] != 'E';
         bad += gettid() != tid;
         bad += getppid() != ppid;
         bad += (pid_t)syscall(SYS_getpid) != pid;
@@ -25,6 +30,7 @@ static void *worker(void *arg)
             bad += getuid() != geteuid();
         }
     }
+    close(fd);
     *(long *)arg = bad;
     return NULL;
 }

@@ -11,6 +11,15 @@ replaced by `jmp rel32` to a trampoline of its own, which begins with them:
 
     <those five bytes> ; movabs $site+7,%rcx ; jmp *%gs:RW_PTR       (32 bytes a site)
 
+glibc's read() has only `xor %eax,%eax; syscall` (31 c0 0f 05), too short for the jump: its
+`xor` becomes `jmp rel8` (the same two bytes, so no instruction is cut) to the alignment
+padding after the wrapper's next `ret`, whose first five bytes become the `jmp rel32` to a
+trampoline beginning with the `xor` (a three-byte nop making it five, the padding's own
+bytes kept at its end for putting back). The padding is found by disassembling (capstone)
+from the `syscall` on: glibc's error check (cmp $-4096,%rax) first, then the first `ret`
+followed by nops up to a 16-byte boundary, within the rel8's reach. Code after a `ret` up
+to an aligned label is never run: no branch lands inside padding a compiler emitted.
+
 %gs is the vCPU's slot page (platform/kvm/exitless.py), whose RW_PTR is that vCPU's
 rewritten-site entry: it saves the flags in r11 and goes on as the stub's `syscall` entry,
 so rax, rcx and r11 are what `syscall` leaves and the red zone below rsp is not touched.
@@ -45,6 +54,7 @@ Why it is safe:
 """
 
 import contextlib
+from typing import Any
 
 from umiak.kernel import abi
 from umiak.kernel.errors import SyscallError
@@ -57,6 +67,10 @@ PAGE = 4096
 NAME = KERNEL_VMA
 SITE_LEN = 7
 R9_FROM_STACK = bytes.fromhex("4c8b4c2408")   # mov 0x8(%rsp),%r9
+XOR_EAX, SYSCALL = b"\x31\xc0", b"\x0f\x05"
+XOR_HEAD = XOR_EAX + b"\x0f\x1f\x00"          # xor %eax,%eax; nopl (%rax): a trampoline's five bytes
+ERR_CHECK = bytes.fromhex("483d00f0ffff")       # cmp $-4096,%rax, after glibc's syscall
+PAD_KEPT = TRAMP - 5                            # where a trampoline keeps the padding's own bytes
 RSP, R9 = 6, 9   # in the vCPU's register list
 # A byte before the instruction that would make it part of a longer instruction (a REX or legacy prefix,
 # the 0f escape: `41 b8 imm32` is mov $imm,%r8d): such a site is left alone.
@@ -71,6 +85,7 @@ class Rewriter:
         self.may_serve = may_serve
         self.rw_ptr_off = rw_ptr_off
         self.rewritten = 0
+        self._cs: Any = None   # capstone, for glibc read()'s padding (loaded at its first site)
 
     def first_call(self, task, at: int) -> bool:
         """Whether the poller's call (returning to at, as the stub's slot says) comes from a
@@ -93,8 +108,13 @@ class Rewriter:
             code = mm.read(site - 1, SITE_LEN + 1)
         except SyscallError:
             return
+        if code[6:] != SYSCALL:
+            return
+        if code[4:6] == XOR_EAX and nr == 0 and code[3] not in NOT_BEFORE:
+            self._rewrite_xor(task, mm, st, ret)
+            return
         head = code[1:6]
-        if code[6:] != b"\x0f\x05" or code[0] in NOT_BEFORE:
+        if code[0] in NOT_BEFORE:
             return
         if head[0] == 0xB8:
             if int.from_bytes(head[1:], "little") != nr & 0xFFFF_FFFF:
@@ -117,14 +137,66 @@ class Rewriter:
         tramp = area.next()
         if not area.page(mm, tramp):
             return
-        rel = tramp - (site + 5)
-        body = (head + b"\x48\xb9" + ret.to_bytes(8, "little")
-                + b"\x65\xff\x24\x25" + self.rw_ptr_off.to_bytes(4, "little"))
+        body = self._body(head, ret)
         mm.write(tramp, body + b"\xcc" * (TRAMP - len(body)), force=True)
         area.used += 1
         with self._others_held(task):
-            mm.write(site, b"\xe9" + rel.to_bytes(4, "little", signed=True), force=True)
+            mm.write(site, _jmp(site, tramp), force=True)
         self.rewritten += 1
+
+    def _body(self, head: bytes, ret: int) -> bytes:
+        """A trampoline: the site's five bytes; movabs $ret,%rcx; jmp *%gs:RW_PTR."""
+        return (head + b"\x48\xb9" + ret.to_bytes(8, "little")
+                + b"\x65\xff\x24\x25" + self.rw_ptr_off.to_bytes(4, "little"))
+
+    def _rewrite_xor(self, task, mm, st, ret: int) -> None:
+        """glibc's read(): `xor %eax,%eax; syscall` at ret-4, through a jump in its padding."""
+        site = ret - 4
+        vma = mm.find_vma(site)
+        if vma is None or vma.flags & abi.MAP_SHARED or vma.start > site:
+            return
+        pad = self._padding(mm, ret, min(vma.end, site + 2 + 127 + 16))
+        if pad is None:
+            return
+        area = st.area_for(mm, pad)
+        if area is None:
+            return
+        tramp = area.next()
+        if not area.page(mm, tramp):
+            return
+        kept = mm.read(pad, 5)
+        body = self._body(XOR_HEAD, ret)
+        mm.write(tramp, body + b"\xcc" * (PAD_KEPT - len(body)) + kept, force=True)
+        area.used += 1
+        with self._others_held(task):
+            mm.write(pad, _jmp(pad, tramp), force=True)
+            mm.write(site, bytes((0xEB, pad - (site + 2))), force=True)
+        self.rewritten += 1
+
+    def _padding(self, mm, ret: int, end: int) -> "int | None":
+        """The first padding after the wrapper's next `ret`: nops from a `ret` or `jmp` to a
+        16-byte boundary, five bytes at least, starting within a rel8 of ret-2; or None."""
+        if self._cs is None:
+            import capstone
+            self._cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        try:
+            code = mm.read(ret, end - ret)
+        except SyscallError:
+            return None
+        if not code.startswith(ERR_CHECK):
+            return None
+        run, after_jump = None, False
+        for addr, _size, mnemonic, _op in self._cs.disasm_lite(code, ret):
+            if mnemonic == "nop":
+                if run is None and after_jump:
+                    run = addr
+                continue
+            if run is not None:
+                if addr % 16 == 0 and addr - run >= 5 and run - (ret - 2) <= 127:
+                    return run
+                return None   # the first padding after a ret is the wrapper's, or none is
+            after_jump = mnemonic in ("ret", "jmp")
+        return None
 
     def _others_held(self, task):
         """Every other task running this address space (a thread, a CLONE_VM child, a vfork
@@ -161,10 +233,17 @@ class Rewriter:
     def _put_back(mm, st) -> None:
         for tramp in (a.tramp(i) for a in st.areas for i in range(a.used)):
             try:
-                body = mm.read(tramp, 15)
-                site = int.from_bytes(body[7:15], "little") - SITE_LEN
-                if mm.read(site, 5) == b"\xe9" + (tramp - site - 5).to_bytes(4, "little", signed=True):
-                    mm.write(site, body[:5], force=True)
+                body = mm.read(tramp, TRAMP)
+                ret = int.from_bytes(body[7:15], "little")
+                if body[:5] == XOR_HEAD:
+                    site = ret - 4
+                    jump = mm.read(site, 2)
+                    pad = site + 2 + int.from_bytes(jump[1:], "little", signed=True)
+                    if jump[0] == 0xEB and mm.read(pad, 5) == _jmp(pad, tramp):
+                        mm.write(site, XOR_EAX, force=True)
+                        mm.write(pad, body[PAD_KEPT:], force=True)
+                elif mm.read(ret - SITE_LEN, 5) == _jmp(ret - SITE_LEN, tramp):
+                    mm.write(ret - SITE_LEN, body[:5], force=True)
             except SyscallError:
                 continue
 
@@ -174,13 +253,22 @@ class Rewriter:
         regs = v.get_regs()
         rip = regs[16]
         base = rip & ~(TRAMP - 1)
-        if not any(a.tramp(a.used - 1) <= base < a.hi for a in _state(task.mm).areas if a.used):
-            return
+        areas = [a for a in _state(task.mm).areas if a.used]
         try:
-            ret = task.mm.read_u64(base + 7)
+            if not any(a.tramp(a.used - 1) <= base < a.hi for a in areas):
+                # At a read() site's jump in its padding: it has not run the `xor` yet.
+                jump = task.mm.read(rip, 5)
+                tramp = rip + 5 + int.from_bytes(jump[1:], "little", signed=True)
+                if (jump[0] != 0xE9 or tramp % TRAMP
+                        or not any(a.tramp(a.used - 1) <= tramp < a.hi for a in areas)
+                        or task.mm.read(tramp, 5) != XOR_HEAD):
+                    return
+                regs[16] = task.mm.read_u64(tramp + 7) - 4
+            else:
+                head, ret = task.mm.read(base, 5), task.mm.read_u64(base + 7)
+                regs[16] = ret - (4 if head == XOR_HEAD else SITE_LEN) if rip == base else ret - 2
         except SyscallError:
             return
-        regs[16] = ret - SITE_LEN if rip == base else ret - 2
         v.set_regs(regs)
 
 
@@ -256,6 +344,11 @@ class _State:
         mm.reserved.append((lo, hi))
         self.areas.append(a)
         return a
+
+
+def _jmp(at: int, to: int) -> bytes:
+    """`jmp rel32` at at, to to."""
+    return b"\xe9" + (to - at - 5).to_bytes(4, "little", signed=True)
 
 
 def _state(mm) -> _State:
