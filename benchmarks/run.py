@@ -1044,7 +1044,7 @@ def section_exitless(ctx: Ctx) -> None:
         ["  CPU per round trip, start-up included", *[part(p[k], 1, "us") for k in XL_KINDS]],
         ["python3 -c pass in-process, prelinked snapshot cache (ms)", *[fmt(py.get(k, "-"), "ms") for k in XL_KINDS]],
     ], ["kvm = plain VM exits (UMIAK_EXITLESS=n); exitless = the stub and the host poller forced on, with",
-        "rewritten syscall sites (`mov $nr,%eax; syscall`, glibc's syscall()); auto = the same where it pays (a core to spare, costly",
+        "rewritten syscall sites (`mov $nr,%eax; syscall`, glibc's syscall() and read()); auto = the same where it pays (a core to spare, costly",
         "exits; UMIAK_EXITLESS=auto, the default); --no-rewrite = the stub entered by `syscall` (UMIAK_REWRITE=n).",
         "CPU = user + system time of the command and its children: the poller's spinning counts."], headers=headers)
 
