@@ -131,23 +131,32 @@ class Rewriter:
         vma = mm.find_vma(site)
         if vma is None or vma.flags & abi.MAP_SHARED or vma.start > site or vma.end < ret:
             return
-        area = st.area_for(mm, site)
-        if area is None:
+        tramp = self._trampoline(mm, st, site, self._body(head, ret, b""))
+        if tramp is None:
             return
-        tramp = area.next()
-        if not area.page(mm, tramp):
-            return
-        body = self._body(head, ret)
-        mm.write(tramp, body + b"\xcc" * (TRAMP - len(body)), force=True)
-        area.used += 1
         with self._others_held(task):
             mm.write(site, _jmp(site, tramp), force=True)
         self.rewritten += 1
 
-    def _body(self, head: bytes, ret: int) -> bytes:
-        """A trampoline: the site's five bytes; movabs $ret,%rcx; jmp *%gs:RW_PTR."""
-        return (head + b"\x48\xb9" + ret.to_bytes(8, "little")
+    def _body(self, head: bytes, ret: int, kept: bytes) -> bytes:
+        """A trampoline: the site's five bytes; movabs $ret,%rcx; jmp *%gs:RW_PTR; int3s,
+        and at its end the padding bytes a read() site's jump replaced (kept)."""
+        code = (head + b"\x48\xb9" + ret.to_bytes(8, "little")
                 + b"\x65\xff\x24\x25" + self.rw_ptr_off.to_bytes(4, "little"))
+        return code + b"\xcc" * (TRAMP - len(code) - len(kept)) + kept
+
+    @staticmethod
+    def _trampoline(mm, st, at: int, body: bytes) -> "int | None":
+        """A new trampoline holding body, within a rel32 jump of at; None if none is left."""
+        area = st.area_for(mm, at)
+        if area is None:
+            return None
+        tramp = area.next()
+        if not area.page(mm, tramp):
+            return None
+        mm.write(tramp, body, force=True)
+        area.used += 1
+        return tramp
 
     def _rewrite_xor(self, task, mm, st, ret: int) -> None:
         """glibc's read(): `xor %eax,%eax; syscall` at ret-4, through a jump in its padding."""
@@ -158,16 +167,9 @@ class Rewriter:
         pad = self._padding(mm, ret, min(vma.end, site + 2 + 127 + 16))
         if pad is None:
             return
-        area = st.area_for(mm, pad)
-        if area is None:
+        tramp = self._trampoline(mm, st, pad, self._body(XOR_HEAD, ret, mm.read(pad, 5)))
+        if tramp is None:
             return
-        tramp = area.next()
-        if not area.page(mm, tramp):
-            return
-        kept = mm.read(pad, 5)
-        body = self._body(XOR_HEAD, ret)
-        mm.write(tramp, body + b"\xcc" * (PAD_KEPT - len(body)) + kept, force=True)
-        area.used += 1
         with self._others_held(task):
             mm.write(pad, _jmp(pad, tramp), force=True)
             mm.write(site, bytes((0xEB, pad - (site + 2))), force=True)
