@@ -173,7 +173,7 @@ def main() -> int:
     n16, n1, secs = (20000, 5000, 3) if args.quick else (100000, 100000, 10)
     kinds = ["native"] + (["exits"] if args.platform == "kvm" else []) + ["umiak"] + (["runsc"] if RUNSC else [])
     print(f"{'benchmark':28} " + " ".join(f"{k + ' req/s':>14}" for k in kinds)
-          + f" {'umiak/native':>12} {'p99 ms (nat/umiak)':>19} {'exits/req':>9}  busiest calls under umiak")
+          + f" {'umiak/native':>12} {'p99 ms (nat/umiak)':>19} {'calls/req':>9}  busiest calls under umiak")
     if shutil.which("redis-benchmark") and os.path.exists("/usr/bin/redis-server"):
         for pipeline, n in ((16, n16), (1, n1)):
             rows = {k: redis_row(k, args.platform, pipeline, n) for k in kinds}
