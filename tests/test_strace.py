@@ -478,10 +478,28 @@ def umiak_strace(exe: Path, args: list[str], tmp: Path, *opts: str) -> tuple[lis
     return out.read_text().splitlines(), p
 
 
+def resumed(lines: list[str]) -> list[str]:
+    """strace -f's calls cut by another process's line (`... <unfinished ...>`, later
+    `<... write resumed>) = 6`) joined again, in the place the call began."""
+    out: list[str] = []
+    cut: dict[str, int] = {}
+    for ln in lines:
+        m = re.match(r"(\d+) +<\.\.\. \w+ resumed>(.*)", ln)
+        if m and m.group(1) in cut:
+            at = cut.pop(m.group(1))
+            out[at] = out[at].removesuffix(" <unfinished ...>") + m.group(2)
+            continue
+        m = re.match(r"(\d+) ", ln)
+        if m and ln.endswith(" <unfinished ...>"):
+            cut[m.group(1)] = len(out)
+        out.append(ln)
+    return out
+
+
 def normalise(lines: list[str], start: str | None = None) -> list[str]:
     """Drop pids and long addresses; keep the lines from the first one starting with `start`."""
     out = []
-    for ln in lines:
+    for ln in resumed(lines):
         ln = re.sub(r"^\d+ +", "", ln)                     # strace -o prints the pid
         ln = re.sub(r"0x[0-9a-f]{6,}", "0xADDR", ln)
         ln = re.sub(r"\) +=", ") =", ln)                   # columns move with the addresses
