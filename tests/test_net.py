@@ -74,7 +74,8 @@ def need(*tools):
 
 # -- guest programs compared with native ---------------------------------------------------
 
-@pytest.mark.parametrize("prog", ["net_tcp_echo", "net_unix", "net_udp_poll", "net_unix_backlog"])
+@pytest.mark.parametrize("prog", ["net_tcp_echo", "net_unix", "net_udp_poll", "net_unix_backlog",
+                                  "net_nonblock_rw"])
 def test_socket_programs(platform, variant, prog):
     compare(platform, [build(prog, variant)])
 

@@ -219,6 +219,9 @@ class File:
         return None
 
     full_reads = False   # read(2) may loop to fill the buffer (regular files), else one call
+    # read(2) and write(2) of an O_NONBLOCK description are one host call each, readinto and
+    # write, with nothing in between (host sockets: a busy server's calls)
+    direct_io = False
 
     # -- lifetime -------------------------------------------------------------------
     # Every holder of the description takes a reference: each fd slot (dup, dup2,

@@ -104,6 +104,8 @@ def interface_ioctl(task, fd: int, req: int, arg: int) -> int:
 class HostSocket(Socket):
     """A guest socket that is a host socket."""
 
+    direct_io = True   # a stream or datagram socket that is not netlink (__init__)
+
     def __init__(self, kernel, sock: _socket.socket, flags: int, stack=None):
         super().__init__(flags, kernel)
         self.kernel = kernel
@@ -113,6 +115,8 @@ class HostSocket(Socket):
         self.family = int(sock.family)
         self.type = int(sock.type) & 0xF
         self.proto = sock.proto
+        if self.family == AF_NETLINK:
+            self.direct_io = False   # its requests are checked (send)
         try:
             self.ino = os.fstat(self.fd).st_ino
         except OSError:
@@ -211,6 +215,17 @@ class HostSocket(Socket):
     def recv(self, n: int, flags: int) -> bytes:
         try:
             return self.sock.recv(min(n, MAX_RECV), (flags & RECV_FLAGS) | MSG_DONTWAIT)
+        except BlockingIOError:
+            raise SyscallError(EAGAIN) from None
+        except OSError as e:
+            raise _oserror(e) from None
+
+    def readinto(self, views: "list[memoryview]") -> int:
+        """read(2) of a non-blocking socket: one host recv into guest memory, no bytes made."""
+        try:
+            if len(views) == 1:
+                return self.sock.recv_into(views[0], 0, MSG_DONTWAIT)
+            return self.sock.recvmsg_into(views, 0, MSG_DONTWAIT)[0]
         except BlockingIOError:
             raise SyscallError(EAGAIN) from None
         except OSError as e:

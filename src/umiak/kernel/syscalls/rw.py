@@ -156,6 +156,9 @@ def sys_read(task, fd, buf, count, *_):
                 n = _read_direct(task, f, buf, count, -1)
         else:
             n = _read_direct(task, f, buf, min(count, MAX_RW), -1)
+    elif f is not None and f.direct_io and f.flags & abi.O_NONBLOCK and 0 < count <= FIRST_STEP:
+        views, n = task.mm.write_views(buf, count)
+        n = f.readinto(views) if n == count else _read_into(task, f, buf, count, lambda done, n: f.read(n), -1)
     else:
         f = io_file(task, fd)
         check_readable(f)
@@ -169,8 +172,11 @@ def sys_read(task, fd, buf, count, *_):
 
 
 def sys_write(task, fd, buf, count):
-    """write(2): SIGPIPE and EPIPE on a pipe without readers."""
+    """write(2): SIGPIPE and EPIPE on a pipe without readers. A non-blocking socket's is
+    one host send of the bytes (File.direct_io)."""
     f = io_file(task, fd)
+    if f.direct_io and f.flags & abi.O_NONBLOCK and 0 < count <= FIRST_STEP:
+        return f.write(task.mm.read(buf, count))
     check_writable(f)
     if count == 0:
         return 0

@@ -1,0 +1,163 @@
+/* read(2) and write(2) on non-blocking TCP and UDP sockets over loopback, as a busy
+ * server makes them: EAGAIN on an empty socket, reads into buffers across a page boundary
+ * and into pages never touched before, a write that fills the socket buffer until EAGAIN,
+ * EOF after the peer's shutdown, EPIPE (SIGPIPE ignored) after its close, and a datagram
+ * cut short by a small read. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct sockaddr_in lo(int port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    return a;
+}
+
+static int bound(int type, struct sockaddr_in *a) {
+    int s = socket(AF_INET, type, 0);
+    *a = lo(0);
+    bind(s, (struct sockaddr *)a, sizeof *a);
+    socklen_t len = sizeof *a;
+    getsockname(s, (struct sockaddr *)a, &len);
+    return s;
+}
+
+static void wait_in(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    poll(&p, 1, 5000);
+}
+
+static void show(const char *what, ssize_t n) {
+    if (n < 0)
+        printf("%s: -1 %s\n", what, strerror(errno));
+    else
+        printf("%s: %zd\n", what, n);
+}
+
+static int sum(const unsigned char *p, size_t n) {
+    unsigned s = 0;
+    for (size_t i = 0; i < n; i++) s = s * 31 + p[i];
+    return (int)(s & 0x7fffffff);
+}
+
+static void tcp(void) {
+    struct sockaddr_in a;
+    int l = bound(SOCK_STREAM, &a);
+    listen(l, 4);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (struct sockaddr *)&a, sizeof a);
+    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+    char small[64];
+    show("read of an empty socket", read(s, small, sizeof small));
+
+    /* A buffer across a page boundary whose second page was moved there by mremap (so that
+     * in the VM's RAM its frame need not follow the first's). */
+    unsigned char *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *moved = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    moved[0] = 1;
+    two[0] = 1;
+    printf("mremap: %d\n", mremap(moved, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, two + 4096) == two + 4096);
+    unsigned char msg[200];
+    for (int i = 0; i < 200; i++) msg[i] = (unsigned char)(i * 7 + 1);
+    show("write 200", write(c, msg, sizeof msg));
+    wait_in(s);
+    ssize_t n = read(s, two + 4096 - 50, 200);
+    show("read across a page boundary", n);
+    printf("same bytes: %d\n", n == 200 && memcmp(two + 4096 - 50, msg, 200) == 0);
+
+    /* Into pages never touched of a large mapping (umiak backs them on first touch), in
+     * two parts. */
+    unsigned char *fresh = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    fresh += 1 << 20;
+    show("write 200 again", write(c, msg, sizeof msg));
+    wait_in(s);
+    n = read(s, fresh + 4000, 150);
+    show("read into untouched pages", n);
+    n += read(s, fresh + 4000 + n, 3 * 4096 - 4000 - n);
+    printf("all 200 arrived: %d, same bytes: %d\n", (int)n, memcmp(fresh + 4000, msg, 200) == 0);
+
+    /* Fill the socket buffers until EAGAIN; then the peer drains them all. */
+    static unsigned char big[60000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i % 251);
+    long sent = 0, parts = 0;
+    for (;;) {
+        n = write(s, big, sizeof big);
+        if (n < 0) break;
+        sent += n;
+        parts++;
+    }
+    printf("filling the buffer ended with %s, after some bytes: %d\n", strerror(errno), sent > 0);
+    long got = 0, bad = 0;
+    static unsigned char in[65536];
+    while (got < sent) {
+        wait_in(c);
+        n = read(c, in, sizeof in);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++)
+            if (in[i] != (unsigned char)(((got + i) % sizeof big) % 251)) bad++;
+        got += n;
+    }
+    printf("drained all: %d, bytes out of place: %ld\n", got == sent, bad);
+    show("read of a drained socket", read(c, in, sizeof in));
+
+    /* EOF after the peer's shutdown. */
+    show("write 5", write(c, "hello", 5));
+    shutdown(c, SHUT_WR);
+    wait_in(s);
+    n = read(s, small, sizeof small);
+    printf("read before EOF: %zd %.5s\n", n, small);
+    wait_in(s);
+    show("read at EOF", read(s, small, sizeof small));
+
+    /* EPIPE once the peer is gone (SIGPIPE ignored). */
+    close(c);
+    usleep(20000);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 10; i++) {
+        n = write(s, "x", 1);
+        if (n < 0) break;
+        usleep(10000);
+    }
+    show("write to a closed peer", n);
+    close(s);
+    close(l);
+    printf("checksum %d\n", sum(msg, sizeof msg));
+}
+
+static void udp(void) {
+    struct sockaddr_in ra, sa;
+    int r = bound(SOCK_DGRAM, &ra), s = bound(SOCK_DGRAM, &sa);
+    connect(s, (struct sockaddr *)&ra, sizeof ra);
+    connect(r, (struct sockaddr *)&sa, sizeof sa);
+    fcntl(r, F_SETFL, O_NONBLOCK);
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    char buf[64];
+    show("udp read of nothing", read(r, buf, sizeof buf));
+    show("udp write", write(s, "datagram-one", 12));
+    show("udp write", write(s, "two", 3));
+    wait_in(r);
+    ssize_t n = read(r, buf, 5);
+    printf("udp read 5 of 12: %zd %.5s\n", n, buf);
+    wait_in(r);
+    n = read(r, buf, sizeof buf);
+    printf("udp next datagram: %zd %.3s\n", n, buf);
+    show("udp read of nothing again", read(r, buf, sizeof buf));
+    close(r);
+    close(s);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    tcp();
+    udp();
+    return 0;
+}
