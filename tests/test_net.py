@@ -74,6 +74,7 @@ def need(*tools):
 
 # -- guest programs compared with native ---------------------------------------------------
 
+@pytest.mark.exit_modes
 @pytest.mark.parametrize("prog", ["net_tcp_echo", "net_unix", "net_udp_poll", "net_unix_backlog",
                                   "net_nonblock_rw"])
 def test_socket_programs(platform, variant, prog):

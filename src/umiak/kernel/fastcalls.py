@@ -10,7 +10,9 @@ FIFO's can wait, and a wait on the poller is WouldBlock (Task.wait), raised befo
 undone as for a signal, so the call is handed back and made again. So are epoll_wait and
 poll whatever their timeout: what is ready now is answered here (a busy server's waits),
 and one that would wait is handed back before it changed anything (epoll_pwait with a
-signal mask only polls: the mask is the task's). A signal action may
+signal mask only polls: the mask is the task's). A non-blocking listener's accept is
+served (a new connection is one more file), and socket options are set and read (a
+server sets several on each connection). A signal action may
 change (rt_sigaction: a table entry; a signal it makes deliverable is one pending, which
 the reply reports), and ioctl may ask what a file is (TCGETS, FIONREAD, ...), not wait
 for it (TCSETSW drains output) nor make the terminal signal anyone (TIOCSPGRP). Everything
@@ -36,10 +38,11 @@ ALWAYS = (
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "lseek", "close", "dup", "dup3",
     "mmap", "munmap", "mprotect", "brk", "madvise", "getdents64", "fstatfs", "statfs",
     "epoll_ctl", "sched_getscheduler", "sched_getparam", "getpriority", "capget", "rt_sigaction",
+    "setsockopt", "getsockopt", "getsockname", "getpeername",
 )
 # I/O on a file descriptor: only when the file cannot make the call wait.
 FD_IO = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
-         "recvfrom", "sendto")
+         "recvfrom", "sendto", "accept", "accept4")
 OPENS = ("open", "openat", "openat2", "creat")
 FCNTL_SAFE = frozenset((0, 1, 2, 3, 4, 1030))   # F_DUPFD F_GETFD F_SETFD F_GETFL F_SETFL F_DUPFD_CLOEXEC
 FUTEX_WAKES = frozenset((1, 5, 10))            # FUTEX_WAKE, FUTEX_WAKE_OP, FUTEX_WAKE_BITSET
