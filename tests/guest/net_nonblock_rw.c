@@ -2,7 +2,8 @@
  * server makes them: EAGAIN on an empty socket, reads into buffers across a page boundary
  * and into pages never touched before, a write that fills the socket buffer until EAGAIN,
  * EOF after the peer's shutdown, EPIPE (SIGPIPE ignored) after its close, and a datagram
- * cut short by a small read. */
+ * cut short by a small read. And sendfile(2) of the program's own file to such a socket:
+ * with and without an offset, short at the end of the file, until EAGAIN, to a closed peer. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -155,9 +157,93 @@ static void udp(void) {
     close(s);
 }
 
-int main(void) {
+static long drain(int fd, unsigned *sum) {
+    static unsigned char in[65536];
+    long got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) break;
+        ssize_t n = read(fd, in, sizeof in);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++) *sum = *sum * 31 + in[i];
+        got += n;
+    }
+    return got;
+}
+
+static unsigned file_sum(int fd, off_t at, long n) {
+    static unsigned char buf[1 << 16];
+    unsigned s = 0;
+    while (n > 0) {
+        ssize_t k = pread(fd, buf, n < (long)sizeof buf ? n : (long)sizeof buf, at);
+        if (k <= 0) break;
+        for (ssize_t i = 0; i < k; i++) s = s * 31 + buf[i];
+        at += k;
+        n -= k;
+    }
+    return s;
+}
+
+static void sendfile_to_socket(const char *self) {
+    struct sockaddr_in a;
+    int l = bound(SOCK_STREAM, &a);
+    listen(l, 4);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (struct sockaddr *)&a, sizeof a);
+    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    int f = open(self, O_RDONLY);
+    off_t size = lseek(f, 0, SEEK_END);
+    lseek(f, 0, SEEK_SET);
+
+    off_t off = 100;
+    ssize_t n = sendfile(s, f, &off, 5000);
+    unsigned sum = 0;
+    long got = drain(c, &sum);
+    printf("sendfile at 100: %zd, offset now %ld, file position %ld, arrived %ld, same bytes %d\n", n,
+           (long)off, (long)lseek(f, 0, SEEK_CUR), got, sum == file_sum(f, 100, 5000));
+    lseek(f, 10, SEEK_SET);
+    n = sendfile(s, f, NULL, 3000);
+    sum = 0;
+    got = drain(c, &sum);
+    printf("sendfile from the position: %zd, file position %ld, arrived %ld, same bytes %d\n", n,
+           (long)lseek(f, 0, SEEK_CUR), got, sum == file_sum(f, 10, 3000));
+    off = size - 7;
+    n = sendfile(s, f, &off, 100);
+    printf("sendfile past the end: %zd, offset at the end %d\n", n, off == size);
+    show("sendfile at the end", sendfile(s, f, &off, 100));
+    drain(c, &sum);
+    show("sendfile to a bad offset pointer", sendfile(s, f, (off_t *)8, 100));
+    long total = 0;
+    off = 0;
+    for (;;) {   /* until the socket is full */
+        if (off >= size) off = 0;
+        n = sendfile(s, f, &off, size - off);
+        if (n < 0) break;
+        total += n;
+    }
+    printf("sendfile until full ended with %s, after some bytes: %d\n", strerror(errno), total > 0);
+    sum = 0;
+    printf("drained all: %d\n", drain(c, &sum) == total);
+    close(c);
+    usleep(20000);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 10; i++) {
+        off = 0;
+        n = sendfile(s, f, &off, 1);
+        if (n < 0) break;
+        usleep(10000);
+    }
+    show("sendfile to a closed peer", n);
+    close(s);
+    close(l);
+    close(f);
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    (void)argc;
     tcp();
     udp();
+    sendfile_to_socket(argv[0]);
     return 0;
 }

@@ -1,13 +1,15 @@
 """Copying between files in the kernel: sendfile(2), copy_file_range(2), splice(2),
 vmsplice(2)."""
 
+import os
 import stat as _stat
 
 from umiak.kernel import abi
 from umiak.kernel.abi import SPLICE_F_NONBLOCK, s32, s64
-from umiak.kernel.errors import EBADF, EINVAL, EISDIR, ESPIPE, SyscallError
+from umiak.kernel.errors import EAGAIN, EBADF, EINVAL, EISDIR, EPIPE, ESPIPE, SyscallError
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
+from umiak.kernel.files import HostFile
 from umiak.kernel.syscalls.rw import readv_file, writev_file
 from umiak.kernel.abi import POLLIN
 
@@ -39,9 +41,14 @@ def _copy(task, fin, fout, pos_in, pos_out, count) -> tuple[int, int, int]:
 
 
 def sys_sendfile(task, out_fd, in_fd, offset, count):
-    """sendfile(2)"""
+    """sendfile(2). A regular host file to a non-blocking host socket (a web server's
+    reply) is the host's own sendfile: no bytes through Python."""
     fin = io_file(task, in_fd)
     check_readable(fin)
+    fout = task.fds.files.get(s32(out_fd))
+    if (fout is not None and fout.direct_io and fout.flags & abi.O_NONBLOCK and fin.__class__ is HostFile
+            and fin._is_regular() and not (fin.caches and fin._cache() is not None)):
+        return _host_sendfile(task, fout, fin, offset, min(count, MAX_RW))
     pos = None
     if offset:
         pos = s64(task.mm.read_u64(offset))
@@ -55,6 +62,27 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
     n, pos, _ = sigpipe(task, fout, lambda: _copy(task, fin, fout, pos, None, min(count, MAX_RW)))
     if offset:
         task.mm.write_u64(offset, pos)
+    return n
+
+
+def _host_sendfile(task, sock, fin, offset: int, count: int) -> int:
+    """sendfile(2) between two host descriptors; *offset (or the file's position) moves on."""
+    pos = None
+    if offset:
+        pos = s64(task.mm.read_u64(offset))
+        if pos < 0:
+            raise SyscallError(EINVAL)
+    try:
+        n = os.sendfile(sock.fd, fin.fd, pos, count)
+    except BlockingIOError:
+        raise SyscallError(EAGAIN) from None
+    except OSError as e:
+        if e.errno == EPIPE:
+            from umiak.kernel.net.base import sigpipe as socket_sigpipe
+            socket_sigpipe(sock)
+        raise SyscallError(e.errno or EINVAL) from None
+    if pos is not None:
+        task.mm.write_u64(offset, pos + n)
     return n
 
 
