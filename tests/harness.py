@@ -89,7 +89,8 @@ def build(name: str, variant: str, extra_flags: tuple[str, ...] = ()) -> Path:
         pytest.skip(f"{cc} is not installed (Debian: apt-get install {'musl-tools' if cc == 'musl-gcc' else 'gcc'})")
     src = GUEST_SRC / f"{name}.c"
     cmd = [cc, *COMMON_FLAGS, *flags, *extra_flags]
-    key = hashlib.sha256(src.read_bytes() + "\0".join(cmd).encode()).hexdigest()[:12]
+    headers = b"".join(h.read_bytes() for h in sorted(GUEST_SRC.glob("*.h")))   # what a source may include
+    key = hashlib.sha256(src.read_bytes() + headers + "\0".join(cmd).encode()).hexdigest()[:12]
     out = BUILD / variant / f"{name}-{key}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,19 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static struct sockaddr_in lo(int port) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    return a;
-}
-
-static int bound(int type, struct sockaddr_in *a) {
-    int s = socket(AF_INET, type, 0);
-    *a = lo(0);
-    bind(s, (struct sockaddr *)a, sizeof *a);
-    socklen_t len = sizeof *a;
-    getsockname(s, (struct sockaddr *)a, &len);
-    return s;
-}
+#include "net_loopback.h"
 
 static void wait_in(int fd) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -50,13 +38,20 @@ static int sum(const unsigned char *p, size_t n) {
     return (int)(s & 0x7fffffff);
 }
 
-static void tcp(void) {
+/* A TCP connection over loopback: *c the connecting end, the accepted end returned
+ * (non-blocking), *l the listener. */
+static int connection(int *c, int *l) {
     struct sockaddr_in a;
-    int l = bound(SOCK_STREAM, &a);
-    listen(l, 4);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (struct sockaddr *)&a, sizeof a);
-    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    *l = bound(SOCK_STREAM, &a);
+    listen(*l, 4);
+    *c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(*c, (struct sockaddr *)&a, sizeof a);
+    return accept4(*l, NULL, NULL, SOCK_NONBLOCK);
+}
+
+static void tcp(void) {
+    int c, l;
+    int s = connection(&c, &l);
     fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
     char small[64];
     show("read of an empty socket", read(s, small, sizeof small));
@@ -185,12 +180,8 @@ static unsigned file_sum(int fd, off_t at, long n) {
 }
 
 static void sendfile_to_socket(const char *self) {
-    struct sockaddr_in a;
-    int l = bound(SOCK_STREAM, &a);
-    listen(l, 4);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    connect(c, (struct sockaddr *)&a, sizeof a);
-    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    int c, l;
+    int s = connection(&c, &l);
     int f = open(self, O_RDONLY);
     off_t size = lseek(f, 0, SEEK_END);
     lseek(f, 0, SEEK_SET);

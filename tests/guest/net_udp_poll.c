@@ -14,19 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static struct sockaddr_in lo(int port) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    return a;
-}
-
-static int bound(int type, struct sockaddr_in *a) {
-    int s = socket(AF_INET, type, 0);
-    *a = lo(0);
-    bind(s, (struct sockaddr *)a, sizeof *a);
-    socklen_t len = sizeof *a;
-    getsockname(s, (struct sockaddr *)a, &len);
-    return s;
-}
+#include "net_loopback.h"
 
 static void udp(void) {
     struct sockaddr_in ra, sa;
