@@ -10,7 +10,7 @@ from umiak.kernel.errors import EAGAIN, EBADF, EINVAL, EISDIR, EPIPE, ESPIPE, Sy
 from umiak.kernel.syscalls.fdutil import (CHUNK, MAX_RW, check_readable, check_writable, io_file, io_result,
                                           sigpipe)
 from umiak.kernel.files import HostFile
-from umiak.kernel.syscalls.rw import readv_file, writev_file
+from umiak.kernel.syscalls.rw import direct, readv_file, writev_file
 from umiak.kernel.abi import POLLIN
 
 
@@ -46,34 +46,35 @@ def sys_sendfile(task, out_fd, in_fd, offset, count):
     fin = io_file(task, in_fd)
     check_readable(fin)
     fout = task.fds.files.get(s32(out_fd))
-    if (fout is not None and fout.direct_io and fout.flags & abi.O_NONBLOCK and fin.__class__ is HostFile
-            and fin._is_regular() and not (fin.caches and fin._cache() is not None)):
-        return _host_sendfile(task, fout, fin, offset, min(count, MAX_RW))
+    host = (fout is not None and direct(fout) and fin.__class__ is HostFile and fin._is_regular()
+            and not (fin.caches and fin._cache() is not None))
     pos = None
     if offset:
         pos = s64(task.mm.read_u64(offset))
-        fin.pread(0, 0)          # ESPIPE for pipes
+        if not host:
+            fin.pread(0, 0)          # ESPIPE for pipes
         if pos < 0:
             raise SyscallError(EINVAL)
-    fout = io_file(task, out_fd)
-    check_writable(fout)
-    if fin.stat() is not None and _stat.S_ISDIR(fin.stat().st_mode):
-        raise SyscallError(EINVAL)
-    n, pos, _ = sigpipe(task, fout, lambda: _copy(task, fin, fout, pos, None, min(count, MAX_RW)))
+    if host:
+        n = _host_sendfile(fout, fin, pos, min(count, MAX_RW))
+        if pos is not None:
+            pos += n
+    else:
+        fout = io_file(task, out_fd)
+        check_writable(fout)
+        st = fin.stat()
+        if st is not None and _stat.S_ISDIR(st.st_mode):
+            raise SyscallError(EINVAL)
+        n, pos, _ = sigpipe(task, fout, lambda: _copy(task, fin, fout, pos, None, min(count, MAX_RW)))
     if offset:
         task.mm.write_u64(offset, pos)
     return n
 
 
-def _host_sendfile(task, sock, fin, offset: int, count: int) -> int:
-    """sendfile(2) between two host descriptors; *offset (or the file's position) moves on."""
-    pos = None
-    if offset:
-        pos = s64(task.mm.read_u64(offset))
-        if pos < 0:
-            raise SyscallError(EINVAL)
+def _host_sendfile(sock, fin, pos: int | None, count: int) -> int:
+    """sendfile(2) between two host descriptors, from pos (None: the file's position, moved on)."""
     try:
-        n = os.sendfile(sock.fd, fin.fd, pos, count)
+        return os.sendfile(sock.fd, fin.fd, pos, count)
     except BlockingIOError:
         raise SyscallError(EAGAIN) from None
     except OSError as e:
@@ -81,9 +82,6 @@ def _host_sendfile(task, sock, fin, offset: int, count: int) -> int:
             from umiak.kernel.net.base import sigpipe as socket_sigpipe
             socket_sigpipe(sock)
         raise SyscallError(e.errno or EINVAL) from None
-    if pos is not None:
-        task.mm.write_u64(offset, pos + n)
-    return n
 
 
 def sys_copy_file_range(task, fd_in, off_in, fd_out, off_out, length, flags):

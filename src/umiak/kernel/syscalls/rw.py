@@ -141,6 +141,21 @@ def _job_control(task, f) -> None:
         check_read(task, term)
 
 
+def direct(f) -> bool:
+    """A description whose read(2) and write(2) are one host call each (File.direct_io):
+    a host socket the guest made non-blocking."""
+    return f.direct_io and bool(f.flags & abi.O_NONBLOCK)
+
+
+def _direct_views(task, f, buf, count) -> "list[memoryview] | None":
+    """The guest memory a direct read of f fills in place, or None: the generic path (not
+    such a file, or a buffer that is not all present and writable in place)."""
+    if f is None or not direct(f) or not 0 < count <= FIRST_STEP:
+        return None
+    views, n = task.mm.write_views(buf, count)
+    return views if n == count else None
+
+
 def sys_read(task, fd, buf, count, *_):
     """read(2). A regular host file opened for reading goes straight to _read_direct: no
     terminal to ask about job control, nothing to wait for. What bulk reads are made of --
@@ -156,9 +171,8 @@ def sys_read(task, fd, buf, count, *_):
                 n = _read_direct(task, f, buf, count, -1)
         else:
             n = _read_direct(task, f, buf, min(count, MAX_RW), -1)
-    elif f is not None and f.direct_io and f.flags & abi.O_NONBLOCK and 0 < count <= FIRST_STEP:
-        views, n = task.mm.write_views(buf, count)
-        n = f.readinto(views) if n == count else _read_into(task, f, buf, count, lambda done, n: f.read(n), -1)
+    elif (views := _direct_views(task, f, buf, count)) is not None:
+        n = f.readinto(views)   # one host recv (HostSocket.readinto)
     else:
         f = io_file(task, fd)
         check_readable(f)
@@ -175,7 +189,7 @@ def sys_write(task, fd, buf, count):
     """write(2): SIGPIPE and EPIPE on a pipe without readers. A non-blocking socket's is
     one host send of the bytes (File.direct_io)."""
     f = io_file(task, fd)
-    if f.direct_io and f.flags & abi.O_NONBLOCK and 0 < count <= FIRST_STEP:
+    if direct(f) and 0 < count <= FIRST_STEP:
         return f.write(task.mm.read(buf, count))
     check_writable(f)
     if count == 0:
