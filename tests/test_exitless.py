@@ -109,6 +109,25 @@ def test_strace_and_summary_identical_with_and_without(platform):
     assert int(m.group(2)) == dispatched + 1, s_fast
 
 
+def test_summary_sees_every_futex_call(platform):
+    """The stubs answer futex waits and private wakes in the guest only while no tracer
+    looks: under --syscall-summary every futex call is dispatched and counted (the figures
+    of --verbose count each call the host saw once), and the output is native's."""
+    if platform != "kvm":
+        pytest.skip("the exitless path is kvm's")
+    prog = [str(build("futex_guest", "glibc-static", PTHREAD))]
+    native = run_native(prog)
+    r = run_umiak("kvm", prog, options=["--syscall-summary", "--verbose"])
+    assert (r.status, r.stdout) == (native.status, native.stdout), r.describe()
+    counts, err = _summary_counts(r.stderr), r.stderr.decode(errors="replace")
+    m = re.search(r"exitless: (\d+) of (\d+) syscalls", err)
+    assert m, err
+    dispatched = sum(int(c) for name, (c, _) in counts.items() if name != "execve")
+    # Not in the table: exit_group and the exits of the program's 11 threads (never return).
+    assert int(m.group(2)) == dispatched + 1 + 11, err
+    assert int(counts["futex"][0]) > 2 * 20000, err   # the ping-pong's 20,000 rounds, at least
+
+
 @pytest.mark.parametrize("link", VARIANTS)
 def test_reads_longer_than_the_stub_deadline(platform, link, tmp_path):
     """1-3 MiB reads of a host file keep the poller longer than the stub spins for a claim:

@@ -17,6 +17,15 @@ def test_threads_create_join_mutex_condvar_barrier(platform, variant):
 
 
 @pytest.mark.exit_modes
+def test_futex_answered_in_the_guest(platform, variant):
+    """futex waits and private wakes, which kvm's exitless stubs answer in the guest where
+    they can (a word that differs, a spin before blocking, a wake with nobody queued):
+    errors for bad addresses and arguments, a page never touched, waiters queued on the
+    host woken and requeued, a ping-pong, glibc's locks, signals during the waits."""
+    compare(platform, [build("futex_guest", variant, PTHREAD)])
+
+
+@pytest.mark.exit_modes
 def test_signal_suite(platform, variant):
     compare(platform, [build("signals_suite", variant, PTHREAD)])
 

@@ -73,6 +73,17 @@ class FastCalls:
                                                                  self.sendfile}
         self._owners: dict[int, Any] = {}   # id(vcpu) -> the task it runs
 
+    def guest_futex(self) -> bool:
+        """Whether the stubs may answer futex waits and private wakes in the guest
+        (platform/kvm/exitless.py): only where the host would serve them unseen and alike,
+        with no tracer (strace, --syscall-summary, a snapshot point) and futex in the kernel."""
+        k = self.kernel
+        if k.tracer is not None:
+            return False
+        if k.config is not None and k.config.syscalls.get("futex") not in ("y", "m"):
+            return False
+        return not getattr(k.handlers[self.futex], "absent", False)
+
     def may_serve(self, nr: int) -> bool:
         """Whether a call with this number may be served by the poller (arguments unseen)."""
         return nr in self.nrs

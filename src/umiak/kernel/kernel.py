@@ -21,6 +21,9 @@ from umiak.kernel.syscalls.table import ABSENT, MAX_NR, SYSCALLS
 from umiak.platform.base import ExitKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from umiak.kernel.fastcalls import FastCalls
     from umiak.kernel.mm import AddressSpace
     from umiak.kernel.net.stack import NetStack
     from umiak.kernel.process import Process, Task
@@ -200,6 +203,12 @@ class Kernel:
         self.cpu_features = platform.cpu_features()
         # Futex waiters by guest address of the futex word (syscalls/futex.py).
         self.futexes: dict[object, list[Waiter]] = {}
+        # Host waiters of private keys by bucket ((uaddr >> 2) & 63), and the bits of the
+        # buckets that have any, for a platform whose guest answers wakes (futex_hint).
+        self.futex_buckets = [0] * 64
+        self.futex_bits = 0
+        self.futex_hint: Callable[[int], None] | None = None
+        self.fast: "FastCalls | None" = None   # the exitless path's side (kernel/fastcalls.py)
         self.terminals: dict[int, "Terminal"] = {}   # host ttys' job-control state, by device (jobctl.py)
         # Built on first use, by net.vm_stack and memfs.make_memfd: most programs need neither.
         self._net: NetStack | None = None
@@ -341,11 +350,20 @@ class Kernel:
         from umiak.kernel.fastcalls import FastCalls
         fast = FastCalls(self)
         rewrite = self.options.rewrite and os.environ.get("UMIAK_REWRITE", "y") != "n"
-        if enable(fast.serve, fast.may_serve, mode, rewrite) and rewrite:
+        if not enable(fast.serve, fast.may_serve, mode, rewrite):
+            return
+        self.fast = fast
+        self.futex_hint = self.platform.exitless.set_waiters
+        if rewrite:
             from umiak.kernel.rewrite import Rewriter
             from umiak.platform.kvm.exitless import RW_PTR_OFF
             self.rewriter = Rewriter(self, fast.may_serve, RW_PTR_OFF)
             self.platform.exitless.rewriter = self.rewriter
+
+    def tracer_changed(self) -> None:
+        """The guest may answer futex calls itself only while no tracer wants to see them."""
+        if self.fast is not None:
+            self.platform.exitless.set_futex(self.fast.guest_futex())
 
     def alloc_pid(self) -> int:
         """The next free pid after the last one given, wrapping to 300 past pid_max, as
@@ -808,6 +826,7 @@ class Kernel:
         proc = task.process
         task.host_thread = threading.get_ident()
         self._current.task = task
+        self.tracer_changed()   # one set after the last thread's start, say
         SYSCALL, FAULT = ExitKind.SYSCALL, ExitKind.FAULT
         at_user = vcpu.at_user
         rw = self.rewriter

@@ -271,6 +271,7 @@ def prepare(opts, platform: str, image, exe_path: str, argv: list[bytes], env: d
 
     def deps(kernel, task):
         kernel.tracer = None
+        kernel.tracer_changed()
         if watch is not None and watch.other:
             raise SnapshotError(f"uncacheable: syscalls {sorted(watch.other)} before {before}")
         return {"deps": (watch or _Watch()).deps(exe_path, interp, task), "program": exe_path,

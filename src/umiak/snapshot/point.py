@@ -131,6 +131,7 @@ class _FirstSyscall:
                 from umiak.kernel.process import WouldBlock
                 raise WouldBlock()
             kernel.tracer = self.inner
+            kernel.tracer_changed()
             self.point(task, "syscall")
         return self.inner.enter(task, nr, args) if self.inner is not None else None
 

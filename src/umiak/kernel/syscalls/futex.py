@@ -6,6 +6,12 @@ addresses for different words. A shared futex in a MAP_SHARED mapping (a
 process-shared semaphore in /dev/shm, a memfd, a shared anonymous mapping) is
 keyed by the guest-physical address of its word, the same in every process
 that maps the page wherever it maps it (Linux keys it by inode and offset).
+
+Where the guest answers a private FUTEX_WAKE itself when nobody waits (kvm's exitless
+stubs), the kernel publishes which buckets ((uaddr >> 2) & 63) of (mm, address) keys
+have a waiter queued here (kernel.futex_hint), and queues a waiter before it reads the
+word it compares: a wake in the guest then sees the waiter's bit, or the waiter sees the
+word the waker stored.
 """
 
 import struct
@@ -15,7 +21,9 @@ from umiak.kernel import abi
 from umiak.kernel.abi import (FUTEX_BITSET_MATCH_ANY, FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_OWNER_DIED,
                               FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, MAP_SHARED, FUTEX_TID_MASK, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAITERS,
                               FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, s32)
-from umiak.kernel.errors import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
+from umiak.kernel.errors import EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
+
+USER_END = (1 << 47) - 4096   # Linux's TASK_SIZE_MAX: where user space ends
 
 
 class Waiter:
@@ -27,6 +35,10 @@ class Waiter:
 
 def futex_key(task, addr: int, op: int = 0):
     """The wait-queue key of the futex word at addr (see the module docstring)."""
+    if addr & 3:
+        raise SyscallError(EINVAL)
+    if addr > USER_END - 4:
+        raise SyscallError(EFAULT)   # as Linux's access_ok, for a wake as for a wait
     mm = task.mm
     if not op & FUTEX_PRIVATE_FLAG:
         vma = mm.find_vma(addr)
@@ -46,9 +58,36 @@ def wake(task, addr: int, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY, op: int 
     return _wake_key(task.kernel, futex_key(task, addr, op), n, bitset)
 
 
+def _enqueue(kernel, w: Waiter) -> None:
+    kernel.futexes.setdefault(w.addr, []).append(w)
+    _count(kernel, w.addr, 1)
+
+
+def _dequeue(kernel, w: Waiter) -> None:
+    """Take w off its queue, if it is on it."""
+    q = kernel.futexes.get(w.addr)
+    if q is None or w not in q:
+        return
+    q.remove(w)
+    if not q:
+        del kernel.futexes[w.addr]
+    _count(kernel, w.addr, -1)
+
+
+def _count(kernel, key, delta: int) -> None:
+    """A waiter of key came or went: the bucket bits the guest's wakes look at."""
+    if type(key) is not tuple:
+        return   # a physical key: the guest answers no shared wake
+    b = (key[1] >> 2) & 63
+    n = kernel.futex_buckets[b] = kernel.futex_buckets[b] + delta
+    if n == (1 if delta > 0 else 0):
+        kernel.futex_bits ^= 1 << b
+        if kernel.futex_hint is not None:
+            kernel.futex_hint(kernel.futex_bits)
+
+
 def _wake_key(kernel, addr, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int:
-    queues = kernel.futexes
-    q = queues.get(addr)
+    q = kernel.futexes.get(addr)
     if not q:
         return 0
     woken = 0
@@ -56,12 +95,10 @@ def _wake_key(kernel, addr, n: int, bitset: int = FUTEX_BITSET_MATCH_ANY) -> int
         if woken >= n:
             break
         if w.bitset & bitset:
-            q.remove(w)
+            _dequeue(kernel, w)
             w.woken = True
             w.task.cond.notify_all()
             woken += 1
-    if not q:
-        del queues[addr]
     return woken
 
 
@@ -82,20 +119,15 @@ def _timeout(task, utime: int, absolute: bool, realtime: bool) -> float | None:
 def _wait(task, uaddr: int, op: int, val: int, timeout: float | None, bitset: int) -> int:
     if uaddr & 3:
         raise SyscallError(EINVAL)
-    if task.mm.read_u32(uaddr) != val & 0xFFFFFFFF:
-        raise SyscallError(EAGAIN)
-    addr = futex_key(task, uaddr, op)
-    w = Waiter(task, addr, bitset)
-    task.kernel.futexes.setdefault(addr, []).append(w)
+    w = Waiter(task, futex_key(task, uaddr, op), bitset)
+    _enqueue(task.kernel, w)   # before the word is read (the module docstring)
     try:
+        if task.mm.read_u32(uaddr) != val & 0xFFFFFFFF:
+            raise SyscallError(EAGAIN)
         ok = task.wait(lambda: w.woken, timeout)
     finally:
         if not w.woken:
-            q = task.kernel.futexes.get(w.addr)
-            if q and w in q:
-                q.remove(w)
-                if not q:
-                    del task.kernel.futexes[w.addr]
+            _dequeue(task.kernel, w)
     if not ok:
         raise SyscallError(ETIMEDOUT)
     return 0
@@ -103,17 +135,15 @@ def _wait(task, uaddr: int, op: int, val: int, timeout: float | None, bitset: in
 
 def _requeue(task, uaddr: int, op: int, n_wake: int, n_move: int, uaddr2: int) -> int:
     addr, addr2 = futex_key(task, uaddr, op), futex_key(task, uaddr2, op)
-    done = _wake_key(task.kernel, addr, n_wake)
-    queues = task.kernel.futexes
-    q = queues.get(addr, [])
+    kernel = task.kernel
+    done = _wake_key(kernel, addr, n_wake)
     moved = 0
-    while q and moved < n_move:
-        w = q.pop(0)
+    while moved < n_move and kernel.futexes.get(addr):
+        w = kernel.futexes[addr][0]
+        _dequeue(kernel, w)
         w.addr = addr2
-        queues.setdefault(addr2, []).append(w)
+        _enqueue(kernel, w)
         moved += 1
-    if addr in queues and not queues[addr]:
-        del queues[addr]
     return done + moved
 
 
@@ -140,6 +170,8 @@ def sys_futex(task, uaddr, op, val, utime, uaddr2, val3):
     """futex(2). PI futexes are not offered (ENOSYS), as on kernels without PI support."""
     cmd = op & 127
     realtime = bool(op & FUTEX_CLOCK_REALTIME)
+    if realtime and cmd != FUTEX_WAIT_BITSET:
+        raise SyscallError(ENOSYS)   # as Linux: only a bitset wait takes the realtime clock
     if cmd == FUTEX_WAIT:
         return _wait(task, uaddr, op, val, _timeout(task, utime, False, realtime), FUTEX_BITSET_MATCH_ANY)
     if cmd == FUTEX_WAIT_BITSET:

@@ -23,7 +23,8 @@ syscall exit (at_user and get/set regs stay as they were).
 
 The stub's code (code page C, slot S = C + 0x1000, exit page M = C + 0x2000):
 
-    entry:  mov [S+NR], rax ; cmp dword [S+ENABLED], 0 ; je slow
+    entry:  mov [S+NR], rax ; cmp eax, 202 ; je futex
+    back:   cmp dword [S+ENABLED], 0 ; je slow
             mov [S+A0..A5], rdi, rsi, rdx, r10, r8, r9 ; mov [S+AT], rcx
             mov dword [S+STATE], POSTED
     wait:   mov eax, [S+SPIN]
@@ -38,7 +39,33 @@ The stub's code (code page C, slot S = C + 0x1000, exit page M = C + 0x2000):
     last:   jmp rcx
 
 It changes no register but rax (and rsp for four instructions, restored from the slot),
-so a user state is always at hand. Under PVM the slot is writable by the program: the
+so a user state is always at hand. futex (FUTEX_AT..FUTEX_END) answers two calls in the
+guest itself, where the host allows it (S+FUTEX: no tracer, the table's own futex):
+
+    futex:  cmp dword [S+FUTEX], 0 ; je back ; test dil, 3 ; jnz back
+            mov rax, rdi ; shr rax, 32 ; cmp eax, 0x4000 ; je fbail   ; umiak's kernel area,
+            cmp rax, 0x8000 ; jae fbail                     ; or past user space: EFAULT there
+            cmp esi, 0x81 ; je fwake                        ; FUTEX_WAKE_PRIVATE
+            mov eax, esi ; and eax, ~0x180 ; cmp eax, 9 ; je fbitset  ; FUTEX_WAIT_BITSET,
+            test esi, ~0x80 ; jnz fbail ; jmp fwait         ; or FUTEX_WAIT,
+    fbitset: cmp r9d, -1 ; jne fbail                        ; any bit (glibc's condvars)
+    fwait:  test r10, r10 ; jnz fbail                       ; and no timeout
+            mov eax, [S+FSPIN]
+    fload:  cmp edx, [rdi] ; jne fagain                     ; a fault here bails (run)
+            sub eax, 1 ; jb fbail ; pause ; jmp fload
+    fbail:  mov rax, [S+NR] ; jmp back                      ; the call as any other
+    fwake:  mfence ; mov eax, edi ; shr eax, 2 ; and eax, 63
+            bt qword [S+WAITERS], rax ; jc fbail            ; a waiter on the host may match
+            xor eax, eax ; jmp freply                       ; nobody to wake: 0
+    fagain: mov rax, -EAGAIN
+    freply: mov [S+REPLY], rax ; mov dword [S+STATE], DONE ; jmp done
+
+A wait whose word differs is EAGAIN, as Linux checks it; one that still matches spins
+for FSPIN pauses first (the partner of a ping-pong answers within them), then blocks on
+the host as before. A private wake is 0 with no host waiter in its bucket of WAITERS (a
+bit per (uaddr >> 2) & 63, set by the host before it reads the word of a wait it
+queues: mfence on both sides, so a wake either sees the bit or the waiter sees the new
+word). The program's wait in the guest is a waiter not yet queued, which Linux has too. Under PVM the slot is writable by the program: the
 host reads a request once and sanitises the flags it returns with.
 """
 
@@ -54,15 +81,16 @@ IDLE, POSTED, CLAIMED, DONE, EXIT, DONE_SIG = range(6)
 # call returns to (rcx): the poller hands back a call from a site it has not seen (rewrite.py).
 NR_OFF, ARGS_OFF, STATE_OFF, REPLY_OFF, ENABLED_OFF, SPIN_OFF, USER_RSP_OFF = (
     0x00, 0x08, 0x40, 0x80, 0xC0, 0xC4, 0x100)
+FUTEX_OFF, FSPIN_OFF, WAITERS_OFF = 0xC8, 0xCC, 0x180   # the guest's futex: on, spin, host waiters
 STACK_LO, STACK_TOP = 0x200, 0x240
 
 STUB_CODE = bytes.fromhex(
-    "488905f90f0000833db210000000746248893df10f0000488935f20f0000488915f30f00004c"
-    "8915f40f00004c8905f50f00004c890df60f000048890df70f0000c705f50f0000010000008b"
-    "0573100000f390833de60f0000037420833ddd0f000004730dffc875e8833dd00f00000274d9"
-    "c605871f000000480f07488b05fd0f000048892576100000488d25af11000041539d488b2565"
-    "100000c7059b0f000000000000ffe1")
-DONE_AT, LAST_AT = 0x7C, 0xA5   # offsets of `done` and `last` in STUB_CODE
+    "488905f90f00003dca0000000f84ce000000833da710000000746248893de60f0000488935e7"
+    "0f0000488915e80f00004c8915e90f00004c8905ea0f00004c890deb0f000048890dec0f0000"
+    "c705ea0f0000010000008b0568100000f390833ddb0f0000037420833dd20f000004730dffc8"
+    "75e8833dc50f00000274d9c6057c1f000000480f07488b05f20f00004889256b100000488d25"
+    "a411000041539d488b255a100000c705900f000000000000ffe1")
+DONE_AT, LAST_AT = 0x87, 0xB0   # offsets of `done` and `last` in STUB_CODE
 
 # The entry of rewritten syscall sites (kernel/rewrite.py), at RW_AT in the same page: a site's
 # trampoline jumps here through the slot's RW_PTR (%gs is the slot page) with rax = nr and
@@ -74,6 +102,17 @@ DONE_AT, LAST_AT = 0x7C, 0xA5   # offsets of `done` and `last` in STUB_CODE
 RW_AT, RW_END = 0xC0, 0xDD
 RW_CODE = bytes.fromhex("48892539100000488d25721100009c415b488b2528100000e923ffffff")
 RW_PTR_OFF = 0x140   # in the slot page: the address of this vCPU's rw entry
+
+# The guest's futex (see the module docstring), at FUTEX_AT in the same page; FLOAD_AT is
+# its one access to the program's memory, FBAIL_AT where a fault there goes on instead.
+FUTEX_AT, FLOAD_AT, FBAIL_AT, FUTEX_END = 0xE0, 0x13C, 0x149, 0x18B
+FUTEX_CODE = bytes.fromhex(
+    "833de10f0000000f8425ffffff40f6c7030f851bffffff4889f848c1e8203d00400000744448"
+    "3d00800000733c81fe81000000744089f0257ffeffff83f809740af7c67fffffff7520eb0641"
+    "83f9ff75184d85d275138b05900f00003b17752e83e8017204f390ebf3488b05b00e0000e9bd"
+    "feffff0faef089f8c1e80283e03f480fa3051810000072df31c0eb0748c7c0f5ffffff488905"
+    "040f0000c705ba0e000003000000e9fcfeffff")
+FUTEX_SPIN_US = 20       # a guest futex wait spins this long before it blocks on the host
 
 # The host's side: poll(states**, n, tsc_ticks, ctl*, claimed*) -> index claimed, -1 idle,
 # -2 ctl set (*claimed holds the index from before the CAS until the poller answers: the one
@@ -91,12 +130,13 @@ RW_PTR_OFF = 0x140   # in the slot page: the address of this vCPU's rw entry
 #   stop:  mov rax,-2; pop rbx; ret
 #   claim: mov eax,1; xor edx,edx; lock cmpxchg [rdi],edx; sete al; movzx eax,al; ret
 #   spin:  pause; dec rdi; jnz spin; ret
+#   fence: mfence; ret
 _HOST_CODE = bytes.fromhex(
     "534c89c34989d10f3148c1e2204809d04989c04531d24939f2732f4e8b1cd741833b0175204c"
     "8913b801000000ba02000000f0410fb11375054c89d05bc348c703ffffffff49ffc2ebcc4883"
     "3900751cf3900f3148c1e2204809d04c29c04c39c872b048c7c0ffffffff5bc348c7c0feffff"
-    "ff5bc3b80100000031d2f00fb1170f94c00fb6c0c3f39048ffcf75f9c3")
-_POLL_AT, _CLAIM_AT, _SPIN_AT = 0x00, 0x75, 0x87
+    "ff5bc3b80100000031d2f00fb1170f94c00fb6c0c3f39048ffcf75f9c30faef0c3")
+_POLL_AT, _CLAIM_AT, _SPIN_AT, _FENCE_AT = 0x00, 0x75, 0x87, 0x8F
 
 USER_FLAGS = 0x240DD5    # CF PF AF ZF SF TF DF OF AC ID: what a program may set in RFLAGS
 SPIN_US = 15             # the stub's deadline (10-20 µs suffices while the poller is on a CPU)
@@ -121,6 +161,7 @@ class _Native:
         self.poll = code.function(ctypes.c_int64, vp, u64, u64, vp, vp, offset=_POLL_AT)
         self.claim = code.function(ctypes.c_int, u64, offset=_CLAIM_AT)
         self.spin = code.function(None, u64, offset=_SPIN_AT)
+        self.fence = code.function(None, offset=_FENCE_AT)
 
     def calibrate(self) -> tuple[float, float]:
         """(pauses per µs, TSC ticks per µs) here, measured once per process (a property
@@ -202,6 +243,8 @@ class Exitless:
         self._thread: threading.Thread | None = None
         self.rewriter = None   # kernel/rewrite.py's Rewriter, when sites are rewritten (for summary)
         self._cpu_base = 0.0   # the poller's CPU before this run (a recycled VM's: rebind)
+        self.futex_on = False   # the guest answers futex calls (set by the kernel: set_futex)
+        self.waiters = 0        # the WAITERS bits every slot holds (set_waiters)
 
     # -- the kernel it serves -----------------------------------------------------------
     def unbind(self) -> None:
@@ -212,6 +255,8 @@ class Exitless:
         self.forced = False
         self.rewriter = None   # the old kernel's
         self._set_enabled(False)
+        self.set_futex(False)
+        self.set_waiters(0)
         self._new_figures()
 
     def rebind(self, serve, may_serve, forced: bool) -> None:
@@ -233,6 +278,9 @@ class Exitless:
         # Before the poller's calibration (_ready): ~40 pauses a µs, about a 2020s core's.
         self._u32[(slot_pa + SPIN_OFF) // 4] = self.spin_iters or SPIN_US * 40
         self._u32[(slot_pa + ENABLED_OFF) // 4] = 1 if self.awake else 0
+        self._u32[(slot_pa + FUTEX_OFF) // 4] = int(self.futex_on)
+        self._u32[(slot_pa + FSPIN_OFF) // 4] = self._futex_spin()
+        self._q[(slot_pa + WAITERS_OFF) // 8] = self.waiters
         self.slots.append(s)
         self._ctl.value = 1   # the poller picks the new slot up
         return s
@@ -241,6 +289,30 @@ class Exitless:
         v = 1 if on else 0
         for s in self.slots:
             self._u32[(s.slot_pa + ENABLED_OFF) // 4] = v
+
+    # -- the guest's futex (the module docstring) ----------------------------------------
+    def _futex_spin(self) -> int:
+        """FSPIN: pauses in FUTEX_SPIN_US (~40 a µs before the calibration, _ready)."""
+        per_us = self.spin_iters / SPIN_US if self.spin_iters else 40
+        return int(per_us * FUTEX_SPIN_US)
+
+    def set_futex(self, on: bool) -> None:
+        """Let the stubs answer futex waits and private wakes themselves, or not (a tracer
+        must see every call; an app kernel may lack futex)."""
+        if on != self.futex_on:
+            self.futex_on = on
+            for s in self.slots:
+                self._u32[(s.slot_pa + FUTEX_OFF) // 4] = int(on)
+
+    def set_waiters(self, bits: int) -> None:
+        """The buckets (a bit per (uaddr >> 2) & 63) that have a waiter queued on the host,
+        in every slot, then a fence: the kernel reads the word of a wait only after this."""
+        if bits != self.waiters:
+            self.waiters = bits
+            for s in self.slots:
+                self._q[(s.slot_pa + WAITERS_OFF) // 8] = bits
+        if bits:
+            self._ready().fence()
 
     # -- the vCPU thread's side --------------------------------------------------------------
     def note_exit(self, nr: int) -> None:
@@ -313,6 +385,7 @@ class Exitless:
             self.spin_iters = int(pauses * SPIN_US)
             for s in self.slots:
                 self._u32[(s.slot_pa + SPIN_OFF) // 4] = self.spin_iters
+                self._u32[(s.slot_pa + FSPIN_OFF) // 4] = self._futex_spin()
             self.native = native
         return self.native
 

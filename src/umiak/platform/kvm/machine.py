@@ -42,7 +42,7 @@ IDT_PA = 0x2000
 STUBS_PA = 0x3000
 TABLES_PA = 0x8000
 # Each vCPU's exitless stub: code, slot and exit-page alias (platform/kvm/exitless.py).
-EXITLESS_VA = KBASE + 0xC000_0000
+EXITLESS_VA = KBASE + 0xC000_0000   # KBASE's 4 GiB: the guest futex (exitless.py) skips them
 EXITLESS_STRIDE = 0x4000
 FIRST_SLOT = 64 << 20   # guest RAM in KVM's first memory slot (_register)
 # From this many bytes of a fork's frames in one memory slot, write_protect() write-protects
@@ -677,6 +677,7 @@ class KvmPlatform(Platform):
         self.ram[slot_pa:slot_pa + PAGE] = bytes(PAGE)
         self.ram[code_pa:code_pa + len(exitless.STUB_CODE)] = exitless.STUB_CODE
         self.ram[code_pa + exitless.RW_AT:code_pa + exitless.RW_END] = exitless.RW_CODE
+        self.ram[code_pa + exitless.FUTEX_AT:code_pa + exitless.FUTEX_END] = exitless.FUTEX_CODE
         self.ram[slot_pa + exitless.RW_PTR_OFF:slot_pa + exitless.RW_PTR_OFF + 8] = \
             (va + exitless.RW_AT).to_bytes(8, "little")
         self.pt.set(va, code_pa, pte_bits(5))
@@ -685,7 +686,7 @@ class KvmPlatform(Platform):
         vcpu._set_lstar(va)
         vcpu._xl = xl.attach(vcpu, va, slot_pa)
         vcpu._xlm = xl
-        vcpu._xl_end = va + exitless.RW_END
+        vcpu._xl_end = va + exitless.FUTEX_END
 
     def _xl_gs(self, vcpu: "KvmVcpu") -> None:
         """With rewritten sites, %gs is the vCPU's slot page: a site's trampoline finds its
@@ -889,6 +890,8 @@ class KvmVcpu:
                 return ExitKind.SYSCALL
             if phys == self.plat._mmio_exception:
                 self._state = 2
+                if xl is not None and self._xl_futex_fault():
+                    return self.run()   # the stub goes on to the call's real path
                 return ExitKind.FAULT
             self.error = f"store to unbacked guest-physical address {phys:#x}"
         elif reason == api.KVM_EXIT_INTR:
@@ -917,6 +920,14 @@ class KvmVcpu:
         u32, ram_q = xl._u32, xl._q
         r = self._regs
         off = r[RIP] - s.code_va
+        if X.FUTEX_AT <= off < X.FUTEX_END and u32[s.state_i] != X.DONE:
+            # In the guest's futex, nothing posted (DONE: the reply written, as below).
+            u32[s.state_i] = X.IDLE
+            r[0] = ram_q[s.nr_q]
+            self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
+            self._state = 1
+            xl.exits += 1
+            return ExitKind.SYSCALL
         if off >= X.RW_AT:
             # Entering from a rewritten site: nothing posted yet, the flags still the
             # program's; rax and rcx are the call's, as `syscall` would leave them.
@@ -954,6 +965,20 @@ class KvmVcpu:
         self._state = 1
         xl.exits += 1
         return ExitKind.SYSCALL
+
+    def _xl_futex_fault(self) -> bool:
+        """A fault at the guest futex's read of the word (a page not present, an address
+        not mapped): the stub bails to the call's real path, where the kernel reads the
+        word (backs the page, or EFAULT), instead of the program seeing a signal."""
+        from umiak.platform.kvm import exitless as X
+        s = self._xl
+        assert s is not None
+        ram = self.plat.ram.cast("Q")
+        f = self._frame_index()
+        if ram[f + 2] != s.code_va + X.FLOAD_AT:
+            return False
+        ram[f + 2] = s.code_va + X.FBAIL_AT
+        return True
 
     def _xl_return(self, value: int) -> None:
         """Return from the stub as its `done` path would: result, user RIP/RFLAGS/RSP."""
