@@ -117,7 +117,7 @@ def test_summary_sees_every_futex_call(platform):
         pytest.skip("the exitless path is kvm's")
     prog = [str(build("futex_guest", "glibc-static", PTHREAD))]
     native = run_native(prog)
-    r = run_umiak("kvm", prog, options=["--syscall-summary", "--verbose"])
+    r = run_umiak("kvm-exitless", prog, options=["--syscall-summary", "--verbose"])
     assert (r.status, r.stdout) == (native.status, native.stdout), r.describe()
     counts, err = _summary_counts(r.stderr), r.stderr.decode(errors="replace")
     m = re.search(r"exitless: (\d+) of (\d+) syscalls", err)
