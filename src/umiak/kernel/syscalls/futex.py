@@ -117,9 +117,7 @@ def _timeout(task, utime: int, absolute: bool, realtime: bool) -> float | None:
 
 
 def _wait(task, uaddr: int, op: int, val: int, timeout: float | None, bitset: int) -> int:
-    if uaddr & 3:
-        raise SyscallError(EINVAL)
-    w = Waiter(task, futex_key(task, uaddr, op), bitset)
+    w = Waiter(task, futex_key(task, uaddr, op), bitset)   # EINVAL, EFAULT as Linux
     _enqueue(task.kernel, w)   # before the word is read (the module docstring)
     try:
         if task.mm.read_u32(uaddr) != val & 0xFFFFFFFF:

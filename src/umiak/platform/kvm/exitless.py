@@ -286,9 +286,12 @@ class Exitless:
         return s
 
     def _set_enabled(self, on: bool) -> None:
-        v = 1 if on else 0
+        self._put(ENABLED_OFF, int(on))
+
+    def _put(self, off: int, value: int) -> None:
+        """A u32 of the host's settings, in every slot."""
         for s in self.slots:
-            self._u32[(s.slot_pa + ENABLED_OFF) // 4] = v
+            self._u32[(s.slot_pa + off) // 4] = value
 
     # -- the guest's futex (the module docstring) ----------------------------------------
     def _futex_spin(self) -> int:
@@ -301,8 +304,7 @@ class Exitless:
         must see every call; an app kernel may lack futex)."""
         if on != self.futex_on:
             self.futex_on = on
-            for s in self.slots:
-                self._u32[(s.slot_pa + FUTEX_OFF) // 4] = int(on)
+            self._put(FUTEX_OFF, int(on))
 
     def set_waiters(self, bits: int) -> None:
         """The buckets (a bit per (uaddr >> 2) & 63) that have a waiter queued on the host,
@@ -383,9 +385,8 @@ class Exitless:
             native = _Native()
             pauses, self.ticks_per_us = native.calibrate()
             self.spin_iters = int(pauses * SPIN_US)
-            for s in self.slots:
-                self._u32[(s.slot_pa + SPIN_OFF) // 4] = self.spin_iters
-                self._u32[(s.slot_pa + FSPIN_OFF) // 4] = self._futex_spin()
+            self._put(SPIN_OFF, self.spin_iters)
+            self._put(FSPIN_OFF, self._futex_spin())
             self.native = native
         return self.native
 

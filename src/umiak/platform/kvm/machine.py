@@ -920,15 +920,7 @@ class KvmVcpu:
         u32, ram_q = xl._u32, xl._q
         r = self._regs
         off = r[RIP] - s.code_va
-        if X.FUTEX_AT <= off < X.FUTEX_END and u32[s.state_i] != X.DONE:
-            # In the guest's futex, nothing posted (DONE: the reply written, as below).
-            u32[s.state_i] = X.IDLE
-            r[0] = ram_q[s.nr_q]
-            self._q[self._dirty] |= api.KVM_SYNC_X86_REGS
-            self._state = 1
-            xl.exits += 1
-            return ExitKind.SYSCALL
-        if off >= X.RW_AT:
+        if X.RW_AT <= off < X.RW_END:
             # Entering from a rewritten site: nothing posted yet, the flags still the
             # program's; rax and rcx are the call's, as `syscall` would leave them.
             lo = s.code_va + PAGE
@@ -952,8 +944,9 @@ class KvmVcpu:
         if not took and st in (X.DONE, X.DONE_SIG):
             self._xl_return(ram_q[s.reply_q])
             return ExitKind.INTERRUPTED   # in user code now: the loop delivers what is pending
-        if not took and st != X.EXIT and off >= X.DONE_AT:
+        if not took and st != X.EXIT and X.DONE_AT <= off < X.RW_AT:
             # Past the reply (the stub set IDLE just before `jmp rcx`): finish its return.
+            # (In the guest's futex, nothing is posted: IDLE there is a syscall exit, below.)
             self._xl_return(r[0])
             return ExitKind.INTERRUPTED
         # A syscall exit with the call in the slot: before the stub posted, past its
