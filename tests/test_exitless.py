@@ -54,6 +54,40 @@ def test_blocked_read_costs_no_cpu(platform):
     assert blocked - quick < 0.4, f"1 s blocked in read cost {blocked - quick:.2f} s of CPU (quick run {quick:.2f} s)"
 
 
+def test_the_poller_gives_way_to_the_host(platform):
+    """The poller thread runs 10 nicer than the VM (exitless._yield_to_host), so a busy host
+    process shares its core rather than a vCPU's; the vCPU threads keep the VM's priority.
+    Read from the host's /proc while the program blocks after its burst of fast calls."""
+    import os
+    import time
+    if platform != "kvm":
+        pytest.skip("the poller is kvm's")
+    from umiak.platform.kvm.device import flavour
+    if flavour() != "pvm":
+        pytest.skip("the exitless path runs under PVM only")
+    prog = str(build("exitless_block", "glibc-static", PTHREAD))
+    extra = platform_env("kvm-exitless")[1]
+    proc = subprocess.Popen(umiak_command("kvm-exitless", [prog, "2.0"]), env=umiak_env() | extra,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    nices: dict[int, int] = {}
+    try:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end and base + 10 not in nices.values():
+            time.sleep(0.05)
+            nices = {}
+            for tid in os.listdir(f"/proc/{proc.pid}/task"):
+                try:
+                    stat = open(f"/proc/{proc.pid}/task/{tid}/stat").read()
+                except OSError:
+                    continue   # a thread that just ended
+                nices[int(tid)] = int(stat.rsplit(")", 1)[1].split()[16])   # field 19: nice
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"read 1 byte 'x'" in out, err
+    assert sorted(nices.values()) == [base] * (len(nices) - 1) + [min(19, base + 10)], nices
+
+
 def _cpu_run(platform: str, argv: list[str]) -> None:
     extra = platform_env(platform)[1]
     r = subprocess.run(umiak_command(platform, argv), env=umiak_env() | extra, stdin=subprocess.DEVNULL,
