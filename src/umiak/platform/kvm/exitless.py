@@ -10,7 +10,8 @@ only to serve a claimed request through the kernel's one dispatcher. Anything th
 poller must not do (a call that may block, touches vCPU state or changes the task, a
 thread with a pending signal) it answers "take the real exit", and the stub exits as
 before. The poller sleeps after ~1 ms without requests (the stubs then exit at once),
-and is woken lazily by the exits that it could have served.
+and is woken lazily by the exits that it could have served. It runs nicer than the VM, so
+the host's other work takes its core rather than a vCPU's (_yield_to_host).
 
 Slot states (a u32 both sides change; only the host uses atomic operations on it):
   IDLE 0 -> POSTED 1 (stub) -> CLAIMED 2 (poller, CAS) -> DONE 3 / EXIT 4 / DONE_SIG 5;
