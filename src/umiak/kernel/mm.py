@@ -40,6 +40,7 @@ BUS_ERROR = 2   # handle_fault: the page lies past the end of the mapped file (S
 MMAP_MIN_ADDR = 0x10000
 KERNEL_VMA = "[umiak-rewrite]"   # the name of umiak's own pages (kernel/rewrite.py): unseen, kept
 WRITE_RUN = 1 << 20      # bytes AddressSpace.write asks write_views for at a time
+RUNS_KEPT = 64           # single runs write_views remembers (a buffer per client of a server)
 # Vma.flags bits above the mmap flags: what fork does with the VMA (madvise).
 VM_DONTFORK, VM_WIPEONFORK = 1 << 40, 1 << 41
 
@@ -80,11 +81,12 @@ class AddressSpace:
         self.stack_top = 0         # top of the main thread's stack: set by loader.exec.setup_address_space
         self.vdso_base = 0         # where [vdso] is mapped (loader.vdso.VdsoClock.map)
         self.layout_seed: int | None = None   # see Kernel.new_mm
-        # write_views' last single run of pages writable in place: (first vpn, last vpn, its
-        # first frame, frames.shares then). Every change of an entry already in `pages`
-        # (unmap, move, mprotect, a COW copy, put_frame) drops it; adding entries cannot
-        # spoil it, and a frame that gains a holder (fork) moves frames.shares on.
-        self._run: tuple[int, int, int, int] | None = None
+        # write_views' recent single runs of pages writable in place: (first vpn, last vpn) ->
+        # (its first frame, frames.shares then), a few dozen (a server reads into one buffer
+        # per client). Every change of an entry already in `pages` (unmap, move, mprotect, a
+        # COW copy, put_frame) drops them; adding entries cannot spoil one, and a frame that
+        # gains a holder (fork) moves frames.shares on.
+        self._runs: dict[tuple[int, int], tuple[int, int]] = {}
 
     # -- VMA bookkeeping ------------------------------------------------------
     def find_vma(self, addr: int) -> Vma | None:
@@ -312,7 +314,7 @@ class AddressSpace:
         """Unmap the backed pages of [start, end), adding their frames to dead. A huge,
         sparsely backed range (a reservation) is walked through its backed pages only."""
         pages, plat = self.pages, self.platform
-        self._run = None
+        self._runs.clear()
         lo, hi = start >> 12, end >> 12
         vpns = range(lo, hi) if hi - lo <= len(pages) else [k for k in pages if lo <= k < hi]
         for vpn in vpns:
@@ -372,7 +374,7 @@ class AddressSpace:
             dest, dest + new_size, vma.prot, vma.flags, vma.name, vma.file,
             vma.offset + (old - vma.start) if vma.file is not None else 0, cache=vma.cache)
         pages, plat = self.pages, self.platform
-        self._run = None
+        self._runs.clear()
         keep = min(old_size, new_size)
         moving = []
         for i in range(0, keep, PAGE):
@@ -408,7 +410,7 @@ class AddressSpace:
             va = v.end
         prot &= PROT_MASK
         pages, plat = self.pages, self.platform
-        self._run = None
+        self._runs.clear()
         lowered = []
         for vma in self._range_vmas(addr, end):
             if vma.name == KERNEL_VMA:
@@ -625,11 +627,12 @@ class AddressSpace:
         touch_write (which populates or copies it, or says EFAULT) and asks again."""
         # The common case: one run of neighbouring frames, all writable in place. The last
         # such run is remembered (a program reads into the same buffer again and again).
-        run = self._run
-        if run is not None and n > 0 and run[0] == addr >> 12 and run[1] == (addr + n - 1) >> 12 \
-                and run[3] == self.frames.shares:
-            pa = run[2] + (addr & 0xFFF)
-            return [self.ram[pa:pa + n]], n
+        runs = self._runs
+        if runs and n > 0:
+            run = runs.get((addr >> 12, (addr + n - 1) >> 12))
+            if run is not None and run[1] == self.frames.shares:
+                pa = run[0] + (addr & 0xFFF)
+                return [self.ram[pa:pa + n]], n
         if n <= 0 or addr < 0 or addr + n > TASK_SIZE:
             return [], 0
         pages, refs, ram = self.pages, self._refs, self.ram
@@ -644,7 +647,9 @@ class AddressSpace:
         # One run of writable neighbouring frames with no other holder.
         e = self._one_run(vpn, last, PROT_WRITE)
         if e is not None and not any(refs[e >> 12:(e >> 12) + last - vpn + 1]):
-            self._run = (vpn, last, e & ~0xFFF, self.frames.shares)
+            if len(runs) >= RUNS_KEPT:
+                runs.clear()
+            runs[vpn, last] = (e & ~0xFFF, self.frames.shares)
             pa = (e & ~0xFFF) + (addr & 0xFFF)
             return [ram[pa:pa + n]], n
         views: list[memoryview] = []
@@ -845,7 +850,7 @@ class AddressSpace:
         pa = e & ~0xFFF
         prot = vma.prot & PROT_MASK
         va = vpn << 12
-        self._run = None
+        self._runs.clear()
         if self.frames.users(pa):
             new = self.frames.alloc()
             self.ram[new:new + PAGE] = self.ram[pa:pa + PAGE]
@@ -862,7 +867,7 @@ class AddressSpace:
         how the VM's one [vvar] page appears in every address space."""
         vpn = va >> 12
         e = self.pages[vpn]
-        self._run = None
+        self._runs.clear()
         self.frames.share(pa)
         self.pages[vpn] = pa | (e & PROT_MASK & ~PROT_WRITE)   # shared, so copied if ever written
         self.platform.map_page(va, pa, e & PROT_MASK & ~PROT_WRITE)
@@ -883,7 +888,7 @@ class AddressSpace:
             self.vmas.clear()
             self._starts.clear()
             self.pages.clear()
-            self._run = None
+            self._runs.clear()
             self.brk_start = self.brk_end = 0
             self.stack_vma = None
             return
